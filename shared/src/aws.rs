@@ -1,0 +1,25 @@
+//! Building AWS SDK configuration once per cold start, from the environment alone
+//! (`AWS_ENDPOINT_URL` points every client at moto locally; nothing in code knows about it).
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+/// SDK configuration with a rustls/ring HTTPS client and timeouts that fit a 10 s Lambda: a stuck
+/// connection fails fast and is retried by the SDK instead of eating the whole invocation.
+pub async fn sdk_config() -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(1_500))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(8))
+        .build();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).timeout_config(timeouts).load().await
+}
+
+pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(config)
+}

@@ -1,0 +1,83 @@
+//! Settings read once per cold start from the environment that template.yaml declares.
+
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} has an invalid value {value:?}: {why}")]
+    Invalid { name: &'static str, value: String, why: String },
+}
+
+/// Reads settings from a lookup function (the process environment in Lambda, a map in tests).
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl Env<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Env(|name| std::env::var(name).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.0(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+    }
+
+    pub fn or<T: FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.0(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, why: e.to_string(), value }),
+        }
+    }
+}
+
+/// Settings of the rating intake.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingSettings {
+    pub table_name: String,
+    /// Ratings with at most this many stars offer the deeper feedback step.
+    pub deeper_feedback_max_stars: u8,
+    /// Ratings expire (DynamoDB TTL) this many days after they are made.
+    pub rating_retention_days: u32,
+}
+
+impl RatingSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let s = RatingSettings {
+            table_name: env.required("TABLE_NAME")?,
+            deeper_feedback_max_stars: env.or("DEEPER_FEEDBACK_MAX_STARS", 2)?,
+            rating_retention_days: env.or("RATING_RETENTION_DAYS", 730)?,
+        };
+        if !(1..=5).contains(&s.deeper_feedback_max_stars) {
+            return Err(ConfigError::Invalid {
+                name: "DEEPER_FEEDBACK_MAX_STARS",
+                value: s.deeper_feedback_max_stars.to_string(),
+                why: "must be 1 to 5".into(),
+            });
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_and_bad_values_name_the_variable() {
+        let s = RatingSettings::from_env(&env(&[("TABLE_NAME", "t")])).unwrap();
+        assert_eq!((s.deeper_feedback_max_stars, s.rating_retention_days), (2, 730));
+        assert_eq!(RatingSettings::from_env(&env(&[])), Err(ConfigError::Missing("TABLE_NAME")));
+        let err = RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("RATING_RETENTION_DAYS", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("RATING_RETENTION_DAYS"));
+        assert!(RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("DEEPER_FEEDBACK_MAX_STARS", "9")])).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! The DynamoDB adapter: one table (single-table design) whose keys are built only here.
+//!
+//! | entity       | pk                  | sk        | gsi1pk                | gsi1sk                           |
+//! |--------------|---------------------|-----------|-----------------------|----------------------------------|
+//! | rating       | `CONV#<conversation>` | `RATING`  | `FEEDBACK#<yyyy-mm-dd>` | `<created_at>#RATING#<conversation>` |
+//!
+//! `gsi1` is the time-bucketed index: one partition per UTC day of feedback (later: follow-ups
+//! due per hour). `expires_at` (epoch seconds) is the TTL attribute. See ARCHITECTURE.md.
+
+mod ratings;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub use ratings::DynamoRatingStore;
+
+use crate::ports::StoreError;
+
+pub mod keys {
+    use crate::Timestamp;
+
+    pub fn conversation(conversation_id: &str) -> String {
+        format!("CONV#{conversation_id}")
+    }
+    pub const RATING: &str = "RATING";
+
+    /// The day bucket of the feedback index, in UTC.
+    pub fn feedback_day(at: Timestamp) -> String {
+        let date = jiff::tz::TimeZone::UTC.to_datetime(at).date();
+        format!("FEEDBACK#{date}")
+    }
+
+    pub fn feedback_sort(at: Timestamp, kind: &str, conversation_id: &str) -> String {
+        format!("{}#{kind}#{conversation_id}", super::iso(at))
+    }
+}
+
+/// Timestamps in items are RFC 3339 UTC with millisecond precision, so they sort as strings.
+pub(crate) fn iso(at: crate::Timestamp) -> String {
+    at.round(jiff::Unit::Millisecond).unwrap_or(at).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub(crate) fn expiry(at: crate::Timestamp, days: u32) -> i64 {
+    at.as_second() + i64::from(days) * 86_400
+}
+
+/// Throttling, 5xx and transport failures are worth retrying; everything else is not.
+pub(crate) fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("").to_owned();
+    let retryable = matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
+        || code.contains("Throttl")
+        || matches!(
+            code.as_str(),
+            "ProvisionedThroughputExceededException" | "RequestLimitExceeded" | "InternalServerError" | "ServiceUnavailable"
+        );
+    let what = format!("{code}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+    if retryable { StoreError::Unavailable(what) } else { StoreError::Failed(what) }
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    [("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))].into()
+}
+
+/// Opens the connection (DNS, TCP, TLS, credentials) during init, so the first customer request
+/// does not pay for it. A read of a key that never exists; failures only log: init must not fail
+/// because the network blinked.
+pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let read = client.get_item().table_name(table).set_key(Some(key("WARMUP".into(), "WARMUP"))).send();
+    match tokio::time::timeout(Duration::from_secs(2), read).await {
+        Ok(Ok(_)) => tracing::debug!("dynamodb connection warmed"),
+        Ok(Err(e)) => tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "dynamodb warm-up failed"),
+        Err(_) => tracing::warn!("dynamodb warm-up timed out"),
+    }
+}

@@ -1,0 +1,417 @@
+//! A customer's rating of a conversation: how a submission is read and checked, and the rule that
+//! a conversation is rated once, with retries recognised rather than stored twice.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::conversation::{Channel, ServedBy};
+use crate::ports::{RatingStore, StoreError};
+use crate::validate::{FieldError, Fields, check_locale, check_text};
+use crate::Timestamp;
+
+pub const COMMENT_MAX_CHARS: usize = 2_000;
+/// Anything bigger than this is not a rating; rejected before parsing.
+pub const BODY_MAX_BYTES: usize = 16 * 1024;
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
+
+const FIELDS: &[&str] = &["conversation_id", "customer_id", "stars", "comment", "channel", "served_by", "locale"];
+
+/// A validated rating as the customer submitted it, before it has an id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RatingSubmission {
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub stars: u8,
+    pub comment: Option<String>,
+    pub channel: Channel,
+    pub served_by: Option<ServedBy>,
+    pub locale: Option<String>,
+}
+
+/// Why a request could not be read as a rating. Every variant is the caller's to fix (4xx).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InputError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body must be a JSON object")]
+    NotAnObject,
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("content type {0:?} is not supported; send application/json")]
+    UnsupportedMediaType(String),
+    #[error("{} field(s) are invalid", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("header {header} is invalid: {detail}")]
+    BadHeader { header: &'static str, detail: String },
+}
+
+impl RatingSubmission {
+    /// Reads a `POST /ratings` body. Unknown fields are rejected (a typo such as `star` must not
+    /// silently drop the customer's score); every problem is reported at once.
+    pub fn from_json(body: &[u8]) -> Result<Self, InputError> {
+        if body.len() > BODY_MAX_BYTES {
+            return Err(InputError::TooLarge { limit: BODY_MAX_BYTES });
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
+        let Value::Object(object) = value else { return Err(InputError::NotAnObject) };
+        let mut f = Fields::new(&object, "", FIELDS);
+        let conversation_id = f.id("conversation_id", true);
+        let customer_id = f.id("customer_id", true);
+        let stars = f.integer_in("stars", 1, 5);
+        let comment = match f.string("comment", false) {
+            Some(raw) => f.keep(check_text("comment", raw, COMMENT_MAX_CHARS)).flatten(),
+            None => None,
+        };
+        let channel = f.one_of("channel", true, &Channel::ALL);
+        let served_by = f.object("served_by").and_then(|o| ServedBy::parse(&mut f, "served_by", o));
+        let locale = f.string("locale", false).and_then(|raw| f.keep(check_locale("locale", raw)));
+        match (conversation_id, customer_id, stars, channel) {
+            (Some(conversation_id), Some(customer_id), Some(stars), Some(channel)) if f.errors.is_empty() => {
+                Ok(RatingSubmission {
+                    conversation_id,
+                    customer_id,
+                    stars: stars as u8,
+                    comment,
+                    channel,
+                    served_by,
+                    locale,
+                })
+            }
+            _ => Err(InputError::Invalid(f.errors)),
+        }
+    }
+
+    /// A digest of what was submitted (after cleaning), used to recognise a retry of the same
+    /// rating. Field order is fixed by the struct, so the digest is stable.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("a submission always serialises");
+        hex::encode(Sha256::digest(&canonical))
+    }
+}
+
+/// Checks an `Idempotency-Key` header value: 1–255 visible ASCII characters.
+pub fn check_idempotency_key(raw: &[u8]) -> Result<String, InputError> {
+    let ok = !raw.is_empty() && raw.len() <= IDEMPOTENCY_KEY_MAX_LEN && raw.iter().all(|b| (0x21..=0x7e).contains(b));
+    if ok {
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    } else {
+        Err(InputError::BadHeader {
+            header: "Idempotency-Key",
+            detail: format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"),
+        })
+    }
+}
+
+/// A stored rating.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub id: String,
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub stars: u8,
+    pub comment: Option<String>,
+    pub channel: Channel,
+    pub served_by: Option<ServedBy>,
+    pub locale: Option<String>,
+    pub created_at: Timestamp,
+    /// The caller's `Idempotency-Key`, if it sent one. Scoped to the conversation.
+    pub idempotency_key: Option<String>,
+    pub fingerprint: String,
+}
+
+impl Rating {
+    pub fn new(submission: RatingSubmission, id: String, created_at: Timestamp, idempotency_key: Option<String>) -> Self {
+        let fingerprint = submission.fingerprint();
+        let RatingSubmission { conversation_id, customer_id, stars, comment, channel, served_by, locale } = submission;
+        Rating {
+            id,
+            conversation_id,
+            customer_id,
+            stars,
+            comment,
+            channel,
+            served_by,
+            locale,
+            created_at,
+            idempotency_key,
+            fingerprint,
+        }
+    }
+}
+
+/// Whether the chatbot should offer the customer a deeper feedback step ("what went wrong?").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DeeperFeedback {
+    pub offer: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// Ratings at or below `max_stars` (default 2) ask what went wrong.
+pub fn deeper_feedback(stars: u8, max_stars: u8) -> DeeperFeedback {
+    if stars <= max_stars {
+        DeeperFeedback { offer: true, reason: Some("low_stars") }
+    } else {
+        DeeperFeedback { offer: false, reason: None }
+    }
+}
+
+/// What the storefront gets back: the stored rating and the next step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RatingReceipt {
+    pub id: String,
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub stars: u8,
+    pub comment: Option<String>,
+    pub channel: Channel,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<ServedBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    pub created_at: Timestamp,
+    pub deeper_feedback: DeeperFeedback,
+}
+
+impl RatingReceipt {
+    pub fn new(rating: &Rating, max_stars_for_deeper_feedback: u8) -> Self {
+        RatingReceipt {
+            id: rating.id.clone(),
+            conversation_id: rating.conversation_id.clone(),
+            customer_id: rating.customer_id.clone(),
+            stars: rating.stars,
+            comment: rating.comment.clone(),
+            channel: rating.channel,
+            served_by: rating.served_by.clone(),
+            locale: rating.locale.clone(),
+            created_at: rating.created_at,
+            deeper_feedback: deeper_feedback(rating.stars, max_stars_for_deeper_feedback),
+        }
+    }
+}
+
+/// The outcome of a submission that did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new rating was stored.
+    Created(Rating),
+    /// The same rating was submitted before (a retry); this is the original, nothing was written.
+    Replayed(Rating),
+}
+
+impl Submitted {
+    pub fn rating(&self) -> &Rating {
+        match self {
+            Submitted::Created(r) | Submitted::Replayed(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitRatingError {
+    #[error("conversation {conversation_id} already has a different rating")]
+    AlreadyRated { conversation_id: String, existing_id: String },
+    #[error("the Idempotency-Key was already used for a different rating of conversation {conversation_id}")]
+    IdempotencyKeyReused { conversation_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stores a rating unless the conversation is already rated.
+///
+/// A second submission for a rated conversation is a retry (the original is returned, nothing is
+/// written) when it carries the same `Idempotency-Key`, or, without a key, the same content.
+/// Otherwise it is a conflict. The store's conditional write makes this hold under concurrency:
+/// of two racing identical requests exactly one writes, the other finds it and replays it.
+pub async fn submit_rating(
+    store: &impl RatingStore,
+    submission: RatingSubmission,
+    idempotency_key: Option<String>,
+    now: Timestamp,
+) -> Result<Submitted, SubmitRatingError> {
+    let rating = Rating::new(submission, new_rating_id(now), now, idempotency_key);
+    let Some(existing) = store.insert_rating(&rating).await? else {
+        return Ok(Submitted::Created(rating));
+    };
+    match (&rating.idempotency_key, &existing.idempotency_key) {
+        (Some(key), Some(original)) if key == original => {
+            if existing.fingerprint == rating.fingerprint {
+                Ok(Submitted::Replayed(existing))
+            } else {
+                Err(SubmitRatingError::IdempotencyKeyReused { conversation_id: existing.conversation_id })
+            }
+        }
+        _ if existing.fingerprint == rating.fingerprint => Ok(Submitted::Replayed(existing)),
+        _ => Err(SubmitRatingError::AlreadyRated { existing_id: existing.id, conversation_id: existing.conversation_id }),
+    }
+}
+
+/// Rating ids are ULIDs: unique without coordination and sortable by creation time.
+pub fn new_rating_id(now: Timestamp) -> String {
+    let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, rand_u128()).to_string()
+}
+
+fn rand_u128() -> u128 {
+    // ulid's own generator, so we need no extra RNG dependency.
+    ulid::Ulid::new().random()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn body(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn valid() -> serde_json::Value {
+        json!({"conversation_id": "c-1", "customer_id": "u-1", "stars": 4, "channel": "web"})
+    }
+
+    fn field_errors(v: serde_json::Value) -> Vec<(String, &'static str)> {
+        match RatingSubmission::from_json(&body(v)) {
+            Err(InputError::Invalid(errs)) => errs.into_iter().map(|e| (e.field, e.rule)).collect(),
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_minimal_rating_is_accepted() {
+        let s = RatingSubmission::from_json(&body(valid())).unwrap();
+        assert_eq!((s.stars, s.channel, s.comment, s.served_by), (4, Channel::Web, None, None));
+    }
+
+    #[test]
+    fn a_full_rating_is_cleaned_and_canonicalised() {
+        let s = RatingSubmission::from_json(&body(json!({
+            "conversation_id": "c-1", "customer_id": "u-1", "stars": 1, "channel": "wechat",
+            "comment": "  物流太慢了\u{0000}  ", "locale": "zh-cn",
+            "served_by": {"kind": "bot", "bot_intent": "track_order"}
+        })))
+        .unwrap();
+        assert_eq!(s.comment.as_deref(), Some("物流太慢了"));
+        assert_eq!(s.locale.as_deref(), Some("zh-CN"));
+        assert_eq!(s.served_by.unwrap().bot_intent.as_deref(), Some("track_order"));
+    }
+
+    #[test]
+    fn stars_must_be_a_whole_number_from_one_to_five() {
+        for bad in [json!(0), json!(6), json!(4.5), json!("4"), json!(-1), json!(true)] {
+            let mut v = valid();
+            v["stars"] = bad.clone();
+            let errs = field_errors(v);
+            assert_eq!(errs.len(), 1, "{bad}");
+            assert_eq!(errs[0].0, "stars");
+        }
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove("stars");
+        assert_eq!(field_errors(v), vec![("stars".to_owned(), "required")]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_field_and_rule() {
+        let errs = field_errors(json!({
+            "conversation_id": "", "customer_id": "a#b", "stars": 9, "channel": "fax",
+            "star": 5, "served_by": {"kind": "robot"}, "locale": "??"
+        }));
+        let expect = [
+            ("star", "unknown_field"),
+            ("conversation_id", "not_empty"),
+            ("customer_id", "id_charset"),
+            ("stars", "range"),
+            ("channel", "one_of"),
+            ("served_by.kind", "one_of"),
+            ("locale", "locale"),
+        ];
+        for (field, rule) in expect {
+            assert!(errs.contains(&(field.to_owned(), rule)), "missing {field}/{rule} in {errs:?}");
+        }
+        assert_eq!(errs.len(), expect.len());
+    }
+
+    #[test]
+    fn malformed_or_non_object_bodies_are_told_apart() {
+        assert!(matches!(RatingSubmission::from_json(b"{\"stars\": "), Err(InputError::MalformedJson(_))));
+        assert!(matches!(RatingSubmission::from_json(b""), Err(InputError::MalformedJson(_))));
+        assert_eq!(RatingSubmission::from_json(b"[1,2]"), Err(InputError::NotAnObject));
+        let huge = vec![b' '; BODY_MAX_BYTES + 1];
+        assert_eq!(RatingSubmission::from_json(&huge), Err(InputError::TooLarge { limit: BODY_MAX_BYTES }));
+    }
+
+    #[test]
+    fn an_over_long_comment_is_rejected_not_truncated() {
+        let mut v = valid();
+        v["comment"] = json!("差".repeat(COMMENT_MAX_CHARS + 1));
+        assert_eq!(field_errors(v), vec![("comment".to_owned(), "max_length")]);
+    }
+
+    #[test]
+    fn null_optional_fields_are_absent_fields() {
+        let mut v = valid();
+        v["comment"] = json!(null);
+        v["served_by"] = json!(null);
+        assert!(RatingSubmission::from_json(&body(v)).is_ok());
+    }
+
+    #[test]
+    fn low_ratings_offer_deeper_feedback() {
+        assert!(deeper_feedback(1, 2).offer);
+        assert!(deeper_feedback(2, 2).offer);
+        assert!(!deeper_feedback(3, 2).offer);
+        assert!(deeper_feedback(3, 3).offer);
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_formatting_but_not_content() {
+        let a = RatingSubmission::from_json(br#"{"conversation_id":"c","customer_id":"u","stars":2,"channel":"web","comment":" slow "}"#).unwrap();
+        let b = RatingSubmission::from_json(br#"{ "comment":"slow", "channel":"web","stars":2,"customer_id":"u","conversation_id":"c"}"#).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let c = RatingSubmission { stars: 3, ..a.clone() };
+        assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert_eq!(check_idempotency_key(b"order-7/try-1").unwrap(), "order-7/try-1");
+        assert!(check_idempotency_key(b"").is_err());
+        assert!(check_idempotency_key(b"has space").is_err());
+        assert!(check_idempotency_key(&[b'k'; 256]).is_err());
+    }
+
+    #[test]
+    fn rating_ids_sort_by_creation_time() {
+        let t1: Timestamp = "2026-11-25T08:00:00Z".parse().unwrap();
+        let t2: Timestamp = "2026-11-25T08:00:01Z".parse().unwrap();
+        assert!(new_rating_id(t1) < new_rating_id(t2));
+        assert_ne!(new_rating_id(t1), new_rating_id(t1));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = RatingSubmission::from_json(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_field_values_are_accepted_or_named(
+            conv in any::<String>(), stars in any::<i64>(), comment in any::<String>(), channel in any::<String>()
+        ) {
+            let v = json!({"conversation_id": conv, "customer_id": "u", "stars": stars, "comment": comment, "channel": channel});
+            match RatingSubmission::from_json(&body(v)) {
+                Ok(s) => {
+                    prop_assert!((1..=5).contains(&s.stars));
+                    prop_assert!(s.comment.as_ref().is_none_or(|c| c.chars().count() <= COMMENT_MAX_CHARS));
+                }
+                Err(InputError::Invalid(errs)) => {
+                    prop_assert!(!errs.is_empty());
+                    prop_assert!(errs.iter().all(|e| FIELDS.contains(&e.field.as_str())));
+                }
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}
