@@ -1,1 +1,17 @@
+//! Local stand-ins for the parts of AWS that moto does not play, all derived from template.yaml:
+//! the Lambda Runtime API (each function's real binary runs against it), API Gateway's HTTP API
+//! (routes and authorizer from the template, real payload-v2 events), and table creation.
 
+pub mod gateway;
+pub mod http;
+pub mod lambda_host;
+pub mod moto;
+pub mod runner;
+pub mod tables;
+pub mod template;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The API key the local runner accepts (as `Authorization: Bearer dev-local-key`). Never valid in
+/// AWS: the deployed stack only knows the digests given in its `CallerKeys` parameter.
+pub const DEV_CALLER_KEY: &str = "dev-local-key";

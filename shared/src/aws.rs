@@ -23,3 +23,19 @@ pub async fn sdk_config() -> SdkConfig {
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
+
+/// Configuration for local tooling (runner, tests) talking to moto with dummy credentials.
+/// Lambda code never uses this: there the environment alone decides.
+pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local"))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}

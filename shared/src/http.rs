@@ -60,3 +60,11 @@ pub fn problem_response(problem: &Problem) -> Response<Body> {
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     res
 }
+
+/// A `POST /ratings` request read into domain input: the submission and its `Idempotency-Key`.
+pub fn rating_request(req: &Request) -> Result<(crate::rating::RatingSubmission, Option<String>), InputError> {
+    use crate::rating::{BODY_MAX_BYTES, RatingSubmission, check_idempotency_key};
+    let key = header(req, "idempotency-key").map(check_idempotency_key).transpose()?;
+    let submission = RatingSubmission::from_json(json_body(req, BODY_MAX_BYTES)?)?;
+    Ok((submission, key))
+}

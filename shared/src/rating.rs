@@ -230,6 +230,9 @@ pub async fn submit_rating(
     idempotency_key: Option<String>,
     now: Timestamp,
 ) -> Result<Submitted, SubmitRatingError> {
+    // Stored timestamps have millisecond precision; use that from the start so the first answer and
+    // a replayed one are identical.
+    let now = Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now);
     let rating = Rating::new(submission, new_rating_id(now), now, idempotency_key);
     let Some(existing) = store.insert_rating(&rating).await? else {
         return Ok(Submitted::Created(rating));

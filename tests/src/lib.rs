@@ -1,1 +1,153 @@
+//! Test kit: real moto (one per test binary), tables made from template.yaml, the real local runner,
+//! and real API Gateway events. Nothing here fakes an AWS client.
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use infra::template::{LocalNames, Template};
+
+pub use infra::http::{Reply, send};
+
+/// A moto for this test binary: `MOTO_URL` if set, else one started on a free port that dies with
+/// this process (so a failed run leaves nothing behind).
+pub fn moto_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("MOTO_URL") {
+            return url;
+        }
+        let port = infra::moto::free_port();
+        let path = infra::moto::moto_server_path();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The child is spawned from a thread that lives as long as the process, because Linux's
+        // parent-death signal fires when the spawning *thread* exits.
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(&path);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+            die_with_parent(&mut cmd);
+            let child = cmd.spawn();
+            let ok = child.is_ok();
+            let _ = tx.send(child.map_err(|e| format!("cannot start {} ({e}); run `make venv` first", path.display())));
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        let _child: Child = rx.recv().expect("moto thread").expect("moto started");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for_port(port, Duration::from_secs(30));
+        url
+    })
+}
+
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    unsafe extern "C" {
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    }
+    // SAFETY: prctl with integer arguments is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            prctl(1 /* PR_SET_PDEATHSIG */, 15 /* SIGTERM */, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+pub fn wait_for_port(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "nothing listens on port {port} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn template() -> Template {
+    Template::load(&infra::template::default_template_path()).expect("template.yaml loads")
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A DynamoDB client on this binary's moto, with the same ring/rustls client the functions use.
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// A new, empty copy of the template's feedback table, named uniquely for this test.
+pub async fn fresh_feedback_table() -> (aws_sdk_dynamodb::Client, String) {
+    let client = dynamodb().await;
+    let names = LocalNames { prefix: format!("{}-", unique("t")), ..LocalNames::default() };
+    let def = template().tables().unwrap().into_iter().find(|t| t.logical_id == "FeedbackTable").expect("FeedbackTable in template");
+    let name = names.physical(&def.logical_id);
+    infra::tables::ensure_table(&client, &def, &name).await.expect("table created");
+    (client, name)
+}
+
+/// A real API Gateway HTTP API (payload 2.0) event for `POST /ratings`, with the given body and
+/// extra headers, as the function receives it behind the Lambda authorizer.
+pub fn post_ratings_event(body: &str, headers: &[(&str, &str)]) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(include_str!("../fixtures/apigw-v2-post-ratings.json")).unwrap();
+    event["body"] = serde_json::json!(body);
+    for (k, v) in headers {
+        event["headers"][k.to_ascii_lowercase()] = serde_json::json!(v);
+    }
+    event.to_string()
+}
+
+/// Where `cargo build` put the workspace's binaries (this test binary lives in `<that>/deps`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
+}
+
+/// The real local runner (`make run`), on free ports, with its own moto; stopped on drop.
+pub struct RunningSystem {
+    child: Child,
+    pub base_url: String,
+    pub moto_url: String,
+}
+
+impl RunningSystem {
+    pub fn start() -> RunningSystem {
+        let runner = bin_dir().join("feedback-local");
+        assert!(runner.exists(), "{} missing: run `cargo build --workspace` (make test does)", runner.display());
+        let (port, moto_port) = (infra::moto::free_port(), infra::moto::free_port());
+        let mut cmd = Command::new(&runner);
+        cmd.env("PORT", port.to_string())
+            .env("MOTO_PORT", moto_port.to_string())
+            .env_remove("MOTO_URL")
+            .env("FUNCTION_LOGS", "off")
+            .env("TEMPLATE", infra::template::default_template_path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("runner starts");
+        wait_for_port(port, Duration::from_secs(60));
+        RunningSystem { child, base_url: format!("http://127.0.0.1:{port}"), moto_url: format!("http://127.0.0.1:{moto_port}") }
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&feedback::aws::local_sdk_config(&self.moto_url, "us-east-1").await)
+    }
+}
+
+impl Drop for RunningSystem {
+    fn drop(&mut self) {
+        // SIGTERM lets the runner stop its moto; then make sure it is gone.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+pub use aws_sdk_dynamodb::Client;
 pub use ratings::DynamoRatingStore;
 
 use crate::ports::StoreError;

@@ -1,0 +1,34 @@
+//! `make run`: the whole system locally. See README "Run it locally".
+
+use infra::runner::{RunnerConfig, start};
+use infra::{BoxError, DEV_CALLER_KEY};
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = RunnerConfig::from_env();
+    let mut stack = start(cfg).await?;
+    let base = format!("http://{}", stack.address);
+    println!("Feedback Loop is running locally.");
+    println!("  API          {base}   (routes: {})", stack.routes.join(", "));
+    println!("  moto         {}   (sent mail and SMS: {}/moto-api/data.json)", stack.moto.endpoint, stack.moto.endpoint);
+    println!("  caller key   Authorization: Bearer {DEV_CALLER_KEY}   (local only)");
+    println!();
+    println!("Try:");
+    println!(
+        "  curl -i -X POST {base}/ratings -H 'Authorization: Bearer {DEV_CALLER_KEY}' -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"conversation_id\":\"c-1001\",\"customer_id\":\"u-42\",\"stars\":2,\"comment\":\"物流太慢了\",\"channel\":\"web\"}}'"
+    );
+    println!("\nCtrl-C stops everything (moto included).");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping");
+    stack.moto.stop().await;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! moto in server mode: the local DynamoDB, SES v2 and SNS. Started from the project's venv.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::BoxError;
+
+pub struct Moto {
+    pub endpoint: String,
+    child: Option<Child>,
+}
+
+/// Where moto_server is: `MOTO_SERVER`, else the venv the Makefile creates, else `PATH`.
+pub fn moto_server_path() -> PathBuf {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return p.into();
+    }
+    let venv = std::env::var("FEEDBACK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/feedback-loop/venv"));
+    let candidate = venv.join("bin/moto_server");
+    if candidate.exists() { candidate } else { "moto_server".into() }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+impl Moto {
+    /// Starts moto on 127.0.0.1:`port` (0: any free port) and waits until it answers.
+    pub async fn start(port: u16) -> Result<Moto, BoxError> {
+        let port = if port == 0 { free_port() } else { port };
+        let path = moto_server_path();
+        let mut cmd = Command::new(&path);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(|e| {
+            format!("cannot start {} ({e}); run `make venv` (or set MOTO_SERVER) first", path.display())
+        })?;
+        let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
+        moto.wait_ready(Duration::from_secs(30)).await?;
+        Ok(moto)
+    }
+
+    /// Uses a moto someone else started.
+    pub async fn existing(endpoint: &str) -> Result<Moto, BoxError> {
+        let moto = Moto { endpoint: endpoint.trim_end_matches('/').to_owned(), child: None };
+        moto.wait_ready(Duration::from_secs(10)).await?;
+        Ok(moto)
+    }
+
+    async fn wait_ready(&self, limit: Duration) -> Result<(), BoxError> {
+        let started = Instant::now();
+        let url = format!("{}/moto-api/", self.endpoint);
+        loop {
+            if let Ok((200, _)) = crate::http::get(&url).await {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(format!("moto did not answer at {url} within {limit:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What moto recorded as sent (SES messages, SNS SMS and topic notifications) and stored.
+    pub async fn data(&self) -> Result<serde_json::Value, BoxError> {
+        let (status, body) = crate::http::get(&format!("{}/moto-api/data.json", self.endpoint)).await?;
+        if status != 200 {
+            return Err(format!("moto data.json answered {status}").into());
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Children die with this process even if it is killed (Linux: PR_SET_PDEATHSIG).
+pub fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    unsafe {
+        cmd.pre_exec(|| {
+            // SAFETY: prctl is async-signal-safe; no allocation happens here.
+            libc_prctl_pdeathsig();
+            Ok(())
+        });
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn libc_prctl_pdeathsig() {
+    unsafe extern "C" {
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    }
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGTERM: u64 = 15;
+    // SAFETY: a plain syscall wrapper with integer arguments.
+    unsafe {
+        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    }
+}

@@ -1,0 +1,179 @@
+//! The whole system on one machine: moto, the template's tables, every function's binary behind
+//! its own Runtime API, and the HTTP API in front. `make run` and the end-to-end tests use this.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::gateway::{Authorizer, Gateway, LocalHandler, Route};
+use crate::lambda_host::{FunctionHost, FunctionSpec};
+use crate::moto::Moto;
+use crate::template::{LocalNames, Template};
+use crate::{BoxError, DEV_CALLER_KEY};
+
+pub const ACCOUNT: &str = "123456789012";
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub template: PathBuf,
+    /// Where the function binaries are (`target/debug`): by default, beside the runner itself.
+    pub bin_dir: PathBuf,
+    /// Use this moto instead of starting one.
+    pub moto_url: Option<String>,
+    pub moto_port: u16,
+    pub port: u16,
+    pub region: String,
+    /// Prefix for table names (tests sharing a moto use a unique one).
+    pub name_prefix: String,
+    pub instances_per_function: usize,
+    pub show_function_logs: bool,
+}
+
+impl RunnerConfig {
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let bin_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from)).unwrap_or_default();
+        RunnerConfig {
+            template: var("TEMPLATE").map(PathBuf::from).unwrap_or_else(|| {
+                let here = PathBuf::from("template.yaml");
+                if here.exists() { here } else { crate::template::default_template_path() }
+            }),
+            bin_dir: var("FUNCTIONS_DIR").map(PathBuf::from).unwrap_or(bin_dir),
+            moto_url: var("MOTO_URL"),
+            moto_port: var("MOTO_PORT").and_then(|p| p.parse().ok()).unwrap_or(5050),
+            port: var("PORT").and_then(|p| p.parse().ok()).unwrap_or(3000),
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            name_prefix: var("LOCAL_NAME_PREFIX").unwrap_or_default(),
+            instances_per_function: var("LOCAL_INSTANCES").and_then(|p| p.parse().ok()).unwrap_or(2),
+            show_function_logs: var("FUNCTION_LOGS").is_none_or(|v| v != "off"),
+        }
+    }
+}
+
+pub struct LocalStack {
+    pub moto: Moto,
+    pub address: SocketAddr,
+    pub names: LocalNames,
+    pub hosts: BTreeMap<String, Arc<FunctionHost>>,
+    pub routes: Vec<String>,
+}
+
+pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
+    let template = Template::load(&cfg.template)?;
+    let moto = match &cfg.moto_url {
+        Some(url) => Moto::existing(url).await?,
+        None => Moto::start(cfg.moto_port).await?,
+    };
+    let mut names = LocalNames {
+        prefix: cfg.name_prefix.clone(),
+        region: cfg.region.clone(),
+        account: ACCOUNT.into(),
+        parameters: BTreeMap::new(),
+    };
+    names.parameters.insert("CallerKeys".into(), format!("local-dev:{}", feedback::auth::key_digest(DEV_CALLER_KEY)));
+
+    let sdk = feedback::aws::local_sdk_config(&moto.endpoint, &cfg.region).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    for table in template.tables()? {
+        let name = names.physical(&table.logical_id);
+        let created = crate::tables::ensure_table(&dynamodb, &table, &name).await?;
+        tracing::info!(table = %name, created, "table ready");
+    }
+
+    let aws_env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
+        ("AWS_REGION".into(), cfg.region.clone()),
+        ("AWS_DEFAULT_REGION".into(), cfg.region.clone()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ];
+    let logging_env = template.logging_env();
+    let mut hosts = BTreeMap::new();
+    for f in template.functions(&names)? {
+        let mut env: Vec<(String, String)> = aws_env.clone();
+        env.extend(logging_env.iter().cloned());
+        env.extend(f.environment.clone());
+        let physical = names.physical(&f.logical_id);
+        let spec = FunctionSpec {
+            name: physical.clone(),
+            binary: cfg.bin_dir.join(&f.binary),
+            env,
+            timeout: std::time::Duration::from_secs(f.timeout_secs),
+            memory_mb: f.memory_mb,
+            instances: cfg.instances_per_function,
+            show_logs: cfg.show_function_logs,
+        };
+        let arn = format!("arn:aws:lambda:{}:{ACCOUNT}:function:{physical}", cfg.region);
+        hosts.insert(f.logical_id.clone(), (FunctionHost::start(spec, arn).await?, f));
+    }
+
+    let apis = template.http_apis();
+    let mut routes = Vec::new();
+    let mut authorizers: BTreeMap<(String, String), Arc<Authorizer>> = BTreeMap::new();
+    for (host, f) in hosts.values() {
+        for r in &f.http_routes {
+            let api = apis.iter().find(|a| a.logical_id == r.api);
+            let auth_name = match (&r.authorizer, api.and_then(|a| a.default_authorizer.clone())) {
+                (Some(n), _) if n == "NONE" => None,
+                (Some(n), _) => Some(n.clone()),
+                (None, default) => default,
+            };
+            let authorizer = match (auth_name, api) {
+                (Some(name), Some(api)) => {
+                    let def = api.authorizers.get(&name).ok_or_else(|| format!("authorizer {name} is not declared"))?;
+                    let key = (api.logical_id.clone(), name.clone());
+                    let auth_host = hosts.get(&def.function).ok_or_else(|| format!("authorizer function {} not found", def.function))?;
+                    Some(authorizers.entry(key).or_insert_with(|| {
+                        Arc::new(Authorizer {
+                            name,
+                            host: auth_host.0.clone(),
+                            identity_headers: def.identity_headers.clone(),
+                            simple_responses: def.simple_responses,
+                        })
+                    }).clone())
+                }
+                _ => None,
+            };
+            routes.push(Route { method: r.method.clone(), path: r.path.clone(), host: host.clone(), authorizer });
+        }
+    }
+    let route_keys: Vec<String> = routes.iter().map(Route::route_key).collect();
+    let listing = json!({ "routes": route_keys, "moto": moto.endpoint, "functions": hosts.keys().collect::<Vec<_>>() });
+    let local: LocalHandler = Arc::new(move |what: String, _query, _body| {
+        let listing = listing.clone();
+        Box::pin(async move {
+            match what.as_str() {
+                "GET /" | "GET " => (200, listing),
+                _ => (404, json!({ "message": "Not Found" })),
+            }
+        })
+    });
+    let gateway = Arc::new(Gateway { routes, api_id: "local".into(), account: ACCOUNT.into(), local: Some(local) });
+    let listener = TcpListener::bind(("127.0.0.1", cfg.port)).await.map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| gateway.clone().handle(req));
+                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    Ok(LocalStack {
+        moto,
+        address,
+        names,
+        hosts: hosts.into_iter().map(|(k, (h, _))| (k, h)).collect(),
+        routes: route_keys,
+    })
+}

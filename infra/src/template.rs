@@ -1,0 +1,374 @@
+//! Reads template.yaml: the tables, functions, HTTP routes and authorizers the local runner needs.
+//! CloudFormation intrinsics are resolved against local names (`!Ref`, `!GetAtt`, `!Sub`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::BoxError;
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDef {
+    pub logical_id: String,
+    pub attributes: Vec<(String, String)>,
+    pub key_schema: Vec<(String, String)>,
+    pub global_indexes: Vec<IndexDef>,
+    pub ttl_attribute: Option<String>,
+    pub stream_view_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDef {
+    pub name: String,
+    pub key_schema: Vec<(String, String)>,
+    pub projection: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionDef {
+    pub logical_id: String,
+    /// The Cargo package (and binary) name, read from the CodeUri's Cargo.toml.
+    pub binary: String,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub environment: BTreeMap<String, String>,
+    pub http_routes: Vec<HttpRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRoute {
+    pub method: String,
+    pub path: String,
+    pub api: String,
+    /// `None`: the API's default authorizer; `Some("NONE")`: open route.
+    pub authorizer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpApiDef {
+    pub logical_id: String,
+    pub default_authorizer: Option<String>,
+    pub authorizers: BTreeMap<String, AuthorizerDef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizerDef {
+    pub function: String,
+    pub identity_headers: Vec<String>,
+    pub simple_responses: bool,
+}
+
+/// How intrinsics resolve locally.
+#[derive(Debug, Clone, Default)]
+pub struct LocalNames {
+    /// Prefix for physical names (tables); tests use a unique one per test.
+    pub prefix: String,
+    pub region: String,
+    pub account: String,
+    /// Parameter values overriding the template's defaults.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl LocalNames {
+    pub fn physical(&self, logical_id: &str) -> String {
+        format!("{}{}", self.prefix, logical_id)
+    }
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, BoxError> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let root: Value = serde_yaml::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Template { root, dir })
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| Some((k.as_str()?, v)))
+    }
+
+    fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources().filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(ty))
+    }
+
+    pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
+        self.resources().find(|(id, _)| *id == logical_id).and_then(|(_, r)| r.get("Type")?.as_str())
+    }
+
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        scalar(self.root.get("Parameters")?.get(name)?.get("Default")?)
+    }
+
+    pub fn tables(&self) -> Result<Vec<TableDef>, BoxError> {
+        self.of_type("AWS::DynamoDB::Table")
+            .map(|(id, r)| {
+                let p = r.get("Properties").ok_or_else(|| format!("table {id} has no Properties"))?;
+                let pairs = |v: Option<&Value>, a: &str, b: &str| -> Vec<(String, String)> {
+                    v.and_then(Value::as_sequence)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| Some((scalar(e.get(a)?)?, scalar(e.get(b)?)?)))
+                        .collect()
+                };
+                let global_indexes = p
+                    .get("GlobalSecondaryIndexes")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| {
+                        Some(IndexDef {
+                            name: scalar(g.get("IndexName")?)?,
+                            key_schema: pairs(g.get("KeySchema"), "AttributeName", "KeyType"),
+                            projection: g
+                                .get("Projection")
+                                .and_then(|p| p.get("ProjectionType"))
+                                .and_then(scalar)
+                                .unwrap_or_else(|| "ALL".into()),
+                        })
+                    })
+                    .collect();
+                let ttl = p.get("TimeToLiveSpecification");
+                Ok(TableDef {
+                    logical_id: id.to_owned(),
+                    attributes: pairs(p.get("AttributeDefinitions"), "AttributeName", "AttributeType"),
+                    key_schema: pairs(p.get("KeySchema"), "AttributeName", "KeyType"),
+                    global_indexes,
+                    ttl_attribute: ttl
+                        .filter(|t| t.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+                        .and_then(|t| scalar(t.get("AttributeName")?)),
+                    stream_view_type: p.get("StreamSpecification").and_then(|s| scalar(s.get("StreamViewType")?)),
+                })
+            })
+            .collect()
+    }
+
+    pub fn http_apis(&self) -> Vec<HttpApiDef> {
+        self.of_type("AWS::Serverless::HttpApi")
+            .map(|(id, r)| {
+                let auth = r.get("Properties").and_then(|p| p.get("Auth"));
+                let authorizers = auth
+                    .and_then(|a| a.get("Authorizers"))
+                    .and_then(Value::as_mapping)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(name, a)| {
+                        let function = a.get("FunctionArn").and_then(referenced_resource)?;
+                        let identity_headers = a
+                            .get("Identity")
+                            .and_then(|i| i.get("Headers"))
+                            .and_then(Value::as_sequence)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(scalar)
+                            .collect();
+                        let simple_responses = a.get("EnableSimpleResponses").and_then(Value::as_bool).unwrap_or(false);
+                        Some((name.as_str()?.to_owned(), AuthorizerDef { function, identity_headers, simple_responses }))
+                    })
+                    .collect();
+                HttpApiDef {
+                    logical_id: id.to_owned(),
+                    default_authorizer: auth.and_then(|a| a.get("DefaultAuthorizer")).and_then(scalar),
+                    authorizers,
+                }
+            })
+            .collect()
+    }
+
+    fn function_global(&self, key: &str) -> Option<&Value> {
+        self.root.get("Globals")?.get("Function")?.get(key)
+    }
+
+    pub fn functions(&self, names: &LocalNames) -> Result<Vec<FunctionDef>, BoxError> {
+        self.of_type("AWS::Serverless::Function")
+            .map(|(id, r)| {
+                let p = r.get("Properties").ok_or_else(|| format!("function {id} has no Properties"))?;
+                let prop = |k: &str| p.get(k).or_else(|| self.function_global(k));
+                let code_uri = p.get("CodeUri").and_then(scalar).ok_or_else(|| format!("function {id} has no CodeUri"))?;
+                let binary = package_name(&self.dir.join(&code_uri))?;
+                let mut environment = BTreeMap::new();
+                for source in [self.function_global("Environment"), p.get("Environment")] {
+                    if let Some(vars) = source.and_then(|e| e.get("Variables")).and_then(Value::as_mapping) {
+                        for (k, v) in vars {
+                            let k = k.as_str().ok_or("environment variable names must be strings")?;
+                            environment.insert(k.to_owned(), self.resolve(v, names)?);
+                        }
+                    }
+                }
+                let mut http_routes = Vec::new();
+                for (_, event) in p.get("Events").and_then(Value::as_mapping).into_iter().flatten() {
+                    if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                        continue;
+                    }
+                    let ep = event.get("Properties").ok_or_else(|| format!("HttpApi event of {id} has no Properties"))?;
+                    http_routes.push(HttpRoute {
+                        method: ep.get("Method").and_then(scalar).unwrap_or_else(|| "ANY".into()).to_ascii_uppercase(),
+                        path: ep.get("Path").and_then(scalar).unwrap_or_else(|| "/".into()),
+                        api: ep.get("ApiId").and_then(referenced_resource).unwrap_or_default(),
+                        authorizer: ep.get("Auth").and_then(|a| a.get("Authorizer")).and_then(scalar),
+                    });
+                }
+                Ok(FunctionDef {
+                    logical_id: id.to_owned(),
+                    binary,
+                    timeout_secs: prop("Timeout").and_then(Value::as_u64).unwrap_or(3),
+                    memory_mb: prop("MemorySize").and_then(Value::as_u64).unwrap_or(128),
+                    environment,
+                    http_routes,
+                })
+            })
+            .collect()
+    }
+
+    /// Lambda's log-format settings, which become `AWS_LAMBDA_LOG_FORMAT`/`_LEVEL` in a sandbox.
+    pub fn logging_env(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(cfg) = self.function_global("LoggingConfig") {
+            if let Some(f) = cfg.get("LogFormat").and_then(scalar) {
+                out.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), f));
+            }
+            if let Some(l) = cfg.get("ApplicationLogLevel").and_then(scalar) {
+                out.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), l));
+            }
+        }
+        out
+    }
+
+    /// Resolves a property value to a string, the way CloudFormation would, with local names.
+    pub fn resolve(&self, v: &Value, names: &LocalNames) -> Result<String, BoxError> {
+        if let Some(s) = scalar(v) {
+            return Ok(s);
+        }
+        let (tag, arg) = intrinsic(v).ok_or_else(|| format!("cannot resolve {v:?} locally"))?;
+        match tag.as_str() {
+            "Ref" => {
+                let name = arg.as_str().ok_or("!Ref takes a name")?;
+                self.ref_value(name, names)
+            }
+            "GetAtt" => {
+                let path = match arg {
+                    Value::String(s) => s.clone(),
+                    Value::Sequence(parts) => parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."),
+                    _ => return Err("!GetAtt takes Resource.Attribute".into()),
+                };
+                Ok(self.attribute(&path, names))
+            }
+            "Sub" => {
+                let text = arg.as_str().ok_or("only the one-argument !Sub is supported locally")?;
+                let mut out = String::new();
+                let mut rest = text;
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..].find('}').ok_or("unclosed ${ in !Sub")? + start;
+                    let name = &rest[start + 2..end];
+                    out.push_str(&if name.contains('.') && !name.starts_with("AWS::") {
+                        self.attribute(name, names)
+                    } else {
+                        self.ref_value(name, names)?
+                    });
+                    rest = &rest[end + 1..];
+                }
+                out.push_str(rest);
+                Ok(out)
+            }
+            other => Err(format!("intrinsic {other} is not supported by the local runner").into()),
+        }
+    }
+
+    fn ref_value(&self, name: &str, names: &LocalNames) -> Result<String, BoxError> {
+        match name {
+            "AWS::Region" => return Ok(names.region.clone()),
+            "AWS::AccountId" => return Ok(names.account.clone()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "AWS::StackName" => return Ok("feedback-loop-local".into()),
+            _ => {}
+        }
+        if let Some(v) = names.parameters.get(name) {
+            return Ok(v.clone());
+        }
+        if self.root.get("Parameters").and_then(|p| p.get(name)).is_some() {
+            return self.parameter_default(name).ok_or_else(|| format!("parameter {name} has no default and no local value").into());
+        }
+        if self.resource_type(name).is_some() {
+            return Ok(names.physical(name));
+        }
+        Err(format!("!Ref {name}: no such parameter or resource").into())
+    }
+
+    fn attribute(&self, path: &str, names: &LocalNames) -> String {
+        let (id, attr) = path.split_once('.').unwrap_or((path, "Arn"));
+        let physical = names.physical(id);
+        let (region, account) = (&names.region, &names.account);
+        match (self.resource_type(id), attr) {
+            (Some("AWS::DynamoDB::Table"), "Arn") => format!("arn:aws:dynamodb:{region}:{account}:table/{physical}"),
+            (Some("AWS::Serverless::Function"), "Arn") => format!("arn:aws:lambda:{region}:{account}:function:{physical}"),
+            (Some("AWS::SNS::Topic"), "TopicArn") => format!("arn:aws:sns:{region}:{account}:{physical}"),
+            _ => format!("arn:aws:local:{region}:{account}:{physical}/{attr}"),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `!Tag arg` or `{Fn::Tag: arg}` / `{Ref: arg}`.
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((t.tag.to_string().trim_start_matches('!').to_owned(), &t.value)),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            Some((k.strip_prefix("Fn::").unwrap_or(k).to_owned(), arg))
+        }
+        _ => None,
+    }
+}
+
+/// The logical id behind `!Ref X` / `!GetAtt X.Arn`.
+fn referenced_resource(v: &Value) -> Option<String> {
+    let (tag, arg) = intrinsic(v)?;
+    let s = match (tag.as_str(), arg) {
+        ("Ref", Value::String(s)) => s.clone(),
+        ("GetAtt", Value::String(s)) => s.split('.').next()?.to_owned(),
+        ("GetAtt", Value::Sequence(p)) => p.first()?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    Some(s)
+}
+
+fn package_name(crate_dir: &Path) -> Result<String, BoxError> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let mut in_package = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && let Some(rest) = line.strip_prefix("name") {
+            let value = rest.trim_start().trim_start_matches('=').trim().trim_matches('"');
+            return Ok(value.to_owned());
+        }
+    }
+    Err(format!("{} has no [package] name", manifest.display()).into())
+}
+
+/// The repository's template.yaml (this crate sits one level below the workspace root).
+pub fn default_template_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("template.yaml")
+}
