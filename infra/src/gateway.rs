@@ -41,25 +41,29 @@ impl Route {
         format!("{} {}", self.method, self.path)
     }
 
-    /// Path parameters if `path` matches this route's template (`/conversations/{id}/close`).
     fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let mut params = BTreeMap::new();
-        let mut want = self.path.trim_matches('/').split('/');
-        let mut got = path.trim_matches('/').split('/');
-        loop {
-            match (want.next(), got.next()) {
-                (None, None) => return Some(params),
-                (Some(w), Some(g)) if w.starts_with('{') && w.ends_with("+}") => {
-                    let rest: Vec<&str> = std::iter::once(g).chain(got.by_ref()).collect();
-                    params.insert(w[1..w.len() - 2].to_owned(), percent_decode(&rest.join("/")));
-                    return Some(params);
-                }
-                (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {
-                    params.insert(w[1..w.len() - 1].to_owned(), percent_decode(g));
-                }
-                (Some(w), Some(g)) if w == g => {}
-                _ => return None,
+        match_path(&self.path, path)
+    }
+}
+
+/// Path parameters if `path` matches the route template `template` (`/conversations/{id}/close`).
+fn match_path(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    let mut want = template.trim_matches('/').split('/');
+    let mut got = path.trim_matches('/').split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with("+}") => {
+                let rest: Vec<&str> = std::iter::once(g).chain(got.by_ref()).collect();
+                params.insert(w[1..w.len() - 2].to_owned(), percent_decode(&rest.join("/")));
+                return Some(params);
             }
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {
+                params.insert(w[1..w.len() - 1].to_owned(), percent_decode(g));
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
         }
     }
 }
@@ -160,7 +164,11 @@ impl Gateway {
         } else {
             answer["policyDocument"]["Statement"][0]["Effect"].as_str() == Some("Allow")
         };
-        if allowed { Ok(answer.get("context").cloned().unwrap_or(json!({}))) } else { Err(gateway_answer(403, "Forbidden")) }
+        if allowed {
+            Ok(answer.get("context").cloned().unwrap_or(json!({})))
+        } else {
+            Err(gateway_answer(403, "Forbidden"))
+        }
     }
 
     /// The payload-format-2.0 event API Gateway sends a Lambda integration.
@@ -282,7 +290,9 @@ fn function_response(payload: &[u8]) -> Response<Full<Bytes>> {
     *r.status_mut() = hyper::StatusCode::from_u16(status as u16).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
     let h = r.headers_mut();
     for (k, v) in value.get("headers").and_then(Value::as_object).into_iter().flatten() {
-        if let (Ok(name), Some(Ok(val))) = (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(http::HeaderValue::from_str)) {
+        if let (Ok(name), Some(Ok(val))) =
+            (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(http::HeaderValue::from_str))
+        {
             h.append(name, val);
         }
     }
@@ -335,5 +345,16 @@ mod tests {
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%E4%B"), "\u{FFFD}%B");
         assert_eq!(percent_decode("会%"), "会%");
+    }
+
+    #[test]
+    fn routes_match_templates_with_path_parameters() {
+        let m = |tpl: &str, path: &str| -> Option<BTreeMap<String, String>> { match_path(tpl, path) };
+        assert_eq!(m("/ratings", "/ratings"), Some(BTreeMap::new()));
+        assert_eq!(m("/ratings", "/ratings/x"), None);
+        let p = m("/conversations/{id}/close", "/conversations/c%2D1/close").unwrap();
+        assert_eq!(p["id"], "c-1");
+        assert_eq!(m("/conversations/{id}/close", "/conversations//close"), None);
+        assert_eq!(m("/r/{proxy+}", "/r/a/b").unwrap()["proxy"], "a/b");
     }
 }

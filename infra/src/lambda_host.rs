@@ -69,7 +69,11 @@ impl FunctionHost {
     /// Starts the Runtime API and the function's instances (restarted if they exit).
     pub async fn start(spec: FunctionSpec, arn: String) -> Result<Arc<FunctionHost>, BoxError> {
         if !spec.binary.exists() {
-            return Err(format!("{} not found: build the functions first (cargo build --workspace)", spec.binary.display()).into());
+            return Err(format!(
+                "{} not found: build the functions first (cargo build --workspace)",
+                spec.binary.display()
+            )
+            .into());
         }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?;
@@ -174,7 +178,10 @@ fn reply(status: u16, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn runtime_route(api: Arc<RuntimeApi>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+async fn runtime_route(
+    api: Arc<RuntimeApi>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();

@@ -130,15 +130,22 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
                 (Some(name), Some(api)) => {
                     let def = api.authorizers.get(&name).ok_or_else(|| format!("authorizer {name} is not declared"))?;
                     let key = (api.logical_id.clone(), name.clone());
-                    let auth_host = hosts.get(&def.function).ok_or_else(|| format!("authorizer function {} not found", def.function))?;
-                    Some(authorizers.entry(key).or_insert_with(|| {
-                        Arc::new(Authorizer {
-                            name,
-                            host: auth_host.0.clone(),
-                            identity_headers: def.identity_headers.clone(),
-                            simple_responses: def.simple_responses,
-                        })
-                    }).clone())
+                    let auth_host = hosts
+                        .get(&def.function)
+                        .ok_or_else(|| format!("authorizer function {} not found", def.function))?;
+                    Some(
+                        authorizers
+                            .entry(key)
+                            .or_insert_with(|| {
+                                Arc::new(Authorizer {
+                                    name,
+                                    host: auth_host.0.clone(),
+                                    identity_headers: def.identity_headers.clone(),
+                                    simple_responses: def.simple_responses,
+                                })
+                            })
+                            .clone(),
+                    )
                 }
                 _ => None,
             };
@@ -157,7 +164,9 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         })
     });
     let gateway = Arc::new(Gateway { routes, api_id: "local".into(), account: ACCOUNT.into(), local: Some(local) });
-    let listener = TcpListener::bind(("127.0.0.1", cfg.port)).await.map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
+    let listener = TcpListener::bind(("127.0.0.1", cfg.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         loop {

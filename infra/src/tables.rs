@@ -23,7 +23,10 @@ pub async fn ensure_table(client: &Client, def: &TableDef, name: &str) -> Result
     let mut req = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
     for (attr, ty) in &def.attributes {
         req = req.attribute_definitions(
-            AttributeDefinition::builder().attribute_name(attr).attribute_type(ScalarAttributeType::from(ty.as_str())).build()?,
+            AttributeDefinition::builder()
+                .attribute_name(attr)
+                .attribute_type(ScalarAttributeType::from(ty.as_str()))
+                .build()?,
         );
     }
     req = req.set_key_schema(Some(keys(&def.key_schema)?));
@@ -32,19 +35,28 @@ pub async fn ensure_table(client: &Client, def: &TableDef, name: &str) -> Result
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(keys(&index.key_schema)?))
-                .projection(Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build())
+                .projection(
+                    Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build(),
+                )
                 .build()?,
         );
     }
     if let Some(view) = &def.stream_view_type {
         req = req.stream_specification(
-            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::from(view.as_str())).build()?,
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()?,
         );
     }
     match req.send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(false),
-        Err(e) => return Err(format!("cannot create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)).into()),
+        Err(e) => {
+            return Err(
+                format!("cannot create table {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)).into()
+            );
+        }
     }
     if let Some(attr) = &def.ttl_attribute {
         client
@@ -53,7 +65,9 @@ pub async fn ensure_table(client: &Client, def: &TableDef, name: &str) -> Result
             .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?)
             .send()
             .await
-            .map_err(|e| format!("cannot enable TTL on {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                format!("cannot enable TTL on {name}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))
+            })?;
     }
     Ok(true)
 }

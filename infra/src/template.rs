@@ -85,7 +85,8 @@ impl LocalNames {
 impl Template {
     pub fn load(path: &Path) -> Result<Self, BoxError> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let root: Value = serde_yaml::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
+        let root: Value =
+            serde_yaml::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Template { root, dir })
     }
@@ -174,7 +175,10 @@ impl Template {
                             .filter_map(scalar)
                             .collect();
                         let simple_responses = a.get("EnableSimpleResponses").and_then(Value::as_bool).unwrap_or(false);
-                        Some((name.as_str()?.to_owned(), AuthorizerDef { function, identity_headers, simple_responses }))
+                        Some((
+                            name.as_str()?.to_owned(),
+                            AuthorizerDef { function, identity_headers, simple_responses },
+                        ))
                     })
                     .collect();
                 HttpApiDef {
@@ -195,7 +199,8 @@ impl Template {
             .map(|(id, r)| {
                 let p = r.get("Properties").ok_or_else(|| format!("function {id} has no Properties"))?;
                 let prop = |k: &str| p.get(k).or_else(|| self.function_global(k));
-                let code_uri = p.get("CodeUri").and_then(scalar).ok_or_else(|| format!("function {id} has no CodeUri"))?;
+                let code_uri =
+                    p.get("CodeUri").and_then(scalar).ok_or_else(|| format!("function {id} has no CodeUri"))?;
                 let binary = package_name(&self.dir.join(&code_uri))?;
                 let mut environment = BTreeMap::new();
                 for source in [self.function_global("Environment"), p.get("Environment")] {
@@ -211,7 +216,8 @@ impl Template {
                     if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                         continue;
                     }
-                    let ep = event.get("Properties").ok_or_else(|| format!("HttpApi event of {id} has no Properties"))?;
+                    let ep =
+                        event.get("Properties").ok_or_else(|| format!("HttpApi event of {id} has no Properties"))?;
                     http_routes.push(HttpRoute {
                         method: ep.get("Method").and_then(scalar).unwrap_or_else(|| "ANY".into()).to_ascii_uppercase(),
                         path: ep.get("Path").and_then(scalar).unwrap_or_else(|| "/".into()),
@@ -298,7 +304,9 @@ impl Template {
             return Ok(v.clone());
         }
         if self.root.get("Parameters").and_then(|p| p.get(name)).is_some() {
-            return self.parameter_default(name).ok_or_else(|| format!("parameter {name} has no default and no local value").into());
+            return self
+                .parameter_default(name)
+                .ok_or_else(|| format!("parameter {name} has no default and no local value").into());
         }
         if self.resource_type(name).is_some() {
             return Ok(names.physical(name));
@@ -312,7 +320,9 @@ impl Template {
         let (region, account) = (&names.region, &names.account);
         match (self.resource_type(id), attr) {
             (Some("AWS::DynamoDB::Table"), "Arn") => format!("arn:aws:dynamodb:{region}:{account}:table/{physical}"),
-            (Some("AWS::Serverless::Function"), "Arn") => format!("arn:aws:lambda:{region}:{account}:function:{physical}"),
+            (Some("AWS::Serverless::Function"), "Arn") => {
+                format!("arn:aws:lambda:{region}:{account}:function:{physical}")
+            }
             (Some("AWS::SNS::Topic"), "TopicArn") => format!("arn:aws:sns:{region}:{account}:{physical}"),
             _ => format!("arn:aws:local:{region}:{account}:{physical}/{attr}"),
         }
@@ -371,4 +381,69 @@ fn package_name(crate_dir: &Path) -> Result<String, BoxError> {
 /// The repository's template.yaml (this crate sits one level below the workspace root).
 pub fn default_template_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("template.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> LocalNames {
+        LocalNames {
+            prefix: "x-".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+            parameters: [("CallerKeys".to_owned(), "dev:abc".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn the_repository_template_declares_the_table_the_code_expects() {
+        let t = Template::load(&default_template_path()).unwrap();
+        let tables = t.tables().unwrap();
+        let table = tables.iter().find(|t| t.logical_id == "FeedbackTable").unwrap();
+        assert_eq!(table.key_schema, vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]);
+        assert_eq!(table.global_indexes[0].name, "gsi1");
+        assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
+        assert_eq!(table.stream_view_type.as_deref(), Some("NEW_AND_OLD_IMAGES"));
+    }
+
+    #[test]
+    fn functions_get_their_routes_binaries_and_resolved_environment() {
+        let t = Template::load(&default_template_path()).unwrap();
+        let fns = t.functions(&names()).unwrap();
+        let submit = fns.iter().find(|f| f.logical_id == "SubmitRatingFunction").unwrap();
+        assert_eq!(submit.binary, "submit-rating");
+        assert_eq!(submit.environment["TABLE_NAME"], "x-FeedbackTable");
+        assert_eq!(submit.http_routes[0].method, "POST");
+        assert_eq!(submit.http_routes[0].path, "/ratings");
+        assert_eq!(submit.http_routes[0].api, "FeedbackApi");
+        assert_eq!((submit.timeout_secs, submit.memory_mb), (10, 128));
+        let auth = fns.iter().find(|f| f.logical_id == "AuthorizeCallerFunction").unwrap();
+        assert_eq!(auth.environment["CALLER_KEYS"], "dev:abc");
+        let api = &t.http_apis()[0];
+        assert_eq!(api.default_authorizer.as_deref(), Some("CallerKey"));
+        assert_eq!(api.authorizers["CallerKey"].function, "AuthorizeCallerFunction");
+        assert_eq!(api.authorizers["CallerKey"].identity_headers, vec!["Authorization".to_owned()]);
+        assert!(t.logging_env().contains(&("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned())));
+    }
+
+    #[test]
+    fn intrinsics_resolve_to_local_names() {
+        let t: Template = Template {
+            root: serde_yaml::from_str(
+                "Parameters: {P: {Type: String, Default: d}}\nResources: {T: {Type: AWS::DynamoDB::Table}}",
+            )
+            .unwrap(),
+            dir: PathBuf::new(),
+        };
+        let n = names();
+        let v = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+        assert_eq!(t.resolve(&v("!Ref T"), &n).unwrap(), "x-T");
+        assert_eq!(t.resolve(&v("!Ref P"), &n).unwrap(), "d");
+        assert_eq!(t.resolve(&v("{Ref: AWS::Region}"), &n).unwrap(), "us-east-1");
+        assert_eq!(t.resolve(&v("!GetAtt T.Arn"), &n).unwrap(), "arn:aws:dynamodb:us-east-1:123456789012:table/x-T");
+        assert_eq!(t.resolve(&v("!Sub '/t/${T}/${AWS::Region}'"), &n).unwrap(), "/t/x-T/us-east-1");
+        assert!(t.resolve(&v("!Ref Nope"), &n).is_err());
+        assert!(t.resolve(&v("!FindInMap [a, b, c]"), &n).is_err());
+    }
 }

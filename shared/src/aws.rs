@@ -9,9 +9,8 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 /// SDK configuration with a rustls/ring HTTPS client and timeouts that fit a 10 s Lambda: a stuck
 /// connection fails fast and is retried by the SDK instead of eating the whole invocation.
 pub async fn sdk_config() -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http_client =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(1_500))
         .operation_attempt_timeout(Duration::from_secs(3))
@@ -27,9 +26,8 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 /// Configuration for local tooling (runner, tests) talking to moto with dummy credentials.
 /// Lambda code never uses this: there the environment alone decides.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let http_client =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .endpoint_url(endpoint)

@@ -30,7 +30,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     {
         match self.0(name).filter(|v| !v.trim().is_empty()) {
             None => Ok(default),
-            Some(value) => value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, why: e.to_string(), value }),
+            Some(value) => {
+                value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, why: e.to_string(), value })
+            }
         }
     }
 }
@@ -76,7 +78,8 @@ mod tests {
         let s = RatingSettings::from_env(&env(&[("TABLE_NAME", "t")])).unwrap();
         assert_eq!((s.deeper_feedback_max_stars, s.rating_retention_days), (2, 730));
         assert_eq!(RatingSettings::from_env(&env(&[])), Err(ConfigError::Missing("TABLE_NAME")));
-        let err = RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("RATING_RETENTION_DAYS", "soon")])).unwrap_err();
+        let err =
+            RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("RATING_RETENTION_DAYS", "soon")])).unwrap_err();
         assert!(err.to_string().contains("RATING_RETENTION_DAYS"));
         assert!(RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("DEEPER_FEEDBACK_MAX_STARS", "9")])).is_err());
     }

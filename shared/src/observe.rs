@@ -34,7 +34,8 @@ mod tests {
 
     #[test]
     fn emf_lines_declare_what_they_carry() {
-        let line = emf_line(1, &[("Function", "submit-rating")], &[("RatingSubmitted", 1.0, "Count"), ("Stars", 4.0, "None")]);
+        let line =
+            emf_line(1, &[("Function", "submit-rating")], &[("RatingSubmitted", 1.0, "Count"), ("Stars", 4.0, "None")]);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Function");
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "Stars");

@@ -35,7 +35,12 @@ impl Problem {
     }
 
     pub fn internal(reference: &str) -> Self {
-        Problem::new(500, "internal", "Internal error", format!("Something went wrong on our side. Reference: {reference}"))
+        Problem::new(
+            500,
+            "internal",
+            "Internal error",
+            format!("Something went wrong on our side. Reference: {reference}"),
+        )
     }
 
     pub fn unavailable(reference: &str) -> Self {
@@ -65,9 +70,15 @@ impl Problem {
 impl From<InputError> for Problem {
     fn from(e: InputError) -> Self {
         match e {
-            InputError::MalformedJson(why) => Problem::new(400, "malformed-json", "Malformed JSON", format!("The body is not valid JSON: {why}")),
-            InputError::NotAnObject => Problem::new(400, "malformed-json", "Malformed JSON", "The body must be a JSON object"),
-            InputError::TooLarge { limit } => Problem::new(413, "too-large", "Body too large", format!("The body must be at most {limit} bytes")),
+            InputError::MalformedJson(why) => {
+                Problem::new(400, "malformed-json", "Malformed JSON", format!("The body is not valid JSON: {why}"))
+            }
+            InputError::NotAnObject => {
+                Problem::new(400, "malformed-json", "Malformed JSON", "The body must be a JSON object")
+            }
+            InputError::TooLarge { limit } => {
+                Problem::new(413, "too-large", "Body too large", format!("The body must be at most {limit} bytes"))
+            }
             InputError::UnsupportedMediaType(ct) => Problem::new(
                 415,
                 "unsupported-media-type",
@@ -100,7 +111,9 @@ impl Problem {
                 409,
                 "already-rated",
                 "Conversation already rated",
-                format!("Conversation {conversation_id} already has rating {existing_id}; a conversation is rated once"),
+                format!(
+                    "Conversation {conversation_id} already has rating {existing_id}; a conversation is rated once"
+                ),
             ),
             SubmitRatingError::IdempotencyKeyReused { conversation_id } => Problem::new(
                 422,

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::Timestamp;
 use crate::conversation::{Channel, ServedBy};
 use crate::ports::{RatingStore, StoreError};
 use crate::validate::{FieldError, Fields, check_locale, check_text};
-use crate::Timestamp;
 
 pub const COMMENT_MAX_CHARS: usize = 2_000;
 /// Anything bigger than this is not a rating; rejected before parsing.
@@ -121,7 +121,12 @@ pub struct Rating {
 }
 
 impl Rating {
-    pub fn new(submission: RatingSubmission, id: String, created_at: Timestamp, idempotency_key: Option<String>) -> Self {
+    pub fn new(
+        submission: RatingSubmission,
+        id: String,
+        created_at: Timestamp,
+        idempotency_key: Option<String>,
+    ) -> Self {
         let fingerprint = submission.fingerprint();
         let RatingSubmission { conversation_id, customer_id, stars, comment, channel, served_by, locale } = submission;
         Rating {
@@ -246,7 +251,9 @@ pub async fn submit_rating(
             }
         }
         _ if existing.fingerprint == rating.fingerprint => Ok(Submitted::Replayed(existing)),
-        _ => Err(SubmitRatingError::AlreadyRated { existing_id: existing.id, conversation_id: existing.conversation_id }),
+        _ => {
+            Err(SubmitRatingError::AlreadyRated { existing_id: existing.id, conversation_id: existing.conversation_id })
+        }
     }
 }
 
@@ -370,8 +377,14 @@ mod tests {
 
     #[test]
     fn the_fingerprint_ignores_formatting_but_not_content() {
-        let a = RatingSubmission::from_json(br#"{"conversation_id":"c","customer_id":"u","stars":2,"channel":"web","comment":" slow "}"#).unwrap();
-        let b = RatingSubmission::from_json(br#"{ "comment":"slow", "channel":"web","stars":2,"customer_id":"u","conversation_id":"c"}"#).unwrap();
+        let a = RatingSubmission::from_json(
+            br#"{"conversation_id":"c","customer_id":"u","stars":2,"channel":"web","comment":" slow "}"#,
+        )
+        .unwrap();
+        let b = RatingSubmission::from_json(
+            br#"{ "comment":"slow", "channel":"web","stars":2,"customer_id":"u","conversation_id":"c"}"#,
+        )
+        .unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
         let c = RatingSubmission { stars: 3, ..a.clone() };
         assert_ne!(a.fingerprint(), c.fingerprint());

@@ -27,16 +27,18 @@ pub fn moto_url() -> &'static str {
             let mut cmd = Command::new(&path);
             cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
             die_with_parent(&mut cmd);
-            let child = cmd.spawn();
-            let ok = child.is_ok();
-            let _ = tx.send(child.map_err(|e| format!("cannot start {} ({e}); run `make venv` first", path.display())));
-            if ok {
-                loop {
-                    std::thread::park();
+            match cmd.spawn() {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(()));
+                    // Reap it if it ever exits; otherwise this thread simply outlives the tests.
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start {} ({e}); run `make venv` first", path.display())));
                 }
             }
         });
-        let _child: Child = rx.recv().expect("moto thread").expect("moto started");
+        rx.recv().expect("moto thread").expect("moto started");
         let url = format!("http://127.0.0.1:{port}");
         wait_for_port(port, Duration::from_secs(30));
         url
@@ -83,7 +85,12 @@ pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
 pub async fn fresh_feedback_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb().await;
     let names = LocalNames { prefix: format!("{}-", unique("t")), ..LocalNames::default() };
-    let def = template().tables().unwrap().into_iter().find(|t| t.logical_id == "FeedbackTable").expect("FeedbackTable in template");
+    let def = template()
+        .tables()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.logical_id == "FeedbackTable")
+        .expect("FeedbackTable in template");
     let name = names.physical(&def.logical_id);
     infra::tables::ensure_table(&client, &def, &name).await.expect("table created");
     (client, name)
@@ -92,7 +99,8 @@ pub async fn fresh_feedback_table() -> (aws_sdk_dynamodb::Client, String) {
 /// A real API Gateway HTTP API (payload 2.0) event for `POST /ratings`, with the given body and
 /// extra headers, as the function receives it behind the Lambda authorizer.
 pub fn post_ratings_event(body: &str, headers: &[(&str, &str)]) -> String {
-    let mut event: serde_json::Value = serde_json::from_str(include_str!("../fixtures/apigw-v2-post-ratings.json")).unwrap();
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/apigw-v2-post-ratings.json")).unwrap();
     event["body"] = serde_json::json!(body);
     for (k, v) in headers {
         event["headers"][k.to_ascii_lowercase()] = serde_json::json!(v);
@@ -129,7 +137,11 @@ impl RunningSystem {
         die_with_parent(&mut cmd);
         let child = cmd.spawn().expect("runner starts");
         wait_for_port(port, Duration::from_secs(60));
-        RunningSystem { child, base_url: format!("http://127.0.0.1:{port}"), moto_url: format!("http://127.0.0.1:{moto_port}") }
+        RunningSystem {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            moto_url: format!("http://127.0.0.1:{moto_port}"),
+        }
     }
 
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {

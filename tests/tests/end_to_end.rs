@@ -55,11 +55,21 @@ async fn the_chat_platform_rates_a_conversation_through_the_local_system() {
 
     // Each kind of bad input: the right 4xx, a problem body, nothing written.
     let bad = unique("c");
-    let cases: Vec<(String, Vec<(&str, &str)>, u16)> = vec![
+    // (body, extra headers, expected status)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case> = vec![
         ("{not json".into(), vec![], 400),
         (json!({"conversation_id": bad, "customer_id": "u", "stars": 0, "channel": "web"}).to_string(), vec![], 422),
-        (json!({"conversation_id": bad, "customer_id": "u", "stars": 3, "channel": "carrier-pigeon"}).to_string(), vec![], 422),
-        (json!({"conversation_id": "has space", "customer_id": "u", "stars": 3, "channel": "web"}).to_string(), vec![], 422),
+        (
+            json!({"conversation_id": bad, "customer_id": "u", "stars": 3, "channel": "carrier-pigeon"}).to_string(),
+            vec![],
+            422,
+        ),
+        (
+            json!({"conversation_id": "has space", "customer_id": "u", "stars": 3, "channel": "web"}).to_string(),
+            vec![],
+            422,
+        ),
         (rating(&bad, 3), vec![("content-type", "text/plain")], 415),
         (rating(&bad, 3), vec![("idempotency-key", "")], 400),
     ];
@@ -80,9 +90,14 @@ async fn the_chat_platform_rates_a_conversation_through_the_local_system() {
 
     // Without credentials, or with forged ones, the gateway refuses and nothing is written.
     let intruder = unique("c");
-    let none = send("POST", &format!("{}/ratings", sys.base_url), &[("content-type", "application/json")], rating(&intruder, 5))
-        .await
-        .unwrap();
+    let none = send(
+        "POST",
+        &format!("{}/ratings", sys.base_url),
+        &[("content-type", "application/json")],
+        rating(&intruder, 5),
+    )
+    .await
+    .unwrap();
     assert_eq!(none.status, 401);
     let forged = send(
         "POST",
@@ -105,15 +120,13 @@ async fn concurrent_identical_requests_store_one_rating() {
     let sys = RunningSystem::start();
     let conv = unique("c");
     let body = rating(&conv, 2);
-    let replies = futures_join(
-        (0..8).map(|_| {
-            let body = body.clone();
-            let url = format!("{}/ratings", sys.base_url);
-            tokio::spawn(async move {
-                send("POST", &url, &[("authorization", KEY), ("content-type", "application/json")], body).await.unwrap()
-            })
-        }),
-    )
+    let replies = futures_join((0..8).map(|_| {
+        let body = body.clone();
+        let url = format!("{}/ratings", sys.base_url);
+        tokio::spawn(async move {
+            send("POST", &url, &[("authorization", KEY), ("content-type", "application/json")], body).await.unwrap()
+        })
+    }))
     .await;
     let ids: std::collections::BTreeSet<String> = replies
         .iter()

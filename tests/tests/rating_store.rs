@@ -78,7 +78,9 @@ async fn retries_replay_and_different_ratings_conflict() {
     assert!(matches!(reused, Err(SubmitRatingError::IdempotencyKeyReused { .. })), "{reused:?}");
     // A different rating: conflict, naming the existing one.
     let conflict = submit_rating(&store, submission(&conv, 5, None), Some("key-2".into()), now()).await;
-    assert!(matches!(conflict, Err(SubmitRatingError::AlreadyRated { ref existing_id, .. }) if *existing_id == original.id));
+    assert!(
+        matches!(conflict, Err(SubmitRatingError::AlreadyRated { ref existing_id, .. }) if *existing_id == original.id)
+    );
     assert_eq!(store.rating_of_conversation(&conv).await.unwrap(), Some(original));
 }
 

@@ -5,7 +5,10 @@ use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGa
 use feedback::auth::CallerKeys;
 use serde_json::json;
 
-pub fn decide(keys: &CallerKeys, request: &ApiGatewayV2CustomAuthorizerV2Request) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+pub fn decide(
+    keys: &CallerKeys,
+    request: &ApiGatewayV2CustomAuthorizerV2Request,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
     let authorization = request.headers.get("authorization").and_then(|v| v.to_str().ok());
     match keys.authenticate(authorization) {
         Ok(caller) => {
@@ -33,7 +36,8 @@ mod tests {
 
     /// The real event shape API Gateway sends a REQUEST authorizer (from aws_lambda_events' fixtures).
     fn event(authorization: Option<&str>) -> ApiGatewayV2CustomAuthorizerV2Request {
-        let mut v: serde_json::Value = serde_json::from_str(include_str!("../tests/authorizer-v2-request.json")).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/authorizer-v2-request.json")).unwrap();
         if let Some(a) = authorization {
             v["headers"]["authorization"] = json!(a);
         }

@@ -8,7 +8,8 @@ use testkit::{fresh_feedback_table, post_ratings_event, unique};
 
 async fn app() -> (App, feedback::dynamo::Client, String) {
     let (client, table) = fresh_feedback_table().await;
-    let settings = RatingSettings { table_name: table.clone(), deeper_feedback_max_stars: 2, rating_retention_days: 730 };
+    let settings =
+        RatingSettings { table_name: table.clone(), deeper_feedback_max_stars: 2, rating_retention_days: 730 };
     (App::new(client.clone(), settings), client, table)
 }
 
@@ -48,7 +49,12 @@ async fn a_valid_rating_is_stored_and_a_low_one_offers_deeper_feedback() {
     assert_eq!(stored_ratings(&client, &table, &conv).await, 1);
 
     let conv = unique("c");
-    let (status, json, _) = call(&app, &json!({"conversation_id": conv, "customer_id": "u-7", "stars": 5, "channel": "web"}).to_string(), &[]).await;
+    let (status, json, _) = call(
+        &app,
+        &json!({"conversation_id": conv, "customer_id": "u-7", "stars": 5, "channel": "web"}).to_string(),
+        &[],
+    )
+    .await;
     assert_eq!((status, &json["deeper_feedback"]), (201, &json!({"offer": false})));
 }
 
@@ -73,10 +79,19 @@ async fn a_retry_with_the_same_idempotency_key_returns_the_original_and_writes_n
 async fn a_different_second_rating_for_the_same_conversation_is_a_409() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    let (s, first, _) = call(&app, &json!({"conversation_id": conv, "customer_id": "u-1", "stars": 5, "channel": "web"}).to_string(), &[]).await;
+    let (s, first, _) = call(
+        &app,
+        &json!({"conversation_id": conv, "customer_id": "u-1", "stars": 5, "channel": "web"}).to_string(),
+        &[],
+    )
+    .await;
     assert_eq!(s, 201);
-    let (status, problem, res) =
-        call(&app, &json!({"conversation_id": conv, "customer_id": "u-1", "stars": 1, "channel": "web"}).to_string(), &[]).await;
+    let (status, problem, res) = call(
+        &app,
+        &json!({"conversation_id": conv, "customer_id": "u-1", "stars": 1, "channel": "web"}).to_string(),
+        &[],
+    )
+    .await;
     assert_eq!(status, 409);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert!(problem["detail"].as_str().unwrap().contains(first["id"].as_str().unwrap()));
@@ -87,7 +102,9 @@ async fn a_different_second_rating_for_the_same_conversation_is_a_409() {
 async fn every_kind_of_bad_input_is_a_4xx_problem_and_writes_nothing() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    let cases: Vec<(String, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (body, extra headers, expected status, expected problem type)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("{\"stars\":".into(), vec![], 400, "malformed-json"),
         ("[]".into(), vec![], 400, "malformed-json"),
         ("".into(), vec![], 400, "malformed-json"),
@@ -105,7 +122,9 @@ async fn every_kind_of_bad_input_is_a_4xx_problem_and_writes_nothing() {
         assert_eq!(problem["type"], format!("urn:feedback-loop:problem:{want_type}"));
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
         if status == 422 {
-            assert!(problem["invalid_params"][0]["field"].is_string() && problem["invalid_params"][0]["rule"].is_string());
+            assert!(
+                problem["invalid_params"][0]["field"].is_string() && problem["invalid_params"][0]["rule"].is_string()
+            );
         }
     }
     assert_eq!(stored_ratings(&client, &table, &conv).await, 0);

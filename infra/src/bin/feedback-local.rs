@@ -14,7 +14,10 @@ async fn main() -> Result<(), BoxError> {
     let base = format!("http://{}", stack.address);
     println!("Feedback Loop is running locally.");
     println!("  API          {base}   (routes: {})", stack.routes.join(", "));
-    println!("  moto         {}   (sent mail and SMS: {}/moto-api/data.json)", stack.moto.endpoint, stack.moto.endpoint);
+    println!(
+        "  moto         {}   (sent mail and SMS: {}/moto-api/data.json)",
+        stack.moto.endpoint, stack.moto.endpoint
+    );
     println!("  caller key   Authorization: Bearer {DEV_CALLER_KEY}   (local only)");
     println!();
     println!("Try:");

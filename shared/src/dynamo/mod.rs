@@ -54,12 +54,16 @@ where
     R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or("").to_owned();
-    let retryable = matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
-        || code.contains("Throttl")
-        || matches!(
-            code.as_str(),
-            "ProvisionedThroughputExceededException" | "RequestLimitExceeded" | "InternalServerError" | "ServiceUnavailable"
-        );
+    let retryable =
+        matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
+            || code.contains("Throttl")
+            || matches!(
+                code.as_str(),
+                "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+            );
     let what = format!("{code}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
     if retryable { StoreError::Unavailable(what) } else { StoreError::Failed(what) }
 }
@@ -75,7 +79,9 @@ pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
     let read = client.get_item().table_name(table).set_key(Some(key("WARMUP".into(), "WARMUP"))).send();
     match tokio::time::timeout(Duration::from_secs(2), read).await {
         Ok(Ok(_)) => tracing::debug!("dynamodb connection warmed"),
-        Ok(Err(e)) => tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "dynamodb warm-up failed"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "dynamodb warm-up failed")
+        }
         Err(_) => tracing::warn!("dynamodb warm-up timed out"),
     }
 }

@@ -72,8 +72,10 @@ impl RatingItem {
     }
 
     fn into_rating(self) -> Result<Rating, StoreError> {
-        let created_at: Timestamp =
-            self.created_at.parse().map_err(|e| StoreError::Failed(format!("rating {}: bad created_at: {e}", self.id)))?;
+        let created_at: Timestamp = self
+            .created_at
+            .parse()
+            .map_err(|e| StoreError::Failed(format!("rating {}: bad created_at: {e}", self.id)))?;
         Ok(Rating {
             id: self.id,
             conversation_id: self.conversation_id,
@@ -92,8 +94,9 @@ impl RatingItem {
 
 impl RatingStore for DynamoRatingStore {
     async fn insert_rating(&self, rating: &Rating) -> Result<Option<Rating>, StoreError> {
-        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(RatingItem::from_rating(rating, self.retention_days))
-            .map_err(|e| StoreError::Failed(format!("cannot map rating: {e}")))?;
+        let item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            serde_dynamo::to_item(RatingItem::from_rating(rating, self.retention_days))
+                .map_err(|e| StoreError::Failed(format!("cannot map rating: {e}")))?;
         // A lost race between the failed put and the read (the rating deleted in between) is
         // practically impossible, but it is cheap to settle by trying again.
         for _ in 0..3 {
@@ -131,8 +134,8 @@ impl RatingStore for DynamoRatingStore {
         match out.item {
             None => Ok(None),
             Some(item) => {
-                let parsed: RatingItem =
-                    serde_dynamo::from_item(item).map_err(|e| StoreError::Failed(format!("unreadable rating item: {e}")))?;
+                let parsed: RatingItem = serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Failed(format!("unreadable rating item: {e}")))?;
                 parsed.into_rating().map(Some)
             }
         }

@@ -1,0 +1,176 @@
+//! `make bench`: what a function costs at cold start, measured on a local Lambda Runtime API.
+//!
+//! For each run: exec the release binary with a sandbox environment, time exec → its first
+//! `GET /2018-06-01/runtime/invocation/next` (init, including the DynamoDB warm-up against moto),
+//! answer with one real API Gateway event, time until `POST .../response`, then read the process's
+//! peak RSS (VmHWM) from /proc. Reports binary size (stripped) and medians/p90 over the runs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use infra::BoxError;
+use infra::moto::Moto;
+use infra::template::{LocalNames, Template};
+
+const RUNS: usize = 30;
+
+struct Sample {
+    init: Duration,
+    first_invoke: Duration,
+    peak_rss_kib: u64,
+}
+
+fn read_request(stream: &mut BufReader<TcpStream>) -> std::io::Result<(String, Vec<u8>)> {
+    let mut line = String::new();
+    stream.read_line(&mut line)?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        stream.read_line(&mut h)?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body)?;
+    Ok((line, body))
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn run_once(binary: &PathBuf, env: &[(String, String)], event: &str) -> Result<Sample, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let (stream, _) = listener.accept()?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let (line, _) = read_request(&mut reader)?;
+    let init = started.elapsed();
+    assert!(line.contains("/invocation/next"), "unexpected first request {line}");
+    let deadline = jiff::Timestamp::now().as_millisecond() + 10_000;
+    let answered = Instant::now();
+    write!(
+        writer,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: bench-1\r\n\
+         Lambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n\
+         Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{event}",
+        event.len()
+    )?;
+    // The runtime may open a new connection for its response.
+    let (line, _) = match read_request(&mut reader) {
+        Ok(r) if !r.0.is_empty() => r,
+        _ => {
+            let (s, _) = listener.accept()?;
+            writer = s.try_clone()?;
+            reader = BufReader::new(s);
+            read_request(&mut reader)?
+        }
+    };
+    let first_invoke = answered.elapsed();
+    assert!(line.contains("/response"), "function answered with {line}");
+    write!(writer, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")?;
+    let peak_rss_kib = peak_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Sample { init, first_invoke, peak_rss_kib })
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let bin_dir = std::env::current_exe()?.parent().map(PathBuf::from).ok_or("no exe dir")?;
+    let template = Template::load(&infra::template::default_template_path())?;
+    let mut moto = Moto::start(0).await?;
+    let names = LocalNames {
+        prefix: "bench-".into(),
+        region: "us-east-1".into(),
+        account: infra::runner::ACCOUNT.into(),
+        parameters: [("CallerKeys".to_owned(), format!("bench:{}", feedback::auth::key_digest("k")))].into(),
+    };
+    let client = aws_sdk_dynamodb::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
+    for t in template.tables()? {
+        infra::tables::ensure_table(&client, &t, &names.physical(&t.logical_id)).await?;
+    }
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/apigw-v2-post-ratings.json"))?;
+    println!(
+        "{:<18} {:>9} {:>14} {:>14} {:>16} {:>12}",
+        "function", "size", "init p50/p90", "1st call p50", "peak RSS p50/max", "runs"
+    );
+    for f in template.functions(&names)? {
+        let binary = bin_dir.join(&f.binary);
+        let size = std::fs::metadata(&binary).map_err(|e| format!("{}: {e} (run make bench)", binary.display()))?.len();
+        let mut env: Vec<(String, String)> = vec![
+            ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.binary.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), f.memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), "bench".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", f.binary)),
+        ];
+        env.extend(template.logging_env());
+        env.extend(f.environment.clone());
+        let mut samples = Vec::new();
+        for i in 0..RUNS {
+            let mut event = fixture.clone();
+            event["body"] = serde_json::json!(
+                serde_json::json!({"conversation_id": format!("bench-{i}-{}", ulid::Ulid::new()), "customer_id": "u-1", "stars": 4, "channel": "web"})
+                    .to_string()
+            );
+            event["headers"]["authorization"] = serde_json::json!("Bearer k");
+            if f.binary == "authorize-caller" {
+                event["type"] = serde_json::json!("REQUEST");
+                event["identitySource"] = serde_json::json!(["Bearer k"]);
+            }
+            samples.push(run_once(&binary, &env, &event.to_string())?);
+        }
+        let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+        let init: Vec<f64> = samples.iter().map(|s| ms(&s.init)).collect();
+        let call: Vec<f64> = samples.iter().map(|s| ms(&s.first_invoke)).collect();
+        let rss: Vec<f64> = samples.iter().map(|s| s.peak_rss_kib as f64 / 1024.0).collect();
+        println!(
+            "{:<18} {:>6.2} MB {:>6.2}/{:>5.2} ms {:>11.2} ms {:>7.1}/{:>5.1} MiB {:>12}",
+            f.binary,
+            size as f64 / 1_000_000.0,
+            percentile(init.clone(), 0.5),
+            percentile(init, 0.9),
+            percentile(call, 0.5),
+            percentile(rss.clone(), 0.5),
+            percentile(rss, 1.0),
+            RUNS
+        );
+    }
+    println!("targets (submit-rating): size <= 8 MB, init p50 <= 10 ms, peak RSS <= 24 MB");
+    moto.stop().await;
+    Ok(())
+}
