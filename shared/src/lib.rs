@@ -12,6 +12,7 @@ pub mod observe;
 pub mod ports;
 pub mod problem;
 pub mod rating;
+pub mod triggers;
 pub mod validate;
 
 #[cfg(feature = "aws")]

@@ -1,0 +1,47 @@
+//! Trigger detection throughput (target: >= 1M messages/s on one core).
+//! Inputs: the hand-written chat messages of tests/trigger_cases.tsv and, when ../shared/data is
+//! beside the repository, 20k real shopping reviews from the online_shopping test split.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use feedback::triggers::TriggerRules;
+
+fn chat_messages() -> Vec<String> {
+    include_str!("../tests/trigger_cases.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_once('\t').map(|(_, t)| t).unwrap_or("").to_owned())
+        .collect()
+}
+
+fn real_reviews() -> Option<Vec<String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/splits/online_shopping_10_cats.test.tsv");
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).take(20_000).map(str::to_owned).collect())
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = TriggerRules::builtin();
+    let mut group = c.benchmark_group("trigger_detection");
+    let mut inputs = vec![("chat_messages", chat_messages())];
+    if let Some(reviews) = real_reviews() {
+        inputs.push(("shopping_reviews", reviews));
+    }
+    for (name, messages) in inputs {
+        group.throughput(Throughput::Elements(messages.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut fired = 0usize;
+                for m in &messages {
+                    fired += rules.detect(black_box(m)).fired as usize;
+                }
+                fired
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
