@@ -1,7 +1,7 @@
 //! A customer's rating of a conversation: how a submission is read and checked, and the rule that
 //! a conversation is rated once, with retries recognised rather than stored twice.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -25,7 +25,9 @@ pub struct RatingSubmission {
     pub stars: u8,
     pub comment: Option<String>,
     pub channel: Channel,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub served_by: Option<ServedBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
 }
 
@@ -103,17 +105,11 @@ pub fn check_idempotency_key(raw: &[u8]) -> Result<String, InputError> {
     }
 }
 
-/// A stored rating.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored rating: what was submitted, plus its id and when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rating {
     pub id: String,
-    pub conversation_id: String,
-    pub customer_id: String,
-    pub stars: u8,
-    pub comment: Option<String>,
-    pub channel: Channel,
-    pub served_by: Option<ServedBy>,
-    pub locale: Option<String>,
+    pub submission: RatingSubmission,
     pub created_at: Timestamp,
     /// The caller's `Idempotency-Key`, if it sent one. Scoped to the conversation.
     pub idempotency_key: Option<String>,
@@ -128,20 +124,7 @@ impl Rating {
         idempotency_key: Option<String>,
     ) -> Self {
         let fingerprint = submission.fingerprint();
-        let RatingSubmission { conversation_id, customer_id, stars, comment, channel, served_by, locale } = submission;
-        Rating {
-            id,
-            conversation_id,
-            customer_id,
-            stars,
-            comment,
-            channel,
-            served_by,
-            locale,
-            created_at,
-            idempotency_key,
-            fingerprint,
-        }
+        Rating { id, submission, created_at, idempotency_key, fingerprint }
     }
 }
 
@@ -163,35 +146,22 @@ pub fn deeper_feedback(stars: u8, max_stars: u8) -> DeeperFeedback {
 }
 
 /// What the storefront gets back: the stored rating and the next step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RatingReceipt {
-    pub id: String,
-    pub conversation_id: String,
-    pub customer_id: String,
-    pub stars: u8,
-    pub comment: Option<String>,
-    pub channel: Channel,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub served_by: Option<ServedBy>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
+#[derive(Debug, Serialize)]
+pub struct RatingReceipt<'a> {
+    pub id: &'a str,
+    #[serde(flatten)]
+    pub submission: &'a RatingSubmission,
     pub created_at: Timestamp,
     pub deeper_feedback: DeeperFeedback,
 }
 
-impl RatingReceipt {
-    pub fn new(rating: &Rating, max_stars_for_deeper_feedback: u8) -> Self {
+impl<'a> RatingReceipt<'a> {
+    pub fn new(rating: &'a Rating, max_stars_for_deeper_feedback: u8) -> Self {
         RatingReceipt {
-            id: rating.id.clone(),
-            conversation_id: rating.conversation_id.clone(),
-            customer_id: rating.customer_id.clone(),
-            stars: rating.stars,
-            comment: rating.comment.clone(),
-            channel: rating.channel,
-            served_by: rating.served_by.clone(),
-            locale: rating.locale.clone(),
+            id: &rating.id,
+            submission: &rating.submission,
             created_at: rating.created_at,
-            deeper_feedback: deeper_feedback(rating.stars, max_stars_for_deeper_feedback),
+            deeper_feedback: deeper_feedback(rating.submission.stars, max_stars_for_deeper_feedback),
         }
     }
 }
@@ -247,13 +217,14 @@ pub async fn submit_rating(
             if existing.fingerprint == rating.fingerprint {
                 Ok(Submitted::Replayed(existing))
             } else {
-                Err(SubmitRatingError::IdempotencyKeyReused { conversation_id: existing.conversation_id })
+                Err(SubmitRatingError::IdempotencyKeyReused { conversation_id: existing.submission.conversation_id })
             }
         }
         _ if existing.fingerprint == rating.fingerprint => Ok(Submitted::Replayed(existing)),
-        _ => {
-            Err(SubmitRatingError::AlreadyRated { existing_id: existing.id, conversation_id: existing.conversation_id })
-        }
+        _ => Err(SubmitRatingError::AlreadyRated {
+            existing_id: existing.id,
+            conversation_id: existing.submission.conversation_id,
+        }),
     }
 }
 

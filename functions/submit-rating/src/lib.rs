@@ -45,13 +45,16 @@ impl App {
                 let rating = submitted.rating();
                 let replayed = matches!(submitted, Submitted::Replayed(_));
                 tracing::info!(
-                    rating_id = %rating.id, conversation_id = %rating.conversation_id,
-                    customer_id = %rating.customer_id, stars = rating.stars, replayed, "rating accepted"
+                    rating_id = %rating.id, conversation_id = %rating.submission.conversation_id,
+                    customer_id = %rating.submission.customer_id, stars = rating.submission.stars, replayed, "rating accepted"
                 );
                 if !replayed {
                     emit_metrics(
                         &[("Function", "submit-rating")],
-                        &[("RatingSubmitted", 1.0, "Count"), ("RatingStars", f64::from(rating.stars), "None")],
+                        &[
+                            ("RatingSubmitted", 1.0, "Count"),
+                            ("RatingStars", f64::from(rating.submission.stars), "None"),
+                        ],
                     );
                 }
                 let receipt = RatingReceipt::new(rating, self.settings.deeper_feedback_max_stars);

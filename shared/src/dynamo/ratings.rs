@@ -6,7 +6,7 @@ use super::{expiry, iso, key, keys, store_error};
 use crate::Timestamp;
 use crate::conversation::{Channel, ServedBy};
 use crate::ports::{RatingStore, StoreError};
-use crate::rating::Rating;
+use crate::rating::{Rating, RatingSubmission};
 
 /// `RatingStore` on the feedback table.
 #[derive(Clone)]
@@ -50,21 +50,22 @@ struct RatingItem {
 
 impl RatingItem {
     fn from_rating(r: &Rating, retention_days: u32) -> Self {
+        let s = &r.submission;
         RatingItem {
-            pk: keys::conversation(&r.conversation_id),
+            pk: keys::conversation(&s.conversation_id),
             sk: keys::RATING.into(),
             entity: "rating".into(),
             gsi1pk: keys::feedback_day(r.created_at),
-            gsi1sk: keys::feedback_sort(r.created_at, "RATING", &r.conversation_id),
+            gsi1sk: keys::feedback_sort(r.created_at, "RATING", &s.conversation_id),
             expires_at: expiry(r.created_at, retention_days),
             id: r.id.clone(),
-            conversation_id: r.conversation_id.clone(),
-            customer_id: r.customer_id.clone(),
-            stars: r.stars,
-            comment: r.comment.clone(),
-            channel: r.channel,
-            served_by: r.served_by.clone(),
-            locale: r.locale.clone(),
+            conversation_id: s.conversation_id.clone(),
+            customer_id: s.customer_id.clone(),
+            stars: s.stars,
+            comment: s.comment.clone(),
+            channel: s.channel,
+            served_by: s.served_by.clone(),
+            locale: s.locale.clone(),
             created_at: iso(r.created_at),
             idempotency_key: r.idempotency_key.clone(),
             fingerprint: r.fingerprint.clone(),
@@ -78,13 +79,15 @@ impl RatingItem {
             .map_err(|e| StoreError::Failed(format!("rating {}: bad created_at: {e}", self.id)))?;
         Ok(Rating {
             id: self.id,
-            conversation_id: self.conversation_id,
-            customer_id: self.customer_id,
-            stars: self.stars,
-            comment: self.comment,
-            channel: self.channel,
-            served_by: self.served_by,
-            locale: self.locale,
+            submission: RatingSubmission {
+                conversation_id: self.conversation_id,
+                customer_id: self.customer_id,
+                stars: self.stars,
+                comment: self.comment,
+                channel: self.channel,
+                served_by: self.served_by,
+                locale: self.locale,
+            },
             created_at,
             idempotency_key: self.idempotency_key,
             fingerprint: self.fingerprint,
@@ -111,14 +114,17 @@ impl RatingStore for DynamoRatingStore {
             match put {
                 Ok(_) => return Ok(None),
                 Err(e) if matches!(e.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
-                    if let Some(existing) = self.rating_of_conversation(&rating.conversation_id).await? {
+                    if let Some(existing) = self.rating_of_conversation(&rating.submission.conversation_id).await? {
                         return Ok(Some(existing));
                     }
                 }
                 Err(e) => return Err(store_error(e)),
             }
         }
-        Err(StoreError::Unavailable(format!("rating of conversation {} keeps changing", rating.conversation_id)))
+        Err(StoreError::Unavailable(format!(
+            "rating of conversation {} keeps changing",
+            rating.submission.conversation_id
+        )))
     }
 
     async fn rating_of_conversation(&self, conversation_id: &str) -> Result<Option<Rating>, StoreError> {
