@@ -308,8 +308,11 @@ impl Template {
                 .parameter_default(name)
                 .ok_or_else(|| format!("parameter {name} has no default and no local value").into());
         }
-        if self.resource_type(name).is_some() {
-            return Ok(names.physical(name));
+        match self.resource_type(name) {
+            // As in CloudFormation: !Ref of a topic is its ARN, of a table (and most else) its name.
+            Some("AWS::SNS::Topic") => return Ok(self.attribute(&format!("{name}.TopicArn"), names)),
+            Some(_) => return Ok(names.physical(name)),
+            None => {}
         }
         Err(format!("!Ref {name}: no such parameter or resource").into())
     }
@@ -431,7 +434,7 @@ mod tests {
     fn intrinsics_resolve_to_local_names() {
         let t: Template = Template {
             root: serde_yaml::from_str(
-                "Parameters: {P: {Type: String, Default: d}}\nResources: {T: {Type: AWS::DynamoDB::Table}}",
+                "Parameters: {P: {Type: String, Default: d}}\nResources: {T: {Type: AWS::DynamoDB::Table}, A: {Type: AWS::SNS::Topic}}",
             )
             .unwrap(),
             dir: PathBuf::new(),
@@ -443,6 +446,7 @@ mod tests {
         assert_eq!(t.resolve(&v("{Ref: AWS::Region}"), &n).unwrap(), "us-east-1");
         assert_eq!(t.resolve(&v("!GetAtt T.Arn"), &n).unwrap(), "arn:aws:dynamodb:us-east-1:123456789012:table/x-T");
         assert_eq!(t.resolve(&v("!Sub '/t/${T}/${AWS::Region}'"), &n).unwrap(), "/t/x-T/us-east-1");
+        assert_eq!(t.resolve(&v("!Ref A"), &n).unwrap(), "arn:aws:sns:us-east-1:123456789012:x-A");
         assert!(t.resolve(&v("!Ref Nope"), &n).is_err());
         assert!(t.resolve(&v("!FindInMap [a, b, c]"), &n).is_err());
     }
