@@ -75,6 +75,7 @@ pub type LocalHandler =
 pub struct Gateway {
     pub routes: Vec<Route>,
     pub api_id: String,
+    pub region: String,
     pub account: String,
     pub local: Option<LocalHandler>,
 }
@@ -141,7 +142,7 @@ impl Gateway {
         let event = json!({
             "version": "2.0",
             "type": "REQUEST",
-            "routeArn": format!("arn:aws:execute-api:{}:{}:{}/$default/{}{}", "us-east-1", self.account, self.api_id,
+            "routeArn": format!("arn:aws:execute-api:{}:{}:{}/$default/{}{}", self.region, self.account, self.api_id,
                 ctx["http"]["method"].as_str().unwrap_or(""), request["rawPath"].as_str().unwrap_or("")),
             "identitySource": identity,
             "routeKey": request["routeKey"],

@@ -60,7 +60,6 @@ struct RuntimeApi {
 
 pub struct FunctionHost {
     pub name: String,
-    pub runtime_api: SocketAddr,
     queue: mpsc::Sender<Invocation>,
     timeout: Duration,
 }
@@ -88,7 +87,7 @@ impl FunctionHost {
         for instance in 0..spec.instances.max(1) {
             tokio::spawn(supervise(spec.clone(), runtime_api, instance));
         }
-        Ok(Arc::new(FunctionHost { name: spec.name, runtime_api, queue: tx, timeout: spec.timeout }))
+        Ok(Arc::new(FunctionHost { name: spec.name, queue: tx, timeout: spec.timeout }))
     }
 
     /// Invokes the function synchronously (RequestResponse) with a JSON event.
@@ -133,7 +132,7 @@ async fn supervise(spec: FunctionSpec, runtime_api: SocketAddr, instance: usize)
             .stdout(if spec.show_logs { Stdio::piped() } else { Stdio::null() })
             .stderr(if spec.show_logs { Stdio::piped() } else { Stdio::null() })
             .kill_on_drop(true);
-        crate::moto::die_with_parent(&mut cmd);
+        crate::moto::die_with_parent(cmd.as_std_mut());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

@@ -40,7 +40,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        die_with_parent(&mut cmd);
+        die_with_parent(cmd.as_std_mut());
         let child = cmd.spawn().map_err(|e| {
             format!("cannot start {} ({e}); run `make venv` (or set MOTO_SERVER) first", path.display())
         })?;
@@ -70,15 +70,6 @@ impl Moto {
         }
     }
 
-    /// What moto recorded as sent (SES messages, SNS SMS and topic notifications) and stored.
-    pub async fn data(&self) -> Result<serde_json::Value, BoxError> {
-        let (status, body) = crate::http::get(&format!("{}/moto-api/data.json", self.endpoint)).await?;
-        if status != 200 {
-            return Err(format!("moto data.json answered {status}").into());
-        }
-        Ok(serde_json::from_slice(&body)?)
-    }
-
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
@@ -86,27 +77,20 @@ impl Moto {
     }
 }
 
-/// Children die with this process even if it is killed (Linux: PR_SET_PDEATHSIG).
-pub fn die_with_parent(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    unsafe {
-        cmd.pre_exec(|| {
-            // SAFETY: prctl is async-signal-safe; no allocation happens here.
-            libc_prctl_pdeathsig();
-            Ok(())
-        });
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn libc_prctl_pdeathsig() {
+/// Children die with this process even if it is killed (Linux: PR_SET_PDEATHSIG). The signal fires
+/// when the *thread* that spawned the child exits, so spawn long-lived children from a long-lived thread.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
     unsafe extern "C" {
         fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
     }
     const PR_SET_PDEATHSIG: i32 = 1;
     const SIGTERM: u64 = 15;
-    // SAFETY: a plain syscall wrapper with integer arguments.
+    // SAFETY: prctl with integer arguments is async-signal-safe and allocates nothing.
     unsafe {
-        prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+        cmd.pre_exec(|| {
+            prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+            Ok(())
+        });
     }
 }

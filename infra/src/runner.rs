@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::gateway::{Authorizer, Gateway, LocalHandler, Route};
 use crate::lambda_host::{FunctionHost, FunctionSpec};
 use crate::moto::Moto;
-use crate::template::{LocalNames, Template};
+use crate::template::{FunctionDef, LocalNames, Template};
 use crate::{BoxError, DEV_CALLER_KEY};
 
 pub const ACCOUNT: &str = "123456789012";
@@ -57,6 +57,22 @@ impl RunnerConfig {
     }
 }
 
+/// What a function's process gets locally besides the sandbox's own variables: the SDK pointed at
+/// moto with dummy credentials, Lambda's logging settings, and its environment from the template.
+pub fn function_env(template: &Template, f: &FunctionDef, moto_endpoint: &str, region: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), moto_endpoint.to_owned()),
+        ("AWS_REGION".into(), region.to_owned()),
+        ("AWS_DEFAULT_REGION".into(), region.to_owned()),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ];
+    env.extend(template.logging_env());
+    env.extend(f.environment.clone());
+    env
+}
+
 pub struct LocalStack {
     pub moto: Moto,
     pub address: SocketAddr,
@@ -87,20 +103,9 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         tracing::info!(table = %name, created, "table ready");
     }
 
-    let aws_env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
-        ("AWS_REGION".into(), cfg.region.clone()),
-        ("AWS_DEFAULT_REGION".into(), cfg.region.clone()),
-        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-    ];
-    let logging_env = template.logging_env();
     let mut hosts = BTreeMap::new();
     for f in template.functions(&names)? {
-        let mut env: Vec<(String, String)> = aws_env.clone();
-        env.extend(logging_env.iter().cloned());
-        env.extend(f.environment.clone());
+        let env = function_env(&template, &f, &moto.endpoint, &cfg.region);
         let physical = names.physical(&f.logical_id);
         let spec = FunctionSpec {
             name: physical.clone(),
@@ -163,7 +168,13 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
             }
         })
     });
-    let gateway = Arc::new(Gateway { routes, api_id: "local".into(), account: ACCOUNT.into(), local: Some(local) });
+    let gateway = Arc::new(Gateway {
+        routes,
+        api_id: "local".into(),
+        region: cfg.region.clone(),
+        account: ACCOUNT.into(),
+        local: Some(local),
+    });
     let listener = TcpListener::bind(("127.0.0.1", cfg.port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;

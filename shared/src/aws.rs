@@ -9,14 +9,17 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 /// SDK configuration with a rustls/ring HTTPS client and timeouts that fit a 10 s Lambda: a stuck
 /// connection fails fast and is retried by the SDK instead of eating the whole invocation.
 pub async fn sdk_config() -> SdkConfig {
-    let http_client =
-        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_millis(1_500))
         .operation_attempt_timeout(Duration::from_secs(3))
         .operation_timeout(Duration::from_secs(8))
         .build();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).timeout_config(timeouts).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client()).timeout_config(timeouts).load().await
+}
+
+/// The SDK's hyper/rustls client with the `ring` provider (the default pulls in aws-lc).
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -26,10 +29,8 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
 /// Configuration for local tooling (runner, tests) talking to moto with dummy credentials.
 /// Lambda code never uses this: there the environment alone decides.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
-    let http_client =
-        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
+        .http_client(https_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region.to_owned()))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local"))

@@ -54,14 +54,6 @@ impl Problem {
         p
     }
 
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Problem::new(404, "not-found", "Not found", detail)
-    }
-
-    pub fn method_not_allowed(allowed: &str) -> Self {
-        Problem::new(405, "method-not-allowed", "Method not allowed", format!("Use {allowed}"))
-    }
-
     pub fn is_server_error(&self) -> bool {
         self.status >= 500
     }

@@ -231,12 +231,7 @@ pub async fn submit_rating(
 /// Rating ids are ULIDs: unique without coordination and sortable by creation time.
 pub fn new_rating_id(now: Timestamp) -> String {
     let ms = u64::try_from(now.as_millisecond()).unwrap_or(0);
-    ulid::Ulid::from_parts(ms, rand_u128()).to_string()
-}
-
-fn rand_u128() -> u128 {
-    // ulid's own generator, so we need no extra RNG dependency.
-    ulid::Ulid::new().random()
+    ulid::Ulid::from_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use infra::moto::die_with_parent;
 use infra::template::{LocalNames, Template};
 
 pub use infra::http::{Reply, send};
@@ -43,20 +44,6 @@ pub fn moto_url() -> &'static str {
         wait_for_port(port, Duration::from_secs(30));
         url
     })
-}
-
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    unsafe extern "C" {
-        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
-    }
-    // SAFETY: prctl with integer arguments is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(1 /* PR_SET_PDEATHSIG */, 15 /* SIGTERM */, 0, 0, 0);
-            Ok(())
-        });
-    }
 }
 
 pub fn wait_for_port(port: u16, limit: Duration) {

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use infra::BoxError;
+use infra::lambda_host::{FunctionSpec, sandbox_env};
 use infra::moto::Moto;
+use infra::runner::function_env;
 use infra::template::{LocalNames, Template};
 
 const RUNS: usize = 30;
@@ -52,14 +54,13 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn run_once(binary: &PathBuf, env: &[(String, String)], event: &str) -> Result<Sample, BoxError> {
+fn run_once(spec: &FunctionSpec, event: &str) -> Result<Sample, BoxError> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let started = Instant::now();
-    let mut child = Command::new(binary)
+    let mut child = Command::new(&spec.binary)
         .env_clear()
-        .envs(env.iter().cloned())
-        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .envs(sandbox_env(spec, addr))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -126,20 +127,15 @@ async fn main() -> Result<(), BoxError> {
     for f in template.functions(&names)? {
         let binary = bin_dir.join(&f.binary);
         let size = std::fs::metadata(&binary).map_err(|e| format!("{}: {e} (run make bench)", binary.display()))?.len();
-        let mut env: Vec<(String, String)> = vec![
-            ("AWS_ENDPOINT_URL".into(), moto.endpoint.clone()),
-            ("AWS_REGION".into(), "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-            ("AWS_LAMBDA_FUNCTION_NAME".into(), f.binary.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), f.memory_mb.to_string()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), "bench".into()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", f.binary)),
-        ];
-        env.extend(template.logging_env());
-        env.extend(f.environment.clone());
+        let spec = FunctionSpec {
+            name: f.binary.clone(),
+            binary: binary.clone(),
+            env: function_env(&template, &f, &moto.endpoint, "us-east-1"),
+            timeout: Duration::from_secs(f.timeout_secs),
+            memory_mb: f.memory_mb,
+            instances: 1,
+            show_logs: false,
+        };
         let mut samples = Vec::new();
         for i in 0..RUNS {
             let mut event = fixture.clone();
@@ -152,7 +148,7 @@ async fn main() -> Result<(), BoxError> {
                 event["type"] = serde_json::json!("REQUEST");
                 event["identitySource"] = serde_json::json!(["Bearer k"]);
             }
-            samples.push(run_once(&binary, &env, &event.to_string())?);
+            samples.push(run_once(&spec, &event.to_string())?);
         }
         let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
         let init: Vec<f64> = samples.iter().map(|s| ms(&s.init)).collect();
