@@ -15,7 +15,8 @@ pub const COMMENT_MAX_CHARS: usize = 2_000;
 pub const BODY_MAX_BYTES: usize = 16 * 1024;
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
-const FIELDS: &[&str] = &["conversation_id", "customer_id", "stars", "comment", "channel", "served_by", "locale"];
+const FIELDS: &[&str] =
+    &["conversation_id", "customer_id", "stars", "comment", "channel", "served_by", "locale", "issue_types"];
 
 /// A validated rating as the customer submitted it, before it has an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,6 +30,9 @@ pub struct RatingSubmission {
     pub served_by: Option<ServedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// What the customer said it was about (ids of `rules/issue_types.toml`), from the feedback form.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issue_types: Vec<String>,
 }
 
 /// Why a request could not be read as a rating. Every variant is the caller's to fix (4xx).
@@ -68,6 +72,7 @@ impl RatingSubmission {
         let channel = f.one_of("channel", true, &Channel::ALL);
         let served_by = f.object("served_by").and_then(|o| ServedBy::parse(&mut f, "served_by", o));
         let locale = f.string("locale", false).and_then(|raw| f.keep(check_locale("locale", raw)));
+        let issue_types = issue_types(&mut f, &object);
         match (conversation_id, customer_id, stars, channel) {
             (Some(conversation_id), Some(customer_id), Some(stars), Some(channel)) if f.errors.is_empty() => {
                 Ok(RatingSubmission {
@@ -78,6 +83,7 @@ impl RatingSubmission {
                     channel,
                     served_by,
                     locale,
+                    issue_types,
                 })
             }
             _ => Err(InputError::Invalid(f.errors)),
@@ -90,6 +96,35 @@ impl RatingSubmission {
         let canonical = serde_json::to_vec(self).expect("a submission always serialises");
         hex::encode(Sha256::digest(&canonical))
     }
+}
+
+/// `issue_types`: ids from the taxonomy, each once (repeats are dropped, order kept).
+fn issue_types(f: &mut Fields<'_>, object: &serde_json::Map<String, Value>) -> Vec<String> {
+    let taxonomy = crate::taxonomy::Taxonomy::builtin();
+    let items = match object.get("issue_types") {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            f.fail("issue_types", "type", "must be an array of issue type ids");
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(id) if taxonomy.contains(id) => {
+                if !out.iter().any(|seen| seen == id) {
+                    out.push(id.to_owned());
+                }
+            }
+            _ => {
+                let ids: Vec<&str> = taxonomy.ids().collect();
+                f.fail("issue_types", "one_of", format!("must hold only these ids: {}", ids.join(", ")));
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 /// Checks an `Idempotency-Key` header value: 1–255 visible ASCII characters.
@@ -331,6 +366,17 @@ mod tests {
         v["comment"] = json!(null);
         v["served_by"] = json!(null);
         assert!(RatingSubmission::from_json(&body(v)).is_ok());
+    }
+
+    #[test]
+    fn issue_types_from_the_feedback_form_are_checked_against_the_taxonomy() {
+        let mut v = valid();
+        v["issue_types"] = json!(["logistics", "service", "logistics"]);
+        assert_eq!(RatingSubmission::from_json(&body(v.clone())).unwrap().issue_types, ["logistics", "service"]);
+        v["issue_types"] = json!(["shipping"]);
+        assert_eq!(field_errors(v.clone()), vec![("issue_types".to_owned(), "one_of")]);
+        v["issue_types"] = json!("logistics");
+        assert_eq!(field_errors(v), vec![("issue_types".to_owned(), "type")]);
     }
 
     #[test]

@@ -44,9 +44,32 @@ pub enum RulesError {
     Matcher(String),
 }
 
+/// What the chatbot should do when a category fires for the first time in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Ask what went wrong, the issue type and stars (answers go to `POST /ratings`).
+    OpenFeedbackForm,
+    /// Hand the conversation to a human agent.
+    HandoffToAgent,
+}
+
+/// When repeated triggers in one conversation escalate it under a category of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Escalation {
+    pub category: String,
+    /// Distinct triggering customer messages in one conversation that escalate it.
+    pub after_messages: usize,
+    pub severity: Severity,
+    pub action: Action,
+}
+
 #[derive(Deserialize)]
 struct RulesFile {
     categories: BTreeMap<String, Severity>,
+    #[serde(default)]
+    actions: BTreeMap<String, Action>,
+    escalation: Escalation,
     negation: Negation,
     resolution: Resolution,
     rule: Vec<RuleDef>,
@@ -109,6 +132,9 @@ struct Rule {
 const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
 
 pub struct TriggerRules {
+    categories: BTreeMap<String, Severity>,
+    actions: BTreeMap<String, Action>,
+    escalation: Escalation,
     matcher: AhoCorasick,
     patterns: Vec<Pattern>,
     rules: Vec<Rule>,
@@ -165,7 +191,16 @@ impl TriggerRules {
             out.sort_by_key(|s| std::cmp::Reverse(s.len()));
             out
         };
+        if let Some(category) = file.actions.keys().find(|c| !file.categories.contains_key(*c)) {
+            return Err(RulesError::UnknownCategory { rule: "[actions]".into(), category: category.clone() });
+        }
+        if file.escalation.after_messages < 2 {
+            return Err(RulesError::Toml("[escalation] after_messages must be at least 2".into()));
+        }
         Ok(TriggerRules {
+            categories: file.categories,
+            actions: file.actions,
+            escalation: file.escalation,
             matcher,
             patterns,
             rules,
@@ -173,6 +208,25 @@ impl TriggerRules {
             fillers: norm(&[file.negation.filler_zh, file.negation.filler_en].concat()),
             question_after: norm(&file.resolution.question_after),
         })
+    }
+
+    /// The action for the first trigger of `category` in a conversation.
+    pub fn action_for(&self, category: &str) -> Action {
+        if category == self.escalation.category {
+            return self.escalation.action;
+        }
+        self.actions.get(category).copied().unwrap_or(Action::OpenFeedbackForm)
+    }
+
+    pub fn severity_of(&self, category: &str) -> Option<Severity> {
+        if category == self.escalation.category {
+            return Some(self.escalation.severity);
+        }
+        self.categories.get(category).copied()
+    }
+
+    pub fn escalation(&self) -> &Escalation {
+        &self.escalation
     }
 
     /// Detects a trigger in a customer message.
@@ -375,12 +429,32 @@ mod tests {
             zh = []
             en = []
             question_after = []
+            [escalation]
+            category = "repeated"
+            after_messages = 3
+            severity = "high"
+            action = "handoff_to_agent"
             [[rule]]
             id = "x"
             category = "nope"
             phrases = ["a"]
         "#;
         assert!(matches!(TriggerRules::from_toml(bad), Err(RulesError::UnknownCategory { .. })));
+        let bad_action = bad.replace("category = \"nope\"", "category = \"dissatisfied\"")
+            + "\n[actions]\nwant_human = \"handoff_to_agent\"\n";
+        assert!(matches!(TriggerRules::from_toml(&bad_action), Err(RulesError::UnknownCategory { .. })));
+    }
+
+    #[test]
+    fn categories_map_to_actions_and_severities() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.action_for("dissatisfied"), Action::OpenFeedbackForm);
+        assert_eq!(r.action_for("want_human"), Action::HandoffToAgent);
+        assert_eq!(r.severity_of("complaint"), Some(Severity::High));
+        let esc = r.escalation();
+        assert_eq!(r.severity_of(&esc.category), Some(Severity::High));
+        assert_eq!(r.action_for(&esc.category), Action::HandoffToAgent);
+        assert!(esc.after_messages >= 2);
     }
 
     proptest! {

@@ -15,6 +15,7 @@ fn submission(conversation_id: &str, stars: u8, comment: Option<&str>) -> Rating
         channel: Channel::Wechat,
         served_by: None,
         locale: Some("zh-CN".into()),
+        issue_types: vec!["logistics".into()],
     }
 }
 

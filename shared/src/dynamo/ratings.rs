@@ -42,6 +42,8 @@ struct RatingItem {
     served_by: Option<ServedBy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    issue_types: Vec<String>,
     created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
@@ -66,6 +68,7 @@ impl RatingItem {
             channel: s.channel,
             served_by: s.served_by.clone(),
             locale: s.locale.clone(),
+            issue_types: s.issue_types.clone(),
             created_at: iso(r.created_at),
             idempotency_key: r.idempotency_key.clone(),
             fingerprint: r.fingerprint.clone(),
@@ -87,6 +90,7 @@ impl RatingItem {
                 channel: self.channel,
                 served_by: self.served_by,
                 locale: self.locale,
+                issue_types: self.issue_types,
             },
             created_at,
             idempotency_key: self.idempotency_key,
