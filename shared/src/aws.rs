@@ -26,6 +26,10 @@ pub fn dynamodb_client(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
 
+pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(config)
+}
+
 /// Configuration for local tooling (runner, tests) talking to moto with dummy credentials.
 /// Lambda code never uses this: there the environment alone decides.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {

@@ -65,6 +65,49 @@ impl RatingSettings {
     }
 }
 
+/// Settings of the conversation intake (`keyword-intake` and `close-conversation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationSettings {
+    pub table_name: String,
+    /// Messages, trigger records and the conversation's own records expire this many days after
+    /// they were last written.
+    pub retention_days: u32,
+    pub intake: crate::intake::IntakeSettings,
+    pub close: crate::intake::CloseSettings,
+}
+
+impl ConversationSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let severity: String = env.or("ALERT_MIN_SEVERITY", "high".to_owned())?;
+        let alert_min_severity = match severity.as_str() {
+            "low" => crate::triggers::Severity::Low,
+            "medium" => crate::triggers::Severity::Medium,
+            "high" => crate::triggers::Severity::High,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "ALERT_MIN_SEVERITY",
+                    value: severity,
+                    why: "must be low, medium or high".into(),
+                });
+            }
+        };
+        let s = ConversationSettings {
+            table_name: env.required("TABLE_NAME")?,
+            retention_days: env.or("MESSAGE_RETENTION_DAYS", 180)?,
+            intake: crate::intake::IntakeSettings { alert_min_severity },
+            close: crate::intake::CloseSettings { follow_up_delay_hours: env.or("FOLLOW_UP_DELAY_HOURS", 24)? },
+        };
+        if s.retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MESSAGE_RETENTION_DAYS",
+                value: "0".into(),
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +125,15 @@ mod tests {
             RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("RATING_RETENTION_DAYS", "soon")])).unwrap_err();
         assert!(err.to_string().contains("RATING_RETENTION_DAYS"));
         assert!(RatingSettings::from_env(&env(&[("TABLE_NAME", "t"), ("DEEPER_FEEDBACK_MAX_STARS", "9")])).is_err());
+    }
+
+    #[test]
+    fn conversation_settings_default_to_half_a_year_and_high_severity_alerts() {
+        let s = ConversationSettings::from_env(&env(&[("TABLE_NAME", "t")])).unwrap();
+        assert_eq!((s.retention_days, s.close.follow_up_delay_hours), (180, 24));
+        assert_eq!(s.intake.alert_min_severity, crate::triggers::Severity::High);
+        let err = ConversationSettings::from_env(&env(&[("TABLE_NAME", "t"), ("ALERT_MIN_SEVERITY", "urgent")]));
+        assert!(err.unwrap_err().to_string().contains("ALERT_MIN_SEVERITY"));
+        assert!(ConversationSettings::from_env(&env(&[("TABLE_NAME", "t"), ("MESSAGE_RETENTION_DAYS", "0")])).is_err());
     }
 }

@@ -36,6 +36,11 @@ pub fn json_body(req: &Request, max_bytes: usize) -> Result<&[u8], InputError> {
     Ok(body)
 }
 
+/// A path parameter of the route (`{id}` in `/conversations/{id}/messages`).
+pub fn path_parameter(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+}
+
 pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r [u8]> {
     req.headers().get(name).map(HeaderValue::as_bytes)
 }

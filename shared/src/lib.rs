@@ -8,10 +8,13 @@
 pub mod auth;
 pub mod config;
 pub mod conversation;
+pub mod intake;
 pub mod observe;
+pub mod pii;
 pub mod ports;
 pub mod problem;
 pub mod rating;
+pub mod taxonomy;
 pub mod triggers;
 pub mod validate;
 
@@ -21,5 +24,7 @@ pub mod aws;
 pub mod dynamo;
 #[cfg(feature = "lambda")]
 pub mod http;
+#[cfg(feature = "aws")]
+pub mod sns;
 
 pub use jiff::Timestamp;

@@ -122,6 +122,24 @@ impl Problem {
     }
 }
 
+impl Problem {
+    pub fn from_intake(e: &crate::intake::IntakeError, reference: &str) -> Self {
+        use crate::intake::IntakeError;
+        use crate::ports::NotifyError;
+        match e {
+            IntakeError::OtherCustomer { conversation_id } => Problem::new(
+                409,
+                "conversation-of-another-customer",
+                "Conversation belongs to another customer",
+                format!("Conversation {conversation_id} was recorded for a different customer_id"),
+            ),
+            IntakeError::Store(s) if s.is_retryable() => Problem::unavailable(reference),
+            IntakeError::Alert(NotifyError::Unavailable(_)) => Problem::unavailable(reference),
+            IntakeError::Store(_) | IntakeError::Alert(_) => Problem::internal(reference),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

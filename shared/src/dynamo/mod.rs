@@ -1,12 +1,18 @@
 //! The DynamoDB adapter: one table (single-table design) whose keys are built only here.
 //!
-//! | entity       | pk                  | sk        | gsi1pk                | gsi1sk                           |
-//! |--------------|---------------------|-----------|-----------------------|----------------------------------|
-//! | rating       | `CONV#<conversation>` | `RATING`  | `FEEDBACK#<yyyy-mm-dd>` | `<created_at>#RATING#<conversation>` |
+//! | entity       | pk                    | sk                   | gsi1pk                  | gsi1sk                                   |
+//! |--------------|-----------------------|----------------------|-------------------------|------------------------------------------|
+//! | rating       | `CONV#<conversation>` | `RATING`             | `FEEDBACK#<yyyy-mm-dd>` | `<created_at>#RATING#<conversation>`     |
+//! | conversation | `CONV#<conversation>` | `META`               |                         |                                          |
+//! | message      | `CONV#<conversation>` | `MSG#<message_id>`   |                         |                                          |
+//! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
+//! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
 //!
-//! `gsi1` is the time-bucketed index: one partition per UTC day of feedback (later: follow-ups
-//! due per hour). `expires_at` (epoch seconds) is the TTL attribute. See ARCHITECTURE.md.
+//! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
+//! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
+//! TTL attribute. See ARCHITECTURE.md.
 
+mod conversations;
 mod ratings;
 
 use std::time::Duration;
@@ -15,6 +21,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use aws_sdk_dynamodb::Client;
+pub use conversations::DynamoConversationStore;
 pub use ratings::DynamoRatingStore;
 
 use crate::ports::StoreError;
@@ -26,6 +33,26 @@ pub mod keys {
         format!("CONV#{conversation_id}")
     }
     pub const RATING: &str = "RATING";
+    pub const META: &str = "META";
+    pub const FOLLOW_UP: &str = "FOLLOWUP";
+
+    pub fn message(message_id: &str) -> String {
+        format!("MSG#{message_id}")
+    }
+
+    pub fn trigger(category: &str) -> String {
+        format!("TRIGGER#{category}")
+    }
+
+    /// The hour bucket (UTC) in which a follow-up falls due.
+    pub fn follow_up_due_hour(due: Timestamp) -> String {
+        let at = jiff::tz::TimeZone::UTC.to_datetime(due);
+        format!("DUE#{}T{:02}", at.date(), at.hour())
+    }
+
+    pub fn follow_up_due_sort(due: Timestamp, conversation_id: &str) -> String {
+        format!("{}#{conversation_id}", super::iso(due))
+    }
 
     /// The day bucket of the feedback index, in UTC.
     pub fn feedback_day(at: Timestamp) -> String {
