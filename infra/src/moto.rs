@@ -94,3 +94,50 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// A message moto recorded as published to an SNS topic.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SentNotification {
+    pub topic_arn: String,
+    pub message_id: String,
+    pub message: String,
+    pub subject: Option<String>,
+    /// Message attributes as `name -> string value`.
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// What moto says was published to the topics whose ARN passes `wanted` (`/moto-api/data.json`).
+pub async fn sent_notifications(
+    endpoint: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<SentNotification>, BoxError> {
+    let (status, body) = crate::http::get(&format!("{endpoint}/moto-api/data.json")).await?;
+    if status != 200 {
+        return Err(format!("moto data.json answered {status}").into());
+    }
+    let data: serde_json::Value = serde_json::from_slice(&body)?;
+    let mut out = Vec::new();
+    for topic in data["sns"]["Topic"].as_array().into_iter().flatten() {
+        let arn = topic["arn"].as_str().unwrap_or_default();
+        if !wanted(arn) {
+            continue;
+        }
+        // moto keeps (message_id, message, subject, attributes, group_id) tuples.
+        for sent in topic["sent_notifications"].as_array().into_iter().flatten() {
+            let attributes = sent[3]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_owned()))
+                .collect();
+            out.push(SentNotification {
+                topic_arn: arn.to_owned(),
+                message_id: sent[0].as_str().unwrap_or_default().to_owned(),
+                message: sent[1].as_str().unwrap_or_default().to_owned(),
+                subject: sent[2].as_str().map(str::to_owned),
+                attributes,
+            });
+        }
+    }
+    Ok(out)
+}

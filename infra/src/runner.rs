@@ -102,6 +102,14 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         let created = crate::tables::ensure_table(&dynamodb, &table, &name).await?;
         tracing::info!(table = %name, created, "table ready");
     }
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let mut topic_arns = Vec::new();
+    for topic in template.topics() {
+        let name = names.physical(&topic);
+        let arn = sns.create_topic().name(&name).send().await?.topic_arn.unwrap_or_default();
+        tracing::info!(topic = %arn, "topic ready");
+        topic_arns.push(arn);
+    }
 
     let mut hosts = BTreeMap::new();
     for f in template.functions(&names)? {
@@ -158,12 +166,29 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         }
     }
     let route_keys: Vec<String> = routes.iter().map(Route::route_key).collect();
-    let listing = json!({ "routes": route_keys, "moto": moto.endpoint, "functions": hosts.keys().collect::<Vec<_>>() });
+    let listing = json!({
+        "routes": route_keys,
+        "moto": moto.endpoint,
+        "functions": hosts.keys().collect::<Vec<_>>(),
+        "topics": topic_arns,
+        "local": ["GET /_local/", "GET /_local/notifications"],
+    });
+    let moto_endpoint = moto.endpoint.clone();
     let local: LocalHandler = Arc::new(move |what: String, _query, _body| {
         let listing = listing.clone();
+        let (moto_endpoint, topic_arns) = (moto_endpoint.clone(), topic_arns.clone());
         Box::pin(async move {
             match what.as_str() {
                 "GET /" | "GET " => (200, listing),
+                // What the functions published to this stack's topics (staff alerts), as moto recorded it.
+                "GET /notifications" => {
+                    match crate::moto::sent_notifications(&moto_endpoint, |arn| topic_arns.iter().any(|t| t == arn))
+                        .await
+                    {
+                        Ok(sent) => (200, json!({ "notifications": sent })),
+                        Err(e) => (502, json!({ "message": format!("cannot read moto: {e}") })),
+                    }
+                }
                 _ => (404, json!({ "message": "Not Found" })),
             }
         })

@@ -112,6 +112,14 @@ impl Template {
         scalar(self.root.get("Parameters")?.get(name)?.get("Default")?)
     }
 
+    /// Logical ids of the SNS topics.
+    pub fn topics(&self) -> Vec<String> {
+        self.resources()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::SNS::Topic"))
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
     pub fn tables(&self) -> Result<Vec<TableDef>, BoxError> {
         self.of_type("AWS::DynamoDB::Table")
             .map(|(id, r)| {

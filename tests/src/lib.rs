@@ -86,13 +86,68 @@ pub async fn fresh_feedback_table() -> (aws_sdk_dynamodb::Client, String) {
 /// A real API Gateway HTTP API (payload 2.0) event for `POST /ratings`, with the given body and
 /// extra headers, as the function receives it behind the Lambda authorizer.
 pub fn post_ratings_event(body: &str, headers: &[(&str, &str)]) -> String {
+    api_event("POST /ratings", "/ratings", &[], body, headers)
+}
+
+/// A real API Gateway HTTP API (payload 2.0) event for any route: `route_key` as declared
+/// (`POST /conversations/{id}/messages`), the concrete path and its parameters.
+pub fn api_event(route_key: &str, path: &str, params: &[(&str, &str)], body: &str, headers: &[(&str, &str)]) -> String {
     let mut event: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/apigw-v2-post-ratings.json")).unwrap();
+    let method = route_key.split(' ').next().unwrap_or("POST");
+    event["routeKey"] = serde_json::json!(route_key);
+    event["requestContext"]["routeKey"] = serde_json::json!(route_key);
+    event["rawPath"] = serde_json::json!(path);
+    event["requestContext"]["http"]["path"] = serde_json::json!(path);
+    event["requestContext"]["http"]["method"] = serde_json::json!(method);
+    if !params.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> =
+            params.iter().map(|(k, v)| ((*k).to_owned(), serde_json::json!(v))).collect();
+        event["pathParameters"] = serde_json::Value::Object(map);
+    }
     event["body"] = serde_json::json!(body);
     for (k, v) in headers {
         event["headers"][k.to_ascii_lowercase()] = serde_json::json!(v);
     }
     event.to_string()
+}
+
+/// An SNS client on this binary's moto.
+pub async fn sns() -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::new(&feedback::aws::local_sdk_config(moto_url(), "us-east-1").await)
+}
+
+/// A new SNS topic on this binary's moto, named uniquely for this test; returns its ARN.
+pub async fn fresh_topic() -> (aws_sdk_sns::Client, String) {
+    let client = sns().await;
+    let arn = client.create_topic().name(unique("alerts")).send().await.expect("topic created").topic_arn.unwrap();
+    (client, arn)
+}
+
+/// What moto recorded as published to `topic_arn`.
+pub async fn notifications(moto: &str, topic_arn: &str) -> Vec<infra::moto::SentNotification> {
+    infra::moto::sent_notifications(moto, |arn| arn == topic_arn).await.expect("moto data.json readable")
+}
+
+/// Every item of one conversation (`CONV#<id>`), keyed by sort key.
+pub async fn conversation_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    conversation_id: &str,
+) -> std::collections::BTreeMap<String, std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let out = client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONV#{conversation_id}")),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query");
+    out.items.unwrap_or_default().into_iter().map(|item| (item["sk"].as_s().unwrap().clone(), item)).collect()
 }
 
 /// Where `cargo build` put the workspace's binaries (this test binary lives in `<that>/deps`).

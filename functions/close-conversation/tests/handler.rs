@@ -1,0 +1,112 @@
+//! The close-conversation handler, given real API Gateway (HTTP API, payload 2.0) events, against
+//! moto: the conversation record, and the follow-up queued on the due-time index.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use close_conversation::App;
+use feedback::config::ConversationSettings;
+use feedback::intake::{CloseSettings, IntakeSettings};
+use feedback::triggers::Severity;
+use serde_json::{Value, json};
+use testkit::{api_event, conversation_items, fresh_feedback_table, unique};
+
+async fn app() -> (App, feedback::dynamo::Client, String) {
+    let (client, table) = fresh_feedback_table().await;
+    let settings = ConversationSettings {
+        table_name: table.clone(),
+        retention_days: 180,
+        intake: IntakeSettings { alert_min_severity: Severity::High },
+        close: CloseSettings { follow_up_delay_hours: 24 },
+    };
+    (App::new(client.clone(), settings), client, table)
+}
+
+async fn close(app: &App, conversation: &str, body: Value) -> (u16, Value) {
+    let path = format!("/conversations/{conversation}/close");
+    let event = api_event("POST /conversations/{id}/close", &path, &[("id", conversation)], &body.to_string(), &[]);
+    let req = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
+    let res = app.handle(req).await.unwrap();
+    (res.status().as_u16(), serde_json::from_slice(res.body().as_ref()).unwrap_or(Value::Null))
+}
+
+/// Conversations the follow-up run would find due in one hour bucket, the way it will look.
+async fn due_in_hour(client: &feedback::dynamo::Client, table: &str, bucket: &str) -> Vec<String> {
+    let out = client
+        .query()
+        .table_name(table)
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :b")
+        .expression_attribute_values(":b", AttributeValue::S(bucket.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    out.items().iter().map(|i| i["conversation_id"].as_s().unwrap().clone()).collect()
+}
+
+#[tokio::test]
+async fn an_unresolved_conversation_is_queued_for_follow_up_once() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    let body =
+        json!({"resolved": false, "closed_at": "2026-11-01T09:30:00+08:00", "customer_id": "u-1", "locale": "zh-CN"});
+    let (status, answer) = close(&app, &conv, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["follow_up"], json!({"state": "scheduled", "due_at": "2026-11-02T01:30:00Z"}));
+    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T01").await, std::slice::from_ref(&conv));
+    let items = conversation_items(&client, &table, &conv).await;
+    let follow_up = &items["FOLLOWUP"];
+    assert_eq!(follow_up["state"].as_s().unwrap(), "due");
+    assert_eq!(follow_up["customer_id"].as_s().unwrap(), "u-1");
+    assert_eq!(follow_up["locale"].as_s().unwrap(), "zh-CN");
+    assert_eq!(items["META"]["resolved"].as_bool().unwrap(), &false);
+
+    let (status, again) = close(&app, &conv, body).await;
+    assert_eq!((status, &again["follow_up"]["state"]), (200, &json!("already_scheduled")));
+    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T01").await.len(), 1);
+}
+
+#[tokio::test]
+async fn resolving_after_all_withdraws_the_follow_up_and_reopening_queues_it_again() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    let unresolved = json!({"resolved": false, "closed_at": "2026-11-01T10:00:00Z", "customer_id": "u-1"});
+    close(&app, &conv, unresolved.clone()).await;
+    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": "2026-11-01T10:05:00Z"})).await;
+    assert_eq!(answer["follow_up"], json!({"state": "cancelled"}));
+    assert!(due_in_hour(&client, &table, "DUE#2026-11-02T10").await.is_empty());
+    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": "2026-11-01T10:05:00Z"})).await;
+    assert_eq!(answer["follow_up"]["state"], "cancelled", "a retry answers the same");
+    let (_, answer) = close(&app, &conv, json!({"resolved": false, "closed_at": "2026-11-01T11:00:00Z"})).await;
+    assert_eq!(answer["follow_up"]["state"], "scheduled");
+    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T11").await, [conv]);
+}
+
+#[tokio::test]
+async fn a_resolved_conversation_needs_no_follow_up_and_an_unknown_customer_cannot_get_one() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    let (_, answer) = close(&app, &conv, json!({"resolved": true})).await;
+    assert_eq!(answer["follow_up"], json!({"state": "not_needed"}));
+    let conv = unique("c");
+    let (status, answer) = close(&app, &conv, json!({"resolved": false})).await;
+    assert_eq!((status, &answer["follow_up"]["state"]), (200, &json!("customer_unknown")));
+    assert!(!conversation_items(&client, &table, &conv).await.contains_key("FOLLOWUP"));
+}
+
+#[tokio::test]
+async fn closing_someone_elses_conversation_or_bad_input_is_refused() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    close(&app, &conv, json!({"resolved": false, "customer_id": "u-1"})).await;
+    let (status, problem) = close(&app, &conv, json!({"resolved": true, "customer_id": "u-2"})).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(conversation_items(&client, &table, &conv).await["FOLLOWUP"]["state"].as_s().unwrap(), "due");
+    for (body, field) in [
+        (json!({}), "resolved"),
+        (json!({"resolved": "yes"}), "resolved"),
+        (json!({"resolved": false, "closed_at": "2099-01-01T00:00:00Z"}), "closed_at"),
+        (json!({"resolved": false, "channel": "pigeon"}), "channel"),
+    ] {
+        let (status, problem) = close(&app, &unique("c"), body.clone()).await;
+        assert_eq!((status, &problem["invalid_params"][0]["field"]), (422, &json!(field)), "{body}");
+    }
+}

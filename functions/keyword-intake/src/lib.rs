@@ -1,0 +1,100 @@
+//! `POST /conversations/{id}/messages`: parse the batch, record it and react to triggers, map the
+//! outcome. Nothing else.
+
+use std::convert::Infallible;
+
+use feedback::Timestamp;
+use feedback::config::{ConfigError, ConversationSettings, Env};
+use feedback::conversation::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
+use feedback::dynamo::{self, DynamoConversationStore};
+use feedback::http::{json_body, json_response, path_parameter, problem_response, request_reference};
+use feedback::intake::{AlertStatus, IntakeSettings, record_messages};
+use feedback::observe::emit_metrics;
+use feedback::ports::MessageStored;
+use feedback::problem::Problem;
+use feedback::rating::InputError;
+use feedback::sns::SnsStaffAlerts;
+use feedback::triggers::TriggerRules;
+use lambda_http::{Body, Request, Response};
+
+pub struct App {
+    store: DynamoConversationStore,
+    alerts: SnsStaffAlerts,
+    settings: IntakeSettings,
+    rules: &'static TriggerRules,
+}
+
+impl App {
+    /// Cold-start initialisation: settings, the rule table, one client per service, a warm connection.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = Env::process();
+        let settings = ConversationSettings::from_env(&env)?;
+        let topic = env.required("STAFF_ALERTS_TOPIC_ARN")?;
+        let config = feedback::aws::sdk_config().await;
+        let dynamodb = feedback::aws::dynamodb_client(&config);
+        dynamo::warm_up(&dynamodb, &settings.table_name).await;
+        Ok(Self::new(dynamodb, feedback::aws::sns_client(&config), &topic, settings))
+    }
+
+    pub fn new(
+        dynamodb: feedback::dynamo::Client,
+        sns: feedback::sns::SnsClient,
+        topic_arn: &str,
+        settings: ConversationSettings,
+    ) -> Self {
+        App {
+            store: DynamoConversationStore::new(dynamodb, &settings.table_name, settings.retention_days),
+            alerts: SnsStaffAlerts::new(sns, topic_arn),
+            settings: settings.intake,
+            rules: TriggerRules::builtin(),
+        }
+    }
+
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let reference = request_reference(&req);
+        let now = Timestamp::now();
+        let batch = match read_batch(&req, now) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::info!(rejected = %e, "message batch rejected");
+                return Ok(problem_response(&Problem::from(e)));
+            }
+        };
+        let conversation_id = batch.conversation_id.clone();
+        match record_messages(&self.store, &self.alerts, self.rules, &self.settings, batch, now).await {
+            Ok(recorded) => {
+                let created = recorded.messages.iter().filter(|m| m.stored == MessageStored::Created).count();
+                let conflicts = recorded.messages.iter().filter(|m| m.stored == MessageStored::Conflict).count();
+                let fired = recorded.messages.iter().filter(|m| m.trigger.is_some()).count();
+                let alerted = recorded.alerts.iter().filter(|a| a.status == AlertStatus::Sent).count();
+                tracing::info!(
+                    conversation_id = %conversation_id, received = recorded.messages.len(), created, conflicts, fired, alerted,
+                    action = ?recorded.action.as_ref().map(|a| (a.kind, a.reason.category.as_str())), "messages recorded"
+                );
+                emit_metrics(
+                    &[("Function", "keyword-intake")],
+                    &[
+                        ("MessagesStored", created as f64, "Count"),
+                        ("TriggersFired", fired as f64, "Count"),
+                        ("StaffAlertsSent", alerted as f64, "Count"),
+                    ],
+                );
+                Ok(json_response(200, &recorded, &[]))
+            }
+            Err(e) => {
+                let problem = Problem::from_intake(&e, &reference);
+                if problem.is_server_error() {
+                    tracing::error!(conversation_id = %conversation_id, error = %e, "messages not fully recorded");
+                } else {
+                    tracing::info!(conversation_id = %conversation_id, rejected = %e, "message batch refused");
+                }
+                Ok(problem_response(&problem))
+            }
+        }
+    }
+}
+
+fn read_batch(req: &Request, now: Timestamp) -> Result<MessageBatch, InputError> {
+    let conversation_id = check_conversation_id(path_parameter(req, "id").as_deref())?;
+    MessageBatch::from_json(conversation_id, json_body(req, MESSAGES_BODY_MAX_BYTES)?, now)
+}
