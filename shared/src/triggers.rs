@@ -74,7 +74,21 @@ struct RulesFile {
     resolution: Resolution,
     rule: Vec<RuleDef>,
     #[serde(default)]
+    near: Vec<NearDef>,
+    #[serde(default)]
     shadow: Vec<ShadowDef>,
+}
+
+/// A trigger made of two parts with a few characters between them (还没 … 解决 matches
+/// 还没给我解决, 还没有人处理), in the same clause.
+#[derive(Deserialize)]
+struct NearDef {
+    id: String,
+    category: String,
+    first: Vec<String>,
+    then: Vec<String>,
+    /// Most characters allowed between the two parts.
+    max_gap: usize,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +122,14 @@ struct ShadowDef {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Trigger { rule: usize },
+    Trigger {
+        rule: usize,
+    },
+    /// The first part of a near rule; fires if one of `nears[near].then` follows closely.
+    NearFirst {
+        rule: usize,
+        near: usize,
+    },
     Resolution,
     Shadow,
 }
@@ -131,7 +152,13 @@ struct Rule {
 /// Categories a resolution phrase later in the message cancels.
 const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
 
+struct Near {
+    then: Vec<String>,
+    max_gap: usize,
+}
+
 pub struct TriggerRules {
+    nears: Vec<Near>,
     categories: BTreeMap<String, Severity>,
     actions: BTreeMap<String, Action>,
     escalation: Escalation,
@@ -175,6 +202,18 @@ impl TriggerRules {
                 push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns);
             }
         }
+        let mut nears = Vec::new();
+        for def in &file.near {
+            let severity = *file
+                .categories
+                .get(&def.category)
+                .ok_or_else(|| RulesError::UnknownCategory { rule: def.id.clone(), category: def.category.clone() })?;
+            rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
+            nears.push(Near { then: def.then.iter().map(|t| normalize(t)).collect(), max_gap: def.max_gap });
+            for p in &def.first {
+                push(p, Kind::NearFirst { rule: rules.len() - 1, near: nears.len() - 1 }, &mut patterns);
+            }
+        }
         for p in file.resolution.zh.iter().chain(&file.resolution.en) {
             push(p, Kind::Resolution, &mut patterns);
         }
@@ -198,6 +237,7 @@ impl TriggerRules {
             return Err(RulesError::Toml("[escalation] after_messages must be at least 2".into()));
         }
         Ok(TriggerRules {
+            nears,
             categories: file.categories,
             actions: file.actions,
             escalation: file.escalation,
@@ -260,6 +300,13 @@ impl TriggerRules {
                         hits.push((rule, m.start(), m.end()));
                     }
                 }
+                Kind::NearFirst { rule, near } => {
+                    if let Some(end) = self.near_end(text, m.end(), &self.nears[near])
+                        && !self.negated(&text[..m.start()])
+                    {
+                        hits.push((rule, m.start(), end));
+                    }
+                }
             }
         }
         let best = hits
@@ -282,6 +329,23 @@ impl TriggerRules {
                 }
             }
         }
+    }
+
+    /// Where the second part of a near rule ends, if one starts within `max_gap` characters after
+    /// `from` in the same clause.
+    fn near_end(&self, text: &str, from: usize, near: &Near) -> Option<usize> {
+        let rest = &text[from..];
+        let clause = &rest[..rest.find('|').unwrap_or(rest.len())];
+        for (gap, (offset, _)) in clause.char_indices().enumerate() {
+            if gap > near.max_gap {
+                break;
+            }
+            let here = &clause[offset..];
+            if let Some(then) = near.then.iter().find(|t| here.starts_with(t.as_str())) {
+                return Some(from + offset + then.len());
+            }
+        }
+        None
     }
 
     /// True when the clause text right before a phrase ends with a negator, allowing fillers
@@ -443,6 +507,18 @@ mod tests {
         let bad_action = bad.replace("category = \"nope\"", "category = \"dissatisfied\"")
             + "\n[actions]\nwant_human = \"handoff_to_agent\"\n";
         assert!(matches!(TriggerRules::from_toml(&bad_action), Err(RulesError::UnknownCategory { .. })));
+    }
+
+    #[test]
+    fn near_rules_allow_a_few_words_between_their_parts_in_one_clause() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.detect("还没给我解决").rule.as_deref(), Some("zh.not_resolved.near"));
+        assert_eq!(r.detect("都十天了退款一直没有到账").category.as_deref(), Some("not_resolved"));
+        assert_eq!(r.detect("nobody has answered my emails").category.as_deref(), Some("not_resolved"));
+        // Too far apart, or in another clause: no trigger.
+        assert!(!r.detect("还没来得及仔细看看说明书解决").fired);
+        assert!(!r.detect("还没吃，问题解决").fired);
+        assert!(!r.detect("still no rain today, anyway thanks for the answer").fired);
     }
 
     #[test]
