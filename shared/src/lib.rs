@@ -5,6 +5,7 @@
 //! that turn API Gateway requests into domain values and domain errors into HTTP responses live in
 //! `http` behind the `lambda` feature. Everything else here is pure and tested without I/O.
 
+pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod conversation;

@@ -7,7 +7,11 @@ use std::io::{self, BufRead, BufWriter, Write};
 use feedback::triggers::TriggerRules;
 use serde_json::json;
 
-const USAGE: &str = "usage: feedback analyze < messages.txt > analysis.jsonl";
+const USAGE: &str = "usage:
+  feedback analyze < messages.txt > analysis.jsonl
+  feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all]
+      (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
+  feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +25,8 @@ fn main() {
                 }
             }
         }
+        Some("train-sentiment") => exit_on_error(train_sentiment(&args[1..])),
+        Some("eval-sentiment") => exit_on_error(eval_sentiment(&args[1..])),
         Some("-h" | "--help") => println!("{USAGE}"),
         _ => {
             eprintln!("{USAGE}");
@@ -50,4 +56,140 @@ fn analyze(input: impl BufRead, output: impl Write) -> io::Result<()> {
         out.write_all(b"\n")?;
     }
     out.flush()
+}
+
+fn exit_on_error(result: Result<(), String>) {
+    if let Err(e) = result {
+        eprintln!("feedback: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Reads `label<TAB>text...` rows with label positive/negative (others skipped), after a header.
+fn labelled(path: &str) -> Result<Vec<(String, bool)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let label = cols.next()?;
+            let text = cols.next()?.to_owned();
+            match label {
+                "positive" | "1" => Some((text, true)),
+                "negative" | "0" => Some((text, false)),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a value")),
+    }
+}
+
+fn positional(args: &[String]) -> Vec<&String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a == "--all" {
+        } else if a.starts_with("--") {
+            skip = true;
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn train_sentiment(args: &[String]) -> Result<(), String> {
+    use feedback::analysis::sentiment::{SentimentModel, train};
+    let files = positional(args);
+    let [out, first, more @ ..] = files.as_slice() else { return Err(USAGE.into()) };
+    let bits: u32 = flag(args, "--bits", 21)?;
+    let epochs: usize = flag(args, "--epochs", 3)?;
+    let l2: f32 = flag(args, "--l2", 1e-6)?;
+    let mut rows = labelled(first)?;
+    // Hold out every 10th distinct text of the first file (by hash, so it is stable) for a report
+    // that does not touch the test split.
+    let held = |t: &str| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        t.hash(&mut h);
+        h.finish() % 10 == 0
+    };
+    // `--all`: train on everything once the settings are chosen (the report then covers training texts).
+    let all = args.iter().any(|a| a == "--all");
+    let holdout: Vec<(String, bool)> = rows.iter().filter(|(t, _)| held(t)).cloned().collect();
+    if !all {
+        rows.retain(|(t, _)| !held(t));
+    }
+    // Texts of an evaluation file never enter training, even through an overlapping extra file.
+    let exclude_path: String = flag(args, "--exclude", String::new())?;
+    let excluded: Vec<(String, bool)> = if exclude_path.is_empty() { Vec::new() } else { labelled(&exclude_path)? };
+    for path in more {
+        let extra = labelled(path)?;
+        let seen: std::collections::HashSet<String> =
+            holdout.iter().chain(&excluded).chain(&rows).map(|(t, _)| t.clone()).collect();
+        rows.extend(extra.into_iter().filter(|(t, _)| !seen.contains(t)));
+    }
+    let examples: Vec<(&str, bool)> = rows.iter().map(|(t, y)| (t.as_str(), *y)).collect();
+    let started = std::time::Instant::now();
+    let (weights, bias) = train(&examples, bits, epochs, l2, 42);
+    let model = SentimentModel::from_trained(bits, &weights, bias);
+    let bytes = model.to_bytes();
+    std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
+    let model = SentimentModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+    let (accuracy, f1) = score(&model, &holdout);
+    eprintln!(
+        "trained on {} texts in {:.1} s ({bits} bits, {epochs} epochs, l2 {l2}); held-out {}: accuracy {:.4}, macro-F1 {:.4}",
+        examples.len(),
+        started.elapsed().as_secs_f64(),
+        holdout.len(),
+        accuracy,
+        f1
+    );
+    Ok(())
+}
+
+fn eval_sentiment(args: &[String]) -> Result<(), String> {
+    use feedback::analysis::sentiment::SentimentModel;
+    let files = positional(args);
+    let [path] = files.as_slice() else { return Err(USAGE.into()) };
+    let model_path: String = flag(args, "--model", String::new())?;
+    let model = if model_path.is_empty() {
+        SentimentModel::builtin()
+    } else {
+        let bytes = std::fs::read(&model_path).map_err(|e| format!("{model_path}: {e}"))?;
+        Box::leak(Box::new(SentimentModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?))
+    };
+    let rows = labelled(path)?;
+    let (accuracy, f1) = score(model, &rows);
+    println!("{path}: {} texts, accuracy {:.4}, macro-F1 {:.4}", rows.len(), accuracy, f1);
+    Ok(())
+}
+
+/// Accuracy and macro-F1 of the sign of the score against binary labels.
+fn score(model: &feedback::analysis::sentiment::SentimentModel, rows: &[(String, bool)]) -> (f64, f64) {
+    let (mut tp, mut tn, mut fp, mut fn_) = (0f64, 0f64, 0f64, 0f64);
+    let mut scratch = Vec::new();
+    let mut normalized = String::new();
+    for (text, positive) in rows {
+        feedback::triggers::normalize_into(text, &mut normalized);
+        let question = feedback::analysis::sentiment::ends_with_question_mark(text);
+        let predicted = model.analyze_normalized(&normalized, question, &mut scratch).score > 0.0;
+        match (predicted, *positive) {
+            (true, true) => tp += 1.0,
+            (false, false) => tn += 1.0,
+            (true, false) => fp += 1.0,
+            (false, true) => fn_ += 1.0,
+        }
+    }
+    let f1 = |tp: f64, fp: f64, fn_: f64| 2.0 * tp / (2.0 * tp + fp + fn_).max(1.0);
+    ((tp + tn) / (tp + tn + fp + fn_).max(1.0), (f1(tp, fp, fn_) + f1(tn, fn_, fp)) / 2.0)
 }

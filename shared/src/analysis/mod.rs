@@ -1,0 +1,5 @@
+//! The analysis engine: pure, fast, no I/O. Turns a piece of feedback text into what staff and the
+//! weekly prioritisation need: is it valid, is it a duplicate, its sentiment, its issue types, its
+//! trigger and a severity.
+
+pub mod sentiment;
