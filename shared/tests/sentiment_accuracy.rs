@@ -8,7 +8,8 @@ use feedback::triggers::normalize_into;
 
 fn data(path: &str) -> String {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(path);
-    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e} (the team data folder is required)", file.display()))
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (the team data folder is required)", file.display()))
 }
 
 #[test]

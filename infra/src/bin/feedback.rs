@@ -108,7 +108,8 @@ fn positional(args: &[String]) -> Vec<&String> {
 }
 
 fn train_sentiment(args: &[String]) -> Result<(), String> {
-    use feedback::analysis::sentiment::{SentimentModel, train};
+    use feedback::analysis::linear::{LinearModel, train};
+    use feedback::analysis::sentiment::SentimentModel;
     let files = positional(args);
     let [out, first, more @ ..] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 21)?;
@@ -141,10 +142,11 @@ fn train_sentiment(args: &[String]) -> Result<(), String> {
     let examples: Vec<(&str, bool)> = rows.iter().map(|(t, y)| (t.as_str(), *y)).collect();
     let started = std::time::Instant::now();
     let (weights, bias) = train(&examples, bits, epochs, l2, 42);
-    let model = SentimentModel::from_trained(bits, &weights, bias);
+    let model = LinearModel::from_trained(bits, &weights, bias);
     let bytes = model.to_bytes();
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
-    let model = SentimentModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+    let model =
+        SentimentModel(LinearModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?);
     let (accuracy, f1) = score(&model, &holdout);
     eprintln!(
         "trained on {} texts in {:.1} s ({bits} bits, {epochs} epochs, l2 {l2}); held-out {}: accuracy {:.4}, macro-F1 {:.4}",
@@ -158,6 +160,7 @@ fn train_sentiment(args: &[String]) -> Result<(), String> {
 }
 
 fn eval_sentiment(args: &[String]) -> Result<(), String> {
+    use feedback::analysis::linear::LinearModel;
     use feedback::analysis::sentiment::SentimentModel;
     let files = positional(args);
     let [path] = files.as_slice() else { return Err(USAGE.into()) };
@@ -166,7 +169,8 @@ fn eval_sentiment(args: &[String]) -> Result<(), String> {
         SentimentModel::builtin()
     } else {
         let bytes = std::fs::read(&model_path).map_err(|e| format!("{model_path}: {e}"))?;
-        Box::leak(Box::new(SentimentModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?))
+        let linear = LinearModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+        Box::leak(Box::new(SentimentModel(linear)))
     };
     let rows = labelled(path)?;
     let (accuracy, f1) = score(model, &rows);

@@ -2,4 +2,6 @@
 //! weekly prioritisation need: is it valid, is it a duplicate, its sentiment, its issue types, its
 //! trigger and a severity.
 
+pub mod cleaning;
+pub mod linear;
 pub mod sentiment;

@@ -1,0 +1,347 @@
+//! Cleaning: which feedback is not feedback (empty, noise, platform defaults, spam), and which is a
+//! repeat of earlier feedback (exactly, after normalisation, or nearly: a SimHash over character
+//! n-grams). Duplicates are linked to their first occurrence, never dropped.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use regex_lite::Regex;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidReason {
+    Empty,
+    PunctuationOnly,
+    RepeatedCharacters,
+    KeyboardMash,
+    EmojiOnly,
+    PlatformDefault,
+    Spam,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Validity {
+    pub is_invalid: bool,
+    pub reason: Option<InvalidReason>,
+}
+
+impl Validity {
+    pub const VALID: Validity = Validity { is_invalid: false, reason: None };
+    fn invalid(reason: InvalidReason) -> Self {
+        Validity { is_invalid: true, reason: Some(reason) }
+    }
+}
+
+#[derive(Deserialize)]
+struct CleaningRules {
+    platform_defaults: Vec<String>,
+    emoji_positive: Vec<String>,
+    emoji_negative: Vec<String>,
+    contact_words: Vec<String>,
+    promo_words: Vec<String>,
+}
+
+fn rules() -> &'static CleaningRules {
+    static R: OnceLock<CleaningRules> = OnceLock::new();
+    R.get_or_init(|| toml::from_str(include_str!("../../rules/cleaning.toml")).expect("cleaning.toml is tested"))
+}
+
+fn link() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| Regex::new(r"(?i)(https?://|www\.|\.com\b|\.cn\b|t\.cn/|dwz\.)").expect("link regex"))
+}
+
+/// A handle after a contact word: 加微信 abc_123, vx: 88886666, QQ 123456789.
+fn handle() -> &'static Regex {
+    static R: OnceLock<Regex> = OnceLock::new();
+    R.get_or_init(|| Regex::new(r"[A-Za-z0-9_\-]{5,}").expect("handle regex"))
+}
+
+const KEYBOARD_ROWS: [&str; 3] = ["qwertyuiop", "asdfghjkl", "zxcvbnm"];
+
+/// Sentiment-bearing emoji count as feedback even alone (👍, 😡); others alone are noise.
+pub fn emoji_polarity(raw: &str) -> Option<f32> {
+    let r = rules();
+    let pos = r.emoji_positive.iter().filter(|e| raw.contains(e.as_str())).count() as f32;
+    let neg = r.emoji_negative.iter().filter(|e| raw.contains(e.as_str())).count() as f32;
+    (pos + neg > 0.0).then(|| (pos - neg) / (pos + neg))
+}
+
+/// Is this text feedback at all? `normalized` is `triggers::normalize(raw)`.
+pub fn validity(raw: &str, normalized: &str) -> Validity {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Validity::invalid(InvalidReason::Empty);
+    }
+    let r = rules();
+    let squashed: String = normalized.chars().filter(|c| *c != ' ' && *c != '|').collect();
+    if squashed.is_empty() {
+        let has_symbols =
+            trimmed.chars().any(|c| !c.is_ascii_punctuation() && !is_cjk_punctuation(c) && !c.is_whitespace());
+        if !has_symbols {
+            return Validity::invalid(InvalidReason::PunctuationOnly);
+        }
+        return match emoji_polarity(trimmed) {
+            Some(_) => Validity::VALID,
+            None => Validity::invalid(InvalidReason::EmojiOnly),
+        };
+    }
+    if r.platform_defaults
+        .iter()
+        .any(|d| squashed == *d || (squashed.contains(d.as_str()) && squashed.chars().count() <= d.chars().count() + 4))
+    {
+        return Validity::invalid(InvalidReason::PlatformDefault);
+    }
+    let mut chars = squashed.chars();
+    let first = chars.next().unwrap_or(' ');
+    let count = squashed.chars().count();
+    if count >= 2 && squashed.chars().all(|c| c == first) && (first.is_ascii_alphanumeric() || count >= 6) {
+        return Validity::invalid(InvalidReason::RepeatedCharacters);
+    }
+    if is_spam(normalized, raw, r) {
+        return Validity::invalid(InvalidReason::Spam);
+    }
+    if is_keyboard_mash(&squashed) {
+        return Validity::invalid(InvalidReason::KeyboardMash);
+    }
+    Validity::VALID
+}
+
+fn is_cjk_punctuation(c: char) -> bool {
+    matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FF0F}' | '\u{FF1A}'..='\u{FF20}' | '\u{FF3B}'..='\u{FF40}' | '\u{FF5B}'..='\u{FF65}' | '…' | '—' | '·' | '“' | '”' | '‘' | '’')
+}
+
+fn is_spam(normalized: &str, raw: &str, r: &CleaningRules) -> bool {
+    let promo = r.promo_words.iter().any(|w| normalized.contains(w.as_str()));
+    if link().is_match(raw) && promo {
+        return true;
+    }
+    // A contact word followed closely by a handle: an ad, not feedback.
+    r.contact_words.iter().any(|w| {
+        normalized.match_indices(w.as_str()).any(|(i, _)| {
+            let after: String = normalized[i + w.len()..].chars().filter(|c| *c != ' ').take(12).collect();
+            handle().is_match(&after)
+                && (promo || after.chars().filter(char::is_ascii_digit).count() >= 5 || w.is_ascii())
+        })
+    })
+}
+
+/// Latin letters only, long enough, and either vowel-less or running along a keyboard row.
+fn is_keyboard_mash(squashed: &str) -> bool {
+    if squashed.len() < 5 || !squashed.bytes().all(|b| b.is_ascii_lowercase()) {
+        return false;
+    }
+    let vowels = squashed.bytes().filter(|b| b"aeiouy".contains(b)).count();
+    if vowels == 0 {
+        return true;
+    }
+    let runs = squashed
+        .as_bytes()
+        .windows(4)
+        .filter(|w| KEYBOARD_ROWS.iter().any(|row| row.contains(std::str::from_utf8(w).unwrap_or("!"))))
+        .count();
+    runs * 2 >= squashed.len().saturating_sub(3)
+}
+
+/// What makes two near-identical texts still different feedback: negations, resolutions and
+/// numbers (问题已经解决了 vs 问题还没解决; order 123 vs order 456).
+fn guard(normalized: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in normalized.chars() {
+        if c.is_ascii_digit() || "不没未无别非还已再又只".contains(c) {
+            h = (h ^ u64::from(c as u32)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// 64-bit SimHash of character 2- and 3-grams.
+pub fn simhash(normalized: &str) -> u64 {
+    let chars: Vec<char> = normalized.chars().filter(|c| *c != ' ' && *c != '|').collect();
+    let mut votes = [0i32; 64];
+    for n in 2..=3 {
+        for w in chars.windows(n) {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ n as u64;
+            for &c in w {
+                h = (h ^ u64::from(c as u32)).wrapping_mul(0x0100_0000_01b3);
+            }
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            for (bit, vote) in votes.iter_mut().enumerate() {
+                *vote += if h >> bit & 1 == 1 { 1 } else { -1 };
+            }
+        }
+    }
+    votes.iter().enumerate().fold(0u64, |acc, (bit, v)| if *v > 0 { acc | 1 << bit } else { acc })
+}
+
+/// Near duplicates differ in at most this many SimHash bits (measured: one added or dropped
+/// character in a 17-character review moves 5–6 bits; a reordered or opposite review 15–25).
+pub const NEAR_DUPLICATE_BITS: u32 = 7;
+/// Texts shorter than this (in characters, after normalisation) are only matched exactly: a
+/// one-character change in a short text is a different text.
+pub const NEAR_DUPLICATE_MIN_CHARS: usize = 12;
+/// Candidates remembered per band value. The index is bounded (about 130 KB), so over a very long
+/// input a near duplicate of something thousands of distinct texts back can be missed; exact
+/// duplicates never are.
+const BAND_DEPTH: usize = 16;
+
+/// First occurrences seen so far, for linking later duplicates to them. Exact repeats are found
+/// by a 64-bit hash of the normalised text (about 20 bytes per distinct text, whatever its
+/// length). Near ones by SimHash: any two hashes within 7 bits agree on one of eight 8-bit bands
+/// (pigeonhole), so only texts sharing a band value are compared.
+pub struct DuplicateIndex {
+    exact: HashMap<u64, u32>,
+    /// bands[band][value]: the latest first occurrences with that band value, as slots.
+    bands: Vec<[[u32; BAND_DEPTH]; 256]>,
+    fill: Vec<[u8; 256]>,
+    /// Per slot: the first occurrence's id, SimHash, guard and length.
+    ids: Vec<u32>,
+    hashes: Vec<u64>,
+    guards: Vec<u64>,
+    lengths: Vec<u16>,
+}
+
+impl Default for DuplicateIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DuplicateIndex {
+    pub fn new() -> Self {
+        DuplicateIndex {
+            exact: HashMap::new(),
+            bands: vec![[[u32::MAX; BAND_DEPTH]; 256]; 8],
+            fill: vec![[0; 256]; 8],
+            ids: Vec::new(),
+            hashes: Vec::new(),
+            guards: Vec::new(),
+            lengths: Vec::new(),
+        }
+    }
+
+    /// The id of the first occurrence `normalized` repeats, or `None` (and it is remembered as a
+    /// first occurrence under `id`). Empty texts are never duplicates.
+    pub fn check(&mut self, id: u32, normalized: &str) -> Option<u32> {
+        let squashed: String = normalized.chars().filter(|c| *c != ' ' && *c != '|').collect();
+        if squashed.is_empty() {
+            return None;
+        }
+        let mut exact: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in squashed.bytes() {
+            exact = (exact ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        if let Some(&first) = self.exact.get(&exact) {
+            return Some(first);
+        }
+        self.exact.insert(exact, id);
+        let length = squashed.chars().count();
+        if length < NEAR_DUPLICATE_MIN_CHARS {
+            return None;
+        }
+        let hash = simhash(&squashed);
+        let guard = guard(&squashed);
+        let band_value = |band: usize| (hash >> (band * 8)) as u8 as usize;
+        for band in 0..8 {
+            for &slot in &self.bands[band][band_value(band)] {
+                let Some(i) = (slot != u32::MAX).then_some(slot as usize) else { continue };
+                let (a, b) = (usize::from(self.lengths[i]), length.min(usize::from(u16::MAX)));
+                if (self.hashes[i] ^ hash).count_ones() <= NEAR_DUPLICATE_BITS
+                    && self.guards[i] == guard
+                    && a.min(b) * 4 >= a.max(b) * 3
+                {
+                    return Some(self.ids[i]);
+                }
+            }
+        }
+        let slot = self.ids.len() as u32;
+        self.ids.push(id);
+        self.hashes.push(hash);
+        self.guards.push(guard);
+        self.lengths.push(length.min(usize::from(u16::MAX)) as u16);
+        for band in 0..8 {
+            let value = band_value(band);
+            let at = usize::from(self.fill[band][value]) % BAND_DEPTH;
+            self.bands[band][value][at] = slot;
+            self.fill[band][value] = self.fill[band][value].wrapping_add(1);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triggers::normalize;
+    use proptest::prelude::*;
+
+    fn reason(text: &str) -> Option<InvalidReason> {
+        validity(text, &normalize(text)).reason
+    }
+
+    #[test]
+    fn noise_is_invalid_with_its_reason() {
+        use InvalidReason::*;
+        for (text, want) in [
+            ("", Empty),
+            ("   ", Empty),
+            ("。。。", PunctuationOnly),
+            ("!!!???", PunctuationOnly),
+            ("1111", RepeatedCharacters),
+            ("aaaaaa", RepeatedCharacters),
+            ("asdfghjkl", KeyboardMash),
+            ("sdfsdf", KeyboardMash),
+            ("🌸🌸🌸", EmojiOnly),
+            ("此用户未填写评价", PlatformDefault),
+            ("默认好评", PlatformDefault),
+            ("系统默认好评！", PlatformDefault),
+            ("加微信 abc_8888 领优惠券", Spam),
+            ("兼职刷单日赚500 vx:qq123456", Spam),
+            ("点击 http://t.cn/abc 领取优惠", Spam),
+        ] {
+            assert_eq!(reason(text), Some(want), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn short_real_feedback_is_valid() {
+        for text in
+            ["好", "差", "👍", "😡😡", "ok", "不错", "物流太慢了", "hello", "qwerty键盘很好用", "已解决", "好好好好好"]
+        {
+            assert_eq!(reason(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn trivial_variants_are_duplicates_but_opposites_are_not() {
+        let mut index = DuplicateIndex::new();
+        let texts = [
+            "质量很好，物流也很快，下次还会再来买的",       // 0
+            "質量很好，物流也很快，下次還會再來買的！！😊", // 1: traditional, emoji, punctuation
+            "质量很好 物流也很快 下次还会再来买的啊",       // 2: one character added
+            "问题已经解决了，谢谢客服的耐心帮助",           // 3
+            "问题还没解决，谢谢客服的耐心帮助",             // 4: the opposite
+            "订单12345还没有发货，请尽快处理一下",          // 5
+            "订单67890还没有发货，请尽快处理一下",          // 6: another order
+        ];
+        let got: Vec<Option<u32>> =
+            texts.iter().enumerate().map(|(i, t)| index.check(i as u32, &normalize(t))).collect();
+        assert_eq!(got, [None, Some(0), Some(0), None, None, None, None]);
+    }
+
+    proptest! {
+        #[test]
+        fn cleaning_never_panics(s in any::<String>()) {
+            let n = normalize(&s);
+            let _ = validity(&s, &n);
+            let mut index = DuplicateIndex::new();
+            prop_assert_eq!(index.check(0, &n), None);
+            if !n.replace([' ', '|'], "").is_empty() {
+                prop_assert_eq!(index.check(1, &n), Some(0));
+            }
+        }
+    }
+}
