@@ -11,6 +11,14 @@ pub struct IssueType {
     pub id: String,
     pub zh: String,
     pub en: String,
+    /// Labels of the training data that mean this type (see the file's header).
+    #[serde(default)]
+    pub zhijiang: Vec<String>,
+    #[serde(default)]
+    pub bitext: Vec<String>,
+    /// Words that name the type where the data is thin.
+    #[serde(default)]
+    pub keywords: Vec<String>,
 }
 
 impl IssueType {

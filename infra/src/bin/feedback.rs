@@ -1,17 +1,22 @@
-//! `feedback analyze`: one message per stdin line in, one JSON object per line out, in order.
-//! Every input line (even an empty or non-UTF-8 one) gives exactly one output line; input is
-//! streamed, so a million lines need no more memory than one.
+//! `feedback analyze`: one message per stdin line in, one JSON object per line out, in order:
+//! trigger, sentiment, issue types, invalid, duplicate_of (0-based line of the first occurrence)
+//! and severity. Every input line (even an empty or non-UTF-8 one) gives exactly one output line;
+//! input is streamed, and the duplicate index keeps ~20 bytes per distinct line.
+//!
+//! Also the training and evaluation commands of the analysis models (see USAGE).
 
 use std::io::{self, BufRead, BufWriter, Write};
 
-use feedback::triggers::TriggerRules;
-use serde_json::json;
+use feedback::analysis::Analyzer;
+use feedback::analysis::cleaning::DuplicateIndex;
 
 const USAGE: &str = "usage:
   feedback analyze < messages.txt > analysis.jsonl
   feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all]
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
-  feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)";
+  feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
+  feedback train-issues OUT.bin DATA_DIR [--bits N] [--epochs N]
+      (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +32,7 @@ fn main() {
         }
         Some("train-sentiment") => exit_on_error(train_sentiment(&args[1..])),
         Some("eval-sentiment") => exit_on_error(eval_sentiment(&args[1..])),
+        Some("train-issues") => exit_on_error(train_issues(&args[1..])),
         Some("-h" | "--help") => println!("{USAGE}"),
         _ => {
             eprintln!("{USAGE}");
@@ -36,10 +42,12 @@ fn main() {
 }
 
 fn analyze(input: impl BufRead, output: impl Write) -> io::Result<()> {
-    let rules = TriggerRules::builtin();
+    let mut analyzer = Analyzer::new();
+    let mut duplicates = DuplicateIndex::new();
     let mut out = BufWriter::with_capacity(1 << 16, output);
     let mut input = input;
     let mut line = Vec::new();
+    let mut index: u32 = 0;
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
@@ -48,14 +56,22 @@ fn analyze(input: impl BufRead, output: impl Write) -> io::Result<()> {
         let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let text = String::from_utf8_lossy(bytes);
-        let t = rules.detect(&text);
-        serde_json::to_writer(
-            &mut out,
-            &json!({ "trigger": { "fired": t.fired, "category": t.category, "rule": t.rule, "severity": t.severity } }),
-        )?;
+        let a = analyzer.analyze(&text, None);
+        let duplicate_of = duplicates.check(index, analyzer.normalized());
+        serde_json::to_writer(&mut out, &Line { analysis: &a, duplicate_of })?;
         out.write_all(b"\n")?;
+        index = index.wrapping_add(1);
     }
     out.flush()
+}
+
+/// One output line: the analysis plus where the line repeats an earlier one. Serialised from the
+/// typed values (not through `serde_json::Value`) so scores print as `0.974`, not `0.9739999771`.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    analysis: &'a feedback::analysis::Analysis,
+    duplicate_of: Option<u32>,
 }
 
 fn exit_on_error(result: Result<(), String>) {
@@ -196,4 +212,108 @@ fn score(model: &feedback::analysis::sentiment::SentimentModel, rows: &[(String,
     }
     let f1 = |tp: f64, fp: f64, fn_: f64| 2.0 * tp / (2.0 * tp + fp + fn_).max(1.0);
     ((tp + tn) / (tp + tn + fp + fn_).max(1.0), (f1(tp, fp, fn_) + f1(tn, fn_, fp)) / 2.0)
+}
+
+/// Rows of (text, labels) from the labelled issue-type data: zhijiang categories or a bitext intent.
+fn issue_rows(
+    path: &str,
+    text_col: usize,
+    label_col: usize,
+    split: char,
+) -> Result<Vec<(String, Vec<String>, u64)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let labels = cols.get(label_col)?.split(split).map(str::to_owned).collect();
+            let id = cols.first().and_then(|c| c.parse().ok()).unwrap_or(0);
+            Some((cols.get(text_col)?.to_string(), labels, id))
+        })
+        .collect())
+}
+
+fn train_issues(args: &[String]) -> Result<(), String> {
+    use feedback::analysis::issues::{IssueClassifier, encode_models};
+    use feedback::analysis::linear::{LinearModel, train_plain};
+    use feedback::taxonomy::Taxonomy;
+    let files = positional(args);
+    let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
+    let bits: u32 = flag(args, "--bits", 16)?;
+    let epochs: usize = flag(args, "--epochs", 5)?;
+    let zhijiang = issue_rows(&format!("{dir}/zhijiang2019_ecomm_reviews.tsv"), 4, 2, '|')?;
+    let (zj_train, zj_test): (Vec<_>, Vec<_>) = zhijiang.into_iter().partition(|(_, _, id)| id % 5 != 0);
+    // bitext rows: label (intent) in column 0, text in column 1.
+    let bitext_train = issue_rows(&format!("{dir}/splits/bitext_cs_intents_en.train.tsv"), 1, 0, '|')?;
+    let bitext_test = issue_rows(&format!("{dir}/splits/bitext_cs_intents_en.test.tsv"), 1, 0, '|')?;
+    let taxonomy = Taxonomy::builtin();
+    let mut models = Vec::new();
+    for t in &taxonomy.issue_types {
+        if t.zhijiang.is_empty() && t.bitext.is_empty() {
+            continue;
+        }
+        let mut examples: Vec<(&str, bool)> = Vec::new();
+        for (text, labels, _) in &zj_train {
+            examples.push((text, labels.iter().any(|l| t.zhijiang.contains(l))));
+        }
+        for (text, labels, _) in &bitext_train {
+            examples.push((text, labels.iter().any(|l| t.bitext.contains(l))));
+        }
+        let positives = examples.iter().filter(|(_, y)| *y).count();
+        if positives < 10 {
+            eprintln!("{}: {positives} examples, keywords only", t.id);
+            continue;
+        }
+        let (weights, bias) = train_plain(&examples, bits, epochs, 1e-6, 7);
+        models.push((t.id.clone(), LinearModel::from_trained(bits, &weights, bias)));
+        eprintln!("{}: trained on {} texts, {positives} positive", t.id, examples.len());
+    }
+    let bytes = encode_models(&models);
+    std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
+    let classifier = IssueClassifier::new(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+
+    // Held-out zhijiang reviews: per type with zhijiang labels, precision / recall / F1.
+    let (mut micro_tp, mut micro_fp, mut micro_fn, mut f1s) = (0f64, 0f64, 0f64, Vec::new());
+    for t in taxonomy.issue_types.iter().filter(|t| !t.zhijiang.is_empty()) {
+        let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
+        for (text, labels, _) in &zj_test {
+            let want = labels.iter().any(|l| t.zhijiang.contains(l));
+            let got = classifier.classify(text).iter().any(|s| s.issue_type == t.id);
+            match (want, got) {
+                (true, true) => tp += 1.0,
+                (false, true) => fp += 1.0,
+                (true, false) => fn_ += 1.0,
+                _ => {}
+            }
+        }
+        let f1 = 2.0 * tp / (2.0 * tp + fp + fn_).max(1.0);
+        println!(
+            "zhijiang held-out {:<14} support {:>4}  P {:.3}  R {:.3}  F1 {:.3}",
+            t.id,
+            tp + fn_,
+            tp / (tp + fp).max(1.0),
+            tp / (tp + fn_).max(1.0),
+            f1
+        );
+        f1s.push(f1);
+        (micro_tp, micro_fp, micro_fn) = (micro_tp + tp, micro_fp + fp, micro_fn + fn_);
+    }
+    let micro = 2.0 * micro_tp / (2.0 * micro_tp + micro_fp + micro_fn).max(1.0);
+    let macro_ = f1s.iter().sum::<f64>() / f1s.len().max(1) as f64;
+    println!("zhijiang held-out ({} reviews): micro-F1 {micro:.3}, macro-F1 {macro_:.3}", zj_test.len());
+    // English requests: is the top type the mapped one?
+    let (mut right, mut total) = (0, 0);
+    for (text, labels, _) in &bitext_test {
+        let Some(want) = taxonomy.issue_types.iter().find(|t| labels.iter().any(|l| t.bitext.contains(l))) else {
+            continue;
+        };
+        total += 1;
+        right += usize::from(classifier.classify(text).first().is_some_and(|s| s.issue_type == want.id));
+    }
+    println!(
+        "bitext test ({total} requests with a mapped intent): top type correct {:.3}",
+        right as f64 / total.max(1) as f64
+    );
+    Ok(())
 }

@@ -7,17 +7,41 @@ use crate::triggers::normalize_into;
 
 const MAGIC: &[u8; 8] = b"FLSENT02";
 
+type Header = (u32, f32, f32);
+
+thread_local! {
+    static CHARS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Features of `bits` bits from features computed at more bits (the hash is the same; only the
+/// mask differs), so one pass over the text serves models of different sizes.
+pub fn narrow(wide: &[u32], bits: u32, out: &mut Vec<u32>) {
+    let mask = (1u32 << bits) - 1;
+    out.clear();
+    out.extend(wide.iter().map(|f| f & mask));
+}
+
 /// Words after which the rest of a review carries its verdict (好是好，但是… / 不错，就是…).
 const CONTRAST: [&str; 8] = ["但是", "可是", "不过", "但", "就是", "然而", "可惜", "but"];
 
-/// Hashed n-gram features of normalised text, deduplicated. Shared by training and prediction.
+/// Hashed n-gram features of normalised text, one per occurrence (a repeated n-gram counts again:
+/// measured as good as deduplicating, and no sort). Shared by training and prediction.
 /// The part after the last contrast word gets a second, marked copy of its n-grams, so the model
 /// can learn that what follows 但是 outweighs what came before.
-pub fn features(normalized: &str, bits: u32, out: &mut Vec<u32>) {
+/// Returns how many of them, at the start of `out`, are the plain 1–3-grams (the features of
+/// `plain_features`).
+pub fn features(normalized: &str, bits: u32, out: &mut Vec<u32>) -> usize {
     out.clear();
-    let mask = (1u32 << bits) - 1;
-    let chars: Vec<u32> = normalized.chars().map(|c| c as u32).collect();
-    ngrams(&chars, 0, mask, out);
+    let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    let plain = CHARS.with(|chars| {
+        let mut chars = chars.borrow_mut();
+        chars.clear();
+        chars.extend(normalized.chars().map(|c| c as u32));
+        ngrams(&chars, 0, mask, out);
+        let plain = out.len();
+        gapped_pairs(&chars, 0, mask, out);
+        plain
+    });
     {
         let after = CONTRAST
             .iter()
@@ -25,30 +49,26 @@ pub fn features(normalized: &str, bits: u32, out: &mut Vec<u32>) {
             .max()
             .filter(|&i| i < normalized.len());
         if let Some(i) = after {
-            let tail: Vec<u32> = normalized[i..].chars().map(|c| c as u32).collect();
-            ngrams(&tail, 0x5bd1_e995, mask, out);
+            CHARS.with(|chars| {
+                let mut chars = chars.borrow_mut();
+                chars.clear();
+                chars.extend(normalized[i..].chars().map(|c| c as u32));
+                ngrams(&chars, 0x5bd1_e995, mask, out);
+                gapped_pairs(&chars, 0x5bd1_e995, mask, out);
+            });
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    plain
+}
+
+/// Only the character 1–3-grams: the features of the smaller models (issue types), which have
+/// too little training data to learn from the rest.
+pub fn plain_features(normalized: &str, bits: u32, out: &mut Vec<u32>) {
+    let plain = features(normalized, bits, out);
+    out.truncate(plain);
 }
 
 fn ngrams(chars: &[u32], seed: u32, mask: u32, out: &mut Vec<u32>) {
-    {
-        // Pairs one character apart (不太好 → 不_好, 很不错 → 很_错): modifiers and their word
-        // with a filler between them.
-        for w in chars.windows(3) {
-            let mut h: u32 = 0x811c_9dc5 ^ 0x7f4a_7c15 ^ seed;
-            for c in [w[0], w[2]] {
-                h = (h ^ c).wrapping_mul(0x0100_0193);
-                h = (h ^ (c >> 16)).wrapping_mul(0x0100_0193);
-            }
-            h ^= h >> 15;
-            h = h.wrapping_mul(0x2c1b_3c6d);
-            h ^= h >> 12;
-            out.push(h & mask);
-        }
-    }
     for n in 1..=3 {
         if chars.len() < n {
             break;
@@ -60,13 +80,29 @@ fn ngrams(chars: &[u32], seed: u32, mask: u32, out: &mut Vec<u32>) {
                 h = (h ^ c).wrapping_mul(0x0100_0193);
                 h = (h ^ (c >> 16)).wrapping_mul(0x0100_0193);
             }
-            // Final avalanche so low bits are well mixed.
-            h ^= h >> 15;
-            h = h.wrapping_mul(0x2c1b_3c6d);
-            h ^= h >> 12;
-            out.push(h & mask);
+            out.push(avalanche(h) & mask);
         }
     }
+}
+
+/// Pairs one character apart (不太好 → 不_好, 很不错 → 很_错): modifiers and their word with a
+/// filler between them.
+fn gapped_pairs(chars: &[u32], seed: u32, mask: u32, out: &mut Vec<u32>) {
+    for w in chars.windows(3) {
+        let mut h: u32 = 0x811c_9dc5 ^ 0x7f4a_7c15 ^ seed;
+        for c in [w[0], w[2]] {
+            h = (h ^ c).wrapping_mul(0x0100_0193);
+            h = (h ^ (c >> 16)).wrapping_mul(0x0100_0193);
+        }
+        out.push(avalanche(h) & mask);
+    }
+}
+
+/// Final mixing so the low bits (kept by the mask) depend on every input bit.
+fn avalanche(mut h: u32) -> u32 {
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2c1b_3c6d);
+    h ^ (h >> 12)
 }
 
 /// A trained model: quantised weights of hashed features. Weights are stored in one byte each with
@@ -76,7 +112,8 @@ pub struct LinearModel {
     bits: u32,
     scale: f32,
     bias: f32,
-    weights: std::borrow::Cow<'static, [i8]>,
+    /// Two's-complement bytes: `weights[f] as i8` is the quantised weight.
+    weights: std::borrow::Cow<'static, [u8]>,
     /// Decoded value of each byte.
     table: [f32; 256],
 }
@@ -94,6 +131,12 @@ fn decode_table(max: f32) -> [f32; 256] {
 #[error("not a model: {0}")]
 pub struct ModelError(String);
 
+impl ModelError {
+    pub fn new(why: &str) -> Self {
+        ModelError(why.to_owned())
+    }
+}
+
 impl LinearModel {
     pub fn from_bytes(bytes: &'static [u8]) -> Result<Self, ModelError> {
         let (header, weights) = Self::parse(bytes)?;
@@ -106,7 +149,8 @@ impl LinearModel {
         })
     }
 
-    fn parse(bytes: &[u8]) -> Result<((u32, f32, f32), &[i8]), ModelError> {
+    /// Header (bits, largest weight, bias) and the weight bytes.
+    fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), ModelError> {
         if bytes.len() < 20 || &bytes[..8] != MAGIC {
             return Err(ModelError("bad header".into()));
         }
@@ -117,9 +161,7 @@ impl LinearModel {
         if !(8..=24).contains(&bits) || body.len() != 1 << bits {
             return Err(ModelError(format!("{bits} bits but {} weights", body.len())));
         }
-        // i8 and u8 have the same layout.
-        let weights = unsafe { std::slice::from_raw_parts(body.as_ptr().cast::<i8>(), body.len()) };
-        Ok(((bits, scale, bias), weights))
+        Ok(((bits, scale, bias), body))
     }
 
     /// Quantises trained weights (one byte each, companded; `scale` stores the largest magnitude).
@@ -127,7 +169,7 @@ impl LinearModel {
         let max = weights.iter().fold(0f32, |m, w| m.max(w.abs())).max(1e-6);
         let q = weights
             .iter()
-            .map(|w| (w.signum() * (w.abs() / max).sqrt() * 127.0).round().clamp(-127.0, 127.0) as i8)
+            .map(|w| (w.signum() * (w.abs() / max).sqrt() * 127.0).round().clamp(-127.0, 127.0) as i8 as u8)
             .collect();
         LinearModel { bits, scale: max, bias, weights: std::borrow::Cow::Owned(q), table: decode_table(max) }
     }
@@ -138,7 +180,7 @@ impl LinearModel {
         out.extend_from_slice(&[self.bits as u8, 0, 0, 0]);
         out.extend_from_slice(&self.scale.to_le_bytes());
         out.extend_from_slice(&self.bias.to_le_bytes());
-        out.extend(self.weights.iter().map(|&w| w as u8));
+        out.extend_from_slice(&self.weights);
         out
     }
 
@@ -150,12 +192,30 @@ impl LinearModel {
         self.bits
     }
 
+    /// The stored one-byte weights and their decoding, for models that lay weights out differently.
+    pub fn raw_weights(&self) -> &[u8] {
+        &self.weights
+    }
+
+    pub fn decode_table(&self) -> &[f32; 256] {
+        &self.table
+    }
+
+    /// The decoded weight of a feature.
+    pub fn weight(&self, feature: u32) -> f32 {
+        self.table[usize::from(self.weights[feature as usize])]
+    }
+
+    pub fn bias(&self) -> f32 {
+        self.bias
+    }
+
     /// The margin (log-odds of positive) and the strongest single feature's magnitude.
     pub fn margin(&self, features: &[u32]) -> (f32, f32) {
         let mut sum = 0f32;
         let mut strongest = 0f32;
         for &f in features {
-            let w = self.table[self.weights[f as usize] as u8 as usize];
+            let w = self.table[usize::from(self.weights[f as usize])];
             sum += w;
             strongest = strongest.max(w.abs());
         }
@@ -166,13 +226,26 @@ impl LinearModel {
 
 /// Trains a logistic regression with AdaGrad on (text, positive?) pairs; deterministic for a seed.
 pub fn train(examples: &[(&str, bool)], bits: u32, epochs: usize, l2: f32, seed: u64) -> (Vec<f32>, f32) {
+    train_on(examples, bits, epochs, l2, seed, false)
+}
+
+/// `train` on `plain_features` only.
+pub fn train_plain(examples: &[(&str, bool)], bits: u32, epochs: usize, l2: f32, seed: u64) -> (Vec<f32>, f32) {
+    train_on(examples, bits, epochs, l2, seed, true)
+}
+
+fn train_on(examples: &[(&str, bool)], bits: u32, epochs: usize, l2: f32, seed: u64, plain: bool) -> (Vec<f32>, f32) {
     let docs: Vec<(Vec<u32>, f32)> = examples
         .iter()
         .map(|(text, positive)| {
             let mut normalized = String::new();
             normalize_into(text, &mut normalized);
             let mut f = Vec::new();
-            features(&normalized, bits, &mut f);
+            if plain {
+                plain_features(&normalized, bits, &mut f);
+            } else {
+                features(&normalized, bits, &mut f);
+            }
             (f, if *positive { 1.0 } else { 0.0 })
         })
         .collect();

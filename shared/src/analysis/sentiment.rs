@@ -54,8 +54,8 @@ pub struct Sentiment {
 /// Scores inside this band are neutral.
 pub const NEUTRAL_BAND: f32 = 0.2;
 
-/// A text shows an opinion when one of its features weighs at least this share of the largest weight.
-const OPINION_SHARE: f32 = 0.1;
+/// Texts longer than this (about 30 Chinese characters) are taken to carry an opinion.
+const LONG_TEXT_BYTES: usize = 90;
 
 /// The English lexicon: words with a polarity weight, negators and intensifiers.
 #[derive(Deserialize)]
@@ -66,8 +66,11 @@ struct EnglishLexicon {
     intensifiers: Vec<String>,
 }
 
-fn english() -> &'static (std::collections::HashMap<String, f32>, Vec<String>, Vec<String>) {
-    static L: OnceLock<(std::collections::HashMap<String, f32>, Vec<String>, Vec<String>)> = OnceLock::new();
+/// Opinion words with their polarity, negators, intensifiers.
+type English = (std::collections::HashMap<String, f32>, Vec<String>, Vec<String>);
+
+fn english() -> &'static English {
+    static L: OnceLock<English> = OnceLock::new();
     L.get_or_init(|| {
         let lex: EnglishLexicon =
             toml::from_str(include_str!("../../rules/sentiment_en.toml")).expect("sentiment_en.toml is tested");
@@ -130,6 +133,12 @@ fn neutral_rules() -> &'static NeutralRules {
     R.get_or_init(|| toml::from_str(include_str!("../../rules/neutral.toml")).expect("neutral.toml is tested"))
 }
 
+fn has_opinion_word(normalized: &str) -> bool {
+    static AC: OnceLock<aho_corasick::AhoCorasick> = OnceLock::new();
+    AC.get_or_init(|| aho_corasick::AhoCorasick::new(&neutral_rules().opinion).expect("opinion words"))
+        .is_match(normalized)
+}
+
 /// A question or request with no opinion word in it (`rules/neutral.toml`). `raw_question`: the
 /// raw text ended with a question mark (normalisation drops punctuation).
 pub fn is_plain_request(normalized: &str, raw_question: bool) -> bool {
@@ -140,39 +149,45 @@ pub fn is_plain_request(normalized: &str, raw_question: bool) -> bool {
             normalized.starts_with(q.as_str())
                 && (!q.is_ascii() || normalized[q.len()..].chars().next().is_none_or(|c| !c.is_ascii_alphanumeric()))
         });
-    question && !r.opinion.iter().any(|o| normalized.contains(o.as_str()))
+    question && !has_opinion_word(normalized)
 }
 
 impl SentimentModel {
+    /// The feature size of the model, to compute features once for several models.
+    pub fn bits(&self) -> u32 {
+        self.0.bits()
+    }
+
     /// Sentiment of text already normalised with `triggers::normalize`, reusing `scratch`.
     /// `raw_question`: the original text ended with `?` or `？`.
     pub fn analyze_normalized(&self, normalized: &str, raw_question: bool, scratch: &mut Vec<u32>) -> Sentiment {
+        features(normalized, self.0.bits(), scratch);
+        self.analyze_features(normalized, raw_question, scratch)
+    }
+
+    /// Like `analyze_normalized`, with the text's features (of `bits()` bits) already computed.
+    pub fn analyze_features(&self, normalized: &str, raw_question: bool, features_of_text: &[u32]) -> Sentiment {
         if is_plain_request(normalized, raw_question) {
             // Keep the model's lean as the score (binary scoring reads its sign), but call it neutral.
-            let score = if is_english(normalized) { 0.0 } else { self.raw_score(normalized, scratch) * 0.2 };
+            let score = if is_english(normalized) || features_of_text.is_empty() {
+                0.0
+            } else {
+                (self.0.margin(features_of_text).0 / 2.0).tanh() * 0.2
+            };
             return Sentiment { label: Polarity::Neutral, score };
         }
         if is_english(normalized) {
             let score = english_score(normalized).unwrap_or(0.0);
             return Sentiment { label: label(score, true), score };
         }
-        features(normalized, self.0.bits(), scratch);
-        if scratch.is_empty() {
+        if features_of_text.is_empty() {
             return Sentiment { label: Polarity::Neutral, score: 0.0 };
         }
-        let (margin, strongest) = self.0.margin(scratch);
-        let score = (margin / 2.0).tanh();
-        // Opinion evidence: some feature the model learned to be clearly positive or negative.
-        let opinionated = strongest >= self.0.scale() * OPINION_SHARE;
+        let score = (self.0.margin(features_of_text).0 / 2.0).tanh();
+        // Opinion evidence: an opinion word, or a text long enough to be a review. A short
+        // statement without one (我的订单号是123456) is information, not sentiment.
+        let opinionated = normalized.len() > LONG_TEXT_BYTES || has_opinion_word(normalized);
         Sentiment { label: label(score, opinionated), score }
-    }
-
-    fn raw_score(&self, normalized: &str, scratch: &mut Vec<u32>) -> f32 {
-        features(normalized, self.0.bits(), scratch);
-        if scratch.is_empty() {
-            return 0.0;
-        }
-        (self.0.margin(scratch).0 / 2.0).tanh()
     }
 
     pub fn analyze(&self, text: &str) -> Sentiment {
