@@ -1,12 +1,14 @@
 //! Local stand-ins for the parts of AWS that moto does not play, all derived from template.yaml:
 //! the Lambda Runtime API (each function's real binary runs against it), API Gateway's HTTP API
-//! (routes and authorizer from the template, real payload-v2 events), and table creation.
+//! (routes and authorizer from the template, real payload-v2 events), table creation, and the
+//! DynamoDB stream event source mapping.
 
 pub mod gateway;
 pub mod http;
 pub mod lambda_host;
 pub mod moto;
 pub mod runner;
+pub mod streams;
 pub mod tables;
 pub mod template;
 

@@ -7,12 +7,15 @@
 //! | message      | `CONV#<conversation>` | `MSG#<message_id>`   |                         |                                          |
 //! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
 //! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
+//! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
+//! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //!
 //! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
 //! TTL attribute. See ARCHITECTURE.md.
 
 mod conversations;
+mod insights;
 mod ratings;
 
 use std::time::Duration;
@@ -22,6 +25,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use aws_sdk_dynamodb::Client;
 pub use conversations::DynamoConversationStore;
+pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use ratings::DynamoRatingStore;
 
 use crate::ports::StoreError;
@@ -42,6 +46,20 @@ pub mod keys {
 
     pub fn trigger(category: &str) -> String {
         format!("TRIGGER#{category}")
+    }
+
+    /// A weekly aggregate shard (`AGG#2026-W48#SHARD#3`) and its items, one per issue type.
+    pub fn aggregate(week: &str, shard: u8) -> String {
+        format!("AGG#{week}#SHARD#{shard}")
+    }
+
+    pub fn aggregate_type(issue_type: &str) -> String {
+        format!("TYPE#{issue_type}")
+    }
+
+    /// Texts a customer sent recently, by digest (to count a repeat once).
+    pub fn repeat(customer_id: &str) -> String {
+        format!("DEDUP#{customer_id}")
     }
 
     /// The hour bucket (UTC) in which a follow-up falls due.

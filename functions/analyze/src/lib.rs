@@ -1,0 +1,97 @@
+//! The table's stream → analysis: read each record, analyse new feedback, apply it once, and
+//! report the first record that failed (`ReportBatchItemFailures`) so the stream resumes there.
+
+use std::convert::Infallible;
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use feedback::analysis::Analyzer;
+use feedback::config::{ConfigError, Env};
+use feedback::dynamo::{self, DynamoAnalysisStore, read_stream_record};
+use feedback::insights::{StreamItem, process_batch};
+use feedback::observe::emit_metrics;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// Settings of the analysis function.
+#[derive(Debug, Clone)]
+pub struct AnalyzeSettings {
+    pub table_name: String,
+    /// Weeks are the shop's ISO weeks in this time zone.
+    pub shop_time_zone: jiff::tz::TimeZone,
+    /// Aggregate write shards per week and issue type.
+    pub aggregate_shards: u8,
+}
+
+impl AnalyzeSettings {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let zone: String = env.or("SHOP_TIME_ZONE", "Asia/Shanghai".to_owned())?;
+        let shop_time_zone = jiff::tz::TimeZone::get(&zone).map_err(|e| ConfigError::Invalid {
+            name: "SHOP_TIME_ZONE",
+            value: zone.clone(),
+            why: e.to_string(),
+        })?;
+        let aggregate_shards: u8 = env.or("AGGREGATE_SHARDS", 8)?;
+        if aggregate_shards == 0 {
+            return Err(ConfigError::Invalid {
+                name: "AGGREGATE_SHARDS",
+                value: "0".into(),
+                why: "must be 1 to 255".into(),
+            });
+        }
+        Ok(AnalyzeSettings { table_name: env.required("TABLE_NAME")?, shop_time_zone, aggregate_shards })
+    }
+}
+
+pub struct App {
+    store: DynamoAnalysisStore,
+    settings: AnalyzeSettings,
+    /// The analyzer's scratch buffers; one invocation at a time uses them (Lambda runs one event
+    /// per instance at a time anyway).
+    analyzer: Mutex<Analyzer>,
+}
+
+impl App {
+    /// Cold start: settings, one client, the models (in place from the binary), a warm connection.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = AnalyzeSettings::from_env(&Env::process())?;
+        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        dynamo::warm_up(&client, &settings.table_name).await;
+        Ok(Self::new(client, settings))
+    }
+
+    pub fn new(client: feedback::dynamo::Client, settings: AnalyzeSettings) -> Self {
+        let store = DynamoAnalysisStore::new(client, &settings.table_name, settings.aggregate_shards);
+        App { store, settings, analyzer: Mutex::new(Analyzer::new()) }
+    }
+
+    /// Never fails as a whole: a batch that is not even a stream event is reported as failed from
+    /// its first record (or, with no readable record, not at all: there is nothing to retry).
+    pub async fn handle(&self, event: Value) -> Result<DynamoDbEventResponse, Infallible> {
+        let records: Vec<StreamItem> =
+            event["Records"].as_array().map(|r| r.iter().map(read_stream_record).collect()).unwrap_or_default();
+        let received = records.len();
+        let mut analyzer = self.analyzer.lock().await;
+        let outcome = process_batch(&self.store, &mut analyzer, &self.settings.shop_time_zone, records).await;
+        tracing::info!(
+            received, counted = outcome.counted, recorded = outcome.recorded, duplicates = outcome.duplicates,
+            already_applied = outcome.already_applied, skipped = outcome.skipped, unreadable = outcome.unreadable,
+            failed_from = ?outcome.failed_from, "stream batch analysed"
+        );
+        emit_metrics(
+            &[("Function", "analyze")],
+            &[
+                ("FeedbackAnalysed", outcome.counted as f64, "Count"),
+                ("SevereFeedback", outcome.severe as f64, "Count"),
+                ("DuplicateFeedback", outcome.duplicates as f64, "Count"),
+                ("UnreadableRecords", outcome.unreadable as f64, "Count"),
+            ],
+        );
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(sequence) = outcome.failed_from {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,210 @@
+//! The analyze handler fed real DynamoDB stream records, read from moto's stream of a fresh table
+//! after storing feedback through the real adapters.
+
+use analyze::{AnalyzeSettings, App};
+use aws_sdk_dynamodb::types::AttributeValue;
+use feedback::Timestamp;
+use feedback::conversation::{Channel, ChatMessage, Role};
+use feedback::dynamo::{DynamoConversationStore, DynamoRatingStore};
+use feedback::ports::{ConversationStore, RatingStore};
+use feedback::rating::{Rating, RatingSubmission};
+use feedback::triggers::Trigger;
+use infra::streams::StreamReader;
+use serde_json::{Value, json};
+use testkit::{conversation_items, fresh_feedback_table, moto_url, unique};
+
+struct World {
+    app: App,
+    client: feedback::dynamo::Client,
+    table: String,
+    stream: StreamReader,
+}
+
+async fn world() -> World {
+    let (client, table) = fresh_feedback_table().await;
+    let arn =
+        client.describe_table().table_name(&table).send().await.unwrap().table.unwrap().latest_stream_arn.unwrap();
+    let settings = AnalyzeSettings {
+        table_name: table.clone(),
+        shop_time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
+        aggregate_shards: 4,
+    };
+    World {
+        app: App::new(client.clone(), settings),
+        client,
+        stream: StreamReader::new(moto_url(), "us-east-1", &arn),
+        table,
+    }
+}
+
+fn message(id: &str, customer: &str, text: &str) -> (ChatMessage, Trigger) {
+    let m = ChatMessage {
+        message_id: id.into(),
+        role: Role::Customer,
+        text: text.into(),
+        sent_at: "2026-11-24T02:00:00Z".parse().unwrap(),
+        customer_id: customer.into(),
+        channel: Channel::App,
+        bot_intent: None,
+    };
+    (m, Trigger::NONE)
+}
+
+impl World {
+    async fn store_messages(&self, conversation: &str, messages: &[(ChatMessage, Trigger)]) {
+        let store = DynamoConversationStore::new(self.client.clone(), &self.table, 180);
+        store.insert_messages(conversation, messages, Timestamp::now()).await.unwrap();
+    }
+
+    async fn store_rating(&self, conversation: &str, stars: u8, comment: Option<&str>) {
+        let store = DynamoRatingStore::new(self.client.clone(), &self.table, 730);
+        let submission = RatingSubmission {
+            conversation_id: conversation.into(),
+            customer_id: "u-9".into(),
+            stars,
+            comment: comment.map(str::to_owned),
+            channel: Channel::Web,
+            served_by: None,
+            locale: None,
+            issue_types: vec!["service".into()],
+        };
+        let at: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
+        store.insert_rating(&Rating::new(submission, unique("r"), at, None)).await.unwrap();
+    }
+
+    async fn records(&mut self) -> Vec<Value> {
+        self.stream.poll(1000).await.unwrap()
+    }
+
+    async fn handle(&self, records: &[Value]) -> Value {
+        serde_json::to_value(self.app.handle(infra::streams::event(records)).await.unwrap()).unwrap()
+    }
+
+    /// The week's aggregate of one issue type, summed over shards: (items, severity sum, customers).
+    async fn aggregate(&self, issue_type: &str) -> (i64, i64, usize) {
+        let (mut items, mut severity, mut customers) = (0, 0, 0);
+        for shard in 0..4 {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(format!("AGG#2026-W48#SHARD#{shard}")))
+                .key("sk", AttributeValue::S(format!("TYPE#{issue_type}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            if let Some(item) = out.item {
+                let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
+                items += n("items");
+                severity += n("severity_sum");
+                customers += item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
+            }
+        }
+        (items, severity, customers)
+    }
+}
+
+#[tokio::test]
+async fn new_feedback_is_analysed_and_counted_once_even_when_the_batch_is_retried() {
+    let mut w = world().await;
+    let conv = unique("c");
+    w.store_messages(
+        &conv,
+        &[message("m-1", "u-1", "快递一个星期了还没到，太慢了"), message("m-2", "u-1", "请问什么时候发货？")],
+    )
+    .await;
+    w.store_rating(&unique("c"), 1, Some("客服态度很差，问题也没解决")).await;
+    let records = w.records().await;
+    assert!(records.len() >= 3, "{records:?}");
+
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    let items = conversation_items(&w.client, &w.table, &conv).await;
+    let analysis = &items["MSG#m-1"]["analysis"].as_m().unwrap();
+    assert_eq!(analysis["sentiment"].as_m().unwrap()["label"].as_s().unwrap(), "negative");
+    assert_eq!(analysis["week"].as_s().unwrap(), "2026-W48");
+    assert!(analysis["counted_types"].as_l().unwrap().iter().any(|t| t.as_s().unwrap() == "logistics"));
+    let all = w.aggregate("_all").await;
+    assert_eq!((all.0, all.2), (3, 2), "3 items from 2 customers: {all:?}");
+    let logistics = w.aggregate("logistics").await;
+    assert_eq!(logistics.0, 1);
+    assert_eq!(w.aggregate("service").await.0, 1, "the customer's own choice counts");
+
+    // The same batch again (a retry after a timeout): nothing is counted twice.
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    assert_eq!(w.aggregate("_all").await, all);
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_reported_and_the_records_before_it_are_kept() {
+    let mut w = world().await;
+    let conv = unique("c");
+    w.store_messages(&conv, &[message("m-1", "u-1", "质量太差了")]).await;
+    let mut records = w.records().await;
+    let mut poison = records[0].clone();
+    poison["dynamodb"]["SequenceNumber"] = json!("999999999999");
+    poison["dynamodb"]["NewImage"]["sent_at"] = json!({"N": "12"});
+    records.push(poison);
+    w.store_messages(&conv, &[message("m-2", "u-1", "物流太慢了")]).await;
+    records.extend(w.records().await);
+
+    let answer = w.handle(&records).await;
+    assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "999999999999"}]}));
+    let items = conversation_items(&w.client, &w.table, &conv).await;
+    assert!(items["MSG#m-1"].contains_key("analysis"));
+    assert!(
+        !items["MSG#m-2"].contains_key("analysis"),
+        "after the failure nothing is processed: the stream resumes there"
+    );
+    // Lambda retries from the failed record; without it (sent to the on-failure queue) the rest goes through.
+    let rest: Vec<Value> = records.into_iter().filter(|r| r["dynamodb"]["SequenceNumber"] != "999999999999").collect();
+    assert_eq!(w.handle(&rest).await, json!({"batchItemFailures": []}));
+    assert_eq!(w.aggregate("_all").await.0, 2);
+}
+
+#[tokio::test]
+async fn a_customer_repeating_the_same_words_is_linked_not_counted_and_noise_is_kept_uncounted() {
+    let mut w = world().await;
+    let conv = unique("c");
+    w.store_messages(
+        &conv,
+        &[
+            message("m-1", "u-1", "东西坏了，要退货"),
+            message("m-2", "u-1", "東西壞了，要退貨！！"),
+            message("m-3", "u-2", "东西坏了，要退货"),
+            message("m-4", "u-1", "asdfghjkl"),
+        ],
+    )
+    .await;
+    let records = w.records().await;
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    let items = conversation_items(&w.client, &w.table, &conv).await;
+    // The messages were written concurrently: whichever reached the stream first is the original.
+    let links: Vec<(&str, &str)> = ["MSG#m-1", "MSG#m-2"]
+        .iter()
+        .filter_map(|k| items[*k].get("duplicate_of").map(|d| (*k, d.as_s().unwrap().as_str())))
+        .collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+    let (copy, first) = links[0];
+    assert!(first.ends_with(if copy == "MSG#m-1" { "/MSG#m-2" } else { "/MSG#m-1" }), "{links:?}");
+    assert!(!items["MSG#m-3"].contains_key("duplicate_of"), "another customer saying it is new feedback");
+    let noise = items["MSG#m-4"]["analysis"].as_m().unwrap();
+    assert_eq!(noise["invalid"].as_m().unwrap()["reason"].as_s().unwrap(), "keyboard_mash");
+    assert_eq!(w.aggregate("_all").await.0, 2);
+}
+
+#[tokio::test]
+async fn bot_messages_and_other_entities_are_skipped() {
+    let mut w = world().await;
+    let store = DynamoConversationStore::new(w.client.clone(), &w.table, 180);
+    let conv = unique("c");
+    store.claim_for_customer(&conv, "u-1", Channel::App, Timestamp::now()).await.unwrap();
+    let (mut bot, t) = message("m-1", "u-1", "您好，请问有什么可以帮您");
+    bot.role = Role::Bot;
+    store.insert_messages(&conv, &[(bot, t)], Timestamp::now()).await.unwrap();
+    let records = w.records().await;
+    assert!(records.len() >= 2);
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    assert_eq!(w.aggregate("_all").await.0, 0);
+    assert!(!conversation_items(&w.client, &w.table, &conv).await["MSG#m-1"].contains_key("analysis"));
+}
