@@ -102,6 +102,20 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         let created = crate::tables::ensure_table(&dynamodb, &table, &name).await?;
         tracing::info!(table = %name, created, "table ready");
     }
+    let mut queue_urls: BTreeMap<String, String> = BTreeMap::new();
+    for queue in template.queues() {
+        let created = crate::streams::aws_json(
+            &moto.endpoint,
+            &cfg.region,
+            "sqs",
+            "AmazonSQS.CreateQueue",
+            json!({ "QueueName": names.physical(&queue) }),
+        )
+        .await?;
+        let url = created["QueueUrl"].as_str().unwrap_or_default().to_owned();
+        tracing::info!(queue = %url, "queue ready");
+        queue_urls.insert(queue, url);
+    }
     let sns = aws_sdk_sns::Client::new(&sdk);
     let mut topic_arns = Vec::new();
     for topic in template.topics() {
@@ -126,6 +140,32 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         };
         let arn = format!("arn:aws:lambda:{}:{ACCOUNT}:function:{physical}", cfg.region);
         hosts.insert(f.logical_id.clone(), (FunctionHost::start(spec, arn).await?, f));
+    }
+
+    // The event source mappings: poll each table stream a function reads and deliver like Lambda.
+    let mut stream_arns = Vec::new();
+    for (host, f) in hosts.values() {
+        for source in &f.stream_sources {
+            let table = names.physical(&source.table);
+            let arn =
+                dynamodb.describe_table().table_name(&table).send().await?.table.and_then(|t| t.latest_stream_arn);
+            let Some(arn) = arn else {
+                return Err(format!("table {table} has no stream, but {} reads it", f.logical_id).into());
+            };
+            stream_arns.push(arn.clone());
+            let function_arn =
+                format!("arn:aws:lambda:{}:{ACCOUNT}:function:{}", cfg.region, names.physical(&f.logical_id));
+            let queue = source.on_failure_queue.as_ref().and_then(|q| queue_urls.get(q)).cloned();
+            tokio::spawn(poll_stream(
+                host.clone(),
+                source.clone(),
+                arn,
+                function_arn,
+                moto.endpoint.clone(),
+                cfg.region.clone(),
+                queue,
+            ));
+        }
     }
 
     let apis = template.http_apis();
@@ -171,6 +211,8 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         "moto": moto.endpoint,
         "functions": hosts.keys().collect::<Vec<_>>(),
         "topics": topic_arns,
+        "streams": stream_arns,
+        "queues": queue_urls.values().collect::<Vec<_>>(),
         "local": ["GET /_local/", "GET /_local/notifications"],
     });
     let moto_endpoint = moto.endpoint.clone();
@@ -221,4 +263,44 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         hosts: hosts.into_iter().map(|(k, (h, _))| (k, h)).collect(),
         routes: route_keys,
     })
+}
+
+/// Plays one event source mapping: polls the stream every 250 ms (Lambda polls about 4 times a
+/// second), keeps the records the filters let through, and delivers them in batches.
+async fn poll_stream(
+    host: Arc<FunctionHost>,
+    source: crate::template::StreamSource,
+    stream_arn: String,
+    function_arn: String,
+    endpoint: String,
+    region: String,
+    queue_url: Option<String>,
+) {
+    let mut reader = crate::streams::StreamReader::new(&endpoint, &region, &stream_arn);
+    loop {
+        match reader.poll(source.batch_size).await {
+            Ok(records) => {
+                let wanted: Vec<serde_json::Value> = records
+                    .into_iter()
+                    .filter(|r| {
+                        source.filters.is_empty() || source.filters.iter().any(|f| crate::streams::matches(f, r))
+                    })
+                    .collect();
+                if !wanted.is_empty() {
+                    let delivery = crate::streams::Delivery {
+                        host: &host,
+                        function_arn: &function_arn,
+                        max_retries: source.max_retries,
+                        partial_batch_responses: source.partial_batch_responses,
+                        on_failure: queue_url.as_deref().map(|q| (endpoint.as_str(), region.as_str(), q)),
+                    };
+                    let delivered = crate::streams::deliver(&delivery, wanted).await;
+                    tracing::debug!(?delivered, "stream batch delivered");
+                    continue;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, stream = %stream_arn, "stream poll failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

@@ -6,22 +6,31 @@ use serde_json::{Value, json};
 
 use crate::BoxError;
 
-/// Calls one DynamoDB Streams action on moto. moto does not check signatures; the credential scope
-/// tells it the region.
-pub async fn call(endpoint: &str, region: &str, action: &str, body: Value) -> Result<Value, BoxError> {
+/// Calls one action of an AWS JSON-protocol service on moto (`target`: `DynamoDBStreams_20120810`,
+/// `AmazonSQS`). moto does not check signatures; the credential scope tells it the service and
+/// region.
+pub async fn aws_json(
+    endpoint: &str,
+    region: &str,
+    service: &str,
+    target: &str,
+    body: Value,
+) -> Result<Value, BoxError> {
     let auth = format!(
-        "AWS4-HMAC-SHA256 Credential=test/20260101/{region}/dynamodb/aws4_request, SignedHeaders=host, Signature=0"
+        "AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
     );
-    let headers = [
-        ("content-type", "application/x-amz-json-1.0"),
-        ("x-amz-target", &format!("DynamoDBStreams_20120810.{action}")),
-        ("authorization", auth.as_str()),
-    ];
+    let headers =
+        [("content-type", "application/x-amz-json-1.0"), ("x-amz-target", target), ("authorization", auth.as_str())];
     let reply = crate::http::send("POST", &format!("{endpoint}/"), &headers, body.to_string()).await?;
     if reply.status != 200 {
-        return Err(format!("{action}: {} {}", reply.status, String::from_utf8_lossy(&reply.body)).into());
+        return Err(format!("{target}: {} {}", reply.status, String::from_utf8_lossy(&reply.body)).into());
     }
     Ok(serde_json::from_slice(&reply.body)?)
+}
+
+/// Calls one DynamoDB Streams action on moto.
+pub async fn call(endpoint: &str, region: &str, action: &str, body: Value) -> Result<Value, BoxError> {
+    aws_json(endpoint, region, "dynamodb", &format!("DynamoDBStreams_20120810.{action}"), body).await
 }
 
 /// A reader of every shard of one stream, from its beginning (TRIM_HORIZON, like the template's
@@ -113,4 +122,85 @@ mod tests {
         assert!(!matches(&pattern, &modify));
         assert!(!matches(&pattern, &other));
     }
+}
+
+/// How the local event source mapping delivers one poll's records to the function.
+pub struct Delivery<'a> {
+    pub host: &'a crate::lambda_host::FunctionHost,
+    pub function_arn: &'a str,
+    pub max_retries: u32,
+    pub partial_batch_responses: bool,
+    /// `(moto endpoint, region, queue URL)` of the on-failure destination.
+    pub on_failure: Option<(&'a str, &'a str, &'a str)>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub invocations: u32,
+    /// Records given up on after the retries (sent to the on-failure queue, if any).
+    pub discarded: usize,
+}
+
+/// Delivers records like Lambda's event source mapping: invoke; on a partial batch failure, retry
+/// from the failed record; on a function error, retry the whole batch; after `max_retries`, send the
+/// batch's position to the on-failure queue and skip the failed record (records after it get their
+/// own retries).
+pub async fn deliver(d: &Delivery<'_>, records: Vec<Value>) -> Delivered {
+    let mut out = Delivered::default();
+    let mut pending = records;
+    let mut attempts = 0u32;
+    while !pending.is_empty() {
+        out.invocations += 1;
+        let answer = d.host.invoke(bytes::Bytes::from(event(&pending).to_string())).await;
+        let failed_from: Option<usize> = match answer {
+            Ok(body) => {
+                let response: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let failures = response["batchItemFailures"].as_array().cloned().unwrap_or_default();
+                match failures.first().and_then(|f| f["itemIdentifier"].as_str()) {
+                    Some(id) if d.partial_batch_responses => Some(
+                        pending.iter().position(|r| r["dynamodb"]["SequenceNumber"].as_str() == Some(id)).unwrap_or(0),
+                    ),
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "stream batch invocation failed");
+                Some(0)
+            }
+        };
+        let Some(from) = failed_from else { break };
+        pending.drain(..from);
+        attempts += 1;
+        if attempts <= d.max_retries {
+            tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempts.min(5)))).await;
+            continue;
+        }
+        let given_up = pending.remove(0);
+        out.discarded += 1;
+        attempts = 0;
+        tracing::error!(sequence = %given_up["dynamodb"]["SequenceNumber"], "stream record given up after retries");
+        if let Some((endpoint, region, queue_url)) = d.on_failure {
+            let sequence = given_up["dynamodb"]["SequenceNumber"].clone();
+            let body = json!({
+                "requestContext": { "condition": "RetryAttemptsExhausted", "functionArn": d.function_arn, "approximateInvokeCount": d.max_retries + 1 },
+                "DDBStreamBatchInfo": {
+                    "startSequenceNumber": sequence, "endSequenceNumber": sequence, "batchSize": 1,
+                    "streamArn": given_up["eventSourceARN"],
+                },
+            });
+            let sent = aws_json(
+                endpoint,
+                region,
+                "sqs",
+                "AmazonSQS.SendMessage",
+                json!({ "QueueUrl": queue_url, "MessageBody": body.to_string() }),
+            )
+            .await;
+            if let Err(e) = sent {
+                tracing::error!(error = %e, "cannot send to the on-failure queue");
+            }
+        }
+    }
+    out
 }

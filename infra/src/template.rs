@@ -40,6 +40,21 @@ pub struct FunctionDef {
     pub memory_mb: u64,
     pub environment: BTreeMap<String, String>,
     pub http_routes: Vec<HttpRoute>,
+    pub stream_sources: Vec<StreamSource>,
+}
+
+/// A `DynamoDB` event of a function: the event source mapping the local runner plays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSource {
+    /// Logical id of the table whose stream it reads.
+    pub table: String,
+    pub batch_size: usize,
+    pub max_retries: u32,
+    pub partial_batch_responses: bool,
+    /// Filter patterns (JSON); a record passes if it matches any (or there are none).
+    pub filters: Vec<serde_json::Value>,
+    /// Logical id of the SQS queue failed records go to.
+    pub on_failure_queue: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +129,17 @@ impl Template {
 
     /// Logical ids of the SNS topics.
     pub fn topics(&self) -> Vec<String> {
+        self.logical_ids("AWS::SNS::Topic")
+    }
+
+    /// Logical ids of the SQS queues.
+    pub fn queues(&self) -> Vec<String> {
+        self.logical_ids("AWS::SQS::Queue")
+    }
+
+    fn logical_ids(&self, resource_type: &str) -> Vec<String> {
         self.resources()
-            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::SNS::Topic"))
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(resource_type))
             .map(|(id, _)| id.to_owned())
             .collect()
     }
@@ -220,7 +244,38 @@ impl Template {
                     }
                 }
                 let mut http_routes = Vec::new();
+                let mut stream_sources = Vec::new();
                 for (_, event) in p.get("Events").and_then(Value::as_mapping).into_iter().flatten() {
+                    if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
+                        let ep = event
+                            .get("Properties")
+                            .ok_or_else(|| format!("DynamoDB event of {id} has no Properties"))?;
+                        let filters = ep
+                            .get("FilterCriteria")
+                            .and_then(|f| f.get("Filters"))
+                            .and_then(Value::as_sequence)
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f.get("Pattern").and_then(Value::as_str))
+                            .map(|p| serde_json::from_str(p).map_err(|e| format!("filter pattern of {id}: {e}")))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        stream_sources.push(StreamSource {
+                            table: ep.get("Stream").and_then(referenced_resource).unwrap_or_default(),
+                            batch_size: ep.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
+                            max_retries: ep.get("MaximumRetryAttempts").and_then(Value::as_u64).unwrap_or(3) as u32,
+                            partial_batch_responses: ep
+                                .get("FunctionResponseTypes")
+                                .and_then(Value::as_sequence)
+                                .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures"))),
+                            filters,
+                            on_failure_queue: ep
+                                .get("DestinationConfig")
+                                .and_then(|d| d.get("OnFailure"))
+                                .and_then(|o| o.get("Destination"))
+                                .and_then(referenced_resource),
+                        });
+                        continue;
+                    }
                     if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                         continue;
                     }
@@ -240,6 +295,7 @@ impl Template {
                     memory_mb: prop("MemorySize").and_then(Value::as_u64).unwrap_or(128),
                     environment,
                     http_routes,
+                    stream_sources,
                 })
             })
             .collect()
@@ -428,6 +484,11 @@ mod tests {
         assert_eq!(submit.http_routes[0].method, "POST");
         assert_eq!(submit.http_routes[0].path, "/ratings");
         assert_eq!(submit.http_routes[0].api, "FeedbackApi");
+        let analyze = fns.iter().find(|f| f.binary == "analyze").expect("analyze in template");
+        let stream = &analyze.stream_sources[0];
+        assert_eq!((stream.table.as_str(), stream.partial_batch_responses), ("FeedbackTable", true));
+        assert_eq!(stream.on_failure_queue.as_deref(), Some("AnalysisFailuresQueue"));
+        assert_eq!(stream.filters[0]["eventName"], serde_json::json!(["INSERT"]));
         assert_eq!((submit.timeout_secs, submit.memory_mb), (10, 128));
         let auth = fns.iter().find(|f| f.logical_id == "AuthorizeCallerFunction").unwrap();
         assert_eq!(auth.environment["CALLER_KEYS"], "dev:abc");

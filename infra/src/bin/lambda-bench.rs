@@ -96,6 +96,9 @@ fn run_once(spec: &FunctionSpec, event: &str) -> Result<Sample, BoxError> {
     if let Some(status) = answer["statusCode"].as_u64() {
         assert!((200..300).contains(&status), "{} answered {status}: {answer}", spec.name);
     }
+    if let Some(failures) = answer["batchItemFailures"].as_array() {
+        assert!(failures.is_empty(), "{} reported failures: {answer}", spec.name);
+    }
     write!(writer, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")?;
     let peak_rss_kib = peak_rss_kib(child.id());
     let _ = child.kill();
@@ -107,6 +110,23 @@ fn run_once(spec: &FunctionSpec, event: &str) -> Result<Sample, BoxError> {
 /// a complaint, so it also publishes a staff alert).
 fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str) -> serde_json::Value {
     use serde_json::json;
+    if binary == "analyze" {
+        // A stream batch with one new customer message (the item itself is not in the table: the
+        // analysis is computed, the conditional write finds nothing, as for an expired item).
+        let image = json!({
+            "pk": {"S": format!("CONV#{conversation}")}, "sk": {"S": "MSG#m-1"}, "entity": {"S": "message"},
+            "conversation_id": {"S": conversation}, "customer_id": {"S": "u-1"}, "role": {"S": "customer"},
+            "text": {"S": "快递一周了还没到，客服也不回复，太失望了"}, "sent_at": {"S": "2026-11-24T02:00:00.000Z"},
+            "channel": {"S": "app"}, "message_id": {"S": "m-1"}
+        });
+        return json!({"Records": [{
+            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+                         "SequenceNumber": "100", "SizeBytes": 300, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/1"
+        }]});
+    }
     let mut event = fixture.clone();
     event["headers"]["authorization"] = json!("Bearer k");
     let (route, path, body) = match binary {
