@@ -19,7 +19,7 @@ use crate::ports::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedbackKind {
     /// A rating; `chosen_types` are the issue types the customer picked in the feedback form.
-    Rating { stars: u8, chosen_types: Vec<String> },
+    Rating { stars: u8, chosen_types: Vec<String>, order_value_minor: Option<i64> },
     /// A customer's chat message.
     Message,
 }
@@ -59,6 +59,13 @@ impl AnalysedFeedback {
     /// Feedback that goes into the aggregates (invalid texts are kept but not counted).
     pub fn counts(&self) -> bool {
         !self.analysis.invalid.is_invalid || matches!(self.item.kind, FeedbackKind::Rating { .. })
+    }
+
+    pub fn order_value_minor(&self) -> Option<i64> {
+        match self.item.kind {
+            FeedbackKind::Rating { order_value_minor, .. } => order_value_minor,
+            FeedbackKind::Message => None,
+        }
     }
 
     pub fn stars(&self) -> Option<u8> {
@@ -251,11 +258,15 @@ mod tests {
     fn counted_types_merge_the_customers_choice_with_the_classification() {
         let mut a = Analyzer::new();
         let tz = jiff::tz::TimeZone::UTC;
-        let rating = FeedbackKind::Rating { stars: 1, chosen_types: vec!["service".into()] };
+        let rating = FeedbackKind::Rating { stars: 1, chosen_types: vec!["service".into()], order_value_minor: None };
         let r = analyse(&mut a, item(rating, Some("快递太慢了，一周才到")), &tz);
         assert_eq!(r.counted_types[0], "service");
         assert!(r.counted_types.iter().any(|t| t == "logistics"));
-        let bare = analyse(&mut a, item(FeedbackKind::Rating { stars: 1, chosen_types: vec![] }, None), &tz);
+        let bare = analyse(
+            &mut a,
+            item(FeedbackKind::Rating { stars: 1, chosen_types: vec![], order_value_minor: None }, None),
+            &tz,
+        );
         assert_eq!(bare.counted_types, ["other"]);
         assert!(bare.counts());
         let happy = analyse(&mut a, item(FeedbackKind::Message, Some("谢谢，很满意")), &tz);

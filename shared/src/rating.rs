@@ -15,8 +15,19 @@ pub const COMMENT_MAX_CHARS: usize = 2_000;
 pub const BODY_MAX_BYTES: usize = 16 * 1024;
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
-const FIELDS: &[&str] =
-    &["conversation_id", "customer_id", "stars", "comment", "channel", "served_by", "locale", "issue_types"];
+const FIELDS: &[&str] = &[
+    "conversation_id",
+    "customer_id",
+    "stars",
+    "comment",
+    "channel",
+    "served_by",
+    "locale",
+    "issue_types",
+    "order_value",
+];
+/// Largest order value accepted (in the shop's currency).
+pub const ORDER_VALUE_MAX: i64 = 10_000_000;
 
 /// A validated rating as the customer submitted it, before it has an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +44,17 @@ pub struct RatingSubmission {
     /// What the customer said it was about (ids of `rules/issue_types.toml`), from the feedback form.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub issue_types: Vec<String>,
+    /// The value of the order the conversation was about, in minor units (fen); sent as
+    /// `order_value` in the shop's currency. Lets the weekly priorities weigh reach by money.
+    #[serde(rename = "order_value", skip_serializing_if = "Option::is_none", serialize_with = "as_major_units")]
+    pub order_value_minor: Option<i64>,
+}
+
+fn as_major_units<S: serde::Serializer>(minor: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match minor {
+        Some(m) => s.serialize_f64(*m as f64 / 100.0),
+        None => s.serialize_none(),
+    }
 }
 
 /// Why a request could not be read as a rating. Every variant is the caller's to fix (4xx).
@@ -73,6 +95,7 @@ impl RatingSubmission {
         let served_by = f.object("served_by").and_then(|o| ServedBy::parse(&mut f, "served_by", o));
         let locale = f.string("locale", false).and_then(|raw| f.keep(check_locale("locale", raw)));
         let issue_types = issue_types(&mut f, &object);
+        let order_value_minor = f.amount("order_value", ORDER_VALUE_MAX);
         match (conversation_id, customer_id, stars, channel) {
             (Some(conversation_id), Some(customer_id), Some(stars), Some(channel)) if f.errors.is_empty() => {
                 Ok(RatingSubmission {
@@ -84,6 +107,7 @@ impl RatingSubmission {
                     served_by,
                     locale,
                     issue_types,
+                    order_value_minor,
                 })
             }
             _ => Err(InputError::Invalid(f.errors)),
@@ -377,6 +401,19 @@ mod tests {
         assert_eq!(field_errors(v.clone()), vec![("issue_types".to_owned(), "one_of")]);
         v["issue_types"] = json!("logistics");
         assert_eq!(field_errors(v), vec![("issue_types".to_owned(), "type")]);
+    }
+
+    #[test]
+    fn order_values_are_kept_exactly_in_minor_units() {
+        let mut v = valid();
+        v["order_value"] = json!(129.9);
+        let s = RatingSubmission::from_json(&body(v.clone())).unwrap();
+        assert_eq!(s.order_value_minor, Some(12_990));
+        assert_eq!(serde_json::to_value(&s).unwrap()["order_value"], json!(129.9));
+        for bad in [json!(-1), json!(1.234), json!("129"), json!(1e12)] {
+            v["order_value"] = bad.clone();
+            assert_eq!(field_errors(v.clone()).len(), 1, "{bad}");
+        }
     }
 
     #[test]

@@ -201,6 +201,31 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional amount of money in the shop's currency (at most 2 decimals, 0 to `max`), as
+    /// minor units (fen, cents) so sums stay exact.
+    pub fn amount(&mut self, key: &str, max: i64) -> Option<i64> {
+        let detail = format!("must be an amount from 0 to {max} with at most 2 decimals");
+        match self.present(key) {
+            None => None,
+            Some(Value::Number(n)) => {
+                let minor = n.as_f64().map(|v| v * 100.0).filter(|m| m.is_finite());
+                match minor {
+                    Some(m) if (0.0..=(max as f64) * 100.0).contains(&m) && (m - m.round()).abs() < 1e-6 => {
+                        Some(m.round() as i64)
+                    }
+                    _ => {
+                        self.fail(key, "amount", detail);
+                        None
+                    }
+                }
+            }
+            Some(_) => {
+                self.fail(key, "type", detail);
+                None
+            }
+        }
+    }
+
     pub fn bool(&mut self, key: &str) -> Option<bool> {
         match self.present(key) {
             None => {

@@ -16,6 +16,7 @@ fn submission(conversation_id: &str, stars: u8, comment: Option<&str>) -> Rating
         served_by: None,
         locale: Some("zh-CN".into()),
         issue_types: vec!["logistics".into()],
+        order_value_minor: Some(12_990),
     }
 }
 

@@ -67,6 +67,7 @@ impl World {
             served_by: None,
             locale: None,
             issue_types: vec!["service".into()],
+            order_value_minor: Some(25_900),
         };
         let at: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
         store.insert_rating(&Rating::new(submission, unique("r"), at, None)).await.unwrap();
@@ -78,6 +79,26 @@ impl World {
 
     async fn handle(&self, records: &[Value]) -> Value {
         serde_json::to_value(self.app.handle(infra::streams::event(records)).await.unwrap()).unwrap()
+    }
+
+    /// The one shard item of an issue type that has data (for single-customer checks).
+    async fn aggregate_item(&self, issue_type: &str) -> std::collections::HashMap<String, AttributeValue> {
+        for shard in 0..4 {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(format!("AGG#2026-W48#SHARD#{shard}")))
+                .key("sk", AttributeValue::S(format!("TYPE#{issue_type}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            if let Some(item) = out.item {
+                return item;
+            }
+        }
+        panic!("no aggregate for {issue_type}");
     }
 
     /// The week's aggregate of one issue type, summed over shards: (items, severity sum, customers).
@@ -129,6 +150,9 @@ async fn new_feedback_is_analysed_and_counted_once_even_when_the_batch_is_retrie
     let logistics = w.aggregate("logistics").await;
     assert_eq!(logistics.0, 1);
     assert_eq!(w.aggregate("service").await.0, 1, "the customer's own choice counts");
+    let service = w.aggregate_item("service").await;
+    assert_eq!(service["order_value_minor_sum"].as_n().unwrap(), "25900");
+    assert_eq!(service["stars_1"].as_n().unwrap(), "1");
 
     // The same batch again (a retry after a timeout): nothing is counted twice.
     assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));

@@ -56,6 +56,8 @@ struct RatingImage {
     comment: Option<String>,
     #[serde(default)]
     issue_types: Vec<String>,
+    #[serde(default)]
+    order_value_minor: Option<i64>,
     created_at: String,
 }
 
@@ -65,7 +67,11 @@ impl RatingImage {
             at: timestamp(&self.created_at, "created_at")?,
             pk: self.pk,
             sk: self.sk,
-            kind: FeedbackKind::Rating { stars: self.stars, chosen_types: self.issue_types },
+            kind: FeedbackKind::Rating {
+                stars: self.stars,
+                chosen_types: self.issue_types,
+                order_value_minor: self.order_value_minor,
+            },
             conversation_id: self.conversation_id,
             customer_id: self.customer_id,
             text: self.comment,
@@ -186,6 +192,10 @@ impl DynamoAnalysisStore {
             if a.analysis.trigger.fired {
                 adds.push(format!("{} :one", name("triggers".into())));
             }
+            if a.order_value_minor().is_some() {
+                adds.push(format!("{} :value", name("order_value_minor_sum".into())));
+                adds.push(format!("{} :one", name("orders_with_value".into())));
+            }
             if a.analysis.severity >= 3 {
                 adds.push(format!("{} :one", name("severe".into())));
             }
@@ -207,9 +217,12 @@ impl DynamoAnalysisStore {
                 .expression_attribute_values(":expires", Self::n(expiry(a.item.at, self.aggregate_retention_days)))
                 .expression_attribute_values(":one", Self::n(1))
                 .expression_attribute_values(":severity", Self::n(a.analysis.severity))
-                .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]))
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
+                .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]));
+            let update = match a.order_value_minor() {
+                Some(value) => update.expression_attribute_values(":value", Self::n(value)),
+                None => update,
+            };
+            let update = update.build().map_err(|e| StoreError::Failed(e.to_string()))?;
             out.push(update);
         }
         Ok(out)

@@ -44,6 +44,8 @@ struct RatingItem {
     locale: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     issue_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    order_value_minor: Option<i64>,
     created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
@@ -69,6 +71,7 @@ impl RatingItem {
             served_by: s.served_by.clone(),
             locale: s.locale.clone(),
             issue_types: s.issue_types.clone(),
+            order_value_minor: s.order_value_minor,
             created_at: iso(r.created_at),
             idempotency_key: r.idempotency_key.clone(),
             fingerprint: r.fingerprint.clone(),
@@ -91,6 +94,7 @@ impl RatingItem {
                 served_by: self.served_by,
                 locale: self.locale,
                 issue_types: self.issue_types,
+                order_value_minor: self.order_value_minor,
             },
             created_at,
             idempotency_key: self.idempotency_key,
