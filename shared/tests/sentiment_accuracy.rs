@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use feedback::analysis::sentiment::{SentimentModel, ends_with_question_mark};
 use feedback::triggers::normalize_into;
 
+/// `FEEDBACK_DATA` if set, else the team folder beside the repository (`../shared/data`).
 fn data(path: &str) -> String {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(path);
+    let dir = std::env::var("FEEDBACK_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let file = dir.join(path);
     std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("{}: {e} (the team data folder is required)", file.display()))
 }
