@@ -3,6 +3,7 @@
 //! n-grams). Duplicates are linked to their first occurrence, never dropped.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
@@ -96,8 +97,8 @@ pub fn validity(raw: &str, normalized: &str) -> Validity {
         return Validity::invalid(InvalidReason::Empty);
     }
     let r = rules();
-    let squashed: String = normalized.chars().filter(|c| *c != ' ' && *c != '|').collect();
-    if squashed.is_empty() {
+    let squashed_chars = || normalized.chars().filter(|c| *c != ' ' && *c != '|');
+    let Some(first) = squashed_chars().next() else {
         let has_symbols =
             trimmed.chars().any(|c| !c.is_ascii_punctuation() && !is_cjk_punctuation(c) && !c.is_whitespace());
         if !has_symbols {
@@ -107,26 +108,28 @@ pub fn validity(raw: &str, normalized: &str) -> Validity {
             Some(_) => Validity::VALID,
             None => Validity::invalid(InvalidReason::EmojiOnly),
         };
-    }
-    // Platform texts are short (at most a few characters more than the default itself).
-    if squashed.len() <= 80
-        && r.platform_defaults.iter().any(|d| {
-            squashed == *d || (squashed.contains(d.as_str()) && squashed.chars().count() <= d.chars().count() + 4)
-        })
-    {
-        return Validity::invalid(InvalidReason::PlatformDefault);
-    }
-    let mut chars = squashed.chars();
-    let first = chars.next().unwrap_or(' ');
-    let count = squashed.chars().count();
-    if count >= 2 && squashed.chars().all(|c| c == first) && (first.is_ascii_alphanumeric() || count >= 6) {
-        return Validity::invalid(InvalidReason::RepeatedCharacters);
+    };
+    // Noise is short: a long text is not one character repeated, nor a platform default (at most a
+    // few characters more than the default itself), so only short texts are copied for these checks.
+    if normalized.len() <= 400 {
+        let squashed: String = squashed_chars().collect();
+        let count = squashed.chars().count();
+        if squashed.len() <= 80
+            && r.platform_defaults
+                .iter()
+                .any(|d| squashed == *d || (squashed.contains(d.as_str()) && count <= d.chars().count() + 4))
+        {
+            return Validity::invalid(InvalidReason::PlatformDefault);
+        }
+        if count >= 2 && squashed.chars().all(|c| c == first) && (first.is_ascii_alphanumeric() || count >= 6) {
+            return Validity::invalid(InvalidReason::RepeatedCharacters);
+        }
+        if is_keyboard_mash(&squashed) {
+            return Validity::invalid(InvalidReason::KeyboardMash);
+        }
     }
     if is_spam(normalized, raw, r) {
         return Validity::invalid(InvalidReason::Spam);
-    }
-    if is_keyboard_mash(&squashed) {
-        return Validity::invalid(InvalidReason::KeyboardMash);
     }
     Validity::VALID
 }
@@ -258,12 +261,31 @@ pub const NEAR_DUPLICATE_MIN_CHARS: usize = 12;
 /// duplicates never are.
 const BAND_DEPTH: usize = 16;
 
+/// The exact-duplicate keys are already 64-bit hashes: hashing them again (SipHash) would only
+/// cost time.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// First occurrences seen so far, for linking later duplicates to them. Exact repeats are found
 /// by a 64-bit hash of the normalised text (about 20 bytes per distinct text, whatever its
 /// length). Near ones by SimHash: any two hashes within 7 bits agree on one of eight 8-bit bands
 /// (pigeonhole), so only texts sharing a band value are compared.
 pub struct DuplicateIndex {
-    exact: HashMap<u64, u32>,
+    exact: HashMap<u64, u32, BuildHasherDefault<PrehashedKey>>,
     /// bands[band][value]: the latest first occurrences with that band value, as slots.
     bands: Vec<[[u32; BAND_DEPTH]; 256]>,
     fill: Vec<[u8; 256]>,
@@ -283,7 +305,7 @@ impl Default for DuplicateIndex {
 impl DuplicateIndex {
     pub fn new() -> Self {
         DuplicateIndex {
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             bands: vec![[[u32::MAX; BAND_DEPTH]; 256]; 8],
             fill: vec![[0; 256]; 8],
             ids: Vec::new(),

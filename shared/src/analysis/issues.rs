@@ -20,6 +20,8 @@ const KEYWORDS_CONFIDENCE: f32 = 0.8;
 const MAGIC: &[u8; 8] = b"FLISSUE1";
 /// Trained models the interleaved table holds (the taxonomy has 11 types).
 const MAX_MODELS: usize = 16;
+/// Taxonomy types the classifier handles (the taxonomy has 11).
+const MAX_TYPES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueScore {
@@ -99,6 +101,9 @@ impl IssueClassifier {
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .map_err(|e| ModelError::new(&e.to_string()))?;
+        if taxonomy.issue_types.len() > MAX_TYPES {
+            return Err(ModelError::new("too many issue types"));
+        }
         let mut models: Vec<(&'static str, Option<LinearModel>)> =
             taxonomy.issue_types.iter().map(|t| (t.id.as_str(), None)).collect();
         for (id, model) in trained {
@@ -126,8 +131,8 @@ impl IssueClassifier {
     /// Like `classify_normalized`, with the plain features (`linear::plain_features`) of `bits()`
     /// bits already computed.
     pub fn classify_features(&self, normalized: &str, features_of_text: &[u32]) -> Vec<IssueScore> {
-        let mut confidence = vec![0f32; self.models.len()];
-        let mut hits = vec![0u8; self.models.len()];
+        let mut confidence = [0f32; MAX_TYPES];
+        let mut hits = [0u8; MAX_TYPES];
         let bytes = normalized.as_bytes();
         for m in self.keywords.find_overlapping_iter(normalized) {
             let (t, ascii) = self.keyword_types[m.pattern().as_usize()];

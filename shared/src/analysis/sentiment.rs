@@ -54,6 +54,8 @@ pub struct Sentiment {
 /// Scores inside this band are neutral.
 pub const NEUTRAL_BAND: f32 = 0.2;
 
+/// Longer texts (about 50 Chinese characters) are never taken for a plain question or request.
+const PLAIN_REQUEST_MAX_BYTES: usize = 150;
 /// Texts longer than this (about 30 Chinese characters) are taken to carry an opinion.
 const LONG_TEXT_BYTES: usize = 90;
 
@@ -142,6 +144,10 @@ fn has_opinion_word(normalized: &str) -> bool {
 /// A question or request with no opinion word in it (`rules/neutral.toml`). `raw_question`: the
 /// raw text ended with a question mark (normalisation drops punctuation).
 pub fn is_plain_request(normalized: &str, raw_question: bool) -> bool {
+    // A long text is a review or a story, not a plain request: the model reads it.
+    if normalized.len() > PLAIN_REQUEST_MAX_BYTES {
+        return false;
+    }
     let r = neutral_rules();
     let question = raw_question
         || r.question_end.iter().any(|q| normalized.ends_with(q.as_str()))
