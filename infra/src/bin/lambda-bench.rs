@@ -61,8 +61,9 @@ fn run_once(spec: &FunctionSpec, event: &str) -> Result<Sample, BoxError> {
     let mut child = Command::new(&spec.binary)
         .env_clear()
         .envs(sandbox_env(spec, addr))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // BENCH_LOGS=1 shows the functions' own logs (timings of a slow first call).
+        .stdout(if std::env::var_os("BENCH_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .stderr(if std::env::var_os("BENCH_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()?;
     let (stream, _) = listener.accept()?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -193,7 +194,8 @@ async fn main() -> Result<(), BoxError> {
         "{:<18} {:>9} {:>14} {:>14} {:>16} {:>12}",
         "function", "size", "init p50/p90", "1st call p50", "peak RSS p50/max", "runs"
     );
-    for f in template.functions(&names)? {
+    let only = std::env::var("BENCH_ONLY").ok();
+    for f in template.functions(&names)?.into_iter().filter(|f| only.as_ref().is_none_or(|o| *o == f.binary)) {
         let binary = bin_dir.join(&f.binary);
         let size = std::fs::metadata(&binary).map_err(|e| format!("{}: {e} (run make bench)", binary.display()))?.len();
         let spec = FunctionSpec {
