@@ -10,18 +10,12 @@ use feedback::analysis::cleaning::DuplicateIndex;
 use feedback::analysis::issues::IssueClassifier;
 use feedback::analysis::linear::LinearModel;
 
-fn real_reviews() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/splits/online_shopping_10_cats.test.tsv");
-    let text = std::fs::read_to_string(path).expect("../shared/data beside the repository");
-    text.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).take(10_000).map(str::to_owned).collect()
-}
+#[path = "support/inputs.rs"]
+mod inputs;
+use inputs::chat_messages;
 
-fn chat_messages() -> Vec<String> {
-    include_str!("../tests/trigger_cases.tsv")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split_once('\t').map(|(_, t)| t).unwrap_or("").to_owned())
-        .collect()
+fn real_reviews() -> Vec<String> {
+    inputs::real_reviews(10_000).expect("the team data folder (../shared/data or FEEDBACK_DATA)")
 }
 
 fn bench(c: &mut Criterion) {

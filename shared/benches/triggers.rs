@@ -7,25 +7,15 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use feedback::triggers::TriggerRules;
 
-fn chat_messages() -> Vec<String> {
-    include_str!("../tests/trigger_cases.tsv")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split_once('\t').map(|(_, t)| t).unwrap_or("").to_owned())
-        .collect()
-}
-
-fn real_reviews() -> Option<Vec<String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/splits/online_shopping_10_cats.test.tsv");
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(text.lines().skip(1).filter_map(|l| l.split('\t').nth(1)).take(20_000).map(str::to_owned).collect())
-}
+#[path = "support/inputs.rs"]
+mod inputs;
+use inputs::{chat_messages, real_reviews};
 
 fn bench(c: &mut Criterion) {
     let rules = TriggerRules::builtin();
     let mut group = c.benchmark_group("trigger_detection");
     let mut inputs = vec![("chat_messages", chat_messages())];
-    if let Some(reviews) = real_reviews() {
+    if let Some(reviews) = real_reviews(20_000) {
         inputs.push(("shopping_reviews", reviews));
     }
     for (name, messages) in inputs {

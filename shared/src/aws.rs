@@ -42,3 +42,28 @@ pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .load()
         .await
 }
+
+/// Whether an SDK error is worth retrying (throttling, 5xx, timeouts, transport), and a
+/// description for the logs. Every adapter maps its errors through this one rule.
+pub(crate) fn classify_sdk_error<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> (bool, String)
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::error::SdkError;
+    let code = err.code().unwrap_or("").to_owned();
+    let retryable =
+        matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
+            || code.contains("Throttl")
+            || matches!(
+                code.as_str(),
+                "ProvisionedThroughputExceededException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "KMSThrottling"
+            );
+    (retryable, format!("{code}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(err)))
+}

@@ -193,11 +193,7 @@ pub fn check_conversation_id(raw: Option<&str>) -> Result<String, InputError> {
 impl MessageBatch {
     /// Reads a `POST /conversations/{id}/messages` body: `{"messages": [...]}`.
     pub fn from_json(conversation_id: String, body: &[u8], now: Timestamp) -> Result<Self, InputError> {
-        if body.len() > MESSAGES_BODY_MAX_BYTES {
-            return Err(InputError::TooLarge { limit: MESSAGES_BODY_MAX_BYTES });
-        }
-        let value: Value = serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-        let Value::Object(object) = value else { return Err(InputError::NotAnObject) };
+        let object = crate::validate::json_object(body, MESSAGES_BODY_MAX_BYTES)?;
         let mut f = Fields::new(&object, "", &["messages"]);
         let items = match object.get("messages") {
             Some(Value::Array(items)) if items.is_empty() => {
@@ -301,11 +297,7 @@ pub const CLOSE_BODY_MAX_BYTES: usize = 4 * 1024;
 impl Closing {
     /// `closed_at` defaults to `now` when the platform leaves it out.
     pub fn from_json(conversation_id: String, body: &[u8], now: Timestamp) -> Result<Self, InputError> {
-        if body.len() > CLOSE_BODY_MAX_BYTES {
-            return Err(InputError::TooLarge { limit: CLOSE_BODY_MAX_BYTES });
-        }
-        let value: Value = serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-        let Value::Object(object) = value else { return Err(InputError::NotAnObject) };
+        let object = crate::validate::json_object(body, CLOSE_BODY_MAX_BYTES)?;
         let mut f = Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale"]);
         let resolved = f.bool("resolved");
         let closed_at = timestamp(&mut f, "closed_at", false, now);

@@ -66,6 +66,17 @@ pub fn problem_response(problem: &Problem) -> Response<Body> {
     res
 }
 
+/// Answers a request the domain refused or could not complete, logging it the way it deserves:
+/// a 5xx at error level with the cause (for whoever is on call), a 4xx at info (the caller's to fix).
+pub fn refused(problem: &Problem, cause: &dyn std::fmt::Display, what: &str) -> Response<Body> {
+    if problem.is_server_error() {
+        tracing::error!(error = %cause, status = problem.status, "{what} failed");
+    } else {
+        tracing::info!(rejected = %cause, status = problem.status, "{what} refused");
+    }
+    problem_response(problem)
+}
+
 /// A `POST /ratings` request read into domain input: the submission and its `Idempotency-Key`.
 pub fn rating_request(req: &Request) -> Result<(crate::rating::RatingSubmission, Option<String>), InputError> {
     use crate::rating::{BODY_MAX_BYTES, RatingSubmission, check_idempotency_key};

@@ -78,11 +78,7 @@ impl RatingSubmission {
     /// Reads a `POST /ratings` body. Unknown fields are rejected (a typo such as `star` must not
     /// silently drop the customer's score); every problem is reported at once.
     pub fn from_json(body: &[u8]) -> Result<Self, InputError> {
-        if body.len() > BODY_MAX_BYTES {
-            return Err(InputError::TooLarge { limit: BODY_MAX_BYTES });
-        }
-        let value: Value = serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-        let Value::Object(object) = value else { return Err(InputError::NotAnObject) };
+        let object = crate::validate::json_object(body, BODY_MAX_BYTES)?;
         let mut f = Fields::new(&object, "", FIELDS);
         let conversation_id = f.id("conversation_id", true);
         let customer_id = f.id("customer_id", true);

@@ -52,11 +52,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.code().unwrap_or("").to_owned();
-    let retryable =
-        matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
-            || code.contains("Throttl")
-            || matches!(code.as_str(), "InternalError" | "ServiceUnavailable" | "KMSThrottling");
-    let what = format!("{code}: {}", aws_sdk_sns::error::DisplayErrorContext(&err));
-    if retryable { NotifyError::Unavailable(what) } else { NotifyError::Failed(what) }
+    match crate::aws::classify_sdk_error(&err) {
+        (true, what) => NotifyError::Unavailable(what),
+        (false, what) => NotifyError::Failed(what),
+    }
 }

@@ -121,6 +121,18 @@ pub fn check_locale(field: &str, raw: &str) -> Result<String, FieldError> {
     Ok(out.join("-"))
 }
 
+/// A request body that must be a JSON object of at most `max_bytes`.
+pub fn json_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, crate::rating::InputError> {
+    use crate::rating::InputError;
+    if body.len() > max_bytes {
+        return Err(InputError::TooLarge { limit: max_bytes });
+    }
+    match serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))? {
+        Value::Object(object) => Ok(object),
+        _ => Err(InputError::NotAnObject),
+    }
+}
+
 /// Reads fields out of a JSON object while collecting every problem, so one response can name all
 /// of them instead of making the integrator fix one field per round trip.
 pub struct Fields<'a> {

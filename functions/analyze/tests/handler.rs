@@ -81,10 +81,11 @@ impl World {
         serde_json::to_value(self.app.handle(infra::streams::event(records)).await.unwrap()).unwrap()
     }
 
-    /// The one shard item of an issue type that has data (for single-customer checks).
-    async fn aggregate_item(&self, issue_type: &str) -> std::collections::HashMap<String, AttributeValue> {
+    /// The week's aggregate items of one issue type, one per shard that has data.
+    async fn shard_items(&self, issue_type: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let mut out = Vec::new();
         for shard in 0..4 {
-            let out = self
+            let item = self
                 .client
                 .get_item()
                 .table_name(&self.table)
@@ -93,34 +94,28 @@ impl World {
                 .consistent_read(true)
                 .send()
                 .await
-                .unwrap();
-            if let Some(item) = out.item {
-                return item;
-            }
+                .unwrap()
+                .item;
+            out.extend(item);
         }
-        panic!("no aggregate for {issue_type}");
+        out
+    }
+
+    /// The one shard item of an issue type that has data (for single-customer checks).
+    async fn aggregate_item(&self, issue_type: &str) -> std::collections::HashMap<String, AttributeValue> {
+        let mut items = self.shard_items(issue_type).await;
+        assert_eq!(items.len(), 1, "one customer, one shard");
+        items.remove(0)
     }
 
     /// The week's aggregate of one issue type, summed over shards: (items, severity sum, customers).
     async fn aggregate(&self, issue_type: &str) -> (i64, i64, usize) {
         let (mut items, mut severity, mut customers) = (0, 0, 0);
-        for shard in 0..4 {
-            let out = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(format!("AGG#2026-W48#SHARD#{shard}")))
-                .key("sk", AttributeValue::S(format!("TYPE#{issue_type}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap();
-            if let Some(item) = out.item {
-                let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
-                items += n("items");
-                severity += n("severity_sum");
-                customers += item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
-            }
+        for item in self.shard_items(issue_type).await {
+            let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
+            items += n("items");
+            severity += n("severity_sum");
+            customers += item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
         }
         (items, severity, customers)
     }

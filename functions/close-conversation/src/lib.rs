@@ -7,7 +7,7 @@ use feedback::Timestamp;
 use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversation::{CLOSE_BODY_MAX_BYTES, Closing, check_conversation_id};
 use feedback::dynamo::{self, DynamoConversationStore};
-use feedback::http::{json_body, json_response, path_parameter, problem_response, request_reference};
+use feedback::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
 use feedback::intake::{CloseSettings, close_conversation};
 use feedback::observe::emit_metrics;
 use feedback::problem::Problem;
@@ -58,13 +58,8 @@ impl App {
                 Ok(json_response(200, &closed, &[]))
             }
             Err(e) => {
-                let problem = Problem::from_intake(&e, &reference);
-                if problem.is_server_error() {
-                    tracing::error!(conversation_id = %conversation_id, error = %e, "conversation not closed");
-                } else {
-                    tracing::info!(conversation_id = %conversation_id, rejected = %e, "closing refused");
-                }
-                Ok(problem_response(&problem))
+                let _span = tracing::info_span!("close", conversation_id = %conversation_id).entered();
+                Ok(refused(&Problem::from_intake(&e, &reference), &e, "closing"))
             }
         }
     }

@@ -7,7 +7,7 @@ use feedback::Timestamp;
 use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversation::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
 use feedback::dynamo::{self, DynamoConversationStore};
-use feedback::http::{json_body, json_response, path_parameter, problem_response, request_reference};
+use feedback::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
 use feedback::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::observe::emit_metrics;
 use feedback::ports::MessageStored;
@@ -82,13 +82,8 @@ impl App {
                 Ok(json_response(200, &recorded, &[]))
             }
             Err(e) => {
-                let problem = Problem::from_intake(&e, &reference);
-                if problem.is_server_error() {
-                    tracing::error!(conversation_id = %conversation_id, error = %e, "messages not fully recorded");
-                } else {
-                    tracing::info!(conversation_id = %conversation_id, rejected = %e, "message batch refused");
-                }
-                Ok(problem_response(&problem))
+                let _span = tracing::info_span!("messages", conversation_id = %conversation_id).entered();
+                Ok(refused(&Problem::from_intake(&e, &reference), &e, "message batch"))
             }
         }
     }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, RatingSettings};
 use feedback::dynamo::{self, DynamoRatingStore};
-use feedback::http::{json_response, problem_response, rating_request, request_reference};
+use feedback::http::{json_response, problem_response, rating_request, refused, request_reference};
 use feedback::observe::emit_metrics;
 use feedback::problem::Problem;
 use feedback::rating::{RatingReceipt, Submitted, submit_rating};
@@ -61,15 +61,7 @@ impl App {
                 let headers: &[(&'static str, &str)] = if replayed { &[("idempotent-replayed", "true")] } else { &[] };
                 json_response(201, &receipt, headers)
             }
-            Err(e) => {
-                let problem = Problem::from_submit_rating(&e, &reference);
-                if problem.is_server_error() {
-                    tracing::error!(error = %e, "rating could not be stored");
-                } else {
-                    tracing::info!(rejected = %e, "rating refused");
-                }
-                problem_response(&problem)
-            }
+            Err(e) => refused(&Problem::from_submit_rating(&e, &reference), &e, "rating"),
         })
     }
 }

@@ -101,6 +101,30 @@ struct FollowUpItem {
 }
 
 impl DynamoConversationStore {
+    /// Puts `item` unless its key exists; `Ok(None)` when written, `Ok(Some(existing))` otherwise.
+    async fn put_new<T: Serialize>(&self, item: T, what: &str) -> Result<Option<Item>, StoreError> {
+        let item: Item =
+            serde_dynamo::to_item(item).map_err(|e| StoreError::Failed(format!("cannot map {what}: {e}")))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
+                    Ok(Some(ccf.item().cloned().unwrap_or_default()))
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+
     async fn insert_message(
         &self,
         conversation_id: &str,
@@ -132,27 +156,11 @@ impl DynamoConversationStore {
             received_at: iso(now),
             expires_at: expiry(now, self.retention_days),
         };
-        let item: Item =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Failed(format!("cannot map message: {e}")))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(MessageStored::Created),
-            Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
-                    let same = ccf.item().and_then(|old| get_s(old, "fingerprint")) == Some(fingerprint.as_str());
-                    Ok(if same { MessageStored::Duplicate } else { MessageStored::Conflict })
-                }
-                _ => Err(store_error(e)),
-            },
-        }
+        Ok(match self.put_new(item, "message").await? {
+            None => MessageStored::Created,
+            Some(old) if get_s(&old, "fingerprint") == Some(fingerprint.as_str()) => MessageStored::Duplicate,
+            Some(_) => MessageStored::Conflict,
+        })
     }
 
     async fn put_follow_up(&self, closing: &Closing, meta: &Item, due: Timestamp) -> Result<FollowUpState, StoreError> {
@@ -174,25 +182,9 @@ impl DynamoConversationStore {
             gsi1sk: keys::follow_up_due_sort(due, conversation_id),
             expires_at: expiry(due, self.retention_days),
         };
-        let item: Item =
-            serde_dynamo::to_item(item).map_err(|e| StoreError::Failed(format!("cannot map follow-up: {e}")))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let old_state = match put {
-            Ok(_) => return Ok(FollowUpState::Scheduled),
-            Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
-                    ccf.item().and_then(|old| get_s(old, "state")).unwrap_or("").to_owned()
-                }
-                _ => return Err(store_error(e)),
-            },
+        let old_state = match self.put_new(item, "follow-up").await? {
+            None => return Ok(FollowUpState::Scheduled),
+            Some(old) => get_s(&old, "state").unwrap_or("").to_owned(),
         };
         match old_state.as_str() {
             "due" => Ok(FollowUpState::AlreadyScheduled),

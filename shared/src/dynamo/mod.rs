@@ -98,19 +98,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.code().unwrap_or("").to_owned();
-    let retryable =
-        matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
-            || code.contains("Throttl")
-            || matches!(
-                code.as_str(),
-                "ProvisionedThroughputExceededException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-            );
-    let what = format!("{code}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
-    if retryable { StoreError::Unavailable(what) } else { StoreError::Failed(what) }
+    match crate::aws::classify_sdk_error(&err) {
+        (true, what) => StoreError::Unavailable(what),
+        (false, what) => StoreError::Failed(what),
+    }
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
