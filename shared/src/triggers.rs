@@ -125,7 +125,7 @@ enum Kind {
     Trigger {
         rule: usize,
     },
-    /// The first part of a near rule; fires if one of `nears[near].then` follows closely.
+    /// The first part of a near rule (matched in a second pass, see `near_matcher`).
     NearFirst {
         rule: usize,
         near: usize,
@@ -159,6 +159,8 @@ struct Near {
 
 pub struct TriggerRules {
     nears: Vec<Near>,
+    near_matcher: AhoCorasick,
+    near_patterns: Vec<Pattern>,
     categories: BTreeMap<String, Severity>,
     actions: BTreeMap<String, Action>,
     escalation: Escalation,
@@ -203,6 +205,7 @@ impl TriggerRules {
             }
         }
         let mut nears = Vec::new();
+        let mut near_patterns: Vec<Pattern> = Vec::new();
         for def in &file.near {
             let severity = *file
                 .categories
@@ -211,7 +214,7 @@ impl TriggerRules {
             rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
             nears.push(Near { then: def.then.iter().map(|t| normalize(t)).collect(), max_gap: def.max_gap });
             for p in &def.first {
-                push(p, Kind::NearFirst { rule: rules.len() - 1, near: nears.len() - 1 }, &mut patterns);
+                push(p, Kind::NearFirst { rule: rules.len() - 1, near: nears.len() - 1 }, &mut near_patterns);
             }
         }
         for p in file.resolution.zh.iter().chain(&file.resolution.en) {
@@ -224,6 +227,10 @@ impl TriggerRules {
             .match_kind(MatchKind::LeftmostLongest)
             .build(patterns.iter().map(|p| p.text.as_str()))
             .map_err(|e| RulesError::Matcher(e.to_string()))?;
+        // Near rules' first parts are short (还没, nobody) and must not hide whole phrases that
+        // start with them (都没人管), so they are found in a pass of their own.
+        let near_matcher =
+            AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str())).map_err(|e| RulesError::Matcher(e.to_string()))?;
         let norm = |v: &[String]| -> Vec<String> {
             let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
             // Longest first, so "没有" is tried before "没".
@@ -238,6 +245,8 @@ impl TriggerRules {
         }
         Ok(TriggerRules {
             nears,
+            near_matcher,
+            near_patterns,
             categories: file.categories,
             actions: file.actions,
             escalation: file.escalation,
@@ -282,13 +291,14 @@ impl TriggerRules {
     pub fn detect_normalized(&self, text: &str) -> Trigger {
         let mut hits: Vec<(usize, usize, usize)> = Vec::new(); // (rule, start, end)
         let mut resolutions: Vec<usize> = Vec::new(); // start offsets
+        let mut shadows: Vec<(usize, usize)> = Vec::new();
         for m in self.matcher.find_iter(text) {
             let pattern = &self.patterns[m.pattern().as_usize()];
             if pattern.ascii && !word_bounded(text, m.start(), m.end()) {
                 continue;
             }
             match pattern.kind {
-                Kind::Shadow => {}
+                Kind::Shadow => shadows.push((m.start(), m.end())),
                 Kind::Resolution => {
                     let after = &text[m.end()..];
                     if !self.question_after.iter().any(|q| after.starts_with(q.as_str())) {
@@ -300,13 +310,20 @@ impl TriggerRules {
                         hits.push((rule, m.start(), m.end()));
                     }
                 }
-                Kind::NearFirst { rule, near } => {
-                    if let Some(end) = self.near_end(text, m.end(), &self.nears[near])
-                        && !self.negated(&text[..m.start()])
-                    {
-                        hits.push((rule, m.start(), end));
-                    }
-                }
+                Kind::NearFirst { .. } => {}
+            }
+        }
+        for m in self.near_matcher.find_overlapping_iter(text) {
+            let pattern = &self.near_patterns[m.pattern().as_usize()];
+            let Kind::NearFirst { rule, near } = pattern.kind else { continue };
+            let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
+            if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
+                continue;
+            }
+            if let Some(end) = self.near_end(text, m.end(), &self.nears[near])
+                && !self.negated(&text[..m.start()])
+            {
+                hits.push((rule, m.start(), end));
             }
         }
         let best = hits
