@@ -229,8 +229,8 @@ impl TriggerRules {
             .map_err(|e| RulesError::Matcher(e.to_string()))?;
         // Near rules' first parts are short (还没, nobody) and must not hide whole phrases that
         // start with them (都没人管), so they are found in a pass of their own.
-        let near_matcher =
-            AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str())).map_err(|e| RulesError::Matcher(e.to_string()))?;
+        let near_matcher = AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str()))
+            .map_err(|e| RulesError::Matcher(e.to_string()))?;
         let norm = |v: &[String]| -> Vec<String> {
             let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
             // Longest first, so "没有" is tried before "没".
