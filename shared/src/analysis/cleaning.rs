@@ -2,8 +2,6 @@
 //! repeat of earlier feedback (exactly, after normalisation, or nearly: a SimHash over character
 //! n-grams). Duplicates are linked to their first occurrence, never dropped.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
@@ -261,39 +259,83 @@ pub const NEAR_DUPLICATE_MIN_CHARS: usize = 12;
 /// duplicates never are.
 const BAND_DEPTH: usize = 16;
 
-/// The exact-duplicate keys are already 64-bit hashes: hashing them again (SipHash) would only
-/// cost time.
-#[derive(Default)]
-struct PrehashedKey(u64);
+/// Exact-duplicate index: 64-bit text hashes → first id, in an open-addressing table of 12 bytes
+/// per slot, kept at most 3/4 full and grown by half, so a million distinct lines cost ~17 MB at
+/// the peak of a resize (a general hash map would take twice that).
+struct ExactIndex {
+    keys: Vec<u64>,
+    ids: Vec<u32>,
+    len: usize,
+}
 
-impl Hasher for PrehashedKey {
-    fn finish(&self) -> u64 {
-        self.0
+impl ExactIndex {
+    fn new() -> Self {
+        ExactIndex { keys: vec![0; 1024], ids: vec![0; 1024], len: 0 }
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
+
+    fn slot(hash: u64, capacity: usize) -> usize {
+        // Lemire's range reduction: no modulo, any capacity.
+        ((u128::from(hash) * capacity as u128) >> 64) as usize
+    }
+
+    /// The id stored under `hash`, or `None` after storing `id` under it. 0 marks an empty slot,
+    /// so a zero hash is stored as 1.
+    fn get_or_insert(&mut self, hash: u64, id: u32) -> Option<u32> {
+        let hash = hash.max(1);
+        let capacity = self.keys.len();
+        let mut i = Self::slot(hash, capacity);
+        loop {
+            match self.keys[i] {
+                0 => break,
+                k if k == hash => return Some(self.ids[i]),
+                _ => i = if i + 1 == capacity { 0 } else { i + 1 },
+            }
         }
+        self.keys[i] = hash;
+        self.ids[i] = id;
+        self.len += 1;
+        if self.len * 4 > capacity * 3 {
+            self.grow(capacity + capacity / 2);
+        }
+        None
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    fn grow(&mut self, capacity: usize) {
+        let keys = std::mem::replace(&mut self.keys, vec![0; capacity]);
+        let ids = std::mem::replace(&mut self.ids, vec![0; capacity]);
+        for (k, id) in keys.into_iter().zip(ids) {
+            if k != 0 {
+                let mut i = Self::slot(k, capacity);
+                while self.keys[i] != 0 {
+                    i = if i + 1 == capacity { 0 } else { i + 1 };
+                }
+                self.keys[i] = k;
+                self.ids[i] = id;
+            }
+        }
     }
 }
 
+/// Recent first occurrences kept for near-duplicate checks. The band tables reference at most
+/// 8 × 256 × 16 slots, so a ring of that many is all that can ever be reached.
+const RING: usize = 8 * 256 * BAND_DEPTH;
+
 /// First occurrences seen so far, for linking later duplicates to them. Exact repeats are found
-/// by a 64-bit hash of the normalised text (about 20 bytes per distinct text, whatever its
-/// length). Near ones by SimHash: any two hashes within 7 bits agree on one of eight 8-bit bands
-/// (pigeonhole), so only texts sharing a band value are compared.
+/// by a 64-bit hash of the normalised text (12–18 bytes per distinct text, whatever its length).
+/// Near ones by SimHash: any two hashes within 7 bits agree on one of eight 8-bit bands
+/// (pigeonhole), so only recent texts sharing a band value are compared (fixed ~1 MB).
 pub struct DuplicateIndex {
-    exact: HashMap<u64, u32, BuildHasherDefault<PrehashedKey>>,
-    /// bands[band][value]: the latest first occurrences with that band value, as slots.
+    exact: ExactIndex,
+    /// bands[band][value]: the latest first occurrences with that band value, as ring positions
+    /// (`u32::MAX`: none).
     bands: Vec<[[u32; BAND_DEPTH]; 256]>,
     fill: Vec<[u8; 256]>,
-    /// Per slot: the first occurrence's id, SimHash, guard and length.
+    /// Ring of recent first occurrences: id, SimHash, guard, length; `next` counts insertions.
     ids: Vec<u32>,
     hashes: Vec<u64>,
     guards: Vec<u64>,
     lengths: Vec<u16>,
+    next: u32,
 }
 
 impl Default for DuplicateIndex {
@@ -305,13 +347,14 @@ impl Default for DuplicateIndex {
 impl DuplicateIndex {
     pub fn new() -> Self {
         DuplicateIndex {
-            exact: HashMap::default(),
+            exact: ExactIndex::new(),
             bands: vec![[[u32::MAX; BAND_DEPTH]; 256]; 8],
             fill: vec![[0; 256]; 8],
-            ids: Vec::new(),
-            hashes: Vec::new(),
-            guards: Vec::new(),
-            lengths: Vec::new(),
+            ids: vec![0; RING],
+            hashes: vec![0; RING],
+            guards: vec![0; RING],
+            lengths: vec![0; RING],
+            next: 0,
         }
     }
 
@@ -326,38 +369,44 @@ impl DuplicateIndex {
         for &c in &chars {
             exact = (exact ^ u64::from(c as u32)).wrapping_mul(0x0100_0000_01b3);
         }
-        if let Some(&first) = self.exact.get(&exact) {
+        if let Some(first) = self.exact.get_or_insert(exact, id) {
             return Some(first);
         }
-        self.exact.insert(exact, id);
         let length = chars.len();
         if length < NEAR_DUPLICATE_MIN_CHARS {
             return None;
         }
         let hash = simhash_chars(&chars);
         let guard = guard(&chars);
+        let length = length.min(usize::from(u16::MAX));
         let band_value = |band: usize| (hash >> (band * 8)) as u8 as usize;
         for band in 0..8 {
-            for &slot in &self.bands[band][band_value(band)] {
-                let Some(i) = (slot != u32::MAX).then_some(slot as usize) else { continue };
-                let (a, b) = (usize::from(self.lengths[i]), length.min(usize::from(u16::MAX)));
+            for &position in &self.bands[band][band_value(band)] {
+                // Skip empty entries and ones the ring has since overwritten.
+                if position == u32::MAX || self.next.wrapping_sub(position) as usize > RING {
+                    continue;
+                }
+                let i = position as usize % RING;
+                let a = usize::from(self.lengths[i]);
                 if (self.hashes[i] ^ hash).count_ones() <= NEAR_DUPLICATE_BITS
                     && self.guards[i] == guard
-                    && a.min(b) * 4 >= a.max(b) * 3
+                    && a.min(length) * 4 >= a.max(length) * 3
                 {
                     return Some(self.ids[i]);
                 }
             }
         }
-        let slot = self.ids.len() as u32;
-        self.ids.push(id);
-        self.hashes.push(hash);
-        self.guards.push(guard);
-        self.lengths.push(length.min(usize::from(u16::MAX)) as u16);
+        let position = self.next;
+        let i = position as usize % RING;
+        self.ids[i] = id;
+        self.hashes[i] = hash;
+        self.guards[i] = guard;
+        self.lengths[i] = length as u16;
+        self.next = self.next.wrapping_add(1);
         for band in 0..8 {
             let value = band_value(band);
             let at = usize::from(self.fill[band][value]) % BAND_DEPTH;
-            self.bands[band][value][at] = slot;
+            self.bands[band][value][at] = position;
             self.fill[band][value] = self.fill[band][value].wrapping_add(1);
         }
         None
@@ -422,6 +471,29 @@ mod tests {
         let got: Vec<Option<u32>> =
             texts.iter().enumerate().map(|(i, t)| index.check(i as u32, &normalize(t))).collect();
         assert_eq!(got, [None, Some(0), Some(0), None, None, None, None]);
+    }
+
+    #[test]
+    fn the_exact_index_survives_growth_and_zero_hashes() {
+        let mut exact = ExactIndex::new();
+        for i in 0..100_000u64 {
+            assert_eq!(exact.get_or_insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i as u32), None);
+        }
+        for i in (0..100_000u64).step_by(997) {
+            assert_eq!(exact.get_or_insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), 7), Some(i as u32));
+        }
+        assert_eq!(exact.get_or_insert(0, 5), Some(0), "hash 0 is stored as 1, like the first key (i = 0)");
+    }
+
+    #[test]
+    fn near_duplicates_are_found_only_among_recent_texts_but_exact_ones_always() {
+        let mut index = DuplicateIndex::new();
+        let first = "这件衣服的面料摸起来很舒服，颜色也和图片一样";
+        assert_eq!(index.check(0, &normalize(first)), None);
+        for i in 1..=(RING as u32 + 10) {
+            index.check(i, &normalize(&format!("第{i}条完全不同的评论内容，用来填满最近的索引")));
+        }
+        assert_eq!(index.check(99_999_999, &normalize(first)), Some(0));
     }
 
     proptest! {
