@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod conversation;
+pub mod customer;
 pub mod insights;
 pub mod intake;
 pub mod observe;

@@ -7,6 +7,7 @@
 //! | message      | `CONV#<conversation>` | `MSG#<message_id>`   |                         |                                          |
 //! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
 //! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
+//! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //!
@@ -14,6 +15,7 @@
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
 //! TTL attribute. See ARCHITECTURE.md.
 
+mod contacts;
 mod conversations;
 mod insights;
 mod ratings;
@@ -24,6 +26,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use aws_sdk_dynamodb::Client;
+pub use contacts::DynamoContactStore;
 pub use conversations::DynamoConversationStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use ratings::DynamoRatingStore;
@@ -38,6 +41,11 @@ pub mod keys {
     }
     pub const RATING: &str = "RATING";
     pub const META: &str = "META";
+    pub const CONTACT: &str = "CONTACT";
+
+    pub fn customer(customer_id: &str) -> String {
+        format!("CUST#{customer_id}")
+    }
     pub const FOLLOW_UP: &str = "FOLLOWUP";
 
     pub fn message(message_id: &str) -> String {

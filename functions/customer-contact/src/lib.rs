@@ -1,0 +1,60 @@
+//! `PUT /customers/{id}/contact`: parse the contact details, store them, answer with them masked.
+//! Addresses never reach the logs.
+
+use std::convert::Infallible;
+
+use feedback::Timestamp;
+use feedback::config::{ConfigError, Env};
+use feedback::customer::{CONTACT_BODY_MAX_BYTES, ContactDetails, ContactReceipt, ContactStore};
+use feedback::dynamo::{self, DynamoContactStore};
+use feedback::http::{json_body, json_response, path_parameter, refused, request_reference};
+use feedback::problem::Problem;
+use feedback::rating::InputError;
+use feedback::validate::check_id;
+use lambda_http::{Body, Request, Response};
+
+pub struct App {
+    store: DynamoContactStore,
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = Env::process().required("TABLE_NAME")?;
+        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        dynamo::warm_up(&client, &table).await;
+        Ok(Self::new(client, &table))
+    }
+
+    pub fn new(client: feedback::dynamo::Client, table: &str) -> Self {
+        App { store: DynamoContactStore::new(client, table) }
+    }
+
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let reference = request_reference(&req);
+        let contact = match read_contact(&req, Timestamp::now()) {
+            Ok(contact) => contact,
+            // Field errors name the field and the rule, never echo the value.
+            Err(e) => return Ok(refused(&Problem::from(e), &"invalid contact details", "contact")),
+        };
+        match self.store.put_contact(&contact).await {
+            Ok(()) => {
+                tracing::info!(
+                    customer_id = %contact.customer_id, has_email = contact.email.is_some(), has_phone = contact.phone.is_some(),
+                    consent_email = contact.consent.email, consent_sms = contact.consent.sms, "contact stored"
+                );
+                Ok(json_response(200, &ContactReceipt::new(&contact), &[]))
+            }
+            Err(e) => {
+                let problem =
+                    if e.is_retryable() { Problem::unavailable(&reference) } else { Problem::internal(&reference) };
+                Ok(refused(&problem, &e, "contact"))
+            }
+        }
+    }
+}
+
+fn read_contact(req: &Request, now: Timestamp) -> Result<ContactDetails, InputError> {
+    let customer_id = check_id("customer_id", path_parameter(req, "id").as_deref().unwrap_or(""))
+        .map_err(|e| InputError::Invalid(vec![e]))?;
+    ContactDetails::from_json(customer_id, json_body(req, CONTACT_BODY_MAX_BYTES)?, now)
+}
