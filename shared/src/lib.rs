@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod conversation;
 pub mod customer;
+pub mod followup;
 pub mod insights;
 pub mod intake;
 pub mod observe;
