@@ -13,6 +13,7 @@ pub mod customer;
 pub mod followup;
 pub mod insights;
 pub mod intake;
+pub mod link;
 pub mod observe;
 pub mod pii;
 pub mod ports;
