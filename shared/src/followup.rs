@@ -129,9 +129,133 @@ pub fn end_of_quiet_hours(policy: &FollowUpPolicy, tz: &jiff::tz::TimeZone, now:
     tz.to_timestamp(end_local).ok()
 }
 
+/// A follow-up request in one language, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpMessage {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub sms: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Templates {
+    subject: String,
+    reminder_subject: String,
+    text: String,
+    sms: String,
+    reminder_sms: String,
+}
+
+fn templates(language: crate::conversation::Language) -> &'static Templates {
+    static T: std::sync::OnceLock<std::collections::BTreeMap<String, Templates>> = std::sync::OnceLock::new();
+    let all = T.get_or_init(|| {
+        toml::from_str(include_str!("../rules/follow_up_messages.toml")).expect("follow_up_messages.toml is tested")
+    });
+    match language {
+        crate::conversation::Language::Zh => &all["zh"],
+        crate::conversation::Language::En => &all["en"],
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Fills the templates (`rules/follow_up_messages.toml`): no template service, no surprises.
+pub fn compose(
+    language: crate::conversation::Language,
+    reminder: bool,
+    shop: &str,
+    link: &str,
+    unsubscribe: &str,
+) -> FollowUpMessage {
+    let t = templates(language);
+    let fill =
+        |template: &str| template.replace("{shop}", shop).replace("{link}", link).replace("{unsubscribe}", unsubscribe);
+    let text = fill(&t.text);
+    // The HTML part is the text part, escaped, with the two links clickable.
+    let mut html = escape_html(&t.text).replace("{shop}", &escape_html(shop));
+    for (placeholder, url, label) in [("{link}", link, "⭐⭐⭐⭐⭐"), ("{unsubscribe}", unsubscribe, "")] {
+        let url = escape_html(url);
+        let label = if label.is_empty() { url.clone() } else { label.to_owned() };
+        html = html.replace(placeholder, &format!("<a href=\"{url}\">{label}</a>"));
+    }
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
+        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    );
+    FollowUpMessage {
+        subject: fill(if reminder { &t.reminder_subject } else { &t.subject }),
+        text,
+        html,
+        sms: fill(if reminder { &t.reminder_sms } else { &t.sms }),
+    }
+}
+
+/// A raw MIME e-mail (multipart text + HTML, UTF-8, base64) with the one-click unsubscribe headers
+/// mail providers require of bulk senders (RFC 8058). Header values lose any line breaks, so a
+/// hostile address cannot add headers.
+pub fn email_mime(from: &str, to: &str, message: &FollowUpMessage, unsubscribe: &str, boundary: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let wrap = |s: &str| {
+        let encoded = b64.encode(s.as_bytes());
+        encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+    };
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
+         List-Unsubscribe: <{unsubscribe}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\
+         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{html}\r\n\
+         --{boundary}--\r\n",
+        from = clean(from),
+        to = clean(to),
+        subject = b64.encode(clean(&message.subject).as_bytes()),
+        unsubscribe = clean(unsubscribe),
+        text = wrap(&message.text),
+        html = wrap(&message.html),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_carry_the_links_in_both_languages_and_sms_stays_short() {
+        use crate::conversation::Language;
+        let link =
+            "https://fb.example.com/r/YzEwMDIuMTc5NjI4MTYwMC4wMU04QTA.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+        for language in [Language::Zh, Language::En] {
+            for reminder in [false, true] {
+                let m = compose(language, reminder, "小店", link, "https://fb.example.com/u/x");
+                assert!(m.text.contains(link) && m.html.contains(link) && m.sms.contains(link));
+                assert!(m.html.contains("https://fb.example.com/u/x") && !m.html.contains("{link}"));
+                assert!(!m.subject.contains('{'), "{}", m.subject);
+                let without_link = m.sms.replace(link, "").chars().count();
+                assert!(without_link <= 60, "{} characters besides the link: {}", without_link, m.sms);
+            }
+        }
+        let hostile = compose(Language::En, false, "<script>", link, "u");
+        assert!(hostile.html.contains("&lt;script&gt;") && !hostile.html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_mime_message_has_both_parts_and_one_click_unsubscribe() {
+        use base64::Engine;
+        let m = compose(crate::conversation::Language::Zh, false, "小店", "https://x/r/t", "https://x/u/t");
+        let raw = email_mime("shop@example.com", "a@example.com\r\nBcc: evil@example.com", &m, "https://x/u/t", "b1");
+        assert!(raw.contains("List-Unsubscribe: <https://x/u/t>\r\n"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(!raw.contains("\r\nBcc:"), "no header injection");
+        assert!(raw.contains("text/plain; charset=UTF-8") && raw.contains("text/html; charset=UTF-8"));
+        let subject = raw.split("Subject: =?UTF-8?B?").nth(1).unwrap().split("?=").next().unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(subject).unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), m.subject);
+    }
 
     fn facts() -> CustomerFacts {
         CustomerFacts {
