@@ -329,3 +329,218 @@ mod tests {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled run: find due follow-ups, claim each, decide, send, record. Exactly once in all
+// but one window: a send that succeeds when the run then dies before recording it; the claim's
+// lease lapses and a later run sends again.
+
+/// The first request or the one reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpKind {
+    First,
+    Reminder,
+}
+
+/// A follow-up whose time has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueFollowUp {
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub locale: Option<String>,
+    pub due_at: Timestamp,
+    pub kind: FollowUpKind,
+    pub attempts: u32,
+}
+
+/// What happened to one follow-up in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RunOutcome {
+    Sent {
+        channel: FollowUpChannel,
+    },
+    Deferred {
+        until: Timestamp,
+    },
+    Skipped {
+        reason: &'static str,
+    },
+    /// Another run holds it.
+    Busy,
+    /// Sending failed; retried at `retry_at`, or given up (`None`) after the last attempt.
+    Failed {
+        retry_at: Option<Timestamp>,
+    },
+}
+
+pub trait FollowUpStore {
+    /// Follow-ups due at or before `now`, from the due-hour buckets of the last `lookback_hours`.
+    fn due(
+        &self,
+        now: Timestamp,
+        lookback_hours: u32,
+    ) -> impl Future<Output = Result<Vec<DueFollowUp>, StoreError>> + Send;
+    /// Takes the follow-up for this run until `lease_until`, if it is still due as seen (or a
+    /// crashed run's lease has lapsed). `false`: someone else has it.
+    fn claim(
+        &self,
+        f: &DueFollowUp,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn customer_facts(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Option<CustomerFacts>, StoreError>> + Send;
+    fn is_rated(&self, conversation_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records a sent request; with `reminder_at`, the follow-up becomes due again as a reminder.
+    fn mark_sent(
+        &self,
+        f: &DueFollowUp,
+        channel: FollowUpChannel,
+        message_id: &str,
+        now: Timestamp,
+        reminder_at: Option<Timestamp>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn defer(&self, f: &DueFollowUp, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn skip(
+        &self,
+        f: &DueFollowUp,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// After a failed send: due again at `retry_at`, or failed for good (`None`).
+    fn release(
+        &self,
+        f: &DueFollowUp,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait FollowUpSender {
+    fn send_email(&self, to: &str, raw_mime: &str) -> impl Future<Output = Result<String, NotifyError>> + Send;
+    fn send_sms(&self, phone: &str, text: &str) -> impl Future<Output = Result<String, NotifyError>> + Send;
+    /// The SMS provider's own opt-out list (a customer who replied STOP).
+    fn sms_opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, NotifyError>> + Send;
+}
+
+/// Settings of the run (template.yaml).
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub policy: FollowUpPolicy,
+    pub from_address: String,
+    pub shop_name: String,
+    /// Where `/r/{token}` and `/u/{token}` are served.
+    pub public_base_url: String,
+    pub link_valid_days: u32,
+    pub lookback_hours: u32,
+    pub lease_seconds: i64,
+    pub max_attempts: u32,
+}
+
+use crate::ports::{NotifyError, StoreError};
+use std::future::Future;
+
+/// One scheduled run at `now` (the schedule's time, so a run can be replayed for any time).
+pub async fn run_follow_ups(
+    store: &impl FollowUpStore,
+    sender: &impl FollowUpSender,
+    signer: &crate::link::LinkSigner,
+    settings: &RunSettings,
+    now: Timestamp,
+) -> Result<Vec<(String, RunOutcome)>, StoreError> {
+    let mut outcomes = Vec::new();
+    for f in store.due(now, settings.lookback_hours).await? {
+        let lease_until = now + jiff::SignedDuration::from_secs(settings.lease_seconds);
+        if !store.claim(&f, now, lease_until).await? {
+            outcomes.push((f.conversation_id.clone(), RunOutcome::Busy));
+            continue;
+        }
+        let outcome = follow_up_one(store, sender, signer, settings, &f, now).await?;
+        outcomes.push((f.conversation_id.clone(), outcome));
+    }
+    Ok(outcomes)
+}
+
+async fn follow_up_one(
+    store: &impl FollowUpStore,
+    sender: &impl FollowUpSender,
+    signer: &crate::link::LinkSigner,
+    settings: &RunSettings,
+    f: &DueFollowUp,
+    now: Timestamp,
+) -> Result<RunOutcome, StoreError> {
+    let rated = store.is_rated(&f.conversation_id).await?;
+    let mut facts = store.customer_facts(&f.customer_id).await?;
+    // Ask the SMS provider about STOP replies before an SMS could be chosen.
+    if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms) {
+        if let Some(phone) = c.phone.clone() {
+            match sender.sms_opted_out(&phone).await {
+                Ok(out) => c.opted_out_sms |= out,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SMS opt-out check failed; not using SMS this time");
+                    c.opted_out_sms = true;
+                }
+            }
+        }
+    }
+    match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
+        Decision::Skip { reason } => {
+            store.skip(f, reason, now).await?;
+            Ok(RunOutcome::Skipped { reason })
+        }
+        Decision::Defer { until, .. } => {
+            store.defer(f, until).await?;
+            Ok(RunOutcome::Deferred { until })
+        }
+        Decision::Send { channel } => {
+            let c = facts.expect("a send decision has contact facts");
+            let language = f
+                .locale
+                .as_deref()
+                .and_then(crate::conversation::Language::of_locale)
+                .unwrap_or(crate::conversation::Language::Zh);
+            let nonce = ulid::Ulid::new().to_string();
+            let link = crate::link::RatingLink {
+                conversation_id: f.conversation_id.clone(),
+                expires_at: now + jiff::SignedDuration::from_hours(24 * i64::from(settings.link_valid_days)),
+                nonce,
+            };
+            let token = signer.sign(&link);
+            let base = settings.public_base_url.trim_end_matches('/');
+            let rate_url = format!("{base}/r/{token}");
+            let unsubscribe_url = format!("{base}/u/{token}");
+            let reminder = f.kind == FollowUpKind::Reminder;
+            let message = compose(language, reminder, &settings.shop_name, &rate_url, &unsubscribe_url);
+            let sent = match channel {
+                FollowUpChannel::Email => {
+                    let to = c.email.as_deref().unwrap_or_default();
+                    let boundary = format!("fl-{}", ulid::Ulid::new());
+                    let raw = email_mime(&settings.from_address, to, &message, &unsubscribe_url, &boundary);
+                    sender.send_email(to, &raw).await
+                }
+                FollowUpChannel::Sms => sender.send_sms(c.phone.as_deref().unwrap_or_default(), &message.sms).await,
+            };
+            match sent {
+                Ok(message_id) => {
+                    let reminder_at = (!reminder).then(|| {
+                        now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
+                    });
+                    store.mark_sent(f, channel, &message_id, now, reminder_at).await?;
+                    Ok(RunOutcome::Sent { channel })
+                }
+                Err(e) => {
+                    let attempts = f.attempts + 1;
+                    let retry_at = (attempts < settings.max_attempts)
+                        .then(|| now + jiff::SignedDuration::from_mins(5 * 2i64.pow(attempts.min(6))));
+                    tracing::warn!(error = %e, attempts, ?retry_at, "follow-up not sent");
+                    store.release(f, retry_at, now).await?;
+                    Ok(RunOutcome::Failed { retry_at })
+                }
+            }
+        }
+    }
+}

@@ -57,3 +57,54 @@ where
         (false, what) => NotifyError::Failed(what),
     }
 }
+
+/// Follow-up requests: e-mail through SES v2 (raw MIME, so the unsubscribe headers are sent; with
+/// the configuration set for bounce and complaint tracking) and SMS through SNS (Transactional).
+#[derive(Clone)]
+pub struct AwsFollowUpSender {
+    pub ses: aws_sdk_sesv2::Client,
+    pub sns: Client,
+    pub from_address: String,
+    pub configuration_set: Option<String>,
+}
+
+impl crate::followup::FollowUpSender for AwsFollowUpSender {
+    async fn send_email(&self, to: &str, raw_mime: &str) -> Result<String, NotifyError> {
+        use aws_sdk_sesv2::primitives::Blob;
+        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+        let raw = RawMessage::builder()
+            .data(Blob::new(raw_mime.as_bytes()))
+            .build()
+            .map_err(|e| NotifyError::Failed(e.to_string()))?;
+        let out = self
+            .ses
+            .send_email()
+            .from_email_address(&self.from_address)
+            .destination(Destination::builder().to_addresses(to).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await
+            .map_err(notify_error)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    async fn send_sms(&self, phone: &str, text: &str) -> Result<String, NotifyError> {
+        let out = self
+            .sns
+            .publish()
+            .phone_number(phone)
+            .message(text)
+            .message_attributes("AWS.SNS.SMS.SMSType", attribute("Transactional"))
+            .send()
+            .await
+            .map_err(notify_error)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    async fn sms_opted_out(&self, phone: &str) -> Result<bool, NotifyError> {
+        let out =
+            self.sns.check_if_phone_number_is_opted_out().phone_number(phone).send().await.map_err(notify_error)?;
+        Ok(out.is_opted_out)
+    }
+}

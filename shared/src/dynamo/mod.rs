@@ -17,6 +17,7 @@
 
 mod contacts;
 mod conversations;
+mod followups;
 mod insights;
 mod ratings;
 
@@ -28,6 +29,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 pub use aws_sdk_dynamodb::Client;
 pub use contacts::DynamoContactStore;
 pub use conversations::DynamoConversationStore;
+pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use ratings::DynamoRatingStore;
 
@@ -42,6 +44,8 @@ pub mod keys {
     pub const RATING: &str = "RATING";
     pub const META: &str = "META";
     pub const CONTACT: &str = "CONTACT";
+    pub const OPT_OUT: &str = "OPTOUT";
+    pub const FATIGUE: &str = "FATIGUE";
 
     pub fn customer(customer_id: &str) -> String {
         format!("CUST#{customer_id}")
