@@ -19,6 +19,8 @@ use crate::template::{FunctionDef, LocalNames, Template};
 use crate::{BoxError, DEV_CALLER_KEY};
 
 pub const ACCOUNT: &str = "123456789012";
+/// What `{{resolve:...}}` secrets are locally (e.g. the link signing key). Never valid in AWS.
+pub const LOCAL_SECRET: &str = "local-development-secret-not-for-production-use";
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -69,7 +71,11 @@ pub fn function_env(template: &Template, f: &FunctionDef, moto_endpoint: &str, r
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
     ];
     env.extend(template.logging_env());
-    env.extend(f.environment.clone());
+    env.extend(f.environment.iter().map(|(k, v)| {
+        // Deploy-time secrets (`{{resolve:secretsmanager:...}}`) have a fixed local stand-in.
+        let v = if v.contains("{{resolve:") { LOCAL_SECRET.to_owned() } else { v.clone() };
+        (k.clone(), v)
+    }));
     env
 }
 
@@ -125,9 +131,24 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         topic_arns.push(arn);
     }
 
+    // Listen first: functions need the API's address (PUBLIC_BASE_URL in links they send).
+    let listener = TcpListener::bind(("127.0.0.1", cfg.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
+    let address = listener.local_addr()?;
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
     let mut hosts = BTreeMap::new();
     for f in template.functions(&names)? {
-        let env = function_env(&template, &f, &moto.endpoint, &cfg.region);
+        let mut env = function_env(&template, &f, &moto.endpoint, &cfg.region);
+        for (name, value) in env.iter_mut() {
+            if name == "PUBLIC_BASE_URL" {
+                *value = format!("http://{address}");
+            }
+            if name == "FOLLOW_UP_FROM" {
+                // moto, like SES, sends only from verified identities.
+                ses.create_email_identity().email_identity(value.as_str()).send().await?;
+            }
+        }
         let physical = names.physical(&f.logical_id);
         let spec = FunctionSpec {
             name: physical.clone(),
@@ -165,6 +186,15 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
                 cfg.region.clone(),
                 queue,
             ));
+        }
+    }
+
+    // Schedules, by event name and by function logical id: (host, input).
+    let mut schedules: BTreeMap<String, (Arc<FunctionHost>, String)> = BTreeMap::new();
+    for (host, f) in hosts.values() {
+        for (event, input) in &f.schedules {
+            schedules.insert(event.clone(), (host.clone(), input.clone()));
+            schedules.insert(f.logical_id.clone(), (host.clone(), input.clone()));
         }
     }
 
@@ -213,13 +243,18 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         "topics": topic_arns,
         "streams": stream_arns,
         "queues": queue_urls.values().collect::<Vec<_>>(),
-        "local": ["GET /_local/", "GET /_local/notifications"],
+        "local": ["GET /_local/", "GET /_local/notifications", "POST /_local/schedules/{name}?time=<RFC 3339>"],
+        "schedules": schedules.keys().collect::<Vec<_>>(),
     });
     let moto_endpoint = moto.endpoint.clone();
-    let local: LocalHandler = Arc::new(move |what: String, _query, _body| {
+    let schedules = Arc::new(schedules);
+    let local: LocalHandler = Arc::new(move |what: String, query: String, _body| {
         let listing = listing.clone();
-        let (moto_endpoint, topic_arns) = (moto_endpoint.clone(), topic_arns.clone());
+        let (moto_endpoint, topic_arns, schedules) = (moto_endpoint.clone(), topic_arns.clone(), schedules.clone());
         Box::pin(async move {
+            if let Some(name) = what.strip_prefix("POST /schedules/") {
+                return fire_schedule(&schedules, name, &query).await;
+            }
             match what.as_str() {
                 "GET /" | "GET " => (200, listing),
                 // What the functions published to this stack's topics (staff alerts), as moto recorded it.
@@ -242,10 +277,6 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         account: ACCOUNT.into(),
         local: Some(local),
     });
-    let listener = TcpListener::bind(("127.0.0.1", cfg.port))
-        .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", cfg.port))?;
-    let address = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -302,5 +333,36 @@ async fn poll_stream(
             Err(e) => tracing::warn!(error = %e, stream = %stream_arn, "stream poll failed"),
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Fires a schedule now, as EventBridge Scheduler would at `time` (query `time=<RFC 3339>`,
+/// default now): the function gets the schedule's input with the scheduled time filled in.
+async fn fire_schedule(
+    schedules: &BTreeMap<String, (Arc<FunctionHost>, String)>,
+    name: &str,
+    query: &str,
+) -> (u16, serde_json::Value) {
+    let Some((host, input)) = schedules.get(name) else {
+        return (
+            404,
+            json!({ "message": format!("no schedule {name}"), "schedules": schedules.keys().collect::<Vec<_>>() }),
+        );
+    };
+    let time = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("time="))
+        .map(crate::gateway::percent_decode)
+        .unwrap_or_else(|| jiff::Timestamp::now().to_string());
+    if time.parse::<jiff::Timestamp>().is_err() {
+        return (
+            400,
+            json!({ "message": format!("time {time:?} is not an RFC 3339 instant, e.g. 2026-12-01T10:00:00Z") }),
+        );
+    }
+    let payload = input.replace("<aws.scheduler.scheduled-time>", &time);
+    match host.invoke(bytes::Bytes::from(payload)).await {
+        Ok(body) => (200, serde_json::from_slice(&body).unwrap_or(json!({ "raw": String::from_utf8_lossy(&body) }))),
+        Err(e) => (502, json!({ "message": format!("the function failed: {e}") })),
     }
 }

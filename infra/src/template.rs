@@ -41,6 +41,8 @@ pub struct FunctionDef {
     pub environment: BTreeMap<String, String>,
     pub http_routes: Vec<HttpRoute>,
     pub stream_sources: Vec<StreamSource>,
+    /// `ScheduleV2` events: (event name, the input sent to the function).
+    pub schedules: Vec<(String, String)>,
 }
 
 /// A `DynamoDB` event of a function: the event source mapping the local runner plays.
@@ -245,7 +247,17 @@ impl Template {
                 }
                 let mut http_routes = Vec::new();
                 let mut stream_sources = Vec::new();
-                for (_, event) in p.get("Events").and_then(Value::as_mapping).into_iter().flatten() {
+                let mut schedules = Vec::new();
+                for (event_name, event) in p.get("Events").and_then(Value::as_mapping).into_iter().flatten() {
+                    if event.get("Type").and_then(Value::as_str) == Some("ScheduleV2") {
+                        let input = event
+                            .get("Properties")
+                            .and_then(|ep| ep.get("Input"))
+                            .and_then(scalar)
+                            .unwrap_or_else(|| "{}".into());
+                        schedules.push((event_name.as_str().unwrap_or_default().to_owned(), input));
+                        continue;
+                    }
                     if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
                         let ep = event
                             .get("Properties")
@@ -296,6 +308,7 @@ impl Template {
                     environment,
                     http_routes,
                     stream_sources,
+                    schedules,
                 })
             })
             .collect()

@@ -84,3 +84,12 @@ pub fn rating_request(req: &Request) -> Result<(crate::rating::RatingSubmission,
     let submission = RatingSubmission::from_json(json_body(req, BODY_MAX_BYTES)?)?;
     Ok((submission, key))
 }
+
+/// Storage failures of event-driven functions (schedules, streams) become Lambda errors, which the
+/// caller retries: the error type says whether retrying can help.
+impl From<crate::ports::StoreError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::ports::StoreError) -> Self {
+        let error_type = if e.is_retryable() { "StoreUnavailable" } else { "StoreFailed" };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
