@@ -308,6 +308,27 @@ mod tests {
         assert_eq!(decide(&p, false, false, Some(&long_ago), now), Decision::Send { channel: FollowUpChannel::Email });
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_decision_never_lands_in_quiet_hours(seconds in 1_700_000_000i64..1_900_000_000, zone in 0usize..5) {
+            let zones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Adelaide", "UTC"];
+            let p = FollowUpPolicy::default();
+            let tz = jiff::tz::TimeZone::get(zones[zone]).unwrap();
+            let now = Timestamp::from_second(seconds).unwrap();
+            let customer = CustomerFacts { time_zone: Some(zones[zone].into()), ..facts() };
+            match decide(&p, false, false, Some(&customer), now) {
+                Decision::Send { .. } => proptest::prop_assert!(end_of_quiet_hours(&p, &tz, now).is_none()),
+                Decision::Defer { until, .. } => {
+                    proptest::prop_assert!(until > now);
+                    proptest::prop_assert!(until.as_second() - now.as_second() <= 12 * 3600);
+                    proptest::prop_assert!(end_of_quiet_hours(&p, &tz, until).is_none());
+                    proptest::prop_assert_eq!(tz.to_datetime(until).hour(), 9);
+                }
+                Decision::Skip { .. } => proptest::prop_assert!(false, "nothing to skip for"),
+            }
+        }
+    }
+
     #[test]
     fn quiet_hours_defer_to_nine_in_the_customers_time_zone() {
         let p = FollowUpPolicy::default();

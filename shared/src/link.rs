@@ -128,3 +128,190 @@ mod tests {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the public link pages do. GET never writes (mail scanners open every link); only a POST
+// from the page's form saves a rating or an unsubscribe.
+
+use crate::conversation::{Channel, Language};
+use crate::ports::{RatingStore, StoreError};
+use crate::rating::{RatingSubmission, SubmitRatingError, Submitted, submit_rating};
+
+/// What the link pages need from storage besides ratings.
+pub trait LinkStore {
+    /// The customer and language of a conversation's follow-up, if it has one.
+    fn follow_up_of(
+        &self,
+        conversation_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<(String, Option<String>)>, StoreError>> + Send;
+    /// Records that the customer wants no more follow-ups, by any channel.
+    fn opt_out(
+        &self,
+        customer_id: &str,
+        now: Timestamp,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The page a link shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkPage {
+    /// The rating form (GET of a valid link).
+    RatingForm,
+    Thanks,
+    AlreadyRated,
+    UnsubscribeForm,
+    Unsubscribed,
+    Expired,
+    /// Forged, malformed, or for a conversation without a follow-up.
+    Invalid,
+    /// The form was sent without a valid star count.
+    BadForm,
+}
+
+/// A form post's fields (`application/x-www-form-urlencoded`).
+pub fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| url_decode(v))
+    })
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET` or `POST` of `/r/{token}` (rate) or `/u/{token}` (unsubscribe).
+pub async fn open_link(
+    signer: &LinkSigner,
+    links: &impl LinkStore,
+    ratings: &impl RatingStore,
+    unsubscribe: bool,
+    token: &str,
+    form: Option<&str>,
+    now: Timestamp,
+) -> Result<(LinkPage, Language), StoreError> {
+    let link = match signer.verify(token, now) {
+        Ok(link) => link,
+        Err(LinkError::Expired(_)) => return Ok((LinkPage::Expired, Language::Zh)),
+        Err(_) => return Ok((LinkPage::Invalid, Language::Zh)),
+    };
+    let Some((customer_id, locale)) = links.follow_up_of(&link.conversation_id).await? else {
+        return Ok((LinkPage::Invalid, Language::Zh));
+    };
+    let language = locale.as_deref().and_then(Language::of_locale).unwrap_or(Language::Zh);
+    let page = match (unsubscribe, form) {
+        (true, None) => LinkPage::UnsubscribeForm,
+        (true, Some(_)) => {
+            links.opt_out(&customer_id, now).await?;
+            LinkPage::Unsubscribed
+        }
+        (false, None) => match ratings.rating_of_conversation(&link.conversation_id).await? {
+            Some(_) => LinkPage::AlreadyRated,
+            None => LinkPage::RatingForm,
+        },
+        (false, Some(form)) => {
+            let stars =
+                form_field(form, "stars").and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s));
+            let Some(stars) = stars else { return Ok((LinkPage::BadForm, language)) };
+            let comment = form_field(form, "comment")
+                .map(|c| crate::validate::clean_text(&c))
+                .filter(|c| !c.is_empty())
+                .map(|c| c.chars().take(crate::rating::COMMENT_MAX_CHARS).collect());
+            let submission = RatingSubmission {
+                conversation_id: link.conversation_id.clone(),
+                customer_id,
+                stars,
+                comment,
+                channel: Channel::Web,
+                served_by: None,
+                locale: locale.clone(),
+                issue_types: Vec::new(),
+                order_value_minor: None,
+            };
+            // The link's nonce is the idempotency key: sending the form twice saves one rating.
+            match submit_rating(ratings, submission, Some(format!("link:{}", link.nonce)), now).await {
+                Ok(Submitted::Created(_) | Submitted::Replayed(_)) => LinkPage::Thanks,
+                Err(SubmitRatingError::AlreadyRated { .. } | SubmitRatingError::IdempotencyKeyReused { .. }) => {
+                    LinkPage::AlreadyRated
+                }
+                Err(SubmitRatingError::Store(e)) => return Err(e),
+            }
+        }
+    };
+    Ok((page, language))
+}
+
+/// A small, mobile-friendly page (no scripts, no external resources).
+pub fn render(page: &LinkPage, language: Language, action: &str) -> (u16, String) {
+    let zh = language == Language::Zh;
+    let t = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    let (status, title, body) = match page {
+        LinkPage::RatingForm => {
+            let stars: String = (1..=5)
+                .rev()
+                .map(|n| {
+                    format!(
+                        "<label class=s><input type=radio name=stars value={n} required> {} {n}</label>",
+                        "★".repeat(n)
+                    )
+                })
+                .collect();
+            (
+                200,
+                t("为这次服务打分", "Rate this conversation"),
+                format!(
+                    "<form method=post action=\"{action}\">{stars}<textarea name=comment maxlength=2000 placeholder=\"{}\"></textarea><button>{}</button></form>",
+                    t("还有什么想告诉我们的？（可选）", "Anything else to tell us? (optional)"),
+                    t("提交", "Send")
+                ),
+            )
+        }
+        LinkPage::Thanks => (200, t("谢谢您的反馈！", "Thank you for your feedback!"), String::new()),
+        LinkPage::AlreadyRated => {
+            (200, t("您已经评价过了，谢谢！", "You already rated this conversation. Thank you!"), String::new())
+        }
+        LinkPage::UnsubscribeForm => (
+            200,
+            t("不再接收回访？", "Stop follow-up messages?"),
+            format!(
+                "<form method=post action=\"{action}\"><input type=hidden name=List-Unsubscribe value=One-Click><button>{}</button></form>",
+                t("退订", "Unsubscribe")
+            ),
+        ),
+        LinkPage::Unsubscribed => {
+            (200, t("已退订，我们不会再联系您。", "Unsubscribed. We will not contact you again."), String::new())
+        }
+        LinkPage::Expired => (410, t("链接已过期", "This link has expired"), String::new()),
+        LinkPage::Invalid => (404, t("链接无效", "This link is not valid"), String::new()),
+        LinkPage::BadForm => (422, t("请选择 1 到 5 颗星", "Please choose 1 to 5 stars"), String::new()),
+    };
+    let lang = if zh { "zh-CN" } else { "en" };
+    (
+        status,
+        format!(
+            "<!doctype html><html lang={lang}><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
+             <meta name=robots content=noindex><title>{title}</title><style>body{{font-family:sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}\
+             .s{{display:block;font-size:1.4rem;margin:.4rem 0}}textarea{{width:100%;height:6rem;margin:.8rem 0}}button{{font-size:1.1rem;padding:.5rem 1.5rem}}</style></head>\
+             <body><h1>{title}</h1>{body}</body></html>"
+        ),
+    )
+}

@@ -207,3 +207,26 @@ async fn two_runs_at_once_send_one_email() {
 fn rand_digits() -> u32 {
     (ulid::Ulid::new().random() % 100_000_000) as u32
 }
+
+#[tokio::test]
+async fn a_failed_send_is_retried_later_and_sent_once() {
+    let mut w = world().await;
+    // A sender address SES has not verified: the first attempt fails.
+    let unverified = format!("{}@unverified.example.com", unique("shop"));
+    w.sender.from_address = unverified.clone();
+    w.settings.from_address = unverified.clone();
+    let email = format!("{}@example.com", unique("buyer"));
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let outcomes = w.run("2026-11-02T02:00:00Z").await;
+    let Some(RunOutcome::Failed { retry_at: Some(retry_at) }) = outcome(&outcomes, &conv).cloned() else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(w.follow_up_item(&conv).await["attempts"].as_n().unwrap(), "1");
+    w.sender.ses.create_email_identity().email_identity(&unverified).send().await.unwrap();
+    assert_eq!(outcome(&w.run("2026-11-02T02:01:00Z").await, &conv), None, "not before the backoff");
+    let later = retry_at.to_string();
+    let outcomes = w.run(&later).await;
+    assert_eq!(outcome(&outcomes, &conv), Some(&RunOutcome::Sent { channel: FollowUpChannel::Email }));
+    assert_eq!(mails_to(&email).await.len(), 1);
+}

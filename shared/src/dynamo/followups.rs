@@ -271,3 +271,35 @@ impl FollowUpStore for DynamoFollowUpStore {
         Ok(())
     }
 }
+
+impl crate::link::LinkStore for DynamoFollowUpStore {
+    async fn follow_up_of(&self, conversation_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::FOLLOW_UP)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.and_then(|i| {
+            let customer = get_s(&i, "customer_id")?.to_owned();
+            Some((customer, get_s(&i, "locale").map(str::to_owned)))
+        }))
+    }
+
+    async fn opt_out(&self, customer_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(customer_id), keys::OPT_OUT)))
+            .update_expression("SET email = :yes, sms = :yes, opted_out_at = if_not_exists(opted_out_at, :now)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(iso(now)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}

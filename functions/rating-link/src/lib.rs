@@ -1,0 +1,77 @@
+//! The follow-up's public pages: `/r/{token}` (rate) and `/u/{token}` (unsubscribe). GET shows a
+//! page and never writes; POST (the page's form, or a mail client's one-click unsubscribe) acts.
+
+use std::convert::Infallible;
+
+use feedback::Timestamp;
+use feedback::config::{ConfigError, Env, RatingSettings};
+use feedback::dynamo::{self, DynamoFollowUpStore, DynamoRatingStore};
+use feedback::http::{path_parameter, request_reference};
+use feedback::link::{LinkPage, LinkSigner, open_link, render};
+use feedback::problem::Problem;
+use lambda_http::http::{HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+
+pub struct App {
+    signer: LinkSigner,
+    links: DynamoFollowUpStore,
+    ratings: DynamoRatingStore,
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = Env::process();
+        let settings = RatingSettings::from_env(&env)?;
+        let key = env.required("LINK_SIGNING_KEY")?;
+        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        dynamo::warm_up(&client, &settings.table_name).await;
+        Self::new(client, &settings, key.as_bytes()).ok_or(ConfigError::Invalid {
+            name: "LINK_SIGNING_KEY",
+            value: "(hidden)".into(),
+            why: "must be at least 32 bytes".into(),
+        })
+    }
+
+    pub fn new(client: feedback::dynamo::Client, settings: &RatingSettings, key: &[u8]) -> Option<Self> {
+        Some(App {
+            signer: LinkSigner::new(key)?,
+            links: DynamoFollowUpStore::new(client.clone(), &settings.table_name),
+            ratings: DynamoRatingStore::new(client, &settings.table_name, settings.rating_retention_days),
+        })
+    }
+
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let token = path_parameter(&req, "token").unwrap_or_default();
+        let unsubscribe = req.uri().path().contains("/u/");
+        let form = (req.method() == Method::POST).then(|| String::from_utf8_lossy(req.body().as_ref()).into_owned());
+        let action = format!("{}/{token}", if unsubscribe { "../u" } else { "../r" });
+        let outcome =
+            open_link(&self.signer, &self.links, &self.ratings, unsubscribe, &token, form.as_deref(), Timestamp::now())
+                .await;
+        let (page, language) = match outcome {
+            Ok(answer) => answer,
+            Err(e) => {
+                let problem = Problem::unavailable(&request_reference(&req));
+                tracing::error!(error = %e, "link page failed");
+                return Ok(html(503, format!("<!doctype html><p>{}</p>", problem.detail)));
+            }
+        };
+        if page != LinkPage::RatingForm && page != LinkPage::UnsubscribeForm {
+            tracing::info!(page = ?page, post = form.is_some(), "link page");
+        }
+        let (status, body) = render(&page, language, &action);
+        Ok(html(status, body))
+    }
+}
+
+/// Pages carry the token in their URL: not cached, not indexed, not sent on as a referrer.
+fn html(status: u16, body: String) -> Response<Body> {
+    let mut res = Response::new(Body::Text(body));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
