@@ -142,6 +142,11 @@ fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str) ->
                  "customer_id": "u-1", "channel": "app"}]}),
         ),
         "rating-link" => ("GET /r/{token}", "/r/not-a-real-token".to_owned(), json!({})),
+        "customer-contact" => (
+            "PUT /customers/{id}/contact",
+            format!("/customers/{conversation}/contact"),
+            json!({"email": "a@example.com", "consent": {"email": true, "sms": false}, "time_zone": "Asia/Shanghai", "locale": "zh-CN"}),
+        ),
         "close-conversation" => (
             "POST /conversations/{id}/close",
             format!("/conversations/{conversation}/close"),
