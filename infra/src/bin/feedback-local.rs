@@ -25,6 +25,11 @@ async fn main() -> Result<(), BoxError> {
         "  curl -i -X POST {base}/ratings -H 'Authorization: Bearer {DEV_CALLER_KEY}' -H 'Content-Type: application/json' \\\n    \
          -d '{{\"conversation_id\":\"c-1001\",\"customer_id\":\"u-42\",\"stars\":2,\"comment\":\"物流太慢了\",\"channel\":\"web\"}}'"
     );
+    println!("  then: analysis on the item (within a second), staff alerts at {base}/_local/notifications,");
+    println!(
+        "  and the follow-up schedule as of any time: curl -X POST '{base}/_local/schedules/FollowUpSchedule?time=2026-12-01T02:00:00Z'"
+    );
+    println!("  Everything local: {base}/_local/");
     println!("\nCtrl-C stops everything (moto included).");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
