@@ -446,7 +446,8 @@ pub fn normalize_into(text: &str, out: &mut String) {
             pending_space = false;
             continue;
         }
-        if !c.is_alphanumeric() {
+        // Han characters are letters: skip the general (slow) Unicode lookup for the common case.
+        if !(matches!(c, '\u{4E00}'..='\u{9FFF}') || c.is_alphanumeric()) {
             pending_space = last.is_some() && last != Some('|');
             continue;
         }

@@ -49,6 +49,8 @@ struct CleaningRules {
     contact_words: Vec<String>,
     /// One scan for every contact and promo word (pattern < contact_words.len(): a contact word).
     words: AhoCorasick,
+    /// Finds texts that contain a platform default at all, before the exact checks.
+    defaults: AhoCorasick,
 }
 
 fn rules() -> &'static CleaningRules {
@@ -57,12 +59,14 @@ fn rules() -> &'static CleaningRules {
         let file: CleaningFile =
             toml::from_str(include_str!("../../rules/cleaning.toml")).expect("cleaning.toml is tested");
         let words = AhoCorasick::new(file.contact_words.iter().chain(&file.promo_words)).expect("cleaning words");
+        let defaults = AhoCorasick::new(&file.platform_defaults).expect("platform defaults");
         CleaningRules {
             platform_defaults: file.platform_defaults,
             emoji_positive: file.emoji_positive,
             emoji_negative: file.emoji_negative,
             contact_words: file.contact_words,
             words,
+            defaults,
         }
     })
 }
@@ -113,6 +117,7 @@ pub fn validity(raw: &str, normalized: &str) -> Validity {
         let squashed: String = squashed_chars().collect();
         let count = squashed.chars().count();
         if squashed.len() <= 80
+            && r.defaults.is_match(&squashed)
             && r.platform_defaults
                 .iter()
                 .any(|d| squashed == *d || (squashed.contains(d.as_str()) && count <= d.chars().count() + 4))

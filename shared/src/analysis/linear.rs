@@ -43,11 +43,10 @@ pub fn features(normalized: &str, bits: u32, out: &mut Vec<u32>) -> usize {
         plain
     });
     {
-        let after = CONTRAST
-            .iter()
-            .filter_map(|w| normalized.rfind(w).map(|i| i + w.len()))
-            .max()
-            .filter(|&i| i < normalized.len());
+        // The end of the last contrast word (one scan for all of them).
+        static WORDS: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+        let words = WORDS.get_or_init(|| aho_corasick::AhoCorasick::new(CONTRAST).expect("contrast words"));
+        let after = words.find_overlapping_iter(normalized).map(|m| m.end()).max().filter(|&i| i < normalized.len());
         if let Some(i) = after {
             CHARS.with(|chars| {
                 let mut chars = chars.borrow_mut();
