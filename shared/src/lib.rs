@@ -30,6 +30,6 @@ pub mod dynamo;
 #[cfg(feature = "lambda")]
 pub mod http;
 #[cfg(feature = "aws")]
-pub mod sns;
+pub mod notify;
 
 pub use jiff::Timestamp;

@@ -116,13 +116,17 @@ impl Problem {
                      use a new key for a new request"
                 ),
             ),
-            SubmitRatingError::Store(s) if s.is_retryable() => Problem::unavailable(reference),
-            SubmitRatingError::Store(_) => Problem::internal(reference),
+            SubmitRatingError::Store(s) => Problem::from_store(s, reference),
         }
     }
 }
 
 impl Problem {
+    /// Storage failures: retryable ones are a 503 with `Retry-After`, the rest a 500.
+    pub fn from_store(e: &crate::ports::StoreError, reference: &str) -> Self {
+        if e.is_retryable() { Problem::unavailable(reference) } else { Problem::internal(reference) }
+    }
+
     pub fn from_intake(e: &crate::intake::IntakeError, reference: &str) -> Self {
         use crate::intake::IntakeError;
         use crate::ports::NotifyError;
@@ -133,9 +137,9 @@ impl Problem {
                 "Conversation belongs to another customer",
                 format!("Conversation {conversation_id} was recorded for a different customer_id"),
             ),
-            IntakeError::Store(s) if s.is_retryable() => Problem::unavailable(reference),
+            IntakeError::Store(s) => Problem::from_store(s, reference),
             IntakeError::Alert(NotifyError::Unavailable(_)) => Problem::unavailable(reference),
-            IntakeError::Store(_) | IntakeError::Alert(_) => Problem::internal(reference),
+            IntakeError::Alert(_) => Problem::internal(reference),
         }
     }
 }

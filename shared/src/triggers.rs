@@ -19,6 +19,16 @@ pub enum Severity {
     High,
 }
 
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
 /// What a message triggered (the strongest hit), or `fired: false`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Trigger {

@@ -7,8 +7,8 @@ use feedback::customer::{Consent, ContactDetails, ContactStore};
 use feedback::dynamo::{DynamoContactStore, DynamoConversationStore, DynamoFollowUpStore};
 use feedback::followup::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
 use feedback::link::LinkSigner;
+use feedback::notify::AwsFollowUpSender;
 use feedback::ports::ConversationStore;
-use feedback::sns::AwsFollowUpSender;
 use serde_json::Value;
 use testkit::{fresh_feedback_table, moto_url, unique};
 

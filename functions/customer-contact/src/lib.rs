@@ -44,11 +44,7 @@ impl App {
                 );
                 Ok(json_response(200, &ContactReceipt::new(&contact), &[]))
             }
-            Err(e) => {
-                let problem =
-                    if e.is_retryable() { Problem::unavailable(&reference) } else { Problem::internal(&reference) };
-                Ok(refused(&problem, &e, "contact"))
-            }
+            Err(e) => Ok(refused(&Problem::from_store(&e, &reference), &e, "contact")),
         }
     }
 }

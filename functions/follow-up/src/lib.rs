@@ -7,8 +7,8 @@ use feedback::config::{ConfigError, Env};
 use feedback::dynamo::{self, DynamoFollowUpStore};
 use feedback::followup::{FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
 use feedback::link::LinkSigner;
+use feedback::notify::AwsFollowUpSender;
 use feedback::observe::emit_metrics;
-use feedback::sns::AwsFollowUpSender;
 use serde_json::{Value, json};
 
 pub struct App {

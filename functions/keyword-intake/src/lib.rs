@@ -9,11 +9,11 @@ use feedback::conversation::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conver
 use feedback::dynamo::{self, DynamoConversationStore};
 use feedback::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
 use feedback::intake::{AlertStatus, IntakeSettings, record_messages};
+use feedback::notify::SnsStaffAlerts;
 use feedback::observe::emit_metrics;
 use feedback::ports::MessageStored;
 use feedback::problem::Problem;
 use feedback::rating::InputError;
-use feedback::sns::SnsStaffAlerts;
 use feedback::triggers::TriggerRules;
 use lambda_http::{Body, Request, Response};
 
@@ -38,7 +38,7 @@ impl App {
 
     pub fn new(
         dynamodb: feedback::dynamo::Client,
-        sns: feedback::sns::SnsClient,
+        sns: feedback::notify::SnsClient,
         topic_arn: &str,
         settings: ConversationSettings,
     ) -> Self {

@@ -51,9 +51,9 @@ impl App {
         let (page, language) = match outcome {
             Ok(answer) => answer,
             Err(e) => {
-                let problem = Problem::unavailable(&request_reference(&req));
+                let problem = Problem::from_store(&e, &request_reference(&req));
                 tracing::error!(error = %e, "link page failed");
-                return Ok(html(503, format!("<!doctype html><p>{}</p>", problem.detail)));
+                return Ok(html(problem.status, format!("<!doctype html><p>{}</p>", problem.detail)));
             }
         };
         if page != LinkPage::RatingForm && page != LinkPage::UnsubscribeForm {

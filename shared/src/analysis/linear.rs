@@ -183,10 +183,6 @@ impl LinearModel {
         out
     }
 
-    pub fn scale(&self) -> f32 {
-        self.scale
-    }
-
     pub fn bits(&self) -> u32 {
         self.bits
     }
@@ -209,17 +205,11 @@ impl LinearModel {
         self.bias
     }
 
-    /// The margin (log-odds of positive) and the strongest single feature's magnitude.
-    pub fn margin(&self, features: &[u32]) -> (f32, f32) {
-        let mut sum = 0f32;
-        let mut strongest = 0f32;
-        for &f in features {
-            let w = self.table[usize::from(self.weights[f as usize])];
-            sum += w;
-            strongest = strongest.max(w.abs());
-        }
+    /// The margin (log-odds of positive) of a text's features.
+    pub fn margin(&self, features: &[u32]) -> f32 {
+        let sum: f32 = features.iter().map(|&f| self.table[usize::from(self.weights[f as usize])]).sum();
         let x = 1.0 / (features.len().max(1) as f32).sqrt();
-        (self.bias + sum * x, strongest)
+        self.bias + sum * x
     }
 }
 

@@ -44,6 +44,16 @@ pub enum Polarity {
     Negative,
 }
 
+impl Polarity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Polarity::Positive => "positive",
+            Polarity::Neutral => "neutral",
+            Polarity::Negative => "negative",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Sentiment {
     pub label: Polarity,
@@ -178,7 +188,7 @@ impl SentimentModel {
             let score = if is_english(normalized) || features_of_text.is_empty() {
                 0.0
             } else {
-                (self.0.margin(features_of_text).0 / 2.0).tanh() * 0.2
+                (self.0.margin(features_of_text) / 2.0).tanh() * 0.2
             };
             return Sentiment { label: Polarity::Neutral, score };
         }
@@ -189,7 +199,7 @@ impl SentimentModel {
         if features_of_text.is_empty() {
             return Sentiment { label: Polarity::Neutral, score: 0.0 };
         }
-        let score = (self.0.margin(features_of_text).0 / 2.0).tanh();
+        let score = (self.0.margin(features_of_text) / 2.0).tanh();
         // Opinion evidence: an opinion word, or a text long enough to be a review. A short
         // statement without one (我的订单号是123456) is information, not sentiment.
         let opinionated = normalized.len() > LONG_TEXT_BYTES || has_opinion_word(normalized);

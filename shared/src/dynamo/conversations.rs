@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -7,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{expiry, iso, key, keys, store_error};
+use super::{Item, expiry, get_s, iso, key, keys, n, s, store_error};
 use crate::Timestamp;
 use crate::conversation::{Channel, ChatMessage, Closing, Role};
 use crate::ports::{
@@ -32,20 +30,6 @@ impl DynamoConversationStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
         Self { client, table: table.into(), retention_days }
     }
-}
-
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 /// The stored shape of a chat message.
@@ -325,13 +309,7 @@ impl ConversationStore for DynamoConversationStore {
             .expression_attribute_values(":conv", s(event.conversation_id))
             .expression_attribute_values(":cust", s(event.customer_id))
             .expression_attribute_values(":category", s(event.category))
-            .expression_attribute_values(
-                ":severity",
-                s(serde_json::to_value(event.severity)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()),
-            )
+            .expression_attribute_values(":severity", s(event.severity.as_str()))
             .expression_attribute_values(":msg", s(event.message_id))
             .expression_attribute_values(":at", s(iso(event.sent_at)))
             .expression_attribute_values(":g1", s(keys::feedback_day(event.sent_at)))

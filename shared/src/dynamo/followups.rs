@@ -4,12 +4,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
-use super::{iso, key, keys, store_error};
+use super::{Item, get_s, iso, key, keys, s, store_error};
 use crate::Timestamp;
 use crate::followup::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
 use crate::ports::StoreError;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// `FollowUpStore` on the feedback table: the `FOLLOWUP` item of each conversation moves through
 /// due → sending (claimed, with a lease) → due again as a reminder → sent; or deferred (due later),
@@ -34,14 +32,6 @@ impl DynamoFollowUpStore {
             .set_key(Some(key(keys::conversation(&f.conversation_id), keys::FOLLOW_UP)))
             .expression_attribute_names("#state", "state")
     }
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
 fn get_bool(item: &Item, name: &str) -> bool {

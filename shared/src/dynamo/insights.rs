@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{expiry, iso, key, keys, store_error};
+use super::{expiry, iso, key, keys, n, s, store_error};
 use crate::Timestamp;
 use crate::conversation::Role;
 use crate::insights::{
@@ -133,14 +133,6 @@ impl DynamoAnalysisStore {
         }
     }
 
-    fn s(v: impl Into<String>) -> AttributeValue {
-        AttributeValue::S(v.into())
-    }
-
-    fn n(v: impl ToString) -> AttributeValue {
-        AttributeValue::N(v.to_string())
-    }
-
     fn analysis_update(
         &self,
         a: &AnalysedFeedback,
@@ -155,20 +147,17 @@ impl DynamoAnalysisStore {
             .set_key(Some(key(a.item.pk.clone(), &a.item.sk)))
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(analysis)")
             .expression_attribute_values(":analysis", value)
-            .expression_attribute_values(":now", Self::s(iso(now)));
+            .expression_attribute_values(":now", s(iso(now)));
         if let Some(first) = duplicate_of {
             set.push_str(", duplicate_of = :first");
-            update = update.expression_attribute_values(":first", Self::s(first));
+            update = update.expression_attribute_values(":first", s(first));
         }
         update.update_expression(set).build().map_err(|e| StoreError::Failed(e.to_string()))
     }
 
     fn aggregate_updates(&self, a: &AnalysedFeedback) -> Result<Vec<Update>, StoreError> {
         let shard = shard_of(&a.item.customer_id, self.shards);
-        let sentiment = serde_json::to_value(a.analysis.sentiment.label)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "neutral".into());
+        let sentiment = a.analysis.sentiment.label.as_str();
         let mut out = Vec::new();
         for issue_type in a.counted_types.iter().map(String::as_str).chain(["_all"]) {
             // Every attribute through a name placeholder: several plain names (shard, items, ...)
@@ -211,15 +200,15 @@ impl DynamoAnalysisStore {
                 .set_key(Some(key(keys::aggregate(&a.week, shard), &keys::aggregate_type(issue_type))))
                 .update_expression(format!("{set} ADD {}", adds.join(", ")))
                 .set_expression_attribute_names(Some(names.into_iter().collect()))
-                .expression_attribute_values(":week", Self::s(&a.week))
-                .expression_attribute_values(":type", Self::s(issue_type))
-                .expression_attribute_values(":shard", Self::n(shard))
-                .expression_attribute_values(":expires", Self::n(expiry(a.item.at, self.aggregate_retention_days)))
-                .expression_attribute_values(":one", Self::n(1))
-                .expression_attribute_values(":severity", Self::n(a.analysis.severity))
+                .expression_attribute_values(":week", s(&a.week))
+                .expression_attribute_values(":type", s(issue_type))
+                .expression_attribute_values(":shard", n(shard))
+                .expression_attribute_values(":expires", n(expiry(a.item.at, self.aggregate_retention_days)))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":severity", n(a.analysis.severity))
                 .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]));
             let update = match a.order_value_minor() {
-                Some(value) => update.expression_attribute_values(":value", Self::n(value)),
+                Some(value) => update.expression_attribute_values(":value", n(value)),
                 None => update,
             };
             let update = update.build().map_err(|e| StoreError::Failed(e.to_string()))?;
@@ -278,9 +267,9 @@ impl AnalysisStore for DynamoAnalysisStore {
         };
         if let Some((pk, sk)) = &repeat_marker {
             let mut marker = key(pk.clone(), sk);
-            marker.insert("first_pk".into(), Self::s(&a.item.pk));
-            marker.insert("first_sk".into(), Self::s(&a.item.sk));
-            marker.insert("expires_at".into(), Self::n(expiry(a.item.at, self.repeat_window_days)));
+            marker.insert("first_pk".into(), s(&a.item.pk));
+            marker.insert("first_sk".into(), s(&a.item.sk));
+            marker.insert("expires_at".into(), n(expiry(a.item.at, self.repeat_window_days)));
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(marker))

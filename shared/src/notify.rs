@@ -1,4 +1,5 @@
-//! The SNS adapter: staff alerts published to the staff topic.
+//! The notification adapters: staff alerts on the SNS staff topic, and follow-up requests by SES v2
+//! e-mail or SNS SMS.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
@@ -29,14 +30,13 @@ fn attribute(value: &str) -> MessageAttributeValue {
 
 impl StaffAlerts for SnsStaffAlerts {
     async fn send_alert(&self, alert: &StaffAlert) -> Result<String, NotifyError> {
-        let severity = serde_json::to_value(alert.severity).ok().and_then(|v| v.as_str().map(str::to_owned));
         let out = self
             .client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(alert.subject())
             .message(alert.body())
-            .message_attributes("severity", attribute(severity.as_deref().unwrap_or("high")))
+            .message_attributes("severity", attribute(alert.severity.as_str()))
             .message_attributes("category", attribute(&alert.category))
             .message_attributes("conversation_id", attribute(&alert.conversation_id))
             .send()
