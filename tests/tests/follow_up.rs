@@ -161,7 +161,7 @@ async fn an_unresolved_conversation_gets_one_email_then_one_reminder() {
 #[tokio::test]
 async fn sms_when_only_the_phone_is_consented_and_quiet_hours_defer() {
     let w = world().await;
-    let phone = format!("+86138{:08}", rand_digits());
+    let phone = reachable_phone();
     let customer = w.customer(Some("x@example.com"), Some(&phone), Consent { email: false, sms: true }).await;
     let conv = w.unresolved(&customer, "2026-11-01T14:00:00Z").await; // due 22:00 Shanghai on the 2nd
     let outcomes = w.run("2026-11-02T14:30:00Z").await;
@@ -205,7 +205,26 @@ async fn two_runs_at_once_send_one_email() {
 }
 
 fn rand_digits() -> u32 {
-    (ulid::Ulid::new().random() % 100_000_000) as u32
+    (ulid::Ulid::new().random() % 10_000_000) as u32
+}
+
+/// A fresh mobile number SNS does not report as opted out: moto reports every number ending in
+/// "99" as opted out, so a random one would fail about one run in a hundred.
+fn reachable_phone() -> String {
+    format!("+86138{:07}0", rand_digits())
+}
+
+#[tokio::test]
+async fn a_number_sns_reports_as_opted_out_gets_no_sms() {
+    let w = world().await;
+    // moto's stand-in for a handset that replied STOP: the number ends in 99.
+    let phone = format!("+86139{:06}99", rand_digits() % 1_000_000);
+    let customer = w.customer(None, Some(&phone), Consent { email: false, sms: true }).await;
+    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let outcomes = w.run("2026-11-02T02:00:00Z").await;
+    assert_eq!(outcome(&outcomes, &conv), Some(&RunOutcome::Skipped { reason: "opted_out" }));
+    assert!(sms_to(&phone).await.is_empty());
+    assert_eq!(w.follow_up_item(&conv).await["skip_reason"].as_s().unwrap(), "opted_out");
 }
 
 #[tokio::test]
