@@ -37,6 +37,44 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// How feedback is counted into weeks: the shop's time zone (ISO weeks there) and the number of
+/// write shards per week. Every function that writes or reads the weekly aggregates uses these.
+#[derive(Debug, Clone)]
+pub struct WeekSettings {
+    pub shop_time_zone: jiff::tz::TimeZone,
+    pub aggregate_shards: u8,
+}
+
+impl Default for WeekSettings {
+    fn default() -> Self {
+        WeekSettings {
+            shop_time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
+            aggregate_shards: 8,
+        }
+    }
+}
+
+impl WeekSettings {
+    /// `SHOP_TIME_ZONE` (IANA, default Asia/Shanghai) and `AGGREGATE_SHARDS` (1–255, default 8).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let zone: String = env.or("SHOP_TIME_ZONE", "Asia/Shanghai".to_owned())?;
+        let shop_time_zone = jiff::tz::TimeZone::get(&zone).map_err(|e| ConfigError::Invalid {
+            name: "SHOP_TIME_ZONE",
+            value: zone.clone(),
+            why: e.to_string(),
+        })?;
+        let aggregate_shards: u8 = env.or("AGGREGATE_SHARDS", 8)?;
+        if aggregate_shards == 0 {
+            return Err(ConfigError::Invalid {
+                name: "AGGREGATE_SHARDS",
+                value: "0".into(),
+                why: "must be 1 to 255".into(),
+            });
+        }
+        Ok(WeekSettings { shop_time_zone, aggregate_shards })
+    }
+}
+
 /// Settings of the rating intake.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RatingSettings {

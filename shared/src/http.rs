@@ -89,7 +89,28 @@ pub fn rating_request(req: &Request) -> Result<(crate::rating::RatingSubmission,
 /// caller retries: the error type says whether retrying can help.
 impl From<crate::ports::StoreError> for lambda_runtime::Diagnostic {
     fn from(e: crate::ports::StoreError) -> Self {
-        let error_type = if e.is_retryable() { "StoreUnavailable" } else { "StoreFailed" };
+        e.clone_diagnostic()
+    }
+}
+
+impl crate::ports::StoreError {
+    fn clone_diagnostic(&self) -> lambda_runtime::Diagnostic {
+        let error_type = if self.is_retryable() { "StoreUnavailable" } else { "StoreFailed" };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: self.to_string() }
+    }
+}
+
+/// A weekly run that could not finish fails the invocation, so EventBridge Scheduler retries it;
+/// what was sent stays sent (the digest state is on the report item).
+impl From<crate::digest::DigestError> for lambda_runtime::Diagnostic {
+    fn from(e: crate::digest::DigestError) -> Self {
+        use crate::digest::DigestError;
+        let error_type = match &e {
+            DigestError::Store(s) => return s.clone_diagnostic(),
+            DigestError::Notify(crate::ports::NotifyError::Unavailable(_)) => "NotifyUnavailable",
+            DigestError::Notify(crate::ports::NotifyError::Failed(_)) => "NotifyFailed",
+            DigestError::Chart(_) => "ChartFailed",
+        };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }
 }

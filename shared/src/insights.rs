@@ -18,8 +18,9 @@ use crate::ports::StoreError;
 /// What kind of stored feedback an item is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedbackKind {
-    /// A rating; `chosen_types` are the issue types the customer picked in the feedback form.
-    Rating { stars: u8, chosen_types: Vec<String>, order_value_minor: Option<i64> },
+    /// A rating; `chosen_types` are the issue types the customer picked in the feedback form;
+    /// `via_follow_up` when it came through a follow-up request's signed link.
+    Rating { stars: u8, chosen_types: Vec<String>, order_value_minor: Option<i64>, via_follow_up: bool },
     /// A customer's chat message.
     Message,
 }
@@ -66,6 +67,29 @@ impl AnalysedFeedback {
             FeedbackKind::Rating { order_value_minor, .. } => order_value_minor,
             FeedbackKind::Message => None,
         }
+    }
+
+    /// A rating given through a follow-up request's link: an answer in the follow-up funnel.
+    pub fn answers_follow_up(&self) -> bool {
+        matches!(self.item.kind, FeedbackKind::Rating { via_follow_up: true, .. })
+    }
+
+    /// The text to keep as an example comment of its issue types in the weekly aggregate: valid,
+    /// negative feedback with words, contacts masked, at most 140 characters.
+    pub fn example_text(&self) -> Option<String> {
+        if self.analysis.invalid.is_invalid || self.counted_types.is_empty() {
+            return None;
+        }
+        let text = self.item.text.as_deref()?.trim();
+        if text.chars().count() < 4 {
+            return None;
+        }
+        let masked = crate::pii::mask_contacts(text);
+        let mut out: String = masked.chars().take(140).collect();
+        if masked.chars().count() > 140 {
+            out.push('…');
+        }
+        Some(out)
     }
 
     pub fn stars(&self) -> Option<u8> {
@@ -258,19 +282,29 @@ mod tests {
     fn counted_types_merge_the_customers_choice_with_the_classification() {
         let mut a = Analyzer::new();
         let tz = jiff::tz::TimeZone::UTC;
-        let rating = FeedbackKind::Rating { stars: 1, chosen_types: vec!["service".into()], order_value_minor: None };
+        let rating = FeedbackKind::Rating {
+            stars: 1,
+            chosen_types: vec!["service".into()],
+            order_value_minor: None,
+            via_follow_up: false,
+        };
         let r = analyse(&mut a, item(rating, Some("快递太慢了，一周才到")), &tz);
         assert_eq!(r.counted_types[0], "service");
         assert!(r.counted_types.iter().any(|t| t == "logistics"));
+        assert_eq!(r.example_text().as_deref(), Some("快递太慢了，一周才到"));
         let bare = analyse(
             &mut a,
-            item(FeedbackKind::Rating { stars: 1, chosen_types: vec![], order_value_minor: None }, None),
+            item(
+                FeedbackKind::Rating { stars: 1, chosen_types: vec![], order_value_minor: None, via_follow_up: false },
+                None,
+            ),
             &tz,
         );
         assert_eq!(bare.counted_types, ["other"]);
         assert!(bare.counts());
         let happy = analyse(&mut a, item(FeedbackKind::Message, Some("谢谢，很满意")), &tz);
         assert!(happy.counted_types.is_empty());
+        assert_eq!(happy.example_text(), None, "praise is no example of a problem");
         let question = analyse(&mut a, item(FeedbackKind::Message, Some("请问什么时候发货？")), &tz);
         assert!(question.counted_types.is_empty(), "a topic, not a problem: {:?}", question.counted_types);
         let noise = analyse(&mut a, item(FeedbackKind::Message, Some("1111")), &tz);

@@ -7,9 +7,12 @@
 
 pub mod analysis;
 pub mod auth;
+#[cfg(feature = "charts")]
+pub mod charts;
 pub mod config;
 pub mod conversation;
 pub mod customer;
+pub mod digest;
 pub mod followup;
 pub mod insights;
 pub mod intake;
@@ -22,6 +25,7 @@ pub mod rating;
 pub mod taxonomy;
 pub mod triggers;
 pub mod validate;
+pub mod weekly;
 
 #[cfg(feature = "aws")]
 pub mod aws;

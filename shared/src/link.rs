@@ -199,6 +199,10 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Idempotency keys of ratings given through a follow-up link start with this: the analysis counts
+/// them as answers to the follow-up.
+pub const LINK_KEY_PREFIX: &str = "link:";
+
 /// `GET` or `POST` of `/r/{token}` (rate) or `/u/{token}` (unsubscribe).
 pub async fn open_link(
     signer: &LinkSigner,
@@ -248,7 +252,7 @@ pub async fn open_link(
                 order_value_minor: None,
             };
             // The link's nonce is the idempotency key: sending the form twice saves one rating.
-            match submit_rating(ratings, submission, Some(format!("link:{}", link.nonce)), now).await {
+            match submit_rating(ratings, submission, Some(format!("{LINK_KEY_PREFIX}{}", link.nonce)), now).await {
                 Ok(Submitted::Created(_) | Submitted::Replayed(_)) => LinkPage::Thanks,
                 Err(SubmitRatingError::AlreadyRated { .. } | SubmitRatingError::IdempotencyKeyReused { .. }) => {
                     LinkPage::AlreadyRated

@@ -108,3 +108,49 @@ impl crate::followup::FollowUpSender for AwsFollowUpSender {
         Ok(out.is_opted_out)
     }
 }
+
+/// The weekly digest: raw MIME through SES v2 to the staff list, a short message on the staff topic.
+#[derive(Clone)]
+pub struct AwsDigestSender {
+    pub ses: aws_sdk_sesv2::Client,
+    pub sns: Client,
+    pub from_address: String,
+    pub topic_arn: String,
+    pub configuration_set: Option<String>,
+}
+
+impl crate::digest::DigestSender for AwsDigestSender {
+    async fn send_email(&self, recipients: &[String], raw_mime: &[u8]) -> Result<String, NotifyError> {
+        use aws_sdk_sesv2::primitives::Blob;
+        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+        let raw =
+            RawMessage::builder().data(Blob::new(raw_mime)).build().map_err(|e| NotifyError::Failed(e.to_string()))?;
+        let out = self
+            .ses
+            .send_email()
+            .from_email_address(&self.from_address)
+            .destination(Destination::builder().set_to_addresses(Some(recipients.to_vec())).build())
+            .content(EmailContent::builder().raw(raw).build())
+            .set_configuration_set_name(self.configuration_set.clone())
+            .send()
+            .await
+            .map_err(notify_error)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    async fn publish(&self, subject: &str, message: &str) -> Result<String, NotifyError> {
+        // SNS subjects: ASCII-printable, at most 100 characters.
+        let subject: String = subject.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(100).collect();
+        let out = self
+            .sns
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(subject.trim())
+            .message(message)
+            .message_attributes("kind", attribute("weekly_digest"))
+            .send()
+            .await
+            .map_err(notify_error)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+}

@@ -46,6 +46,10 @@ impl Taxonomy {
         self.issue_types.iter().any(|t| t.id == id)
     }
 
+    pub fn get(&self, id: &str) -> Option<&IssueType> {
+        self.issue_types.iter().find(|t| t.id == id)
+    }
+
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.issue_types.iter().map(|t| t.id.as_str())
     }

@@ -205,3 +205,65 @@ impl Drop for RunningSystem {
         let _ = self.child.kill();
     }
 }
+
+/// A rating as the rating function stores it, given at `at` (RFC 3339), then analysed and counted
+/// as the analyze function does for its stream record. `via_link`: given through a follow-up link.
+/// Returns the conversation id.
+#[allow(clippy::too_many_arguments)]
+pub async fn seed_rating(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    customer_id: &str,
+    stars: u8,
+    comment: Option<&str>,
+    issue_types: &[&str],
+    order_value_minor: Option<i64>,
+    at: &str,
+    via_link: bool,
+) -> String {
+    use feedback::insights::{AnalysisStore, FeedbackKind, StoredFeedback, analyse};
+    use feedback::ports::RatingStore;
+    let at: feedback::Timestamp = at.parse().expect("RFC 3339");
+    let conversation_id = unique("c");
+    let submission = feedback::rating::RatingSubmission {
+        conversation_id: conversation_id.clone(),
+        customer_id: customer_id.to_owned(),
+        stars,
+        comment: comment.map(str::to_owned),
+        channel: feedback::conversation::Channel::App,
+        served_by: None,
+        locale: None,
+        issue_types: issue_types.iter().map(|t| (*t).to_owned()).collect(),
+        order_value_minor,
+    };
+    let key = via_link.then(|| format!("{}{}", feedback::link::LINK_KEY_PREFIX, unique("n")));
+    let rating = feedback::rating::Rating::new(submission, feedback::rating::new_rating_id(at), at, key);
+    let ratings = feedback::dynamo::DynamoRatingStore::new(client.clone(), table, 400);
+    assert!(ratings.insert_rating(&rating).await.expect("rating stored").is_none());
+    let item = StoredFeedback {
+        pk: format!("CONV#{conversation_id}"),
+        sk: "RATING".into(),
+        kind: FeedbackKind::Rating {
+            stars,
+            chosen_types: rating.submission.issue_types.clone(),
+            order_value_minor,
+            via_follow_up: via_link,
+        },
+        conversation_id: conversation_id.clone(),
+        customer_id: customer_id.to_owned(),
+        text: rating.submission.comment.clone(),
+        at,
+    };
+    let weeks = feedback::config::WeekSettings::default();
+    let mut analyzer = feedback::analysis::Analyzer::new();
+    let analysed = analyse(&mut analyzer, item, &weeks.shop_time_zone);
+    let store = feedback::dynamo::DynamoAnalysisStore::new(client.clone(), table, weeks.aggregate_shards);
+    store.apply(&analysed).await.expect("analysis applied");
+    conversation_id
+}
+
+/// moto's record of what was "sent": `/moto-api/data.json`.
+pub async fn moto_data() -> serde_json::Value {
+    let (_, body) = infra::http::get(&format!("{}/moto-api/data.json", moto_url())).await.expect("moto reachable");
+    serde_json::from_slice(&body).expect("moto data.json is JSON")
+}

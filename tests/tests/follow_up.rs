@@ -156,6 +156,11 @@ async fn an_unresolved_conversation_gets_one_email_then_one_reminder() {
     assert_eq!(mails_to(&email).await.len(), 2);
     assert_eq!(w.follow_up_item(&conv).await["state"].as_s().unwrap(), "sent");
     assert_eq!(outcome(&w.run("2026-11-10T02:30:00Z").await, &conv), None, "then it stops");
+    // Counted in the follow-up funnel of the weeks they were sent in (the weekly report reads it).
+    let store = feedback::dynamo::DynamoReportStore::new(w.client.clone(), &w.table, Default::default());
+    use feedback::digest::ReportStore;
+    assert_eq!(store.week_figures("2026-W45").await.unwrap().all.follow_ups_sent, 1, "sent Mon 2 Nov");
+    assert_eq!(store.week_figures("2026-W45").await.unwrap().all.reminders_sent, 1, "reminded Wed 4 Nov");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use feedback::analysis::Analyzer;
-use feedback::config::{ConfigError, Env};
+use feedback::config::{ConfigError, Env, WeekSettings};
 use feedback::dynamo::{self, DynamoAnalysisStore, read_stream_record};
 use feedback::insights::{StreamItem, process_batch};
 use feedback::observe::emit_metrics;
@@ -24,21 +24,12 @@ pub struct AnalyzeSettings {
 
 impl AnalyzeSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let zone: String = env.or("SHOP_TIME_ZONE", "Asia/Shanghai".to_owned())?;
-        let shop_time_zone = jiff::tz::TimeZone::get(&zone).map_err(|e| ConfigError::Invalid {
-            name: "SHOP_TIME_ZONE",
-            value: zone.clone(),
-            why: e.to_string(),
-        })?;
-        let aggregate_shards: u8 = env.or("AGGREGATE_SHARDS", 8)?;
-        if aggregate_shards == 0 {
-            return Err(ConfigError::Invalid {
-                name: "AGGREGATE_SHARDS",
-                value: "0".into(),
-                why: "must be 1 to 255".into(),
-            });
-        }
-        Ok(AnalyzeSettings { table_name: env.required("TABLE_NAME")?, shop_time_zone, aggregate_shards })
+        let week = WeekSettings::from_env(env)?;
+        Ok(AnalyzeSettings {
+            table_name: env.required("TABLE_NAME")?,
+            shop_time_zone: week.shop_time_zone,
+            aggregate_shards: week.aggregate_shards,
+        })
     }
 }
 

@@ -70,7 +70,8 @@ impl App {
             from_address: settings.from_address.clone(),
             configuration_set,
         };
-        Ok(App { store: DynamoFollowUpStore::new(dynamodb, table), sender, signer, settings })
+        let weeks = feedback::config::WeekSettings::from_env(&env)?;
+        Ok(App { store: DynamoFollowUpStore::new(dynamodb, table).with_weeks(weeks), sender, signer, settings })
     }
 
     /// The schedule passes `{"time": "<aws.scheduler.scheduled-time>"}`; without it, now.

@@ -18,11 +18,51 @@ use crate::ports::StoreError;
 pub struct DynamoFollowUpStore {
     client: Client,
     table: String,
+    /// Sent follow-ups are counted into the week's aggregate (the report's follow-up funnel).
+    weeks: crate::config::WeekSettings,
 }
 
 impl DynamoFollowUpStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), weeks: Default::default() }
+    }
+
+    /// Counts sent follow-ups into the weeks and shards the analysis uses (default: Asia/Shanghai, 8).
+    pub fn with_weeks(mut self, weeks: crate::config::WeekSettings) -> Self {
+        self.weeks = weeks;
+        self
+    }
+
+    /// `ADD <counter> 1` on the week's `_all` aggregate of the customer's shard, in the same
+    /// transaction as the state change it counts (so a retry never counts twice).
+    fn funnel_counter(
+        &self,
+        customer_id: &str,
+        counter: &str,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let week = crate::insights::iso_week(now, &self.weeks.shop_time_zone);
+        let shard = crate::insights::shard_of(customer_id, self.weeks.aggregate_shards);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::aggregate(&week, shard), &keys::aggregate_type("_all"))))
+            .update_expression(
+                "SET #week = :week, #type = :type, #shard = :shard, #expires = if_not_exists(#expires, :expires) \
+                 ADD #counter :one",
+            )
+            .expression_attribute_names("#week", "week")
+            .expression_attribute_names("#type", "issue_type")
+            .expression_attribute_names("#shard", "shard")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":week", s(week))
+            .expression_attribute_values(":type", s("_all"))
+            .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N(super::expiry(now, 800).to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     fn update(&self, f: &DueFollowUp) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
@@ -207,6 +247,11 @@ impl FollowUpStore for DynamoFollowUpStore {
             TransactWriteItem::builder()
                 .update(fatigue.build().map_err(|e| StoreError::Failed(e.to_string()))?)
                 .build(),
+            self.funnel_counter(
+                &f.customer_id,
+                if f.kind == FollowUpKind::Reminder { "reminders_sent" } else { "follow_ups_sent" },
+                now,
+            )?,
         ];
         self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(store_error)?;
         Ok(())

@@ -58,6 +58,8 @@ struct RatingImage {
     issue_types: Vec<String>,
     #[serde(default)]
     order_value_minor: Option<i64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
     created_at: String,
 }
 
@@ -71,6 +73,10 @@ impl RatingImage {
                 stars: self.stars,
                 chosen_types: self.issue_types,
                 order_value_minor: self.order_value_minor,
+                via_follow_up: self
+                    .idempotency_key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(crate::link::LINK_KEY_PREFIX)),
             },
             conversation_id: self.conversation_id,
             customer_id: self.customer_id,
@@ -158,6 +164,16 @@ impl DynamoAnalysisStore {
     fn aggregate_updates(&self, a: &AnalysedFeedback) -> Result<Vec<Update>, StoreError> {
         let shard = shard_of(&a.item.customer_id, self.shards);
         let sentiment = a.analysis.sentiment.label.as_str();
+        let example = a.example_text().map(|text| {
+            AttributeValue::M(
+                [
+                    ("text".to_owned(), s(text)),
+                    ("severity".to_owned(), n(a.analysis.severity)),
+                    ("at".to_owned(), s(iso(a.item.at))),
+                ]
+                .into(),
+            )
+        });
         let mut out = Vec::new();
         for issue_type in a.counted_types.iter().map(String::as_str).chain(["_all"]) {
             // Every attribute through a name placeholder: several plain names (shard, items, ...)
@@ -188,13 +204,23 @@ impl DynamoAnalysisStore {
             if a.analysis.severity >= 3 {
                 adds.push(format!("{} :one", name("severe".into())));
             }
-            let set = format!(
+            if issue_type == "_all" && a.answers_follow_up() {
+                adds.push(format!("{} :one", name("follow_up_answers".into())));
+            }
+            let mut set = format!(
                 "SET {} = :week, {} = :type, {} = :shard, {} = :expires",
                 name("week".into()),
                 name("issue_type".into()),
                 name("shard".into()),
                 name("expires_at".into())
             );
+            // A few example comments per issue type and shard for the weekly report: the first
+            // ones to land in each of EXAMPLE_SLOTS slots (picked by the item's key) stay.
+            let example = example.as_ref().filter(|_| issue_type != "_all");
+            if example.is_some() {
+                let slot = name(format!("example_{}", example_slot(&a.item.pk, &a.item.sk)));
+                set.push_str(&format!(", {slot} = if_not_exists({slot}, :example)"));
+            }
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::aggregate(&a.week, shard), &keys::aggregate_type(issue_type))))
@@ -209,6 +235,10 @@ impl DynamoAnalysisStore {
                 .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]));
             let update = match a.order_value_minor() {
                 Some(value) => update.expression_attribute_values(":value", n(value)),
+                None => update,
+            };
+            let update = match example {
+                Some(example) => update.expression_attribute_values(":example", example.clone()),
                 None => update,
             };
             let update = update.build().map_err(|e| StoreError::Failed(e.to_string()))?;
@@ -249,6 +279,17 @@ impl DynamoAnalysisStore {
             .map_err(store_error)?;
         Ok(out.item)
     }
+}
+
+/// Example comment slots per issue type and aggregate shard.
+pub const EXAMPLE_SLOTS: u32 = 3;
+
+fn example_slot(pk: &str, sk: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in pk.bytes().chain([b'/']).chain(sk.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h % EXAMPLE_SLOTS
 }
 
 fn failed(codes: &[Option<String>], index: usize) -> bool {

@@ -10,6 +10,7 @@
 //! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
+//! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
 //!
 //! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
@@ -20,6 +21,7 @@ mod conversations;
 mod followups;
 mod insights;
 mod ratings;
+mod reports;
 
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ pub use conversations::DynamoConversationStore;
 pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use ratings::DynamoRatingStore;
+pub use reports::{DynamoReportStore, FeedbackRow};
 
 use crate::ports::StoreError;
 

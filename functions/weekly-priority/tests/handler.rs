@@ -1,0 +1,202 @@
+//! The weekly run against moto: the report is built from real aggregates (written by the real
+//! analysis store), one digest e-mail goes to the staff list through SES v2 and one message to the
+//! staff topic through SNS, both read back from moto; a retry sends nothing more; an empty week
+//! gets a short digest.
+
+use base64::Engine;
+use feedback::config::WeekSettings;
+use feedback::digest::{DigestSettings, ReportStore};
+use feedback::dynamo::DynamoReportStore;
+use feedback::notify::AwsDigestSender;
+use serde_json::{Value, json};
+use testkit::{fresh_feedback_table, fresh_topic, moto_data, moto_url, notifications, seed_rating, unique};
+use weekly_priority::App;
+
+const FROM: &str = "feedback@shop.example.com";
+
+struct World {
+    app: App,
+    store: DynamoReportStore,
+    topic: String,
+    staff: String,
+}
+
+fn settings(staff: &str, from: &str) -> DigestSettings {
+    DigestSettings {
+        weeks: WeekSettings::default(),
+        recipients: vec![staff.to_owned()],
+        from_address: from.into(),
+        shop_name: "小店".into(),
+        dashboard_url: Some("https://fb.example.com/dashboard".into()),
+        lease_seconds: 300,
+    }
+}
+
+async fn sender(topic: &str, from: &str) -> AwsDigestSender {
+    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    AwsDigestSender {
+        ses: aws_sdk_sesv2::Client::new(&config),
+        sns: aws_sdk_sns::Client::new(&config),
+        from_address: from.into(),
+        topic_arn: topic.into(),
+        configuration_set: None,
+    }
+}
+
+async fn world() -> (World, aws_sdk_dynamodb::Client, String) {
+    let (client, table) = fresh_feedback_table().await;
+    let (_, topic) = fresh_topic().await;
+    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    aws_sdk_sesv2::Client::new(&config)
+        .create_email_identity()
+        .email_identity(FROM)
+        .send()
+        .await
+        .expect("SES identity");
+    let staff = format!("{}@shop.example.com", unique("ops"));
+    let store = DynamoReportStore::new(client.clone(), &table, WeekSettings::default());
+    let app = App::new(store.clone(), sender(&topic, FROM).await, settings(&staff, FROM));
+    (World { app, store, topic, staff }, client, table)
+}
+
+impl World {
+    async fn mails(&self) -> Vec<String> {
+        let data = moto_data().await;
+        data["ses"]["RawMessage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned())
+            .filter(|raw| raw.contains(&format!("To: {}", self.staff)))
+            .collect()
+    }
+
+    async fn run(&self, time: &str) -> Value {
+        self.app.handle(json!({ "time": time })).await.expect("weekly run")["run"].clone()
+    }
+}
+
+/// The text part, the HTML part and the number of inline PNGs of a raw digest.
+fn decoded_parts(raw: &str) -> (String, String, usize) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (mut text, mut html, mut images) = (String::new(), String::new(), 0);
+    for part in raw.split("\r\n--") {
+        let Some((head, body)) = part.split_once("\r\n\r\n") else { continue };
+        let body: String = body.lines().collect();
+        if head.contains("Content-Type: text/plain") {
+            text = String::from_utf8(b64.decode(body.trim()).unwrap()).unwrap();
+        } else if head.contains("Content-Type: text/html") {
+            html = String::from_utf8(b64.decode(body.trim()).unwrap()).unwrap();
+        } else if head.contains("Content-Type: image/png") {
+            let png = b64.decode(body.trim()).unwrap();
+            assert_eq!(&png[..4], b"\x89PNG");
+            images += 1;
+        }
+    }
+    (text, html, images)
+}
+
+#[tokio::test]
+async fn the_monday_run_sends_one_digest_by_mail_and_one_to_the_staff_topic() {
+    let (w, client, table) = world().await;
+    // Week 47 (16–22 Nov 2026): delivery complaints lead; week 46 had one.
+    let complaints = [
+        "快递一个星期都没到，太慢了",
+        "物流太慢了，等了十天",
+        "发货太慢，客服也不回复",
+        "The parcel is two weeks late and nobody answers",
+    ];
+    for (i, text) in complaints.iter().enumerate() {
+        let customer = format!("u-{i}");
+        seed_rating(&client, &table, &customer, 1, Some(text), &[], Some(29_900), "2026-11-18T03:00:00Z", false).await;
+    }
+    seed_rating(
+        &client,
+        &table,
+        "u-9",
+        2,
+        Some("质量太差了，用了一次就坏了"),
+        &["quality"],
+        None,
+        "2026-11-19T03:00:00Z",
+        false,
+    )
+    .await;
+    seed_rating(&client, &table, "u-10", 5, Some("很满意，谢谢客服"), &[], None, "2026-11-20T03:00:00Z", true).await;
+    seed_rating(&client, &table, "u-11", 5, None, &[], None, "2026-11-21T03:00:00Z", false).await;
+    seed_rating(&client, &table, "u-12", 1, Some("快递太慢了"), &[], None, "2026-11-10T03:00:00Z", false).await;
+
+    // Monday 23 Nov 09:00 in Shanghai.
+    let run = w.run("2026-11-23T01:00:00Z").await;
+    assert_eq!(run["week"], "2026-W47");
+    assert_eq!(run["report_created"], true);
+    assert_eq!(run["top_issue"], "logistics", "{run}");
+    assert_eq!(run["email"]["result"], "sent", "{run}");
+    assert_eq!(run["staff_topic"]["result"], "sent", "{run}");
+
+    let mails = w.mails().await;
+    assert_eq!(mails.len(), 1);
+    let (text, html, images) = decoded_parts(&mails[0]);
+    assert_eq!(images, 3, "ranking, sentiment and follow-up charts inline");
+    assert!(html.contains("cid:ranking@feedback-loop"), "{html}");
+    // 7 ratings, 2 of them 4–5★ → CSAT 28.6%; one came through a follow-up link.
+    assert!(text.contains("CSAT 28.6%") && text.contains("7 ratings"), "{text}");
+    assert!(text.contains("1. Shipping and delivery 物流配送"), "{text}");
+    assert!(text.contains("一个星期都没到") || text.contains("太慢"), "an example comment: {text}");
+    let report = w.store.report("2026-W47").await.unwrap().unwrap();
+    assert_eq!((report.issues[0].items, report.issues[0].previous_items), (4, 1));
+    assert_eq!(report.headline.follow_up_answers, 1);
+    assert_eq!(report.issues[0].order_value_minor, 4 * 29_900);
+
+    let published = notifications(moto_url(), &w.topic).await;
+    assert_eq!(published.len(), 1);
+    assert!(
+        published[0].message.starts_with("Feedback 2026-W47 (2026-11-16 to 2026-11-22)"),
+        "{}",
+        published[0].message
+    );
+
+    // The scheduler retries (or a second run fires): nothing more is sent, the report is kept.
+    let again = w.run("2026-11-23T01:05:00Z").await;
+    assert_eq!(again["report_created"], false);
+    assert_eq!(
+        (again["email"]["result"].as_str(), again["staff_topic"]["result"].as_str()),
+        (Some("already_sent"), Some("already_sent"))
+    );
+    assert_eq!(w.mails().await.len(), 1);
+    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+    assert_eq!(w.store.report("2026-W47").await.unwrap().unwrap(), report);
+}
+
+#[tokio::test]
+async fn a_week_without_feedback_gets_a_short_no_feedback_digest() {
+    let (w, _, _) = world().await;
+    let run = w.run("2026-12-07T01:00:00Z").await;
+    assert_eq!((run["week"].as_str(), run["empty"].as_bool()), (Some("2026-W49"), Some(true)));
+    assert_eq!(run["email"]["result"], "sent");
+    let mails = w.mails().await;
+    assert_eq!(mails.len(), 1);
+    let (text, _, images) = decoded_parts(&mails[0]);
+    assert_eq!(images, 0);
+    assert!(text.contains("No feedback was recorded this week"), "{text}");
+    let published = notifications(moto_url(), &w.topic).await;
+    assert_eq!(published.len(), 1);
+    assert!(published[0].message.contains("no feedback this week"), "{}", published[0].message);
+}
+
+#[tokio::test]
+async fn a_failed_send_releases_the_claim_and_the_retry_sends_once() {
+    let (w, client, table) = world().await;
+    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
+    // The first attempt's sender address is not verified in SES: the send fails, so does the run.
+    let unverified = format!("{}@unverified.example.com", unique("shop"));
+    let failing = App::new(w.store.clone(), sender(&w.topic, &unverified).await, settings(&w.staff, &unverified));
+    assert!(failing.handle(json!({"time": "2026-11-23T01:00:00Z"})).await.is_err());
+    assert!(w.mails().await.is_empty());
+    assert!(notifications(moto_url(), &w.topic).await.is_empty(), "the run stopped at the failed e-mail");
+    // The retry claims the released e-mail at once and sends each digest once.
+    let run = w.run("2026-11-23T01:01:00Z").await;
+    assert_eq!((run["email"]["result"].as_str(), run["staff_topic"]["result"].as_str()), (Some("sent"), Some("sent")));
+    assert_eq!(w.mails().await.len(), 1);
+    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+}
