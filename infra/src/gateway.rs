@@ -24,9 +24,16 @@ pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
 
 pub struct Authorizer {
     pub name: String,
-    pub host: Arc<FunctionHost>,
-    pub identity_headers: Vec<String>,
-    pub simple_responses: bool,
+    pub kind: AuthorizerKind,
+}
+
+pub enum AuthorizerKind {
+    /// A Lambda authorizer, invoked with API Gateway's REQUEST event.
+    Lambda { host: Arc<FunctionHost>, identity_headers: Vec<String>, simple_responses: bool },
+    /// A JWT authorizer. There is no identity provider locally: the runner admits one documented
+    /// dev token (`Bearer <token>`) and passes the claims API Gateway would
+    /// (`requestContext.authorizer.jwt`). Anything else is 401, as API Gateway answers.
+    DevJwt { token: String },
 }
 
 pub struct Route {
@@ -110,11 +117,24 @@ impl Gateway {
         let request_id = ulid::Ulid::new().to_string();
         let mut event = self.event(&parts, &body, route, &path_params, &request_id);
         if let Some(authorizer) = &route.authorizer {
-            match self.authorize(authorizer, &event).await {
-                Ok(context) => {
-                    event["requestContext"]["authorizer"] = json!({ "lambda": context });
+            match &authorizer.kind {
+                AuthorizerKind::Lambda { .. } => match self.authorize(authorizer, &event).await {
+                    Ok(context) => {
+                        event["requestContext"]["authorizer"] = json!({ "lambda": context });
+                    }
+                    Err(answer) => return Ok(answer),
+                },
+                AuthorizerKind::DevJwt { token } => {
+                    let given = event["headers"]["authorization"].as_str().unwrap_or("");
+                    let presented = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer "));
+                    if presented != Some(token.as_str()) {
+                        return Ok(gateway_answer(401, "Unauthorized"));
+                    }
+                    event["requestContext"]["authorizer"] = json!({ "jwt": {
+                        "claims": { "sub": "local-staff", "iss": "feedback-loop-local", "scope": "dashboard" },
+                        "scopes": null,
+                    }});
                 }
-                Err(answer) => return Ok(answer),
             }
         }
         let result = route.host.invoke(Bytes::from(event.to_string())).await;
@@ -130,9 +150,12 @@ impl Gateway {
 
     /// Runs the authorizer: 401 without the identity headers, 403 when refused (API Gateway's bodies).
     async fn authorize(&self, authorizer: &Authorizer, request: &Value) -> Result<Value, Response<Full<Bytes>>> {
+        let AuthorizerKind::Lambda { host, identity_headers, simple_responses } = &authorizer.kind else {
+            return Err(gateway_answer(500, "Internal Server Error"));
+        };
         let headers = request["headers"].as_object().cloned().unwrap_or_default();
         let mut identity = Vec::new();
-        for h in &authorizer.identity_headers {
+        for h in identity_headers {
             match headers.get(&h.to_ascii_lowercase()).and_then(Value::as_str).filter(|v| !v.is_empty()) {
                 Some(v) => identity.push(json!(v)),
                 None => return Err(gateway_answer(401, "Unauthorized")),
@@ -155,12 +178,12 @@ impl Gateway {
             "pathParameters": request.get("pathParameters").cloned().unwrap_or(json!({})),
             "stageVariables": {},
         });
-        let answer = authorizer.host.invoke(Bytes::from(event.to_string())).await.map_err(|e| {
+        let answer = host.invoke(Bytes::from(event.to_string())).await.map_err(|e| {
             tracing::error!(authorizer = %authorizer.name, error = %e, "authorizer failed");
             gateway_answer(500, "Internal Server Error")
         })?;
         let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        let allowed = if authorizer.simple_responses {
+        let allowed = if *simple_responses {
             answer["isAuthorized"].as_bool().unwrap_or(false)
         } else {
             answer["policyDocument"]["Statement"][0]["Effect"].as_str() == Some("Allow")

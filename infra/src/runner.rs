@@ -12,10 +12,10 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::gateway::{Authorizer, Gateway, LocalHandler, Route};
+use crate::gateway::{Authorizer, AuthorizerKind, Gateway, LocalHandler, Route};
 use crate::lambda_host::{FunctionHost, FunctionSpec};
 use crate::moto::Moto;
-use crate::template::{FunctionDef, LocalNames, Template};
+use crate::template::{AuthorizerDef, FunctionDef, LocalNames, Template};
 use crate::{BoxError, DEV_CALLER_KEY};
 
 pub const ACCOUNT: &str = "123456789012";
@@ -36,6 +36,8 @@ pub struct RunnerConfig {
     pub name_prefix: String,
     pub instances_per_function: usize,
     pub show_function_logs: bool,
+    /// The one token the local JWT authorizer admits.
+    pub staff_dev_token: String,
 }
 
 impl RunnerConfig {
@@ -55,6 +57,7 @@ impl RunnerConfig {
             name_prefix: var("LOCAL_NAME_PREFIX").unwrap_or_default(),
             instances_per_function: var("LOCAL_INSTANCES").and_then(|p| p.parse().ok()).unwrap_or(2),
             show_function_logs: var("FUNCTION_LOGS").is_none_or(|v| v != "off"),
+            staff_dev_token: var("STAFF_DEV_TOKEN").unwrap_or_else(|| crate::STAFF_DEV_TOKEN.to_owned()),
         }
     }
 }
@@ -100,6 +103,10 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         parameters: BTreeMap::new(),
     };
     names.parameters.insert("CallerKeys".into(), format!("local-dev:{}", feedback::auth::key_digest(DEV_CALLER_KEY)));
+    names.parameters.insert("DigestRecipients".into(), crate::LOCAL_DIGEST_RECIPIENTS.into());
+    // Not used locally (the dev token stands in for the identity provider), but required to deploy.
+    names.parameters.insert("StaffJwtIssuer".into(), "https://issuer.local.invalid".into());
+    names.parameters.insert("StaffJwtAudience".into(), "feedback-loop-local".into());
 
     let sdk = feedback::aws::local_sdk_config(&moto.endpoint, &cfg.region).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -213,22 +220,20 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
                 (Some(name), Some(api)) => {
                     let def = api.authorizers.get(&name).ok_or_else(|| format!("authorizer {name} is not declared"))?;
                     let key = (api.logical_id.clone(), name.clone());
-                    let auth_host = hosts
-                        .get(&def.function)
-                        .ok_or_else(|| format!("authorizer function {} not found", def.function))?;
-                    Some(
-                        authorizers
-                            .entry(key)
-                            .or_insert_with(|| {
-                                Arc::new(Authorizer {
-                                    name,
-                                    host: auth_host.0.clone(),
-                                    identity_headers: def.identity_headers.clone(),
-                                    simple_responses: def.simple_responses,
-                                })
-                            })
-                            .clone(),
-                    )
+                    let kind = match def {
+                        AuthorizerDef::Lambda { function, identity_headers, simple_responses } => {
+                            let auth_host = hosts
+                                .get(function)
+                                .ok_or_else(|| format!("authorizer function {function} not found"))?;
+                            AuthorizerKind::Lambda {
+                                host: auth_host.0.clone(),
+                                identity_headers: identity_headers.clone(),
+                                simple_responses: *simple_responses,
+                            }
+                        }
+                        AuthorizerDef::Jwt { .. } => AuthorizerKind::DevJwt { token: cfg.staff_dev_token.clone() },
+                    };
+                    Some(authorizers.entry(key).or_insert_with(|| Arc::new(Authorizer { name, kind })).clone())
                 }
                 _ => None,
             };

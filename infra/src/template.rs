@@ -76,10 +76,12 @@ pub struct HttpApiDef {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuthorizerDef {
-    pub function: String,
-    pub identity_headers: Vec<String>,
-    pub simple_responses: bool,
+pub enum AuthorizerDef {
+    /// A Lambda authorizer (`FunctionArn`).
+    Lambda { function: String, identity_headers: Vec<String>, simple_responses: bool },
+    /// A JWT authorizer (`JwtConfiguration`): API Gateway checks the token against the issuer.
+    /// Locally there is no identity provider; the runner admits its documented dev token.
+    Jwt { issuer: Value, identity_source: String },
 }
 
 /// How intrinsics resolve locally.
@@ -199,6 +201,14 @@ impl Template {
                     .into_iter()
                     .flatten()
                     .filter_map(|(name, a)| {
+                        if let Some(jwt) = a.get("JwtConfiguration") {
+                            let identity_source = a
+                                .get("IdentitySource")
+                                .and_then(scalar)
+                                .unwrap_or_else(|| "$request.header.Authorization".to_owned());
+                            let issuer = jwt.get("issuer").cloned().unwrap_or(Value::Null);
+                            return Some((name.as_str()?.to_owned(), AuthorizerDef::Jwt { issuer, identity_source }));
+                        }
                         let function = a.get("FunctionArn").and_then(referenced_resource)?;
                         let identity_headers = a
                             .get("Identity")
@@ -211,7 +221,7 @@ impl Template {
                         let simple_responses = a.get("EnableSimpleResponses").and_then(Value::as_bool).unwrap_or(false);
                         Some((
                             name.as_str()?.to_owned(),
-                            AuthorizerDef { function, identity_headers, simple_responses },
+                            AuthorizerDef::Lambda { function, identity_headers, simple_responses },
                         ))
                     })
                     .collect();
@@ -365,6 +375,22 @@ impl Template {
                 out.push_str(rest);
                 Ok(out)
             }
+            "FindInMap" => {
+                let path: Vec<String> = match arg {
+                    Value::Sequence(parts) => parts.iter().map(|p| self.resolve(p, names)).collect::<Result<_, _>>()?,
+                    _ => return Err("!FindInMap takes [Map, TopKey, SecondKey]".into()),
+                };
+                let [map, top, second] = path.as_slice() else {
+                    return Err("!FindInMap takes [Map, TopKey, SecondKey]".into());
+                };
+                self.root
+                    .get("Mappings")
+                    .and_then(|m| m.get(map.as_str()))
+                    .and_then(|m| m.get(top.as_str()))
+                    .and_then(|m| m.get(second.as_str()))
+                    .and_then(scalar)
+                    .ok_or_else(|| format!("!FindInMap [{map}, {top}, {second}]: no such mapping").into())
+            }
             other => Err(format!("intrinsic {other} is not supported by the local runner").into()),
         }
     }
@@ -507,8 +533,18 @@ mod tests {
         assert_eq!(auth.environment["CALLER_KEYS"], "dev:abc");
         let api = &t.http_apis()[0];
         assert_eq!(api.default_authorizer.as_deref(), Some("CallerKey"));
-        assert_eq!(api.authorizers["CallerKey"].function, "AuthorizeCallerFunction");
-        assert_eq!(api.authorizers["CallerKey"].identity_headers, vec!["Authorization".to_owned()]);
+        assert_eq!(
+            api.authorizers["CallerKey"],
+            AuthorizerDef::Lambda {
+                function: "AuthorizeCallerFunction".into(),
+                identity_headers: vec!["Authorization".to_owned()],
+                simple_responses: true
+            }
+        );
+        assert!(matches!(&api.authorizers["StaffJwt"], AuthorizerDef::Jwt { identity_source, .. }
+            if identity_source == "$request.header.Authorization"));
+        let weekly = fns.iter().find(|f| f.binary == "weekly-priority").unwrap();
+        assert_eq!(weekly.environment["AGGREGATE_SHARDS"], "8", "!FindInMap resolves");
         assert!(t.logging_env().contains(&("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned())));
     }
 
@@ -531,5 +567,6 @@ mod tests {
         assert_eq!(t.resolve(&v("!Ref A"), &n).unwrap(), "arn:aws:sns:us-east-1:123456789012:x-A");
         assert!(t.resolve(&v("!Ref Nope"), &n).is_err());
         assert!(t.resolve(&v("!FindInMap [a, b, c]"), &n).is_err());
+        assert!(t.resolve(&v("!Select [0, [a]]"), &n).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod charts;
 pub mod config;
 pub mod conversation;
 pub mod customer;
+pub mod dashboard;
 pub mod digest;
 pub mod followup;
 pub mod insights;

@@ -34,7 +34,7 @@ pub use conversations::DynamoConversationStore;
 pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use ratings::DynamoRatingStore;
-pub use reports::{DynamoReportStore, FeedbackRow};
+pub use reports::DynamoReportStore;
 
 use crate::ports::StoreError;
 

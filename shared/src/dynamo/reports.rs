@@ -11,6 +11,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::{Item, get_s, iso, key, keys, s, store_error};
 use crate::Timestamp;
 use crate::config::WeekSettings;
+use crate::dashboard::FeedbackRow;
 use crate::digest::{DigestChannel, ReportStore};
 use crate::ports::{AlertClaim, StoreError};
 use crate::weekly::{ALL, Counts, Example, Headline, WeekFigures, WeeklyReport};
@@ -67,22 +68,6 @@ fn counts_of(item: &Item) -> Option<(String, Counts)> {
         }
     }
     Some((issue_type, c))
-}
-
-/// A rating or trigger event of the feedback index, with its analysis, for the export.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedbackRow {
-    pub at: String,
-    pub kind: String,
-    pub conversation_id: String,
-    pub customer_id: String,
-    pub stars: Option<u64>,
-    pub category: Option<String>,
-    pub text: Option<String>,
-    pub sentiment: Option<String>,
-    pub score: Option<f64>,
-    pub severity: Option<u64>,
-    pub issue_types: Vec<String>,
 }
 
 impl DynamoReportStore {

@@ -1,0 +1,187 @@
+//! The staff dashboard. `GET /dashboard` is the page (no data, no credentials needed); the data
+//! routes sit behind the API's staff JWT authorizer and, in depth, answer 401 here too when a
+//! request reaches them without the authorizer's claims.
+//!
+//! - `GET /dashboard/view?week=` — the week's picture as HTML (server-rendered SVG charts)
+//! - `GET /reports/{week}` — the stored Monday report (JSON)
+//! - `GET /stats?from=&to=` — weekly headlines of a date range (JSON)
+//! - `GET /feedback.csv?from=&to=` — ratings and trigger events with their analysis (CSV)
+
+use std::convert::Infallible;
+
+use feedback::Timestamp;
+use feedback::config::{ConfigError, Env, WeekSettings};
+use feedback::dashboard::{
+    self as board, EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS, TREND_WEEKS,
+};
+use feedback::digest::ReportStore;
+use feedback::dynamo::{self, DynamoReportStore};
+use feedback::http::{json_response, path_parameter, refused, request_reference};
+use feedback::problem::Problem;
+use feedback::weekly::{build_report, weeks_before};
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+pub struct App {
+    store: DynamoReportStore,
+    weeks: WeekSettings,
+    shop_name: String,
+}
+
+/// Why a request got no data.
+enum Refusal {
+    Problem(Problem),
+    Store(feedback::ports::StoreError),
+    Chart(feedback::charts::ChartError),
+}
+
+impl From<Problem> for Refusal {
+    fn from(p: Problem) -> Self {
+        Refusal::Problem(p)
+    }
+}
+impl From<feedback::ports::StoreError> for Refusal {
+    fn from(e: feedback::ports::StoreError) -> Self {
+        Refusal::Store(e)
+    }
+}
+impl From<feedback::charts::ChartError> for Refusal {
+    fn from(e: feedback::charts::ChartError) -> Self {
+        Refusal::Chart(e)
+    }
+}
+
+/// The staff member the JWT authorizer admitted (`sub`), if it did.
+fn staff_member(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => {
+            let jwt = ctx.authorizer.as_ref()?.jwt.as_ref()?;
+            jwt.claims.get("sub").cloned().or_else(|| Some("staff".to_owned()))
+        }
+        _ => None,
+    }
+}
+
+fn with_headers(mut res: Response<Body>, headers: &[(header::HeaderName, &str)]) -> Response<Body> {
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            res.headers_mut().insert(name.clone(), v);
+        }
+    }
+    res
+}
+
+fn text(status: u16, content_type: &str, body: String) -> Response<Body> {
+    let mut res = Response::new(Body::Text(body));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    with_headers(
+        res,
+        &[
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+    )
+}
+
+impl App {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = Env::process();
+        let table = env.required("TABLE_NAME")?;
+        let weeks = WeekSettings::from_env(&env)?;
+        let shop_name = env.or("SHOP_NAME", "Our shop".to_owned())?;
+        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        dynamo::warm_up(&client, &table).await;
+        Ok(Self::new(client, &table, weeks, shop_name))
+    }
+
+    pub fn new(client: feedback::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
+        App { store: DynamoReportStore::new(client, table, weeks.clone()), weeks, shop_name }
+    }
+
+    pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        if path.ends_with("/dashboard") {
+            let (page, csp) = board::shell_page(&self.shop_name);
+            let res = text(200, "text/html; charset=utf-8", page);
+            return Ok(with_headers(
+                res,
+                &[
+                    (header::CONTENT_SECURITY_POLICY, &csp),
+                    (header::X_FRAME_OPTIONS, "DENY"),
+                    (header::REFERRER_POLICY, "no-referrer"),
+                ],
+            ));
+        }
+        let Some(staff) = staff_member(&req) else {
+            let p = Problem::new(401, "unauthenticated", "Staff sign-in required", "This route needs a staff token");
+            return Ok(refused(&p, &"no authorizer claims", "dashboard"));
+        };
+        let now = Timestamp::now();
+        let today = self.weeks.shop_time_zone.to_datetime(now).date();
+        let query = req.query_string_parameters_ref().cloned().unwrap_or_default();
+        let answer: Result<Response<Body>, Refusal> = async {
+            if path.ends_with("/dashboard/view") {
+                let week = board::view_week(query.first("week"), today)?;
+                let previous = weeks_before(&week, 1).unwrap_or_default();
+                let current = self.store.week_figures(&week).await?;
+                let before = self.store.week_figures(&previous).await?;
+                let report = build_report(&current, &before, now);
+                let trend_weeks: Vec<String> = (0..TREND_WEEKS).rev().filter_map(|n| weeks_before(&week, n)).collect();
+                let trend = self.store.headlines(&trend_weeks).await?;
+                let current_week = feedback::weekly::week_of_date(today);
+                Ok(text(200, "text/html; charset=utf-8", board::render_view(&report, &trend, &current_week)?))
+            } else if path.ends_with("/stats") {
+                let (from, to) = board::date_range(
+                    query.first("from"),
+                    query.first("to"),
+                    today,
+                    STATS_DEFAULT_DAYS,
+                    STATS_MAX_DAYS,
+                )?;
+                let headlines = self.store.headlines(&board::weeks_in(from, to)).await?;
+                Ok(json_response(200, &board::stats(from, to, headlines), &[("cache-control", "no-store")]))
+            } else if path.ends_with("/feedback.csv") {
+                let (from, to) = board::date_range(query.first("from"), query.first("to"), today, 7, EXPORT_MAX_DAYS)?;
+                let (rows, truncated) = self.store.feedback_rows(from, to, EXPORT_MAX_ROWS).await?;
+                tracing::info!(%staff, %from, %to, rows = rows.len(), truncated, "feedback exported");
+                let res = text(200, "text/csv; charset=utf-8", board::feedback_csv(&rows, truncated));
+                let disposition = format!("attachment; filename=\"feedback-{from}-{to}.csv\"");
+                Ok(with_headers(res, &[(header::CONTENT_DISPOSITION, &disposition)]))
+            } else if let Some(week) = path_parameter(&req, "week") {
+                if feedback::weekly::parse_week(&week).is_none() {
+                    let mut p = Problem::new(
+                        400,
+                        "invalid-week",
+                        "Invalid week",
+                        format!("{week:?} is not an ISO week like 2026-W47"),
+                    );
+                    p.invalid_params = vec![feedback::validate::FieldError::new("week", "iso-week", "like 2026-W47")];
+                    return Err(p.into());
+                }
+                match self.store.report(&week).await? {
+                    Some(report) => Ok(json_response(200, &report, &[("cache-control", "no-store")])),
+                    None => Err(Problem::new(
+                        404,
+                        "no-report",
+                        "No report for this week",
+                        format!(
+                            "No weekly report was made for {week}; reports are made on the Monday after a week ends"
+                        ),
+                    )
+                    .into()),
+                }
+            } else {
+                Err(Problem::new(404, "not-found", "Not found", format!("No dashboard route {path}")).into())
+            }
+        }
+        .await;
+        Ok(match answer {
+            Ok(res) => res,
+            Err(Refusal::Problem(p)) => refused(&p, &p.detail.clone(), "dashboard"),
+            Err(Refusal::Store(e)) => refused(&Problem::from_store(&e, &request_reference(&req)), &e, "dashboard"),
+            Err(Refusal::Chart(e)) => refused(&Problem::internal(&request_reference(&req)), &e, "dashboard"),
+        })
+    }
+}
