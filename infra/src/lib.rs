@@ -3,6 +3,7 @@
 //! (routes and authorizer from the template, real payload-v2 events), table creation, and the
 //! DynamoDB stream event source mapping.
 
+pub mod demo;
 pub mod gateway;
 pub mod http;
 pub mod lambda_host;

@@ -29,17 +29,33 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// Our launcher (see the file): moto's server with transactions that do not copy whole tables.
+const LAUNCHER: &str = include_str!("moto_server.py");
+
+/// The command that serves moto on 127.0.0.1:`port`: our launcher with the venv's Python, or
+/// `MOTO_SERVER` as given (then unpatched).
+pub fn server_command(port: u16) -> std::process::Command {
+    let path = moto_server_path();
+    let python = path.with_file_name("python");
+    let mut cmd = if std::env::var_os("MOTO_SERVER").is_none() && python.exists() {
+        let mut c = std::process::Command::new(&python);
+        c.args(["-c", LAUNCHER]);
+        c
+    } else {
+        std::process::Command::new(&path)
+    };
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    cmd
+}
+
 impl Moto {
-    /// Starts moto on 127.0.0.1:`port` (0: any free port) and waits until it answers.
+    /// Starts moto on 127.0.0.1:`port` (0: any free port) and waits until it answers: through our
+    /// launcher with the venv's Python, or `MOTO_SERVER` as given.
     pub async fn start(port: u16) -> Result<Moto, BoxError> {
         let port = if port == 0 { free_port() } else { port };
         let path = moto_server_path();
-        let mut cmd = Command::new(&path);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = Command::from(server_command(port));
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
         die_with_parent(cmd.as_std_mut());
         let child = cmd.spawn().map_err(|e| {
             format!("cannot start {} ({e}); run `make venv` (or set MOTO_SERVER) first", path.display())

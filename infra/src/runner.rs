@@ -248,17 +248,35 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         "topics": topic_arns,
         "streams": stream_arns,
         "queues": queue_urls.values().collect::<Vec<_>>(),
-        "local": ["GET /_local/", "GET /_local/notifications", "POST /_local/schedules/{name}?time=<RFC 3339>"],
+        "local": ["GET /_local/", "GET /_local/notifications", "POST /_local/schedules/{name}?time=<RFC 3339>",
+                  "POST /_local/demo?weeks=5&per_week=120"],
         "schedules": schedules.keys().collect::<Vec<_>>(),
     });
     let moto_endpoint = moto.endpoint.clone();
     let schedules = Arc::new(schedules);
+    let demo_table = names.physical("FeedbackTable");
     let local: LocalHandler = Arc::new(move |what: String, query: String, _body| {
         let listing = listing.clone();
         let (moto_endpoint, topic_arns, schedules) = (moto_endpoint.clone(), topic_arns.clone(), schedules.clone());
+        let (dynamodb, demo_table) = (dynamodb.clone(), demo_table.clone());
         Box::pin(async move {
             if let Some(name) = what.strip_prefix("POST /schedules/") {
                 return fire_schedule(&schedules, name, &query).await;
+            }
+            if what == "POST /demo" {
+                let param = |name: &str, default: usize| {
+                    query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(default)
+                };
+                let (weeks, per_week) = (param("weeks", 5).clamp(2, 12), param("per_week", 120).clamp(10, 2000));
+                let base = format!("http://{address}");
+                return match crate::demo::seed(&base, DEV_CALLER_KEY, &dynamodb, &demo_table, weeks, per_week).await {
+                    Ok(summary) => (200, json!(summary)),
+                    Err(e) => (500, json!({ "message": format!("demo seeding failed: {e}") })),
+                };
             }
             match what.as_str() {
                 "GET /" | "GET " => (200, listing),

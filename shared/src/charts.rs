@@ -129,6 +129,7 @@ impl Chart {
                 let names: Vec<String> = bars.iter().rev().map(|b| b.0.clone()).collect();
                 chart
                     .configure_mesh()
+                    .max_light_lines(1)
                     .light_line_style(WHITE)
                     .disable_y_mesh()
                     .y_labels(n as usize)
@@ -174,6 +175,7 @@ impl Chart {
                 let names: Vec<String> = points.iter().map(|p| p.0.clone()).collect();
                 chart
                     .configure_mesh()
+                    .max_light_lines(1)
                     .light_line_style(WHITE)
                     .x_labels(points.len().clamp(1, 13))
                     .x_label_style(label.clone())
@@ -206,7 +208,19 @@ impl Chart {
             }
             Chart::Sentiment { title, weeks } => {
                 let n = weeks.len().max(1) as i32;
-                let mut chart = ChartBuilder::on(root)
+                // The legend sits right of the plot, never over the bars.
+                let (w, _) = root.dim_in_pixel();
+                let (plot, legend) = root.split_horizontally(w.saturating_sub(90).max(10));
+                for (k, (color, name)) in
+                    [(GREEN, "positive"), (GREY, "neutral"), (RED, "negative")].into_iter().enumerate()
+                {
+                    let y = 50 + 20 * k as i32;
+                    legend.draw(&Rectangle::new([(4, y - 5), (14, y + 5)], color.filled())).map_err(e)?;
+                    legend
+                        .draw(&Text::new(name, (20, y), label.clone().pos(Pos::new(HPos::Left, VPos::Center))))
+                        .map_err(e)?;
+                }
+                let mut chart = ChartBuilder::on(&plot)
                     .caption(title, caption)
                     .margin(10)
                     .x_label_area_size(24)
@@ -216,6 +230,7 @@ impl Chart {
                 let names: Vec<String> = weeks.iter().map(|w| w.0.clone()).collect();
                 chart
                     .configure_mesh()
+                    .max_light_lines(1)
                     .light_line_style(WHITE)
                     .disable_x_mesh()
                     .x_labels(n as usize)
@@ -228,9 +243,7 @@ impl Chart {
                     .y_label_formatter(&|y| format!("{y:.0}%"))
                     .draw()
                     .map_err(e)?;
-                for (k, (color, name)) in
-                    [(GREEN, "positive"), (GREY, "neutral"), (RED, "negative")].into_iter().enumerate()
-                {
+                for (k, color) in [GREEN, GREY, RED].into_iter().enumerate() {
                     let series = weeks.iter().enumerate().filter_map(|(i, (_, split))| {
                         let total: u64 = split.iter().sum();
                         if total == 0 {
@@ -247,20 +260,8 @@ impl Chart {
                         bar.set_margin(0, 0, 6, 6);
                         Some(bar)
                     });
-                    chart
-                        .draw_series(series)
-                        .map_err(e)?
-                        .label(name)
-                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                    chart.draw_series(series).map_err(e)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(GREY)
-                    .label_font(label.clone())
-                    .draw()
-                    .map_err(e)?;
             }
             Chart::Funnel { title, stages } => {
                 let n = stages.len().max(1) as i32;
@@ -275,6 +276,7 @@ impl Chart {
                 let names: Vec<String> = stages.iter().map(|s| s.0.clone()).collect();
                 chart
                     .configure_mesh()
+                    .max_light_lines(1)
                     .light_line_style(WHITE)
                     .disable_x_mesh()
                     .x_labels(n as usize)
@@ -415,5 +417,33 @@ mod tests {
         let trend = Chart::csat_trend(&[r.previous.clone(), r.headline.clone()]);
         assert!(trend.svg(560, 260).unwrap().contains("W47"));
         assert_eq!(trend.describe(), "CSAT (4-5 stars), % of ratings: W46 -, W47 60%");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(40))]
+            /// Whatever the figures (none, zeros, huge), every chart draws without panicking.
+            #[test]
+            fn charts_never_panic(
+                bars in proptest::collection::vec(("[a-zA-Z ]{0,30}", 0.0f64..100.0), 0..12),
+                points in proptest::collection::vec(proptest::option::of(0.0f64..=100.0), 0..14),
+                weeks in proptest::collection::vec(proptest::array::uniform3(0u64..1_000_000), 0..14),
+                stages in proptest::collection::vec(0u64..10_000_000, 0..4),
+            ) {
+                let charts = [
+                    Chart::Ranking { title: "r".into(), bars },
+                    Chart::CsatTrend { title: "c".into(), points: points.into_iter().enumerate().map(|(i, p)| (format!("W{i}"), p)).collect() },
+                    Chart::Sentiment { title: "s".into(), weeks: weeks.into_iter().enumerate().map(|(i, w)| (format!("W{i}"), w)).collect() },
+                    Chart::Funnel { title: "f".into(), stages: stages.into_iter().enumerate().map(|(i, v)| (format!("S{i}"), v)).collect() },
+                ];
+                for chart in charts {
+                    prop_assert!(chart.svg(400, 200).is_ok());
+                    prop_assert!(chart.png(400, 200).is_ok());
+                }
+            }
+        }
     }
 }

@@ -22,7 +22,9 @@
 //! ```
 //!
 //! Ties go to the type with more items, then to the id in alphabetical order, so the ranking
-//! depends only on the counts, never on the order they were read in.
+//! depends only on the counts, never on the order they were read in. `other` (negative feedback no
+//! issue type fits) gets its priority like the rest but is listed after them: it is not one problem
+//! to fix, it is where to look for the problem the taxonomy does not name yet.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,9 @@ use crate::taxonomy::Taxonomy;
 
 /// The aggregate that counts every feedback item of the week, whatever its issue type.
 pub const ALL: &str = "_all";
+
+/// Negative feedback no issue type fits.
+pub const OTHER: &str = "other";
 
 /// Weights of the priority function (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -331,7 +336,11 @@ pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -
         })
         .collect();
     ranked.sort_by(|a, b| {
-        b.priority.total_cmp(&a.priority).then(b.items.cmp(&a.items)).then_with(|| a.issue_type.cmp(&b.issue_type))
+        (a.issue_type == OTHER)
+            .cmp(&(b.issue_type == OTHER))
+            .then(b.priority.total_cmp(&a.priority))
+            .then(b.items.cmp(&a.items))
+            .then_with(|| a.issue_type.cmp(&b.issue_type))
     });
     for (i, issue) in ranked.iter_mut().enumerate() {
         issue.rank = i + 1;
@@ -392,6 +401,9 @@ fn reasons(issue: &RankedIssue, w: &Weights) -> Vec<String> {
     ];
     factors.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut out: Vec<String> = factors.into_iter().map(|(_, s)| s).collect();
+    if issue.issue_type == OTHER {
+        out.insert(0, "Not one problem: negative feedback no issue type fits; read the examples".to_owned());
+    }
     if c.evidence < 0.5 {
         out.push(format!(
             "Little evidence yet: {} item{} (priority damped)",
@@ -579,6 +591,15 @@ mod tests {
     }
 
     #[test]
+    fn other_is_listed_after_the_named_problems() {
+        let now = week("2026-W47", &[("other", counts(30, 120, 30, 20)), ("price", counts(3, 6, 2, 3))]);
+        let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
+        assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["price", "other"]);
+        assert!(ranked[1].priority > ranked[0].priority, "its priority is still computed");
+        assert!(ranked[1].reasons[0].starts_with("Not one problem"));
+    }
+
+    #[test]
     fn order_value_and_low_stars_count_where_given() {
         let mut refund = counts(4, 12, 1, 4);
         refund.ratings = 4;
@@ -720,7 +741,7 @@ mod tests {
                 for (i, r) in a.iter().enumerate() {
                     prop_assert_eq!(r.rank, i + 1);
                     prop_assert!((0.0..=100.0).contains(&r.priority));
-                    if i > 0 { prop_assert!(a[i - 1].priority >= r.priority); }
+                    if i > 0 && r.issue_type != OTHER { prop_assert!(a[i - 1].priority >= r.priority); }
                 }
             }
         }

@@ -25,8 +25,8 @@ pub fn moto_url() -> &'static str {
         // The child is spawned from a thread that lives as long as the process, because Linux's
         // parent-death signal fires when the spawning *thread* exits.
         std::thread::spawn(move || {
-            let mut cmd = Command::new(&path);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+            let mut cmd = infra::moto::server_command(port);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
             die_with_parent(&mut cmd);
             match cmd.spawn() {
                 Ok(mut child) => {
