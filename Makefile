@@ -1,6 +1,7 @@
 # Feedback Loop. Two commands on a fresh machine with Rust and Python 3:
 #   make run    the whole system locally (moto started for you) on 127.0.0.1:3000
-#   make test   every test: unit, property, moto-backed adapter/handler, end to end, template lint
+#   make test   every test: unit, property, moto-backed adapter/handler, end to end, browser, template lint
+# and `make demo`: `make run` with five weeks of generated feedback seeded (dashboard, digest).
 #
 # Build output and the Python venv live outside the clone so fresh clones (CI) reuse them.
 CACHE            ?= $(HOME)/.cache/feedback-loop
@@ -11,15 +12,28 @@ export CARGO_TERM_COLOR ?= never
 PY               := $(VENV)/bin/python
 STAMP            := $(VENV)/.installed-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test venv build lint-template lint bench sam-build clean-cache
+.PHONY: run demo test venv build browser lint-template lint bench sam-build clean-cache
 
 run: $(STAMP)
 	cargo build --workspace --bins
 	$(CARGO_TARGET_DIR)/debug/feedback-local
 
-test: $(STAMP) lint-template
+demo: $(STAMP)
+	cargo build --workspace --bins
+	DEMO=1 $(CARGO_TARGET_DIR)/debug/feedback-local
+
+test: $(STAMP) lint-template browser
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
+
+# The dashboard's browser test needs Chromium: Debian's package, installed here when missing
+# (as root, as in CI); otherwise say how. CHROMIUM=/path/to/chrome uses another one.
+browser:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "The browser test needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chrome)"; exit 1; fi
 
 venv: $(STAMP)
 

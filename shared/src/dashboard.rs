@@ -233,7 +233,7 @@ pub fn shell_page(shop_name: &str) -> (String, String) {
     let shop = crate::followup::escape_html(shop_name);
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
          <title>Feedback dashboard · {shop}</title><style>{SHELL_STYLE}</style></head>\
          <body data-state=\"loading\"><header><h1>Feedback dashboard</h1><span>{shop}</span></header>\
          <main id=\"view\"><p class=\"note\">Loading…</p></main><script>{SHELL_SCRIPT}</script></body></html>"

@@ -1,7 +1,7 @@
 //! `make run`: the whole system locally. See README "Run it locally".
 
 use infra::runner::{RunnerConfig, start};
-use infra::{BoxError, DEV_CALLER_KEY};
+use infra::{BoxError, DEV_CALLER_KEY, STAFF_DEV_TOKEN};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -30,7 +30,27 @@ async fn main() -> Result<(), BoxError> {
         "  and the follow-up schedule as of any time: curl -X POST '{base}/_local/schedules/FollowUpSchedule?time=2026-12-01T02:00:00Z'"
     );
     println!("  Everything local: {base}/_local/");
+    println!();
+    println!("Staff dashboard: {base}/dashboard#token={STAFF_DEV_TOKEN}");
+    println!("  a demo of five weeks (~300 conversations, ~50 s): curl -X POST {base}/_local/demo   (or: make demo)");
+    println!(
+        "  the Monday report and digest as of any time: curl -X POST '{base}/_local/schedules/WeeklySchedule?time=2026-11-30T01:00:00Z'"
+    );
     println!("\nCtrl-C stops everything (moto included).");
+    if std::env::var("DEMO").is_ok_and(|v| !v.is_empty() && v != "0") {
+        let url = format!("{base}/_local/demo");
+        tokio::spawn(async move {
+            println!("\nSeeding the demo...");
+            match infra::http::send("POST", &url, &[], "").await {
+                Ok(r) if r.status == 200 => {
+                    println!("Demo ready: {}", r.json());
+                    println!("Open {base}/dashboard#token={STAFF_DEV_TOKEN}");
+                }
+                Ok(r) => eprintln!("demo failed: {} {}", r.status, String::from_utf8_lossy(&r.body)),
+                Err(e) => eprintln!("demo failed: {e}"),
+            }
+        });
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

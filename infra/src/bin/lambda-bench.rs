@@ -110,8 +110,13 @@ fn run_once(spec: &FunctionSpec, event: &str) -> Result<Sample, BoxError> {
 
 /// The first request a fresh instance serves: a realistic one for each function (the intake's is
 /// a complaint, so it also publishes a staff alert).
-fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str) -> serde_json::Value {
+fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str, run: usize) -> serde_json::Value {
     use serde_json::json;
+    if binary == "weekly-priority" {
+        // Monday 09:00 Shanghai after one of the seeded weeks: a full report with its three charts,
+        // one e-mail and one topic message.
+        return json!({"time": bench_monday(run).to_string()});
+    }
     if binary == "analyze" {
         // A stream batch with one new customer message (the item itself is not in the table: the
         // analysis is computed, the conditional write finds nothing, as for an expired item).
@@ -142,6 +147,7 @@ fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str) ->
                  "customer_id": "u-1", "channel": "app"}]}),
         ),
         "rating-link" => ("GET /r/{token}", "/r/not-a-real-token".to_owned(), json!({})),
+        "dashboard" => ("GET /dashboard/view", "/dashboard/view".to_owned(), json!({})),
         "customer-contact" => (
             "PUT /customers/{id}/contact",
             format!("/customers/{conversation}/contact"),
@@ -164,11 +170,76 @@ fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str) ->
     event["requestContext"]["http"]["path"] = json!(path);
     event["pathParameters"] = json!({"id": conversation, "token": "not-a-real-token"});
     event["body"] = json!(body.to_string());
+    if binary == "dashboard" {
+        event["routeKey"] = json!("GET /dashboard/view");
+        event["requestContext"]["http"]["method"] = json!("GET");
+        event["rawQueryString"] = json!("week=2026-W47");
+        event["queryStringParameters"] = json!({"week": "2026-W47"});
+        event["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": "bench"}, "scopes": null}});
+        event["body"] = serde_json::Value::Null;
+    }
     if binary == "authorize-caller" {
         event["type"] = json!("REQUEST");
         event["identitySource"] = json!(["Bearer k"]);
     }
     event
+}
+
+/// Monday 09:00 Shanghai (01:00 UTC) after the `run`th seeded week, newest first.
+fn bench_monday(run: usize) -> jiff::Timestamp {
+    let base: jiff::Timestamp = "2026-11-23T01:00:00Z".parse().expect("a time");
+    base - jiff::Span::new().hours(24 * 7 * run as i64)
+}
+
+/// Aggregates for the weeks the weekly runs report on (and W47 for the dashboard): a handful of
+/// issue types with counts and example comments, as the analysis writes them.
+async fn seed_weeks(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), BoxError> {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let n = |v: u64| A::N(v.to_string());
+    let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai")?;
+    for run in 0..=RUNS {
+        let week = feedback::weekly::week_just_ended(bench_monday(run), &shanghai);
+        for (shard, (issue_type, items)) in
+            [("_all", 120), ("logistics", 30), ("quality", 18), ("refund_return", 9), ("service", 7)]
+                .into_iter()
+                .enumerate()
+        {
+            let mut item = std::collections::HashMap::from([
+                ("pk".to_owned(), A::S(format!("AGG#{week}#SHARD#{}", shard % 8))),
+                ("sk".to_owned(), A::S(format!("TYPE#{issue_type}"))),
+                ("week".to_owned(), A::S(week.clone())),
+                ("issue_type".to_owned(), A::S(issue_type.to_owned())),
+                ("items".to_owned(), n(items)),
+                ("severity_sum".to_owned(), n(items * 3)),
+                ("sentiment_negative".to_owned(), n(items / 2)),
+                ("sentiment_neutral".to_owned(), n(items / 4)),
+                ("sentiment_positive".to_owned(), n(items / 4)),
+                ("ratings".to_owned(), n(items / 3)),
+                ("stars_1".to_owned(), n(items / 9)),
+                ("stars_5".to_owned(), n(items / 9)),
+                ("triggers".to_owned(), n(items / 10)),
+                ("customers".to_owned(), A::Ss((0..items).map(|c| format!("u-{c}")).collect())),
+            ]);
+            if issue_type != "_all" {
+                item.insert(
+                    "example_0".into(),
+                    A::M(
+                        [
+                            ("text".to_owned(), A::S("快递一个星期都没到，客服也不回复".into())),
+                            ("severity".to_owned(), n(4)),
+                            ("at".to_owned(), A::S("2026-11-18T03:00:00.000Z".into())),
+                        ]
+                        .into(),
+                    ),
+                );
+            } else {
+                item.insert("follow_ups_sent".into(), n(12));
+                item.insert("follow_up_answers".into(), n(5));
+            }
+            client.put_item().table_name(table).set_item(Some(item)).send().await?;
+        }
+    }
+    Ok(())
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -185,7 +256,13 @@ async fn main() -> Result<(), BoxError> {
         prefix: "bench-".into(),
         region: "us-east-1".into(),
         account: infra::runner::ACCOUNT.into(),
-        parameters: [("CallerKeys".to_owned(), format!("bench:{}", feedback::auth::key_digest("k")))].into(),
+        parameters: [
+            ("CallerKeys".to_owned(), format!("bench:{}", feedback::auth::key_digest("k"))),
+            ("DigestRecipients".to_owned(), "staff@example.com".to_owned()),
+            ("StaffJwtIssuer".to_owned(), "https://issuer.bench.invalid".to_owned()),
+            ("StaffJwtAudience".to_owned(), "bench".to_owned()),
+        ]
+        .into(),
     };
     let client = aws_sdk_dynamodb::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
     for t in template.tables()? {
@@ -195,6 +272,10 @@ async fn main() -> Result<(), BoxError> {
     for topic in template.topics() {
         sns.create_topic().name(names.physical(&topic)).send().await?;
     }
+    let ses = aws_sdk_sesv2::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
+    let from = template.parameter_default("FollowUpFromAddress").unwrap_or_default();
+    ses.create_email_identity().email_identity(from).send().await?;
+    seed_weeks(&client, &names.physical("FeedbackTable")).await?;
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("../../../tests/fixtures/apigw-v2-post-ratings.json"))?;
     println!(
@@ -217,7 +298,7 @@ async fn main() -> Result<(), BoxError> {
         let mut samples = Vec::new();
         for i in 0..RUNS {
             let conversation = format!("bench-{i}-{}", ulid::Ulid::new());
-            let event = first_event(&fixture, &f.binary, &conversation);
+            let event = first_event(&fixture, &f.binary, &conversation, i);
             samples.push(run_once(&spec, &event.to_string())?);
         }
         let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
