@@ -249,7 +249,7 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         "streams": stream_arns,
         "queues": queue_urls.values().collect::<Vec<_>>(),
         "local": ["GET /_local/", "GET /_local/notifications", "POST /_local/schedules/{name}?time=<RFC 3339>",
-                  "POST /_local/demo?weeks=5&per_week=120"],
+                  "POST /_local/demo?weeks=5&per_week=160"],
         "schedules": schedules.keys().collect::<Vec<_>>(),
     });
     let moto_endpoint = moto.endpoint.clone();
@@ -271,7 +271,7 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(default)
                 };
-                let (weeks, per_week) = (param("weeks", 5).clamp(2, 12), param("per_week", 120).clamp(10, 2000));
+                let (weeks, per_week) = (param("weeks", 5).clamp(2, 12), param("per_week", 160).clamp(10, 2000));
                 let base = format!("http://{address}");
                 return match crate::demo::seed(&base, DEV_CALLER_KEY, &dynamodb, &demo_table, weeks, per_week).await {
                     Ok(summary) => (200, json!(summary)),
