@@ -32,7 +32,7 @@ async fn main() -> Result<(), BoxError> {
     println!("  Everything local: {base}/_local/");
     println!();
     println!("Staff dashboard: {base}/dashboard#token={STAFF_DEV_TOKEN}");
-    println!("  a demo of five weeks (~300 conversations, ~50 s): curl -X POST {base}/_local/demo   (or: make demo)");
+    println!("  a demo of five weeks (~340 conversations, ~50 s): curl -X POST {base}/_local/demo   (or: make demo)");
     println!(
         "  the Monday report and digest as of any time: curl -X POST '{base}/_local/schedules/WeeklySchedule?time=2026-11-30T01:00:00Z'"
     );
