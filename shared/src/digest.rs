@@ -119,6 +119,10 @@ pub enum DigestError {
     Notify(#[from] NotifyError),
     #[error("{0}")]
     Chart(String),
+    /// Another run holds the claim on a digest: retry later (a crashed run's lease runs out, and
+    /// the retry sends it; a finished one's mark makes the retry a no-op).
+    #[error("the {0} digest is being sent by another run")]
+    InProgress(&'static str),
 }
 
 /// The weekly run at `now`: report on the ISO week that just ended (in the shop's time zone).
@@ -158,6 +162,11 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
         Ok(sender.publish(&subject, &message).await?)
     })
     .await?;
+    for (outcome, channel) in [(&email, DigestChannel::Email), (&staff_topic, DigestChannel::StaffTopic)] {
+        if *outcome == DigestOutcome::InProgress {
+            return Err(DigestError::InProgress(channel.as_str()));
+        }
+    }
     Ok(WeeklyRun {
         top_issue: report.issues.first().map(|i| i.issue_type.clone()),
         empty: report.empty,

@@ -110,6 +110,7 @@ impl From<crate::digest::DigestError> for lambda_runtime::Diagnostic {
             DigestError::Notify(crate::ports::NotifyError::Unavailable(_)) => "NotifyUnavailable",
             DigestError::Notify(crate::ports::NotifyError::Failed(_)) => "NotifyFailed",
             DigestError::Chart(_) => "ChartFailed",
+            DigestError::InProgress(_) => "DigestInProgress",
         };
         lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }

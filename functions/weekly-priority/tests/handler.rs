@@ -200,3 +200,28 @@ async fn a_failed_send_releases_the_claim_and_the_retry_sends_once() {
     assert_eq!(w.mails().await.len(), 1);
     assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_run_that_finds_the_digest_claimed_fails_so_the_scheduler_retries_after_the_lease() {
+    use feedback::digest::DigestChannel;
+    let (w, client, table) = world().await;
+    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
+    // A first run made the report and claimed the e-mail, then died (its lease: 5 minutes).
+    let report = feedback::weekly::build_report(
+        &w.store.week_figures("2026-W47").await.unwrap(),
+        &w.store.week_figures("2026-W46").await.unwrap(),
+        "2026-11-23T01:00:00Z".parse().unwrap(),
+    );
+    w.store.save_report(&report).await.unwrap();
+    let claim = w.store.claim_digest("2026-W47", DigestChannel::Email, "2026-11-23T01:00:00Z".parse().unwrap(), 300);
+    assert_eq!(claim.await.unwrap(), feedback::ports::AlertClaim::Claimed);
+    // The scheduler's retry a minute later must not report success (nothing would send it).
+    let err = w.app.handle(json!({"time": "2026-11-23T01:01:00Z"})).await.unwrap_err();
+    assert!(matches!(err, feedback::digest::DigestError::InProgress("email")), "{err}");
+    assert!(w.mails().await.is_empty());
+    // A later retry, after the lease, sends it once.
+    let run = w.run("2026-11-23T01:10:00Z").await;
+    assert_eq!(run["email"]["result"], "sent");
+    assert_eq!(w.mails().await.len(), 1);
+    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+}
