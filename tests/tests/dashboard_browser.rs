@@ -72,8 +72,11 @@ impl Browser {
         let url = rx.recv_timeout(Duration::from_secs(30)).expect("chromium printed its DevTools address");
         let host = url.trim_start_matches("ws://").split('/').next().unwrap().to_owned();
         let stream = TcpStream::connect(&host).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        // The handshake may take a while on a busy machine: a short read timeout during it would
+        // interrupt it. Short reads (to interleave events with waiting) start after it.
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools WebSocket");
+        ws.get_ref().set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         Browser { child, ws, next_id: 0, session: None, problems: Vec::new(), _profile: profile }
     }
 
