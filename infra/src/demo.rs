@@ -294,6 +294,9 @@ pub async fn seed(
     // From the week before the demo week on: earlier weeks' funnels matter less than a fast demo.
     let first_monday = this_monday.checked_sub(jiff::Span::new().days(7 * (weeks.min(3) as i64 - 1)))?;
     let mut day = first_monday.checked_add(jiff::Span::new().days(1))?;
+    // Its own generator: how many conversations this week has so far (which depends on the day)
+    // must not change who answers in earlier weeks.
+    let mut rng = Rng(0xa115_ea5e);
     while day <= today {
         let time = shanghai.to_timestamp(day.at(10, 0, 0, 0))?;
         if time > now {
