@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use feedback::Timestamp;
+use feedback::digest::ReportStore;
 use feedback::ports::RatingStore;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;

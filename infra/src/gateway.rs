@@ -118,12 +118,14 @@ impl Gateway {
         let mut event = self.event(&parts, &body, route, &path_params, &request_id);
         if let Some(authorizer) = &route.authorizer {
             match &authorizer.kind {
-                AuthorizerKind::Lambda { .. } => match self.authorize(authorizer, &event).await {
-                    Ok(context) => {
-                        event["requestContext"]["authorizer"] = json!({ "lambda": context });
+                AuthorizerKind::Lambda { host, identity_headers, simple_responses } => {
+                    match self.authorize(&authorizer.name, host, identity_headers, *simple_responses, &event).await {
+                        Ok(context) => {
+                            event["requestContext"]["authorizer"] = json!({ "lambda": context });
+                        }
+                        Err(answer) => return Ok(answer),
                     }
-                    Err(answer) => return Ok(answer),
-                },
+                }
                 AuthorizerKind::DevJwt { token } => {
                     let given = event["headers"]["authorization"].as_str().unwrap_or("");
                     let presented = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer "));
@@ -149,10 +151,14 @@ impl Gateway {
     }
 
     /// Runs the authorizer: 401 without the identity headers, 403 when refused (API Gateway's bodies).
-    async fn authorize(&self, authorizer: &Authorizer, request: &Value) -> Result<Value, Response<Full<Bytes>>> {
-        let AuthorizerKind::Lambda { host, identity_headers, simple_responses } = &authorizer.kind else {
-            return Err(gateway_answer(500, "Internal Server Error"));
-        };
+    async fn authorize(
+        &self,
+        name: &str,
+        host: &FunctionHost,
+        identity_headers: &[String],
+        simple_responses: bool,
+        request: &Value,
+    ) -> Result<Value, Response<Full<Bytes>>> {
         let headers = request["headers"].as_object().cloned().unwrap_or_default();
         let mut identity = Vec::new();
         for h in identity_headers {
@@ -179,11 +185,11 @@ impl Gateway {
             "stageVariables": {},
         });
         let answer = host.invoke(Bytes::from(event.to_string())).await.map_err(|e| {
-            tracing::error!(authorizer = %authorizer.name, error = %e, "authorizer failed");
+            tracing::error!(authorizer = %name, error = %e, "authorizer failed");
             gateway_answer(500, "Internal Server Error")
         })?;
         let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-        let allowed = if *simple_responses {
+        let allowed = if simple_responses {
             answer["isAuthorized"].as_bool().unwrap_or(false)
         } else {
             answer["policyDocument"]["Statement"][0]["Effect"].as_str() == Some("Allow")

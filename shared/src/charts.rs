@@ -38,6 +38,24 @@ pub enum Chart {
     Funnel { title: String, stages: Vec<(String, u64)> },
 }
 
+/// Text is measured (and, in PNGs, drawn) with the embedded font: registered once per process.
+fn register_font() {
+    static FONT_ONCE: Once = Once::new();
+    FONT_ONCE.call_once(|| {
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            tracing::error!("the embedded chart font is unreadable");
+        }
+    });
+}
+
+/// The label of a category axis: the name at the centre of segment `i`, nothing at its edges.
+fn segment_name(names: &[String], v: &SegmentValue<i32>) -> String {
+    match v {
+        SegmentValue::CenterOf(i) => usize::try_from(*i).ok().and_then(|i| names.get(i)).cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// `2026-W47` → `W47`.
 fn short_week(week: &str) -> String {
     week.split_once('-').map_or(week, |(_, w)| w).to_owned()
@@ -135,10 +153,7 @@ impl Chart {
                     .y_labels(n as usize)
                     .y_label_style(label.clone())
                     .x_label_style(label.clone())
-                    .y_label_formatter(&|v| match v {
-                        SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
-                        _ => String::new(),
-                    })
+                    .y_label_formatter(&|v| segment_name(&names, v))
                     .x_label_formatter(&|x| format!("{x:.0}"))
                     .draw()
                     .map_err(e)?;
@@ -236,10 +251,7 @@ impl Chart {
                     .x_labels(n as usize)
                     .x_label_style(label.clone())
                     .y_label_style(label.clone())
-                    .x_label_formatter(&|v| match v {
-                        SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
-                        _ => String::new(),
-                    })
+                    .x_label_formatter(&|v| segment_name(&names, v))
                     .y_label_formatter(&|y| format!("{y:.0}%"))
                     .draw()
                     .map_err(e)?;
@@ -282,10 +294,7 @@ impl Chart {
                     .x_labels(n as usize)
                     .x_label_style(label.clone())
                     .y_label_style(label.clone())
-                    .x_label_formatter(&|v| match v {
-                        SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
-                        _ => String::new(),
-                    })
+                    .x_label_formatter(&|v| segment_name(&names, v))
                     .y_label_formatter(&|y| format!("{y:.0}"))
                     .draw()
                     .map_err(e)?;
@@ -317,12 +326,7 @@ impl Chart {
 
     /// The chart as a PNG image.
     pub fn png(&self, width: u32, height: u32) -> Result<Vec<u8>, ChartError> {
-        static FONT_ONCE: Once = Once::new();
-        FONT_ONCE.call_once(|| {
-            if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
-                tracing::error!("the embedded chart font is unreadable");
-            }
-        });
+        register_font();
         let mut pixels = vec![255u8; width as usize * height as usize * 3];
         {
             let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
@@ -342,10 +346,7 @@ impl Chart {
 
     /// The chart as an SVG document (text as `<text>`, drawn by the browser's fonts).
     pub fn svg(&self, width: u32, height: u32) -> Result<String, ChartError> {
-        static FONT_ONCE: Once = Once::new();
-        FONT_ONCE.call_once(|| {
-            let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-        });
+        register_font();
         let mut out = String::new();
         {
             let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();

@@ -108,6 +108,15 @@ pub struct Stats {
     pub csat_pct: Option<f64>,
 }
 
+/// `GET /stats`: the weekly headlines of the weeks overlapping `from..=to`, and their totals.
+pub async fn stats_between(
+    store: &impl crate::digest::ReportStore,
+    from: jiff::civil::Date,
+    to: jiff::civil::Date,
+) -> Result<Stats, crate::ports::StoreError> {
+    Ok(stats(from, to, store.headlines(&weeks_in(from, to)).await?))
+}
+
 pub fn stats(from: jiff::civil::Date, to: jiff::civil::Date, weeks: Vec<Headline>) -> Stats {
     let ratings: u64 = weeks.iter().map(|h| h.ratings).sum();
     let happy: u64 = weeks.iter().map(|h| h.stars[3] + h.stars[4]).sum();
@@ -242,13 +251,39 @@ pub fn shell_page(shop_name: &str) -> (String, String) {
 }
 
 #[cfg(feature = "charts")]
-pub use view::render_view;
+pub use view::{ViewError, render_view, week_view};
 
 #[cfg(feature = "charts")]
 mod view {
+    use super::TREND_WEEKS;
     use crate::charts::{Chart, ChartError};
+    use crate::digest::ReportStore;
     use crate::followup::escape_html as e;
-    use crate::weekly::{Headline, Trend, WeeklyReport, weeks_before};
+    use crate::ports::StoreError;
+    use crate::weekly::{Headline, Trend, WeeklyReport, build_report, week_of_date, weeks_before};
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum ViewError {
+        #[error(transparent)]
+        Store(#[from] StoreError),
+        #[error(transparent)]
+        Chart(#[from] ChartError),
+    }
+
+    /// `GET /dashboard/view`: the week's report computed live from its aggregates and the week
+    /// before (so the week in progress shows too), with 12 weeks of headlines for the trend.
+    pub async fn week_view(
+        store: &impl ReportStore,
+        week: &str,
+        today: jiff::civil::Date,
+        now: crate::Timestamp,
+    ) -> Result<String, ViewError> {
+        let previous = weeks_before(week, 1).unwrap_or_default();
+        let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now);
+        let trend_weeks: Vec<String> = (0..TREND_WEEKS).rev().filter_map(|n| weeks_before(week, n)).collect();
+        let trend = store.headlines(&trend_weeks).await?;
+        Ok(render_view(&report, &trend, &week_of_date(today))?)
+    }
 
     fn opt(v: Option<f64>, unit: &str) -> String {
         v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))

@@ -15,7 +15,7 @@ use crate::Timestamp;
 use crate::config::WeekSettings;
 use crate::followup::escape_html;
 use crate::ports::{AlertClaim, NotifyError, StoreError};
-use crate::weekly::{RankedIssue, WeekFigures, WeeklyReport, build_report, week_just_ended, weeks_before};
+use crate::weekly::{Headline, RankedIssue, WeekFigures, WeeklyReport, build_report, week_just_ended, weeks_before};
 
 /// Where a digest goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +33,19 @@ impl DigestChannel {
     }
 }
 
+/// The weekly picture in storage: aggregates, reports and their digests, the feedback export.
 pub trait ReportStore {
     /// The week's aggregates, summed over the shards (a query per shard; no feedback items read).
     fn week_figures(&self, week: &str) -> impl Future<Output = Result<WeekFigures, StoreError>> + Send;
+    /// The headline figures of each week (its `_all` aggregates only).
+    fn headlines(&self, weeks: &[String]) -> impl Future<Output = Result<Vec<Headline>, StoreError>> + Send;
+    /// Ratings and trigger events of the days `from..=to`, at most `limit`; `true` if more were left.
+    fn feedback_rows(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<crate::dashboard::FeedbackRow>, bool), StoreError>> + Send;
     fn report(&self, week: &str) -> impl Future<Output = Result<Option<WeeklyReport>, StoreError>> + Send;
     /// Stores the report unless its week has one; returns the one stored.
     fn save_report(&self, report: &WeeklyReport) -> impl Future<Output = Result<WeeklyReport, StoreError>> + Send;
@@ -138,8 +148,7 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
         Some(report) => (report, false),
         None => {
             let previous = weeks_before(&week, 1).unwrap_or_default();
-            let (current, before) = futures_join(store.week_figures(&week), store.week_figures(&previous)).await;
-            let built = build_report(&current?, &before?, now);
+            let built = build_report(&store.week_figures(&week).await?, &store.week_figures(&previous).await?, now);
             let stored = store.save_report(&built).await?;
             let created = stored == built;
             (stored, created)
@@ -175,11 +184,6 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
         email,
         staff_topic,
     })
-}
-
-async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    // Two reads; sequential keeps the domain free of an executor dependency and costs one round trip.
-    (a.await, b.await)
 }
 
 async fn send_once<S: ReportStore, F, Fut>(

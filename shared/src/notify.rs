@@ -58,6 +58,31 @@ where
     }
 }
 
+/// A raw MIME message through SES v2 (raw, so our own headers such as List-Unsubscribe and the
+/// inline images go as built), with the configuration set for bounce and complaint tracking.
+async fn send_raw_email(
+    ses: &aws_sdk_sesv2::Client,
+    from: &str,
+    to: Vec<String>,
+    raw_mime: &[u8],
+    configuration_set: &Option<String>,
+) -> Result<String, NotifyError> {
+    use aws_sdk_sesv2::primitives::Blob;
+    use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+    let raw =
+        RawMessage::builder().data(Blob::new(raw_mime)).build().map_err(|e| NotifyError::Failed(e.to_string()))?;
+    let out = ses
+        .send_email()
+        .from_email_address(from)
+        .destination(Destination::builder().set_to_addresses(Some(to)).build())
+        .content(EmailContent::builder().raw(raw).build())
+        .set_configuration_set_name(configuration_set.clone())
+        .send()
+        .await
+        .map_err(notify_error)?;
+    Ok(out.message_id.unwrap_or_default())
+}
+
 /// Follow-up requests: e-mail through SES v2 (raw MIME, so the unsubscribe headers are sent; with
 /// the configuration set for bounce and complaint tracking) and SMS through SNS (Transactional).
 #[derive(Clone)]
@@ -70,23 +95,8 @@ pub struct AwsFollowUpSender {
 
 impl crate::followup::FollowUpSender for AwsFollowUpSender {
     async fn send_email(&self, to: &str, raw_mime: &str) -> Result<String, NotifyError> {
-        use aws_sdk_sesv2::primitives::Blob;
-        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-        let raw = RawMessage::builder()
-            .data(Blob::new(raw_mime.as_bytes()))
-            .build()
-            .map_err(|e| NotifyError::Failed(e.to_string()))?;
-        let out = self
-            .ses
-            .send_email()
-            .from_email_address(&self.from_address)
-            .destination(Destination::builder().to_addresses(to).build())
-            .content(EmailContent::builder().raw(raw).build())
-            .set_configuration_set_name(self.configuration_set.clone())
-            .send()
+        send_raw_email(&self.ses, &self.from_address, vec![to.to_owned()], raw_mime.as_bytes(), &self.configuration_set)
             .await
-            .map_err(notify_error)?;
-        Ok(out.message_id.unwrap_or_default())
     }
 
     async fn send_sms(&self, phone: &str, text: &str) -> Result<String, NotifyError> {
@@ -121,21 +131,7 @@ pub struct AwsDigestSender {
 
 impl crate::digest::DigestSender for AwsDigestSender {
     async fn send_email(&self, recipients: &[String], raw_mime: &[u8]) -> Result<String, NotifyError> {
-        use aws_sdk_sesv2::primitives::Blob;
-        use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-        let raw =
-            RawMessage::builder().data(Blob::new(raw_mime)).build().map_err(|e| NotifyError::Failed(e.to_string()))?;
-        let out = self
-            .ses
-            .send_email()
-            .from_email_address(&self.from_address)
-            .destination(Destination::builder().set_to_addresses(Some(recipients.to_vec())).build())
-            .content(EmailContent::builder().raw(raw).build())
-            .set_configuration_set_name(self.configuration_set.clone())
-            .send()
-            .await
-            .map_err(notify_error)?;
-        Ok(out.message_id.unwrap_or_default())
+        send_raw_email(&self.ses, &self.from_address, recipients.to_vec(), raw_mime, &self.configuration_set).await
     }
 
     async fn publish(&self, subject: &str, message: &str) -> Result<String, NotifyError> {

@@ -11,14 +11,11 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, WeekSettings};
-use feedback::dashboard::{
-    self as board, EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS, TREND_WEEKS,
-};
+use feedback::dashboard::{self as board, EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS};
 use feedback::digest::ReportStore;
 use feedback::dynamo::{self, DynamoReportStore};
 use feedback::http::{json_response, path_parameter, refused, request_reference};
 use feedback::problem::Problem;
-use feedback::weekly::{build_report, weeks_before};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,7 +23,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 pub struct App {
     store: DynamoReportStore,
     weeks: WeekSettings,
-    shop_name: String,
+    /// The page and its Content-Security-Policy, made once per cold start.
+    page: (String, String),
 }
 
 /// Why a request got no data.
@@ -34,6 +32,15 @@ enum Refusal {
     Problem(Problem),
     Store(feedback::ports::StoreError),
     Chart(feedback::charts::ChartError),
+}
+
+impl From<board::ViewError> for Refusal {
+    fn from(e: board::ViewError) -> Self {
+        match e {
+            board::ViewError::Store(e) => Refusal::Store(e),
+            board::ViewError::Chart(e) => Refusal::Chart(e),
+        }
+    }
 }
 
 impl From<Problem> for Refusal {
@@ -44,11 +51,6 @@ impl From<Problem> for Refusal {
 impl From<feedback::ports::StoreError> for Refusal {
     fn from(e: feedback::ports::StoreError) -> Self {
         Refusal::Store(e)
-    }
-}
-impl From<feedback::charts::ChartError> for Refusal {
-    fn from(e: feedback::charts::ChartError) -> Self {
-        Refusal::Chart(e)
     }
 }
 
@@ -97,18 +99,18 @@ impl App {
     }
 
     pub fn new(client: feedback::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
-        App { store: DynamoReportStore::new(client, table, weeks.clone()), weeks, shop_name }
+        App { store: DynamoReportStore::new(client, table, weeks.clone()), weeks, page: board::shell_page(&shop_name) }
     }
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         if path.ends_with("/dashboard") {
-            let (page, csp) = board::shell_page(&self.shop_name);
-            let res = text(200, "text/html; charset=utf-8", page);
+            let (page, csp) = &self.page;
+            let res = text(200, "text/html; charset=utf-8", page.clone());
             return Ok(with_headers(
                 res,
                 &[
-                    (header::CONTENT_SECURITY_POLICY, &csp),
+                    (header::CONTENT_SECURITY_POLICY, csp),
                     (header::X_FRAME_OPTIONS, "DENY"),
                     (header::REFERRER_POLICY, "no-referrer"),
                 ],
@@ -124,14 +126,7 @@ impl App {
         let answer: Result<Response<Body>, Refusal> = async {
             if path.ends_with("/dashboard/view") {
                 let week = board::view_week(query.first("week"), today)?;
-                let previous = weeks_before(&week, 1).unwrap_or_default();
-                let current = self.store.week_figures(&week).await?;
-                let before = self.store.week_figures(&previous).await?;
-                let report = build_report(&current, &before, now);
-                let trend_weeks: Vec<String> = (0..TREND_WEEKS).rev().filter_map(|n| weeks_before(&week, n)).collect();
-                let trend = self.store.headlines(&trend_weeks).await?;
-                let current_week = feedback::weekly::week_of_date(today);
-                Ok(text(200, "text/html; charset=utf-8", board::render_view(&report, &trend, &current_week)?))
+                Ok(text(200, "text/html; charset=utf-8", board::week_view(&self.store, &week, today, now).await?))
             } else if path.ends_with("/stats") {
                 let (from, to) = board::date_range(
                     query.first("from"),
@@ -140,8 +135,8 @@ impl App {
                     STATS_DEFAULT_DAYS,
                     STATS_MAX_DAYS,
                 )?;
-                let headlines = self.store.headlines(&board::weeks_in(from, to)).await?;
-                Ok(json_response(200, &board::stats(from, to, headlines), &[("cache-control", "no-store")]))
+                let stats = board::stats_between(&self.store, from, to).await?;
+                Ok(json_response(200, &stats, &[("cache-control", "no-store")]))
             } else if path.ends_with("/feedback.csv") {
                 let (from, to) = board::date_range(query.first("from"), query.first("to"), today, 7, EXPORT_MAX_DAYS)?;
                 let (rows, truncated) = self.store.feedback_rows(from, to, EXPORT_MAX_ROWS).await?;
@@ -179,7 +174,7 @@ impl App {
         .await;
         Ok(match answer {
             Ok(res) => res,
-            Err(Refusal::Problem(p)) => refused(&p, &p.detail.clone(), "dashboard"),
+            Err(Refusal::Problem(p)) => refused(&p, &p.detail, "dashboard"),
             Err(Refusal::Store(e)) => refused(&Problem::from_store(&e, &request_reference(&req)), &e, "dashboard"),
             Err(Refusal::Chart(e)) => refused(&Problem::internal(&request_reference(&req)), &e, "dashboard"),
         })

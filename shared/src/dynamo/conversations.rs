@@ -1,5 +1,4 @@
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures_util::{StreamExt, TryStreamExt};
@@ -89,24 +88,7 @@ impl DynamoConversationStore {
     async fn put_new<T: Serialize>(&self, item: T, what: &str) -> Result<Option<Item>, StoreError> {
         let item: Item =
             serde_dynamo::to_item(item).map_err(|e| StoreError::Failed(format!("cannot map {what}: {e}")))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(None),
-            Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
-                    Ok(Some(ccf.item().cloned().unwrap_or_default()))
-                }
-                _ => Err(store_error(e)),
-            },
-        }
+        super::put_new(&self.client, &self.table, item).await
     }
 
     async fn insert_message(

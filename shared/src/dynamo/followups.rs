@@ -8,6 +8,7 @@ use super::{Item, get_s, iso, key, keys, s, store_error};
 use crate::Timestamp;
 use crate::followup::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
 use crate::ports::StoreError;
+use crate::weekly::ALL;
 
 /// `FollowUpStore` on the feedback table: the `FOLLOWUP` item of each conversation moves through
 /// due → sending (claimed, with a lease) → due again as a reminder → sent; or deferred (due later),
@@ -45,7 +46,7 @@ impl DynamoFollowUpStore {
         let shard = crate::insights::shard_of(customer_id, self.weeks.aggregate_shards);
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(keys::aggregate(&week, shard), &keys::aggregate_type("_all"))))
+            .set_key(Some(key(keys::aggregate(&week, shard), &keys::aggregate_type(ALL))))
             .update_expression(
                 "SET #week = :week, #type = :type, #shard = :shard, #expires = if_not_exists(#expires, :expires) \
                  ADD #counter :one",
@@ -56,9 +57,12 @@ impl DynamoFollowUpStore {
             .expression_attribute_names("#expires", "expires_at")
             .expression_attribute_names("#counter", counter)
             .expression_attribute_values(":week", s(week))
-            .expression_attribute_values(":type", s("_all"))
+            .expression_attribute_values(":type", s(ALL))
             .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
-            .expression_attribute_values(":expires", AttributeValue::N(super::expiry(now, 800).to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N(super::expiry(now, super::AGGREGATE_RETENTION_DAYS).to_string()),
+            )
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;

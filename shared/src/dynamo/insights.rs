@@ -13,6 +13,7 @@ use crate::insights::{
     AnalysedFeedback, AnalysisStore, Applied, FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, shard_of,
 };
 use crate::ports::StoreError;
+use crate::weekly::ALL;
 
 /// Reads one record of the table's stream (Lambda's DynamoDB event format) as feedback, or says
 /// why not. Only new ratings and new customer messages with text are feedback.
@@ -135,7 +136,7 @@ impl DynamoAnalysisStore {
             table: table.into(),
             shards: shards.max(1),
             repeat_window_days: 30,
-            aggregate_retention_days: 800,
+            aggregate_retention_days: super::AGGREGATE_RETENTION_DAYS,
         }
     }
 
@@ -175,7 +176,7 @@ impl DynamoAnalysisStore {
             )
         });
         let mut out = Vec::new();
-        for issue_type in a.counted_types.iter().map(String::as_str).chain(["_all"]) {
+        for issue_type in a.counted_types.iter().map(String::as_str).chain([ALL]) {
             // Every attribute through a name placeholder: several plain names (shard, items, ...)
             // are DynamoDB reserved words.
             let mut names: Vec<(String, String)> = Vec::new();
@@ -204,7 +205,7 @@ impl DynamoAnalysisStore {
             if a.analysis.severity >= 3 {
                 adds.push(format!("{} :one", name("severe".into())));
             }
-            if issue_type == "_all" && a.answers_follow_up() {
+            if issue_type == ALL && a.answers_follow_up() {
                 adds.push(format!("{} :one", name("follow_up_answers".into())));
             }
             let mut set = format!(
@@ -216,7 +217,7 @@ impl DynamoAnalysisStore {
             );
             // A few example comments per issue type and shard for the weekly report: the first
             // ones to land in each of EXAMPLE_SLOTS slots (picked by the item's key) stay.
-            let example = example.as_ref().filter(|_| issue_type != "_all");
+            let example = example.as_ref().filter(|_| issue_type != ALL);
             if example.is_some() {
                 let slot = name(format!("example_{}", example_slot(&a.item.pk, &a.item.sk)));
                 set.push_str(&format!(", {slot} = if_not_exists({slot}, :example)"));
@@ -285,11 +286,7 @@ impl DynamoAnalysisStore {
 pub const EXAMPLE_SLOTS: u32 = 3;
 
 fn example_slot(pk: &str, sk: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in pk.bytes().chain([b'/']).chain(sk.bytes()) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h % EXAMPLE_SLOTS
+    u32::from(shard_of(&format!("{pk}/{sk}"), EXAMPLE_SLOTS as u8))
 }
 
 fn failed(codes: &[Option<String>], index: usize) -> bool {

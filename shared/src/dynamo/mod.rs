@@ -89,9 +89,18 @@ pub mod keys {
 
     /// The day bucket of the feedback index, in UTC.
     pub fn feedback_day(at: Timestamp) -> String {
-        let date = jiff::tz::TimeZone::UTC.to_datetime(at).date();
+        feedback_date(jiff::tz::TimeZone::UTC.to_datetime(at).date())
+    }
+
+    pub fn feedback_date(date: jiff::civil::Date) -> String {
         format!("FEEDBACK#{date}")
     }
+
+    /// The weekly report of an ISO week (`REPORT#2026-W47` / `REPORT`).
+    pub fn report(week: &str) -> String {
+        format!("REPORT#{week}")
+    }
+    pub const REPORT: &str = "REPORT";
 
     pub fn feedback_sort(at: Timestamp, kind: &str, conversation_id: &str) -> String {
         format!("{}#{kind}#{conversation_id}", super::iso(at))
@@ -102,6 +111,9 @@ pub mod keys {
 pub(crate) fn iso(at: crate::Timestamp) -> String {
     at.round(jiff::Unit::Millisecond).unwrap_or(at).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// Weekly aggregates are kept this long (a bit over two years, for year-on-year comparisons).
+pub(crate) const AGGREGATE_RETENTION_DAYS: u32 = 800;
 
 pub(crate) fn expiry(at: crate::Timestamp, days: u32) -> i64 {
     at.as_second() + i64::from(days) * 86_400
@@ -131,6 +143,30 @@ pub(crate) fn n(v: impl ToString) -> AttributeValue {
 
 pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// Puts `item` unless an item with its key exists: `Ok(None)` when written, `Ok(Some(existing))`
+/// otherwise (read from the failed condition, so no second round trip).
+pub(crate) async fn put_new(client: &Client, table: &str, item: Item) -> Result<Option<Item>, StoreError> {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+    let put = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(None),
+        Err(e) => match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
+                Ok(Some(ccf.item().cloned().unwrap_or_default()))
+            }
+            _ => Err(store_error(e)),
+        },
+    }
 }
 
 pub(crate) fn key(pk: String, sk: &str) -> std::collections::HashMap<String, AttributeValue> {

@@ -7,6 +7,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
 use futures_util::{StreamExt, TryStreamExt};
+use jiff::civil::Date;
 
 use super::{Item, get_s, iso, key, keys, s, store_error};
 use crate::Timestamp;
@@ -15,12 +16,6 @@ use crate::dashboard::FeedbackRow;
 use crate::digest::{DigestChannel, ReportStore};
 use crate::ports::{AlertClaim, StoreError};
 use crate::weekly::{ALL, Counts, Example, Headline, WeekFigures, WeeklyReport};
-
-const REPORT: &str = "REPORT";
-
-fn report_pk(week: &str) -> String {
-    format!("REPORT#{week}")
-}
 
 #[derive(Clone)]
 pub struct DynamoReportStore {
@@ -75,7 +70,15 @@ impl DynamoReportStore {
         Self { client, table: table.into(), weeks }
     }
 
-    async fn shard_items(&self, week: &str, shard: u8) -> Result<Vec<Item>, StoreError> {
+    /// Up to `limit` items of one partition of the table (`index` None) or of an index, in sort
+    /// order, following pages; `true` when more were left.
+    async fn query_partition(
+        &self,
+        index: Option<&str>,
+        key_attribute: &str,
+        value: String,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -83,22 +86,55 @@ impl DynamoReportStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(keys::aggregate(week, shard)))
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key_attribute)
+                .expression_attribute_values(":v", s(value.clone()))
                 .set_exclusive_start_key(start)
+                .limit((limit - items.len()).clamp(1, 1000) as i32)
                 .send()
                 .await
                 .map_err(store_error)?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
+                Some(k) if !k.is_empty() && items.len() < limit => start = Some(k),
+                Some(k) if !k.is_empty() => return Ok((items, true)),
+                _ => return Ok((items, false)),
             }
         }
     }
+}
 
+fn row_of(item: &Item) -> FeedbackRow {
+    let analysis: Option<serde_json::Value> =
+        item.get("analysis").and_then(|a| serde_dynamo::from_attribute_value(a.clone()).ok());
+    let a = analysis.as_ref();
+    let kind = get_s(item, "entity").unwrap_or("").to_owned();
+    FeedbackRow {
+        at: get_s(item, "created_at")
+            .or_else(|| get_s(item, "first_at"))
+            .or_else(|| get_s(item, "sent_at"))
+            .unwrap_or("")
+            .to_owned(),
+        conversation_id: get_s(item, "conversation_id").unwrap_or("").to_owned(),
+        customer_id: get_s(item, "customer_id").unwrap_or("").to_owned(),
+        stars: item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+        category: get_s(item, "category").map(str::to_owned),
+        text: get_s(item, "comment").map(|c| crate::pii::mask_contacts(c).into_owned()),
+        sentiment: a.and_then(|a| a["sentiment"]["label"].as_str()).map(str::to_owned),
+        score: a.and_then(|a| a["sentiment"]["score"].as_f64()),
+        severity: a.and_then(|a| a["severity"].as_u64()),
+        issue_types: a
+            .and_then(|a| a["counted_types"].as_array())
+            .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        kind,
+    }
+}
+
+impl ReportStore for DynamoReportStore {
     /// Headlines of the weeks (the `_all` aggregate of every shard; one BatchGetItem per 100 keys).
-    pub async fn headlines(&self, weeks: &[String]) -> Result<Vec<Headline>, StoreError> {
+    async fn headlines(&self, weeks: &[String]) -> Result<Vec<Headline>, StoreError> {
         let keys: Vec<Item> = weeks
             .iter()
             .flat_map(|w| {
@@ -151,39 +187,17 @@ impl DynamoReportStore {
     }
 
     /// Ratings and trigger events of the days `from..=to` (UTC days of the feedback index), oldest
-    /// first, at most `limit` (the export's cap); the flag says whether more were left out.
-    pub async fn feedback_rows(
-        &self,
-        from: jiff::civil::Date,
-        to: jiff::civil::Date,
-        limit: usize,
-    ) -> Result<(Vec<FeedbackRow>, bool), StoreError> {
+    /// first, at most `limit`; the flag says whether more were left out.
+    async fn feedback_rows(&self, from: Date, to: Date, limit: usize) -> Result<(Vec<FeedbackRow>, bool), StoreError> {
         let mut rows = Vec::new();
         let mut day = from;
         while day <= to {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("gsi1")
-                    .key_condition_expression("gsi1pk = :day")
-                    .expression_attribute_values(":day", s(format!("FEEDBACK#{day}")))
-                    .set_exclusive_start_key(start)
-                    .limit((limit + 1 - rows.len().min(limit)).min(1000) as i32)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                rows.extend(out.items.unwrap_or_default().iter().map(row_of));
-                if rows.len() > limit {
-                    rows.truncate(limit);
-                    return Ok((rows, true));
-                }
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
-                }
+            let wanted = limit + 1 - rows.len();
+            let (items, _) = self.query_partition(Some("gsi1"), "gsi1pk", keys::feedback_date(day), wanted).await?;
+            rows.extend(items.iter().map(row_of));
+            if rows.len() > limit {
+                rows.truncate(limit);
+                return Ok((rows, true));
             }
             day = match day.tomorrow() {
                 Ok(d) => d,
@@ -192,43 +206,16 @@ impl DynamoReportStore {
         }
         Ok((rows, false))
     }
-}
 
-fn row_of(item: &Item) -> FeedbackRow {
-    let analysis: Option<serde_json::Value> =
-        item.get("analysis").and_then(|a| serde_dynamo::from_attribute_value(a.clone()).ok());
-    let a = analysis.as_ref();
-    let kind = get_s(item, "entity").unwrap_or("").to_owned();
-    FeedbackRow {
-        at: get_s(item, "created_at")
-            .or_else(|| get_s(item, "first_at"))
-            .or_else(|| get_s(item, "sent_at"))
-            .unwrap_or("")
-            .to_owned(),
-        conversation_id: get_s(item, "conversation_id").unwrap_or("").to_owned(),
-        customer_id: get_s(item, "customer_id").unwrap_or("").to_owned(),
-        stars: item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
-        category: get_s(item, "category").map(str::to_owned),
-        text: get_s(item, "comment").map(|c| crate::pii::mask_contacts(c).into_owned()),
-        sentiment: a.and_then(|a| a["sentiment"]["label"].as_str()).map(str::to_owned),
-        score: a.and_then(|a| a["sentiment"]["score"].as_f64()),
-        severity: a.and_then(|a| a["severity"].as_u64()),
-        issue_types: a
-            .and_then(|a| a["counted_types"].as_array())
-            .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default(),
-        kind,
-    }
-}
-
-impl ReportStore for DynamoReportStore {
     async fn week_figures(&self, week: &str) -> Result<WeekFigures, StoreError> {
-        let shards: Vec<Vec<Item>> =
-            futures_util::stream::iter((0..self.weeks.aggregate_shards).map(|shard| self.shard_items(week, shard)))
-                .buffered(8)
-                .try_collect()
-                .await?;
-        Ok(WeekFigures::from_shards(week, shards.iter().flatten().filter_map(counts_of)))
+        let shards: Vec<(Vec<Item>, bool)> = futures_util::stream::iter(
+            (0..self.weeks.aggregate_shards)
+                .map(|shard| self.query_partition(None, "pk", keys::aggregate(week, shard), usize::MAX)),
+        )
+        .buffered(8)
+        .try_collect()
+        .await?;
+        Ok(WeekFigures::from_shards(week, shards.iter().flat_map(|(items, _)| items).filter_map(counts_of)))
     }
 
     async fn report(&self, week: &str) -> Result<Option<WeeklyReport>, StoreError> {
@@ -236,7 +223,7 @@ impl ReportStore for DynamoReportStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(report_pk(week), REPORT)))
+            .set_key(Some(key(keys::report(week), keys::REPORT)))
             .consistent_read(true)
             .send()
             .await
@@ -246,33 +233,15 @@ impl ReportStore for DynamoReportStore {
 
     async fn save_report(&self, report: &WeeklyReport) -> Result<WeeklyReport, StoreError> {
         let json = serde_json::to_string(report).map_err(|e| StoreError::Failed(e.to_string()))?;
-        let mut item = key(report_pk(&report.week), REPORT);
+        let mut item = key(keys::report(&report.week), keys::REPORT);
         item.insert("entity".into(), s("weekly_report"));
         item.insert("week".into(), s(&report.week));
         item.insert("report".into(), s(json));
         item.insert("created_at".into(), s(iso(report.generated_at)));
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(report.clone()),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    match c.item() {
-                        Some(existing) => report_of(existing),
-                        None => {
-                            self.report(&report.week).await?.ok_or_else(|| StoreError::Failed("report vanished".into()))
-                        }
-                    }
-                }
-                _ => Err(store_error(e)),
-            },
+        match super::put_new(&self.client, &self.table, item).await? {
+            None => Ok(report.clone()),
+            Some(existing) if !existing.is_empty() => report_of(&existing),
+            Some(_) => self.report(&report.week).await?.ok_or_else(|| StoreError::Failed("report vanished".into())),
         }
     }
 
@@ -289,7 +258,7 @@ impl ReportStore for DynamoReportStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(report_pk(week), REPORT)))
+            .set_key(Some(key(keys::report(week), keys::REPORT)))
             .update_expression(format!("SET {ch}_lease_until = :until, {ch}_claimed_at = :now"))
             .condition_expression(format!(
                 "attribute_exists(pk) AND attribute_not_exists({ch}_sent_at) AND \
@@ -323,7 +292,8 @@ impl ReportStore for DynamoReportStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let ch = channel.as_str();
-        let update = self.client.update_item().table_name(&self.table).set_key(Some(key(report_pk(week), REPORT)));
+        let update =
+            self.client.update_item().table_name(&self.table).set_key(Some(key(keys::report(week), keys::REPORT)));
         let update = match sent {
             Some(message_id) => update
                 .update_expression(format!("SET {ch}_sent_at = :now, {ch}_message_id = :id REMOVE {ch}_lease_until"))
