@@ -4,6 +4,7 @@
 //! DynamoDB stream event source mapping.
 
 pub mod demo;
+pub mod evaluation;
 pub mod gateway;
 pub mod http;
 pub mod lambda_host;

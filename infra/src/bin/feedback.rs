@@ -16,7 +16,16 @@ const USAGE: &str = "usage:
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
   feedback train-issues OUT.bin DATA_DIR [--bits N] [--epochs N]
-      (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits)";
+      (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits)
+  feedback satisfaction < conversations.jsonl > satisfaction.jsonl
+      (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
+       one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
+  feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all]
+      (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
+  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--bits N] [--epochs N] [--l2 X]
+      (our labelled JDDC turns, train split; thresholds from out-of-fold predictions)
+  feedback eval [DATA_DIR] [LABELS.tsv]
+      (every figure of the chat analysis; defaults ../shared/data and shared/labels/jddc_turns.tsv)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +42,17 @@ fn main() {
         Some("train-sentiment") => exit_on_error(train_sentiment(&args[1..])),
         Some("eval-sentiment") => exit_on_error(eval_sentiment(&args[1..])),
         Some("train-issues") => exit_on_error(train_issues(&args[1..])),
+        Some("satisfaction") if args.len() == 1 => {
+            if let Err(e) = satisfaction(io::stdin().lock(), io::stdout().lock()) {
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    eprintln!("feedback satisfaction: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some("train-satisfaction") => exit_on_error(train_satisfaction(&args[1..])),
+        Some("train-chat") => exit_on_error(train_chat(&args[1..])),
+        Some("eval") => exit_on_error(eval(&args[1..])),
         Some("-h" | "--help") => println!("{USAGE}"),
         _ => {
             eprintln!("{USAGE}");
@@ -315,5 +335,139 @@ fn train_issues(args: &[String]) -> Result<(), String> {
         "bitext test ({total} requests with a mapped intent): top type correct {:.3}",
         right as f64 / total.max(1) as f64
     );
+    Ok(())
+}
+
+/// One input line of `feedback satisfaction`.
+#[derive(serde::Deserialize)]
+struct ConversationLine {
+    messages: Vec<MessageLine>,
+}
+
+#[derive(serde::Deserialize)]
+struct MessageLine {
+    role: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// One output line of `feedback satisfaction` (typed, so `score` comes first and floats print short).
+#[derive(serde::Serialize)]
+struct SatisfactionLine {
+    satisfaction: Option<feedback::analysis::satisfaction::Satisfaction>,
+}
+
+fn speaker(role: &str) -> Option<feedback::analysis::satisfaction::Speaker> {
+    use feedback::analysis::satisfaction::Speaker;
+    match role {
+        "customer" => Some(Speaker::Customer),
+        "agent" | "bot" | "helpdesk" => Some(Speaker::Shop),
+        _ => None,
+    }
+}
+
+/// `feedback satisfaction`: one JSON line out per line in, in order. A line that is not a
+/// conversation gets `{"error": "..."}` so the output stays aligned with the input.
+fn satisfaction(input: impl BufRead, output: impl Write) -> io::Result<()> {
+    use feedback::analysis::satisfaction::{SatisfactionModel, Scratch};
+    let model = SatisfactionModel::builtin();
+    let (mut scratch, mut buffer) = (Scratch::default(), Vec::new());
+    let mut out = BufWriter::with_capacity(1 << 16, output);
+    for line in input.split(b'\n') {
+        let line = line?;
+        let parsed = serde_json::from_slice::<ConversationLine>(line.strip_suffix(b"\r").unwrap_or(&line))
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                c.messages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        speaker(&m.role)
+                            .map(|s| (s, m.text.as_str()))
+                            .ok_or_else(|| format!("messages[{i}].role must be customer, agent or bot"))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+                    .map(|turns| model.estimate(turns, &mut scratch, &mut buffer))
+            });
+        match parsed {
+            Ok(satisfaction) => serde_json::to_writer(&mut out, &SatisfactionLine { satisfaction })?,
+            Err(error) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": error }))?,
+        }
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn train_satisfaction(args: &[String]) -> Result<(), String> {
+    use feedback::analysis::satisfaction::{SatisfactionModel, train};
+    let files = positional(args);
+    let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
+    let bits: u32 = flag(args, "--bits", 18)?;
+    let ridge: f32 = flag(args, "--ridge", 1.0)?;
+    let all = args.iter().any(|a| a == "--all");
+    let (held, training): (Vec<_>, Vec<_>) =
+        infra::evaluation::stc3(dir)?.into_iter().partition(|(id, _)| infra::evaluation::stc3_held_out(id));
+    let mut examples: Vec<_> = training.into_iter().map(|(_, e)| e).collect();
+    let started = std::time::Instant::now();
+    if all {
+        examples.extend(held.iter().map(|(_, e)| feedback::analysis::satisfaction::Example {
+            turns: e.turns.clone(),
+            judgement: e.judgement,
+        }));
+    }
+    let model = train(&examples, bits, ridge, 5);
+    let bytes = model.to_bytes();
+    std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
+    let model = SatisfactionModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+    let (rho, mae) = satisfaction_figures(&model, &held);
+    eprintln!(
+        "trained on {} dialogues in {:.1} s ({bits} bits, ridge {ridge}); held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
+        examples.len(),
+        started.elapsed().as_secs_f64(),
+        held.len(),
+        if all { " [held-out dialogues were trained on: --all]" } else { "" }
+    );
+    Ok(())
+}
+
+/// Spearman and mean absolute error of the calibrated judgement against mean_S.
+fn satisfaction_figures(
+    model: &feedback::analysis::satisfaction::SatisfactionModel,
+    held: &[(String, feedback::analysis::satisfaction::Example)],
+) -> (f64, f64) {
+    use feedback::analysis::satisfaction::{Scratch, spearman};
+    let (mut scratch, mut buffer) = (Scratch::default(), Vec::new());
+    let (mut predicted, mut truth, mut error) = (Vec::new(), Vec::new(), 0f64);
+    for (_, e) in held {
+        let s = model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
+        let judged = s.map_or(0.0, |s| s.expected_stars - 3.0);
+        predicted.push(judged);
+        truth.push(e.judgement);
+        error += f64::from((judged - e.judgement).abs());
+    }
+    (spearman(&predicted, &truth), error / held.len().max(1) as f64)
+}
+
+fn train_chat(args: &[String]) -> Result<(), String> {
+    let files = positional(args);
+    let [out, dir, labels] = files.as_slice() else { return Err(USAGE.into()) };
+    let bits: u32 = flag(args, "--bits", 18)?;
+    let epochs: usize = flag(args, "--epochs", 6)?;
+    let l2: f32 = flag(args, "--l2", 1e-3)?;
+    let (model, report) = infra::evaluation::train_chat(dir, labels, bits, epochs, l2)?;
+    std::fs::write(out, model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
+    eprintln!("{report}");
+    Ok(())
+}
+
+fn eval(args: &[String]) -> Result<(), String> {
+    let files = positional(args);
+    let dir = files.first().map_or("../shared/data", |s| s.as_str());
+    let labels = files.get(1).map_or("shared/labels/jddc_turns.tsv", |s| s.as_str());
+    print!("{}", infra::evaluation::eval(dir, labels)?);
+    let test = format!("{dir}/splits/online_shopping_10_cats.test.tsv");
+    let rows = labelled(&test)?;
+    let (accuracy, f1) = score(feedback::analysis::sentiment::SentimentModel::builtin(), &rows);
+    println!("online_shopping test ({} reviews): accuracy {accuracy:.4}, macro-F1 {f1:.4}", rows.len());
     Ok(())
 }

@@ -67,6 +67,20 @@ pub fn plain_features(normalized: &str, bits: u32, out: &mut Vec<u32>) {
     out.truncate(plain);
 }
 
+/// Character 1–3-grams and gapped pairs of normalised text under their own `seed`, appended to
+/// `out`: one block of a model that reads several texts at once (the customer's turns, the agent's
+/// turns, the last turn), each block hashed apart so the same words weigh differently in each.
+pub fn block_features(normalized: &str, seed: u32, bits: u32, out: &mut Vec<u32>) {
+    let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    CHARS.with(|chars| {
+        let mut chars = chars.borrow_mut();
+        chars.clear();
+        chars.extend(normalized.chars().map(|c| c as u32));
+        ngrams(&chars, seed, mask, out);
+        gapped_pairs(&chars, seed, mask, out);
+    });
+}
+
 fn ngrams(chars: &[u32], seed: u32, mask: u32, out: &mut Vec<u32>) {
     for n in 1..=3 {
         if chars.len() < n {

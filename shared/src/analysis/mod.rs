@@ -5,17 +5,20 @@
 //! `Analyzer` holds the scratch buffers, so analysing a stream of texts allocates almost nothing
 //! per text; the models are loaded once per process (in place from the binary).
 
+pub mod chat;
 pub mod cleaning;
 pub mod issues;
 pub mod linear;
+pub mod satisfaction;
 pub mod sentiment;
 
 use serde::Serialize;
 
 use crate::triggers::{Severity, Trigger, TriggerRules, normalize_into};
+use chat::{ChatModel, ChatReading, TurnContext};
 use cleaning::{Validity, emoji_polarity, validity};
 use issues::{IssueClassifier, IssueScore};
-use sentiment::{Polarity, Sentiment, SentimentModel, ends_with_question_mark};
+use sentiment::{NEUTRAL_BAND, Polarity, Sentiment, SentimentModel, ends_with_question_mark};
 
 /// Severity of one piece of feedback, 0 (nothing wrong) to 5 (legal or public threat).
 pub type SeverityScore = u8;
@@ -33,6 +36,10 @@ pub struct Analyzer {
     rules: &'static TriggerRules,
     sentiment: &'static SentimentModel,
     issues: &'static IssueClassifier,
+    chat: &'static ChatModel,
+    chat_scratch: chat::Scratch,
+    satisfaction: &'static satisfaction::SatisfactionModel,
+    satisfaction_scratch: (satisfaction::Scratch, Vec<(u32, f32)>),
     normalized: String,
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
     wide: Vec<u32>,
@@ -51,6 +58,10 @@ impl Analyzer {
             rules: TriggerRules::builtin(),
             sentiment: SentimentModel::builtin(),
             issues: IssueClassifier::builtin(),
+            chat: ChatModel::builtin(),
+            chat_scratch: chat::Scratch::default(),
+            satisfaction: satisfaction::SatisfactionModel::builtin(),
+            satisfaction_scratch: Default::default(),
             normalized: String::new(),
             wide: Vec::new(),
             narrow: Vec::new(),
@@ -64,6 +75,33 @@ impl Analyzer {
 
     /// Analyses feedback text; `stars` when it came with a rating.
     pub fn analyze(&mut self, text: &str, stars: Option<u8>) -> Analysis {
+        self.analyze_with(text, stars, None)
+    }
+
+    /// Analyses a customer's chat turn: the rules and the review models as `analyze`, plus the
+    /// chat model reading the turn in its context. The chat model decides the sentiment, and a
+    /// turn the rules missed becomes a medium trigger (`dissatisfied` or `not_resolved`, rule
+    /// `model.chat`) when the model is confident enough (`models/CHAT.md`).
+    pub fn analyze_turn(&mut self, text: &str, context: &TurnContext<'_>) -> Analysis {
+        self.analyze_with(text, None, Some(context))
+    }
+
+    /// The scores the chat model takes from the other models: the review sentiment score (already
+    /// computed) and the satisfaction model's score of the turn alone.
+    fn turn_scores(&mut self, text: &str, review_score: f32) -> [f32; 2] {
+        let (scratch, buffer) = &mut self.satisfaction_scratch;
+        let alone = self.satisfaction.estimate([(satisfaction::Speaker::Customer, text)], scratch, buffer);
+        [review_score, alone.map_or(0.0, |s| s.score)]
+    }
+
+    /// The chat model's reading of a turn in its context (for training and evaluation).
+    pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
+        let review = self.analyze(text, None).sentiment.score;
+        let scores = self.turn_scores(text, review);
+        self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch)
+    }
+
+    fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
         normalize_into(text, &mut self.normalized);
         let invalid = validity(text, &self.normalized);
         let trigger = self.rules.detect_normalized(&self.normalized);
@@ -82,6 +120,29 @@ impl Analyzer {
         } else {
             self.sentiment.analyze_features(&self.normalized, ends_with_question_mark(text), &self.wide)
         };
+        let mut trigger = trigger;
+        if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
+            let scores = self.turn_scores(text, sentiment.score);
+            let reading = self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch);
+            let t = self.chat.thresholds;
+            if !trigger.fired && reading.unhappy >= t.unhappy {
+                let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };
+                trigger = Trigger {
+                    fired: true,
+                    category: Some(category.to_owned()),
+                    rule: Some("model.chat".to_owned()),
+                    severity: Some(Severity::Medium),
+                    phrase: None,
+                };
+            }
+            sentiment = if reading.negative >= t.negative {
+                Sentiment { label: Polarity::Negative, score: -reading.negative.max(NEUTRAL_BAND) }
+            } else if reading.positive >= t.positive {
+                Sentiment { label: Polarity::Positive, score: reading.positive.max(NEUTRAL_BAND) }
+            } else {
+                Sentiment { label: Polarity::Neutral, score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9 }
+            };
+        }
         // A keyword trigger means the customer said they are unhappy, whatever the model thinks.
         if trigger.fired && sentiment.label != Polarity::Negative {
             sentiment = Sentiment { label: Polarity::Negative, score: sentiment.score.min(-0.3) };

@@ -1,0 +1,395 @@
+//! Training and evaluation of the chat models on real chat: our labelled JDDC turns
+//! (`shared/labels/jddc_turns.tsv`, texts read from the data folder) and the STC-3 helpdesk
+//! dialogues. Used by `feedback train-chat` and `feedback eval`; nothing here runs in a Lambda.
+
+use std::collections::HashMap;
+
+use feedback::analysis::Analyzer;
+use feedback::analysis::chat::{self, ChatModel, ChatReading, Row, Thresholds, TurnContext};
+use feedback::analysis::satisfaction::{SatisfactionModel, Scratch as SatScratch, Speaker, spearman};
+use feedback::triggers::normalize_into;
+
+/// One labelled customer turn.
+pub struct Label {
+    pub session: String,
+    pub turn: usize,
+    pub dev: bool,
+    pub categories: Vec<String>,
+    pub sentiment: String,
+    pub invalid: bool,
+    pub issue_types: Vec<String>,
+}
+
+impl Label {
+    /// Any unhappy category but want_human.
+    pub fn unhappy(&self) -> bool {
+        self.categories.iter().any(|c| c != "none" && c != "want_human")
+    }
+    pub fn wants_human(&self) -> bool {
+        self.categories.iter().any(|c| c == "want_human")
+    }
+}
+
+/// A JDDC session: (role, text) by turn.
+pub type Session = Vec<(String, String)>;
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+pub fn jddc_sessions(dir: &str) -> Result<HashMap<String, Session>, String> {
+    let mut sessions: HashMap<String, Vec<(usize, String, String)>> = HashMap::new();
+    for line in read(&format!("{dir}/jddc_chat_sessions.tsv"))?.lines().skip(1) {
+        let cols: Vec<&str> = line.splitn(4, '\t').collect();
+        let [id, turn, role, text] = cols.as_slice() else { continue };
+        let turn = turn.parse().map_err(|_| format!("jddc: bad turn {turn:?}"))?;
+        sessions.entry((*id).to_owned()).or_default().push((turn, (*role).to_owned(), (*text).to_owned()));
+    }
+    Ok(sessions
+        .into_iter()
+        .map(|(id, mut turns)| {
+            turns.sort_by_key(|t| t.0);
+            (id, turns.into_iter().map(|(_, r, t)| (r, t)).collect())
+        })
+        .collect())
+}
+
+pub fn labels(path: &str) -> Result<Vec<Label>, String> {
+    let list = |s: &str| if s == "-" { Vec::new() } else { s.split('|').map(str::to_owned).collect() };
+    read(path)?
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let c: Vec<&str> = line.split('\t').collect();
+            let [session, turn, split, categories, sentiment, invalid, issue_types] = c.as_slice() else {
+                return Err(format!("{path}: bad row {line:?}"));
+            };
+            Ok(Label {
+                session: (*session).to_owned(),
+                turn: turn.parse().map_err(|_| format!("{path}: bad turn {turn:?}"))?,
+                dev: *split == "dev",
+                categories: list(categories),
+                sentiment: (*sentiment).to_owned(),
+                invalid: *invalid == "1",
+                issue_types: list(issue_types),
+            })
+        })
+        .collect()
+}
+
+/// The context of a turn in its session, as the intake sees it: the shop's last turn before it,
+/// the customer's previous turn, the position.
+pub fn context(session: &Session, turn: usize) -> TurnContext<'_> {
+    let before = &session[..turn.min(session.len())];
+    TurnContext {
+        previous_shop: before.iter().rev().find(|(r, _)| r != "customer").map(|(_, t)| t.as_str()),
+        previous_customer: before.iter().rev().find(|(r, _)| r == "customer").map(|(_, t)| t.as_str()),
+        index: turn,
+    }
+}
+
+fn group_of(session: &str) -> u32 {
+    session.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
+pub fn train_chat(dir: &str, labels_path: &str, bits: u32, epochs: usize, l2: f32) -> Result<(ChatModel, String), String> {
+    let sessions = jddc_sessions(dir)?;
+    let labels = labels(labels_path)?;
+    let mut analyzer = Analyzer::new();
+    let mut scratch = chat::Scratch::default();
+    let mut normalized = String::new();
+    let satisfaction = SatisfactionModel::builtin();
+    let mut sat = (SatScratch::default(), Vec::new());
+    let mut rows = Vec::new();
+    for l in labels.iter().filter(|l| !l.dev) {
+        let session = sessions.get(&l.session).ok_or_else(|| format!("no session {}", l.session))?;
+        let text = &session[l.turn].1;
+        let review = analyzer.analyze(text, None).sentiment.score;
+        let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
+        normalize_into(text, &mut normalized);
+        let scores = [review, alone.map_or(0.0, |s| s.score)];
+        let numeric = chat::features(&normalized, &context(session, l.turn), scores, bits, &mut scratch);
+        rows.push(Row {
+            hashed: scratch.hashed.clone(),
+            numeric,
+            labels: [
+                l.unhappy(),
+                l.categories.iter().any(|c| c == "not_resolved"),
+                l.sentiment == "negative",
+                l.sentiment == "positive",
+            ],
+            group: group_of(&l.session),
+        });
+    }
+    let (mut model, oof) = chat::train(&rows, bits, epochs, l2, 5);
+    let unhappy: Vec<(f32, bool)> = oof.iter().zip(&rows).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
+    let (t_unhappy, p, r) = best_f1_threshold(&unhappy);
+    let truth: Vec<&str> = rows
+        .iter()
+        .map(|r| if r.labels[2] { "negative" } else if r.labels[3] { "positive" } else { "neutral" })
+        .collect();
+    let (mut best, mut t_neg, mut t_pos) = (0f64, 0.5f32, 0.5f32);
+    for n in (10..=90).step_by(5) {
+        for q in (10..=90).step_by(5) {
+            let t = Thresholds { unhappy: t_unhappy, negative: n as f32 / 100.0, positive: q as f32 / 100.0 };
+            let predicted: Vec<&str> = oof.iter().map(|p| sentiment_of(p, &t)).collect();
+            let f = macro_f1(&truth, &predicted, &["negative", "neutral", "positive"]);
+            if f > best {
+                (best, t_neg, t_pos) = (f, t.negative, t.positive);
+            }
+        }
+    }
+    model.thresholds = Thresholds { unhappy: t_unhappy, negative: t_neg, positive: t_pos };
+    let report = format!(
+        "trained on {} labelled train turns ({bits} bits, {epochs} epochs, l2 {l2}); out-of-fold (5 folds by session): \
+         unhappy threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), sentiment thresholds negative {t_neg:.2} \
+         positive {t_pos:.2} (macro-F1 {best:.3})",
+        rows.len()
+    );
+    Ok((model, report))
+}
+
+fn sentiment_of(p: &ChatReading, t: &Thresholds) -> &'static str {
+    if p.negative >= t.negative {
+        "negative"
+    } else if p.positive >= t.positive {
+        "positive"
+    } else {
+        "neutral"
+    }
+}
+
+/// The threshold of the best F1 over (score, truth) pairs, with its precision and recall.
+fn best_f1_threshold(pairs: &[(f32, bool)]) -> (f32, f64, f64) {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = sorted.iter().filter(|p| p.1).count() as f64;
+    let (mut tp, mut best) = (0f64, (0f64, 0.5f32, 0f64, 0f64));
+    for (i, (score, truth)) in sorted.iter().enumerate() {
+        tp += f64::from(u8::from(*truth));
+        let (precision, recall) = (tp / (i + 1) as f64, tp / positives.max(1.0));
+        let f1 = 2.0 * precision * recall / (precision + recall).max(1e-9);
+        if f1 > best.0 {
+            best = (f1, *score, precision, recall);
+        }
+    }
+    (best.1, best.2, best.3)
+}
+
+pub fn macro_f1(truth: &[&str], predicted: &[&str], classes: &[&str]) -> f64 {
+    classes.iter().map(|c| f1_of(truth, predicted, c)).sum::<f64>() / classes.len() as f64
+}
+
+fn f1_of(truth: &[&str], predicted: &[&str], class: &str) -> f64 {
+    let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
+    for (t, p) in truth.iter().zip(predicted) {
+        match (*t == class, *p == class) {
+            (true, true) => tp += 1.0,
+            (false, true) => fp += 1.0,
+            (true, false) => fn_ += 1.0,
+            _ => {}
+        }
+    }
+    2.0 * tp / (2.0 * tp + fp + fn_).max(1.0)
+}
+
+/// Precision and recall counts.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    tp: f64,
+    fp: f64,
+    fn_: f64,
+}
+
+impl Counts {
+    fn add(&mut self, truth: bool, predicted: bool) {
+        match (truth, predicted) {
+            (true, true) => self.tp += 1.0,
+            (false, true) => self.fp += 1.0,
+            (true, false) => self.fn_ += 1.0,
+            _ => {}
+        }
+    }
+    fn line(&self) -> String {
+        let p = self.tp / (self.tp + self.fp).max(1.0);
+        let r = self.tp / (self.tp + self.fn_).max(1.0);
+        format!(
+            "recall {r:.3} precision {p:.3} F1 {:.3} ({} of {} found, {} false)",
+            2.0 * p * r / (p + r).max(1e-9),
+            self.tp,
+            self.tp + self.fn_,
+            self.fp
+        )
+    }
+}
+
+/// Every figure of the chat analysis from the data folder and the committed labels.
+pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let sessions = jddc_sessions(dir)?;
+    let labels = labels(labels_path)?;
+    let mut analyzer = Analyzer::new();
+    for (name, dev) in [("dev", true), ("train (in-sample: the chat model was trained on it)", false)] {
+        let (mut rules, mut model_only, mut combined, mut human) =
+            (Counts::default(), Counts::default(), Counts::default(), Counts::default());
+        let (mut truth, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut invalid_right, mut n) = (0, 0);
+        let mut types: HashMap<String, Counts> = HashMap::new();
+        for l in labels.iter().filter(|l| l.dev == dev) {
+            let session = &sessions[&l.session];
+            let text = &session[l.turn].1;
+            let plain = analyzer.analyze(text, None);
+            let turn = analyzer.analyze_turn(text, &context(session, l.turn));
+            let unhappy_category = |a: &feedback::analysis::Analysis| {
+                a.trigger.fired && a.trigger.category.as_deref() != Some("want_human")
+            };
+            rules.add(l.unhappy(), unhappy_category(&plain));
+            model_only.add(l.unhappy(), turn.trigger.rule.as_deref() == Some("model.chat"));
+            combined.add(l.unhappy(), unhappy_category(&turn));
+            human.add(l.wants_human(), turn.trigger.category.as_deref() == Some("want_human"));
+            truth.push(l.sentiment.as_str());
+            before.push(plain.sentiment.label.as_str());
+            after.push(turn.sentiment.label.as_str());
+            invalid_right += usize::from(l.invalid == turn.invalid.is_invalid);
+            n += 1;
+            if !l.invalid {
+                for t in ["logistics", "quality", "refund_return", "price", "service", "payment", "product_info", "other"] {
+                    let want = l.issue_types.iter().any(|x| x == t);
+                    let got = turn.issues.iter().any(|i| i.issue_type == t);
+                    types.entry(t.to_owned()).or_default().add(want, got);
+                }
+            }
+        }
+        let classes = ["negative", "neutral", "positive"];
+        let _ = writeln!(out, "JDDC {name} ({n} customer turns):");
+        let _ = writeln!(out, "  unhappy, rules alone (before):   {}", rules.line());
+        let _ = writeln!(out, "  unhappy, chat model alone:       {}", model_only.line());
+        let _ = writeln!(out, "  unhappy, rules + chat model:     {}", combined.line());
+        let _ = writeln!(out, "  want_human:                      {}", human.line());
+        let _ = writeln!(
+            out,
+            "  sentiment 3-class macro-F1: before {:.3}, after {:.3} (negative F1 {:.3} -> {:.3}, neutral {:.3}, positive {:.3})",
+            macro_f1(&truth, &before, &classes),
+            macro_f1(&truth, &after, &classes),
+            f1_of(&truth, &before, "negative"),
+            f1_of(&truth, &after, "negative"),
+            f1_of(&truth, &after, "neutral"),
+            f1_of(&truth, &after, "positive"),
+        );
+        let _ = writeln!(out, "  invalid agrees with the label: {:.3}", invalid_right as f64 / n.max(1) as f64);
+        let mut micro = Counts::default();
+        let mut keys: Vec<_> = types.keys().cloned().collect();
+        keys.sort();
+        for k in keys {
+            let c = types[&k];
+            micro.tp += c.tp;
+            micro.fp += c.fp;
+            micro.fn_ += c.fn_;
+            let _ = writeln!(out, "  issue type {k:<14} {}", c.line());
+        }
+        let _ = writeln!(out, "  issue types, micro:        {}", micro.line());
+    }
+    out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
+    Ok(out)
+}
+
+/// STC-3 held-out Spearman and calibration; JDDC sessions: the estimate against our turn labels.
+fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &[Label]) -> Result<String, String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let model = SatisfactionModel::builtin();
+    let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
+    let held = crate::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
+    let (mut predicted, mut truth) = (Vec::new(), Vec::new());
+    let mut bins = [(0f64, 0f64, 0usize); 5];
+    for (_, e) in &held {
+        let s = model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
+        let stars = s.map_or(3.0, |s| s.expected_stars);
+        predicted.push(stars);
+        truth.push(e.judgement);
+        let b = ((stars - 1.0).floor() as usize).min(4);
+        bins[b] = (bins[b].0 + f64::from(stars), bins[b].1 + f64::from(3.0 + e.judgement), bins[b].2 + 1);
+    }
+    let mae = predicted.iter().zip(&truth).map(|(p, t)| f64::from((p - 3.0 - t).abs())).sum::<f64>() / held.len().max(1) as f64;
+    let _ = writeln!(
+        out,
+        "STC-3 held-out dialogues ({}): Spearman {:.4} with mean_S; MAE {mae:.3} on the -2..2 scale",
+        held.len(),
+        spearman(&predicted, &truth)
+    );
+    for (i, (p, t, n)) in bins.iter().enumerate().filter(|(_, b)| b.2 > 0) {
+        let _ = writeln!(
+            out,
+            "  expected stars {}-{}: {n:>4} dialogues, mean expected {:.2}, mean judged (3 + mean_S) {:.2}",
+            i + 1,
+            i + 2,
+            p / *n as f64,
+            t / *n as f64
+        );
+    }
+    // JDDC: the sessions' estimate against the share of their customer turns we labelled unhappy.
+    let mut by_session: HashMap<&str, (usize, usize)> = HashMap::new();
+    for l in labels.iter().filter(|l| !l.invalid) {
+        let e = by_session.entry(l.session.as_str()).or_default();
+        e.0 += usize::from(l.unhappy());
+        e.1 += 1;
+    }
+    let (mut est, mut share) = (Vec::new(), Vec::new());
+    let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
+    for (id, (u, n)) in &by_session {
+        let turns = sessions[*id].iter().map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
+        if let Some(s) = model.estimate(turns, &mut scratch, &mut buffer) {
+            est.push(s.expected_stars);
+            share.push(-(*u as f32) / (*n).max(1) as f32);
+            if *u > 0 {
+                with_unhappy.0 += f64::from(s.expected_stars);
+                with_unhappy.1 += 1;
+            } else {
+                with_unhappy.2 += f64::from(s.expected_stars);
+                with_unhappy.3 += 1;
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "JDDC sessions ({}): Spearman {:.3} between expected stars and minus the share of unhappy turns; mean expected stars {:.2} with an unhappy turn ({}), {:.2} without ({})",
+        est.len(),
+        spearman(&est, &share),
+        with_unhappy.0 / with_unhappy.1.max(1) as f64,
+        with_unhappy.1,
+        with_unhappy.2 / with_unhappy.3.max(1) as f64,
+        with_unhappy.3
+    );
+    Ok(out)
+}
+
+/// The STC-3 dialogues as training examples, sorted by id.
+pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::Example)>, String> {
+    use feedback::analysis::satisfaction::Example;
+    let mut turns: HashMap<String, Vec<(usize, Speaker, String)>> = HashMap::new();
+    for line in read(&format!("{dir}/stc3_helpdesk_turns.tsv"))?.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (Some(id), Some(index), Some(role)) = (cols.first(), cols.get(1), cols.get(2)) else { continue };
+        let speaker = if *role == "customer" { Speaker::Customer } else { Speaker::Shop };
+        let index = index.parse().unwrap_or(0);
+        turns.entry((*id).to_owned()).or_default().push((index, speaker, cols.get(3).unwrap_or(&"").to_string()));
+    }
+    let mut out = Vec::new();
+    for line in read(&format!("{dir}/stc3_helpdesk_dialogues.tsv"))?.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (Some(id), Some(mean_s)) = (cols.first(), cols.get(4).and_then(|v| v.parse::<f32>().ok())) else { continue };
+        let mut t = turns.remove(*id).unwrap_or_default();
+        t.sort_by_key(|(i, _, _)| *i);
+        out.push(((*id).to_owned(), Example { turns: t.into_iter().map(|(_, s, x)| (s, x)).collect(), judgement: mean_s }));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// STC-3 dialogues held out from training: a fifth, chosen by an FNV-1a hash of the dialogue id.
+pub fn stc3_held_out(id: &str) -> bool {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    h % 5 == 0
+}
