@@ -93,7 +93,13 @@ fn group_of(session: &str) -> u32 {
 }
 
 /// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
-pub fn train_chat(dir: &str, labels_path: &str, bits: u32, epochs: usize, l2: f32) -> Result<(ChatModel, String), String> {
+pub fn train_chat(
+    dir: &str,
+    labels_path: &str,
+    bits: u32,
+    epochs: usize,
+    l2: f32,
+) -> Result<(ChatModel, String), String> {
     let sessions = jddc_sessions(dir)?;
     let labels = labels(labels_path)?;
     let mut analyzer = Analyzer::new();
@@ -127,7 +133,15 @@ pub fn train_chat(dir: &str, labels_path: &str, bits: u32, epochs: usize, l2: f3
     let (t_unhappy, p, r) = best_f1_threshold(&unhappy);
     let truth: Vec<&str> = rows
         .iter()
-        .map(|r| if r.labels[2] { "negative" } else if r.labels[3] { "positive" } else { "neutral" })
+        .map(|r| {
+            if r.labels[2] {
+                "negative"
+            } else if r.labels[3] {
+                "positive"
+            } else {
+                "neutral"
+            }
+        })
         .collect();
     let (mut best, mut t_neg, mut t_pos) = (0f64, 0.5f32, 0.5f32);
     for n in (10..=90).step_by(5) {
@@ -255,7 +269,9 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             invalid_right += usize::from(l.invalid == turn.invalid.is_invalid);
             n += 1;
             if !l.invalid {
-                for t in ["logistics", "quality", "refund_return", "price", "service", "payment", "product_info", "other"] {
+                for t in
+                    ["logistics", "quality", "refund_return", "price", "service", "payment", "product_info", "other"]
+                {
                     let want = l.issue_types.iter().any(|x| x == t);
                     let got = turn.issues.iter().any(|i| i.issue_type == t);
                     types.entry(t.to_owned()).or_default().add(want, got);
@@ -312,7 +328,8 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
         let b = ((stars - 1.0).floor() as usize).min(4);
         bins[b] = (bins[b].0 + f64::from(stars), bins[b].1 + f64::from(3.0 + e.judgement), bins[b].2 + 1);
     }
-    let mae = predicted.iter().zip(&truth).map(|(p, t)| f64::from((p - 3.0 - t).abs())).sum::<f64>() / held.len().max(1) as f64;
+    let mae = predicted.iter().zip(&truth).map(|(p, t)| f64::from((p - 3.0 - t).abs())).sum::<f64>()
+        / held.len().max(1) as f64;
     let _ = writeln!(
         out,
         "STC-3 held-out dialogues ({}): Spearman {:.4} with mean_S; MAE {mae:.3} on the -2..2 scale",
@@ -339,7 +356,9 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let (mut est, mut share) = (Vec::new(), Vec::new());
     let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
     for (id, (u, n)) in &by_session {
-        let turns = sessions[*id].iter().map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
+        let turns = sessions[*id]
+            .iter()
+            .map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
         if let Some(s) = model.estimate(turns, &mut scratch, &mut buffer) {
             est.push(s.expected_stars);
             share.push(-(*u as f32) / (*n).max(1) as f32);
@@ -379,10 +398,15 @@ pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::
     let mut out = Vec::new();
     for line in read(&format!("{dir}/stc3_helpdesk_dialogues.tsv"))?.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        let (Some(id), Some(mean_s)) = (cols.first(), cols.get(4).and_then(|v| v.parse::<f32>().ok())) else { continue };
+        let (Some(id), Some(mean_s)) = (cols.first(), cols.get(4).and_then(|v| v.parse::<f32>().ok())) else {
+            continue;
+        };
         let mut t = turns.remove(*id).unwrap_or_default();
         t.sort_by_key(|(i, _, _)| *i);
-        out.push(((*id).to_owned(), Example { turns: t.into_iter().map(|(_, s, x)| (s, x)).collect(), judgement: mean_s }));
+        out.push((
+            (*id).to_owned(),
+            Example { turns: t.into_iter().map(|(_, s, x)| (s, x)).collect(), judgement: mean_s },
+        ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)

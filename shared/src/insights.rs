@@ -122,7 +122,13 @@ pub fn analyse(analyzer: &mut Analyzer, item: StoredFeedback, tz: &jiff::tz::Tim
         FeedbackKind::Rating { stars, .. } => Some(*stars),
         FeedbackKind::Message => None,
     };
-    let analysis = analyzer.analyze(item.text.as_deref().unwrap_or(""), stars);
+    let text = item.text.as_deref().unwrap_or("");
+    // A customer's chat message is read as chat (the chat model; the stream record carries no
+    // earlier turns, so without context); a rating comment as a review.
+    let analysis = match item.kind {
+        FeedbackKind::Message => analyzer.analyze_turn(text, &crate::analysis::chat::TurnContext::default()),
+        FeedbackKind::Rating { .. } => analyzer.analyze(text, stars),
+    };
     let text_digest = (item.text.is_some() && !analyzer.normalized().is_empty()).then(|| {
         use sha2::{Digest, Sha256};
         hex::encode(&Sha256::digest(analyzer.normalized().as_bytes())[..16])

@@ -425,6 +425,22 @@ pub struct ConversationClosed {
     pub resolved: bool,
     pub closed_at: Timestamp,
     pub follow_up: FollowUp,
+    /// How satisfied the conversation left the customer, estimated from its messages (both sides);
+    /// `null` when the customer wrote nothing readable.
+    pub satisfaction: Option<crate::analysis::satisfaction::Satisfaction>,
+}
+
+/// Conversations longer than this are judged by their first messages (a chat of 400 messages is
+/// no longer about satisfaction; the bound keeps the close within one or two reads).
+pub const SATISFACTION_MAX_TURNS: usize = 400;
+
+/// Estimates a conversation's satisfaction from its turns (pure).
+pub fn estimate_satisfaction(turns: &[(Role, String)]) -> Option<crate::analysis::satisfaction::Satisfaction> {
+    use crate::analysis::satisfaction::{SatisfactionModel, Scratch, Speaker};
+    let turns = turns
+        .iter()
+        .map(|(role, text)| (if *role == Role::Customer { Speaker::Customer } else { Speaker::Shop }, text.as_str()));
+    SatisfactionModel::builtin().estimate(turns, &mut Scratch::default(), &mut Vec::new())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -445,7 +461,9 @@ pub async fn close_conversation(
     closing: Closing,
 ) -> Result<ConversationClosed, IntakeError> {
     let due = (!closing.resolved).then(|| follow_up_due(closing.closed_at, settings));
-    match store.close(&closing, due).await? {
+    let turns = store.conversation_turns(&closing.conversation_id, SATISFACTION_MAX_TURNS).await?;
+    let satisfaction = estimate_satisfaction(&turns);
+    match store.close(&closing, satisfaction, due).await? {
         Closed::OtherCustomer(_) => Err(IntakeError::OtherCustomer { conversation_id: closing.conversation_id }),
         Closed::Done(state) => Ok(ConversationClosed {
             follow_up: FollowUp {
@@ -455,6 +473,7 @@ pub async fn close_conversation(
             conversation_id: closing.conversation_id,
             resolved: closing.resolved,
             closed_at: closing.closed_at,
+            satisfaction,
         }),
     }
 }
@@ -532,6 +551,21 @@ mod tests {
         assert!(subject.len() < 100 && subject.is_ascii());
         let body = alert.body();
         assert!(body.contains("Conversation: c-9") && body.contains("rule zh.complaint") && body.contains("[phone]"));
+    }
+
+    #[test]
+    fn a_conversation_that_ends_in_thanks_is_estimated_above_one_that_ends_in_a_threat() {
+        let turns = |last: &str| {
+            vec![
+                (Role::Customer, "我的快递怎么还没到".to_owned()),
+                (Role::Bot, "亲，已经帮您催促配送站了".to_owned()),
+                (Role::Customer, last.to_owned()),
+            ]
+        };
+        let thanks = estimate_satisfaction(&turns("好的，谢谢你")).unwrap();
+        let threat = estimate_satisfaction(&turns("都一个星期了，再不到我就投诉")).unwrap();
+        assert!(thanks.expected_stars > threat.expected_stars, "{thanks:?} vs {threat:?}");
+        assert_eq!(estimate_satisfaction(&[(Role::Bot, "您好".to_owned())]), None);
     }
 
     #[test]

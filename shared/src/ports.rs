@@ -151,11 +151,20 @@ pub trait ConversationStore {
         now: crate::Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Marks the conversation closed and, when `follow_up_due` is given, queues its follow-up
-    /// (once); when it is not, withdraws a queued one that was not sent yet.
+    /// The conversation's stored messages (who wrote them, the text) in the order they were sent;
+    /// at most `limit` of them (the first ones).
+    fn conversation_turns(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(crate::conversation::Role, String)>, StoreError>> + Send;
+
+    /// Marks the conversation closed with its estimated satisfaction and, when `follow_up_due` is
+    /// given, queues its follow-up (once); when it is not, withdraws a queued one not sent yet.
     fn close(
         &self,
         closing: &crate::conversation::Closing,
+        satisfaction: Option<crate::analysis::satisfaction::Satisfaction>,
         follow_up_due: Option<crate::Timestamp>,
     ) -> impl Future<Output = Result<Closed, StoreError>> + Send;
 }

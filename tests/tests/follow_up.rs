@@ -84,7 +84,7 @@ impl World {
             channel: Some(Channel::App),
             locale: Some("zh-CN".into()),
         };
-        store.close(&closing, Some(at(closed_at) + jiff::SignedDuration::from_hours(24))).await.unwrap();
+        store.close(&closing, None, Some(at(closed_at) + jiff::SignedDuration::from_hours(24))).await.unwrap();
         conv
     }
 

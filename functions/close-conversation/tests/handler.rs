@@ -110,3 +110,54 @@ async fn closing_someone_elses_conversation_or_bad_input_is_refused() {
         assert_eq!((status, &problem["invalid_params"][0]["field"]), (422, &json!(field)), "{body}");
     }
 }
+
+/// Stores the conversation's messages the way the intake does.
+async fn store_messages(client: &feedback::dynamo::Client, table: &str, conv: &str, turns: &[(&str, &str)]) {
+    use feedback::conversation::{Channel, ChatMessage, Role};
+    use feedback::ports::ConversationStore;
+    let store = feedback::dynamo::DynamoConversationStore::new(client.clone(), table, 180);
+    let messages: Vec<(ChatMessage, feedback::triggers::Trigger)> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, (role, text))| {
+            let message = ChatMessage {
+                // Ids that sort against the order they were sent: the estimate must read by time.
+                message_id: format!("m-{}", 9 - i),
+                role: if *role == "customer" { Role::Customer } else { Role::Agent },
+                text: (*text).to_owned(),
+                sent_at: format!("2026-11-01T09:0{i}:00Z").parse().unwrap(),
+                customer_id: "u-1".into(),
+                channel: Channel::App,
+                bot_intent: None,
+            };
+            (message, feedback::triggers::Trigger::NONE)
+        })
+        .collect();
+    store.insert_messages(conv, &messages, "2026-11-01T09:10:00Z".parse().unwrap()).await.unwrap();
+}
+
+#[tokio::test]
+async fn closing_estimates_how_satisfied_the_conversation_left_the_customer_and_stores_it() {
+    let (app, client, table) = app().await;
+    let (thanked, threatened, silent) = (unique("c"), unique("c"), unique("c"));
+    let opening = [("customer", "我的快递怎么还没到"), ("agent", "亲，已经帮您催促配送站了")];
+    store_messages(&client, &table, &thanked, &[opening[0], opening[1], ("customer", "好的，谢谢你，辛苦了")]).await;
+    store_messages(
+        &client,
+        &table,
+        &threatened,
+        &[opening[0], opening[1], ("customer", "都一个星期了，再不到我就投诉")],
+    )
+    .await;
+    let body = json!({"resolved": true, "closed_at": "2026-11-01T09:30:00Z", "customer_id": "u-1"});
+    let (_, good) = close(&app, &thanked, body.clone()).await;
+    let (_, bad) = close(&app, &threatened, body.clone()).await;
+    let (good, bad) = (&good["satisfaction"], &bad["satisfaction"]);
+    assert!(good["expected_stars"].as_f64().unwrap() > bad["expected_stars"].as_f64().unwrap(), "{good} vs {bad}");
+    assert!((-1.0..=1.0).contains(&bad["score"].as_f64().unwrap()), "{bad}");
+    let meta = &conversation_items(&client, &table, &threatened).await["META"];
+    assert_eq!(meta["expected_stars"].as_n().unwrap().parse::<f64>().unwrap(), bad["expected_stars"].as_f64().unwrap());
+
+    let (status, none) = close(&app, &silent, body).await;
+    assert_eq!((status, &none["satisfaction"]), (200, &Value::Null), "no customer words, no estimate");
+}

@@ -137,7 +137,9 @@ fn sigmoid(z: f32) -> f32 {
 impl ChatModel {
     pub fn builtin() -> &'static ChatModel {
         static M: OnceLock<ChatModel> = OnceLock::new();
-        M.get_or_init(|| ChatModel::from_bytes(include_bytes!("../../models/chat-zh.bin")).expect("model checked by tests"))
+        M.get_or_init(|| {
+            ChatModel::from_bytes(include_bytes!("../../models/chat-zh.bin")).expect("model checked by tests")
+        })
     }
 
     pub fn new(heads: [LinearModel; HEADS], numeric: [[f32; NUMERIC]; HEADS], thresholds: Thresholds) -> Self {
@@ -198,7 +200,13 @@ impl ChatModel {
     }
 
     /// Reads a normalised turn in its context.
-    pub fn read(&self, normalized: &str, context: &TurnContext<'_>, scores: [f32; 2], scratch: &mut Scratch) -> ChatReading {
+    pub fn read(
+        &self,
+        normalized: &str,
+        context: &TurnContext<'_>,
+        scores: [f32; 2],
+        scratch: &mut Scratch,
+    ) -> ChatReading {
         let numeric = features(normalized, context, scores, self.bits(), scratch);
         self.read_features(&scratch.hashed, &numeric)
     }
@@ -215,7 +223,14 @@ pub struct Row {
 
 /// Logistic regression with AdaGrad on weighted sparse rows for one head; positives weighted to
 /// balance the classes. Deterministic for a seed. Returns hashed weights, numeric weights, bias.
-pub fn train_head(rows: &[&Row], head: usize, bits: u32, epochs: usize, l2: f32, seed: u64) -> (Vec<f32>, [f32; NUMERIC], f32) {
+pub fn train_head(
+    rows: &[&Row],
+    head: usize,
+    bits: u32,
+    epochs: usize,
+    l2: f32,
+    seed: u64,
+) -> (Vec<f32>, [f32; NUMERIC], f32) {
     let size = 1usize << bits;
     let positives = rows.iter().filter(|r| r.labels[head]).count().max(1) as f32;
     let negatives = (rows.len() as f32 - positives).max(1.0);
@@ -296,7 +311,8 @@ mod tests {
 
     #[test]
     fn an_urge_after_a_wait_reads_unhappier_than_thanks() {
-        let wait = TurnContext { previous_shop: Some("亲，请您耐心等待一下哦"), previous_customer: None, index: 3 };
+        let wait =
+            TurnContext { previous_shop: Some("亲，请您耐心等待一下哦"), previous_customer: None, index: 3 };
         let urge = read("都四天了还没到，到底什么时候能送？", wait);
         let thanks = read("好的，谢谢", wait);
         assert!(urge.unhappy > thanks.unhappy, "{urge:?} vs {thanks:?}");

@@ -140,7 +140,10 @@ impl Analyzer {
             } else if reading.positive >= t.positive {
                 Sentiment { label: Polarity::Positive, score: reading.positive.max(NEUTRAL_BAND) }
             } else {
-                Sentiment { label: Polarity::Neutral, score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9 }
+                Sentiment {
+                    label: Polarity::Neutral,
+                    score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9,
+                }
             };
         }
         // A keyword trigger means the customer said they are unhappy, whatever the model thinks.

@@ -257,7 +257,8 @@ fn rows_of(examples: &[Example], bits: u32) -> Vec<Row> {
 }
 
 fn predict(w: &[f32], n: &[f32; NUMERIC], b: f32, row: &Row) -> f32 {
-    b + row.0.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>() + row.1.iter().zip(n).map(|(x, w)| x * w).sum::<f32>()
+    b + row.0.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>()
+        + row.1.iter().zip(n).map(|(x, w)| x * w).sum::<f32>()
 }
 
 /// Ridge regression on the rows `use_row` selects: minimises Σ(x·w + b − y)² + λ|w|² with the

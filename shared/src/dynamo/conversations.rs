@@ -406,7 +406,54 @@ impl ConversationStore for DynamoConversationStore {
         Ok(())
     }
 
-    async fn close(&self, closing: &Closing, follow_up_due: Option<Timestamp>) -> Result<Closed, StoreError> {
+    async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Turn {
+            role: Role,
+            #[serde(default)]
+            text: String,
+            sent_at: String,
+        }
+        let mut turns: Vec<Turn> = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
+                .expression_attribute_values(":msg", s(keys::message("")))
+                .projection_expression("#r, #t, sent_at")
+                .expression_attribute_names("#r", "role")
+                .expression_attribute_names("#t", "text")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                // An item we cannot read is skipped: the estimate is a summary, not a record.
+                if let Ok(turn) = serde_dynamo::from_item::<_, Turn>(item) {
+                    turns.push(turn);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && turns.len() < limit * 4 => start = Some(k),
+                _ => break,
+            }
+        }
+        // Message ids do not sort by time; RFC 3339 UTC with milliseconds does.
+        turns.sort_by(|a, b| a.sent_at.cmp(&b.sent_at));
+        turns.truncate(limit);
+        Ok(turns.into_iter().map(|t| (t.role, t.text)).collect())
+    }
+
+    async fn close(
+        &self,
+        closing: &Closing,
+        satisfaction: Option<crate::analysis::satisfaction::Satisfaction>,
+        follow_up_due: Option<Timestamp>,
+    ) -> Result<Closed, StoreError> {
         let mut set = String::from(
             "SET entity = :entity, conversation_id = :conv, closed_at = :closed, resolved = :resolved, \
              expires_at = :expires",
@@ -430,6 +477,12 @@ impl ConversationStore for DynamoConversationStore {
         if let Some(channel) = closing.channel {
             set.push_str(", channel = if_not_exists(channel, :channel)");
             update = update.expression_attribute_values(":channel", s(channel.as_str()));
+        }
+        if let Some(estimate) = satisfaction {
+            set.push_str(", satisfaction_score = :sat, expected_stars = :stars");
+            update = update
+                .expression_attribute_values(":sat", n(estimate.score))
+                .expression_attribute_values(":stars", n(estimate.expected_stars));
         }
         if let Some(locale) = &closing.locale {
             set.push_str(", locale = :locale");
