@@ -11,7 +11,8 @@ use feedback::analysis::Analyzer;
 use feedback::analysis::cleaning::DuplicateIndex;
 
 const USAGE: &str = "usage:
-  feedback analyze < messages.txt > analysis.jsonl
+  feedback analyze [--chat] < messages.txt > analysis.jsonl
+      (--chat: each line is a customer's chat message, read by the chat model as well)
   feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all]
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
@@ -22,7 +23,7 @@ const USAGE: &str = "usage:
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
   feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all]
       (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
-  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--bits N] [--epochs N] [--l2 X]
+  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--bits N] [--ridge X]
       (our labelled JDDC turns, train split; thresholds from out-of-fold predictions)
   feedback eval [DATA_DIR] [LABELS.tsv]
       (every figure of the chat analysis; defaults ../shared/data and shared/labels/jddc_turns.tsv)";
@@ -30,8 +31,8 @@ const USAGE: &str = "usage:
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("analyze") if args.len() == 1 => {
-            if let Err(e) = analyze(io::stdin().lock(), io::stdout().lock()) {
+        Some("analyze") if args.len() == 1 || (args.len() == 2 && args[1] == "--chat") => {
+            if let Err(e) = analyze(io::stdin().lock(), io::stdout().lock(), args.len() == 2) {
                 // A closed pipe (`| head`) is a normal way to stop reading.
                 if e.kind() != io::ErrorKind::BrokenPipe {
                     eprintln!("feedback analyze: {e}");
@@ -61,7 +62,9 @@ fn main() {
     }
 }
 
-fn analyze(input: impl BufRead, output: impl Write) -> io::Result<()> {
+/// `chat`: each line is a customer's chat message (read by the chat model, without context)
+/// rather than a review or rating comment.
+fn analyze(input: impl BufRead, output: impl Write, chat: bool) -> io::Result<()> {
     let mut analyzer = Analyzer::new();
     let mut duplicates = DuplicateIndex::new();
     let mut out = BufWriter::with_capacity(1 << 16, output);
@@ -76,7 +79,11 @@ fn analyze(input: impl BufRead, output: impl Write) -> io::Result<()> {
         let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let text = String::from_utf8_lossy(bytes);
-        let a = analyzer.analyze(&text, None);
+        let a = if chat {
+            analyzer.analyze_turn(&text, &feedback::analysis::chat::TurnContext::default())
+        } else {
+            analyzer.analyze(&text, None)
+        };
         let duplicate_of = duplicates.check(index, analyzer.normalized());
         serde_json::to_writer(&mut out, &Line { analysis: &a, duplicate_of })?;
         out.write_all(b"\n")?;
@@ -452,9 +459,10 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let files = positional(args);
     let [out, dir, labels] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 18)?;
-    let epochs: usize = flag(args, "--epochs", 6)?;
-    let l2: f32 = flag(args, "--l2", 1e-3)?;
-    let (model, report) = infra::evaluation::train_chat(dir, labels, bits, epochs, l2)?;
+    let ridge: f32 = flag(args, "--ridge", 3.0)?;
+    let extra: String = flag(args, "--extra", String::new())?;
+    let extra = (!extra.is_empty()).then_some(extra.as_str());
+    let (model, report) = infra::evaluation::train_chat(dir, labels, extra, bits, ridge)?;
     std::fs::write(out, model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{report}");
     Ok(())
@@ -464,10 +472,12 @@ fn eval(args: &[String]) -> Result<(), String> {
     let files = positional(args);
     let dir = files.first().map_or("../shared/data", |s| s.as_str());
     let labels = files.get(1).map_or("shared/labels/jddc_turns.tsv", |s| s.as_str());
-    print!("{}", infra::evaluation::eval(dir, labels)?);
+    let mut report = infra::evaluation::eval(dir, labels)?;
     let test = format!("{dir}/splits/online_shopping_10_cats.test.tsv");
     let rows = labelled(&test)?;
     let (accuracy, f1) = score(feedback::analysis::sentiment::SentimentModel::builtin(), &rows);
-    println!("online_shopping test ({} reviews): accuracy {accuracy:.4}, macro-F1 {f1:.4}", rows.len());
+    report.push_str(&format!("online_shopping test ({} reviews): accuracy {accuracy:.4}, macro-F1 {f1:.4}\n", rows.len()));
+    // A closed pipe (`| head`) is a normal way to stop reading.
+    let _ = io::stdout().lock().write_all(report.as_bytes());
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Reading a customer's chat turn the way real customers write: urging, "still not", rhetorical
 //! questions, sarcasm and anger rarely use a listed phrase, and most of it is a question in form.
 //!
-//! Four logistic heads over the same features: `unhappy` (any unhappy category but want_human),
+//! Four ridge-regression heads over the same features: `unhappy` (any unhappy category but want_human),
 //! `not_resolved` (which of the two medium categories a learned hit is), `negative` and `positive`
 //! (turn sentiment). Features: hashed character n-grams of the turn, of the shop's turn just before
 //! it (what the customer answers: 请您耐心等待 makes 快点 an urge), and a few numbers: the review
@@ -14,12 +14,15 @@
 
 use std::sync::OnceLock;
 
-use super::linear::{LinearModel, ModelError, block_features};
+use super::linear::{LinearModel, ModelError, SparseRow, block_features, ridge};
 use crate::triggers::normalize_into;
 
 const MAGIC: &[u8; 8] = b"FLCHAT01";
 const TURN_SEED: u32 = 0x2545_f491;
 const SHOP_SEED: u32 = 0x9e37_79b9;
+/// The shop's turn is context, not what the customer said: its block is scaled down so the ridge
+/// penalty keeps its weights small (at full weight "please wait" outvoted the customer's "thanks").
+const SHOP_WEIGHT: f32 = 0.3;
 /// Numeric features (see the module comment and `numeric`).
 pub const NUMERIC: usize = 7;
 pub const HEADS: usize = 4;
@@ -35,7 +38,7 @@ pub struct TurnContext<'a> {
     pub index: usize,
 }
 
-/// The heads' probabilities for one turn.
+/// The heads' scores for one turn: 0..1, higher is more likely (regression on 0/1 labels).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChatReading {
     pub unhappy: f32,
@@ -82,20 +85,20 @@ pub fn features(
 ) -> [f32; NUMERIC] {
     let Scratch { normalized, features, hashed } = scratch;
     hashed.clear();
-    let mut block = |text: &str, seed: u32, hashed: &mut Vec<(u32, f32)>| {
+    let mut block = |text: &str, seed: u32, weight: f32, hashed: &mut Vec<(u32, f32)>| {
         features.clear();
         block_features(text, seed, bits, features);
         features.sort_unstable();
         features.dedup();
         if !features.is_empty() {
-            let v = 1.0 / (features.len() as f32).sqrt();
+            let v = weight / (features.len() as f32).sqrt();
             hashed.extend(features.iter().map(|&f| (f, v)));
         }
     };
-    block(turn, TURN_SEED, hashed);
+    block(turn, TURN_SEED, 1.0, hashed);
     if let Some(shop) = context.previous_shop {
         normalize_into(shop, normalized);
-        block(normalized, SHOP_SEED, hashed);
+        block(normalized, SHOP_SEED, SHOP_WEIGHT, hashed);
     }
     let repeat = context.previous_customer.map_or(0.0, |previous| {
         normalize_into(previous, normalized);
@@ -128,10 +131,6 @@ fn bigram_overlap(a: &str, b: &str) -> f32 {
     }
     let common = a.iter().filter(|g| b.binary_search(g).is_ok()).count();
     common as f32 / (a.len() + b.len() - common) as f32
-}
-
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 impl ChatModel {
@@ -194,7 +193,7 @@ impl ChatModel {
         let p = |h: usize| {
             let text: f32 = hashed.iter().map(|&(f, v)| self.heads[h].weight(f) * v).sum();
             let num: f32 = numeric.iter().zip(&self.numeric[h]).map(|(x, w)| x * w).sum();
-            sigmoid(self.heads[h].bias() + text + num)
+            (self.heads[h].bias() + text + num).clamp(0.0, 1.0)
         };
         ChatReading { unhappy: p(0), not_resolved: p(1), negative: p(2), positive: p(3) }
     }
@@ -217,82 +216,36 @@ pub struct Row {
     pub hashed: Vec<(u32, f32)>,
     pub numeric: [f32; NUMERIC],
     pub labels: [bool; HEADS],
-    /// Rows of one conversation share a group (folds never split a conversation).
-    pub group: u32,
+    /// Rows of one conversation share a group (folds never split a conversation); `None`: a row
+    /// from another source, always trained on and never scored out of fold.
+    pub group: Option<u32>,
 }
 
-/// Logistic regression with AdaGrad on weighted sparse rows for one head; positives weighted to
-/// balance the classes. Deterministic for a seed. Returns hashed weights, numeric weights, bias.
-pub fn train_head(
-    rows: &[&Row],
-    head: usize,
-    bits: u32,
-    epochs: usize,
-    l2: f32,
-    seed: u64,
-) -> (Vec<f32>, [f32; NUMERIC], f32) {
-    let size = 1usize << bits;
-    let positives = rows.iter().filter(|r| r.labels[head]).count().max(1) as f32;
-    let negatives = (rows.len() as f32 - positives).max(1.0);
-    let (w_pos, w_neg) = (rows.len() as f32 / (2.0 * positives), rows.len() as f32 / (2.0 * negatives));
-    let (mut w, mut g2) = (vec![0f32; size], vec![1e-6f32; size]);
-    let (mut n, mut n_g2) = ([0f32; NUMERIC], [1e-6f32; NUMERIC]);
-    let (mut bias, mut bias_g2) = (0f32, 1e-6f32);
-    let rate = 0.2f32;
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    let mut state = seed | 1;
-    for _ in 0..epochs {
-        for i in (1..order.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            order.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        for &i in &order {
-            let r = rows[i];
-            let z = bias
-                + r.hashed.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>()
-                + r.numeric.iter().zip(&n).map(|(x, w)| x * w).sum::<f32>();
-            let y = r.labels[head];
-            let g = (sigmoid(z) - f32::from(u8::from(y))) * if y { w_pos } else { w_neg };
-            for &(f, v) in &r.hashed {
-                let f = f as usize;
-                let grad = g * v + l2 * w[f];
-                g2[f] += grad * grad;
-                w[f] -= rate * grad / g2[f].sqrt();
-            }
-            for k in 0..NUMERIC {
-                let grad = g * r.numeric[k] + l2 * n[k];
-                n_g2[k] += grad * grad;
-                n[k] -= rate * grad / n_g2[k].sqrt();
-            }
-            bias_g2 += g * g;
-            bias -= rate * g / bias_g2.sqrt();
-        }
-    }
-    (w, n, bias)
-}
-
-/// Trains the four heads; returns the model (thresholds still to be set) and out-of-fold
-/// probabilities of every row (`folds` folds by group) for choosing them.
-pub fn train(rows: &[Row], bits: u32, epochs: usize, l2: f32, folds: u32) -> (ChatModel, Vec<ChatReading>) {
+/// Trains the four heads (ridge regression on 0/1 targets: as good as a logistic regression
+/// here, out of fold, and exact); returns the model (thresholds still to be set) and out-of-fold
+/// scores of every row (`folds` folds by group) for choosing them.
+pub fn train(rows: &[Row], bits: u32, ridge_lambda: f32, folds: u32) -> (ChatModel, Vec<ChatReading>) {
     let all: Vec<&Row> = rows.iter().collect();
     let fit = |chosen: &[&Row]| -> ChatModel {
         let mut heads = Vec::new();
         let mut numeric = [[0f32; NUMERIC]; HEADS];
         for (h, num) in numeric.iter_mut().enumerate() {
-            let (w, n, b) = train_head(chosen, h, bits, epochs, l2, 17 + h as u64);
+            let rows: Vec<SparseRow<'_>> = chosen
+                .iter()
+                .map(|r| SparseRow { hashed: &r.hashed, numeric: &r.numeric, target: f32::from(u8::from(r.labels[h])) })
+                .collect();
+            let (w, n, b) = ridge(&rows, bits, NUMERIC, ridge_lambda);
             heads.push(LinearModel::from_trained(bits, &w, b));
-            *num = n;
+            *num = std::array::from_fn(|k| n[k]);
         }
         let heads: [LinearModel; HEADS] = heads.try_into().unwrap_or_else(|_| unreachable!("four heads"));
         ChatModel { heads, numeric, thresholds: Thresholds { unhappy: 0.5, negative: 0.5, positive: 0.5 } }
     };
     let mut oof = vec![ChatReading { unhappy: 0.0, not_resolved: 0.0, negative: 0.0, positive: 0.0 }; rows.len()];
     for fold in 0..folds {
-        let chosen: Vec<&Row> = all.iter().copied().filter(|r| r.group % folds != fold).collect();
+        let chosen: Vec<&Row> = all.iter().copied().filter(|r| r.group.is_none_or(|g| g % folds != fold)).collect();
         let model = fit(&chosen);
-        for (i, r) in rows.iter().enumerate().filter(|(_, r)| r.group % folds == fold) {
+        for (i, r) in rows.iter().enumerate().filter(|(_, r)| r.group.is_some_and(|g| g % folds == fold)) {
             oof[i] = model.read_features(&r.hashed, &r.numeric);
         }
     }
@@ -303,10 +256,9 @@ pub fn train(rows: &[Row], bits: u32, epochs: usize, l2: f32, folds: u32) -> (Ch
 mod tests {
     use super::*;
 
+    /// As the analyzer reads a turn: with the review and satisfaction models' scores.
     fn read(turn: &str, context: TurnContext<'_>) -> ChatReading {
-        let mut n = String::new();
-        normalize_into(turn, &mut n);
-        ChatModel::builtin().read(&n, &context, [0.0; 2], &mut Scratch::default())
+        crate::analysis::Analyzer::new().read_turn(turn, &context)
     }
 
     #[test]

@@ -227,6 +227,77 @@ impl LinearModel {
     }
 }
 
+/// One row of a linear model over hashed features plus a few numeric ones, with its target.
+pub struct SparseRow<'a> {
+    pub hashed: &'a [(u32, f32)],
+    pub numeric: &'a [f32],
+    pub target: f32,
+}
+
+/// Ridge regression: minimises Σ(x·w + b − y)² + λ|w|² with the intercept b the mean of y
+/// (targets centred), solved by conjugate gradient on the normal equations in f64: exact and
+/// deterministic. Returns the hashed weights, the `numeric` numeric weights and the intercept.
+pub fn ridge(rows: &[SparseRow<'_>], bits: u32, numeric: usize, lambda: f32) -> (Vec<f32>, Vec<f32>, f32) {
+    let hashed = 1usize << bits;
+    let size = hashed + numeric;
+    let mean = rows.iter().map(|r| f64::from(r.target)).sum::<f64>() / rows.len().max(1) as f64;
+    let lambda = f64::from(lambda);
+    let dot = |v: &[f64], r: &SparseRow<'_>| {
+        r.hashed.iter().map(|&(f, x)| v[f as usize] * f64::from(x)).sum::<f64>()
+            + r.numeric.iter().enumerate().map(|(k, &x)| v[hashed + k] * f64::from(x)).sum::<f64>()
+    };
+    let scatter = |out: &mut [f64], r: &SparseRow<'_>, by: f64| {
+        for &(f, x) in r.hashed {
+            out[f as usize] += by * f64::from(x);
+        }
+        for (k, &x) in r.numeric.iter().enumerate() {
+            out[hashed + k] += by * f64::from(x);
+        }
+    };
+    // A·v = Xᵀ(X v) + λ v
+    let apply = |v: &[f64], out: &mut Vec<f64>| {
+        out.clear();
+        out.resize(size, 0.0);
+        for r in rows {
+            let xv = dot(v, r);
+            scatter(out, r, xv);
+        }
+        for (o, x) in out.iter_mut().zip(v) {
+            *o += lambda * x;
+        }
+    };
+    let mut rhs = vec![0f64; size];
+    for r in rows {
+        scatter(&mut rhs, r, f64::from(r.target) - mean);
+    }
+    let mut w = vec![0f64; size];
+    let mut residual = rhs;
+    let mut direction = residual.clone();
+    let mut ad = Vec::new();
+    let mut rr: f64 = residual.iter().map(|x| x * x).sum();
+    let start = rr;
+    for _ in 0..500 {
+        if rr <= start * 1e-12 || rr == 0.0 {
+            break;
+        }
+        apply(&direction, &mut ad);
+        let alpha = rr / direction.iter().zip(&ad).map(|(d, a)| d * a).sum::<f64>();
+        for i in 0..size {
+            w[i] += alpha * direction[i];
+            residual[i] -= alpha * ad[i];
+        }
+        let next: f64 = residual.iter().map(|x| x * x).sum();
+        let beta = next / rr;
+        rr = next;
+        for i in 0..size {
+            direction[i] = residual[i] + beta * direction[i];
+        }
+    }
+    let numeric_weights = w[hashed..].iter().map(|&x| x as f32).collect();
+    w.truncate(hashed);
+    (w.into_iter().map(|x| x as f32).collect(), numeric_weights, mean as f32)
+}
+
 /// Trains a logistic regression with AdaGrad on (text, positive?) pairs; deterministic for a seed.
 pub fn train(examples: &[(&str, bool)], bits: u32, epochs: usize, l2: f32, seed: u64) -> (Vec<f32>, f32) {
     train_on(examples, bits, epochs, l2, seed, false)

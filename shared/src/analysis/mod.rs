@@ -122,7 +122,14 @@ impl Analyzer {
         };
         let mut trigger = trigger;
         if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
-            let scores = self.turn_scores(text, sentiment.score);
+            // The review score as `analyze` reports it (a fired rule makes it negative), which is
+            // what the chat model was trained with.
+            let review = if trigger.fired && sentiment.label != Polarity::Negative {
+                sentiment.score.min(-0.3)
+            } else {
+                sentiment.score
+            };
+            let scores = self.turn_scores(text, review);
             let reading = self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch);
             let t = self.chat.thresholds;
             if !trigger.fired && reading.unhappy >= t.unhappy {

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::linear::{LinearModel, ModelError, block_features};
+use super::linear::{LinearModel, ModelError, SparseRow, block_features};
 use crate::triggers::normalize_into;
 
 const MAGIC: &[u8; 8] = b"FLSAT001";
@@ -224,11 +224,21 @@ pub struct Example {
 /// deterministic), then the calibration from `folds`-fold out-of-fold predictions.
 pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> SatisfactionModel {
     let rows = rows_of(examples, bits);
-    let (weights, numeric, bias) = ridge_fit(&rows, bits, ridge, |_| true);
+    let fit = |use_row: &dyn Fn(usize) -> bool| {
+        let chosen: Vec<SparseRow<'_>> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| use_row(*i))
+            .map(|(_, r)| SparseRow { hashed: &r.0, numeric: &r.1, target: r.2 })
+            .collect();
+        let (w, n, b) = super::linear::ridge(&chosen, bits, NUMERIC, ridge);
+        (w, std::array::from_fn::<f32, NUMERIC, _>(|k| n[k]), b)
+    };
+    let (weights, numeric, bias) = fit(&|_| true);
     // Out-of-fold predictions: each example predicted by a model that never saw it.
     let mut pairs: Vec<(f32, f32)> = Vec::with_capacity(rows.len());
     for fold in 0..folds {
-        let (w, n, b) = ridge_fit(&rows, bits, ridge, |i| i % folds != fold);
+        let (w, n, b) = fit(&|i| i % folds != fold);
         for (i, row) in rows.iter().enumerate().filter(|(i, _)| i % folds == fold) {
             pairs.push((predict(&w, &n, b, row), examples[i].judgement));
         }
@@ -259,74 +269,6 @@ fn rows_of(examples: &[Example], bits: u32) -> Vec<Row> {
 fn predict(w: &[f32], n: &[f32; NUMERIC], b: f32, row: &Row) -> f32 {
     b + row.0.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>()
         + row.1.iter().zip(n).map(|(x, w)| x * w).sum::<f32>()
-}
-
-/// Ridge regression on the rows `use_row` selects: minimises Σ(x·w + b − y)² + λ|w|² with the
-/// intercept b the mean of y (targets centred). Solved by conjugate gradient in f64.
-fn ridge_fit(rows: &[Row], bits: u32, ridge: f32, use_row: impl Fn(usize) -> bool) -> (Vec<f32>, [f32; NUMERIC], f32) {
-    let size = (1usize << bits) + NUMERIC;
-    let chosen: Vec<&Row> = rows.iter().enumerate().filter(|(i, _)| use_row(*i)).map(|(_, r)| r).collect();
-    let mean = chosen.iter().map(|r| f64::from(r.2)).sum::<f64>() / chosen.len().max(1) as f64;
-    let lambda = f64::from(ridge);
-    // A·v = Xᵀ(X v) + λ v
-    let apply = |v: &[f64], out: &mut Vec<f64>| {
-        out.clear();
-        out.resize(size, 0.0);
-        for r in &chosen {
-            let mut xv = 0f64;
-            for &(f, x) in &r.0 {
-                xv += v[f as usize] * f64::from(x);
-            }
-            for (k, &x) in r.1.iter().enumerate() {
-                xv += v[size - NUMERIC + k] * f64::from(x);
-            }
-            for &(f, x) in &r.0 {
-                out[f as usize] += xv * f64::from(x);
-            }
-            for (k, &x) in r.1.iter().enumerate() {
-                out[size - NUMERIC + k] += xv * f64::from(x);
-            }
-        }
-        for (o, x) in out.iter_mut().zip(v) {
-            *o += lambda * x;
-        }
-    };
-    let mut rhs = vec![0f64; size];
-    for r in &chosen {
-        let y = f64::from(r.2) - mean;
-        for &(f, x) in &r.0 {
-            rhs[f as usize] += y * f64::from(x);
-        }
-        for (k, &x) in r.1.iter().enumerate() {
-            rhs[size - NUMERIC + k] += y * f64::from(x);
-        }
-    }
-    let mut w = vec![0f64; size];
-    let mut residual = rhs.clone();
-    let mut direction = residual.clone();
-    let mut ad = Vec::new();
-    let mut rr: f64 = residual.iter().map(|x| x * x).sum();
-    let start = rr;
-    for _ in 0..500 {
-        if rr <= start * 1e-12 {
-            break;
-        }
-        apply(&direction, &mut ad);
-        let alpha = rr / direction.iter().zip(&ad).map(|(d, a)| d * a).sum::<f64>();
-        for i in 0..size {
-            w[i] += alpha * direction[i];
-            residual[i] -= alpha * ad[i];
-        }
-        let next: f64 = residual.iter().map(|x| x * x).sum();
-        let beta = next / rr;
-        rr = next;
-        for i in 0..size {
-            direction[i] = residual[i] + beta * direction[i];
-        }
-    }
-    let numeric = std::array::from_fn(|k| w[size - NUMERIC + k] as f32);
-    w.truncate(size - NUMERIC);
-    (w.into_iter().map(|x| x as f32).collect(), numeric, mean as f32)
 }
 
 /// A monotone map from (prediction, target) pairs: pool-adjacent-violators over the pairs sorted
