@@ -135,7 +135,8 @@ pub fn train_chat(
     }
     let total = rows.len();
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
-    let (oof, rows): (Vec<ChatReading>, Vec<&Row>) = oof.into_iter().zip(&rows).filter(|(_, r)| r.group.is_some()).unzip();
+    let (oof, rows): (Vec<ChatReading>, Vec<&Row>) =
+        oof.into_iter().zip(&rows).filter(|(_, r)| r.group.is_some()).unzip();
     let unhappy: Vec<(f32, bool)> = oof.iter().zip(&rows).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
     // A learned trigger asks a customer for feedback and counts them as unhappy: it fires only
     // where at least half of such turns were unhappy out of fold (precision 0.5), not at the
@@ -197,7 +198,8 @@ pub fn auc(pairs: &[(f32, bool)]) -> f64 {
         while j < sorted.len() && sorted[j].0 == sorted[i].0 {
             j += 1;
         }
-        let (pos, neg) = sorted[i..j].iter().fold((0f64, 0f64), |(p, n), x| if x.1 { (p + 1.0, n) } else { (p, n + 1.0) });
+        let (pos, neg) =
+            sorted[i..j].iter().fold((0f64, 0f64), |(p, n), x| if x.1 { (p + 1.0, n) } else { (p, n + 1.0) });
         sum += pos * (below + neg / 2.0);
         below += neg;
         positives += pos;
@@ -464,7 +466,8 @@ fn add_stc3_rows(dir: &str, path: &str, bits: u32, rows: &mut Vec<Row>) -> Resul
     }
     let mut analyzer = Analyzer::new();
     let satisfaction = SatisfactionModel::builtin();
-    let (mut sat, mut scratch, mut normalized) = ((SatScratch::default(), Vec::new()), chat::Scratch::default(), String::new());
+    let (mut sat, mut scratch, mut normalized) =
+        ((SatScratch::default(), Vec::new()), chat::Scratch::default(), String::new());
     for line in read(path)?.lines().skip(1) {
         let c: Vec<&str> = line.split('\t').collect();
         let [id, turn, categories, sentiment, _invalid, _types] = c.as_slice() else {
@@ -476,12 +479,14 @@ fn add_stc3_rows(dir: &str, path: &str, bits: u32, rows: &mut Vec<Row>) -> Resul
         let Some(position) = dialogue.iter().position(|t| t.0 == turn) else { continue };
         let text = dialogue[position].2.clone();
         let previous_shop = dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Shop).map(|t| t.2.as_str());
-        let previous_customer = dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Customer).map(|t| t.2.as_str());
+        let previous_customer =
+            dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Customer).map(|t| t.2.as_str());
         let context = TurnContext { previous_shop, previous_customer, index: position };
         let review = analyzer.analyze(&text, None).sentiment.score;
         let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
         normalize_into(&text, &mut normalized);
-        let numeric = chat::features(&normalized, &context, [review, alone.map_or(0.0, |s| s.score)], bits, &mut scratch);
+        let numeric =
+            chat::features(&normalized, &context, [review, alone.map_or(0.0, |s| s.score)], bits, &mut scratch);
         let categories: Vec<&str> = categories.split('|').collect();
         rows.push(Row {
             hashed: scratch.hashed.clone(),

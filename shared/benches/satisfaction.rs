@@ -24,7 +24,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut total = 0f32;
             for d in &dialogues {
-                let turns = d.iter().map(|(c, t)| (if *c { Speaker::Customer } else { Speaker::Shop }, black_box(t.as_str())));
+                let turns =
+                    d.iter().map(|(c, t)| (if *c { Speaker::Customer } else { Speaker::Shop }, black_box(t.as_str())));
                 total += model.estimate(turns, &mut scratch, &mut buffer).map_or(0.0, |s| s.score);
             }
             total

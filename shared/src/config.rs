@@ -39,7 +39,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
 /// How feedback is counted into weeks: the shop's time zone (ISO weeks there) and the number of
 /// write shards per week. Every function that writes or reads the weekly aggregates uses these.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WeekSettings {
     pub shop_time_zone: jiff::tz::TimeZone,
     pub aggregate_shards: u8,
@@ -112,6 +112,8 @@ pub struct ConversationSettings {
     pub retention_days: u32,
     pub intake: crate::intake::IntakeSettings,
     pub close: crate::intake::CloseSettings,
+    /// Where closed conversations' estimated satisfaction is counted (`SHOP_TIME_ZONE`, `AGGREGATE_SHARDS`).
+    pub weeks: WeekSettings,
 }
 
 impl ConversationSettings {
@@ -134,6 +136,7 @@ impl ConversationSettings {
             retention_days: env.or("MESSAGE_RETENTION_DAYS", 180)?,
             intake: crate::intake::IntakeSettings { alert_min_severity },
             close: crate::intake::CloseSettings { follow_up_delay_hours: env.or("FOLLOW_UP_DELAY_HOURS", 24)? },
+            weeks: WeekSettings::from_env(env)?,
         };
         if s.retention_days == 0 {
             return Err(ConfigError::Invalid {

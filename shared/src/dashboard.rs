@@ -316,6 +316,8 @@ mod view {
         ));
         let tiles = [
             ("CSAT (4–5★)", opt(h.csat_pct, "%")),
+            ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
+            ("Rated share of closed", opt(h.estimated.rated_share_pct, "%")),
             ("Average stars", h.average_stars.map_or("–".into(), |s| format!("{s:.2}"))),
             ("Ratings", h.ratings.to_string()),
             ("Feedback items", h.feedback.to_string()),
@@ -325,6 +327,9 @@ mod view {
         out.push_str("<div class=\"tiles\">");
         for (label, value) in tiles {
             out.push_str(&format!("<div class=\"tile\"><b>{}</b><span>{}</span></div>", e(&value), e(label)));
+        }
+        if let Some(estimated) = h.estimated.sentence() {
+            out.push_str(&format!("<p class=\"estimated\">{}</p>", e(&estimated)));
         }
         out.push_str("</div><div class=\"charts\">");
         let charts = [

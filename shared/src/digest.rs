@@ -277,6 +277,9 @@ pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
         h.follow_up_answers,
         opt(h.response_rate_pct, "%"),
     ));
+    if let Some(estimated) = h.estimated.sentence() {
+        out.push_str(&format!("{estimated}\n"));
+    }
     if !r.changes.is_empty() {
         out.push_str("\nSince last week:\n");
         for c in &r.changes {
@@ -331,6 +334,7 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
         };
         out.push_str("<table role=\"presentation\" width=\"100%\" cellspacing=\"0\" style=\"border-collapse:collapse;margin-bottom:16px\"><tr>");
         out.push_str(&tile("CSAT (4–5★)", opt(h.csat_pct, "%")));
+        out.push_str(&tile("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")));
         out.push_str(&tile("Average stars", h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}"))));
         out.push_str(&tile("Ratings", h.ratings.to_string()));
         out.push_str(&tile("Follow-up response", opt(h.response_rate_pct, "%")));
@@ -339,6 +343,9 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
             "<p style=\"margin:0 0 16px\">{} feedback items from {} customers: {} positive, {} neutral, {} negative; {} severe, {} complaint triggers.</p>",
             h.feedback, h.customers, h.positive, h.neutral, h.negative, h.severe, h.triggers
         ));
+        if let Some(estimated) = h.estimated.sentence() {
+            out.push_str(&format!("<p style=\"margin:0 0 16px\">{}</p>", e(&estimated)));
+        }
         if !r.changes.is_empty() {
             out.push_str("<h2 style=\"font-size:16px;margin:16px 0 4px\">Since last week</h2><ul style=\"margin:0;padding-left:20px\">");
             for c in &r.changes {

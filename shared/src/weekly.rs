@@ -81,6 +81,24 @@ pub struct Counts {
     pub follow_ups_sent: u64,
     pub reminders_sent: u64,
     pub follow_up_answers: u64,
+    /// Conversations closed this week with an estimated satisfaction, the sum of their expected
+    /// stars in tenths, and how many were estimated at 4★ or more (satisfied) / 2★ or less.
+    #[serde(default)]
+    pub estimated: u64,
+    #[serde(default)]
+    pub estimated_stars_tenths: u64,
+    #[serde(default)]
+    pub estimated_satisfied: u64,
+    #[serde(default)]
+    pub estimated_dissatisfied: u64,
+    /// Conversations with both an estimate and the customer's own stars: how many, the sum of the
+    /// absolute differences in tenths of a star, and how many were within one star.
+    #[serde(default)]
+    pub paired: u64,
+    #[serde(default)]
+    pub paired_error_tenths: u64,
+    #[serde(default)]
+    pub paired_within_one: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
 }
@@ -104,6 +122,13 @@ impl Counts {
         self.follow_ups_sent += o.follow_ups_sent;
         self.reminders_sent += o.reminders_sent;
         self.follow_up_answers += o.follow_up_answers;
+        self.estimated += o.estimated;
+        self.estimated_stars_tenths += o.estimated_stars_tenths;
+        self.estimated_satisfied += o.estimated_satisfied;
+        self.estimated_dissatisfied += o.estimated_dissatisfied;
+        self.paired += o.paired;
+        self.paired_error_tenths += o.paired_error_tenths;
+        self.paired_within_one += o.paired_within_one;
         self.examples.extend(o.examples.iter().cloned());
     }
 
@@ -157,6 +182,47 @@ pub struct Headline {
     pub follow_up_answers: u64,
     /// Answers through follow-up links per follow-up sent this week, in percent.
     pub response_rate_pct: Option<f64>,
+    /// Estimated satisfaction over every conversation closed this week (not only the rated ones).
+    #[serde(default)]
+    pub estimated: Estimated,
+}
+
+impl Estimated {
+    /// One sentence for staff: estimated CSAT over every closed conversation, the share that
+    /// rated, and how well the estimate agrees with the stars where a conversation has both.
+    pub fn sentence(&self) -> Option<String> {
+        let csat = self.csat_pct?;
+        let mut out = format!(
+            "Estimated CSAT over all {} closed conversations: {csat:.1}% (average {:.2} stars); ratings cover {} of them.",
+            self.conversations,
+            self.average_stars.unwrap_or(0.0),
+            self.rated_share_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+        );
+        if let (Some(error), Some(within)) = (self.paired_mean_error, self.paired_within_one_pct) {
+            out.push_str(&format!(
+                " Where a conversation has both ({}), the estimate is within one star of the customer's stars for {within:.1}% (mean difference {error:.2} stars).",
+                self.paired
+            ));
+        }
+        Some(out)
+    }
+}
+
+/// Estimated satisfaction of the week's closed conversations, beside CSAT from ratings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimated {
+    /// Conversations closed with an estimate.
+    pub conversations: u64,
+    /// Share estimated at 4★ or more, in percent: CSAT over all closed conversations.
+    pub csat_pct: Option<f64>,
+    pub average_stars: Option<f64>,
+    /// Ratings this week per conversation closed this week, in percent (how few answer).
+    pub rated_share_pct: Option<f64>,
+    /// Conversations with both an estimate and stars; mean absolute difference in stars, and the
+    /// share within one star.
+    pub paired: u64,
+    pub paired_mean_error: Option<f64>,
+    pub paired_within_one_pct: Option<f64>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -187,6 +253,17 @@ impl Headline {
             reminders_sent: all.reminders_sent,
             follow_up_answers: all.follow_up_answers,
             response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
+            estimated: Estimated {
+                conversations: all.estimated,
+                csat_pct: pct(all.estimated_satisfied, all.estimated),
+                average_stars: (all.estimated > 0)
+                    .then(|| (all.estimated_stars_tenths as f64 * 10.0 / all.estimated as f64).round() / 100.0),
+                rated_share_pct: pct(all.ratings, all.estimated),
+                paired: all.paired,
+                paired_mean_error: (all.paired > 0)
+                    .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
+                paired_within_one_pct: pct(all.paired_within_one, all.paired),
+            },
         }
     }
 }
@@ -640,6 +717,30 @@ mod tests {
         assert_eq!((h.csat_pct, h.average_stars, h.response_rate_pct), (Some(75.0), Some(3.88), Some(25.0)));
         let none = Headline::of("2026-W47", &Counts::default());
         assert_eq!((none.csat_pct, none.average_stars, none.response_rate_pct), (None, None, None));
+    }
+
+    #[test]
+    fn estimated_csat_covers_every_closed_conversation_and_says_how_well_it_agrees() {
+        let all = Counts {
+            ratings: 2,
+            estimated: 10,
+            estimated_stars_tenths: 345,
+            estimated_satisfied: 4,
+            paired: 2,
+            paired_error_tenths: 14,
+            paired_within_one: 1,
+            ..Default::default()
+        };
+        let e = Headline::of("2026-W48", &all).estimated;
+        // 4 of 10 estimated at 4★+; 34.5 / 10 stars; 2 ratings per 10 closed; errors 1.4 / 2.
+        assert_eq!((e.csat_pct, e.average_stars, e.rated_share_pct), (Some(40.0), Some(3.45), Some(20.0)));
+        assert_eq!((e.paired_mean_error, e.paired_within_one_pct), (Some(0.7), Some(50.0)));
+        let sentence = e.sentence().unwrap();
+        assert!(
+            sentence.contains("all 10 closed conversations: 40.0%") && sentence.contains("for 50.0%"),
+            "{sentence}"
+        );
+        assert_eq!(Headline::of("2026-W48", &Counts::default()).estimated.sentence(), None);
     }
 
     #[test]

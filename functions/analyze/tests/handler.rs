@@ -227,3 +227,36 @@ async fn bot_messages_and_other_entities_are_skipped() {
     assert_eq!(w.aggregate("_all").await.0, 0);
     assert!(!conversation_items(&w.client, &w.table, &conv).await["MSG#m-1"].contains_key("analysis"));
 }
+
+#[tokio::test]
+async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the_batch_is_retried() {
+    let mut w = world().await;
+    let conv = unique("c");
+    let weeks = feedback::config::WeekSettings {
+        shop_time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
+        aggregate_shards: 4,
+    };
+    let closing = feedback::conversation::Closing {
+        conversation_id: conv.clone(),
+        resolved: false,
+        closed_at: "2026-11-24T02:30:00Z".parse().unwrap(),
+        customer_id: Some("u-9".into()),
+        channel: None,
+        locale: None,
+    };
+    // Estimated at 2 stars (judgement -1 on the -2..2 scale).
+    let estimate = feedback::analysis::satisfaction::Satisfaction::from_judgement(-1.0);
+    let store = DynamoConversationStore::new(w.client.clone(), &w.table, 180).with_weeks(weeks);
+    store.close(&closing, Some(estimate), None).await.unwrap();
+    w.store_rating(&conv, 1, None).await;
+    let records = w.records().await;
+
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    let all = w.shard_items("_all").await;
+    let total =
+        |k: &str| all.iter().filter_map(|i| i.get(k)).map(|v| v.as_n().unwrap().parse::<i64>().unwrap()).sum::<i64>();
+    assert_eq!((total("estimated"), total("paired")), (1, 1), "{all:?}");
+    // 1 star given, 2.0 expected: one star apart, which counts as within one star.
+    assert_eq!((total("paired_error_tenths"), total("paired_within_one")), (10, 1));
+}

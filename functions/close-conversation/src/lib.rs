@@ -29,7 +29,8 @@ impl App {
 
     pub fn new(client: feedback::dynamo::Client, settings: ConversationSettings) -> Self {
         App {
-            store: DynamoConversationStore::new(client, &settings.table_name, settings.retention_days),
+            store: DynamoConversationStore::new(client, &settings.table_name, settings.retention_days)
+                .with_weeks(settings.weeks),
             settings: settings.close,
         }
     }

@@ -16,6 +16,7 @@ async fn app() -> (App, feedback::dynamo::Client, String) {
         retention_days: 180,
         intake: IntakeSettings { alert_min_severity: Severity::High },
         close: CloseSettings { follow_up_delay_hours: 24 },
+        weeks: Default::default(),
     };
     (App::new(client.clone(), settings), client, table)
 }
@@ -160,4 +161,64 @@ async fn closing_estimates_how_satisfied_the_conversation_left_the_customer_and_
 
     let (status, none) = close(&app, &silent, body).await;
     assert_eq!((status, &none["satisfaction"]), (200, &Value::Null), "no customer words, no estimate");
+}
+
+/// The `_all` counters of a week, summed over shards.
+async fn week_totals(
+    client: &feedback::dynamo::Client,
+    table: &str,
+    week: &str,
+) -> std::collections::HashMap<String, i64> {
+    let mut totals = std::collections::HashMap::new();
+    for shard in 0..8 {
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(format!("AGG#{week}#SHARD#{shard}")))
+            .key("sk", AttributeValue::S("TYPE#_all".into()))
+            .send()
+            .await
+            .unwrap();
+        for (k, v) in out.item().cloned().unwrap_or_default() {
+            if let Ok(n) = v.as_n().map(|n| n.parse::<i64>().unwrap_or(0)) {
+                *totals.entry(k).or_insert(0) += n;
+            }
+        }
+    }
+    totals
+}
+
+#[tokio::test]
+async fn a_closed_conversations_estimate_counts_once_into_its_week_and_pairs_with_an_earlier_rating() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    store_messages(
+        &client,
+        &table,
+        &conv,
+        &[("customer", "我的快递怎么还没到"), ("agent", "已经帮您催促了"), ("customer", "好的，谢谢")],
+    )
+    .await;
+    // Rated before the close (a rating item as the rating store writes it).
+    client
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("CONV#{conv}")))
+        .item("sk", AttributeValue::S("RATING".into()))
+        .item("stars", AttributeValue::N("5".into()))
+        .send()
+        .await
+        .unwrap();
+    // 2026-12-01 is in ISO week 49 in Shanghai.
+    let week = "2026-W49";
+    let before = week_totals(&client, &table, week).await;
+    let body = json!({"resolved": true, "closed_at": "2026-12-01T10:00:00+08:00", "customer_id": "u-1"});
+    let (_, answer) = close(&app, &conv, body.clone()).await;
+    close(&app, &conv, body).await;
+    let after = week_totals(&client, &table, week).await;
+    let added = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    let expected_tenths = (answer["satisfaction"]["expected_stars"].as_f64().unwrap() * 10.0).round() as i64;
+    assert_eq!((added("estimated"), added("estimated_stars_tenths")), (1, expected_tenths), "counted once: {after:?}");
+    assert_eq!(added("paired"), 1);
+    assert_eq!(added("paired_error_tenths"), (50 - expected_tenths).abs());
 }

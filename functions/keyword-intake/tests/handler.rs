@@ -27,6 +27,7 @@ fn settings(table: &str) -> ConversationSettings {
         retention_days: 180,
         intake: IntakeSettings { alert_min_severity: Severity::High },
         close: CloseSettings { follow_up_delay_hours: 24 },
+        weeks: Default::default(),
     }
 }
 

@@ -476,7 +476,10 @@ fn eval(args: &[String]) -> Result<(), String> {
     let test = format!("{dir}/splits/online_shopping_10_cats.test.tsv");
     let rows = labelled(&test)?;
     let (accuracy, f1) = score(feedback::analysis::sentiment::SentimentModel::builtin(), &rows);
-    report.push_str(&format!("online_shopping test ({} reviews): accuracy {accuracy:.4}, macro-F1 {f1:.4}\n", rows.len()));
+    report.push_str(&format!(
+        "online_shopping test ({} reviews): accuracy {accuracy:.4}, macro-F1 {f1:.4}\n",
+        rows.len()
+    ));
     // A closed pipe (`| head`) is a normal way to stop reading.
     let _ = io::stdout().lock().write_all(report.as_bytes());
     Ok(())

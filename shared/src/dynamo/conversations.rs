@@ -23,11 +23,20 @@ pub struct DynamoConversationStore {
     client: Client,
     table: String,
     retention_days: u32,
+    /// Closed conversations' estimated satisfaction is counted into these weeks and shards.
+    weeks: crate::config::WeekSettings,
 }
 
 impl DynamoConversationStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
-        Self { client, table: table.into(), retention_days }
+        Self { client, table: table.into(), retention_days, weeks: Default::default() }
+    }
+
+    /// Counts estimated satisfaction into the weeks and shards the analysis uses (default:
+    /// Asia/Shanghai, 8).
+    pub fn with_weeks(mut self, weeks: crate::config::WeekSettings) -> Self {
+        self.weeks = weeks;
+        self
     }
 }
 
@@ -498,6 +507,18 @@ impl ConversationStore for DynamoConversationStore {
             Some(due) => self.put_follow_up(closing, &meta, due).await?,
             None => self.cancel_follow_up(&closing.conversation_id, closing.closed_at).await?,
         };
+        if let Some(estimate) = satisfaction {
+            super::satisfaction::count_closed(
+                &self.client,
+                &self.table,
+                &self.weeks,
+                &closing.conversation_id,
+                &meta,
+                estimate,
+                closing.closed_at,
+            )
+            .await?;
+        }
         Ok(Closed::Done(state))
     }
 }

@@ -248,6 +248,22 @@ impl DynamoAnalysisStore {
         Ok(out)
     }
 
+    /// A rating of a conversation already closed with an estimate: counted once as a pair.
+    async fn pair_with_estimate(&self, a: &AnalysedFeedback, now: Timestamp) -> Result<(), StoreError> {
+        if let FeedbackKind::Rating { stars, .. } = a.item.kind {
+            super::satisfaction::count_rated(
+                &self.client,
+                &self.table,
+                self.shards,
+                &a.item.conversation_id,
+                stars,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Ok(())),
@@ -322,11 +338,18 @@ impl AnalysisStore for DynamoAnalysisStore {
             }
         }
         let codes = match self.transact(items).await? {
-            Ok(()) => return Ok(if a.counts() { Applied::Counted } else { Applied::Recorded }),
+            Ok(()) => {
+                self.pair_with_estimate(a, now).await?;
+                return Ok(if a.counts() { Applied::Counted } else { Applied::Recorded });
+            }
             Err(codes) => codes,
         };
         if failed(&codes, 0) {
             let exists = self.item_exists(&a.item.pk, &a.item.sk).await?;
+            if exists.is_some() {
+                // A retry after the analysis but before the pair was counted: count it now (once).
+                self.pair_with_estimate(a, now).await?;
+            }
             return Ok(if exists.is_some() { Applied::AlreadyApplied } else { Applied::Gone });
         }
         let Some((pk, sk)) = repeat_marker.filter(|_| failed(&codes, 1)) else {

@@ -22,6 +22,7 @@ mod followups;
 mod insights;
 mod ratings;
 mod reports;
+mod satisfaction;
 
 use std::time::Duration;
 

@@ -51,6 +51,13 @@ fn counts_of(item: &Item) -> Option<(String, Counts)> {
         follow_ups_sent: num(item, "follow_ups_sent"),
         reminders_sent: num(item, "reminders_sent"),
         follow_up_answers: num(item, "follow_up_answers"),
+        estimated: num(item, "estimated"),
+        estimated_stars_tenths: num(item, "estimated_stars_tenths"),
+        estimated_satisfied: num(item, "estimated_satisfied"),
+        estimated_dissatisfied: num(item, "estimated_dissatisfied"),
+        paired: num(item, "paired"),
+        paired_error_tenths: num(item, "paired_error_tenths"),
+        paired_within_one: num(item, "paired_within_one"),
         examples: Vec::new(),
     };
     for slot in 0..super::insights::EXAMPLE_SLOTS {
