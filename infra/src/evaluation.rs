@@ -283,6 +283,8 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
     for (name, dev) in [("dev", true), ("train (in-sample: the chat model was trained on it)", false)] {
         let (mut rules, mut model_only, mut combined, mut human) =
             (Counts::default(), Counts::default(), Counts::default(), Counts::default());
+        let mut without_context = Counts::default();
+        let mut after_without_context = Vec::new();
         let (mut truth, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
         let (mut invalid_right, mut n) = (0, 0);
         let mut types: HashMap<String, Counts> = HashMap::new();
@@ -290,6 +292,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             let session = &sessions[&l.session];
             let text = &session[l.turn].1;
             let plain = analyzer.analyze(text, None);
+            let alone = analyzer.analyze_turn(text, &TurnContext::default());
             let turn = analyzer.analyze_turn(text, &context(session, l.turn));
             let unhappy_category = |a: &feedback::analysis::Analysis| {
                 a.trigger.fired && a.trigger.category.as_deref() != Some("want_human")
@@ -297,6 +300,8 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             rules.add(l.unhappy(), unhappy_category(&plain));
             model_only.add(l.unhappy(), turn.trigger.rule.as_deref() == Some("model.chat"));
             combined.add(l.unhappy(), unhappy_category(&turn));
+            without_context.add(l.unhappy(), unhappy_category(&alone));
+            after_without_context.push(alone.sentiment.label.as_str());
             human.add(l.wants_human(), turn.trigger.category.as_deref() == Some("want_human"));
             truth.push(l.sentiment.as_str());
             before.push(plain.sentiment.label.as_str());
@@ -318,6 +323,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         let _ = writeln!(out, "  unhappy, rules alone (before):   {}", rules.line());
         let _ = writeln!(out, "  unhappy, chat model alone:       {}", model_only.line());
         let _ = writeln!(out, "  unhappy, rules + chat model:     {}", combined.line());
+        let _ = writeln!(out, "  unhappy, same, without context:  {}", without_context.line());
         let _ = writeln!(out, "  want_human:                      {}", human.line());
         let _ = writeln!(
             out,
@@ -328,6 +334,11 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             f1_of(&truth, &after, "negative"),
             f1_of(&truth, &after, "neutral"),
             f1_of(&truth, &after, "positive"),
+        );
+        let _ = writeln!(
+            out,
+            "  sentiment 3-class macro-F1 without context: {:.3}",
+            macro_f1(&truth, &after_without_context, &classes)
         );
         let _ = writeln!(out, "  invalid agrees with the label: {:.3}", invalid_right as f64 / n.max(1) as f64);
         let mut micro = Counts::default();

@@ -118,15 +118,42 @@ pub fn shard_of(customer_id: &str, shards: u8) -> u8 {
 
 /// Analyses one stored item (pure).
 pub fn analyse(analyzer: &mut Analyzer, item: StoredFeedback, tz: &jiff::tz::TimeZone) -> AnalysedFeedback {
+    analyse_in_context(analyzer, item, &Earlier::default(), tz)
+}
+
+/// What came before a customer's message in its conversation (read by `AnalysisStore::earlier`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Earlier {
+    /// The shop's (agent's or bot's) last message before it.
+    pub shop: Option<String>,
+    /// The customer's previous message.
+    pub customer: Option<String>,
+    /// How many messages (both sides) came before it.
+    pub count: usize,
+}
+
+/// Analyses one stored item (pure); a customer's chat message is read as chat, in its context (the
+/// chat model), a rating's comment as a review.
+pub fn analyse_in_context(
+    analyzer: &mut Analyzer,
+    item: StoredFeedback,
+    earlier: &Earlier,
+    tz: &jiff::tz::TimeZone,
+) -> AnalysedFeedback {
     let stars = match &item.kind {
         FeedbackKind::Rating { stars, .. } => Some(*stars),
         FeedbackKind::Message => None,
     };
     let text = item.text.as_deref().unwrap_or("");
-    // A customer's chat message is read as chat (the chat model; the stream record carries no
-    // earlier turns, so without context); a rating comment as a review.
     let analysis = match item.kind {
-        FeedbackKind::Message => analyzer.analyze_turn(text, &crate::analysis::chat::TurnContext::default()),
+        FeedbackKind::Message => {
+            let context = crate::analysis::chat::TurnContext {
+                previous_shop: earlier.shop.as_deref(),
+                previous_customer: earlier.customer.as_deref(),
+                index: earlier.count,
+            };
+            analyzer.analyze_turn(text, &context)
+        }
         FeedbackKind::Rating { .. } => analyzer.analyze(text, stars),
     };
     let text_digest = (item.text.is_some() && !analyzer.normalized().is_empty()).then(|| {
@@ -171,6 +198,10 @@ pub enum Applied {
 
 pub trait AnalysisStore {
     fn apply(&self, analysed: &AnalysedFeedback) -> impl Future<Output = Result<Applied, StoreError>> + Send;
+
+    /// The messages before a customer's message in its conversation: the context the chat model
+    /// reads it in.
+    fn earlier(&self, item: &StoredFeedback) -> impl Future<Output = Result<Earlier, StoreError>> + Send;
 }
 
 /// A stream record we cannot read as feedback (a bug or a foreign writer): reported as failed, so
@@ -230,7 +261,18 @@ pub async fn process_batch(
                 break;
             }
             StreamItem::Feedback { sequence, item } => {
-                let analysed = analyse(analyzer, item, tz);
+                let earlier = match item.kind {
+                    FeedbackKind::Message => match store.earlier(&item).await {
+                        Ok(earlier) => earlier,
+                        Err(e) => {
+                            tracing::warn!(error = %e, sequence = %sequence, retryable = e.is_retryable(), "context not read");
+                            outcome.failed_from = Some(sequence);
+                            break;
+                        }
+                    },
+                    FeedbackKind::Rating { .. } => Earlier::default(),
+                };
+                let analysed = analyse_in_context(analyzer, item, &earlier, tz);
                 match store.apply(&analysed).await {
                     Ok(Applied::Counted) => {
                         outcome.counted += 1;

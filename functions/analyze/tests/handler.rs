@@ -260,3 +260,46 @@ async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the
     // 1 star given, 2.0 expected: one star apart, which counts as within one star.
     assert_eq!((total("paired_error_tenths"), total("paired_within_one")), (10, 1));
 }
+
+#[tokio::test]
+async fn a_customer_message_is_read_in_the_context_of_the_messages_before_it() {
+    let mut w = world().await;
+    let conv = unique("c");
+    let at = |minute: u32| -> Timestamp { format!("2026-11-24T02:{minute:02}:00Z").parse().unwrap() };
+    let turn = |id: &str, role: Role, text: &str, minute: u32| {
+        let (mut m, t) = message(id, "u-1", text);
+        m.role = role;
+        m.sent_at = at(minute);
+        (m, t)
+    };
+    // Ids sort against time: the context must follow sent_at.
+    w.store_messages(
+        &conv,
+        &[
+            turn("m-9", Role::Customer, "我的快递什么时候到", 1),
+            turn("m-5", Role::Agent, "亲，请您耐心等待一下哦", 2),
+            turn("m-1", Role::Customer, "好的谢谢", 3),
+        ],
+    )
+    .await;
+    let item = feedback::insights::StoredFeedback {
+        pk: format!("CONV#{conv}"),
+        sk: "MSG#m-1".into(),
+        kind: feedback::insights::FeedbackKind::Message,
+        conversation_id: conv.clone(),
+        customer_id: "u-1".into(),
+        text: Some("好的谢谢".into()),
+        at: at(3),
+    };
+    let store = feedback::dynamo::DynamoAnalysisStore::new(w.client.clone(), &w.table, 4);
+    let earlier = feedback::insights::AnalysisStore::earlier(&store, &item).await.unwrap();
+    assert_eq!(earlier.shop.as_deref(), Some("亲，请您耐心等待一下哦"));
+    assert_eq!(earlier.customer.as_deref(), Some("我的快递什么时候到"));
+    assert_eq!(earlier.count, 2);
+    // The batch analyses every customer message with it and fails nothing.
+    let records = w.records().await;
+    assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
+    let items = conversation_items(&w.client, &w.table, &conv).await;
+    let thanks = &items["MSG#m-1"]["analysis"].as_m().unwrap()["sentiment"].as_m().unwrap()["label"];
+    assert_eq!(thanks.as_s().unwrap(), "positive");
+}

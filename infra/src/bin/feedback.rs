@@ -16,7 +16,7 @@ const USAGE: &str = "usage:
   feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all]
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
-  feedback train-issues OUT.bin DATA_DIR [--bits N] [--epochs N]
+  feedback train-issues OUT.bin DATA_DIR [--chat LABELS.tsv] [--bits N] [--epochs N]
       (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits)
   feedback satisfaction < conversations.jsonl > satisfaction.jsonl
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
@@ -274,13 +274,32 @@ fn train_issues(args: &[String]) -> Result<(), String> {
     // bitext rows: label (intent) in column 0, text in column 1.
     let bitext_train = issue_rows(&format!("{dir}/splits/bitext_cs_intents_en.train.tsv"), 1, 0, '|')?;
     let bitext_test = issue_rows(&format!("{dir}/splits/bitext_cs_intents_en.test.tsv"), 1, 0, '|')?;
+    // `--chat LABELS.tsv`: the valid customer turns of our labelled JDDC train split, with the
+    // issue types the readers gave them (chat words: 价保 and coupons are price, a slow refund is
+    // refund_return).
+    let chat_labels: String = flag(args, "--chat", String::new())?;
+    let chat: Vec<(String, Vec<String>)> = if chat_labels.is_empty() {
+        Vec::new()
+    } else {
+        let sessions = infra::evaluation::jddc_sessions(dir)?;
+        infra::evaluation::labels(&chat_labels)?
+            .into_iter()
+            .filter(|l| !l.dev && !l.invalid)
+            .map(|l| (sessions[&l.session][l.turn].1.clone(), l.issue_types))
+            .collect()
+    };
     let taxonomy = Taxonomy::builtin();
     let mut models = Vec::new();
     for t in &taxonomy.issue_types {
-        if t.zhijiang.is_empty() && t.bitext.is_empty() {
+        let in_chat = chat.iter().filter(|(_, types)| types.contains(&t.id)).count();
+        // `other` is what negative feedback with no type counts as, not a type to recognise.
+        if t.id == "other" || (t.zhijiang.is_empty() && t.bitext.is_empty() && in_chat == 0) {
             continue;
         }
         let mut examples: Vec<(&str, bool)> = Vec::new();
+        for (text, types) in &chat {
+            examples.push((text, types.contains(&t.id)));
+        }
         for (text, labels, _) in &zj_train {
             examples.push((text, labels.iter().any(|l| t.zhijiang.contains(l))));
         }
