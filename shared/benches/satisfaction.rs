@@ -10,7 +10,7 @@ use feedback::analysis::chat::TurnContext;
 use feedback::analysis::satisfaction::{SatisfactionModel, Scratch, Speaker};
 
 #[path = "support/inputs.rs"]
-#[allow(dead_code)]
+#[allow(dead_code)] // the other benches' inputs
 mod inputs;
 
 fn bench(c: &mut Criterion) {

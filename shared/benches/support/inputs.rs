@@ -18,6 +18,7 @@ pub fn real_reviews(n: usize) -> Option<Vec<String>> {
 }
 
 /// Real helpdesk dialogues (STC-3 turns: customer or helpdesk, text), if the data folder is there.
+#[allow(dead_code)] // only the satisfaction bench reads dialogues
 pub fn real_dialogues() -> Option<Vec<Vec<(bool, String)>>> {
     let dir = std::env::var("FEEDBACK_DATA")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data").to_owned());

@@ -154,7 +154,7 @@ impl SatisfactionModel {
         let f = |at: usize| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
         let body = 12 + n * 8 + NUMERIC * 4;
-        if n < 2 || n > 64 || bytes.len() < body {
+        if !(2..=64).contains(&n) || bytes.len() < body {
             return Err(ModelError::new("bad satisfaction calibration"));
         }
         let knots: Vec<(f32, f32)> = (0..n).map(|i| (f(12 + i * 8), f(16 + i * 8))).collect();

@@ -416,45 +416,8 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Turn {
-            role: Role,
-            #[serde(default)]
-            text: String,
-            sent_at: String,
-        }
-        let mut turns: Vec<Turn> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
-                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
-                .expression_attribute_values(":msg", s(keys::message("")))
-                .projection_expression("#r, #t, sent_at")
-                .expression_attribute_names("#r", "role")
-                .expression_attribute_names("#t", "text")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                // An item we cannot read is skipped: the estimate is a summary, not a record.
-                if let Ok(turn) = serde_dynamo::from_item::<_, Turn>(item) {
-                    turns.push(turn);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && turns.len() < limit * 4 => start = Some(k),
-                _ => break,
-            }
-        }
-        // Message ids do not sort by time; RFC 3339 UTC with milliseconds does.
-        turns.sort_by(|a, b| a.sent_at.cmp(&b.sent_at));
-        turns.truncate(limit);
-        Ok(turns.into_iter().map(|t| (t.role, t.text)).collect())
+        let turns = read_turns(&self.client, &self.table, &keys::conversation(conversation_id), limit).await?;
+        Ok(turns.into_iter().take(limit).map(|t| (t.role, t.text)).collect())
     }
 
     async fn close(
@@ -521,4 +484,50 @@ impl ConversationStore for DynamoConversationStore {
         }
         Ok(Closed::Done(state))
     }
+}
+
+/// A stored message as the readers of a conversation's turns need it.
+#[derive(Deserialize)]
+pub(crate) struct StoredTurn {
+    pub sk: String,
+    pub role: Role,
+    #[serde(default)]
+    pub text: String,
+    /// RFC 3339 UTC with milliseconds: sorts as text.
+    pub sent_at: String,
+}
+
+/// The messages of a conversation partition (`pk`) in the order they were sent (message ids do
+/// not sort by time), reading at least `limit` of them when there are that many. An item that
+/// cannot be read is skipped: the readers summarise, they keep no record.
+pub(crate) async fn read_turns(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    limit: usize,
+) -> Result<Vec<StoredTurn>, StoreError> {
+    let mut turns: Vec<StoredTurn> = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":msg", s(keys::message("")))
+            .projection_expression("sk, #r, #t, sent_at")
+            .expression_attribute_names("#r", "role")
+            .expression_attribute_names("#t", "text")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        turns.extend(out.items.unwrap_or_default().into_iter().filter_map(|i| serde_dynamo::from_item(i).ok()));
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() && turns.len() < limit => start = Some(k),
+            _ => break,
+        }
+    }
+    turns.sort_by(|a, b| (a.sent_at.as_str(), a.sk.as_str()).cmp(&(b.sent_at.as_str(), b.sk.as_str())));
+    Ok(turns)
 }

@@ -310,52 +310,20 @@ fn failed(codes: &[Option<String>], index: usize) -> bool {
     codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
 }
 
-/// A conversation's message as `earlier` reads it.
-#[derive(Deserialize)]
-struct EarlierMessage {
-    sk: String,
-    role: Role,
-    #[serde(default)]
-    text: String,
-    sent_at: String,
-}
-
 /// At most this many of a conversation's messages are read for context.
 const CONTEXT_MAX_MESSAGES: usize = 400;
 
 impl AnalysisStore for DynamoAnalysisStore {
     async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
-        let mut messages: Vec<EarlierMessage> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :msg)")
-                .expression_attribute_values(":pk", s(&item.pk))
-                .expression_attribute_values(":msg", s(keys::message("")))
-                .projection_expression("sk, #r, #t, sent_at")
-                .expression_attribute_names("#r", "role")
-                .expression_attribute_names("#t", "text")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            messages.extend(out.items.unwrap_or_default().into_iter().filter_map(|i| serde_dynamo::from_item(i).ok()));
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && messages.len() < CONTEXT_MAX_MESSAGES => start = Some(k),
-                _ => break,
-            }
-        }
+        let messages =
+            super::conversations::read_turns(&self.client, &self.table, &item.pk, CONTEXT_MAX_MESSAGES).await?;
         // Before this message: sent earlier (RFC 3339 UTC with milliseconds sorts as text), or at
         // the same instant with a smaller id.
         let at = iso(item.at);
-        let mut before: Vec<&EarlierMessage> = messages
+        let before: Vec<_> = messages
             .iter()
             .filter(|m| m.sk != item.sk && (m.sent_at.as_str(), m.sk.as_str()) < (at.as_str(), item.sk.as_str()))
             .collect();
-        before.sort_by(|a, b| (a.sent_at.as_str(), a.sk.as_str()).cmp(&(b.sent_at.as_str(), b.sk.as_str())));
         let last = |customer: bool| {
             before.iter().rev().find(|m| (m.role == Role::Customer) == customer).map(|m| m.text.clone())
         };
