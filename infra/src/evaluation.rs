@@ -88,6 +88,20 @@ pub fn context(session: &Session, turn: usize) -> TurnContext<'_> {
     }
 }
 
+/// The session and text of a labelled turn; an error (not a panic) when the data folder does not
+/// have it (another version of the data).
+pub fn labelled_turn<'a>(
+    sessions: &'a HashMap<String, Session>,
+    l: &Label,
+) -> Result<(&'a Session, &'a String), String> {
+    let session =
+        sessions.get(&l.session).ok_or_else(|| format!("labels name session {} that the data lacks", l.session))?;
+    let (_, text) = session
+        .get(l.turn)
+        .ok_or_else(|| format!("labels name turn {} of session {} that the data lacks", l.turn, l.session))?;
+    Ok((session, text))
+}
+
 fn group_of(session: &str) -> u32 {
     session.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -109,8 +123,7 @@ pub fn train_chat(
     let mut sat = (SatScratch::default(), Vec::new());
     let mut rows = Vec::new();
     for l in labels.iter().filter(|l| !l.dev) {
-        let session = sessions.get(&l.session).ok_or_else(|| format!("no session {}", l.session))?;
-        let text = &session[l.turn].1;
+        let (session, text) = labelled_turn(&sessions, l)?;
         let review = analyzer.analyze(text, None).sentiment.score;
         let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
         normalize_into(text, &mut normalized);
@@ -209,12 +222,12 @@ pub fn auc(pairs: &[(f32, bool)]) -> f64 {
 }
 
 /// The lowest threshold over (score, truth) pairs at which precision is still at least
-/// `min_precision` (with at least 5 hits), with its precision and recall; 1.0 (never) if none.
+/// `min_precision` (with at least 5 hits), with its precision and recall; infinity (never) if none.
 fn threshold_for_precision(pairs: &[(f32, bool)], min_precision: f64) -> (f32, f64, f64) {
     let mut sorted = pairs.to_vec();
     sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
     let positives = sorted.iter().filter(|p| p.1).count() as f64;
-    let (mut tp, mut best) = (0f64, (1.0f32, 0f64, 0f64));
+    let (mut tp, mut best) = (0f64, (f32::INFINITY, 0f64, 0f64));
     for (i, (score, truth)) in sorted.iter().enumerate() {
         tp += f64::from(u8::from(*truth));
         let precision = tp / (i + 1) as f64;
@@ -289,8 +302,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         let (mut invalid_right, mut n) = (0, 0);
         let mut types: HashMap<String, Counts> = HashMap::new();
         for l in labels.iter().filter(|l| l.dev == dev) {
-            let session = &sessions[&l.session];
-            let text = &session[l.turn].1;
+            let (session, text) = labelled_turn(&sessions, l)?;
             let plain = analyzer.analyze(text, None);
             let alone = analyzer.analyze_turn(text, &TurnContext::default());
             let turn = analyzer.analyze_turn(text, &context(session, l.turn));
@@ -366,8 +378,15 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let held = crate::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
     let (mut predicted, mut truth) = (Vec::new(), Vec::new());
     let mut bins = [(0f64, 0f64, 0usize); 5];
+    let mut shares = [0f64; 4];
     for (_, e) in &held {
         let s = model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
+        if let Some(s) = s {
+            shares[0] += f64::from(s.satisfied);
+            shares[1] += f64::from(s.dissatisfied);
+        }
+        shares[2] += f64::from(e.satisfied);
+        shares[3] += f64::from(e.dissatisfied);
         let stars = s.map_or(3.0, |s| s.expected_stars);
         predicted.push(stars);
         truth.push(e.judgement);
@@ -383,6 +402,15 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
          (plain baseline, one block of all the dialogue's text + ridge: {baseline:.4})",
         held.len(),
         spearman(&predicted, &truth)
+    );
+    let n = held.len().max(1) as f64;
+    let _ = writeln!(
+        out,
+        "  estimated CSAT (mean likelihood satisfied) {:.1}% vs judged {:.1}% (annotators at +1/+2); dissatisfied {:.1}% vs {:.1}%",
+        shares[0] * 100.0 / n,
+        shares[2] * 100.0 / n,
+        shares[1] * 100.0 / n,
+        shares[3] * 100.0 / n
     );
     for (i, (p, t, n)) in bins.iter().enumerate().filter(|(_, b)| b.2 > 0) {
         let _ = writeln!(
@@ -404,9 +432,9 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let (mut est, mut share) = (Vec::new(), Vec::new());
     let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
     for (id, (u, n)) in &by_session {
-        let turns = sessions[*id]
-            .iter()
-            .map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
+        let Some(session) = sessions.get(*id) else { continue };
+        let turns =
+            session.iter().map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
         if let Some(s) = model.estimate(turns, &mut scratch, &mut buffer) {
             est.push(s.expected_stars);
             share.push(-(*u as f32) / (*n).max(1) as f32);
@@ -486,11 +514,21 @@ pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::
         let (Some(id), Some(mean_s)) = (cols.first(), cols.get(4).and_then(|v| v.parse::<f32>().ok())) else {
             continue;
         };
+        // S_counts: how many annotators gave -2, -1, 0, +1, +2.
+        let counts: Vec<f32> =
+            cols.get(7).map_or(Vec::new(), |c| c.split(',').filter_map(|n| n.parse().ok()).collect());
+        let total: f32 = counts.iter().sum::<f32>().max(1.0);
+        let share = |range: std::ops::Range<usize>| counts.get(range).map_or(0.0, |c| c.iter().sum::<f32>() / total);
         let mut t = turns.remove(*id).unwrap_or_default();
         t.sort_by_key(|(i, _, _)| *i);
         out.push((
             (*id).to_owned(),
-            Example { turns: t.into_iter().map(|(_, s, x)| (s, x)).collect(), judgement: mean_s },
+            Example {
+                turns: t.into_iter().map(|(_, s, x)| (s, x)).collect(),
+                judgement: mean_s,
+                satisfied: share(3..5),
+                dissatisfied: share(0..2),
+            },
         ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -515,7 +553,28 @@ fn add_stc3_rows(dir: &str, path: &str, bits: u32, rows: &mut Vec<Row>) -> Resul
         dialogues.entry((*id).to_owned()).or_default().push((index.parse().unwrap_or(0), speaker, text));
     }
     let mut analyzer = Analyzer::new();
-    let satisfaction = SatisfactionModel::builtin();
+    // The shipped satisfaction model was trained on these dialogues: its score of their turns
+    // would be in-sample here and out-of-sample in production. Each turn is scored by a model
+    // trained without its dialogue instead (5 folds by dialogue id).
+    const FOLDS: u64 = 5;
+    let fold_of = |id: &str| id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % FOLDS;
+    let training: Vec<(String, feedback::analysis::satisfaction::Example)> =
+        stc3(dir)?.into_iter().filter(|(id, _)| !stc3_held_out(id)).collect();
+    let fold_models: Vec<SatisfactionModel> = (0..FOLDS)
+        .map(|fold| {
+            let examples: Vec<feedback::analysis::satisfaction::Example> = training
+                .iter()
+                .filter(|(id, _)| fold_of(id) != fold)
+                .map(|(_, e)| feedback::analysis::satisfaction::Example {
+                    turns: e.turns.clone(),
+                    judgement: e.judgement,
+                    satisfied: e.satisfied,
+                    dissatisfied: e.dissatisfied,
+                })
+                .collect();
+            feedback::analysis::satisfaction::train(&examples, 18, 1.0, 5)
+        })
+        .collect();
     let (mut sat, mut scratch, mut normalized) =
         ((SatScratch::default(), Vec::new()), chat::Scratch::default(), String::new());
     for line in read(path)?.lines().skip(1) {
@@ -533,6 +592,7 @@ fn add_stc3_rows(dir: &str, path: &str, bits: u32, rows: &mut Vec<Row>) -> Resul
             dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Customer).map(|t| t.2.as_str());
         let context = TurnContext { previous_shop, previous_customer, index: position };
         let review = analyzer.analyze(&text, None).sentiment.score;
+        let satisfaction = &fold_models[fold_of(id) as usize];
         let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
         normalize_into(&text, &mut normalized);
         let numeric =

@@ -261,8 +261,9 @@ pub async fn process_batch(
                 break;
             }
             StreamItem::Feedback { sequence, item } => {
+                let readable = item.text.as_deref().is_some_and(|t| analyzer.has_words(t));
                 let earlier = match item.kind {
-                    FeedbackKind::Message => match store.earlier(&item).await {
+                    FeedbackKind::Message if readable => match store.earlier(&item).await {
                         Ok(earlier) => earlier,
                         Err(e) => {
                             tracing::warn!(error = %e, sequence = %sequence, retryable = e.is_retryable(), "context not read");
@@ -270,7 +271,7 @@ pub async fn process_batch(
                             break;
                         }
                     },
-                    FeedbackKind::Rating { .. } => Earlier::default(),
+                    _ => Earlier::default(),
                 };
                 let analysed = analyse_in_context(analyzer, item, &earlier, tz);
                 match store.apply(&analysed).await {

@@ -430,8 +430,8 @@ pub struct ConversationClosed {
     pub satisfaction: Option<crate::analysis::satisfaction::Satisfaction>,
 }
 
-/// Conversations longer than this are judged by their first messages (a chat of 400 messages is
-/// no longer about satisfaction; the bound keeps the close within one or two reads).
+/// Conversations longer than this are judged by their last messages (how a conversation ends
+/// says most about how it left the customer).
 pub const SATISFACTION_MAX_TURNS: usize = 400;
 
 /// Estimates a conversation's satisfaction from its turns (pure).

@@ -152,7 +152,7 @@ pub trait ConversationStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The conversation's stored messages (who wrote them, the text) in the order they were sent;
-    /// at most `limit` of them (the first ones).
+    /// at most `limit` of them (the last ones).
     fn conversation_turns(
         &self,
         conversation_id: &str,

@@ -82,23 +82,24 @@ pub struct Counts {
     pub reminders_sent: u64,
     pub follow_up_answers: u64,
     /// Conversations closed this week with an estimated satisfaction, the sum of their expected
-    /// stars in tenths, and how many were estimated at 4★ or more (satisfied) / 2★ or less.
+    /// stars in tenths, and the sums of their likelihoods of satisfied / dissatisfied in 1/1000.
     #[serde(default)]
     pub estimated: u64,
     #[serde(default)]
     pub estimated_stars_tenths: u64,
     #[serde(default)]
-    pub estimated_satisfied: u64,
+    pub estimated_satisfied_milli: u64,
     #[serde(default)]
-    pub estimated_dissatisfied: u64,
+    pub estimated_dissatisfied_milli: u64,
     /// Conversations with both an estimate and the customer's own stars: how many, the sum of the
-    /// absolute differences in tenths of a star, and how many were within one star.
+    /// absolute differences in tenths of a star, and the sums for the correlation between the
+    /// expected (x) and given (y) stars, in tenths.
     #[serde(default)]
     pub paired: u64,
     #[serde(default)]
     pub paired_error_tenths: u64,
     #[serde(default)]
-    pub paired_within_one: u64,
+    pub paired_sums: PairSums,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
 }
@@ -124,11 +125,11 @@ impl Counts {
         self.follow_up_answers += o.follow_up_answers;
         self.estimated += o.estimated;
         self.estimated_stars_tenths += o.estimated_stars_tenths;
-        self.estimated_satisfied += o.estimated_satisfied;
-        self.estimated_dissatisfied += o.estimated_dissatisfied;
+        self.estimated_satisfied_milli += o.estimated_satisfied_milli;
+        self.estimated_dissatisfied_milli += o.estimated_dissatisfied_milli;
         self.paired += o.paired;
         self.paired_error_tenths += o.paired_error_tenths;
-        self.paired_within_one += o.paired_within_one;
+        self.paired_sums.add(&o.paired_sums);
         self.examples.extend(o.examples.iter().cloned());
     }
 
@@ -187,21 +188,75 @@ pub struct Headline {
     pub estimated: Estimated,
 }
 
+/// Mergeable sums for a correlation: Σx, Σy, Σx², Σy², Σxy (x expected, y given stars, tenths).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairSums {
+    pub x: i64,
+    pub y: i64,
+    pub xx: i64,
+    pub yy: i64,
+    pub xy: i64,
+}
+
+impl PairSums {
+    pub fn add(&mut self, o: &PairSums) {
+        (self.x, self.y, self.xx, self.yy, self.xy) =
+            (self.x + o.x, self.y + o.y, self.xx + o.xx, self.yy + o.yy, self.xy + o.xy);
+    }
+
+    /// Pearson's r over `n` pairs; none for fewer than 3 pairs or no spread.
+    pub fn correlation(&self, n: u64) -> Option<f64> {
+        let n = n as f64;
+        let cov = n * self.xy as f64 - self.x as f64 * self.y as f64;
+        let vx = n * self.xx as f64 - (self.x as f64).powi(2);
+        let vy = n * self.yy as f64 - (self.y as f64).powi(2);
+        (n >= 3.0 && vx > 0.0 && vy > 0.0).then(|| (cov / (vx * vy).sqrt() * 100.0).round() / 100.0)
+    }
+}
+
+/// The stored names of the `PairSums` counters on `TYPE#_all`.
+pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
+
+fn tenths(stars: f32) -> i64 {
+    (stars * 10.0).round() as i64
+}
+
+/// What one closed conversation's estimate adds to its week's totals.
+pub fn estimate_counters(estimate: &crate::analysis::satisfaction::Satisfaction) -> Vec<(&'static str, i64)> {
+    vec![
+        ("estimated", 1),
+        ("estimated_stars_tenths", tenths(estimate.expected_stars)),
+        ("estimated_satisfied_milli", (estimate.satisfied * 1000.0).round() as i64),
+        ("estimated_dissatisfied_milli", (estimate.dissatisfied * 1000.0).round() as i64),
+    ]
+}
+
+/// What a conversation with both an estimate (`expected_tenths`, as counted) and the customer's
+/// stars adds to the week of its estimate.
+pub fn pair_counters(stars: u8, expected_tenths: i64) -> Vec<(&'static str, i64)> {
+    let (x, y) = (expected_tenths, i64::from(stars) * 10);
+    let mut out = vec![("paired", 1), ("paired_error_tenths", (y - x).abs())];
+    out.extend(PAIR_SUM_NAMES.into_iter().zip([x, y, x * x, y * y, x * y]));
+    out
+}
+
 impl Estimated {
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
-    /// rated, and how well the estimate agrees with the stars where a conversation has both.
+    /// rated, and how well the estimate follows the stars where a conversation has both.
     pub fn sentence(&self) -> Option<String> {
         let csat = self.csat_pct?;
         let mut out = format!(
-            "Estimated CSAT over all {} closed conversations: {csat:.1}% (average {:.2} stars); ratings cover {} of them.",
+            "Estimated CSAT over all {} closed conversations: {csat:.1}% ({:.1}% dissatisfied, average {:.2} stars); {} of them ({}) rated.",
             self.conversations,
+            self.dissatisfied_pct.unwrap_or(0.0),
             self.average_stars.unwrap_or(0.0),
+            self.paired,
             self.rated_share_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
         );
-        if let (Some(error), Some(within)) = (self.paired_mean_error, self.paired_within_one_pct) {
+        if let Some(error) = self.paired_mean_error {
+            let r = self.paired_correlation.map_or(String::new(), |r| format!("correlation {r:.2}, "));
             out.push_str(&format!(
-                " Where a conversation has both ({}), the estimate is within one star of the customer's stars for {within:.1}% (mean difference {error:.2} stars).",
-                self.paired
+                " Where a conversation has both, the estimate follows the customer's stars with {r}mean difference {error:.2} stars."
             ));
         }
         Some(out)
@@ -213,16 +268,19 @@ impl Estimated {
 pub struct Estimated {
     /// Conversations closed with an estimate.
     pub conversations: u64,
-    /// Share estimated at 4★ or more, in percent: CSAT over all closed conversations.
+    /// Mean likelihood that a conversation satisfied its customer, in percent: CSAT over all
+    /// closed conversations (what the share of 4–5★ is over the rated ones).
     pub csat_pct: Option<f64>,
+    /// Mean likelihood that it did not, in percent.
+    pub dissatisfied_pct: Option<f64>,
     pub average_stars: Option<f64>,
-    /// Ratings this week per conversation closed this week, in percent (how few answer).
+    /// Of these conversations, the share that has the customer's own stars, in percent.
     pub rated_share_pct: Option<f64>,
     /// Conversations with both an estimate and stars; mean absolute difference in stars, and the
-    /// share within one star.
+    /// correlation between expected and given stars.
     pub paired: u64,
     pub paired_mean_error: Option<f64>,
-    pub paired_within_one_pct: Option<f64>,
+    pub paired_correlation: Option<f64>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -255,14 +313,17 @@ impl Headline {
             response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
             estimated: Estimated {
                 conversations: all.estimated,
-                csat_pct: pct(all.estimated_satisfied, all.estimated),
+                csat_pct: (all.estimated > 0)
+                    .then(|| round1(all.estimated_satisfied_milli as f64 / 10.0 / all.estimated as f64)),
+                dissatisfied_pct: (all.estimated > 0)
+                    .then(|| round1(all.estimated_dissatisfied_milli as f64 / 10.0 / all.estimated as f64)),
                 average_stars: (all.estimated > 0)
                     .then(|| (all.estimated_stars_tenths as f64 * 10.0 / all.estimated as f64).round() / 100.0),
-                rated_share_pct: pct(all.ratings, all.estimated),
+                rated_share_pct: pct(all.paired, all.estimated),
                 paired: all.paired,
                 paired_mean_error: (all.paired > 0)
                     .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
-                paired_within_one_pct: pct(all.paired_within_one, all.paired),
+                paired_correlation: all.paired_sums.correlation(all.paired),
             },
         }
     }
@@ -721,23 +782,45 @@ mod tests {
 
     #[test]
     fn estimated_csat_covers_every_closed_conversation_and_says_how_well_it_agrees() {
-        let all = Counts {
-            ratings: 2,
-            estimated: 10,
-            estimated_stars_tenths: 345,
-            estimated_satisfied: 4,
-            paired: 2,
-            paired_error_tenths: 14,
-            paired_within_one: 1,
-            ..Default::default()
+        use crate::analysis::satisfaction::Satisfaction;
+        let mut all = Counts::default();
+        let mut add = |counters: Vec<(&'static str, i64)>| {
+            for (name, v) in counters {
+                match name {
+                    "estimated" => all.estimated += v as u64,
+                    "estimated_stars_tenths" => all.estimated_stars_tenths += v as u64,
+                    "estimated_satisfied_milli" => all.estimated_satisfied_milli += v as u64,
+                    "estimated_dissatisfied_milli" => all.estimated_dissatisfied_milli += v as u64,
+                    "paired" => all.paired += v as u64,
+                    "paired_error_tenths" => all.paired_error_tenths += v as u64,
+                    "paired_x" => all.paired_sums.x += v,
+                    "paired_y" => all.paired_sums.y += v,
+                    "paired_xx" => all.paired_sums.xx += v,
+                    "paired_yy" => all.paired_sums.yy += v,
+                    "paired_xy" => all.paired_sums.xy += v,
+                    other => panic!("unknown counter {other}"),
+                }
+            }
         };
+        // Four closed conversations (likelihoods 0.8, 0.6, 0.2, 0.0), three rated in line with them.
+        for (judgement, satisfied, dissatisfied, stars) in
+            [(1.0, 0.8, 0.0, Some(5)), (0.5, 0.6, 0.1, Some(4)), (-0.5, 0.2, 0.5, Some(2)), (-1.0, 0.0, 0.7, None)]
+        {
+            let estimate = Satisfaction::new(judgement, satisfied, dissatisfied);
+            add(estimate_counters(&estimate));
+            if let Some(stars) = stars {
+                add(pair_counters(stars, (estimate.expected_stars * 10.0).round() as i64));
+            }
+        }
         let e = Headline::of("2026-W48", &all).estimated;
-        // 4 of 10 estimated at 4★+; 34.5 / 10 stars; 2 ratings per 10 closed; errors 1.4 / 2.
-        assert_eq!((e.csat_pct, e.average_stars, e.rated_share_pct), (Some(40.0), Some(3.45), Some(20.0)));
-        assert_eq!((e.paired_mean_error, e.paired_within_one_pct), (Some(0.7), Some(50.0)));
+        // CSAT (0.8 + 0.6 + 0.2 + 0) / 4 = 40%; stars (4 + 3.5 + 2.5 + 2) / 4 = 3; 3 of 4 rated;
+        // differences |5-4| + |4-3.5| + |2-2.5| = 2 over 3 pairs.
+        assert_eq!((e.csat_pct, e.dissatisfied_pct, e.average_stars), (Some(40.0), Some(32.5), Some(3.0)));
+        assert_eq!((e.paired, e.rated_share_pct, e.paired_mean_error), (3, Some(75.0), Some(0.67)));
+        assert!(e.paired_correlation.is_some_and(|r| r > 0.9), "{:?}", e.paired_correlation);
         let sentence = e.sentence().unwrap();
         assert!(
-            sentence.contains("all 10 closed conversations: 40.0%") && sentence.contains("for 50.0%"),
+            sentence.contains("all 4 closed conversations: 40.0%") && sentence.contains("3 of them (75.0%)"),
             "{sentence}"
         );
         assert_eq!(Headline::of("2026-W48", &Counts::default()).estimated.sentence(), None);

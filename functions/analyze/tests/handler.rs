@@ -257,8 +257,9 @@ async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the
     let total =
         |k: &str| all.iter().filter_map(|i| i.get(k)).map(|v| v.as_n().unwrap().parse::<i64>().unwrap()).sum::<i64>();
     assert_eq!((total("estimated"), total("paired")), (1, 1), "{all:?}");
-    // 1 star given, 2.0 expected: one star apart, which counts as within one star.
-    assert_eq!((total("paired_error_tenths"), total("paired_within_one")), (10, 1));
+    // 1 star given, 2.0 expected: one star apart; the correlation sums hold the pair as counted.
+    assert_eq!(total("paired_error_tenths"), 10);
+    assert_eq!((total("paired_x"), total("paired_y"), total("paired_xy")), (20, 10, 200));
 }
 
 #[tokio::test]

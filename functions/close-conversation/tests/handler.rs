@@ -221,4 +221,30 @@ async fn a_closed_conversations_estimate_counts_once_into_its_week_and_pairs_wit
     assert_eq!((added("estimated"), added("estimated_stars_tenths")), (1, expected_tenths), "counted once: {after:?}");
     assert_eq!(added("paired"), 1);
     assert_eq!(added("paired_error_tenths"), (50 - expected_tenths).abs());
+    assert_eq!((added("paired_y"), added("paired_xy")), (50, 50 * expected_tenths));
+    assert!(added("estimated_satisfied_milli") > 0, "thanks at the end: some likelihood of satisfied");
+}
+
+#[tokio::test]
+async fn an_unrated_close_counts_the_estimate_alone_and_leaves_the_pair_to_the_rating() {
+    let (app, client, table) = app().await;
+    let conv = unique("c");
+    store_messages(
+        &client,
+        &table,
+        &conv,
+        &[("customer", "发票什么时候开"), ("agent", "已经为您申请了"), ("customer", "好的")],
+    )
+    .await;
+    let week = "2026-W49";
+    let before = week_totals(&client, &table, week).await;
+    let body = json!({"resolved": true, "closed_at": "2026-12-01T11:00:00+08:00", "customer_id": "u-1"});
+    close(&app, &conv, body).await;
+    // Not rated yet: the estimate counts alone, and the marker leaves the pair to the rating's
+    // analysis (the analyze function's tests cover that side).
+    let after = week_totals(&client, &table, week).await;
+    let added = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    assert_eq!((added("estimated"), added("paired")), (1, 0));
+    let meta = &conversation_items(&client, &table, &conv).await["META"];
+    assert!(meta.contains_key("satisfaction_counted_tenths") && !meta.contains_key("satisfaction_paired"));
 }

@@ -285,8 +285,8 @@ fn train_issues(args: &[String]) -> Result<(), String> {
         infra::evaluation::labels(&chat_labels)?
             .into_iter()
             .filter(|l| !l.dev && !l.invalid)
-            .map(|l| (sessions[&l.session][l.turn].1.clone(), l.issue_types))
-            .collect()
+            .map(|l| Ok((infra::evaluation::labelled_turn(&sessions, &l)?.1.clone(), l.issue_types)))
+            .collect::<Result<_, String>>()?
     };
     let taxonomy = Taxonomy::builtin();
     let mut models = Vec::new();
@@ -439,6 +439,8 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         examples.extend(held.iter().map(|(_, e)| feedback::analysis::satisfaction::Example {
             turns: e.turns.clone(),
             judgement: e.judgement,
+            satisfied: e.satisfied,
+            dissatisfied: e.dissatisfied,
         }));
     }
     let model = train(&examples, bits, ridge, 5);
@@ -478,7 +480,7 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let files = positional(args);
     let [out, dir, labels] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 18)?;
-    let ridge: f32 = flag(args, "--ridge", 3.0)?;
+    let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let extra: String = flag(args, "--extra", String::new())?;
     let extra = (!extra.is_empty()).then_some(extra.as_str());
     let (model, report) = infra::evaluation::train_chat(dir, labels, extra, bits, ridge)?;

@@ -68,6 +68,13 @@ impl Analyzer {
         }
     }
 
+    /// Whether a text has anything to read (not empty, not noise): what the chat model would
+    /// read, so a caller can skip fetching its context otherwise.
+    pub fn has_words(&mut self, text: &str) -> bool {
+        normalize_into(text, &mut self.normalized);
+        !self.normalized.is_empty() && !validity(text, &self.normalized).is_invalid
+    }
+
     /// The normalised form of the last analysed text (for duplicate detection).
     pub fn normalized(&self) -> &str {
         &self.normalized

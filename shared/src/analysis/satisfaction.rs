@@ -7,9 +7,11 @@
 //! number of turns. Trained by `feedback train-satisfaction` on real helpdesk dialogues whose
 //! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1, `models/SATISFACTION.md`).
 //!
-//! The raw prediction is calibrated onto the annotators' scale by a monotone piecewise-linear map
-//! fitted on out-of-fold predictions, so `expected_stars` = 3 + expected judgement (−2 → 1★,
-//! +2 → 5★) and `score` = judgement / 2 in −1..1.
+//! The raw prediction is calibrated by monotone piecewise-linear maps fitted on out-of-fold
+//! predictions: onto the annotators' scale, so `expected_stars` = 3 + expected judgement (−2 → 1★,
+//! +2 → 5★) and `score` = judgement / 2 in −1..1; and onto the shares of annotators who called the
+//! conversation satisfying or unsatisfying (`satisfied`, `dissatisfied`): averaged over
+//! conversations, the first is the estimated CSAT (what 4–5★ is to ratings).
 
 use std::sync::OnceLock;
 
@@ -18,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::linear::{LinearModel, ModelError, SparseRow, block_features};
 use crate::triggers::normalize_into;
 
-const MAGIC: &[u8; 8] = b"FLSAT001";
+const MAGIC: &[u8; 8] = b"FLSAT002";
 /// Seeds of the three text blocks.
 const SEEDS: [u32; 3] = [0x1b87_3593, 0x85eb_ca6b, 0xc2b2_ae35];
 
@@ -34,15 +36,36 @@ pub enum Speaker {
 pub struct Satisfaction {
     /// −1 (very dissatisfied) .. 1 (very satisfied); 0 is the neutral middle.
     pub score: f32,
-    /// The stars (1–5) the customer would be expected to give, one decimal.
+    /// The stars (1–5) the customer would be expected to give, one decimal: an average, so it
+    /// stays between about 2 and 4 (people who judge a conversation rarely agree on 1 or 5).
     pub expected_stars: f32,
+    /// How likely a person reading the conversation calls it satisfying (+1/+2 of −2..+2): what a
+    /// 4–5★ rating is to CSAT. Averaged over conversations it is the estimated CSAT.
+    #[serde(skip)]
+    pub satisfied: f32,
+    /// How likely they call it unsatisfying (−1/−2).
+    #[serde(skip)]
+    pub dissatisfied: f32,
 }
 
 impl Satisfaction {
-    /// From a judgement on the annotators' −2..+2 scale.
-    pub fn from_judgement(judgement: f32) -> Self {
+    /// From a judgement on the annotators' −2..+2 scale and the shares calling it satisfying and
+    /// unsatisfying.
+    pub fn new(judgement: f32, satisfied: f32, dissatisfied: f32) -> Self {
         let j = judgement.clamp(-2.0, 2.0);
-        Satisfaction { score: round(j / 2.0, 1000.0), expected_stars: round(3.0 + j, 10.0) }
+        Satisfaction {
+            score: round(j / 2.0, 1000.0),
+            expected_stars: round(3.0 + j, 10.0),
+            satisfied: round(satisfied.clamp(0.0, 1.0), 1000.0),
+            dissatisfied: round(dissatisfied.clamp(0.0, 1.0), 1000.0),
+        }
+    }
+
+    /// From a judgement alone (the shares follow its sign; for tests and fixed examples).
+    pub fn from_judgement(judgement: f32) -> Self {
+        let share = (judgement.abs() / 2.0).min(1.0);
+        let (satisfied, dissatisfied) = if judgement > 0.0 { (share, 0.0) } else { (0.0, share) };
+        Satisfaction::new(judgement, satisfied, dissatisfied)
     }
 }
 
@@ -126,6 +149,10 @@ pub struct SatisfactionModel {
     numeric: [f32; NUMERIC],
     /// Calibration knots (raw prediction → judgement −2..2), increasing in both.
     knots: Vec<(f32, f32)>,
+    /// Raw prediction → share of people calling it satisfying (increasing) …
+    satisfied_knots: Vec<(f32, f32)>,
+    /// … and unsatisfying (decreasing: stored as the increasing map of minus the share).
+    dissatisfied_knots: Vec<(f32, f32)>,
 }
 
 impl SatisfactionModel {
@@ -139,39 +166,73 @@ impl SatisfactionModel {
     }
 
     pub fn new(linear: LinearModel, numeric: [f32; NUMERIC], knots: Vec<(f32, f32)>) -> Self {
-        SatisfactionModel { linear, numeric, knots }
+        SatisfactionModel {
+            linear,
+            numeric,
+            satisfied_knots: knots.iter().map(|&(x, y)| (x, (y / 2.0).max(0.0))).collect(),
+            dissatisfied_knots: knots.iter().map(|&(x, y)| (x, (y / 2.0).min(0.0))).collect(),
+            knots,
+        }
     }
 
     pub fn bits(&self) -> u32 {
         self.linear.bits()
     }
 
-    /// `MAGIC`, knot count (u32), knots (f32 pairs), numeric weights, then the linear model.
+    /// `MAGIC`; three knot sets (judgement, satisfied, minus dissatisfied), each a count (u32)
+    /// and f32 pairs; the numeric weights; then the linear model.
     pub fn from_bytes(bytes: &'static [u8]) -> Result<Self, ModelError> {
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(ModelError::new("bad satisfaction header"));
         }
-        let f = |at: usize| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-        let body = 12 + n * 8 + NUMERIC * 4;
-        if !(2..=64).contains(&n) || bytes.len() < body {
-            return Err(ModelError::new("bad satisfaction calibration"));
+        let f = |at: usize| -> Result<f32, ModelError> {
+            bytes
+                .get(at..at + 4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| ModelError::new("satisfaction model is cut short"))
+        };
+        let mut at = 8;
+        let mut sets = Vec::new();
+        for _ in 0..3 {
+            let n = f(at)?.to_bits() as usize;
+            at += 4;
+            if !(2..=64).contains(&n) {
+                return Err(ModelError::new("bad satisfaction calibration"));
+            }
+            let knots =
+                (0..n).map(|i| Ok((f(at + i * 8)?, f(at + i * 8 + 4)?))).collect::<Result<Vec<_>, ModelError>>()?;
+            if knots.windows(2).any(|w| w[1].0 < w[0].0 || w[1].1 < w[0].1) {
+                return Err(ModelError::new("calibration is not monotone"));
+            }
+            at += n * 8;
+            sets.push(knots);
         }
-        let knots: Vec<(f32, f32)> = (0..n).map(|i| (f(12 + i * 8), f(16 + i * 8))).collect();
-        if knots.windows(2).any(|w| w[1].0 < w[0].0 || w[1].1 < w[0].1) {
-            return Err(ModelError::new("calibration is not monotone"));
+        let mut numeric = [0f32; NUMERIC];
+        for (k, w) in numeric.iter_mut().enumerate() {
+            *w = f(at + k * 4)?;
         }
-        let numeric = std::array::from_fn(|i| f(12 + n * 8 + i * 4));
-        Ok(SatisfactionModel { linear: LinearModel::from_bytes(&bytes[body..])?, numeric, knots })
+        at += NUMERIC * 4;
+        let dissatisfied_knots = sets.pop().unwrap_or_default();
+        let satisfied_knots = sets.pop().unwrap_or_default();
+        let knots = sets.pop().unwrap_or_default();
+        Ok(SatisfactionModel {
+            linear: LinearModel::from_bytes(&bytes[at..])?,
+            numeric,
+            knots,
+            satisfied_knots,
+            dissatisfied_knots,
+        })
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(self.knots.len() as u32).to_le_bytes());
-        for (x, y) in &self.knots {
-            out.extend_from_slice(&x.to_le_bytes());
-            out.extend_from_slice(&y.to_le_bytes());
+        for set in [&self.knots, &self.satisfied_knots, &self.dissatisfied_knots] {
+            out.extend_from_slice(&f32::from_bits(set.len() as u32).to_le_bytes());
+            for (x, y) in set {
+                out.extend_from_slice(&x.to_le_bytes());
+                out.extend_from_slice(&y.to_le_bytes());
+            }
         }
         for w in self.numeric {
             out.extend_from_slice(&w.to_le_bytes());
@@ -189,18 +250,34 @@ impl SatisfactionModel {
 
     /// Maps a raw prediction onto the annotators' −2..2 scale (linear between knots, flat outside).
     pub fn calibrate(&self, raw: f32) -> f32 {
-        let k = &self.knots;
-        if raw <= k[0].0 {
-            return k[0].1;
-        }
-        if raw >= k[k.len() - 1].0 {
-            return k[k.len() - 1].1;
-        }
-        let i = k.partition_point(|&(x, _)| x <= raw);
-        let ((x0, y0), (x1, y1)) = (k[i - 1], k[i]);
-        if x1 <= x0 { y1 } else { y0 + (y1 - y0) * (raw - x0) / (x1 - x0) }
+        interpolate(&self.knots, raw)
     }
 
+    /// The judgement, and the shares calling it satisfying and unsatisfying, of a raw prediction.
+    pub fn satisfaction_of(&self, raw: f32) -> Satisfaction {
+        Satisfaction::new(
+            self.calibrate(raw),
+            interpolate(&self.satisfied_knots, raw),
+            -interpolate(&self.dissatisfied_knots, raw),
+        )
+    }
+}
+
+/// Linear between knots, flat outside them.
+fn interpolate(k: &[(f32, f32)], raw: f32) -> f32 {
+    let (Some(&(first_x, first_y)), Some(&(last_x, last_y))) = (k.first(), k.last()) else { return 0.0 };
+    if raw.is_nan() || raw <= first_x {
+        return first_y;
+    }
+    if raw >= last_x {
+        return last_y;
+    }
+    let i = k.partition_point(|&(x, _)| x <= raw);
+    let ((x0, y0), (x1, y1)) = (k[i - 1], k[i]);
+    if x1 <= x0 { y1 } else { y0 + (y1 - y0) * (raw - x0) / (x1 - x0) }
+}
+
+impl SatisfactionModel {
     /// Estimates a conversation's satisfaction from its turns in order; `None` when the customer
     /// wrote nothing readable (there is nothing to judge).
     pub fn estimate<'t>(
@@ -210,7 +287,7 @@ impl SatisfactionModel {
         buffer: &mut Vec<(u32, f32)>,
     ) -> Option<Satisfaction> {
         let numeric = features(turns, self.bits(), scratch, buffer)?;
-        Some(Satisfaction::from_judgement(self.calibrate(self.raw(buffer, &numeric))))
+        Some(self.satisfaction_of(self.raw(buffer, &numeric)))
     }
 }
 
@@ -218,6 +295,9 @@ impl SatisfactionModel {
 pub struct Example {
     pub turns: Vec<(Speaker, String)>,
     pub judgement: f32,
+    /// Shares of the annotators who judged it satisfying (+1/+2) and unsatisfying (−1/−2).
+    pub satisfied: f32,
+    pub dissatisfied: f32,
 }
 
 /// Trains the model: ridge regression (conjugate gradient on the normal equations, exact and
@@ -234,21 +314,27 @@ pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> Satis
         let (w, n, b) = super::linear::ridge(&chosen, bits, NUMERIC, ridge);
         (w, std::array::from_fn::<f32, NUMERIC, _>(|k| n[k]), b)
     };
-    let (weights, numeric, bias) = fit(&|_| true);
+    let uncalibrated = |(w, numeric, bias): (Vec<f32>, [f32; NUMERIC], f32)| {
+        // Quantised as in production, so the calibration maps what production computes.
+        SatisfactionModel::new(LinearModel::from_trained(bits, &w, bias), numeric, vec![(0.0, 0.0), (1.0, 1.0)])
+    };
     // Out-of-fold predictions: each example predicted by a model that never saw it.
-    let mut pairs: Vec<(f32, f32)> = Vec::with_capacity(rows.len());
+    let mut raw: Vec<(f32, usize)> = Vec::with_capacity(rows.len());
     for fold in 0..folds {
-        let (w, n, b) = fit(&|i| i % folds != fold);
+        let model = uncalibrated(fit(&|i| i % folds != fold));
         for (i, row) in rows.iter().enumerate().filter(|(i, _)| i % folds == fold) {
-            pairs.push((predict(&w, &n, b, row), examples[i].judgement));
+            raw.push((model.raw(&row.0, &row.1), i));
         }
     }
-    let linear = LinearModel::from_trained(bits, &weights, bias);
-    // The calibration maps the quantised model's raw output, as used in production.
-    let quantised = SatisfactionModel { linear, numeric, knots: vec![(0.0, 0.0), (1.0, 1.0)] };
-    let shift: Vec<(f32, f32)> = pairs.iter().map(|&(x, y)| (x, y)).collect();
-    let knots = isotonic_knots(shift, 12);
-    SatisfactionModel { knots, ..quantised }
+    let calibration = |target: &dyn Fn(&Example) -> f32| {
+        isotonic_knots(raw.iter().map(|&(x, i)| (x, target(&examples[i]))).collect(), 12)
+    };
+    SatisfactionModel {
+        knots: calibration(&|e| e.judgement),
+        satisfied_knots: calibration(&|e| e.satisfied),
+        dissatisfied_knots: calibration(&|e| -e.dissatisfied),
+        ..uncalibrated(fit(&|_| true))
+    }
 }
 
 type Row = (Vec<(u32, f32)>, [f32; NUMERIC], f32);
@@ -264,11 +350,6 @@ fn rows_of(examples: &[Example], bits: u32) -> Vec<Row> {
             (hashed, numeric, e.judgement)
         })
         .collect()
-}
-
-fn predict(w: &[f32], n: &[f32; NUMERIC], b: f32, row: &Row) -> f32 {
-    b + row.0.iter().map(|&(f, v)| w[f as usize] * v).sum::<f32>()
-        + row.1.iter().zip(n).map(|(x, w)| x * w).sum::<f32>()
 }
 
 /// A monotone map from (prediction, target) pairs: pool-adjacent-violators over the pairs sorted

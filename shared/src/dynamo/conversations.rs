@@ -416,8 +416,9 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {
-        let turns = read_turns(&self.client, &self.table, &keys::conversation(conversation_id), limit).await?;
-        Ok(turns.into_iter().take(limit).map(|t| (t.role, t.text)).collect())
+        let turns = read_turns(&self.client, &self.table, &keys::conversation(conversation_id)).await?;
+        let skip = turns.len().saturating_sub(limit);
+        Ok(turns.into_iter().skip(skip).map(|t| (t.role, t.text)).collect())
     }
 
     async fn close(
@@ -451,10 +452,11 @@ impl ConversationStore for DynamoConversationStore {
             update = update.expression_attribute_values(":channel", s(channel.as_str()));
         }
         if let Some(estimate) = satisfaction {
-            set.push_str(", satisfaction_score = :sat, expected_stars = :stars");
+            set.push_str(", satisfaction_score = :sat, expected_stars = :stars, satisfied_likelihood = :liked");
             update = update
                 .expression_attribute_values(":sat", n(estimate.score))
-                .expression_attribute_values(":stars", n(estimate.expected_stars));
+                .expression_attribute_values(":stars", n(estimate.expected_stars))
+                .expression_attribute_values(":liked", n(estimate.satisfied));
         }
         if let Some(locale) = &closing.locale {
             set.push_str(", locale = :locale");
@@ -497,15 +499,14 @@ pub(crate) struct StoredTurn {
     pub sent_at: String,
 }
 
+/// Conversations longer than this are read only this far (in message-id order): a chat of
+/// thousands of messages is not one conversation any more, and the readers must stay bounded.
+const READ_TURNS_MAX: usize = 2000;
+
 /// The messages of a conversation partition (`pk`) in the order they were sent (message ids do
-/// not sort by time), reading at least `limit` of them when there are that many. An item that
-/// cannot be read is skipped: the readers summarise, they keep no record.
-pub(crate) async fn read_turns(
-    client: &Client,
-    table: &str,
-    pk: &str,
-    limit: usize,
-) -> Result<Vec<StoredTurn>, StoreError> {
+/// not sort by time), read consistently (a close right after the last message sees it). An item
+/// that cannot be read is skipped: the readers summarise, they keep no record.
+pub(crate) async fn read_turns(client: &Client, table: &str, pk: &str) -> Result<Vec<StoredTurn>, StoreError> {
     let mut turns: Vec<StoredTurn> = Vec::new();
     let mut start = None;
     loop {
@@ -518,13 +519,14 @@ pub(crate) async fn read_turns(
             .projection_expression("sk, #r, #t, sent_at")
             .expression_attribute_names("#r", "role")
             .expression_attribute_names("#t", "text")
+            .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(store_error)?;
         turns.extend(out.items.unwrap_or_default().into_iter().filter_map(|i| serde_dynamo::from_item(i).ok()));
         match out.last_evaluated_key {
-            Some(k) if !k.is_empty() && turns.len() < limit => start = Some(k),
+            Some(k) if !k.is_empty() && turns.len() < READ_TURNS_MAX => start = Some(k),
             _ => break,
         }
     }

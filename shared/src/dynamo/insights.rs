@@ -310,13 +310,9 @@ fn failed(codes: &[Option<String>], index: usize) -> bool {
     codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
 }
 
-/// At most this many of a conversation's messages are read for context.
-const CONTEXT_MAX_MESSAGES: usize = 400;
-
 impl AnalysisStore for DynamoAnalysisStore {
     async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
-        let messages =
-            super::conversations::read_turns(&self.client, &self.table, &item.pk, CONTEXT_MAX_MESSAGES).await?;
+        let messages = super::conversations::read_turns(&self.client, &self.table, &item.pk).await?;
         // Before this message: sent earlier (RFC 3339 UTC with milliseconds sorts as text), or at
         // the same instant with a smaller id.
         let at = iso(item.at);

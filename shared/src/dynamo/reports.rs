@@ -28,6 +28,10 @@ fn num(item: &Item, name: &str) -> u64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).map_or(0, |v| v.max(0) as u64)
 }
 
+fn signed(item: &Item, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+}
+
 /// One aggregate item as `(issue type, counts)`.
 fn counts_of(item: &Item) -> Option<(String, Counts)> {
     let issue_type = get_s(item, "issue_type")?.to_owned();
@@ -53,11 +57,14 @@ fn counts_of(item: &Item) -> Option<(String, Counts)> {
         follow_up_answers: num(item, "follow_up_answers"),
         estimated: num(item, "estimated"),
         estimated_stars_tenths: num(item, "estimated_stars_tenths"),
-        estimated_satisfied: num(item, "estimated_satisfied"),
-        estimated_dissatisfied: num(item, "estimated_dissatisfied"),
+        estimated_satisfied_milli: num(item, "estimated_satisfied_milli"),
+        estimated_dissatisfied_milli: num(item, "estimated_dissatisfied_milli"),
         paired: num(item, "paired"),
         paired_error_tenths: num(item, "paired_error_tenths"),
-        paired_within_one: num(item, "paired_within_one"),
+        paired_sums: {
+            let [x, y, xx, yy, xy] = crate::weekly::PAIR_SUM_NAMES.map(|name| signed(item, name));
+            crate::weekly::PairSums { x, y, xx, yy, xy }
+        },
         examples: Vec::new(),
     };
     for slot in 0..super::insights::EXAMPLE_SLOTS {

@@ -1,31 +1,29 @@
-//! Estimated satisfaction in the weekly aggregates: each closed conversation's estimate counted
-//! once into the week it closed in (marker `satisfaction_week` on its `META`), and each
-//! conversation that has both an estimate and the customer's stars counted once as a pair
-//! (marker `satisfaction_paired`), whichever came second: the close or the rating.
+//! Estimated satisfaction in the weekly aggregates (what counts is decided in `weekly`:
+//! `estimate_counters`, `pair_counters`): each closed conversation's estimate counted once into
+//! the week it closed in (marker `satisfaction_week` on its `META`, with the expected stars as
+//! counted), and each conversation that has both an estimate and the customer's stars counted once
+//! as a pair (marker `satisfaction_paired`), by whichever comes second: the close or the rating's
+//! analysis.
 //!
 //! Each count is one transaction: the marker (conditional: written once) and the `ADD`s on the
-//! `_all` aggregate of the customer's shard. A run that dies between the close (or the rating's
-//! analysis) and its count loses that one count; it never counts twice.
+//! `_all` aggregate of the customer's shard. An unrated close also checks that the rating is still
+//! absent, so a rating analysed meanwhile makes the close count again, now as a pair. A run that
+//! dies between the close (or the rating's analysis) and its count loses that one count; it never
+//! counts twice.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
 use super::{AGGREGATE_RETENTION_DAYS, Item, expiry, get_s, key, keys, n, s, store_error};
 use crate::Timestamp;
 use crate::analysis::satisfaction::Satisfaction;
 use crate::config::WeekSettings;
 use crate::ports::StoreError;
-use crate::weekly::ALL;
+use crate::weekly::{ALL, estimate_counters, pair_counters};
 
-fn tenths(stars: f32) -> i64 {
-    (stars * 10.0).round() as i64
-}
-
-/// The `ADD`s of a pair: one more pair, its error in tenths of a star, within one star or not.
-fn pair_counters(stars: u8, expected: f32) -> Vec<(&'static str, i64)> {
-    let error = (i64::from(stars) * 10 - tenths(expected)).abs();
-    vec![("paired", 1), ("paired_error_tenths", error), ("paired_within_one", i64::from(error <= 10))]
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 /// `ADD` counters on the week's `_all` aggregate of a shard.
@@ -36,7 +34,7 @@ fn aggregate_add(
     counters: &[(&'static str, i64)],
     now: Timestamp,
 ) -> Result<TransactWriteItem, StoreError> {
-    let adds: Vec<String> = counters.iter().enumerate().map(|(i, _)| format!("#c{i} :c{i}")).collect();
+    let adds: Vec<String> = (0..counters.len()).map(|i| format!("#c{i} :c{i}")).collect();
     let mut update = Update::builder()
         .table_name(table)
         .set_key(Some(key(keys::aggregate(week, shard), &keys::aggregate_type(ALL))))
@@ -57,32 +55,35 @@ fn aggregate_add(
             .expression_attribute_names(format!("#c{i}"), *name)
             .expression_attribute_values(format!(":c{i}"), n(value));
     }
-    Ok(TransactWriteItem::builder().update(update.build().map_err(|e| StoreError::Failed(e.to_string()))?).build())
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
-/// Runs a marker + counters transaction; a failed marker condition means "already counted".
+/// Runs a marker + counters transaction. `Ok(false)`: a condition did not hold (counted already,
+/// or the world changed under us); any other cancellation (a conflicting transaction on the
+/// shard's counters, throttling) is worth retrying.
 async fn transact_once(client: &Client, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
     match client.transact_write_items().set_transact_items(Some(items)).send().await {
         Ok(_) => Ok(true),
         Err(e) => match e.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(t))
-                if t.cancellation_reasons()
-                    .iter()
-                    .all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed"))) =>
-            {
-                Ok(false)
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
+                if codes.iter().all(|c| matches!(c, None | Some("None" | "ConditionalCheckFailed"))) {
+                    Ok(false)
+                } else {
+                    Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
+                }
             }
             _ => Err(store_error(e)),
         },
     }
 }
 
-fn meta_marker(
+fn meta_update(
     table: &str,
     conversation_id: &str,
     set: &str,
     condition: &str,
-    values: &[(&str, AttributeValue)],
+    values: Vec<(&str, AttributeValue)>,
 ) -> Result<TransactWriteItem, StoreError> {
     let mut update = Update::builder()
         .table_name(table)
@@ -90,14 +91,25 @@ fn meta_marker(
         .update_expression(set)
         .condition_expression(condition);
     for (name, value) in values {
-        update = update.expression_attribute_values(*name, value.clone());
+        update = update.expression_attribute_values(name, value);
     }
-    Ok(TransactWriteItem::builder().update(update.build().map_err(|e| StoreError::Failed(e.to_string()))?).build())
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
-/// Counts a closed conversation's estimate into the week it closed in, once; and the pair with
-/// the customer's stars when the conversation was already rated. `meta`: the conversation as the
-/// close left it. Returns whether it counted now.
+async fn rating_stars(client: &Client, table: &str, conversation_id: &str) -> Result<Option<u8>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_error)?;
+    Ok(out.item().and_then(|i| i.get("stars")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok()))
+}
+
+/// Counts a closed conversation's estimate into the week it closed in, once; with the pair when
+/// the conversation is rated already. `meta`: the conversation as the close left it.
 pub(crate) async fn count_closed(
     client: &Client,
     table: &str,
@@ -106,54 +118,70 @@ pub(crate) async fn count_closed(
     meta: &Item,
     estimate: Satisfaction,
     closed_at: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     if meta.contains_key("satisfaction_week") {
-        return Ok(false);
+        return Ok(());
     }
     let week = crate::insights::iso_week(closed_at, &weeks.shop_time_zone);
     let shard =
         crate::insights::shard_of(get_s(meta, "customer_id").unwrap_or(conversation_id), weeks.aggregate_shards);
-    let rating = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(store_error)?;
-    let stars =
-        rating.item().and_then(|i| i.get("stars")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok());
-    let mut counters = vec![
-        ("estimated", 1),
-        ("estimated_stars_tenths", tenths(estimate.expected_stars)),
-        ("estimated_satisfied", i64::from(estimate.expected_stars >= 4.0)),
-        ("estimated_dissatisfied", i64::from(estimate.expected_stars <= 2.0)),
-    ];
-    let marker = match stars {
-        Some(stars) => {
-            counters.extend(pair_counters(stars, estimate.expected_stars));
-            meta_marker(
-                table,
-                conversation_id,
-                "SET satisfaction_week = :week, satisfaction_paired = :yes",
-                "attribute_not_exists(satisfaction_week) AND attribute_not_exists(satisfaction_paired)",
-                &[(":week", s(&week)), (":yes", AttributeValue::Bool(true))],
-            )?
+    let counted = estimate_counters(&estimate);
+    let tenths = counted.iter().find(|(name, _)| *name == "estimated_stars_tenths").map_or(0, |c| c.1);
+    // Twice at most: a rating that lands between our read and our write cancels the first try.
+    for _ in 0..2 {
+        let stars = rating_stars(client, table, conversation_id).await?;
+        let mut counters = counted.clone();
+        let mut items = Vec::new();
+        let values = vec![(":week", s(&week)), (":tenths", n(tenths)), (":yes", AttributeValue::Bool(true))];
+        match stars {
+            Some(stars) => {
+                counters.extend(pair_counters(stars, tenths));
+                items.push(meta_update(
+                    table,
+                    conversation_id,
+                    "SET satisfaction_week = :week, satisfaction_counted_tenths = :tenths, satisfaction_paired = :yes",
+                    "attribute_not_exists(satisfaction_week) AND attribute_not_exists(satisfaction_paired)",
+                    values,
+                )?);
+            }
+            None => {
+                items.push(meta_update(
+                    table,
+                    conversation_id,
+                    "SET satisfaction_week = :week, satisfaction_counted_tenths = :tenths",
+                    "attribute_not_exists(satisfaction_week)",
+                    values[..2].to_vec(),
+                )?);
+                let unrated = ConditionCheck::builder()
+                    .table_name(table)
+                    .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
+                    .condition_expression("attribute_not_exists(pk)");
+                items.push(TransactWriteItem::builder().condition_check(built(unrated.build())?).build());
+            }
         }
-        None => meta_marker(
-            table,
-            conversation_id,
-            "SET satisfaction_week = :week",
-            "attribute_not_exists(satisfaction_week)",
-            &[(":week", s(&week))],
-        )?,
-    };
-    let add = aggregate_add(table, &week, shard, &counters, closed_at)?;
-    transact_once(client, vec![marker, add]).await
+        items.push(aggregate_add(table, &week, shard, &counters, closed_at)?);
+        if transact_once(client, items).await? {
+            return Ok(());
+        }
+        // Counted by an earlier close (nothing to do), or rated meanwhile (count with the pair).
+        let again = client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        if again.item().is_some_and(|m| m.contains_key("satisfaction_week")) {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Unavailable("the conversation's rating changed while its estimate was counted".into()))
 }
 
 /// Counts a new rating against its conversation's estimate, once, in the week the estimate was
-/// counted in; nothing when the conversation has no estimate yet (the close will pair them).
+/// counted in, with the estimate as counted; nothing when the conversation has no counted estimate
+/// yet (the close will pair them).
 pub(crate) async fn count_rated(
     client: &Client,
     table: &str,
@@ -161,7 +189,7 @@ pub(crate) async fn count_rated(
     conversation_id: &str,
     stars: u8,
     now: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let out = client
         .get_item()
         .table_name(table)
@@ -170,24 +198,24 @@ pub(crate) async fn count_rated(
         .send()
         .await
         .map_err(store_error)?;
-    let Some(meta) = out.item() else { return Ok(false) };
-    let (Some(week), Some(expected)) = (
+    let Some(meta) = out.item() else { return Ok(()) };
+    let (Some(week), Some(tenths)) = (
         get_s(meta, "satisfaction_week"),
-        meta.get("expected_stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f32>().ok()),
+        meta.get("satisfaction_counted_tenths").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()),
     ) else {
-        return Ok(false);
+        return Ok(());
     };
     if meta.contains_key("satisfaction_paired") {
-        return Ok(false);
+        return Ok(());
     }
     let shard = crate::insights::shard_of(get_s(meta, "customer_id").unwrap_or(conversation_id), shards);
-    let marker = meta_marker(
+    let marker = meta_update(
         table,
         conversation_id,
         "SET satisfaction_paired = :yes",
         "attribute_exists(satisfaction_week) AND attribute_not_exists(satisfaction_paired)",
-        &[(":yes", AttributeValue::Bool(true))],
+        vec![(":yes", AttributeValue::Bool(true))],
     )?;
-    let add = aggregate_add(table, week, shard, &pair_counters(stars, expected), now)?;
-    transact_once(client, vec![marker, add]).await
+    let add = aggregate_add(table, week, shard, &pair_counters(stars, tenths), now)?;
+    transact_once(client, vec![marker, add]).await.map(|_| ())
 }
