@@ -188,17 +188,34 @@ async fn week_totals(
     totals
 }
 
+/// Closes the conversation `times` times on 2026-12-01 (ISO week 49 in Shanghai); the first
+/// answer and what the closes added to the week's totals.
+async fn close_and_count(
+    app: &App,
+    client: &feedback::dynamo::Client,
+    table: &str,
+    conv: &str,
+    times: usize,
+) -> (Value, std::collections::HashMap<String, i64>) {
+    let before = week_totals(client, table, "2026-W49").await;
+    let body = json!({"resolved": true, "closed_at": "2026-12-01T10:00:00+08:00", "customer_id": "u-1"});
+    let (_, answer) = close(app, conv, body.clone()).await;
+    for _ in 1..times {
+        close(app, conv, body.clone()).await;
+    }
+    let mut added = week_totals(client, table, "2026-W49").await;
+    for (k, v) in added.iter_mut() {
+        *v -= before.get(k).copied().unwrap_or(0);
+    }
+    (answer, added)
+}
+
 #[tokio::test]
 async fn a_closed_conversations_estimate_counts_once_into_its_week_and_pairs_with_an_earlier_rating() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    store_messages(
-        &client,
-        &table,
-        &conv,
-        &[("customer", "我的快递怎么还没到"), ("agent", "已经帮您催促了"), ("customer", "好的，谢谢")],
-    )
-    .await;
+    let turns = [("customer", "我的快递怎么还没到"), ("agent", "已经帮您催促了"), ("customer", "好的，谢谢")];
+    store_messages(&client, &table, &conv, &turns).await;
     // Rated before the close (a rating item as the rating store writes it).
     client
         .put_item()
@@ -209,16 +226,10 @@ async fn a_closed_conversations_estimate_counts_once_into_its_week_and_pairs_wit
         .send()
         .await
         .unwrap();
-    // 2026-12-01 is in ISO week 49 in Shanghai.
-    let week = "2026-W49";
-    let before = week_totals(&client, &table, week).await;
-    let body = json!({"resolved": true, "closed_at": "2026-12-01T10:00:00+08:00", "customer_id": "u-1"});
-    let (_, answer) = close(&app, &conv, body.clone()).await;
-    close(&app, &conv, body).await;
-    let after = week_totals(&client, &table, week).await;
-    let added = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+    let (answer, added) = close_and_count(&app, &client, &table, &conv, 2).await;
+    let added = |k: &str| added.get(k).copied().unwrap_or(0);
     let expected_tenths = (answer["satisfaction"]["expected_stars"].as_f64().unwrap() * 10.0).round() as i64;
-    assert_eq!((added("estimated"), added("estimated_stars_tenths")), (1, expected_tenths), "counted once: {after:?}");
+    assert_eq!((added("estimated"), added("estimated_stars_tenths")), (1, expected_tenths), "counted once");
     assert_eq!(added("paired"), 1);
     assert_eq!(added("paired_error_tenths"), (50 - expected_tenths).abs());
     assert_eq!((added("paired_y"), added("paired_xy")), (50, 50 * expected_tenths));
@@ -229,21 +240,12 @@ async fn a_closed_conversations_estimate_counts_once_into_its_week_and_pairs_wit
 async fn an_unrated_close_counts_the_estimate_alone_and_leaves_the_pair_to_the_rating() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    store_messages(
-        &client,
-        &table,
-        &conv,
-        &[("customer", "发票什么时候开"), ("agent", "已经为您申请了"), ("customer", "好的")],
-    )
-    .await;
-    let week = "2026-W49";
-    let before = week_totals(&client, &table, week).await;
-    let body = json!({"resolved": true, "closed_at": "2026-12-01T11:00:00+08:00", "customer_id": "u-1"});
-    close(&app, &conv, body).await;
+    let turns = [("customer", "发票什么时候开"), ("agent", "已经为您申请了"), ("customer", "好的")];
+    store_messages(&client, &table, &conv, &turns).await;
+    let (_, added) = close_and_count(&app, &client, &table, &conv, 1).await;
+    let added = |k: &str| added.get(k).copied().unwrap_or(0);
     // Not rated yet: the estimate counts alone, and the marker leaves the pair to the rating's
     // analysis (the analyze function's tests cover that side).
-    let after = week_totals(&client, &table, week).await;
-    let added = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
     assert_eq!((added("estimated"), added("paired")), (1, 0));
     let meta = &conversation_items(&client, &table, &conv).await["META"];
     assert!(meta.contains_key("satisfaction_counted_tenths") && !meta.contains_key("satisfaction_paired"));

@@ -96,16 +96,27 @@ fn meta_update(
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
-async fn rating_stars(client: &Client, table: &str, conversation_id: &str) -> Result<Option<u8>, StoreError> {
+/// One item of the conversation's partition, read consistently.
+async fn conversation_item(
+    client: &Client,
+    table: &str,
+    conversation_id: &str,
+    sk: &str,
+) -> Result<Option<Item>, StoreError> {
     let out = client
         .get_item()
         .table_name(table)
-        .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
+        .set_key(Some(key(keys::conversation(conversation_id), sk)))
         .consistent_read(true)
         .send()
         .await
         .map_err(store_error)?;
-    Ok(out.item().and_then(|i| i.get("stars")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok()))
+    Ok(out.item)
+}
+
+async fn rating_stars(client: &Client, table: &str, conversation_id: &str) -> Result<Option<u8>, StoreError> {
+    let rating = conversation_item(client, table, conversation_id, keys::RATING).await?;
+    Ok(rating.as_ref().and_then(|i| i.get("stars")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok()))
 }
 
 /// Counts a closed conversation's estimate into the week it closed in, once; with the pair when
@@ -164,15 +175,8 @@ pub(crate) async fn count_closed(
             return Ok(());
         }
         // Counted by an earlier close (nothing to do), or rated meanwhile (count with the pair).
-        let again = client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        if again.item().is_some_and(|m| m.contains_key("satisfaction_week")) {
+        let again = conversation_item(client, table, conversation_id, keys::META).await?;
+        if again.is_some_and(|m| m.contains_key("satisfaction_week")) {
             return Ok(());
         }
     }
@@ -190,17 +194,9 @@ pub(crate) async fn count_rated(
     stars: u8,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let out = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(store_error)?;
-    let Some(meta) = out.item() else { return Ok(()) };
+    let Some(meta) = conversation_item(client, table, conversation_id, keys::META).await? else { return Ok(()) };
     let (Some(week), Some(tenths)) = (
-        get_s(meta, "satisfaction_week"),
+        get_s(&meta, "satisfaction_week"),
         meta.get("satisfaction_counted_tenths").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()),
     ) else {
         return Ok(());
@@ -208,7 +204,7 @@ pub(crate) async fn count_rated(
     if meta.contains_key("satisfaction_paired") {
         return Ok(());
     }
-    let shard = crate::insights::shard_of(get_s(meta, "customer_id").unwrap_or(conversation_id), shards);
+    let shard = crate::insights::shard_of(get_s(&meta, "customer_id").unwrap_or(conversation_id), shards);
     let marker = meta_update(
         table,
         conversation_id,
