@@ -32,24 +32,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("analyze") if args.len() == 1 || (args.len() == 2 && args[1] == "--chat") => {
-            if let Err(e) = analyze(io::stdin().lock(), io::stdout().lock(), args.len() == 2) {
-                // A closed pipe (`| head`) is a normal way to stop reading.
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    eprintln!("feedback analyze: {e}");
-                    std::process::exit(1);
-                }
-            }
+            exit_on_io_error("analyze", analyze(io::stdin().lock(), io::stdout().lock(), args.len() == 2))
         }
         Some("train-sentiment") => exit_on_error(train_sentiment(&args[1..])),
         Some("eval-sentiment") => exit_on_error(eval_sentiment(&args[1..])),
         Some("train-issues") => exit_on_error(train_issues(&args[1..])),
         Some("satisfaction") if args.len() == 1 => {
-            if let Err(e) = satisfaction(io::stdin().lock(), io::stdout().lock()) {
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    eprintln!("feedback satisfaction: {e}");
-                    std::process::exit(1);
-                }
-            }
+            exit_on_io_error("satisfaction", satisfaction(io::stdin().lock(), io::stdout().lock()))
         }
         Some("train-satisfaction") => exit_on_error(train_satisfaction(&args[1..])),
         Some("train-chat") => exit_on_error(train_chat(&args[1..])),
@@ -99,6 +88,16 @@ struct Line<'a> {
     #[serde(flatten)]
     analysis: &'a feedback::analysis::Analysis,
     duplicate_of: Option<u32>,
+}
+
+/// A streaming command's end: a closed pipe (`| head`) is a normal way to stop reading.
+fn exit_on_io_error(command: &str, result: io::Result<()>) {
+    if let Err(e) = result
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("feedback {command}: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn exit_on_error(result: Result<(), String>) {
