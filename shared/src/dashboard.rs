@@ -224,6 +224,7 @@ header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16
 .nav{display:flex;gap:12px;align-items:center;margin-bottom:12px}.nav a{color:#2563eb}\
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-bottom:16px}\
 .tile{background:#fff;border-radius:8px;padding:12px;text-align:center}.tile b{display:block;font-size:24px}.tile span{font-size:12px;color:#6b7280}\
+.estimated{margin:0 0 16px;color:#374151}\
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px;margin-bottom:16px}\
 figure{margin:0;background:#fff;border-radius:8px;padding:8px}figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#6b7280}\
 section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}section h2{font-size:16px;margin:4px 0 8px}\
@@ -328,10 +329,11 @@ mod view {
         for (label, value) in tiles {
             out.push_str(&format!("<div class=\"tile\"><b>{}</b><span>{}</span></div>", e(&value), e(label)));
         }
+        out.push_str("</div>");
         if let Some(estimated) = h.estimated.sentence() {
             out.push_str(&format!("<p class=\"estimated\">{}</p>", e(&estimated)));
         }
-        out.push_str("</div><div class=\"charts\">");
+        out.push_str("<div class=\"charts\">");
         let charts = [
             ("csat-trend", Chart::csat_trend(trend)),
             ("sentiment-split", Chart::sentiment(trend)),

@@ -520,6 +520,9 @@ mod tests {
                 customers: 15,
                 follow_ups_sent: 4,
                 follow_up_answers: 1,
+                estimated: 10,
+                estimated_stars_tenths: 320,
+                estimated_satisfied_milli: 4_500,
                 ..Default::default()
             },
             types: [("logistics".to_owned(), logistics)].into(),
@@ -544,7 +547,9 @@ mod tests {
             s.dashboard_url.as_deref(),
             &[InlineImage { content_id: "ranking".into(), alt: "a<b".into(), png: vec![] }],
         );
+        assert!(text.contains("Estimated CSAT over all 10 closed conversations: 45.0%"), "{text}");
         assert!(html.contains("src=\"cid:ranking\"") && html.contains("alt=\"a&lt;b\""));
+        assert!(html.contains("45.0%") && html.contains("Estimated CSAT, all closed"), "estimate tile and sentence");
         assert!(
             html.contains("快递&lt;b&gt;一周&lt;/b&gt;还没到") && !html.contains("<b>一周"),
             "comments are escaped"
