@@ -365,8 +365,38 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         }
         let _ = writeln!(out, "  issue types, micro:        {}", micro.line());
     }
+    out.push_str(&reader_agreement(labels_path, &labels)?);
     out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
     Ok(out)
+}
+
+/// How well a second reader, labelling the dev sessions on their own with the same guide, agrees
+/// with the first (`jddc_dev_second_reader.tsv` beside the labels): what a model could hope for.
+fn reader_agreement(labels_path: &str, labels: &[Label]) -> Result<String, String> {
+    let path = std::path::Path::new(labels_path).with_file_name("jddc_dev_second_reader.tsv");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(String::new()) };
+    let second: HashMap<(String, usize), (bool, String)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let c: Vec<&str> = line.split('\t').collect();
+            let unhappy = c.get(2)?.split('|').any(|k| k != "none" && k != "want_human");
+            Some(((c.first()?.to_string(), c.get(1)?.parse().ok()?), (unhappy, c.get(3)?.to_string())))
+        })
+        .collect();
+    let (mut unhappy, mut truth, mut read) = (Counts::default(), Vec::new(), Vec::new());
+    for l in labels.iter().filter(|l| l.dev) {
+        let Some((b_unhappy, b_sentiment)) = second.get(&(l.session.clone(), l.turn)) else { continue };
+        unhappy.add(l.unhappy(), *b_unhappy);
+        truth.push(l.sentiment.as_str());
+        read.push(b_sentiment.as_str());
+    }
+    Ok(format!(
+        "JDDC dev, a second reader against the first ({} turns): unhappy {}; sentiment macro-F1 {:.3}\n",
+        truth.len(),
+        unhappy.line(),
+        macro_f1(&truth, &read, &["negative", "neutral", "positive"])
+    ))
 }
 
 /// STC-3 held-out Spearman and calibration; JDDC sessions: the estimate against our turn labels.
