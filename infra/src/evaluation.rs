@@ -33,6 +33,11 @@ impl Label {
 /// A JDDC session: (role, text) by turn.
 pub type Session = Vec<(String, String)>;
 
+/// A `|`-separated label column; `-` is none.
+fn list(s: &str) -> Vec<String> {
+    if s == "-" { Vec::new() } else { s.split('|').map(str::to_owned).collect() }
+}
+
 fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
 }
@@ -55,7 +60,6 @@ pub fn jddc_sessions(dir: &str) -> Result<HashMap<String, Session>, String> {
 }
 
 pub fn labels(path: &str) -> Result<Vec<Label>, String> {
-    let list = |s: &str| if s == "-" { Vec::new() } else { s.split('|').map(str::to_owned).collect() };
     read(path)?
         .lines()
         .skip(1)
@@ -102,6 +106,60 @@ pub fn labelled_turn<'a>(
     Ok((session, text))
 }
 
+impl Label {
+    /// What the chat model's four heads learn from this label: unhappy, not_resolved, negative,
+    /// positive.
+    fn heads(&self) -> [bool; chat::HEADS] {
+        [
+            self.unhappy(),
+            self.categories.iter().any(|c| c == "not_resolved"),
+            self.sentiment == "negative",
+            self.sentiment == "positive",
+        ]
+    }
+}
+
+/// Reusable buffers and models for building training rows the way `Analyzer::analyze_turn`
+/// reads a turn.
+struct RowBuilder {
+    analyzer: Analyzer,
+    bits: u32,
+    chat: chat::Scratch,
+    satisfaction: (SatScratch, Vec<(u32, f32)>),
+    normalized: String,
+}
+
+impl RowBuilder {
+    fn new(bits: u32) -> Self {
+        RowBuilder {
+            analyzer: Analyzer::new(),
+            bits,
+            chat: chat::Scratch::default(),
+            satisfaction: Default::default(),
+            normalized: String::new(),
+        }
+    }
+
+    /// A training row for a turn in its context; `satisfaction` scores the turn alone (the
+    /// shipped model, or one that never saw the turn's dialogue).
+    fn row(
+        &mut self,
+        text: &str,
+        context: &TurnContext<'_>,
+        satisfaction: &SatisfactionModel,
+        label: &Label,
+        group: Option<u32>,
+    ) -> Row {
+        let review = self.analyzer.analyze(text, None).sentiment.score;
+        let (scratch, buffer) = &mut self.satisfaction;
+        let alone = satisfaction.estimate([(Speaker::Customer, text)], scratch, buffer);
+        normalize_into(text, &mut self.normalized);
+        let scores = [review, alone.map_or(0.0, |s| s.score)];
+        let numeric = chat::features(&self.normalized, context, scores, self.bits, &mut self.chat);
+        Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group }
+    }
+}
+
 fn group_of(session: &str) -> u32 {
     session.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -116,35 +174,17 @@ pub fn train_chat(
 ) -> Result<(ChatModel, String), String> {
     let sessions = jddc_sessions(dir)?;
     let labels = labels(labels_path)?;
-    let mut analyzer = Analyzer::new();
-    let mut scratch = chat::Scratch::default();
-    let mut normalized = String::new();
-    let satisfaction = SatisfactionModel::builtin();
-    let mut sat = (SatScratch::default(), Vec::new());
+    let mut builder = RowBuilder::new(bits);
     let mut rows = Vec::new();
     for l in labels.iter().filter(|l| !l.dev) {
         let (session, text) = labelled_turn(&sessions, l)?;
-        let review = analyzer.analyze(text, None).sentiment.score;
-        let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
-        normalize_into(text, &mut normalized);
-        let scores = [review, alone.map_or(0.0, |s| s.score)];
-        let numeric = chat::features(&normalized, &context(session, l.turn), scores, bits, &mut scratch);
-        rows.push(Row {
-            hashed: scratch.hashed.clone(),
-            numeric,
-            labels: [
-                l.unhappy(),
-                l.categories.iter().any(|c| c == "not_resolved"),
-                l.sentiment == "negative",
-                l.sentiment == "positive",
-            ],
-            group: Some(group_of(&l.session)),
-        });
+        let group = Some(group_of(&l.session));
+        rows.push(builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group));
     }
     // Helpdesk turns labelled the same way (`stc3_turns.tsv`): more examples of unhappy words,
     // always trained on; the thresholds are still chosen on the shop chats alone.
     if let Some(extra) = extra_labels {
-        add_stc3_rows(dir, extra, bits, &mut rows)?;
+        add_stc3_rows(dir, extra, &mut builder, &mut rows)?;
     }
     let total = rows.len();
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
@@ -399,18 +439,40 @@ fn reader_agreement(labels_path: &str, labels: &[Label]) -> Result<String, Strin
     ))
 }
 
+/// The model's estimate of each dialogue (`None`: the customer wrote nothing readable).
+pub fn estimates(
+    model: &SatisfactionModel,
+    dialogues: &[(String, feedback::analysis::satisfaction::Example)],
+) -> Vec<Option<feedback::analysis::satisfaction::Satisfaction>> {
+    let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
+    dialogues
+        .iter()
+        .map(|(_, e)| model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer))
+        .collect()
+}
+
+/// Spearman of the estimates with the judged satisfaction, and the mean absolute error on its
+/// −2..2 scale (no estimate counts as the neutral middle).
+pub fn rank_figures(
+    estimates: &[Option<feedback::analysis::satisfaction::Satisfaction>],
+    dialogues: &[(String, feedback::analysis::satisfaction::Example)],
+) -> (f64, f64) {
+    let judged: Vec<f32> = estimates.iter().map(|s| s.map_or(0.0, |s| s.expected_stars - 3.0)).collect();
+    let truth: Vec<f32> = dialogues.iter().map(|(_, e)| e.judgement).collect();
+    let mae = judged.iter().zip(&truth).map(|(p, t)| f64::from((p - t).abs())).sum::<f64>() / truth.len().max(1) as f64;
+    (spearman(&judged, &truth), mae)
+}
+
 /// STC-3 held-out Spearman and calibration; JDDC sessions: the estimate against our turn labels.
 fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &[Label]) -> Result<String, String> {
     use std::fmt::Write;
     let mut out = String::new();
-    let model = SatisfactionModel::builtin();
-    let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
     let held = crate::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
-    let (mut predicted, mut truth) = (Vec::new(), Vec::new());
+    let estimates = estimates(SatisfactionModel::builtin(), &held);
+    let (rho, mae) = rank_figures(&estimates, &held);
     let mut bins = [(0f64, 0f64, 0usize); 5];
     let mut shares = [0f64; 4];
-    for (_, e) in &held {
-        let s = model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
+    for (s, (_, e)) in estimates.iter().zip(&held) {
         if let Some(s) = s {
             shares[0] += f64::from(s.satisfied);
             shares[1] += f64::from(s.dissatisfied);
@@ -418,20 +480,15 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
         shares[2] += f64::from(e.satisfied);
         shares[3] += f64::from(e.dissatisfied);
         let stars = s.map_or(3.0, |s| s.expected_stars);
-        predicted.push(stars);
-        truth.push(e.judgement);
         let b = ((stars - 1.0).floor() as usize).min(4);
         bins[b] = (bins[b].0 + f64::from(stars), bins[b].1 + f64::from(3.0 + e.judgement), bins[b].2 + 1);
     }
-    let mae = predicted.iter().zip(&truth).map(|(p, t)| f64::from((p - 3.0 - t).abs())).sum::<f64>()
-        / held.len().max(1) as f64;
     let baseline = plain_baseline(dir)?;
     let _ = writeln!(
         out,
-        "STC-3 held-out dialogues ({}): Spearman {:.4} with mean_S; MAE {mae:.3} on the -2..2 scale \
+        "STC-3 held-out dialogues ({}): Spearman {rho:.4} with mean_S; MAE {mae:.3} on the -2..2 scale \
          (plain baseline, one block of all the dialogue's text + ridge: {baseline:.4})",
         held.len(),
-        spearman(&predicted, &truth)
     );
     let n = held.len().max(1) as f64;
     let _ = writeln!(
@@ -459,6 +516,8 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
         e.0 += usize::from(l.unhappy());
         e.1 += 1;
     }
+    let model = SatisfactionModel::builtin();
+    let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
     let (mut est, mut share) = (Vec::new(), Vec::new());
     let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
     for (id, (u, n)) in &by_session {
@@ -494,7 +553,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
 /// pairs) of all the dialogue's text in one block, unit length, ridge 1; trained on the same
 /// dialogues, Spearman on the same held-out ones.
 fn plain_baseline(dir: &str) -> Result<f64, String> {
-    use feedback::analysis::linear::{SparseRow, block_features, ridge};
+    use feedback::analysis::linear::{SparseRow, ridge, unit_block};
     let bits = 18;
     /// (held out?, features, judgement)
     type BaselineRow = (bool, Vec<(u32, f32)>, f32);
@@ -508,12 +567,9 @@ fn plain_baseline(dir: &str) -> Result<f64, String> {
                 all.push('|');
                 all.push_str(&normalized);
             }
-            let mut f = Vec::new();
-            block_features(&all, 0, bits, &mut f);
-            f.sort_unstable();
-            f.dedup();
-            let v = 1.0 / (f.len().max(1) as f32).sqrt();
-            (stc3_held_out(&id), f.into_iter().map(|h| (h, v)).collect(), e.judgement)
+            let mut hashed = Vec::new();
+            unit_block(&all, 0, bits, 1.0, &mut Vec::new(), &mut hashed);
+            (stc3_held_out(&id), hashed, e.judgement)
         })
         .collect();
     let training: Vec<SparseRow<'_>> =
@@ -572,73 +628,46 @@ pub fn stc3_held_out(id: &str) -> bool {
 }
 
 /// Rows from labelled STC-3 customer turns (`dialogue_id turn categories sentiment invalid
-/// issue_types`), with the helpdesk's turn before each as context.
-fn add_stc3_rows(dir: &str, path: &str, bits: u32, rows: &mut Vec<Row>) -> Result<(), String> {
-    let mut dialogues: HashMap<String, Vec<(usize, Speaker, String)>> = HashMap::new();
-    for line in read(&format!("{dir}/stc3_helpdesk_turns.tsv"))?.lines().skip(1) {
-        let cols: Vec<&str> = line.split('\t').collect();
-        let (Some(id), Some(index), Some(role)) = (cols.first(), cols.get(1), cols.get(2)) else { continue };
-        let speaker = if *role == "customer" { Speaker::Customer } else { Speaker::Shop };
-        let text = cols.get(3).unwrap_or(&"").to_string();
-        dialogues.entry((*id).to_owned()).or_default().push((index.parse().unwrap_or(0), speaker, text));
-    }
-    let mut analyzer = Analyzer::new();
+/// issue_types`, `turn` the turn index, contiguous from 0), with the helpdesk's turn before each as
+/// context.
+fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -> Result<(), String> {
+    use feedback::analysis::satisfaction::{Example, train};
     // The shipped satisfaction model was trained on these dialogues: its score of their turns
     // would be in-sample here and out-of-sample in production. Each turn is scored by a model
     // trained without its dialogue instead (5 folds by dialogue id).
     const FOLDS: u64 = 5;
     let fold_of = |id: &str| id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % FOLDS;
-    let training: Vec<(String, feedback::analysis::satisfaction::Example)> =
+    // In id order (a BTreeMap), so the fold models train on the same sequence every time.
+    let dialogues: std::collections::BTreeMap<String, Example> =
         stc3(dir)?.into_iter().filter(|(id, _)| !stc3_held_out(id)).collect();
     let fold_models: Vec<SatisfactionModel> = (0..FOLDS)
         .map(|fold| {
-            let examples: Vec<feedback::analysis::satisfaction::Example> = training
-                .iter()
-                .filter(|(id, _)| fold_of(id) != fold)
-                .map(|(_, e)| feedback::analysis::satisfaction::Example {
-                    turns: e.turns.clone(),
-                    judgement: e.judgement,
-                    satisfied: e.satisfied,
-                    dissatisfied: e.dissatisfied,
-                })
-                .collect();
-            feedback::analysis::satisfaction::train(&examples, 18, 1.0, 5)
+            let examples: Vec<Example> =
+                dialogues.iter().filter(|(id, _)| fold_of(id) != fold).map(|(_, e)| e.clone()).collect();
+            train(&examples, 18, 1.0, 5)
         })
         .collect();
-    let (mut sat, mut scratch, mut normalized) =
-        ((SatScratch::default(), Vec::new()), chat::Scratch::default(), String::new());
     for line in read(path)?.lines().skip(1) {
         let c: Vec<&str> = line.split('\t').collect();
-        let [id, turn, categories, sentiment, _invalid, _types] = c.as_slice() else {
+        let [id, turn, categories, sentiment, invalid, issue_types] = c.as_slice() else {
             return Err(format!("{path}: bad row {line:?}"));
         };
         let turn: usize = turn.parse().map_err(|_| format!("{path}: bad turn {turn:?}"))?;
-        let Some(dialogue) = dialogues.get_mut(*id) else { continue };
-        dialogue.sort_by_key(|t| t.0);
-        let Some(position) = dialogue.iter().position(|t| t.0 == turn) else { continue };
-        let text = dialogue[position].2.clone();
-        let previous_shop = dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Shop).map(|t| t.2.as_str());
-        let previous_customer =
-            dialogue[..position].iter().rev().find(|t| t.1 == Speaker::Customer).map(|t| t.2.as_str());
-        let context = TurnContext { previous_shop, previous_customer, index: position };
-        let review = analyzer.analyze(&text, None).sentiment.score;
-        let satisfaction = &fold_models[fold_of(id) as usize];
-        let alone = satisfaction.estimate([(Speaker::Customer, text.as_str())], &mut sat.0, &mut sat.1);
-        normalize_into(&text, &mut normalized);
-        let numeric =
-            chat::features(&normalized, &context, [review, alone.map_or(0.0, |s| s.score)], bits, &mut scratch);
-        let categories: Vec<&str> = categories.split('|').collect();
-        rows.push(Row {
-            hashed: scratch.hashed.clone(),
-            numeric,
-            labels: [
-                categories.iter().any(|c| *c != "none" && *c != "want_human"),
-                categories.contains(&"not_resolved"),
-                *sentiment == "negative",
-                *sentiment == "positive",
-            ],
-            group: None,
-        });
+        let Some((_, text)) = dialogues.get(*id).and_then(|d| d.turns.get(turn)) else { continue };
+        let before = &dialogues[*id].turns[..turn];
+        let last = |who: Speaker| before.iter().rev().find(|t| t.0 == who).map(|t| t.1.as_str());
+        let context =
+            TurnContext { previous_shop: last(Speaker::Shop), previous_customer: last(Speaker::Customer), index: turn };
+        let label = Label {
+            session: (*id).to_owned(),
+            turn,
+            dev: false,
+            categories: list(categories),
+            sentiment: (*sentiment).to_owned(),
+            invalid: *invalid == "1",
+            issue_types: list(issue_types),
+        };
+        rows.push(builder.row(text, &context, &fold_models[fold_of(id) as usize], &label, None));
     }
     Ok(())
 }

@@ -133,6 +133,27 @@ impl Counts {
         self.examples.extend(o.examples.iter().cloned());
     }
 
+    /// Adds a stored estimate counter (one of `ESTIMATE_COUNTERS`) by its name; false for any
+    /// other name. The one place that ties those names to these fields.
+    pub fn add_estimate_counter(&mut self, name: &str, value: i64) -> bool {
+        let unsigned = value.max(0) as u64;
+        match name {
+            "estimated" => self.estimated += unsigned,
+            "estimated_stars_tenths" => self.estimated_stars_tenths += unsigned,
+            "estimated_satisfied_milli" => self.estimated_satisfied_milli += unsigned,
+            "estimated_dissatisfied_milli" => self.estimated_dissatisfied_milli += unsigned,
+            "paired" => self.paired += unsigned,
+            "paired_error_tenths" => self.paired_error_tenths += unsigned,
+            "paired_x" => self.paired_sums.x += value,
+            "paired_y" => self.paired_sums.y += value,
+            "paired_xx" => self.paired_sums.xx += value,
+            "paired_yy" => self.paired_sums.yy += value,
+            "paired_xy" => self.paired_sums.xy += value,
+            _ => return false,
+        }
+        true
+    }
+
     fn low_stars(&self) -> u64 {
         self.stars[0] + self.stars[1]
     }
@@ -217,6 +238,21 @@ impl PairSums {
 /// The stored names of the `PairSums` counters on `TYPE#_all`.
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
+/// Every counter `estimate_counters` and `pair_counters` write, as stored on `TYPE#_all`.
+pub const ESTIMATE_COUNTERS: [&str; 11] = [
+    "estimated",
+    "estimated_stars_tenths",
+    "estimated_satisfied_milli",
+    "estimated_dissatisfied_milli",
+    "paired",
+    "paired_error_tenths",
+    "paired_x",
+    "paired_y",
+    "paired_xx",
+    "paired_yy",
+    "paired_xy",
+];
+
 fn tenths(stars: f32) -> i64 {
     (stars * 10.0).round() as i64
 }
@@ -240,6 +276,26 @@ pub fn pair_counters(stars: u8, expected_tenths: i64) -> Vec<(&'static str, i64)
     out
 }
 
+/// Estimated satisfaction of the week's closed conversations, beside CSAT from ratings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimated {
+    /// Conversations closed with an estimate.
+    pub conversations: u64,
+    /// Mean likelihood that a conversation satisfied its customer, in percent: CSAT over all
+    /// closed conversations (what the share of 4–5★ is over the rated ones).
+    pub csat_pct: Option<f64>,
+    /// Mean likelihood that it did not, in percent.
+    pub dissatisfied_pct: Option<f64>,
+    pub average_stars: Option<f64>,
+    /// Of these conversations, the share that has the customer's own stars, in percent.
+    pub rated_share_pct: Option<f64>,
+    /// Conversations with both an estimate and stars; mean absolute difference in stars, and the
+    /// correlation between expected and given stars.
+    pub paired: u64,
+    pub paired_mean_error: Option<f64>,
+    pub paired_correlation: Option<f64>,
+}
+
 impl Estimated {
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
     /// rated, and how well the estimate follows the stars where a conversation has both.
@@ -261,26 +317,6 @@ impl Estimated {
         }
         Some(out)
     }
-}
-
-/// Estimated satisfaction of the week's closed conversations, beside CSAT from ratings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Estimated {
-    /// Conversations closed with an estimate.
-    pub conversations: u64,
-    /// Mean likelihood that a conversation satisfied its customer, in percent: CSAT over all
-    /// closed conversations (what the share of 4–5★ is over the rated ones).
-    pub csat_pct: Option<f64>,
-    /// Mean likelihood that it did not, in percent.
-    pub dissatisfied_pct: Option<f64>,
-    pub average_stars: Option<f64>,
-    /// Of these conversations, the share that has the customer's own stars, in percent.
-    pub rated_share_pct: Option<f64>,
-    /// Conversations with both an estimate and stars; mean absolute difference in stars, and the
-    /// correlation between expected and given stars.
-    pub paired: u64,
-    pub paired_mean_error: Option<f64>,
-    pub paired_correlation: Option<f64>,
 }
 
 fn round1(x: f64) -> f64 {
@@ -786,20 +822,7 @@ mod tests {
         let mut all = Counts::default();
         let mut add = |counters: Vec<(&'static str, i64)>| {
             for (name, v) in counters {
-                match name {
-                    "estimated" => all.estimated += v as u64,
-                    "estimated_stars_tenths" => all.estimated_stars_tenths += v as u64,
-                    "estimated_satisfied_milli" => all.estimated_satisfied_milli += v as u64,
-                    "estimated_dissatisfied_milli" => all.estimated_dissatisfied_milli += v as u64,
-                    "paired" => all.paired += v as u64,
-                    "paired_error_tenths" => all.paired_error_tenths += v as u64,
-                    "paired_x" => all.paired_sums.x += v,
-                    "paired_y" => all.paired_sums.y += v,
-                    "paired_xx" => all.paired_sums.xx += v,
-                    "paired_yy" => all.paired_sums.yy += v,
-                    "paired_xy" => all.paired_sums.xy += v,
-                    other => panic!("unknown counter {other}"),
-                }
+                assert!(ESTIMATE_COUNTERS.contains(&name) && all.add_estimate_counter(name, v), "{name}");
             }
         };
         // Four closed conversations (likelihoods 0.8, 0.6, 0.2, 0.0), three rated in line with them.

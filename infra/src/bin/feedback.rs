@@ -435,18 +435,13 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let mut examples: Vec<_> = training.into_iter().map(|(_, e)| e).collect();
     let started = std::time::Instant::now();
     if all {
-        examples.extend(held.iter().map(|(_, e)| feedback::analysis::satisfaction::Example {
-            turns: e.turns.clone(),
-            judgement: e.judgement,
-            satisfied: e.satisfied,
-            dissatisfied: e.dissatisfied,
-        }));
+        examples.extend(held.iter().map(|(_, e)| e.clone()));
     }
     let model = train(&examples, bits, ridge, 5);
     let bytes = model.to_bytes();
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
     let model = SatisfactionModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
-    let (rho, mae) = satisfaction_figures(&model, &held);
+    let (rho, mae) = infra::evaluation::rank_figures(&infra::evaluation::estimates(&model, &held), &held);
     eprintln!(
         "trained on {} dialogues in {:.1} s ({bits} bits, ridge {ridge}); held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
         examples.len(),
@@ -455,24 +450,6 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         if all { " [held-out dialogues were trained on: --all]" } else { "" }
     );
     Ok(())
-}
-
-/// Spearman and mean absolute error of the calibrated judgement against mean_S.
-fn satisfaction_figures(
-    model: &feedback::analysis::satisfaction::SatisfactionModel,
-    held: &[(String, feedback::analysis::satisfaction::Example)],
-) -> (f64, f64) {
-    use feedback::analysis::satisfaction::{Scratch, spearman};
-    let (mut scratch, mut buffer) = (Scratch::default(), Vec::new());
-    let (mut predicted, mut truth, mut error) = (Vec::new(), Vec::new(), 0f64);
-    for (_, e) in held {
-        let s = model.estimate(e.turns.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
-        let judged = s.map_or(0.0, |s| s.expected_stars - 3.0);
-        predicted.push(judged);
-        truth.push(e.judgement);
-        error += f64::from((judged - e.judgement).abs());
-    }
-    (spearman(&predicted, &truth), error / held.len().max(1) as f64)
 }
 
 fn train_chat(args: &[String]) -> Result<(), String> {

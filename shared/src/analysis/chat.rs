@@ -14,7 +14,7 @@
 
 use std::sync::OnceLock;
 
-use super::linear::{LinearModel, ModelError, SparseRow, block_features, ridge};
+use super::linear::{LinearModel, ModelError, SparseRow, f32_at, ridge, unit_block};
 use crate::triggers::normalize_into;
 
 const MAGIC: &[u8; 8] = b"FLCHAT01";
@@ -85,20 +85,10 @@ pub fn features(
 ) -> [f32; NUMERIC] {
     let Scratch { normalized, features, hashed } = scratch;
     hashed.clear();
-    let mut block = |text: &str, seed: u32, weight: f32, hashed: &mut Vec<(u32, f32)>| {
-        features.clear();
-        block_features(text, seed, bits, features);
-        features.sort_unstable();
-        features.dedup();
-        if !features.is_empty() {
-            let v = weight / (features.len() as f32).sqrt();
-            hashed.extend(features.iter().map(|&f| (f, v)));
-        }
-    };
-    block(turn, TURN_SEED, 1.0, hashed);
+    unit_block(turn, TURN_SEED, bits, 1.0, features, hashed);
     if let Some(shop) = context.previous_shop {
         normalize_into(shop, normalized);
-        block(normalized, SHOP_SEED, SHOP_WEIGHT, hashed);
+        unit_block(normalized, SHOP_SEED, bits, SHOP_WEIGHT, features, hashed);
     }
     let repeat = context.previous_customer.map_or(0.0, |previous| {
         normalize_into(previous, normalized);
@@ -155,7 +145,8 @@ impl ChatModel {
         if bytes.len() < header || &bytes[..8] != MAGIC {
             return Err(ModelError::new("bad chat model header"));
         }
-        let f = |at: usize| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        // In bounds: the header's length is checked above.
+        let f = |at: usize| f32_at(bytes, at).unwrap_or(f32::NAN);
         let thresholds = Thresholds { unhappy: f(8), negative: f(12), positive: f(16) };
         let numeric = std::array::from_fn(|h| std::array::from_fn(|k| f(20 + (h * NUMERIC + k) * 4)));
         let rest = &bytes[header..];

@@ -81,6 +81,27 @@ pub fn block_features(normalized: &str, seed: u32, bits: u32, out: &mut Vec<u32>
     });
 }
 
+/// `block_features` deduplicated and scaled to length `weight` (binary features, unit length:
+/// a long text does not outvote a short one), appended to `out` as (index, value); `scratch`
+/// holds the raw features. Empty text adds nothing.
+pub fn unit_block(
+    normalized: &str,
+    seed: u32,
+    bits: u32,
+    weight: f32,
+    scratch: &mut Vec<u32>,
+    out: &mut Vec<(u32, f32)>,
+) {
+    scratch.clear();
+    block_features(normalized, seed, bits, scratch);
+    scratch.sort_unstable();
+    scratch.dedup();
+    if !scratch.is_empty() {
+        let value = weight / (scratch.len() as f32).sqrt();
+        out.extend(scratch.iter().map(|&f| (f, value)));
+    }
+}
+
 fn ngrams(chars: &[u32], seed: u32, mask: u32, out: &mut Vec<u32>) {
     for n in 1..=3 {
         if chars.len() < n {
@@ -150,6 +171,19 @@ impl ModelError {
     }
 }
 
+/// The little-endian f32 at `at` of a model file; an error when the file is cut short.
+pub fn f32_at(bytes: &[u8], at: usize) -> Result<f32, ModelError> {
+    u32_at(bytes, at).map(f32::from_bits)
+}
+
+/// The little-endian u32 at `at` of a model file; an error when the file is cut short.
+pub fn u32_at(bytes: &[u8], at: usize) -> Result<u32, ModelError> {
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| ModelError::new("model file is cut short"))
+}
+
 impl LinearModel {
     pub fn from_bytes(bytes: &'static [u8]) -> Result<Self, ModelError> {
         let (header, weights) = Self::parse(bytes)?;
@@ -168,8 +202,7 @@ impl LinearModel {
             return Err(ModelError("bad header".into()));
         }
         let bits = u32::from(bytes[8]);
-        let f = |at: usize| f32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let (scale, bias) = (f(12), f(16));
+        let (scale, bias) = (f32_at(bytes, 12)?, f32_at(bytes, 16)?);
         let body = &bytes[20..];
         if !(8..=24).contains(&bits) || body.len() != 1 << bits {
             return Err(ModelError(format!("{bits} bits but {} weights", body.len())));

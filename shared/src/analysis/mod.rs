@@ -101,7 +101,7 @@ impl Analyzer {
         [review_score, alone.map_or(0.0, |s| s.score)]
     }
 
-    /// The chat model's reading of a turn in its context (for training and evaluation).
+    /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
     pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
         let review = self.analyze(text, None).sentiment.score;
         let scores = self.turn_scores(text, review);
@@ -129,13 +129,8 @@ impl Analyzer {
         };
         let mut trigger = trigger;
         if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
-            // The review score as `analyze` reports it (a fired rule makes it negative), which is
-            // what the chat model was trained with.
-            let review = if trigger.fired && sentiment.label != Polarity::Negative {
-                sentiment.score.min(-0.3)
-            } else {
-                sentiment.score
-            };
+            // The review score as `analyze` reports it, which is what the chat model was trained with.
+            let review = held_to_trigger(sentiment, &trigger).score;
             let scores = self.turn_scores(text, review);
             let reading = self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch);
             let t = self.chat.thresholds;
@@ -160,10 +155,7 @@ impl Analyzer {
                 }
             };
         }
-        // A keyword trigger means the customer said they are unhappy, whatever the model thinks.
-        if trigger.fired && sentiment.label != Polarity::Negative {
-            sentiment = Sentiment { label: Polarity::Negative, score: sentiment.score.min(-0.3) };
-        }
+        let sentiment = held_to_trigger(sentiment, &trigger);
         let issues = if invalid.is_invalid || self.normalized.is_empty() {
             Vec::new()
         } else {
@@ -177,6 +169,15 @@ impl Analyzer {
         };
         let severity = if invalid.is_invalid { 0 } else { severity(&sentiment, stars, &trigger, &issues) };
         Analysis { trigger, sentiment, issues, invalid, severity }
+    }
+}
+
+/// A keyword trigger means the customer said they are unhappy, whatever a model thinks.
+fn held_to_trigger(sentiment: Sentiment, trigger: &Trigger) -> Sentiment {
+    if trigger.fired && sentiment.label != Polarity::Negative {
+        Sentiment { label: Polarity::Negative, score: sentiment.score.min(-0.3) }
+    } else {
+        sentiment
     }
 }
 

@@ -5,7 +5,7 @@
 //! and scaled to unit length: everything the customer wrote, everything the agent or bot wrote,
 //! and the customer's **last** turn (how a conversation ends says most: 好的谢谢 or 算了). Plus the
 //! number of turns. Trained by `feedback train-satisfaction` on real helpdesk dialogues whose
-//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1, `models/SATISFACTION.md`).
+//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1, `models/CHAT.md`).
 //!
 //! The raw prediction is calibrated by monotone piecewise-linear maps fitted on out-of-fold
 //! predictions: onto the annotators' scale, so `expected_stars` = 3 + expected judgement (−2 → 1★,
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::linear::{LinearModel, ModelError, SparseRow, block_features};
+use super::linear::{LinearModel, ModelError, SparseRow, f32_at, u32_at, unit_block};
 use crate::triggers::normalize_into;
 
 const MAGIC: &[u8; 8] = b"FLSAT002";
@@ -83,14 +83,6 @@ pub struct Scratch {
     features: Vec<u32>,
 }
 
-/// The features of one conversation: hashed indices with their value, and the numeric features.
-pub struct Features<'a> {
-    /// (index, value): each block's distinct n-grams, scaled so the block has unit length.
-    pub hashed: Vec<(u32, f32)>,
-    pub numeric: [f32; NUMERIC],
-    _scratch: std::marker::PhantomData<&'a ()>,
-}
-
 /// Numeric features: ln(1 + turns), and whether the customer wrote only once.
 pub const NUMERIC: usize = 2;
 
@@ -131,15 +123,7 @@ pub fn features<'t>(
     }
     out.clear();
     for (block, seed) in [&*customer, &*shop, &*last].into_iter().zip(SEEDS) {
-        features.clear();
-        block_features(block, seed, bits, features);
-        features.sort_unstable();
-        features.dedup();
-        if features.is_empty() {
-            continue;
-        }
-        let value = 1.0 / (features.len() as f32).sqrt();
-        out.extend(features.iter().map(|&f| (f, value)));
+        unit_block(block, seed, bits, 1.0, features, out);
     }
     Some([(n_turns as f32).ln_1p(), f32::from(u8::from(n_customer == 1))])
 }
@@ -185,16 +169,11 @@ impl SatisfactionModel {
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(ModelError::new("bad satisfaction header"));
         }
-        let f = |at: usize| -> Result<f32, ModelError> {
-            bytes
-                .get(at..at + 4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| ModelError::new("satisfaction model is cut short"))
-        };
+        let f = |at: usize| f32_at(bytes, at);
         let mut at = 8;
         let mut sets = Vec::new();
         for _ in 0..3 {
-            let n = f(at)?.to_bits() as usize;
+            let n = u32_at(bytes, at)? as usize;
             at += 4;
             if !(2..=64).contains(&n) {
                 return Err(ModelError::new("bad satisfaction calibration"));
@@ -228,7 +207,7 @@ impl SatisfactionModel {
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         for set in [&self.knots, &self.satisfied_knots, &self.dissatisfied_knots] {
-            out.extend_from_slice(&f32::from_bits(set.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(set.len() as u32).to_le_bytes());
             for (x, y) in set {
                 out.extend_from_slice(&x.to_le_bytes());
                 out.extend_from_slice(&y.to_le_bytes());
@@ -261,6 +240,18 @@ impl SatisfactionModel {
             -interpolate(&self.dissatisfied_knots, raw),
         )
     }
+
+    /// Estimates a conversation's satisfaction from its turns in order; `None` when the customer
+    /// wrote nothing readable (there is nothing to judge).
+    pub fn estimate<'t>(
+        &self,
+        turns: impl IntoIterator<Item = (Speaker, &'t str)>,
+        scratch: &mut Scratch,
+        buffer: &mut Vec<(u32, f32)>,
+    ) -> Option<Satisfaction> {
+        let numeric = features(turns, self.bits(), scratch, buffer)?;
+        Some(self.satisfaction_of(self.raw(buffer, &numeric)))
+    }
 }
 
 /// Linear between knots, flat outside them.
@@ -277,21 +268,8 @@ fn interpolate(k: &[(f32, f32)], raw: f32) -> f32 {
     if x1 <= x0 { y1 } else { y0 + (y1 - y0) * (raw - x0) / (x1 - x0) }
 }
 
-impl SatisfactionModel {
-    /// Estimates a conversation's satisfaction from its turns in order; `None` when the customer
-    /// wrote nothing readable (there is nothing to judge).
-    pub fn estimate<'t>(
-        &self,
-        turns: impl IntoIterator<Item = (Speaker, &'t str)>,
-        scratch: &mut Scratch,
-        buffer: &mut Vec<(u32, f32)>,
-    ) -> Option<Satisfaction> {
-        let numeric = features(turns, self.bits(), scratch, buffer)?;
-        Some(self.satisfaction_of(self.raw(buffer, &numeric)))
-    }
-}
-
 /// One training conversation: its turns and the judged satisfaction (−2..2).
+#[derive(Clone)]
 pub struct Example {
     pub turns: Vec<(Speaker, String)>,
     pub judgement: f32,

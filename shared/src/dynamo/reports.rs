@@ -25,7 +25,7 @@ pub struct DynamoReportStore {
 }
 
 fn num(item: &Item, name: &str) -> u64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).map_or(0, |v| v.max(0) as u64)
+    signed(item, name).max(0) as u64
 }
 
 fn signed(item: &Item, name: &str) -> i64 {
@@ -45,28 +45,17 @@ fn counts_of(item: &Item) -> Option<(String, Counts)> {
         ratings: num(item, "ratings"),
         stars: [1, 2, 3, 4, 5].map(|k| num(item, &format!("stars_{k}"))),
         triggers: num(item, "triggers"),
-        order_value_minor_sum: item
-            .get("order_value_minor_sum")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        order_value_minor_sum: signed(item, "order_value_minor_sum"),
         orders_with_value: num(item, "orders_with_value"),
         customers: item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, |s| s.len() as u64),
         follow_ups_sent: num(item, "follow_ups_sent"),
         reminders_sent: num(item, "reminders_sent"),
         follow_up_answers: num(item, "follow_up_answers"),
-        estimated: num(item, "estimated"),
-        estimated_stars_tenths: num(item, "estimated_stars_tenths"),
-        estimated_satisfied_milli: num(item, "estimated_satisfied_milli"),
-        estimated_dissatisfied_milli: num(item, "estimated_dissatisfied_milli"),
-        paired: num(item, "paired"),
-        paired_error_tenths: num(item, "paired_error_tenths"),
-        paired_sums: {
-            let [x, y, xx, yy, xy] = crate::weekly::PAIR_SUM_NAMES.map(|name| signed(item, name));
-            crate::weekly::PairSums { x, y, xx, yy, xy }
-        },
-        examples: Vec::new(),
+        ..Default::default()
     };
+    for name in crate::weekly::ESTIMATE_COUNTERS {
+        c.add_estimate_counter(name, signed(item, name));
+    }
     for slot in 0..super::insights::EXAMPLE_SLOTS {
         if let Some(m) = item.get(&format!("example_{slot}")).and_then(|v| v.as_m().ok()) {
             c.examples.push(Example {

@@ -143,10 +143,11 @@ pub(crate) async fn count_closed(
         let stars = rating_stars(client, table, conversation_id).await?;
         let mut counters = counted.clone();
         let mut items = Vec::new();
-        let values = vec![(":week", s(&week)), (":tenths", n(tenths)), (":yes", AttributeValue::Bool(true))];
+        let mut values = vec![(":week", s(&week)), (":tenths", n(tenths))];
         match stars {
             Some(stars) => {
                 counters.extend(pair_counters(stars, tenths));
+                values.push((":yes", AttributeValue::Bool(true)));
                 items.push(meta_update(
                     table,
                     conversation_id,
@@ -161,8 +162,9 @@ pub(crate) async fn count_closed(
                     conversation_id,
                     "SET satisfaction_week = :week, satisfaction_counted_tenths = :tenths",
                     "attribute_not_exists(satisfaction_week)",
-                    values[..2].to_vec(),
+                    values,
                 )?);
+                // A rating stored after our read cancels this, and the loop counts the pair.
                 let unrated = ConditionCheck::builder()
                     .table_name(table)
                     .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
