@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use feedback::Timestamp;
-use feedback::digest::ReportStore;
-use feedback::ports::RatingStore;
+use feedback::ratings::RatingStore;
+use feedback::reporting::ReportStore;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -204,7 +204,7 @@ pub async fn seed(
     let mut conversations = Vec::new();
     for k in 0..weeks {
         let monday = this_monday.checked_sub(jiff::Span::new().days(7 * (weeks - 1 - k) as i64))?;
-        summary.weeks.push(feedback::weekly::week_of_date(monday));
+        summary.weeks.push(feedback::insights::weekly::week_of_date(monday));
         let last_full = k + 2 == weeks;
         // The demo week (the last full one) is the big one; earlier weeks give the trend.
         let count = if last_full { per_week } else { per_week * (2 + k) / 10 };
@@ -272,7 +272,7 @@ pub async fn seed(
     run_calls(calls, &headers, &limit).await?;
     tracing::info!(conversations = summary.conversations, seconds = started.elapsed().as_secs_f64(), "demo: chats");
 
-    let ratings = feedback::dynamo::DynamoRatingStore::new(dynamodb.clone(), table, 730);
+    let ratings = feedback_aws::dynamo::DynamoRatingStore::new(dynamodb.clone(), table, 730);
     let mut writes = tokio::task::JoinSet::new();
     for c in &conversations {
         let Some((stars, comment, value)) = c.rating.clone() else { continue };
@@ -317,7 +317,7 @@ pub async fn seed(
             }
             let stars = 2 + rng.below(3) as u8;
             let comment = rng.chance(0.5).then(|| rng.text(&["问题后来解决了，谢谢跟进", "处理得太慢了", "还行吧"]));
-            let key = format!("{}demo-{}", feedback::link::LINK_KEY_PREFIX, c.id);
+            let key = format!("{}demo-{}", feedback::followups::link::LINK_KEY_PREFIX, c.id);
             store_rating(&ratings, &c.id, &c.customer, stars, comment, None, answer_at, Some(key)).await?;
             summary.follow_up_answers += 1;
             summary.ratings += 1;
@@ -332,7 +332,7 @@ pub async fn seed(
         "demo: ratings and follow-ups"
     );
     // Let the stream poller analyse everything, then make last week's Monday report.
-    let store = feedback::dynamo::DynamoReportStore::new(dynamodb.clone(), table, Default::default());
+    let store = feedback_aws::dynamo::DynamoReportStore::new(dynamodb.clone(), table, Default::default());
     let mut last = u64::MAX;
     let mut steady = 0;
     for _ in 0..240 {
@@ -353,7 +353,7 @@ pub async fn seed(
 
 #[allow(clippy::too_many_arguments)]
 async fn store_rating(
-    ratings: &feedback::dynamo::DynamoRatingStore,
+    ratings: &feedback_aws::dynamo::DynamoRatingStore,
     conversation_id: &str,
     customer_id: &str,
     stars: u8,
@@ -362,18 +362,18 @@ async fn store_rating(
     at: Timestamp,
     idempotency_key: Option<String>,
 ) -> Result<(), BoxError> {
-    let submission = feedback::rating::RatingSubmission {
+    let submission = feedback::ratings::RatingSubmission {
         conversation_id: conversation_id.to_owned(),
         customer_id: customer_id.to_owned(),
         stars,
         comment,
-        channel: feedback::conversation::Channel::App,
+        channel: feedback::conversations::Channel::App,
         served_by: None,
         locale: None,
         issue_types: Vec::new(),
         order_value_minor,
     };
-    let rating = feedback::rating::Rating::new(submission, feedback::rating::new_rating_id(at), at, idempotency_key);
+    let rating = feedback::ratings::Rating::new(submission, feedback::ratings::new_rating_id(at), at, idempotency_key);
     ratings.insert_rating(&rating).await?;
     Ok(())
 }

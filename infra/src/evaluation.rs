@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use feedback::analysis::Analyzer;
 use feedback::analysis::chat::{self, ChatModel, ChatReading, Row, Thresholds, TurnContext};
 use feedback::analysis::satisfaction::{SatisfactionModel, Scratch as SatScratch, Speaker, spearman};
-use feedback::triggers::normalize_into;
+use feedback::analysis::triggers::normalize_into;
 
 /// One labelled customer turn.
 pub struct Label {

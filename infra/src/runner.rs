@@ -108,7 +108,7 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
     names.parameters.insert("StaffJwtIssuer".into(), "https://issuer.local.invalid".into());
     names.parameters.insert("StaffJwtAudience".into(), "feedback-loop-local".into());
 
-    let sdk = feedback::aws::local_sdk_config(&moto.endpoint, &cfg.region).await;
+    let sdk = feedback_aws::sdk::local_sdk_config(&moto.endpoint, &cfg.region).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     for table in template.tables()? {
         let name = names.physical(&table.logical_id);

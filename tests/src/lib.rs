@@ -64,7 +64,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// A DynamoDB client on this binary's moto, with the same ring/rustls client the functions use.
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    let config = feedback_aws::sdk::local_sdk_config(moto_url(), "us-east-1").await;
     aws_sdk_dynamodb::Client::new(&config)
 }
 
@@ -114,7 +114,7 @@ pub fn api_event(route_key: &str, path: &str, params: &[(&str, &str)], body: &st
 
 /// An SNS client on this binary's moto.
 pub async fn sns() -> aws_sdk_sns::Client {
-    aws_sdk_sns::Client::new(&feedback::aws::local_sdk_config(moto_url(), "us-east-1").await)
+    aws_sdk_sns::Client::new(&feedback_aws::sdk::local_sdk_config(moto_url(), "us-east-1").await)
 }
 
 /// A new SNS topic on this binary's moto, named uniquely for this test; returns its ARN.
@@ -187,7 +187,7 @@ impl RunningSystem {
     }
 
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&feedback::aws::local_sdk_config(&self.moto_url, "us-east-1").await)
+        aws_sdk_dynamodb::Client::new(&feedback_aws::sdk::local_sdk_config(&self.moto_url, "us-east-1").await)
     }
 }
 
@@ -222,23 +222,23 @@ pub async fn seed_rating(
     via_link: bool,
 ) -> String {
     use feedback::insights::{AnalysisStore, FeedbackKind, StoredFeedback, analyse};
-    use feedback::ports::RatingStore;
+    use feedback::ratings::RatingStore;
     let at: feedback::Timestamp = at.parse().expect("RFC 3339");
     let conversation_id = unique("c");
-    let submission = feedback::rating::RatingSubmission {
+    let submission = feedback::ratings::RatingSubmission {
         conversation_id: conversation_id.clone(),
         customer_id: customer_id.to_owned(),
         stars,
         comment: comment.map(str::to_owned),
-        channel: feedback::conversation::Channel::App,
+        channel: feedback::conversations::Channel::App,
         served_by: None,
         locale: None,
         issue_types: issue_types.iter().map(|t| (*t).to_owned()).collect(),
         order_value_minor,
     };
-    let key = via_link.then(|| format!("{}{}", feedback::link::LINK_KEY_PREFIX, unique("n")));
-    let rating = feedback::rating::Rating::new(submission, feedback::rating::new_rating_id(at), at, key);
-    let ratings = feedback::dynamo::DynamoRatingStore::new(client.clone(), table, 400);
+    let key = via_link.then(|| format!("{}{}", feedback::followups::link::LINK_KEY_PREFIX, unique("n")));
+    let rating = feedback::ratings::Rating::new(submission, feedback::ratings::new_rating_id(at), at, key);
+    let ratings = feedback_aws::dynamo::DynamoRatingStore::new(client.clone(), table, 400);
     assert!(ratings.insert_rating(&rating).await.expect("rating stored").is_none());
     let item = StoredFeedback {
         pk: format!("CONV#{conversation_id}"),
@@ -257,7 +257,7 @@ pub async fn seed_rating(
     let weeks = feedback::config::WeekSettings::default();
     let mut analyzer = feedback::analysis::Analyzer::new();
     let analysed = analyse(&mut analyzer, item, &weeks.shop_time_zone);
-    let store = feedback::dynamo::DynamoAnalysisStore::new(client.clone(), table, weeks.aggregate_shards);
+    let store = feedback_aws::dynamo::DynamoAnalysisStore::new(client.clone(), table, weeks.aggregate_shards);
     store.apply(&analysed).await.expect("analysis applied");
     conversation_id
 }

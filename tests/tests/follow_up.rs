@@ -2,13 +2,13 @@
 //! the customer, SES v2 for e-mail and SNS for SMS, read back from moto's `/moto-api/data.json`.
 
 use feedback::Timestamp;
-use feedback::conversation::{Channel, Closing};
-use feedback::customer::{Consent, ContactDetails, ContactStore};
-use feedback::dynamo::{DynamoContactStore, DynamoConversationStore, DynamoFollowUpStore};
-use feedback::followup::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
-use feedback::link::LinkSigner;
-use feedback::notify::AwsFollowUpSender;
-use feedback::ports::ConversationStore;
+use feedback::conversations::store::ConversationStore;
+use feedback::conversations::{Channel, Closing};
+use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
+use feedback::followups::link::LinkSigner;
+use feedback::followups::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
+use feedback_aws::dynamo::{DynamoContactStore, DynamoConversationStore, DynamoFollowUpStore};
+use feedback_aws::notify::AwsFollowUpSender;
 use serde_json::Value;
 use testkit::{fresh_feedback_table, moto_url, unique};
 
@@ -16,7 +16,7 @@ const FROM: &str = "service@shop.example.com";
 
 struct World {
     table: String,
-    client: feedback::dynamo::Client,
+    client: feedback_aws::dynamo::Client,
     store: DynamoFollowUpStore,
     sender: AwsFollowUpSender,
     signer: LinkSigner,
@@ -25,7 +25,7 @@ struct World {
 
 async fn world() -> World {
     let (client, table) = fresh_feedback_table().await;
-    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    let config = feedback_aws::sdk::local_sdk_config(moto_url(), "us-east-1").await;
     let ses = aws_sdk_sesv2::Client::new(&config);
     ses.create_email_identity().email_identity(FROM).send().await.expect("SES identity");
     World {
@@ -157,8 +157,8 @@ async fn an_unresolved_conversation_gets_one_email_then_one_reminder() {
     assert_eq!(w.follow_up_item(&conv).await["state"].as_s().unwrap(), "sent");
     assert_eq!(outcome(&w.run("2026-11-10T02:30:00Z").await, &conv), None, "then it stops");
     // Counted in the follow-up funnel of the weeks they were sent in (the weekly report reads it).
-    let store = feedback::dynamo::DynamoReportStore::new(w.client.clone(), &w.table, Default::default());
-    use feedback::digest::ReportStore;
+    let store = feedback_aws::dynamo::DynamoReportStore::new(w.client.clone(), &w.table, Default::default());
+    use feedback::reporting::ReportStore;
     assert_eq!(store.week_figures("2026-W45").await.unwrap().all.follow_ups_sent, 1, "sent Mon 2 Nov");
     assert_eq!(store.week_figures("2026-W45").await.unwrap().all.reminders_sent, 1, "reminded Wed 4 Nov");
 }

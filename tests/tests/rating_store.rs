@@ -1,9 +1,10 @@
 //! The DynamoDB rating store and the submission rule, against moto through the real SDK.
 
-use feedback::dynamo::DynamoRatingStore;
-use feedback::ports::RatingStore;
-use feedback::rating::{Rating, RatingSubmission, SubmitRatingError, Submitted, submit_rating};
-use feedback::{Timestamp, conversation::Channel};
+use feedback::Timestamp;
+use feedback::conversations::Channel;
+use feedback::ratings::RatingStore;
+use feedback::ratings::{Rating, RatingSubmission, SubmitRatingError, Submitted, submit_rating};
+use feedback_aws::dynamo::DynamoRatingStore;
 use testkit::{fresh_feedback_table, unique};
 
 fn submission(conversation_id: &str, stars: u8, comment: Option<&str>) -> RatingSubmission {

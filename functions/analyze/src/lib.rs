@@ -6,9 +6,9 @@ use std::convert::Infallible;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use feedback::analysis::Analyzer;
 use feedback::config::{ConfigError, Env, WeekSettings};
-use feedback::dynamo::{self, DynamoAnalysisStore, read_stream_record};
 use feedback::insights::{StreamItem, process_batch};
-use feedback::observe::emit_metrics;
+use feedback_aws::dynamo::{self, DynamoAnalysisStore, read_stream_record};
+use feedback_lambda::observe::emit_metrics;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -45,12 +45,12 @@ impl App {
     /// Cold start: settings, one client, the models (in place from the binary), a warm connection.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = AnalyzeSettings::from_env(&Env::process())?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &settings.table_name).await;
         Ok(Self::new(client, settings))
     }
 
-    pub fn new(client: feedback::dynamo::Client, settings: AnalyzeSettings) -> Self {
+    pub fn new(client: feedback_aws::dynamo::Client, settings: AnalyzeSettings) -> Self {
         let store = DynamoAnalysisStore::new(client, &settings.table_name, settings.aggregate_shards);
         App { store, settings, analyzer: Mutex::new(Analyzer::new()) }
     }

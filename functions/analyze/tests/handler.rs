@@ -4,18 +4,19 @@
 use analyze::{AnalyzeSettings, App};
 use aws_sdk_dynamodb::types::AttributeValue;
 use feedback::Timestamp;
-use feedback::conversation::{Channel, ChatMessage, Role};
-use feedback::dynamo::{DynamoConversationStore, DynamoRatingStore};
-use feedback::ports::{ConversationStore, RatingStore};
-use feedback::rating::{Rating, RatingSubmission};
-use feedback::triggers::Trigger;
+use feedback::analysis::triggers::Trigger;
+use feedback::conversations::store::ConversationStore;
+use feedback::conversations::{Channel, ChatMessage, Role};
+use feedback::ratings::RatingStore;
+use feedback::ratings::{Rating, RatingSubmission};
+use feedback_aws::dynamo::{DynamoConversationStore, DynamoRatingStore};
 use infra::streams::StreamReader;
 use serde_json::{Value, json};
 use testkit::{conversation_items, fresh_feedback_table, moto_url, unique};
 
 struct World {
     app: App,
-    client: feedback::dynamo::Client,
+    client: feedback_aws::dynamo::Client,
     table: String,
     stream: StreamReader,
 }
@@ -236,7 +237,7 @@ async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the
         shop_time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
         aggregate_shards: 4,
     };
-    let closing = feedback::conversation::Closing {
+    let closing = feedback::conversations::Closing {
         conversation_id: conv.clone(),
         resolved: false,
         closed_at: "2026-11-24T02:30:00Z".parse().unwrap(),
@@ -292,7 +293,7 @@ async fn a_customer_message_is_read_in_the_context_of_the_messages_before_it() {
         text: Some("好的谢谢".into()),
         at: at(3),
     };
-    let store = feedback::dynamo::DynamoAnalysisStore::new(w.client.clone(), &w.table, 4);
+    let store = feedback_aws::dynamo::DynamoAnalysisStore::new(w.client.clone(), &w.table, 4);
     let earlier = feedback::insights::AnalysisStore::earlier(&store, &item).await.unwrap();
     assert_eq!(earlier.shop.as_deref(), Some("亲，请您耐心等待一下哦"));
     assert_eq!(earlier.customer.as_deref(), Some("我的快递什么时候到"));

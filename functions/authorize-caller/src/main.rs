@@ -3,7 +3,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    feedback::http::init_tracing();
+    feedback_lambda::http::init_tracing();
     // A malformed CALLER_KEYS fails the cold start loudly; an empty one refuses every caller.
     let keys = CallerKeys::parse(&std::env::var("CALLER_KEYS").unwrap_or_default())?;
     if keys.is_empty() {

@@ -5,13 +5,13 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, ConversationSettings, Env};
-use feedback::conversation::{CLOSE_BODY_MAX_BYTES, Closing, check_conversation_id};
-use feedback::dynamo::{self, DynamoConversationStore};
-use feedback::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
-use feedback::intake::{CloseSettings, close_conversation};
-use feedback::observe::emit_metrics;
-use feedback::problem::Problem;
-use feedback::rating::InputError;
+use feedback::conversations::intake::{CloseSettings, close_conversation};
+use feedback::conversations::{CLOSE_BODY_MAX_BYTES, Closing, check_conversation_id};
+use feedback::validate::InputError;
+use feedback_aws::dynamo::{self, DynamoConversationStore};
+use feedback_lambda::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
+use feedback_lambda::observe::emit_metrics;
+use feedback_lambda::problem::Problem;
 use lambda_http::{Body, Request, Response};
 
 pub struct App {
@@ -22,12 +22,12 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = ConversationSettings::from_env(&Env::process())?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &settings.table_name).await;
         Ok(Self::new(client, settings))
     }
 
-    pub fn new(client: feedback::dynamo::Client, settings: ConversationSettings) -> Self {
+    pub fn new(client: feedback_aws::dynamo::Client, settings: ConversationSettings) -> Self {
         App {
             store: DynamoConversationStore::new(client, &settings.table_name, settings.retention_days)
                 .with_weeks(settings.weeks),

@@ -3,13 +3,13 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use close_conversation::App;
+use feedback::analysis::triggers::Severity;
 use feedback::config::ConversationSettings;
-use feedback::intake::{CloseSettings, IntakeSettings};
-use feedback::triggers::Severity;
+use feedback::conversations::intake::{CloseSettings, IntakeSettings};
 use serde_json::{Value, json};
 use testkit::{api_event, conversation_items, fresh_feedback_table, unique};
 
-async fn app() -> (App, feedback::dynamo::Client, String) {
+async fn app() -> (App, feedback_aws::dynamo::Client, String) {
     let (client, table) = fresh_feedback_table().await;
     let settings = ConversationSettings {
         table_name: table.clone(),
@@ -30,7 +30,7 @@ async fn close(app: &App, conversation: &str, body: Value) -> (u16, Value) {
 }
 
 /// Conversations the follow-up run would find due in one hour bucket, the way it will look.
-async fn due_in_hour(client: &feedback::dynamo::Client, table: &str, bucket: &str) -> Vec<String> {
+async fn due_in_hour(client: &feedback_aws::dynamo::Client, table: &str, bucket: &str) -> Vec<String> {
     let out = client
         .query()
         .table_name(table)
@@ -113,11 +113,11 @@ async fn closing_someone_elses_conversation_or_bad_input_is_refused() {
 }
 
 /// Stores the conversation's messages the way the intake does.
-async fn store_messages(client: &feedback::dynamo::Client, table: &str, conv: &str, turns: &[(&str, &str)]) {
-    use feedback::conversation::{Channel, ChatMessage, Role};
-    use feedback::ports::ConversationStore;
-    let store = feedback::dynamo::DynamoConversationStore::new(client.clone(), table, 180);
-    let messages: Vec<(ChatMessage, feedback::triggers::Trigger)> = turns
+async fn store_messages(client: &feedback_aws::dynamo::Client, table: &str, conv: &str, turns: &[(&str, &str)]) {
+    use feedback::conversations::store::ConversationStore;
+    use feedback::conversations::{Channel, ChatMessage, Role};
+    let store = feedback_aws::dynamo::DynamoConversationStore::new(client.clone(), table, 180);
+    let messages: Vec<(ChatMessage, feedback::analysis::triggers::Trigger)> = turns
         .iter()
         .enumerate()
         .map(|(i, (role, text))| {
@@ -131,7 +131,7 @@ async fn store_messages(client: &feedback::dynamo::Client, table: &str, conv: &s
                 channel: Channel::App,
                 bot_intent: None,
             };
-            (message, feedback::triggers::Trigger::NONE)
+            (message, feedback::analysis::triggers::Trigger::NONE)
         })
         .collect();
     store.insert_messages(conv, &messages, "2026-11-01T09:10:00Z".parse().unwrap()).await.unwrap();
@@ -165,7 +165,7 @@ async fn closing_estimates_how_satisfied_the_conversation_left_the_customer_and_
 
 /// The `_all` counters of a week, summed over shards.
 async fn week_totals(
-    client: &feedback::dynamo::Client,
+    client: &feedback_aws::dynamo::Client,
     table: &str,
     week: &str,
 ) -> std::collections::HashMap<String, i64> {
@@ -192,7 +192,7 @@ async fn week_totals(
 /// answer and what the closes added to the week's totals.
 async fn close_and_count(
     app: &App,
-    client: &feedback::dynamo::Client,
+    client: &feedback_aws::dynamo::Client,
     table: &str,
     conv: &str,
     times: usize,

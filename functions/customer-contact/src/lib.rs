@@ -5,12 +5,12 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env};
-use feedback::customer::{CONTACT_BODY_MAX_BYTES, ContactDetails, ContactReceipt, ContactStore};
-use feedback::dynamo::{self, DynamoContactStore};
-use feedback::http::{json_body, json_response, path_parameter, refused, request_reference};
-use feedback::problem::Problem;
-use feedback::rating::InputError;
+use feedback::followups::contacts::{CONTACT_BODY_MAX_BYTES, ContactDetails, ContactReceipt, ContactStore};
+use feedback::validate::InputError;
 use feedback::validate::check_id;
+use feedback_aws::dynamo::{self, DynamoContactStore};
+use feedback_lambda::http::{json_body, json_response, path_parameter, refused, request_reference};
+use feedback_lambda::problem::Problem;
 use lambda_http::{Body, Request, Response};
 
 pub struct App {
@@ -20,12 +20,12 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = Env::process().required("TABLE_NAME")?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &table).await;
         Ok(Self::new(client, &table))
     }
 
-    pub fn new(client: feedback::dynamo::Client, table: &str) -> Self {
+    pub fn new(client: feedback_aws::dynamo::Client, table: &str) -> Self {
         App { store: DynamoContactStore::new(client, table) }
     }
 

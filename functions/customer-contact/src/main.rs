@@ -2,7 +2,7 @@ use lambda_http::{Error, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    feedback::http::init_tracing();
+    feedback_lambda::http::init_tracing();
     let app = customer_contact::App::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |req| app.handle(req))).await

@@ -11,11 +11,12 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, WeekSettings};
-use feedback::dashboard::{self as board, EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS};
-use feedback::digest::ReportStore;
-use feedback::dynamo::{self, DynamoReportStore};
-use feedback::http::{json_response, path_parameter, refused, request_reference};
-use feedback::problem::Problem;
+use feedback::reporting::ReportStore;
+use feedback::reporting::stats::{EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS, stats_between};
+use feedback_aws::dynamo::{self, DynamoReportStore};
+use feedback_lambda::dashboard as board;
+use feedback_lambda::http::{json_response, path_parameter, refused, request_reference};
+use feedback_lambda::problem::Problem;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -30,8 +31,8 @@ pub struct App {
 /// Why a request got no data.
 enum Refusal {
     Problem(Problem),
-    Store(feedback::ports::StoreError),
-    Chart(feedback::charts::ChartError),
+    Store(feedback::errors::StoreError),
+    Chart(feedback_lambda::charts::ChartError),
 }
 
 impl From<board::ViewError> for Refusal {
@@ -48,8 +49,8 @@ impl From<Problem> for Refusal {
         Refusal::Problem(p)
     }
 }
-impl From<feedback::ports::StoreError> for Refusal {
-    fn from(e: feedback::ports::StoreError) -> Self {
+impl From<feedback::errors::StoreError> for Refusal {
+    fn from(e: feedback::errors::StoreError) -> Self {
         Refusal::Store(e)
     }
 }
@@ -93,12 +94,12 @@ impl App {
         let table = env.required("TABLE_NAME")?;
         let weeks = WeekSettings::from_env(&env)?;
         let shop_name = env.or("SHOP_NAME", "Our shop".to_owned())?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &table).await;
         Ok(Self::new(client, &table, weeks, shop_name))
     }
 
-    pub fn new(client: feedback::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
+    pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
         App { store: DynamoReportStore::new(client, table, weeks.clone()), weeks, page: board::shell_page(&shop_name) }
     }
 
@@ -135,7 +136,7 @@ impl App {
                     STATS_DEFAULT_DAYS,
                     STATS_MAX_DAYS,
                 )?;
-                let stats = board::stats_between(&self.store, from, to).await?;
+                let stats = stats_between(&self.store, from, to).await?;
                 Ok(json_response(200, &stats, &[("cache-control", "no-store")]))
             } else if path.ends_with("/feedback.csv") {
                 let (from, to) = board::date_range(query.first("from"), query.first("to"), today, 7, EXPORT_MAX_DAYS)?;
@@ -145,7 +146,7 @@ impl App {
                 let disposition = format!("attachment; filename=\"feedback-{from}-{to}.csv\"");
                 Ok(with_headers(res, &[(header::CONTENT_DISPOSITION, &disposition)]))
             } else if let Some(week) = path_parameter(&req, "week") {
-                if feedback::weekly::parse_week(&week).is_none() {
+                if feedback::insights::weekly::parse_week(&week).is_none() {
                     let mut p = Problem::new(
                         400,
                         "invalid-week",

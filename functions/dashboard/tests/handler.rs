@@ -3,8 +3,8 @@
 
 use dashboard::App;
 use feedback::config::WeekSettings;
-use feedback::digest::ReportStore;
-use feedback::dynamo::DynamoReportStore;
+use feedback::reporting::ReportStore;
+use feedback_aws::dynamo::DynamoReportStore;
 use serde_json::{Value, json};
 use testkit::{api_event, fresh_feedback_table, seed_rating};
 
@@ -124,7 +124,11 @@ async fn stats_reports_and_the_export_answer_json_and_csv() {
     let figures = store.week_figures("2026-W47").await.unwrap();
     let before = store.week_figures("2026-W46").await.unwrap();
     store
-        .save_report(&feedback::weekly::build_report(&figures, &before, "2026-11-23T01:00:00Z".parse().unwrap()))
+        .save_report(&feedback::insights::weekly::build_report(
+            &figures,
+            &before,
+            "2026-11-23T01:00:00Z".parse().unwrap(),
+        ))
         .await
         .unwrap();
     let report = get(&app, "GET /reports/{week}", "/reports/2026-W47", &[("week", "2026-W47")], &[], true).await;

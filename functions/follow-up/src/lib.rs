@@ -4,11 +4,11 @@
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env};
-use feedback::dynamo::{self, DynamoFollowUpStore};
-use feedback::followup::{FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
-use feedback::link::LinkSigner;
-use feedback::notify::AwsFollowUpSender;
-use feedback::observe::emit_metrics;
+use feedback::followups::link::LinkSigner;
+use feedback::followups::{FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
+use feedback_aws::dynamo::{self, DynamoFollowUpStore};
+use feedback_aws::notify::AwsFollowUpSender;
+use feedback_lambda::observe::emit_metrics;
 use serde_json::{Value, json};
 
 pub struct App {
@@ -61,12 +61,12 @@ impl App {
         let signer = LinkSigner::new(key.as_bytes())
             .ok_or_else(|| invalid("LINK_SIGNING_KEY", "(hidden)", "must be at least 32 bytes"))?;
         let configuration_set = env.0("SES_CONFIGURATION_SET").filter(|v| !v.trim().is_empty());
-        let config = feedback::aws::sdk_config().await;
-        let dynamodb = feedback::aws::dynamodb_client(&config);
+        let config = feedback_aws::sdk::sdk_config().await;
+        let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
         dynamo::warm_up(&dynamodb, &table).await;
         let sender = AwsFollowUpSender {
-            ses: feedback::aws::ses_client(&config),
-            sns: feedback::aws::sns_client(&config),
+            ses: feedback_aws::sdk::ses_client(&config),
+            sns: feedback_aws::sdk::sns_client(&config),
             from_address: settings.from_address.clone(),
             configuration_set,
         };
@@ -75,7 +75,7 @@ impl App {
     }
 
     /// The schedule passes `{"time": "<aws.scheduler.scheduled-time>"}`; without it, now.
-    pub async fn handle(&self, event: Value) -> Result<Value, feedback::ports::StoreError> {
+    pub async fn handle(&self, event: Value) -> Result<Value, feedback::errors::StoreError> {
         let now = event["time"].as_str().and_then(|t| t.parse::<Timestamp>().ok()).unwrap_or_else(Timestamp::now);
         let outcomes = run_follow_ups(&self.store, &self.sender, &self.signer, &self.settings, now).await?;
         let count = |f: fn(&RunOutcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();

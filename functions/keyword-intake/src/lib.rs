@@ -4,17 +4,17 @@
 use std::convert::Infallible;
 
 use feedback::Timestamp;
+use feedback::analysis::triggers::TriggerRules;
 use feedback::config::{ConfigError, ConversationSettings, Env};
-use feedback::conversation::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
-use feedback::dynamo::{self, DynamoConversationStore};
-use feedback::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
-use feedback::intake::{AlertStatus, IntakeSettings, record_messages};
-use feedback::notify::SnsStaffAlerts;
-use feedback::observe::emit_metrics;
-use feedback::ports::MessageStored;
-use feedback::problem::Problem;
-use feedback::rating::InputError;
-use feedback::triggers::TriggerRules;
+use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
+use feedback::conversations::store::MessageStored;
+use feedback::conversations::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
+use feedback::validate::InputError;
+use feedback_aws::dynamo::{self, DynamoConversationStore};
+use feedback_aws::notify::SnsStaffAlerts;
+use feedback_lambda::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
+use feedback_lambda::observe::emit_metrics;
+use feedback_lambda::problem::Problem;
 use lambda_http::{Body, Request, Response};
 
 pub struct App {
@@ -30,15 +30,15 @@ impl App {
         let env = Env::process();
         let settings = ConversationSettings::from_env(&env)?;
         let topic = env.required("STAFF_ALERTS_TOPIC_ARN")?;
-        let config = feedback::aws::sdk_config().await;
-        let dynamodb = feedback::aws::dynamodb_client(&config);
+        let config = feedback_aws::sdk::sdk_config().await;
+        let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
         dynamo::warm_up(&dynamodb, &settings.table_name).await;
-        Ok(Self::new(dynamodb, feedback::aws::sns_client(&config), &topic, settings))
+        Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings))
     }
 
     pub fn new(
-        dynamodb: feedback::dynamo::Client,
-        sns: feedback::notify::SnsClient,
+        dynamodb: feedback_aws::dynamo::Client,
+        sns: feedback_aws::notify::SnsClient,
         topic_arn: &str,
         settings: ConversationSettings,
     ) -> Self {

@@ -1,16 +1,16 @@
 //! The keyword-intake handler, given real API Gateway (HTTP API, payload 2.0) events, against moto:
 //! messages in DynamoDB, staff alerts read back from moto's record of SNS.
 
+use feedback::analysis::triggers::Severity;
 use feedback::config::ConversationSettings;
-use feedback::intake::{CloseSettings, IntakeSettings};
-use feedback::triggers::Severity;
+use feedback::conversations::intake::{CloseSettings, IntakeSettings};
 use keyword_intake::App;
 use serde_json::{Value, json};
 use testkit::{api_event, conversation_items, fresh_feedback_table, fresh_topic, moto_url, notifications, unique};
 
 struct World {
     app: App,
-    dynamodb: feedback::dynamo::Client,
+    dynamodb: feedback_aws::dynamo::Client,
     table: String,
     topic: String,
 }

@@ -5,10 +5,11 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, RatingSettings};
-use feedback::dynamo::{self, DynamoFollowUpStore, DynamoRatingStore};
-use feedback::http::{path_parameter, request_reference};
-use feedback::link::{LinkPage, LinkSigner, open_link, render};
-use feedback::problem::Problem;
+use feedback::followups::link::{LinkPage, LinkSigner, open_link};
+use feedback_aws::dynamo::{self, DynamoFollowUpStore, DynamoRatingStore};
+use feedback_lambda::http::{path_parameter, request_reference};
+use feedback_lambda::pages::render;
+use feedback_lambda::problem::Problem;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
@@ -23,7 +24,7 @@ impl App {
         let env = Env::process();
         let settings = RatingSettings::from_env(&env)?;
         let key = env.required("LINK_SIGNING_KEY")?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &settings.table_name).await;
         Self::new(client, &settings, key.as_bytes()).ok_or(ConfigError::Invalid {
             name: "LINK_SIGNING_KEY",
@@ -32,7 +33,7 @@ impl App {
         })
     }
 
-    pub fn new(client: feedback::dynamo::Client, settings: &RatingSettings, key: &[u8]) -> Option<Self> {
+    pub fn new(client: feedback_aws::dynamo::Client, settings: &RatingSettings, key: &[u8]) -> Option<Self> {
         Some(App {
             signer: LinkSigner::new(key)?,
             links: DynamoFollowUpStore::new(client.clone(), &settings.table_name),

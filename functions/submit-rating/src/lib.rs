@@ -4,11 +4,11 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, RatingSettings};
-use feedback::dynamo::{self, DynamoRatingStore};
-use feedback::http::{json_response, problem_response, rating_request, refused, request_reference};
-use feedback::observe::emit_metrics;
-use feedback::problem::Problem;
-use feedback::rating::{RatingReceipt, Submitted, submit_rating};
+use feedback::ratings::{RatingReceipt, Submitted, submit_rating};
+use feedback_aws::dynamo::{self, DynamoRatingStore};
+use feedback_lambda::http::{json_response, problem_response, rating_request, refused, request_reference};
+use feedback_lambda::observe::emit_metrics;
+use feedback_lambda::problem::Problem;
 use lambda_http::{Body, Request, Response};
 
 pub struct App {
@@ -20,12 +20,12 @@ impl App {
     /// Cold-start initialisation: settings, one SDK client, a warmed connection.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = RatingSettings::from_env(&Env::process())?;
-        let client = feedback::aws::dynamodb_client(&feedback::aws::sdk_config().await);
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &settings.table_name).await;
         Ok(Self::new(client, settings))
     }
 
-    pub fn new(client: feedback::dynamo::Client, settings: RatingSettings) -> Self {
+    pub fn new(client: feedback_aws::dynamo::Client, settings: RatingSettings) -> Self {
         let store = DynamoRatingStore::new(client, &settings.table_name, settings.rating_retention_days);
         App { store, settings }
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use submit_rating::App;
 use testkit::{fresh_feedback_table, post_ratings_event, unique};
 
-async fn app() -> (App, feedback::dynamo::Client, String) {
+async fn app() -> (App, feedback_aws::dynamo::Client, String) {
     let (client, table) = fresh_feedback_table().await;
     let settings =
         RatingSettings { table_name: table.clone(), deeper_feedback_max_stars: 2, rating_retention_days: 730 };
@@ -20,7 +20,7 @@ async fn call(app: &App, body: &str, headers: &[(&str, &str)]) -> (u16, Value, R
     (res.status().as_u16(), json, res)
 }
 
-async fn stored_ratings(client: &feedback::dynamo::Client, table: &str, conv: &str) -> usize {
+async fn stored_ratings(client: &feedback_aws::dynamo::Client, table: &str, conv: &str) -> usize {
     client
         .query()
         .table_name(table)

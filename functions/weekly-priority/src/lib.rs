@@ -3,13 +3,14 @@
 //! A failure fails the invocation so the scheduler retries; nothing sent is sent again.
 
 use feedback::Timestamp;
-use feedback::charts::Chart;
 use feedback::config::{ConfigError, Env, WeekSettings};
-use feedback::digest::{DigestError, DigestSettings, InlineImage, run_weekly};
-use feedback::dynamo::{self, DynamoReportStore};
-use feedback::notify::AwsDigestSender;
-use feedback::observe::emit_metrics;
-use feedback::weekly::WeeklyReport;
+use feedback::insights::weekly::WeeklyReport;
+use feedback::reporting::{DigestError, DigestSettings, InlineImage, run_weekly};
+use feedback_aws::dynamo::{self, DynamoReportStore};
+use feedback_aws::notify::AwsDigestSender;
+use feedback_lambda::charts::Chart;
+use feedback_lambda::digest::Composer;
+use feedback_lambda::observe::emit_metrics;
 use serde_json::{Value, json};
 
 pub struct App {
@@ -27,7 +28,7 @@ pub fn settings_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
         .collect();
-    if let Some(bad) = recipients.iter().find(|a| feedback::customer::check_email("recipient", a).is_err()) {
+    if let Some(bad) = recipients.iter().find(|a| feedback::followups::contacts::check_email("recipient", a).is_err()) {
         return Err(ConfigError::Invalid {
             name: "DIGEST_RECIPIENTS",
             value: bad.clone(),
@@ -74,12 +75,12 @@ impl App {
         let settings = settings_from_env(&env)?;
         let table = env.required("TABLE_NAME")?;
         let topic_arn = env.required("STAFF_TOPIC_ARN")?;
-        let config = feedback::aws::sdk_config().await;
-        let dynamodb = feedback::aws::dynamodb_client(&config);
+        let config = feedback_aws::sdk::sdk_config().await;
+        let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
         dynamo::warm_up(&dynamodb, &table).await;
         let sender = AwsDigestSender {
-            ses: feedback::aws::ses_client(&config),
-            sns: feedback::aws::sns_client(&config),
+            ses: feedback_aws::sdk::ses_client(&config),
+            sns: feedback_aws::sdk::sns_client(&config),
             from_address: settings.from_address.clone(),
             topic_arn,
             configuration_set: env.0("SES_CONFIGURATION_SET").filter(|v| !v.trim().is_empty()),
@@ -90,12 +91,15 @@ impl App {
     /// The schedule passes `{"time": "<aws.scheduler.scheduled-time>"}`; without it, now.
     pub async fn handle(&self, event: Value) -> Result<Value, DigestError> {
         let now = event["time"].as_str().and_then(|t| t.parse::<Timestamp>().ok()).unwrap_or_else(Timestamp::now);
-        let run = run_weekly(&self.store, &self.sender, &self.settings, now, digest_charts).await.inspect_err(|e| {
-            tracing::error!(error = %e, %now, "weekly run failed");
-        })?;
+        let run = run_weekly(&self.store, &self.sender, &self.settings, now, &Composer(digest_charts))
+            .await
+            .inspect_err(|e| {
+                tracing::error!(error = %e, %now, "weekly run failed");
+            })?;
         tracing::info!(week = %run.week, report_created = run.report_created, empty = run.empty,
             email = ?run.email, staff_topic = ?run.staff_topic, "weekly run");
-        let sent = |o: &feedback::digest::DigestOutcome| matches!(o, feedback::digest::DigestOutcome::Sent { .. });
+        let sent =
+            |o: &feedback::reporting::DigestOutcome| matches!(o, feedback::reporting::DigestOutcome::Sent { .. });
         emit_metrics(
             &[("Function", "weekly-priority")],
             &[

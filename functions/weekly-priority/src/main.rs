@@ -2,8 +2,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    feedback::http::init_tracing();
+    feedback_lambda::http::init_tracing();
     let app = weekly_priority::App::from_env().await?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| app.handle(event.payload))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        app.handle(event.payload).await.map_err(feedback_lambda::http::digest_diagnostic)
+    }))
+    .await
 }

@@ -5,9 +5,9 @@
 
 use base64::Engine;
 use feedback::config::WeekSettings;
-use feedback::digest::{DigestSettings, ReportStore};
-use feedback::dynamo::DynamoReportStore;
-use feedback::notify::AwsDigestSender;
+use feedback::reporting::{DigestSettings, ReportStore};
+use feedback_aws::dynamo::DynamoReportStore;
+use feedback_aws::notify::AwsDigestSender;
 use serde_json::{Value, json};
 use testkit::{fresh_feedback_table, fresh_topic, moto_data, moto_url, notifications, seed_rating, unique};
 use weekly_priority::App;
@@ -33,7 +33,7 @@ fn settings(staff: &str, from: &str) -> DigestSettings {
 }
 
 async fn sender(topic: &str, from: &str) -> AwsDigestSender {
-    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    let config = feedback_aws::sdk::local_sdk_config(moto_url(), "us-east-1").await;
     AwsDigestSender {
         ses: aws_sdk_sesv2::Client::new(&config),
         sns: aws_sdk_sns::Client::new(&config),
@@ -46,7 +46,7 @@ async fn sender(topic: &str, from: &str) -> AwsDigestSender {
 async fn world() -> (World, aws_sdk_dynamodb::Client, String) {
     let (client, table) = fresh_feedback_table().await;
     let (_, topic) = fresh_topic().await;
-    let config = feedback::aws::local_sdk_config(moto_url(), "us-east-1").await;
+    let config = feedback_aws::sdk::local_sdk_config(moto_url(), "us-east-1").await;
     aws_sdk_sesv2::Client::new(&config)
         .create_email_identity()
         .email_identity(FROM)
@@ -203,21 +203,21 @@ async fn a_failed_send_releases_the_claim_and_the_retry_sends_once() {
 
 #[tokio::test]
 async fn a_run_that_finds_the_digest_claimed_fails_so_the_scheduler_retries_after_the_lease() {
-    use feedback::digest::DigestChannel;
+    use feedback::reporting::DigestChannel;
     let (w, client, table) = world().await;
     seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
     // A first run made the report and claimed the e-mail, then died (its lease: 5 minutes).
-    let report = feedback::weekly::build_report(
+    let report = feedback::insights::weekly::build_report(
         &w.store.week_figures("2026-W47").await.unwrap(),
         &w.store.week_figures("2026-W46").await.unwrap(),
         "2026-11-23T01:00:00Z".parse().unwrap(),
     );
     w.store.save_report(&report).await.unwrap();
     let claim = w.store.claim_digest("2026-W47", DigestChannel::Email, "2026-11-23T01:00:00Z".parse().unwrap(), 300);
-    assert_eq!(claim.await.unwrap(), feedback::ports::AlertClaim::Claimed);
+    assert_eq!(claim.await.unwrap(), feedback::lease::AlertClaim::Claimed);
     // The scheduler's retry a minute later must not report success (nothing would send it).
     let err = w.app.handle(json!({"time": "2026-11-23T01:01:00Z"})).await.unwrap_err();
-    assert!(matches!(err, feedback::digest::DigestError::InProgress("email")), "{err}");
+    assert!(matches!(err, feedback::reporting::DigestError::InProgress("email")), "{err}");
     assert!(w.mails().await.is_empty());
     // A later retry, after the lease, sends it once.
     let run = w.run("2026-11-23T01:10:00Z").await;

@@ -226,7 +226,7 @@ fn score(model: &feedback::analysis::sentiment::SentimentModel, rows: &[(String,
     let mut scratch = Vec::new();
     let mut normalized = String::new();
     for (text, positive) in rows {
-        feedback::triggers::normalize_into(text, &mut normalized);
+        feedback::analysis::triggers::normalize_into(text, &mut normalized);
         let question = feedback::analysis::sentiment::ends_with_question_mark(text);
         let predicted = model.analyze_normalized(&normalized, question, &mut scratch).score > 0.0;
         match (predicted, *positive) {
@@ -263,7 +263,7 @@ fn issue_rows(
 fn train_issues(args: &[String]) -> Result<(), String> {
     use feedback::analysis::issues::{IssueClassifier, encode_models};
     use feedback::analysis::linear::{LinearModel, train_plain};
-    use feedback::taxonomy::Taxonomy;
+    use feedback::analysis::taxonomy::Taxonomy;
     let files = positional(args);
     let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 16)?;

@@ -198,7 +198,7 @@ async fn seed_weeks(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()
     let n = |v: u64| A::N(v.to_string());
     let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai")?;
     for run in 0..=RUNS {
-        let week = feedback::weekly::week_just_ended(bench_monday(run), &shanghai);
+        let week = feedback::insights::weekly::week_just_ended(bench_monday(run), &shanghai);
         for (shard, (issue_type, items)) in
             [("_all", 120), ("logistics", 30), ("quality", 18), ("refund_return", 9), ("service", 7)]
                 .into_iter()
@@ -264,15 +264,15 @@ async fn main() -> Result<(), BoxError> {
         ]
         .into(),
     };
-    let client = aws_sdk_dynamodb::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
+    let client = aws_sdk_dynamodb::Client::new(&feedback_aws::sdk::local_sdk_config(&moto.endpoint, "us-east-1").await);
     for t in template.tables()? {
         infra::tables::ensure_table(&client, &t, &names.physical(&t.logical_id)).await?;
     }
-    let sns = aws_sdk_sns::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
+    let sns = aws_sdk_sns::Client::new(&feedback_aws::sdk::local_sdk_config(&moto.endpoint, "us-east-1").await);
     for topic in template.topics() {
         sns.create_topic().name(names.physical(&topic)).send().await?;
     }
-    let ses = aws_sdk_sesv2::Client::new(&feedback::aws::local_sdk_config(&moto.endpoint, "us-east-1").await);
+    let ses = aws_sdk_sesv2::Client::new(&feedback_aws::sdk::local_sdk_config(&moto.endpoint, "us-east-1").await);
     let from = template.parameter_default("FollowUpFromAddress").unwrap_or_default();
     ses.create_email_identity().email_identity(from).send().await?;
     seed_weeks(&client, &names.physical("FeedbackTable")).await?;

@@ -1,0 +1,353 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+
+use super::{Item, get_s, iso, key, keys, s, store_error};
+use feedback::Timestamp;
+use feedback::errors::StoreError;
+use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
+use feedback::insights::weekly::ALL;
+
+/// `FollowUpStore` on the feedback table: the `FOLLOWUP` item of each conversation moves through
+/// due → sending (claimed, with a lease) → due again as a reminder → sent; or deferred (due later),
+/// skipped (with a reason) or failed (after the attempts). Only due and sending items are on the
+/// due-hour index. The customer's `CUST#<id>` partition holds `CONTACT`, `OPTOUT` and `FATIGUE`
+/// (when they were last sent a follow-up).
+#[derive(Clone)]
+pub struct DynamoFollowUpStore {
+    client: Client,
+    table: String,
+    /// Sent follow-ups are counted into the week's aggregate (the report's follow-up funnel).
+    weeks: feedback::config::WeekSettings,
+}
+
+impl DynamoFollowUpStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), weeks: Default::default() }
+    }
+
+    /// Counts sent follow-ups into the weeks and shards the analysis uses (default: Asia/Shanghai, 8).
+    pub fn with_weeks(mut self, weeks: feedback::config::WeekSettings) -> Self {
+        self.weeks = weeks;
+        self
+    }
+
+    /// `ADD <counter> 1` on the week's `_all` aggregate of the customer's shard, in the same
+    /// transaction as the state change it counts (so a retry never counts twice).
+    fn funnel_counter(
+        &self,
+        customer_id: &str,
+        counter: &str,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let week = feedback::insights::iso_week(now, &self.weeks.shop_time_zone);
+        let shard = feedback::insights::shard_of(customer_id, self.weeks.aggregate_shards);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::aggregate(&week, shard), &keys::aggregate_type(ALL))))
+            .update_expression(
+                "SET #week = :week, #type = :type, #shard = :shard, #expires = if_not_exists(#expires, :expires) \
+                 ADD #counter :one",
+            )
+            .expression_attribute_names("#week", "week")
+            .expression_attribute_names("#type", "issue_type")
+            .expression_attribute_names("#shard", "shard")
+            .expression_attribute_names("#expires", "expires_at")
+            .expression_attribute_names("#counter", counter)
+            .expression_attribute_values(":week", s(week))
+            .expression_attribute_values(":type", s(ALL))
+            .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N(super::expiry(now, super::AGGREGATE_RETENTION_DAYS).to_string()),
+            )
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn update(&self, f: &DueFollowUp) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(&f.conversation_id), keys::FOLLOW_UP)))
+            .expression_attribute_names("#state", "state")
+    }
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+}
+
+fn due_from_item(item: &Item) -> Option<DueFollowUp> {
+    Some(DueFollowUp {
+        conversation_id: get_s(item, "conversation_id")?.to_owned(),
+        customer_id: get_s(item, "customer_id")?.to_owned(),
+        locale: get_s(item, "locale").map(str::to_owned),
+        due_at: get_s(item, "due_at")?.parse().ok()?,
+        kind: if get_s(item, "kind") == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
+        attempts: item.get("attempts").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+    })
+}
+
+impl DynamoFollowUpStore {
+    async fn due_in_bucket(&self, bucket: String, now: Timestamp) -> Result<Vec<DueFollowUp>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :bucket AND gsi1sk <= :now")
+                .expression_attribute_values(":bucket", s(bucket.clone()))
+                // Sort keys are `<due_at>#<conversation>`: "~" sorts after any conversation id.
+                .expression_attribute_values(":now", s(format!("{}~", iso(now))))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            out.extend(page.items().iter().filter_map(due_from_item));
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+impl FollowUpStore for DynamoFollowUpStore {
+    async fn due(&self, now: Timestamp, lookback_hours: u32) -> Result<Vec<DueFollowUp>, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        // One query per due hour, 8 at a time: a run reads ~73 small partitions, not the table.
+        let buckets: Vec<_> = (0..=i64::from(lookback_hours))
+            .map(|back| self.due_in_bucket(keys::follow_up_due_hour(now - jiff::SignedDuration::from_hours(back)), now))
+            .collect();
+        let pages: Vec<Vec<DueFollowUp>> = futures_util::stream::iter(buckets).buffered(8).try_collect().await?;
+        let mut out: Vec<DueFollowUp> = pages.into_iter().flatten().collect();
+        out.sort_by_key(|f| f.due_at);
+        Ok(out)
+    }
+
+    async fn claim(&self, f: &DueFollowUp, now: Timestamp, lease_until: Timestamp) -> Result<bool, StoreError> {
+        let claimed = self
+            .update(f)
+            .update_expression("SET #state = :sending, lease_until = :until, claimed_at = :now")
+            .condition_expression("(#state = :due AND due_at = :seen) OR (#state = :sending AND lease_until < :now)")
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":due", s("due"))
+            .expression_attribute_values(":seen", s(iso(f.due_at)))
+            .expression_attribute_values(":until", s(iso(lease_until)))
+            .expression_attribute_values(":now", s(iso(now)))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::customer(customer_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let by_sk: HashMap<&str, &Item> = out.items().iter().filter_map(|i| Some((get_s(i, "sk")?, i))).collect();
+        let Some(contact) = by_sk.get(keys::CONTACT) else { return Ok(None) };
+        let consent = contact.get("consent").and_then(|v| v.as_m().ok());
+        let consented =
+            |k: &str| consent.and_then(|c| c.get(k)).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        let optout = by_sk.get(keys::OPT_OUT);
+        Ok(Some(CustomerFacts {
+            email: get_s(contact, "email").map(str::to_owned),
+            phone: get_s(contact, "phone").map(str::to_owned),
+            consent_email: consented("email"),
+            consent_sms: consented("sms"),
+            opted_out_email: optout.is_some_and(|o| get_bool(o, "email")),
+            opted_out_sms: optout.is_some_and(|o| get_bool(o, "sms")),
+            time_zone: get_s(contact, "time_zone").map(str::to_owned),
+            last_follow_up_at: by_sk
+                .get(keys::FATIGUE)
+                .and_then(|f| get_s(f, "last_follow_up_at"))
+                .and_then(|t| t.parse().ok()),
+        }))
+    }
+
+    async fn is_rated(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.is_some())
+    }
+
+    async fn mark_sent(
+        &self,
+        f: &DueFollowUp,
+        channel: FollowUpChannel,
+        message_id: &str,
+        now: Timestamp,
+        reminder_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let channel = match channel {
+            FollowUpChannel::Email => "email",
+            FollowUpChannel::Sms => "sms",
+        };
+        let sent_field = if f.kind == FollowUpKind::Reminder { "reminder" } else { "first" };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(&f.conversation_id), keys::FOLLOW_UP)))
+            .condition_expression("#state = :sending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":now", s(iso(now)))
+            .expression_attribute_values(":channel", s(channel))
+            .expression_attribute_values(":message", s(message_id));
+        let sent =
+            format!("{sent_field}_sent_at = :now, {sent_field}_channel = :channel, {sent_field}_message_id = :message");
+        update = match reminder_at {
+            Some(at) => update
+                .update_expression(format!(
+                    "SET #state = :due, kind = :reminder, due_at = :at, attempts = :zero, gsi1pk = :g1, gsi1sk = :g2, {sent} \
+                     REMOVE lease_until"
+                ))
+                .expression_attribute_values(":due", s("due"))
+                .expression_attribute_values(":reminder", s("reminder"))
+                .expression_attribute_values(":at", s(iso(at)))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":g1", s(keys::follow_up_due_hour(at)))
+                .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
+            None => update
+                .update_expression(format!("SET #state = :sent, {sent} REMOVE lease_until, gsi1pk, gsi1sk"))
+                .expression_attribute_values(":sent", s("sent")),
+        };
+        let fatigue = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(&f.customer_id), keys::FATIGUE)))
+            .update_expression("SET last_follow_up_at = :now, last_conversation_id = :conv")
+            .expression_attribute_values(":now", s(iso(now)))
+            .expression_attribute_values(":conv", s(&f.conversation_id));
+        let items = vec![
+            TransactWriteItem::builder().update(update.build().map_err(|e| StoreError::Failed(e.to_string()))?).build(),
+            TransactWriteItem::builder()
+                .update(fatigue.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                .build(),
+            self.funnel_counter(
+                &f.customer_id,
+                if f.kind == FollowUpKind::Reminder { "reminders_sent" } else { "follow_ups_sent" },
+                now,
+            )?,
+        ];
+        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn defer(&self, f: &DueFollowUp, until: Timestamp) -> Result<(), StoreError> {
+        self.update(f)
+            .update_expression("SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE lease_until")
+            .condition_expression("#state = :sending")
+            .expression_attribute_values(":due", s("due"))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":until", s(iso(until)))
+            .expression_attribute_values(":g1", s(keys::follow_up_due_hour(until)))
+            .expression_attribute_values(":g2", s(keys::follow_up_due_sort(until, &f.conversation_id)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn skip(&self, f: &DueFollowUp, reason: &'static str, now: Timestamp) -> Result<(), StoreError> {
+        self.update(f)
+            .update_expression(
+                "SET #state = :skipped, skip_reason = :reason, skipped_at = :now REMOVE lease_until, gsi1pk, gsi1sk",
+            )
+            .condition_expression("#state = :sending")
+            .expression_attribute_values(":skipped", s("skipped"))
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":now", s(iso(now)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn release(&self, f: &DueFollowUp, retry_at: Option<Timestamp>, now: Timestamp) -> Result<(), StoreError> {
+        let update = self
+            .update(f)
+            .condition_expression("#state = :sending")
+            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":now", s(iso(now)))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        let update = match retry_at {
+            Some(at) => update
+                .update_expression(
+                    "SET #state = :due, due_at = :at, gsi1pk = :g1, gsi1sk = :g2, last_failure_at = :now \
+                     ADD attempts :one REMOVE lease_until",
+                )
+                .expression_attribute_values(":due", s("due"))
+                .expression_attribute_values(":at", s(iso(at)))
+                .expression_attribute_values(":g1", s(keys::follow_up_due_hour(at)))
+                .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
+            None => update
+                .update_expression(
+                    "SET #state = :failed, last_failure_at = :now ADD attempts :one REMOVE lease_until, gsi1pk, gsi1sk",
+                )
+                .expression_attribute_values(":failed", s("failed")),
+        };
+        update.send().await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+impl feedback::followups::link::LinkStore for DynamoFollowUpStore {
+    async fn follow_up_of(&self, conversation_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::FOLLOW_UP)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item.and_then(|i| {
+            let customer = get_s(&i, "customer_id")?.to_owned();
+            Some((customer, get_s(&i, "locale").map(str::to_owned)))
+        }))
+    }
+
+    async fn opt_out(&self, customer_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(customer_id), keys::OPT_OUT)))
+            .update_expression("SET email = :yes, sms = :yes, opted_out_at = if_not_exists(opted_out_at, :now)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(iso(now)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,390 @@
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{expiry, iso, key, keys, n, s, store_error};
+use feedback::Timestamp;
+use feedback::conversations::Role;
+use feedback::errors::StoreError;
+use feedback::insights::weekly::ALL;
+use feedback::insights::{
+    AnalysedFeedback, AnalysisStore, Applied, Earlier, FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord,
+    shard_of,
+};
+
+/// Reads one record of the table's stream (Lambda's DynamoDB event format) as feedback, or says
+/// why not. Only new ratings and new customer messages with text are feedback.
+pub fn read_stream_record(record: &Value) -> StreamItem {
+    let sequence =
+        record["dynamodb"]["SequenceNumber"].as_str().or_else(|| record["eventID"].as_str()).unwrap_or("").to_owned();
+    if record["eventName"].as_str() != Some("INSERT") {
+        return StreamItem::Skip { sequence };
+    }
+    let unreadable = |why: String| StreamItem::Unreadable(UnreadableRecord { sequence: sequence.clone(), why });
+    let image: serde_dynamo::Item = match serde_json::from_value(record["dynamodb"]["NewImage"].clone()) {
+        Ok(image) => image,
+        Err(e) => return unreadable(format!("NewImage is not a DynamoDB item: {e}")),
+    };
+    let entity = record["dynamodb"]["NewImage"]["entity"]["S"].as_str().unwrap_or("");
+    let parsed = match entity {
+        "rating" => serde_dynamo::from_item::<_, RatingImage>(image).map(|r| r.feedback()),
+        "message" => serde_dynamo::from_item::<_, MessageImage>(image).map(|m| m.feedback()),
+        _ => return StreamItem::Skip { sequence },
+    };
+    match parsed {
+        Ok(Ok(Some(item))) => StreamItem::Feedback { sequence, item },
+        Ok(Ok(None)) => StreamItem::Skip { sequence },
+        Ok(Err(why)) => unreadable(why),
+        Err(e) => unreadable(format!("{entity} item: {e}")),
+    }
+}
+
+fn timestamp(raw: &str, what: &str) -> Result<Timestamp, String> {
+    raw.parse().map_err(|e| format!("bad {what} {raw:?}: {e}"))
+}
+
+#[derive(Deserialize)]
+struct RatingImage {
+    pk: String,
+    sk: String,
+    conversation_id: String,
+    customer_id: String,
+    stars: u8,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    issue_types: Vec<String>,
+    #[serde(default)]
+    order_value_minor: Option<i64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    created_at: String,
+}
+
+impl RatingImage {
+    fn feedback(self) -> Result<Option<StoredFeedback>, String> {
+        Ok(Some(StoredFeedback {
+            at: timestamp(&self.created_at, "created_at")?,
+            pk: self.pk,
+            sk: self.sk,
+            kind: FeedbackKind::Rating {
+                stars: self.stars,
+                chosen_types: self.issue_types,
+                order_value_minor: self.order_value_minor,
+                via_follow_up: self
+                    .idempotency_key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(feedback::followups::link::LINK_KEY_PREFIX)),
+            },
+            conversation_id: self.conversation_id,
+            customer_id: self.customer_id,
+            text: self.comment,
+        }))
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageImage {
+    pk: String,
+    sk: String,
+    conversation_id: String,
+    customer_id: String,
+    role: Role,
+    text: String,
+    sent_at: String,
+}
+
+impl MessageImage {
+    fn feedback(self) -> Result<Option<StoredFeedback>, String> {
+        if self.role != Role::Customer || self.text.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(StoredFeedback {
+            at: timestamp(&self.sent_at, "sent_at")?,
+            pk: self.pk,
+            sk: self.sk,
+            kind: FeedbackKind::Message,
+            conversation_id: self.conversation_id,
+            customer_id: self.customer_id,
+            text: Some(self.text),
+        }))
+    }
+}
+
+/// `AnalysisStore` on the feedback table: the analysis on the item, weekly aggregates on
+/// `AGG#<week>#SHARD#<n>` / `TYPE#<issue type>` (and `TYPE#_all`), repeat markers on
+/// `DEDUP#<customer>` / `<text digest>`.
+#[derive(Clone)]
+pub struct DynamoAnalysisStore {
+    client: Client,
+    table: String,
+    shards: u8,
+    /// Repeat markers expire after this many days (a customer repeating themselves months later
+    /// is new feedback).
+    repeat_window_days: u32,
+    /// Aggregates are kept this long (the digest compares with earlier weeks).
+    aggregate_retention_days: u32,
+}
+
+impl DynamoAnalysisStore {
+    pub fn new(client: Client, table: impl Into<String>, shards: u8) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            shards: shards.max(1),
+            repeat_window_days: 30,
+            aggregate_retention_days: super::AGGREGATE_RETENTION_DAYS,
+        }
+    }
+
+    fn analysis_update(
+        &self,
+        a: &AnalysedFeedback,
+        duplicate_of: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Update, StoreError> {
+        let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(a)
+            .map_err(|e| StoreError::Failed(format!("cannot map analysis: {e}")))?;
+        let mut set = String::from("SET analysis = :analysis, analyzed_at = :now");
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(a.item.pk.clone(), &a.item.sk)))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(analysis)")
+            .expression_attribute_values(":analysis", value)
+            .expression_attribute_values(":now", s(iso(now)));
+        if let Some(first) = duplicate_of {
+            set.push_str(", duplicate_of = :first");
+            update = update.expression_attribute_values(":first", s(first));
+        }
+        update.update_expression(set).build().map_err(|e| StoreError::Failed(e.to_string()))
+    }
+
+    fn aggregate_updates(&self, a: &AnalysedFeedback) -> Result<Vec<Update>, StoreError> {
+        let shard = shard_of(&a.item.customer_id, self.shards);
+        let sentiment = a.analysis.sentiment.label.as_str();
+        let example = a.example_text().map(|text| {
+            AttributeValue::M(
+                [
+                    ("text".to_owned(), s(text)),
+                    ("severity".to_owned(), n(a.analysis.severity)),
+                    ("at".to_owned(), s(iso(a.item.at))),
+                ]
+                .into(),
+            )
+        });
+        let mut out = Vec::new();
+        for issue_type in a.counted_types.iter().map(String::as_str).chain([ALL]) {
+            // Every attribute through a name placeholder: several plain names (shard, items, ...)
+            // are DynamoDB reserved words.
+            let mut names: Vec<(String, String)> = Vec::new();
+            let mut name = |attribute: String| {
+                let placeholder = format!("#a{}", names.len());
+                names.push((placeholder.clone(), attribute));
+                placeholder
+            };
+            let mut adds = vec![
+                format!("{} :one", name("items".into())),
+                format!("{} :severity", name("severity_sum".into())),
+                format!("{} :one", name(format!("sentiment_{sentiment}"))),
+                format!("{} :customer", name("customers".into())),
+            ];
+            if let Some(stars) = a.stars() {
+                adds.push(format!("{} :one", name("ratings".into())));
+                adds.push(format!("{} :one", name(format!("stars_{stars}"))));
+            }
+            if a.analysis.trigger.fired {
+                adds.push(format!("{} :one", name("triggers".into())));
+            }
+            if a.order_value_minor().is_some() {
+                adds.push(format!("{} :value", name("order_value_minor_sum".into())));
+                adds.push(format!("{} :one", name("orders_with_value".into())));
+            }
+            if a.analysis.severity >= 3 {
+                adds.push(format!("{} :one", name("severe".into())));
+            }
+            if issue_type == ALL && a.answers_follow_up() {
+                adds.push(format!("{} :one", name("follow_up_answers".into())));
+            }
+            let mut set = format!(
+                "SET {} = :week, {} = :type, {} = :shard, {} = :expires",
+                name("week".into()),
+                name("issue_type".into()),
+                name("shard".into()),
+                name("expires_at".into())
+            );
+            // A few example comments per issue type and shard for the weekly report: the first
+            // ones to land in each of EXAMPLE_SLOTS slots (picked by the item's key) stay.
+            let example = example.as_ref().filter(|_| issue_type != ALL);
+            if example.is_some() {
+                let slot = name(format!("example_{}", example_slot(&a.item.pk, &a.item.sk)));
+                set.push_str(&format!(", {slot} = if_not_exists({slot}, :example)"));
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::aggregate(&a.week, shard), &keys::aggregate_type(issue_type))))
+                .update_expression(format!("{set} ADD {}", adds.join(", ")))
+                .set_expression_attribute_names(Some(names.into_iter().collect()))
+                .expression_attribute_values(":week", s(&a.week))
+                .expression_attribute_values(":type", s(issue_type))
+                .expression_attribute_values(":shard", n(shard))
+                .expression_attribute_values(":expires", n(expiry(a.item.at, self.aggregate_retention_days)))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":severity", n(a.analysis.severity))
+                .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]));
+            let update = match a.order_value_minor() {
+                Some(value) => update.expression_attribute_values(":value", n(value)),
+                None => update,
+            };
+            let update = match example {
+                Some(example) => update.expression_attribute_values(":example", example.clone()),
+                None => update,
+            };
+            let update = update.build().map_err(|e| StoreError::Failed(e.to_string()))?;
+            out.push(update);
+        }
+        Ok(out)
+    }
+
+    /// A rating of a conversation already closed with an estimate: counted once as a pair.
+    async fn pair_with_estimate(&self, a: &AnalysedFeedback, now: Timestamp) -> Result<(), StoreError> {
+        if let FeedbackKind::Rating { stars, .. } = a.item.kind {
+            super::satisfaction::count_rated(
+                &self.client,
+                &self.table,
+                self.shards,
+                &a.item.conversation_id,
+                stars,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<Option<String>>>, StoreError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                    let codes: Vec<Option<String>> =
+                        t.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect();
+                    // Only condition failures are answers; a conflict with another transaction or
+                    // throttling is worth retrying.
+                    if codes.iter().any(|c| c.as_deref().is_some_and(|c| c != "None" && c != "ConditionalCheckFailed"))
+                    {
+                        return Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")));
+                    }
+                    Ok(Err(codes))
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+
+    async fn item_exists(&self, pk: &str, sk: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.to_owned(), sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(out.item)
+    }
+}
+
+/// Example comment slots per issue type and aggregate shard.
+pub const EXAMPLE_SLOTS: u32 = 3;
+
+fn example_slot(pk: &str, sk: &str) -> u32 {
+    u32::from(shard_of(&format!("{pk}/{sk}"), EXAMPLE_SLOTS as u8))
+}
+
+fn failed(codes: &[Option<String>], index: usize) -> bool {
+    codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
+}
+
+impl AnalysisStore for DynamoAnalysisStore {
+    async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
+        let messages = super::conversations::read_turns(&self.client, &self.table, &item.pk).await?;
+        // Before this message: sent earlier (RFC 3339 UTC with milliseconds sorts as text), or at
+        // the same instant with a smaller id.
+        let at = iso(item.at);
+        let before: Vec<_> = messages
+            .iter()
+            .filter(|m| m.sk != item.sk && (m.sent_at.as_str(), m.sk.as_str()) < (at.as_str(), item.sk.as_str()))
+            .collect();
+        let last = |customer: bool| {
+            before.iter().rev().find(|m| (m.role == Role::Customer) == customer).map(|m| m.text.clone())
+        };
+        Ok(Earlier { shop: last(false), customer: last(true), count: before.len() })
+    }
+
+    async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {
+        let now = Timestamp::now();
+        let mut items = vec![TransactWriteItem::builder().update(self.analysis_update(a, None, now)?).build()];
+        let repeat_marker = match (&a.item.kind, &a.text_digest) {
+            (FeedbackKind::Message, Some(digest)) if a.counts() => {
+                Some((keys::repeat(&a.item.customer_id), digest.clone()))
+            }
+            _ => None,
+        };
+        if let Some((pk, sk)) = &repeat_marker {
+            let mut marker = key(pk.clone(), sk);
+            marker.insert("first_pk".into(), s(&a.item.pk));
+            marker.insert("first_sk".into(), s(&a.item.sk));
+            marker.insert("expires_at".into(), n(expiry(a.item.at, self.repeat_window_days)));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(marker))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        if a.counts() {
+            for update in self.aggregate_updates(a)? {
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+        }
+        let codes = match self.transact(items).await? {
+            Ok(()) => {
+                self.pair_with_estimate(a, now).await?;
+                return Ok(if a.counts() { Applied::Counted } else { Applied::Recorded });
+            }
+            Err(codes) => codes,
+        };
+        if failed(&codes, 0) {
+            let exists = self.item_exists(&a.item.pk, &a.item.sk).await?;
+            if exists.is_some() {
+                // A retry after the analysis but before the pair was counted: count it now (once).
+                self.pair_with_estimate(a, now).await?;
+            }
+            return Ok(if exists.is_some() { Applied::AlreadyApplied } else { Applied::Gone });
+        }
+        let Some((pk, sk)) = repeat_marker.filter(|_| failed(&codes, 1)) else {
+            return Err(StoreError::Unavailable(format!("transaction cancelled without a known cause: {codes:?}")));
+        };
+        // The customer said exactly this before: link to the first, count nothing.
+        let marker = self.item_exists(&pk, &sk).await?.unwrap_or_default();
+        let first = marker.get("first_pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+            + "/"
+            + marker.get("first_sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");
+        if first == format!("{}/{}", a.item.pk, a.item.sk) {
+            // Our own marker from an earlier, partly failed attempt cannot exist (transactions are
+            // all or nothing), but if it does, the item counts as applied.
+            return Ok(Applied::AlreadyApplied);
+        }
+        let update = self.analysis_update(a, Some(&first), now)?;
+        match self.transact(vec![TransactWriteItem::builder().update(update).build()]).await? {
+            Ok(()) => Ok(Applied::Duplicate { first }),
+            Err(_) => Ok(Applied::AlreadyApplied),
+        }
+    }
+}

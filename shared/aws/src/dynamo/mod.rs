@@ -1,0 +1,189 @@
+//! The DynamoDB adapter: one table (single-table design) whose keys are built only here.
+//!
+//! | entity       | pk                    | sk                   | gsi1pk                  | gsi1sk                                   |
+//! |--------------|-----------------------|----------------------|-------------------------|------------------------------------------|
+//! | rating       | `CONV#<conversation>` | `RATING`             | `FEEDBACK#<yyyy-mm-dd>` | `<created_at>#RATING#<conversation>`     |
+//! | conversation | `CONV#<conversation>` | `META`               |                         |                                          |
+//! | message      | `CONV#<conversation>` | `MSG#<message_id>`   |                         |                                          |
+//! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
+//! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
+//! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
+//! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
+//! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
+//! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
+//!
+//! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
+//! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
+//! TTL attribute. See ARCHITECTURE.md.
+
+mod contacts;
+mod conversations;
+mod followups;
+mod insights;
+mod ratings;
+mod reports;
+mod satisfaction;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub use aws_sdk_dynamodb::Client;
+pub use contacts::DynamoContactStore;
+pub use conversations::DynamoConversationStore;
+pub use followups::DynamoFollowUpStore;
+pub use insights::{DynamoAnalysisStore, read_stream_record};
+pub use ratings::DynamoRatingStore;
+pub use reports::DynamoReportStore;
+
+use feedback::errors::StoreError;
+
+pub mod keys {
+    use feedback::Timestamp;
+
+    pub fn conversation(conversation_id: &str) -> String {
+        format!("CONV#{conversation_id}")
+    }
+    pub const RATING: &str = "RATING";
+    pub const META: &str = "META";
+    pub const CONTACT: &str = "CONTACT";
+    pub const OPT_OUT: &str = "OPTOUT";
+    pub const FATIGUE: &str = "FATIGUE";
+
+    pub fn customer(customer_id: &str) -> String {
+        format!("CUST#{customer_id}")
+    }
+    pub const FOLLOW_UP: &str = "FOLLOWUP";
+
+    pub fn message(message_id: &str) -> String {
+        format!("MSG#{message_id}")
+    }
+
+    pub fn trigger(category: &str) -> String {
+        format!("TRIGGER#{category}")
+    }
+
+    /// A weekly aggregate shard (`AGG#2026-W48#SHARD#3`) and its items, one per issue type.
+    pub fn aggregate(week: &str, shard: u8) -> String {
+        format!("AGG#{week}#SHARD#{shard}")
+    }
+
+    pub fn aggregate_type(issue_type: &str) -> String {
+        format!("TYPE#{issue_type}")
+    }
+
+    /// Texts a customer sent recently, by digest (to count a repeat once).
+    pub fn repeat(customer_id: &str) -> String {
+        format!("DEDUP#{customer_id}")
+    }
+
+    /// The hour bucket (UTC) in which a follow-up falls due.
+    pub fn follow_up_due_hour(due: Timestamp) -> String {
+        let at = jiff::tz::TimeZone::UTC.to_datetime(due);
+        format!("DUE#{}T{:02}", at.date(), at.hour())
+    }
+
+    pub fn follow_up_due_sort(due: Timestamp, conversation_id: &str) -> String {
+        format!("{}#{conversation_id}", super::iso(due))
+    }
+
+    /// The day bucket of the feedback index, in UTC.
+    pub fn feedback_day(at: Timestamp) -> String {
+        feedback_date(jiff::tz::TimeZone::UTC.to_datetime(at).date())
+    }
+
+    pub fn feedback_date(date: jiff::civil::Date) -> String {
+        format!("FEEDBACK#{date}")
+    }
+
+    /// The weekly report of an ISO week (`REPORT#2026-W47` / `REPORT`).
+    pub fn report(week: &str) -> String {
+        format!("REPORT#{week}")
+    }
+    pub const REPORT: &str = "REPORT";
+
+    pub fn feedback_sort(at: Timestamp, kind: &str, conversation_id: &str) -> String {
+        format!("{}#{kind}#{conversation_id}", super::iso(at))
+    }
+}
+
+/// Timestamps in items are RFC 3339 UTC with millisecond precision, so they sort as strings.
+pub(crate) fn iso(at: feedback::Timestamp) -> String {
+    at.round(jiff::Unit::Millisecond).unwrap_or(at).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Weekly aggregates are kept this long (a bit over two years, for year-on-year comparisons).
+pub(crate) const AGGREGATE_RETENTION_DAYS: u32 = 800;
+
+pub(crate) fn expiry(at: feedback::Timestamp, days: u32) -> i64 {
+    at.as_second() + i64::from(days) * 86_400
+}
+
+/// Throttling, 5xx and transport failures are worth retrying; everything else is not.
+pub(crate) fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match crate::sdk::classify_sdk_error(&err) {
+        (true, what) => StoreError::Unavailable(what),
+        (false, what) => StoreError::Failed(what),
+    }
+}
+
+pub(crate) type Item = std::collections::HashMap<String, AttributeValue>;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+/// Puts `item` unless an item with its key exists: `Ok(None)` when written, `Ok(Some(existing))`
+/// otherwise (read from the failed condition, so no second round trip).
+pub(crate) async fn put_new(client: &Client, table: &str, item: Item) -> Result<Option<Item>, StoreError> {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+    let put = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(None),
+        Err(e) => match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(ccf)) => {
+                Ok(Some(ccf.item().cloned().unwrap_or_default()))
+            }
+            _ => Err(store_error(e)),
+        },
+    }
+}
+
+pub(crate) fn key(pk: String, sk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    [("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))].into()
+}
+
+/// Opens the connection (DNS, TCP, TLS, credentials) during init, so the first customer request
+/// does not pay for it. A read of a key that never exists; failures only log: init must not fail
+/// because the network blinked.
+pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
+    let read = client.get_item().table_name(table).set_key(Some(key("WARMUP".into(), "WARMUP"))).send();
+    match tokio::time::timeout(Duration::from_secs(2), read).await {
+        Ok(Ok(_)) => tracing::debug!("dynamodb connection warmed"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "dynamodb warm-up failed")
+        }
+        Err(_) => tracing::warn!("dynamodb warm-up timed out"),
+    }
+}

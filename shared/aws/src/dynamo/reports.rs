@@ -1,0 +1,316 @@
+//! Reading the weekly aggregates, storing the weekly report and its digest state, and reading
+//! feedback by day for the export.
+//!
+//! `REPORT#<week>` / `REPORT` holds the report (JSON) and, per channel (`email`, `sns`), the
+//! digest's claim (`<channel>_lease_until`) and its result (`<channel>_sent_at`, `_message_id`).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
+use futures_util::{StreamExt, TryStreamExt};
+use jiff::civil::Date;
+
+use super::{Item, get_s, iso, key, keys, s, store_error};
+use feedback::Timestamp;
+use feedback::config::WeekSettings;
+use feedback::errors::StoreError;
+use feedback::insights::weekly::{ALL, Counts, Example, Headline, WeekFigures, WeeklyReport};
+use feedback::lease::AlertClaim;
+use feedback::reporting::stats::FeedbackRow;
+use feedback::reporting::{DigestChannel, ReportStore};
+
+#[derive(Clone)]
+pub struct DynamoReportStore {
+    client: Client,
+    table: String,
+    weeks: WeekSettings,
+}
+
+fn num(item: &Item, name: &str) -> u64 {
+    signed(item, name).max(0) as u64
+}
+
+fn signed(item: &Item, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+}
+
+/// One aggregate item as `(issue type, counts)`.
+fn counts_of(item: &Item) -> Option<(String, Counts)> {
+    let issue_type = get_s(item, "issue_type")?.to_owned();
+    let mut c = Counts {
+        items: num(item, "items"),
+        severity_sum: num(item, "severity_sum"),
+        severe: num(item, "severe"),
+        sentiment_positive: num(item, "sentiment_positive"),
+        sentiment_neutral: num(item, "sentiment_neutral"),
+        sentiment_negative: num(item, "sentiment_negative"),
+        ratings: num(item, "ratings"),
+        stars: [1, 2, 3, 4, 5].map(|k| num(item, &format!("stars_{k}"))),
+        triggers: num(item, "triggers"),
+        order_value_minor_sum: signed(item, "order_value_minor_sum"),
+        orders_with_value: num(item, "orders_with_value"),
+        customers: item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, |s| s.len() as u64),
+        follow_ups_sent: num(item, "follow_ups_sent"),
+        reminders_sent: num(item, "reminders_sent"),
+        follow_up_answers: num(item, "follow_up_answers"),
+        ..Default::default()
+    };
+    for name in feedback::insights::weekly::ESTIMATE_COUNTERS {
+        c.add_estimate_counter(name, signed(item, name));
+    }
+    for slot in 0..super::insights::EXAMPLE_SLOTS {
+        if let Some(m) = item.get(&format!("example_{slot}")).and_then(|v| v.as_m().ok()) {
+            c.examples.push(Example {
+                text: get_s(m, "text").unwrap_or_default().to_owned(),
+                severity: num(m, "severity").min(5) as u8,
+                at: get_s(m, "at").unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    Some((issue_type, c))
+}
+
+impl DynamoReportStore {
+    pub fn new(client: Client, table: impl Into<String>, weeks: WeekSettings) -> Self {
+        Self { client, table: table.into(), weeks }
+    }
+
+    /// Up to `limit` items of one partition of the table (`index` None) or of an index, in sort
+    /// order, following pages; `true` when more were left.
+    async fn query_partition(
+        &self,
+        index: Option<&str>,
+        key_attribute: &str,
+        value: String,
+        limit: usize,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key_attribute)
+                .expression_attribute_values(":v", s(value.clone()))
+                .set_exclusive_start_key(start)
+                .limit((limit - items.len()).clamp(1, 1000) as i32)
+                .send()
+                .await
+                .map_err(store_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && items.len() < limit => start = Some(k),
+                Some(k) if !k.is_empty() => return Ok((items, true)),
+                _ => return Ok((items, false)),
+            }
+        }
+    }
+}
+
+fn row_of(item: &Item) -> FeedbackRow {
+    let analysis: Option<serde_json::Value> =
+        item.get("analysis").and_then(|a| serde_dynamo::from_attribute_value(a.clone()).ok());
+    let a = analysis.as_ref();
+    let kind = get_s(item, "entity").unwrap_or("").to_owned();
+    FeedbackRow {
+        at: get_s(item, "created_at")
+            .or_else(|| get_s(item, "first_at"))
+            .or_else(|| get_s(item, "sent_at"))
+            .unwrap_or("")
+            .to_owned(),
+        conversation_id: get_s(item, "conversation_id").unwrap_or("").to_owned(),
+        customer_id: get_s(item, "customer_id").unwrap_or("").to_owned(),
+        stars: item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+        category: get_s(item, "category").map(str::to_owned),
+        text: get_s(item, "comment").map(|c| feedback::pii::mask_contacts(c).into_owned()),
+        sentiment: a.and_then(|a| a["sentiment"]["label"].as_str()).map(str::to_owned),
+        score: a.and_then(|a| a["sentiment"]["score"].as_f64()),
+        severity: a.and_then(|a| a["severity"].as_u64()),
+        issue_types: a
+            .and_then(|a| a["counted_types"].as_array())
+            .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        kind,
+    }
+}
+
+impl ReportStore for DynamoReportStore {
+    /// Headlines of the weeks (the `_all` aggregate of every shard; one BatchGetItem per 100 keys).
+    async fn headlines(&self, weeks: &[String]) -> Result<Vec<Headline>, StoreError> {
+        let keys: Vec<Item> = weeks
+            .iter()
+            .flat_map(|w| {
+                (0..self.weeks.aggregate_shards)
+                    .map(move |shard| key(keys::aggregate(w, shard), &keys::aggregate_type(ALL)))
+            })
+            .collect();
+        let mut found: Vec<Item> = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                found.extend(out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+                if let Some(rest) =
+                    out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|r| !r.keys.is_empty())
+                {
+                    attempt += 1;
+                    if attempt > 5 {
+                        return Err(StoreError::Unavailable("batch read kept returning unprocessed keys".into()));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                    pending = Some(rest);
+                }
+            }
+        }
+        Ok(weeks
+            .iter()
+            .map(|w| {
+                let mut all = Counts::default();
+                for item in found.iter().filter(|i| get_s(i, "week") == Some(w.as_str())) {
+                    if let Some((_, c)) = counts_of(item) {
+                        all.add(&c);
+                    }
+                }
+                Headline::of(w, &all)
+            })
+            .collect())
+    }
+
+    /// Ratings and trigger events of the days `from..=to` (UTC days of the feedback index), oldest
+    /// first, at most `limit`; the flag says whether more were left out.
+    async fn feedback_rows(&self, from: Date, to: Date, limit: usize) -> Result<(Vec<FeedbackRow>, bool), StoreError> {
+        let mut rows = Vec::new();
+        let mut day = from;
+        while day <= to {
+            let wanted = limit + 1 - rows.len();
+            let (items, _) = self.query_partition(Some("gsi1"), "gsi1pk", keys::feedback_date(day), wanted).await?;
+            rows.extend(items.iter().map(row_of));
+            if rows.len() > limit {
+                rows.truncate(limit);
+                return Ok((rows, true));
+            }
+            day = match day.tomorrow() {
+                Ok(d) => d,
+                Err(_) => break,
+            };
+        }
+        Ok((rows, false))
+    }
+
+    async fn week_figures(&self, week: &str) -> Result<WeekFigures, StoreError> {
+        let shards: Vec<(Vec<Item>, bool)> = futures_util::stream::iter(
+            (0..self.weeks.aggregate_shards)
+                .map(|shard| self.query_partition(None, "pk", keys::aggregate(week, shard), usize::MAX)),
+        )
+        .buffered(8)
+        .try_collect()
+        .await?;
+        Ok(WeekFigures::from_shards(week, shards.iter().flat_map(|(items, _)| items).filter_map(counts_of)))
+    }
+
+    async fn report(&self, week: &str) -> Result<Option<WeeklyReport>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::report(week), keys::REPORT)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.as_ref().map(report_of).transpose()
+    }
+
+    async fn save_report(&self, report: &WeeklyReport) -> Result<WeeklyReport, StoreError> {
+        let json = serde_json::to_string(report).map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut item = key(keys::report(&report.week), keys::REPORT);
+        item.insert("entity".into(), s("weekly_report"));
+        item.insert("week".into(), s(&report.week));
+        item.insert("report".into(), s(json));
+        item.insert("created_at".into(), s(iso(report.generated_at)));
+        match super::put_new(&self.client, &self.table, item).await? {
+            None => Ok(report.clone()),
+            Some(existing) if !existing.is_empty() => report_of(&existing),
+            Some(_) => self.report(&report.week).await?.ok_or_else(|| StoreError::Failed("report vanished".into())),
+        }
+    }
+
+    async fn claim_digest(
+        &self,
+        week: &str,
+        channel: DigestChannel,
+        now: Timestamp,
+        lease_seconds: i64,
+    ) -> Result<AlertClaim, StoreError> {
+        let ch = channel.as_str();
+        let until = now.checked_add(jiff::Span::new().seconds(lease_seconds)).unwrap_or(now);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::report(week), keys::REPORT)))
+            .update_expression(format!("SET {ch}_lease_until = :until, {ch}_claimed_at = :now"))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND attribute_not_exists({ch}_sent_at) AND \
+                 (attribute_not_exists({ch}_lease_until) OR {ch}_lease_until < :now)"
+            ))
+            .expression_attribute_values(":until", s(iso(until)))
+            .expression_attribute_values(":now", s(iso(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(AlertClaim::Claimed),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
+                    match c.item() {
+                        None => Err(StoreError::Failed(format!("no report stored for {week}"))),
+                        Some(old) if old.contains_key(&format!("{ch}_sent_at")) => Ok(AlertClaim::AlreadySent),
+                        Some(_) => Ok(AlertClaim::InProgress),
+                    }
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+
+    async fn finish_digest(
+        &self,
+        week: &str,
+        channel: DigestChannel,
+        sent: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let ch = channel.as_str();
+        let update =
+            self.client.update_item().table_name(&self.table).set_key(Some(key(keys::report(week), keys::REPORT)));
+        let update = match sent {
+            Some(message_id) => update
+                .update_expression(format!("SET {ch}_sent_at = :now, {ch}_message_id = :id REMOVE {ch}_lease_until"))
+                .expression_attribute_values(":now", s(iso(now)))
+                .expression_attribute_values(":id", s(message_id)),
+            None => update.update_expression(format!("REMOVE {ch}_lease_until")),
+        };
+        update.condition_expression("attribute_exists(pk)").send().await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn report_of(item: &Item) -> Result<WeeklyReport, StoreError> {
+    let json = get_s(item, "report").ok_or_else(|| StoreError::Failed("report item without a report".into()))?;
+    serde_json::from_str(json).map_err(|e| StoreError::Failed(format!("stored report unreadable: {e}")))
+}

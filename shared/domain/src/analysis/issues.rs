@@ -1,0 +1,270 @@
+//! Issue types: what a piece of feedback is about (logistics, quality, refund_return, ...), as
+//! several labels with a confidence each. A linear model per type (trained by `feedback
+//! train-issues` on the labelled zhijiang reviews and English customer-service requests, stored in
+//! `models/issue-types.bin`) and the keywords of `rules/issue_types.toml`; the higher confidence
+//! wins. Only types at or above `MIN_CONFIDENCE` are reported.
+
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde::Serialize;
+
+use super::linear::{LinearModel, ModelError, plain_features};
+use crate::analysis::taxonomy::Taxonomy;
+use crate::analysis::triggers::normalize;
+
+pub const MIN_CONFIDENCE: f32 = 0.5;
+/// Confidence of a keyword hit (two or more distinct keywords of a type: `KEYWORDS_CONFIDENCE`).
+const KEYWORD_CONFIDENCE: f32 = 0.6;
+const KEYWORDS_CONFIDENCE: f32 = 0.8;
+const MAGIC: &[u8; 8] = b"FLISSUE1";
+/// Trained models the interleaved table holds (the taxonomy has 11 types).
+const MAX_MODELS: usize = 16;
+/// Taxonomy types the classifier handles (the taxonomy has 11).
+const MAX_TYPES: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssueScore {
+    #[serde(rename = "type")]
+    pub issue_type: &'static str,
+    pub confidence: f32,
+}
+
+pub struct IssueClassifier {
+    /// Per taxonomy type (same order), its model if one was trained.
+    models: Vec<(&'static str, Option<LinearModel>)>,
+    /// The trained models' weights interleaved by feature (`bits` bits each): one cache line per
+    /// feature instead of one per model. `None` when the models differ in size.
+    interleaved: Option<Interleaved>,
+    keywords: AhoCorasick,
+    /// Per keyword pattern: its type's index and whether it is ASCII (needs word boundaries).
+    keyword_types: Vec<(usize, bool)>,
+}
+
+/// Writes models as `FLISSUE1`, a count, then per model its id and bytes.
+pub fn encode_models(models: &[(String, LinearModel)]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&(models.len() as u32).to_le_bytes());
+    for (id, model) in models {
+        let bytes = model.to_bytes();
+        out.push(id.len() as u8);
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+fn decode_models(bytes: &'static [u8]) -> Result<Vec<(&'static str, LinearModel)>, ModelError> {
+    let bad = || ModelError::new("bad issue-type model file");
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(bad());
+    }
+    let count = u32::from_le_bytes(bytes[8..12].try_into().map_err(|_| bad())?) as usize;
+    let mut at = 12;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = usize::from(*bytes.get(at).ok_or_else(bad)?);
+        let id = std::str::from_utf8(bytes.get(at + 1..at + 1 + len).ok_or_else(bad)?).map_err(|_| bad())?;
+        at += 1 + len;
+        let size = u32::from_le_bytes(bytes.get(at..at + 4).ok_or_else(bad)?.try_into().map_err(|_| bad())?) as usize;
+        at += 4;
+        out.push((id, LinearModel::from_bytes(bytes.get(at..at + size).ok_or_else(bad)?)?));
+        at += size;
+    }
+    Ok(out)
+}
+
+impl IssueClassifier {
+    pub fn builtin() -> &'static IssueClassifier {
+        static C: OnceLock<IssueClassifier> = OnceLock::new();
+        C.get_or_init(|| {
+            IssueClassifier::new(include_bytes!("../../models/issue-types.bin")).expect("issue models checked by tests")
+        })
+    }
+
+    pub fn new(model_bytes: &'static [u8]) -> Result<Self, ModelError> {
+        let trained = decode_models(model_bytes)?;
+        let taxonomy = Taxonomy::builtin();
+        let mut patterns = Vec::new();
+        let mut keyword_types = Vec::new();
+        for (i, t) in taxonomy.issue_types.iter().enumerate() {
+            for k in &t.keywords {
+                let k = normalize(k);
+                if !k.is_empty() {
+                    keyword_types.push((i, k.is_ascii()));
+                    patterns.push(k);
+                }
+            }
+        }
+        let keywords = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| ModelError::new(&e.to_string()))?;
+        if taxonomy.issue_types.len() > MAX_TYPES {
+            return Err(ModelError::new("too many issue types"));
+        }
+        let mut models: Vec<(&'static str, Option<LinearModel>)> =
+            taxonomy.issue_types.iter().map(|t| (t.id.as_str(), None)).collect();
+        for (id, model) in trained {
+            if let Some(slot) = models.iter_mut().find(|(t, _)| *t == id) {
+                slot.1 = Some(model);
+            }
+        }
+        let interleaved = Interleaved::new(&models);
+        Ok(IssueClassifier { models, interleaved, keywords, keyword_types })
+    }
+
+    /// The feature size the models use, to compute features once (see `linear::narrow`).
+    pub fn bits(&self) -> Option<u32> {
+        self.interleaved.as_ref().map(|i| i.bits)
+    }
+
+    /// Issue types of normalised text, most confident first.
+    pub fn classify_normalized(&self, normalized: &str, scratch: &mut Vec<u32>) -> Vec<IssueScore> {
+        if let Some(bits) = self.bits() {
+            plain_features(normalized, bits, scratch);
+        }
+        self.classify_features(normalized, scratch)
+    }
+
+    /// Like `classify_normalized`, with the plain features (`linear::plain_features`) of `bits()`
+    /// bits already computed.
+    pub fn classify_features(&self, normalized: &str, features_of_text: &[u32]) -> Vec<IssueScore> {
+        let mut confidence = [0f32; MAX_TYPES];
+        let mut hits = [0u8; MAX_TYPES];
+        let bytes = normalized.as_bytes();
+        for m in self.keywords.find_overlapping_iter(normalized) {
+            let (t, ascii) = self.keyword_types[m.pattern().as_usize()];
+            let bounded = !ascii
+                || ((m.start() == 0 || !bytes[m.start() - 1].is_ascii_alphanumeric())
+                    && bytes.get(m.end()).is_none_or(|b| !b.is_ascii_alphabetic() || *b == b's'));
+            if bounded {
+                hits[t] = hits[t].saturating_add(1);
+            }
+        }
+        if let (Some(inter), false) = (&self.interleaved, features_of_text.is_empty()) {
+            for (i, margin) in inter.margins(features_of_text) {
+                confidence[i] = confidence[i].max(1.0 / (1.0 + (-margin).exp()));
+            }
+        }
+        for (i, hits) in hits.iter().enumerate() {
+            if *hits > 0 {
+                let keyword = if *hits > 1 { KEYWORDS_CONFIDENCE } else { KEYWORD_CONFIDENCE };
+                confidence[i] = confidence[i].max(keyword);
+            }
+        }
+        let mut out: Vec<IssueScore> = self
+            .models
+            .iter()
+            .zip(confidence)
+            .filter(|(_, c)| *c >= MIN_CONFIDENCE)
+            .map(|((id, _), c)| IssueScore { issue_type: id, confidence: (c * 1000.0).round() / 1000.0 })
+            .collect();
+        out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        out
+    }
+
+    pub fn classify(&self, text: &str) -> Vec<IssueScore> {
+        self.classify_normalized(&normalize(text), &mut Vec::new())
+    }
+}
+
+struct Interleaved {
+    bits: u32,
+    /// Taxonomy index of each trained model, in table order.
+    types: Vec<usize>,
+    biases: Vec<f32>,
+    /// `weights[feature * types.len() + k]`: the models' one-byte weights side by side (k × 64 KB
+    /// for 16-bit models: small enough to stay in cache).
+    weights: Vec<u8>,
+    /// Per model, the decoded value of each byte.
+    tables: Vec<[f32; 256]>,
+}
+
+impl Interleaved {
+    fn new(models: &[(&'static str, Option<LinearModel>)]) -> Option<Self> {
+        let trained: Vec<(usize, &LinearModel)> =
+            models.iter().enumerate().filter_map(|(i, (_, m))| m.as_ref().map(|m| (i, m))).collect();
+        let bits = trained.first()?.1.bits();
+        if trained.len() > MAX_MODELS || trained.iter().any(|(_, m)| m.bits() != bits) {
+            return None;
+        }
+        let k = trained.len();
+        let mut weights = vec![0u8; k << bits];
+        for (j, (_, m)) in trained.iter().enumerate() {
+            for (f, &q) in m.raw_weights().iter().enumerate() {
+                weights[f * k + j] = q;
+            }
+        }
+        Some(Interleaved {
+            bits,
+            types: trained.iter().map(|(i, _)| *i).collect(),
+            biases: trained.iter().map(|(_, m)| m.bias()).collect(),
+            weights,
+            tables: trained.iter().map(|(_, m)| *m.decode_table()).collect(),
+        })
+    }
+
+    /// (taxonomy index, margin) per trained model.
+    fn margins(&self, features: &[u32]) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let k = self.types.len();
+        let mut sums = [0f32; MAX_MODELS];
+        for &f in features {
+            let f = f as usize;
+            let row = &self.weights[f * k..f * k + k];
+            for ((s, &q), table) in sums.iter_mut().zip(row).zip(&self.tables) {
+                *s += table[q as usize];
+            }
+        }
+        let x = 1.0 / (features.len().max(1) as f32).sqrt();
+        self.types.iter().zip(sums).zip(&self.biases).map(move |((&t, s), b)| (t, b + s * x)).take(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn types(text: &str) -> Vec<&'static str> {
+        IssueClassifier::builtin().classify(text).into_iter().map(|s| s.issue_type).collect()
+    }
+
+    #[test]
+    fn common_complaints_get_their_types() {
+        assert!(types("快递太慢了，一个星期才到").contains(&"logistics"));
+        assert!(types("我要退款，东西不想要了").contains(&"refund_return"));
+        assert!(types("客服态度太差了").contains(&"service"));
+        assert!(types("这是假货吧，和专柜的不一样").contains(&"authenticity"));
+        assert!(types("包装破了，盒子都压坏了").contains(&"packaging"));
+        assert!(types("I was charged twice for my order").contains(&"payment"));
+        assert!(types("I can't log in to my account").contains(&"account"));
+        assert!(types("where is my package? tracking says nothing").contains(&"logistics"));
+    }
+
+    #[test]
+    fn texts_about_nothing_in_particular_have_no_type() {
+        assert!(types("你好").is_empty());
+        assert!(types("").is_empty());
+    }
+
+    #[test]
+    fn the_model_file_round_trips() {
+        let m = LinearModel::from_trained(8, &[0.0; 256], 0.0);
+        let bytes: &'static [u8] = Box::leak(encode_models(&[("logistics".into(), m)]).into_boxed_slice());
+        let decoded = decode_models(bytes).unwrap();
+        assert_eq!(decoded.len(), 1);
+        assert_eq!(decoded[0].0, "logistics");
+        assert!(decode_models(b"FLISSUE1\x05\0\0\0").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn classification_never_panics_and_is_bounded(s in any::<String>()) {
+            for score in IssueClassifier::builtin().classify(&s) {
+                prop_assert!((MIN_CONFIDENCE..=1.0).contains(&score.confidence));
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The analysis engine: pure, fast, no I/O. Turns a piece of feedback text (a rating comment, a
+//! customer message, a follow-up answer) into what staff and the weekly prioritisation need: is it
+//! feedback at all, its sentiment, its issue types, its keyword trigger and a severity.
+//!
+//! `Analyzer` holds the scratch buffers, so analysing a stream of texts allocates almost nothing
+//! per text; the models are loaded once per process (in place from the binary).
+
+pub mod chat;
+pub mod cleaning;
+pub mod issues;
+pub mod linear;
+pub mod satisfaction;
+pub mod sentiment;
+pub mod taxonomy;
+pub mod triggers;
+
+use serde::Serialize;
+
+use crate::analysis::triggers::{Severity, Trigger, TriggerRules, normalize_into};
+use chat::{ChatModel, ChatReading, TurnContext};
+use cleaning::{Validity, emoji_polarity, validity};
+use issues::{IssueClassifier, IssueScore};
+use sentiment::{NEUTRAL_BAND, Polarity, Sentiment, SentimentModel, ends_with_question_mark};
+
+/// Severity of one piece of feedback, 0 (nothing wrong) to 5 (legal or public threat).
+pub type SeverityScore = u8;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    pub trigger: Trigger,
+    pub sentiment: Sentiment,
+    pub issues: Vec<IssueScore>,
+    pub invalid: Validity,
+    pub severity: SeverityScore,
+}
+
+pub struct Analyzer {
+    rules: &'static TriggerRules,
+    sentiment: &'static SentimentModel,
+    issues: &'static IssueClassifier,
+    chat: &'static ChatModel,
+    chat_scratch: chat::Scratch,
+    satisfaction: &'static satisfaction::SatisfactionModel,
+    satisfaction_scratch: (satisfaction::Scratch, Vec<(u32, f32)>),
+    normalized: String,
+    /// Features at the sentiment model's size, and narrowed to the issue models' size.
+    wide: Vec<u32>,
+    narrow: Vec<u32>,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Analyzer {
+    pub fn new() -> Self {
+        Analyzer {
+            rules: TriggerRules::builtin(),
+            sentiment: SentimentModel::builtin(),
+            issues: IssueClassifier::builtin(),
+            chat: ChatModel::builtin(),
+            chat_scratch: chat::Scratch::default(),
+            satisfaction: satisfaction::SatisfactionModel::builtin(),
+            satisfaction_scratch: Default::default(),
+            normalized: String::new(),
+            wide: Vec::new(),
+            narrow: Vec::new(),
+        }
+    }
+
+    /// Whether a text has anything to read (not empty, not noise): what the chat model would
+    /// read, so a caller can skip fetching its context otherwise.
+    pub fn has_words(&mut self, text: &str) -> bool {
+        normalize_into(text, &mut self.normalized);
+        !self.normalized.is_empty() && !validity(text, &self.normalized).is_invalid
+    }
+
+    /// The normalised form of the last analysed text (for duplicate detection).
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// Analyses feedback text; `stars` when it came with a rating.
+    pub fn analyze(&mut self, text: &str, stars: Option<u8>) -> Analysis {
+        self.analyze_with(text, stars, None)
+    }
+
+    /// Analyses a customer's chat turn: the rules and the review models as `analyze`, plus the
+    /// chat model reading the turn in its context. The chat model decides the sentiment, and a
+    /// turn the rules missed becomes a medium trigger (`dissatisfied` or `not_resolved`, rule
+    /// `model.chat`) when the model is confident enough (`models/CHAT.md`).
+    pub fn analyze_turn(&mut self, text: &str, context: &TurnContext<'_>) -> Analysis {
+        self.analyze_with(text, None, Some(context))
+    }
+
+    /// The scores the chat model takes from the other models: the review sentiment score (already
+    /// computed) and the satisfaction model's score of the turn alone.
+    fn turn_scores(&mut self, text: &str, review_score: f32) -> [f32; 2] {
+        let (scratch, buffer) = &mut self.satisfaction_scratch;
+        let alone = self.satisfaction.estimate([(satisfaction::Speaker::Customer, text)], scratch, buffer);
+        [review_score, alone.map_or(0.0, |s| s.score)]
+    }
+
+    /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
+    pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
+        let review = self.analyze(text, None).sentiment.score;
+        let scores = self.turn_scores(text, review);
+        self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch)
+    }
+
+    fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
+        normalize_into(text, &mut self.normalized);
+        let invalid = validity(text, &self.normalized);
+        let trigger = self.rules.detect_normalized(&self.normalized);
+        // One pass of feature hashing serves both models.
+        let plain = linear::features(&self.normalized, self.sentiment.bits(), &mut self.wide);
+        let mut sentiment = if self.normalized.is_empty() {
+            let score = emoji_polarity(text).unwrap_or(0.0);
+            let label = if score > 0.0 {
+                Polarity::Positive
+            } else if score < 0.0 {
+                Polarity::Negative
+            } else {
+                Polarity::Neutral
+            };
+            Sentiment { label, score }
+        } else {
+            self.sentiment.analyze_features(&self.normalized, ends_with_question_mark(text), &self.wide)
+        };
+        let mut trigger = trigger;
+        if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
+            // The review score as `analyze` reports it, which is what the chat model was trained with.
+            let review = held_to_trigger(sentiment, &trigger).score;
+            let scores = self.turn_scores(text, review);
+            let reading = self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch);
+            let t = self.chat.thresholds;
+            if !trigger.fired && reading.unhappy >= t.unhappy {
+                let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };
+                trigger = Trigger {
+                    fired: true,
+                    category: Some(category.to_owned()),
+                    rule: Some("model.chat".to_owned()),
+                    severity: Some(Severity::Medium),
+                    phrase: None,
+                };
+            }
+            sentiment = if reading.negative >= t.negative {
+                Sentiment { label: Polarity::Negative, score: -reading.negative.max(NEUTRAL_BAND) }
+            } else if reading.positive >= t.positive {
+                Sentiment { label: Polarity::Positive, score: reading.positive.max(NEUTRAL_BAND) }
+            } else {
+                Sentiment {
+                    label: Polarity::Neutral,
+                    score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9,
+                }
+            };
+        }
+        let sentiment = held_to_trigger(sentiment, &trigger);
+        let issues = if invalid.is_invalid || self.normalized.is_empty() {
+            Vec::new()
+        } else {
+            match self.issues.bits() {
+                Some(bits) if bits <= self.sentiment.bits() => {
+                    linear::narrow(&self.wide[..plain], bits, &mut self.narrow);
+                    self.issues.classify_features(&self.normalized, &self.narrow)
+                }
+                _ => self.issues.classify_normalized(&self.normalized, &mut self.narrow),
+            }
+        };
+        let severity = if invalid.is_invalid { 0 } else { severity(&sentiment, stars, &trigger, &issues) };
+        Analysis { trigger, sentiment, issues, invalid, severity }
+    }
+}
+
+/// A keyword trigger means the customer said they are unhappy, whatever a model thinks.
+fn held_to_trigger(sentiment: Sentiment, trigger: &Trigger) -> Sentiment {
+    if trigger.fired && sentiment.label != Polarity::Negative {
+        Sentiment { label: Polarity::Negative, score: sentiment.score.min(-0.3) }
+    } else {
+        sentiment
+    }
+}
+
+/// Issue types that involve money or the law: a problem with them is one level more severe.
+const SERIOUS_TYPES: [&str; 3] = ["refund_return", "payment", "authenticity"];
+
+/// Severity 0–5, the highest of: negative sentiment (2, or 3 when strongly negative), low stars
+/// (1★ 3, 2★ 2, 3★ 1), a trigger (medium 3, high 4, complaint — legal or regulator threats — 5);
+/// then one more for money or authenticity issues when already at 2 or more. Capped at 5.
+pub fn severity(sentiment: &Sentiment, stars: Option<u8>, trigger: &Trigger, issues: &[IssueScore]) -> SeverityScore {
+    let from_sentiment = match sentiment.label {
+        Polarity::Negative if sentiment.score <= -0.7 => 3,
+        Polarity::Negative => 2,
+        _ => 0,
+    };
+    let from_stars = match stars {
+        Some(1) => 3,
+        Some(2) => 2,
+        Some(3) => 1,
+        _ => 0,
+    };
+    let from_trigger = match (trigger.severity, trigger.category.as_deref()) {
+        (_, Some("complaint")) => 5,
+        (Some(Severity::High), _) => 4,
+        (Some(Severity::Medium), _) => 3,
+        (Some(Severity::Low), _) => 1,
+        (None, _) => 0,
+    };
+    let base = from_sentiment.max(from_stars).max(from_trigger);
+    let serious = issues.iter().any(|i| SERIOUS_TYPES.contains(&i.issue_type));
+    (base + u8::from(serious && base >= 2)).min(5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_complaint_is_negative_severe_and_typed() {
+        let mut a = Analyzer::new();
+        let r = a.analyze("快递一个星期都没到，再不处理我就去12315投诉", Some(1));
+        assert_eq!(r.trigger.category.as_deref(), Some("complaint"));
+        assert_eq!(r.sentiment.label, Polarity::Negative);
+        assert!(r.issues.iter().any(|i| i.issue_type == "logistics"), "{:?}", r.issues);
+        assert_eq!(r.severity, 5);
+        assert!(!r.invalid.is_invalid);
+    }
+
+    #[test]
+    fn praise_and_plain_questions_are_not_severe() {
+        let mut a = Analyzer::new();
+        let praise = a.analyze("物流很快，质量很好，五星好评", Some(5));
+        assert_eq!((praise.sentiment.label, praise.severity), (Polarity::Positive, 0));
+        let question = a.analyze("请问什么时候发货？", None);
+        assert_eq!((question.sentiment.label, question.severity), (Polarity::Neutral, 0));
+    }
+
+    #[test]
+    fn invalid_feedback_has_no_severity_or_types() {
+        let mut a = Analyzer::new();
+        let r = a.analyze("此用户未填写评价", Some(1));
+        assert!(r.invalid.is_invalid);
+        assert_eq!((r.severity, r.issues.len()), (0, 0));
+        assert_eq!(a.analyze("👍👍", None).sentiment.label, Polarity::Positive);
+    }
+
+    #[test]
+    fn severity_follows_its_documented_rule() {
+        let neg = Sentiment { label: Polarity::Negative, score: -0.5 };
+        let pos = Sentiment { label: Polarity::Positive, score: 0.9 };
+        let refund = [IssueScore { issue_type: "refund_return", confidence: 0.9 }];
+        assert_eq!(severity(&pos, Some(5), &Trigger::NONE, &[]), 0);
+        assert_eq!(severity(&pos, Some(3), &Trigger::NONE, &[]), 1);
+        assert_eq!(severity(&neg, None, &Trigger::NONE, &[]), 2);
+        assert_eq!(severity(&neg, None, &Trigger::NONE, &refund), 3);
+        assert_eq!(severity(&pos, Some(1), &Trigger::NONE, &refund), 4);
+        let high = TriggerRules::builtin().detect("你们就是骗子");
+        assert_eq!(severity(&neg, None, &high, &refund), 5);
+    }
+
+    proptest! {
+        #[test]
+        fn analysis_never_panics_and_is_deterministic(s in any::<String>(), stars in proptest::option::of(1u8..=5)) {
+            let mut a = Analyzer::new();
+            let first = a.analyze(&s, stars);
+            prop_assert!(first.severity <= 5);
+            prop_assert!((-1.0..=1.0).contains(&first.sentiment.score));
+            prop_assert_eq!(first, a.analyze(&s, stars));
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! Keyword triggers: does a customer message mean "I am not happy", and in which way?
+//!
+//! Rules are data (`rules/triggers.toml`): phrases per category, negators, fillers, resolution
+//! phrases and shadows. A message is normalised (`normalize`), scanned once with Aho-Corasick
+//! (leftmost-longest, so a longer shadow phrase hides a trigger inside it), and each hit is checked
+//! for word boundaries (English), negation right before it, and a later resolution phrase.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// What a message triggered (the strongest hit), or `fired: false`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Trigger {
+    pub fired: bool,
+    pub category: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<Severity>,
+    /// The rule phrase that matched (normalised form).
+    pub phrase: Option<String>,
+}
+
+impl Trigger {
+    pub const NONE: Trigger = Trigger { fired: false, category: None, rule: None, severity: None, phrase: None };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("trigger rules are not valid TOML: {0}")]
+    Toml(String),
+    #[error("rule {rule}: category {category:?} is not declared in [categories]")]
+    UnknownCategory { rule: String, category: String },
+    #[error("cannot build the matcher: {0}")]
+    Matcher(String),
+}
+
+/// What the chatbot should do when a category fires for the first time in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Ask what went wrong, the issue type and stars (answers go to `POST /ratings`).
+    OpenFeedbackForm,
+    /// Hand the conversation to a human agent.
+    HandoffToAgent,
+}
+
+/// When repeated triggers in one conversation escalate it under a category of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Escalation {
+    pub category: String,
+    /// Distinct triggering customer messages in one conversation that escalate it.
+    pub after_messages: usize,
+    pub severity: Severity,
+    pub action: Action,
+}
+
+#[derive(Deserialize)]
+struct RulesFile {
+    categories: BTreeMap<String, Severity>,
+    #[serde(default)]
+    actions: BTreeMap<String, Action>,
+    escalation: Escalation,
+    negation: Negation,
+    resolution: Resolution,
+    rule: Vec<RuleDef>,
+    #[serde(default)]
+    near: Vec<NearDef>,
+    #[serde(default)]
+    shadow: Vec<ShadowDef>,
+}
+
+/// A trigger made of two parts with a few characters between them (还没 … 解决 matches
+/// 还没给我解决, 还没有人处理), in the same clause.
+#[derive(Deserialize)]
+struct NearDef {
+    id: String,
+    category: String,
+    first: Vec<String>,
+    then: Vec<String>,
+    /// Most characters allowed between the two parts.
+    max_gap: usize,
+}
+
+#[derive(Deserialize)]
+struct Negation {
+    zh: Vec<String>,
+    en: Vec<String>,
+    filler_zh: Vec<String>,
+    filler_en: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Resolution {
+    zh: Vec<String>,
+    en: Vec<String>,
+    question_after: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RuleDef {
+    id: String,
+    category: String,
+    #[serde(default)]
+    severity: Option<Severity>,
+    phrases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ShadowDef {
+    phrases: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Trigger {
+        rule: usize,
+    },
+    /// The first part of a near rule (matched in a second pass, see `near_matcher`).
+    NearFirst {
+        rule: usize,
+        near: usize,
+    },
+    Resolution,
+    Shadow,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    kind: Kind,
+    /// Pure ASCII patterns need word boundaries ("sue" must not match inside "issue").
+    ascii: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    id: String,
+    category: String,
+    severity: Severity,
+}
+
+/// Categories a resolution phrase later in the message cancels.
+const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
+
+struct Near {
+    then: Vec<String>,
+    max_gap: usize,
+}
+
+pub struct TriggerRules {
+    nears: Vec<Near>,
+    near_matcher: AhoCorasick,
+    near_patterns: Vec<Pattern>,
+    categories: BTreeMap<String, Severity>,
+    actions: BTreeMap<String, Action>,
+    escalation: Escalation,
+    matcher: AhoCorasick,
+    patterns: Vec<Pattern>,
+    rules: Vec<Rule>,
+    negators: Vec<String>,
+    fillers: Vec<String>,
+    question_after: Vec<String>,
+}
+
+impl TriggerRules {
+    /// The rule table shipped in the repository (parsed once per process).
+    pub fn builtin() -> &'static TriggerRules {
+        static RULES: OnceLock<TriggerRules> = OnceLock::new();
+        RULES.get_or_init(|| {
+            TriggerRules::from_toml(include_str!("../../rules/triggers.toml"))
+                .expect("rules/triggers.toml is checked by tests")
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, RulesError> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
+        let mut patterns: Vec<Pattern> = Vec::new();
+        let mut rules = Vec::new();
+        let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
+            let text = normalize(raw);
+            if !text.is_empty() && !patterns.iter().any(|p| p.text == text) {
+                patterns.push(Pattern { ascii: text.is_ascii(), text, kind });
+            }
+        };
+        for def in &file.rule {
+            let severity = match (def.severity, file.categories.get(&def.category)) {
+                (Some(s), _) | (None, Some(&s)) => s,
+                (None, None) => {
+                    return Err(RulesError::UnknownCategory { rule: def.id.clone(), category: def.category.clone() });
+                }
+            };
+            rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
+            for p in &def.phrases {
+                push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns);
+            }
+        }
+        let mut nears = Vec::new();
+        let mut near_patterns: Vec<Pattern> = Vec::new();
+        for def in &file.near {
+            let severity = *file
+                .categories
+                .get(&def.category)
+                .ok_or_else(|| RulesError::UnknownCategory { rule: def.id.clone(), category: def.category.clone() })?;
+            rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
+            nears.push(Near { then: def.then.iter().map(|t| normalize(t)).collect(), max_gap: def.max_gap });
+            for p in &def.first {
+                push(p, Kind::NearFirst { rule: rules.len() - 1, near: nears.len() - 1 }, &mut near_patterns);
+            }
+        }
+        for p in file.resolution.zh.iter().chain(&file.resolution.en) {
+            push(p, Kind::Resolution, &mut patterns);
+        }
+        for p in file.shadow.iter().flat_map(|s| &s.phrases) {
+            push(p, Kind::Shadow, &mut patterns);
+        }
+        let matcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(patterns.iter().map(|p| p.text.as_str()))
+            .map_err(|e| RulesError::Matcher(e.to_string()))?;
+        // Near rules' first parts are short (还没, nobody) and must not hide whole phrases that
+        // start with them (都没人管), so they are found in a pass of their own.
+        let near_matcher = AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str()))
+            .map_err(|e| RulesError::Matcher(e.to_string()))?;
+        let norm = |v: &[String]| -> Vec<String> {
+            let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
+            // Longest first, so "没有" is tried before "没".
+            out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            out
+        };
+        if let Some(category) = file.actions.keys().find(|c| !file.categories.contains_key(*c)) {
+            return Err(RulesError::UnknownCategory { rule: "[actions]".into(), category: category.clone() });
+        }
+        if file.escalation.after_messages < 2 {
+            return Err(RulesError::Toml("[escalation] after_messages must be at least 2".into()));
+        }
+        Ok(TriggerRules {
+            nears,
+            near_matcher,
+            near_patterns,
+            categories: file.categories,
+            actions: file.actions,
+            escalation: file.escalation,
+            matcher,
+            patterns,
+            rules,
+            negators: norm(&[file.negation.zh, file.negation.en].concat()),
+            fillers: norm(&[file.negation.filler_zh, file.negation.filler_en].concat()),
+            question_after: norm(&file.resolution.question_after),
+        })
+    }
+
+    /// The action for the first trigger of `category` in a conversation.
+    pub fn action_for(&self, category: &str) -> Action {
+        if category == self.escalation.category {
+            return self.escalation.action;
+        }
+        self.actions.get(category).copied().unwrap_or(Action::OpenFeedbackForm)
+    }
+
+    pub fn severity_of(&self, category: &str) -> Option<Severity> {
+        if category == self.escalation.category {
+            return Some(self.escalation.severity);
+        }
+        self.categories.get(category).copied()
+    }
+
+    pub fn escalation(&self) -> &Escalation {
+        &self.escalation
+    }
+
+    /// Detects a trigger in a customer message.
+    pub fn detect(&self, text: &str) -> Trigger {
+        NORMALIZED.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            normalize_into(text, &mut buf);
+            self.detect_normalized(&buf)
+        })
+    }
+
+    /// Detects on text already normalised with [`normalize`].
+    pub fn detect_normalized(&self, text: &str) -> Trigger {
+        let mut hits: Vec<(usize, usize, usize)> = Vec::new(); // (rule, start, end)
+        let mut resolutions: Vec<usize> = Vec::new(); // start offsets
+        let mut shadows: Vec<(usize, usize)> = Vec::new();
+        for m in self.matcher.find_iter(text) {
+            let pattern = &self.patterns[m.pattern().as_usize()];
+            if pattern.ascii && !word_bounded(text, m.start(), m.end()) {
+                continue;
+            }
+            match pattern.kind {
+                Kind::Shadow => shadows.push((m.start(), m.end())),
+                Kind::Resolution => {
+                    let after = &text[m.end()..];
+                    if !self.question_after.iter().any(|q| after.starts_with(q.as_str())) {
+                        resolutions.push(m.start());
+                    }
+                }
+                Kind::Trigger { rule } => {
+                    if !self.negated(&text[..m.start()]) {
+                        hits.push((rule, m.start(), m.end()));
+                    }
+                }
+                Kind::NearFirst { .. } => {}
+            }
+        }
+        for m in self.near_matcher.find_overlapping_iter(text) {
+            let pattern = &self.near_patterns[m.pattern().as_usize()];
+            let Kind::NearFirst { rule, near } = pattern.kind else { continue };
+            let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
+            if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
+                continue;
+            }
+            if let Some(end) = self.near_end(text, m.end(), &self.nears[near])
+                && !self.negated(&text[..m.start()])
+            {
+                hits.push((rule, m.start(), end));
+            }
+        }
+        let best = hits
+            .into_iter()
+            .filter(|&(rule, _, end)| {
+                let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
+                !(resolvable && resolutions.iter().any(|&r| r >= end))
+            })
+            .max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
+        match best {
+            None => Trigger::NONE,
+            Some((rule, start, end)) => {
+                let r = &self.rules[rule];
+                Trigger {
+                    fired: true,
+                    category: Some(r.category.clone()),
+                    rule: Some(r.id.clone()),
+                    severity: Some(r.severity),
+                    phrase: Some(text[start..end].to_owned()),
+                }
+            }
+        }
+    }
+
+    /// Where the second part of a near rule ends, if one starts within `max_gap` characters after
+    /// `from` in the same clause.
+    fn near_end(&self, text: &str, from: usize, near: &Near) -> Option<usize> {
+        let rest = &text[from..];
+        let clause = &rest[..rest.find('|').unwrap_or(rest.len())];
+        for (gap, (offset, _)) in clause.char_indices().enumerate() {
+            if gap > near.max_gap {
+                break;
+            }
+            let here = &clause[offset..];
+            if let Some(then) = near.then.iter().find(|t| here.starts_with(t.as_str())) {
+                return Some(from + offset + then.len());
+            }
+        }
+        None
+    }
+
+    /// True when the clause text right before a phrase ends with a negator, allowing fillers
+    /// ("没有什么" + 不满意, "i have no" + complaints at all is checked on "i have no").
+    fn negated(&self, before: &str) -> bool {
+        let clause = before.rsplit('|').next().unwrap_or("");
+        let mut rest = clause.trim_end();
+        for _ in 0..4 {
+            if self.negators.iter().any(|n| {
+                rest.ends_with(n.as_str()) && (!n.is_ascii() || word_bounded(rest, rest.len() - n.len(), rest.len()))
+            }) {
+                return true;
+            }
+            let Some(filler) = self.fillers.iter().find(|f| {
+                rest.ends_with(f.as_str()) && (!f.is_ascii() || word_bounded(rest, rest.len() - f.len(), rest.len()))
+            }) else {
+                return false;
+            };
+            rest = rest[..rest.len() - filler.len()].trim_end();
+        }
+        false
+    }
+}
+
+/// An ASCII match is a word when the characters around it are not ASCII letters or digits. A
+/// trailing plural/tense ending (`complaints`, `complained`, `lawyers`) still counts as the word.
+fn word_bounded(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric();
+    if start > 0 && is_word(bytes[start - 1]) {
+        return false;
+    }
+    let rest = &bytes[end..];
+    let word_len = rest.iter().take_while(|&&b| is_word(b)).count();
+    matches!(&rest[..word_len], b"" | b"s" | b"es" | b"ed" | b"d" | b"ing")
+}
+
+thread_local! {
+    static NORMALIZED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{2FA1F}')
+}
+
+/// Marks a clause boundary: negation does not reach across it.
+fn is_clause_end(c: char) -> bool {
+    matches!(c, '。' | '！' | '？' | '!' | '?' | '，' | ',' | '；' | ';' | '.' | '…' | '\n' | '、' | '|')
+}
+
+/// Normalises customer text for matching: full-width forms to half-width, letters to lower case,
+/// traditional to simplified Chinese, apostrophes dropped (`don't` → `dont`), clause punctuation to
+/// `|`, and every other run of spaces, symbols, punctuation or emoji removed between Chinese
+/// characters and collapsed to one space elsewhere. Idempotent.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::new();
+    normalize_into(text, &mut out);
+    out
+}
+
+pub fn normalize_into(text: &str, out: &mut String) {
+    out.clear();
+    out.reserve(text.len());
+    let mut pending_space = false;
+    let mut last: Option<char> = None;
+    for raw in text.chars() {
+        let c = match raw {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(raw as u32 - 0xFEE0).unwrap_or(raw),
+            '\u{3000}' => ' ',
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' => '\'',
+            _ => raw,
+        };
+        if c == '\'' {
+            continue;
+        }
+        if is_clause_end(c) {
+            if last.is_some() && last != Some('|') {
+                out.push('|');
+                last = Some('|');
+            }
+            pending_space = false;
+            continue;
+        }
+        // Han characters are letters: skip the general (slow) Unicode lookup for the common case.
+        if !(matches!(c, '\u{4E00}'..='\u{9FFF}') || c.is_alphanumeric()) {
+            pending_space = last.is_some() && last != Some('|');
+            continue;
+        }
+        if pending_space && !(is_cjk(c) && last.is_some_and(is_cjk)) {
+            out.push(' ');
+        }
+        pending_space = false;
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_uppercase() {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        last = Some(c);
+    }
+    if out.ends_with('|') {
+        out.pop();
+    }
+    fast2s::replace(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_shipped_rules_load() {
+        let r = TriggerRules::builtin();
+        assert!(
+            r.rules.len() >= 12 && r.patterns.len() > 300,
+            "{} rules, {} patterns",
+            r.rules.len(),
+            r.patterns.len()
+        );
+    }
+
+    #[test]
+    fn normalisation_handles_what_customers_type() {
+        assert_eq!(normalize("不 满意"), "不满意");
+        assert_eq!(normalize("不满~意！！！"), "不满意");
+        assert_eq!(normalize("問題還是沒解決"), "问题还是没解决");
+        assert_eq!(normalize("ＮＯＴ　Ｈａｐｐｙ"), "not happy");
+        assert_eq!(normalize("I don’t like it 😡😡"), "i dont like it");
+        assert_eq!(normalize("还是不行。。。真的"), "还是不行|真的");
+        assert_eq!(normalize("要 refund 😤"), "要 refund");
+    }
+
+    #[test]
+    fn unknown_categories_are_rejected() {
+        let bad = r#"
+            [categories]
+            dissatisfied = "medium"
+            [negation]
+            zh = []
+            en = []
+            filler_zh = []
+            filler_en = []
+            [resolution]
+            zh = []
+            en = []
+            question_after = []
+            [escalation]
+            category = "repeated"
+            after_messages = 3
+            severity = "high"
+            action = "handoff_to_agent"
+            [[rule]]
+            id = "x"
+            category = "nope"
+            phrases = ["a"]
+        "#;
+        assert!(matches!(TriggerRules::from_toml(bad), Err(RulesError::UnknownCategory { .. })));
+        let bad_action = bad.replace("category = \"nope\"", "category = \"dissatisfied\"")
+            + "\n[actions]\nwant_human = \"handoff_to_agent\"\n";
+        assert!(matches!(TriggerRules::from_toml(&bad_action), Err(RulesError::UnknownCategory { .. })));
+    }
+
+    #[test]
+    fn near_rules_allow_a_few_words_between_their_parts_in_one_clause() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.detect("还没给我解决").rule.as_deref(), Some("zh.not_resolved.near"));
+        assert_eq!(r.detect("都十天了退款一直没有到账").category.as_deref(), Some("not_resolved"));
+        assert_eq!(r.detect("nobody has answered my emails").category.as_deref(), Some("not_resolved"));
+        // Too far apart, or in another clause: no trigger.
+        assert!(!r.detect("还没来得及仔细看看说明书解决").fired);
+        assert!(!r.detect("还没吃，问题解决").fired);
+        assert!(!r.detect("still no rain today, anyway thanks for the answer").fired);
+    }
+
+    #[test]
+    fn categories_map_to_actions_and_severities() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.action_for("dissatisfied"), Action::OpenFeedbackForm);
+        assert_eq!(r.action_for("want_human"), Action::HandoffToAgent);
+        assert_eq!(r.severity_of("complaint"), Some(Severity::High));
+        let esc = r.escalation();
+        assert_eq!(r.severity_of(&esc.category), Some(Severity::High));
+        assert_eq!(r.action_for(&esc.category), Action::HandoffToAgent);
+        assert!(esc.after_messages >= 2);
+    }
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent_and_never_panics(s in any::<String>()) {
+            let once = normalize(&s);
+            prop_assert_eq!(normalize(&once), once);
+        }
+
+        #[test]
+        fn detection_never_panics_and_is_deterministic(s in any::<String>()) {
+            let r = TriggerRules::builtin();
+            prop_assert_eq!(r.detect(&s), r.detect(&s));
+        }
+
+        #[test]
+        fn detection_survives_noise_inside_chinese_phrases(sep in "[ ~～·*\\-😡👎]{1,3}") {
+            let r = TriggerRules::builtin();
+            let t = r.detect(&format!("我对这次服务不{sep}满{sep}意"));
+            prop_assert_eq!(t.category.as_deref(), Some("dissatisfied"));
+        }
+    }
+}

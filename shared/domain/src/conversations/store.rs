@@ -1,0 +1,166 @@
+//! The conversation ports: what recording messages, reacting to triggers and closing need from
+//! storage and staff notification. The AWS adapters live in the `feedback-aws` crate.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::Timestamp;
+use crate::analysis::triggers::Severity;
+use crate::errors::{NotifyError, StoreError};
+use crate::lease::AlertClaim;
+
+/// How a message fared in storage. Messages are keyed by their id, so a resend is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStored {
+    Created,
+    /// The same message was stored before (a resend); nothing was written.
+    Duplicate,
+    /// A different message was stored under this id before; the first one is kept.
+    Conflict,
+}
+
+/// Whether the conversation belongs to the customer a request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    Confirmed,
+    OtherCustomer(String),
+}
+
+/// One firing of a trigger category in a conversation, to be recorded on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerEvent<'a> {
+    pub conversation_id: &'a str,
+    pub customer_id: &'a str,
+    pub category: &'a str,
+    pub severity: crate::analysis::triggers::Severity,
+    pub rule: Option<&'a str>,
+    pub phrase: Option<&'a str>,
+    pub message_id: &'a str,
+    pub sent_at: crate::Timestamp,
+}
+
+/// What a conversation has recorded for one category, after recording an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerRecord {
+    pub category: String,
+    /// The message that fired the category first in this conversation.
+    pub first_message_id: String,
+    /// Distinct messages that fired it.
+    pub message_count: usize,
+    pub alerted: bool,
+}
+
+/// What became of a closed conversation's follow-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpState {
+    /// Queued: the follow-up run will pick it up at `due_at`.
+    Scheduled,
+    /// Queued by an earlier close; unchanged.
+    AlreadyScheduled,
+    /// The conversation was resolved after all; a queued follow-up was withdrawn.
+    Cancelled,
+    /// Resolved in chat: nothing to follow up.
+    NotNeeded,
+    /// Unresolved, but no customer is known for the conversation: nobody to follow up with.
+    CustomerUnknown,
+    /// Already sent (or being sent): closing again changes nothing.
+    InProgress,
+}
+
+pub trait ConversationStore {
+    /// Records that the conversation has these messages' customer (the first request decides),
+    /// unless it already belongs to another one.
+    fn claim_for_customer(
+        &self,
+        conversation_id: &str,
+        customer_id: &str,
+        channel: crate::conversations::Channel,
+        now: crate::Timestamp,
+    ) -> impl Future<Output = Result<Ownership, StoreError>> + Send;
+
+    /// Stores each message unless one with its id is already stored. Results in input order.
+    fn insert_messages(
+        &self,
+        conversation_id: &str,
+        messages: &[(crate::conversations::ChatMessage, crate::analysis::triggers::Trigger)],
+        now: crate::Timestamp,
+    ) -> impl Future<Output = Result<Vec<MessageStored>, StoreError>> + Send;
+
+    /// Records a trigger event on the conversation: one record per category, however many
+    /// messages (or retries) fire it.
+    fn record_trigger(
+        &self,
+        event: &TriggerEvent<'_>,
+    ) -> impl Future<Output = Result<TriggerRecord, StoreError>> + Send;
+
+    /// Adds messages to the conversation's set of triggering messages; returns the set's size.
+    fn add_triggering_messages(
+        &self,
+        conversation_id: &str,
+        message_ids: &[&str],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    fn claim_alert(
+        &self,
+        conversation_id: &str,
+        category: &str,
+        now: crate::Timestamp,
+        lease_seconds: i64,
+    ) -> impl Future<Output = Result<AlertClaim, StoreError>> + Send;
+
+    /// Ends a claim: `Some(notification id)` marks the alert sent, `None` releases the claim.
+    fn finish_alert(
+        &self,
+        conversation_id: &str,
+        category: &str,
+        sent: Option<&str>,
+        now: crate::Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The conversation's stored messages (who wrote them, the text) in the order they were sent;
+    /// at most `limit` of them (the last ones).
+    fn conversation_turns(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(crate::conversations::Role, String)>, StoreError>> + Send;
+
+    /// Marks the conversation closed with its estimated satisfaction and, when `follow_up_at` is
+    /// given, queues its follow-up (once); when it is not, withdraws a queued one not sent yet.
+    fn close(
+        &self,
+        closing: &crate::conversations::Closing,
+        satisfaction: Option<crate::analysis::satisfaction::Satisfaction>,
+        follow_up_at: Option<crate::Timestamp>,
+    ) -> impl Future<Output = Result<Closed, StoreError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    Done(FollowUpState),
+    OtherCustomer(String),
+}
+
+pub trait StaffAlerts {
+    /// Publishes the alert to staff; returns the notification service's message id.
+    fn send_alert(&self, alert: &StaffAlert) -> impl Future<Output = Result<String, NotifyError>> + Send;
+}
+
+/// A real-time alert to staff about one category in one conversation. Customer text is masked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaffAlert {
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub category: String,
+    pub severity: Severity,
+    pub rule: Option<String>,
+    pub message_id: String,
+    pub sent_at: Timestamp,
+    pub channel: &'static str,
+    /// The triggering message with phone numbers, e-mail addresses and ID numbers masked, cut to
+    /// `ALERT_TEXT_MAX_CHARS`.
+    pub text: String,
+}

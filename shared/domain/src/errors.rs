@@ -1,0 +1,27 @@
+//! Failures of the outside world (storage, notification), split by what the caller can do about them.
+
+/// Storage failures, split by what the caller can do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, timeouts, network: worth retrying (HTTP 503, Lambda retry).
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    /// An item we cannot read back, a permission or configuration error: retrying will not help.
+    #[error("storage failed: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Notification failures, split like `StoreError`.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("notification failed: {0}")]
+    Failed(String),
+}

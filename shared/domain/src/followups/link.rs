@@ -1,0 +1,267 @@
+//! Signed rating links (issue 5, step 2): `GET /r/{token}` shows the rating page, `POST /r/{token}`
+//! saves the rating. A token names the conversation and an expiry, is signed with HMAC-SHA256 under
+//! a key from configuration, and is single use (the store records its nonce when a rating is saved).
+//!
+//! Format: `base64url(conversation_id "." expires_epoch_s "." nonce) "." base64url(hmac)`, short
+//! enough for an SMS.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::Timestamp;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingLink {
+    pub conversation_id: String,
+    pub expires_at: Timestamp,
+    /// Unique per link; recorded when the link is used, so it works once.
+    pub nonce: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link is malformed")]
+    Malformed,
+    #[error("the link's signature does not match")]
+    Forged,
+    #[error("the link expired at {0}")]
+    Expired(Timestamp),
+}
+
+/// Signs links; the key comes from configuration (SSM Parameter Store in AWS).
+pub struct LinkSigner {
+    key: Vec<u8>,
+}
+
+impl LinkSigner {
+    /// Keys shorter than 32 bytes are refused: a guessable key would let anyone rate anything.
+    pub fn new(key: &[u8]) -> Option<Self> {
+        (key.len() >= 32).then(|| LinkSigner { key: key.to_vec() })
+    }
+
+    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(payload);
+        mac
+    }
+
+    pub fn sign(&self, link: &RatingLink) -> String {
+        let payload = format!("{}.{}.{}", link.conversation_id, link.expires_at.as_second(), link.nonce);
+        let signature = self.mac(payload.as_bytes()).finalize().into_bytes();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// Checks signature (in constant time) and expiry.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<RatingLink, LinkError> {
+        let (payload_b64, signature_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| LinkError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| LinkError::Malformed)?;
+        self.mac(&payload).verify_slice(&signature).map_err(|_| LinkError::Forged)?;
+        let payload = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
+        let mut parts = payload.rsplitn(3, '.');
+        let (nonce, expires, conversation_id) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(n), Some(e), Some(c)) if !c.is_empty() && !n.is_empty() => (n, e, c),
+            _ => return Err(LinkError::Malformed),
+        };
+        let expires_at =
+            expires.parse::<i64>().ok().and_then(|s| Timestamp::from_second(s).ok()).ok_or(LinkError::Malformed)?;
+        if now >= expires_at {
+            return Err(LinkError::Expired(expires_at));
+        }
+        Ok(RatingLink { conversation_id: conversation_id.to_owned(), expires_at, nonce: nonce.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn signer() -> LinkSigner {
+        LinkSigner::new(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn link() -> RatingLink {
+        RatingLink {
+            conversation_id: "c-1002".into(),
+            expires_at: "2026-12-09T00:00:00Z".parse().unwrap(),
+            nonce: "01M8A0".into(),
+        }
+    }
+
+    #[test]
+    fn a_signed_link_verifies_until_it_expires() {
+        let token = signer().sign(&link());
+        assert!(token.len() < 100, "short enough for an SMS: {token}");
+        let now: Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
+        assert_eq!(signer().verify(&token, now).unwrap(), link());
+        let later: Timestamp = "2026-12-09T00:00:00Z".parse().unwrap();
+        assert_eq!(signer().verify(&token, later), Err(LinkError::Expired(link().expires_at)));
+    }
+
+    #[test]
+    fn tampered_foreign_or_garbled_tokens_are_refused() {
+        let now: Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
+        let token = signer().sign(&link());
+        let other = RatingLink { conversation_id: "c-9999".into(), ..link() };
+        let (_, signature) = token.split_once('.').unwrap();
+        let (forged_payload, _) =
+            signer().sign(&other).split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+        assert_eq!(signer().verify(&format!("{forged_payload}.{signature}"), now), Err(LinkError::Forged));
+        let stranger = LinkSigner::new(b"another key that is long enough!!").unwrap();
+        assert_eq!(stranger.verify(&token, now), Err(LinkError::Forged));
+        for garbage in ["", "abc", "a.b.c", "!!!.???"] {
+            assert!(signer().verify(garbage, now).is_err(), "{garbage}");
+        }
+        assert!(LinkSigner::new(b"short").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_token_string_is_answered_without_panicking(s in any::<String>()) {
+            let _ = signer().verify(&s, Timestamp::UNIX_EPOCH);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the public link pages do. GET never writes (mail scanners open every link); only a POST
+// from the page's form saves a rating or an unsubscribe.
+
+use crate::conversations::Channel;
+use crate::errors::StoreError;
+use crate::language::Language;
+use crate::ratings::RatingStore;
+use crate::ratings::{RatingSubmission, SubmitRatingError, Submitted, submit_rating};
+
+/// What the link pages need from storage besides ratings.
+pub trait LinkStore {
+    /// The customer and language of a conversation's follow-up, if it has one.
+    fn follow_up_of(
+        &self,
+        conversation_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<(String, Option<String>)>, StoreError>> + Send;
+    /// Records that the customer wants no more follow-ups, by any channel.
+    fn opt_out(
+        &self,
+        customer_id: &str,
+        now: Timestamp,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The page a link shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkPage {
+    /// The rating form (GET of a valid link).
+    RatingForm,
+    Thanks,
+    AlreadyRated,
+    UnsubscribeForm,
+    Unsubscribed,
+    Expired,
+    /// Forged, malformed, or for a conversation without a follow-up.
+    Invalid,
+    /// The form was sent without a valid star count.
+    BadForm,
+}
+
+/// A form post's fields (`application/x-www-form-urlencoded`).
+pub fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| url_decode(v))
+    })
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Idempotency keys of ratings given through a follow-up link start with this: the analysis counts
+/// them as answers to the follow-up.
+pub const LINK_KEY_PREFIX: &str = "link:";
+
+/// `GET` or `POST` of `/r/{token}` (rate) or `/u/{token}` (unsubscribe).
+pub async fn open_link(
+    signer: &LinkSigner,
+    links: &impl LinkStore,
+    ratings: &impl RatingStore,
+    unsubscribe: bool,
+    token: &str,
+    form: Option<&str>,
+    now: Timestamp,
+) -> Result<(LinkPage, Language), StoreError> {
+    let link = match signer.verify(token, now) {
+        Ok(link) => link,
+        Err(LinkError::Expired(_)) => return Ok((LinkPage::Expired, Language::Zh)),
+        Err(_) => return Ok((LinkPage::Invalid, Language::Zh)),
+    };
+    let Some((customer_id, locale)) = links.follow_up_of(&link.conversation_id).await? else {
+        return Ok((LinkPage::Invalid, Language::Zh));
+    };
+    let language = locale.as_deref().and_then(Language::of_locale).unwrap_or(Language::Zh);
+    let page = match (unsubscribe, form) {
+        (true, None) => LinkPage::UnsubscribeForm,
+        (true, Some(_)) => {
+            links.opt_out(&customer_id, now).await?;
+            LinkPage::Unsubscribed
+        }
+        (false, None) => match ratings.rating_of_conversation(&link.conversation_id).await? {
+            Some(_) => LinkPage::AlreadyRated,
+            None => LinkPage::RatingForm,
+        },
+        (false, Some(form)) => {
+            let stars =
+                form_field(form, "stars").and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s));
+            let Some(stars) = stars else { return Ok((LinkPage::BadForm, language)) };
+            let comment = form_field(form, "comment")
+                .map(|c| crate::validate::clean_text(&c))
+                .filter(|c| !c.is_empty())
+                .map(|c| c.chars().take(crate::validate::COMMENT_MAX_CHARS).collect());
+            let submission = RatingSubmission {
+                conversation_id: link.conversation_id.clone(),
+                customer_id,
+                stars,
+                comment,
+                channel: Channel::Web,
+                served_by: None,
+                locale: locale.clone(),
+                issue_types: Vec::new(),
+                order_value_minor: None,
+            };
+            // The link's nonce is the idempotency key: sending the form twice saves one rating.
+            match submit_rating(ratings, submission, Some(format!("{LINK_KEY_PREFIX}{}", link.nonce)), now).await {
+                Ok(Submitted::Created(_) | Submitted::Replayed(_)) => LinkPage::Thanks,
+                Err(SubmitRatingError::AlreadyRated { .. } | SubmitRatingError::IdempotencyKeyReused { .. }) => {
+                    LinkPage::AlreadyRated
+                }
+                Err(SubmitRatingError::Store(e)) => return Err(e),
+            }
+        }
+    };
+    Ok((page, language))
+}

@@ -1,0 +1,572 @@
+//! The follow-up policy (issue 5): for a conversation closed unresolved, whether to ask the customer
+//! for a rating now, later, or never, and by which channel. Pure: the scheduler gathers the facts
+//! (contact, opt-outs, the customer's last follow-up, whether the conversation was rated) and acts
+//! on the decision.
+
+pub mod contacts;
+pub mod link;
+
+use serde::Serialize;
+
+use crate::Timestamp;
+
+/// Settings of the follow-up policy (all configurable in template.yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUpPolicy {
+    /// At most one follow-up per customer in this many days, across channels.
+    pub fatigue_days: u32,
+    /// Quiet hours in the customer's time zone, `[start, end)` in local hours (may wrap midnight).
+    pub quiet_start_hour: i8,
+    pub quiet_end_hour: i8,
+    /// Used when the customer gave no time zone.
+    pub default_time_zone: jiff::tz::TimeZone,
+    /// A reminder goes this many hours after the first request, if there is still no answer.
+    pub reminder_after_hours: u32,
+}
+
+impl Default for FollowUpPolicy {
+    fn default() -> Self {
+        FollowUpPolicy {
+            fatigue_days: 7,
+            quiet_start_hour: 21,
+            quiet_end_hour: 9,
+            default_time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
+            reminder_after_hours: 48,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpChannel {
+    Email,
+    Sms,
+}
+
+/// What the scheduler knows about the customer when a follow-up falls due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerFacts {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub opted_out_email: bool,
+    /// Unsubscribed by SMS (STOP) or opted out at the SMS provider.
+    pub opted_out_sms: bool,
+    pub time_zone: Option<String>,
+    /// When this customer was last sent a follow-up (any conversation, any channel).
+    pub last_follow_up_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum Decision {
+    Send {
+        channel: FollowUpChannel,
+    },
+    /// Try again at `until` (quiet hours): deferred, not dropped.
+    Defer {
+        until: Timestamp,
+        reason: &'static str,
+    },
+    /// Never for this conversation, with the reason recorded.
+    Skip {
+        reason: &'static str,
+    },
+}
+
+/// Decides the first follow-up or the reminder of one conversation at `now`.
+pub fn decide(
+    policy: &FollowUpPolicy,
+    rated: bool,
+    is_reminder: bool,
+    customer: Option<&CustomerFacts>,
+    now: Timestamp,
+) -> Decision {
+    if rated {
+        return Decision::Skip { reason: "already_rated" };
+    }
+    let Some(c) = customer else { return Decision::Skip { reason: "no_contact_details" } };
+    let channel = if c.email.is_some() && c.consent_email && !c.opted_out_email {
+        FollowUpChannel::Email
+    } else if c.phone.is_some() && c.consent_sms && !c.opted_out_sms {
+        FollowUpChannel::Sms
+    } else if c.opted_out_email || c.opted_out_sms {
+        return Decision::Skip { reason: "opted_out" };
+    } else {
+        return Decision::Skip { reason: "no_consented_channel" };
+    };
+    // The reminder belongs to the same request, so it does not spend the fatigue budget again.
+    if !is_reminder
+        && let Some(last) = c.last_follow_up_at
+        && now.as_second() - last.as_second() < i64::from(policy.fatigue_days) * 86_400
+    {
+        return Decision::Skip { reason: "fatigue_budget" };
+    }
+    let tz = c
+        .time_zone
+        .as_deref()
+        .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+        .unwrap_or_else(|| policy.default_time_zone.clone());
+    if let Some(until) = end_of_quiet_hours(policy, &tz, now) {
+        return Decision::Defer { until, reason: "quiet_hours" };
+    }
+    Decision::Send { channel }
+}
+
+/// If `now` falls in the quiet hours of `tz`, when they end.
+pub fn end_of_quiet_hours(policy: &FollowUpPolicy, tz: &jiff::tz::TimeZone, now: Timestamp) -> Option<Timestamp> {
+    let local = tz.to_datetime(now);
+    let hour = local.hour();
+    let (start, end) = (policy.quiet_start_hour, policy.quiet_end_hour);
+    let quiet = if start <= end { hour >= start && hour < end } else { hour >= start || hour < end };
+    if !quiet {
+        return None;
+    }
+    let mut day = local.date();
+    if hour >= end && start > end {
+        // Evening part of a wrapping window: quiet hours end tomorrow morning.
+        day = day.tomorrow().ok()?;
+    }
+    let end_local = day.at(end, 0, 0, 0);
+    tz.to_timestamp(end_local).ok()
+}
+
+/// A follow-up request in one language, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpMessage {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub sms: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Templates {
+    subject: String,
+    reminder_subject: String,
+    text: String,
+    sms: String,
+    reminder_sms: String,
+}
+
+fn templates(language: crate::language::Language) -> &'static Templates {
+    static T: std::sync::OnceLock<std::collections::BTreeMap<String, Templates>> = std::sync::OnceLock::new();
+    let all = T.get_or_init(|| {
+        toml::from_str(include_str!("../../rules/follow_up_messages.toml")).expect("follow_up_messages.toml is tested")
+    });
+    match language {
+        crate::language::Language::Zh => &all["zh"],
+        crate::language::Language::En => &all["en"],
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Fills the templates (`rules/follow_up_messages.toml`): no template service, no surprises.
+pub fn compose(
+    language: crate::language::Language,
+    reminder: bool,
+    shop: &str,
+    link: &str,
+    unsubscribe: &str,
+) -> FollowUpMessage {
+    let t = templates(language);
+    let fill =
+        |template: &str| template.replace("{shop}", shop).replace("{link}", link).replace("{unsubscribe}", unsubscribe);
+    let text = fill(&t.text);
+    // The HTML part is the text part, escaped, with the two links clickable.
+    let mut html = escape_html(&t.text).replace("{shop}", &escape_html(shop));
+    for (placeholder, url, label) in [("{link}", link, "⭐⭐⭐⭐⭐"), ("{unsubscribe}", unsubscribe, "")] {
+        let url = escape_html(url);
+        let label = if label.is_empty() { url.clone() } else { label.to_owned() };
+        html = html.replace(placeholder, &format!("<a href=\"{url}\">{label}</a>"));
+    }
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
+        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    );
+    FollowUpMessage {
+        subject: fill(if reminder { &t.reminder_subject } else { &t.subject }),
+        text,
+        html,
+        sms: fill(if reminder { &t.reminder_sms } else { &t.sms }),
+    }
+}
+
+/// A raw MIME e-mail (multipart text + HTML, UTF-8, base64) with the one-click unsubscribe headers
+/// mail providers require of bulk senders (RFC 8058). Header values lose any line breaks, so a
+/// hostile address cannot add headers.
+pub fn email_mime(from: &str, to: &str, message: &FollowUpMessage, unsubscribe: &str, boundary: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let wrap = |s: &str| {
+        let encoded = b64.encode(s.as_bytes());
+        encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+    };
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
+         List-Unsubscribe: <{unsubscribe}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\
+         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{html}\r\n\
+         --{boundary}--\r\n",
+        from = clean(from),
+        to = clean(to),
+        subject = b64.encode(clean(&message.subject).as_bytes()),
+        unsubscribe = clean(unsubscribe),
+        text = wrap(&message.text),
+        html = wrap(&message.html),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_links_in_both_languages_and_sms_stays_short() {
+        use crate::language::Language;
+        let link =
+            "https://fb.example.com/r/YzEwMDIuMTc5NjI4MTYwMC4wMU04QTA.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+        for language in [Language::Zh, Language::En] {
+            for reminder in [false, true] {
+                let m = compose(language, reminder, "小店", link, "https://fb.example.com/u/x");
+                assert!(m.text.contains(link) && m.html.contains(link) && m.sms.contains(link));
+                assert!(m.html.contains("https://fb.example.com/u/x") && !m.html.contains("{link}"));
+                assert!(!m.subject.contains('{'), "{}", m.subject);
+                let without_link = m.sms.replace(link, "").chars().count();
+                assert!(without_link <= 60, "{} characters besides the link: {}", without_link, m.sms);
+            }
+        }
+        let hostile = compose(Language::En, false, "<script>", link, "u");
+        assert!(hostile.html.contains("&lt;script&gt;") && !hostile.html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_mime_message_has_both_parts_and_one_click_unsubscribe() {
+        use base64::Engine;
+        let m = compose(crate::language::Language::Zh, false, "小店", "https://x/r/t", "https://x/u/t");
+        let raw = email_mime("shop@example.com", "a@example.com\r\nBcc: evil@example.com", &m, "https://x/u/t", "b1");
+        assert!(raw.contains("List-Unsubscribe: <https://x/u/t>\r\n"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(!raw.contains("\r\nBcc:"), "no header injection");
+        assert!(raw.contains("text/plain; charset=UTF-8") && raw.contains("text/html; charset=UTF-8"));
+        let subject = raw.split("Subject: =?UTF-8?B?").nth(1).unwrap().split("?=").next().unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(subject).unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), m.subject);
+    }
+
+    fn facts() -> CustomerFacts {
+        CustomerFacts {
+            email: Some("a@example.com".into()),
+            phone: Some("+8613812345678".into()),
+            consent_email: true,
+            consent_sms: true,
+            opted_out_email: false,
+            opted_out_sms: false,
+            time_zone: Some("Asia/Shanghai".into()),
+            last_follow_up_at: None,
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    // 10:00 in Shanghai.
+    const DAYTIME: &str = "2026-11-26T02:00:00Z";
+
+    #[test]
+    fn email_is_preferred_then_sms_then_nothing() {
+        let p = FollowUpPolicy::default();
+        let now = at(DAYTIME);
+        assert_eq!(decide(&p, false, false, Some(&facts()), now), Decision::Send { channel: FollowUpChannel::Email });
+        let no_email_consent = CustomerFacts { consent_email: false, ..facts() };
+        assert_eq!(
+            decide(&p, false, false, Some(&no_email_consent), now),
+            Decision::Send { channel: FollowUpChannel::Sms }
+        );
+        let nothing = CustomerFacts { consent_email: false, consent_sms: false, ..facts() };
+        assert_eq!(decide(&p, false, false, Some(&nothing), now), Decision::Skip { reason: "no_consented_channel" });
+        assert_eq!(decide(&p, false, false, None, now), Decision::Skip { reason: "no_contact_details" });
+    }
+
+    #[test]
+    fn rated_conversations_opt_outs_and_the_fatigue_budget_stop_a_follow_up() {
+        let p = FollowUpPolicy::default();
+        let now = at(DAYTIME);
+        assert_eq!(decide(&p, true, false, Some(&facts()), now), Decision::Skip { reason: "already_rated" });
+        let out = CustomerFacts { opted_out_email: true, opted_out_sms: true, ..facts() };
+        assert_eq!(decide(&p, false, false, Some(&out), now), Decision::Skip { reason: "opted_out" });
+        let email_out = CustomerFacts { opted_out_email: true, ..facts() };
+        assert_eq!(decide(&p, false, false, Some(&email_out), now), Decision::Send { channel: FollowUpChannel::Sms });
+        let recent = CustomerFacts { last_follow_up_at: Some(at("2026-11-20T02:00:00Z")), ..facts() };
+        assert_eq!(decide(&p, false, false, Some(&recent), now), Decision::Skip { reason: "fatigue_budget" });
+        assert_eq!(decide(&p, false, true, Some(&recent), now), Decision::Send { channel: FollowUpChannel::Email });
+        let long_ago = CustomerFacts { last_follow_up_at: Some(at("2026-11-18T02:00:00Z")), ..facts() };
+        assert_eq!(decide(&p, false, false, Some(&long_ago), now), Decision::Send { channel: FollowUpChannel::Email });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_decision_never_lands_in_quiet_hours(seconds in 1_700_000_000i64..1_900_000_000, zone in 0usize..5) {
+            let zones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Adelaide", "UTC"];
+            let p = FollowUpPolicy::default();
+            let tz = jiff::tz::TimeZone::get(zones[zone]).unwrap();
+            let now = Timestamp::from_second(seconds).unwrap();
+            let customer = CustomerFacts { time_zone: Some(zones[zone].into()), ..facts() };
+            match decide(&p, false, false, Some(&customer), now) {
+                Decision::Send { .. } => proptest::prop_assert!(end_of_quiet_hours(&p, &tz, now).is_none()),
+                Decision::Defer { until, .. } => {
+                    proptest::prop_assert!(until > now);
+                    // Quiet hours last 12 hours, 13 on the night clocks go back (New York,
+                    // 2024-11-03: 21:00 EDT to 09:00 EST).
+                    proptest::prop_assert!(until.as_second() - now.as_second() <= 13 * 3600);
+                    proptest::prop_assert!(end_of_quiet_hours(&p, &tz, until).is_none());
+                    proptest::prop_assert_eq!(tz.to_datetime(until).hour(), 9);
+                }
+                Decision::Skip { .. } => proptest::prop_assert!(false, "nothing to skip for"),
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_hours_defer_to_nine_in_the_customers_time_zone() {
+        let p = FollowUpPolicy::default();
+        // 23:30 in Shanghai → 09:00 next morning there (01:00 UTC).
+        assert_eq!(
+            decide(&p, false, false, Some(&facts()), at("2026-11-25T15:30:00Z")),
+            Decision::Defer { until: at("2026-11-26T01:00:00Z"), reason: "quiet_hours" }
+        );
+        // 06:00 in Shanghai → 09:00 the same morning.
+        assert_eq!(
+            end_of_quiet_hours(&p, &p.default_time_zone, at("2026-11-25T22:00:00Z")),
+            Some(at("2026-11-26T01:00:00Z"))
+        );
+        // The same instant is daytime in London: send.
+        let london = CustomerFacts { time_zone: Some("Europe/London".into()), ..facts() };
+        assert_eq!(
+            decide(&p, false, false, Some(&london), at("2026-11-25T15:30:00Z")),
+            Decision::Send { channel: FollowUpChannel::Email }
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled run: find due follow-ups, claim each, decide, send, record. Exactly once in all
+// but one window: a send that succeeds when the run then dies before recording it; the claim's
+// lease lapses and a later run sends again.
+
+/// The first request or the one reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpKind {
+    First,
+    Reminder,
+}
+
+/// A follow-up whose time has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueFollowUp {
+    pub conversation_id: String,
+    pub customer_id: String,
+    pub locale: Option<String>,
+    pub due_at: Timestamp,
+    pub kind: FollowUpKind,
+    pub attempts: u32,
+}
+
+/// What happened to one follow-up in a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RunOutcome {
+    Sent {
+        channel: FollowUpChannel,
+    },
+    Deferred {
+        until: Timestamp,
+    },
+    Skipped {
+        reason: &'static str,
+    },
+    /// Another run holds it.
+    Busy,
+    /// Sending failed; retried at `retry_at`, or given up (`None`) after the last attempt.
+    Failed {
+        retry_at: Option<Timestamp>,
+    },
+}
+
+pub trait FollowUpStore {
+    /// Follow-ups due at or before `now`, from the due-hour buckets of the last `lookback_hours`.
+    fn due(
+        &self,
+        now: Timestamp,
+        lookback_hours: u32,
+    ) -> impl Future<Output = Result<Vec<DueFollowUp>, StoreError>> + Send;
+    /// Takes the follow-up for this run until `lease_until`, if it is still due as seen (or a
+    /// crashed run's lease has lapsed). `false`: someone else has it.
+    fn claim(
+        &self,
+        f: &DueFollowUp,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn customer_facts(
+        &self,
+        customer_id: &str,
+    ) -> impl Future<Output = Result<Option<CustomerFacts>, StoreError>> + Send;
+    fn is_rated(&self, conversation_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Records a sent request; with `reminder_at`, the follow-up becomes due again as a reminder.
+    fn mark_sent(
+        &self,
+        f: &DueFollowUp,
+        channel: FollowUpChannel,
+        message_id: &str,
+        now: Timestamp,
+        reminder_at: Option<Timestamp>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn defer(&self, f: &DueFollowUp, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn skip(
+        &self,
+        f: &DueFollowUp,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// After a failed send: due again at `retry_at`, or failed for good (`None`).
+    fn release(
+        &self,
+        f: &DueFollowUp,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait FollowUpSender {
+    fn send_email(&self, to: &str, raw_mime: &str) -> impl Future<Output = Result<String, NotifyError>> + Send;
+    fn send_sms(&self, phone: &str, text: &str) -> impl Future<Output = Result<String, NotifyError>> + Send;
+    /// The SMS provider's own opt-out list (a customer who replied STOP).
+    fn sms_opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, NotifyError>> + Send;
+}
+
+/// Settings of the run (template.yaml).
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub policy: FollowUpPolicy,
+    pub from_address: String,
+    pub shop_name: String,
+    /// Where `/r/{token}` and `/u/{token}` are served.
+    pub public_base_url: String,
+    pub link_valid_days: u32,
+    pub lookback_hours: u32,
+    pub lease_seconds: i64,
+    pub max_attempts: u32,
+}
+
+use crate::errors::{NotifyError, StoreError};
+use std::future::Future;
+
+/// One scheduled run at `now` (the schedule's time, so a run can be replayed for any time).
+pub async fn run_follow_ups(
+    store: &impl FollowUpStore,
+    sender: &impl FollowUpSender,
+    signer: &crate::followups::link::LinkSigner,
+    settings: &RunSettings,
+    now: Timestamp,
+) -> Result<Vec<(String, RunOutcome)>, StoreError> {
+    let mut outcomes = Vec::new();
+    for f in store.due(now, settings.lookback_hours).await? {
+        let lease_until = now + jiff::SignedDuration::from_secs(settings.lease_seconds);
+        if !store.claim(&f, now, lease_until).await? {
+            outcomes.push((f.conversation_id.clone(), RunOutcome::Busy));
+            continue;
+        }
+        let outcome = follow_up_one(store, sender, signer, settings, &f, now).await?;
+        outcomes.push((f.conversation_id.clone(), outcome));
+    }
+    Ok(outcomes)
+}
+
+async fn follow_up_one(
+    store: &impl FollowUpStore,
+    sender: &impl FollowUpSender,
+    signer: &crate::followups::link::LinkSigner,
+    settings: &RunSettings,
+    f: &DueFollowUp,
+    now: Timestamp,
+) -> Result<RunOutcome, StoreError> {
+    let rated = store.is_rated(&f.conversation_id).await?;
+    let mut facts = store.customer_facts(&f.customer_id).await?;
+    // Ask the SMS provider about STOP replies before an SMS could be chosen.
+    if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms) {
+        if let Some(phone) = c.phone.clone() {
+            match sender.sms_opted_out(&phone).await {
+                Ok(out) => c.opted_out_sms |= out,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SMS opt-out check failed; not using SMS this time");
+                    c.opted_out_sms = true;
+                }
+            }
+        }
+    }
+    match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
+        Decision::Skip { reason } => {
+            store.skip(f, reason, now).await?;
+            Ok(RunOutcome::Skipped { reason })
+        }
+        Decision::Defer { until, .. } => {
+            store.defer(f, until).await?;
+            Ok(RunOutcome::Deferred { until })
+        }
+        Decision::Send { channel } => {
+            let c = facts.expect("a send decision has contact facts");
+            let language = f
+                .locale
+                .as_deref()
+                .and_then(crate::language::Language::of_locale)
+                .unwrap_or(crate::language::Language::Zh);
+            let nonce = ulid::Ulid::new().to_string();
+            let link = crate::followups::link::RatingLink {
+                conversation_id: f.conversation_id.clone(),
+                expires_at: now + jiff::SignedDuration::from_hours(24 * i64::from(settings.link_valid_days)),
+                nonce,
+            };
+            let token = signer.sign(&link);
+            let base = settings.public_base_url.trim_end_matches('/');
+            let rate_url = format!("{base}/r/{token}");
+            let unsubscribe_url = format!("{base}/u/{token}");
+            let reminder = f.kind == FollowUpKind::Reminder;
+            let message = compose(language, reminder, &settings.shop_name, &rate_url, &unsubscribe_url);
+            let sent = match channel {
+                FollowUpChannel::Email => {
+                    let to = c.email.as_deref().unwrap_or_default();
+                    let boundary = format!("fl-{}", ulid::Ulid::new());
+                    let raw = email_mime(&settings.from_address, to, &message, &unsubscribe_url, &boundary);
+                    sender.send_email(to, &raw).await
+                }
+                FollowUpChannel::Sms => sender.send_sms(c.phone.as_deref().unwrap_or_default(), &message.sms).await,
+            };
+            match sent {
+                Ok(message_id) => {
+                    let reminder_at = (!reminder).then(|| {
+                        now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
+                    });
+                    store.mark_sent(f, channel, &message_id, now, reminder_at).await?;
+                    Ok(RunOutcome::Sent { channel })
+                }
+                Err(e) => {
+                    let attempts = f.attempts + 1;
+                    let retry_at = (attempts < settings.max_attempts)
+                        .then(|| now + jiff::SignedDuration::from_mins(5 * 2i64.pow(attempts.min(6))));
+                    tracing::warn!(error = %e, attempts, ?retry_at, "follow-up not sent");
+                    store.release(f, retry_at, now).await?;
+                    Ok(RunOutcome::Failed { retry_at })
+                }
+            }
+        }
+    }
+}

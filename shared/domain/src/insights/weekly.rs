@@ -1,0 +1,956 @@
+//! The weekly picture: a week's aggregates (written by the analysis, see `insights`), the priority
+//! of each issue type, and the report staff get every Monday and the dashboard shows any day.
+//!
+//! Everything here is pure: the store reads `AGG#<week>#SHARD#<n>` items into [`Counts`], this
+//! module turns two weeks of counts into a ranked, explained [`WeeklyReport`].
+//!
+//! ## Priority
+//!
+//! For each issue type with feedback in the week (`n` items, multi-label):
+//!
+//! ```text
+//! frequency F = n / n_max                         (n_max: the most-mentioned type this week)
+//! severity  S = 0.4 · mean severity / 5
+//!             + 0.3 · max(negative share, 1–2★ share of its ratings)
+//!             + 0.3 · trigger share               (complaint / escalation phrases)
+//! reach     R = c / c_max                          (c: unique customers), or, when the week has
+//!             0.6 · c / c_max + 0.4 · v / v_max      order values, blended with order value v
+//! trend     T = clamp(0.5 + (n − p) / (2 · max(p, 3)), 0, 1)   (p: last week's n; flat = 0.5)
+//! evidence  E = n / (n + 3)                         (one angry message is not yet a trend)
+//!
+//! priority  = 100 · E · (0.35 F + 0.30 S + 0.25 R + 0.10 T)
+//! ```
+//!
+//! Ties go to the type with more items, then to the id in alphabetical order, so the ranking
+//! depends only on the counts, never on the order they were read in. `other` (negative feedback no
+//! issue type fits) gets its priority like the rest but is listed after them: it is not one problem
+//! to fix, it is where to look for the problem the taxonomy does not name yet.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::analysis::taxonomy::Taxonomy;
+
+/// The aggregate that counts every feedback item of the week, whatever its issue type.
+pub const ALL: &str = "_all";
+
+/// Negative feedback no issue type fits.
+pub const OTHER: &str = "other";
+
+/// Weights of the priority function (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weights {
+    pub frequency: f64,
+    pub severity: f64,
+    pub reach: f64,
+    pub trend: f64,
+    /// `E = n / (n + evidence)`.
+    pub evidence: f64,
+}
+
+pub const WEIGHTS: Weights = Weights { frequency: 0.35, severity: 0.30, reach: 0.25, trend: 0.10, evidence: 3.0 };
+
+/// An example comment kept with an issue type's aggregate (contacts masked by the analysis).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Example {
+    pub text: String,
+    pub severity: u8,
+    pub at: String,
+}
+
+/// The counters of one issue type (or of the whole week, [`ALL`]), summed over the shards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub items: u64,
+    pub severity_sum: u64,
+    /// Items of severity 3 or more.
+    pub severe: u64,
+    pub sentiment_positive: u64,
+    pub sentiment_neutral: u64,
+    pub sentiment_negative: u64,
+    pub ratings: u64,
+    /// Ratings by stars, 1★ first.
+    pub stars: [u64; 5],
+    pub triggers: u64,
+    pub order_value_minor_sum: i64,
+    pub orders_with_value: u64,
+    /// Unique customers (each customer's feedback goes to one shard, so shard sizes add up).
+    pub customers: u64,
+    pub follow_ups_sent: u64,
+    pub reminders_sent: u64,
+    pub follow_up_answers: u64,
+    /// Conversations closed this week with an estimated satisfaction, the sum of their expected
+    /// stars in tenths, and the sums of their likelihoods of satisfied / dissatisfied in 1/1000.
+    #[serde(default)]
+    pub estimated: u64,
+    #[serde(default)]
+    pub estimated_stars_tenths: u64,
+    #[serde(default)]
+    pub estimated_satisfied_milli: u64,
+    #[serde(default)]
+    pub estimated_dissatisfied_milli: u64,
+    /// Conversations with both an estimate and the customer's own stars: how many, the sum of the
+    /// absolute differences in tenths of a star, and the sums for the correlation between the
+    /// expected (x) and given (y) stars, in tenths.
+    #[serde(default)]
+    pub paired: u64,
+    #[serde(default)]
+    pub paired_error_tenths: u64,
+    #[serde(default)]
+    pub paired_sums: PairSums,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.items += o.items;
+        self.severity_sum += o.severity_sum;
+        self.severe += o.severe;
+        self.sentiment_positive += o.sentiment_positive;
+        self.sentiment_neutral += o.sentiment_neutral;
+        self.sentiment_negative += o.sentiment_negative;
+        self.ratings += o.ratings;
+        for (a, b) in self.stars.iter_mut().zip(o.stars) {
+            *a += b;
+        }
+        self.triggers += o.triggers;
+        self.order_value_minor_sum += o.order_value_minor_sum;
+        self.orders_with_value += o.orders_with_value;
+        self.customers += o.customers;
+        self.follow_ups_sent += o.follow_ups_sent;
+        self.reminders_sent += o.reminders_sent;
+        self.follow_up_answers += o.follow_up_answers;
+        self.estimated += o.estimated;
+        self.estimated_stars_tenths += o.estimated_stars_tenths;
+        self.estimated_satisfied_milli += o.estimated_satisfied_milli;
+        self.estimated_dissatisfied_milli += o.estimated_dissatisfied_milli;
+        self.paired += o.paired;
+        self.paired_error_tenths += o.paired_error_tenths;
+        self.paired_sums.add(&o.paired_sums);
+        self.examples.extend(o.examples.iter().cloned());
+    }
+
+    /// Adds a stored estimate counter (one of `ESTIMATE_COUNTERS`) by its name; false for any
+    /// other name. The one place that ties those names to these fields.
+    pub fn add_estimate_counter(&mut self, name: &str, value: i64) -> bool {
+        let unsigned = value.max(0) as u64;
+        match name {
+            "estimated" => self.estimated += unsigned,
+            "estimated_stars_tenths" => self.estimated_stars_tenths += unsigned,
+            "estimated_satisfied_milli" => self.estimated_satisfied_milli += unsigned,
+            "estimated_dissatisfied_milli" => self.estimated_dissatisfied_milli += unsigned,
+            "paired" => self.paired += unsigned,
+            "paired_error_tenths" => self.paired_error_tenths += unsigned,
+            "paired_x" => self.paired_sums.x += value,
+            "paired_y" => self.paired_sums.y += value,
+            "paired_xx" => self.paired_sums.xx += value,
+            "paired_yy" => self.paired_sums.yy += value,
+            "paired_xy" => self.paired_sums.xy += value,
+            _ => return false,
+        }
+        true
+    }
+
+    fn low_stars(&self) -> u64 {
+        self.stars[0] + self.stars[1]
+    }
+}
+
+/// One week's aggregates: the whole week and each issue type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeekFigures {
+    pub week: String,
+    pub all: Counts,
+    pub types: BTreeMap<String, Counts>,
+}
+
+impl WeekFigures {
+    /// Sums shard aggregates `(issue type, counts)` read in any order.
+    pub fn from_shards(week: &str, shards: impl IntoIterator<Item = (String, Counts)>) -> Self {
+        let mut figures = WeekFigures { week: week.to_owned(), ..Default::default() };
+        for (issue_type, counts) in shards {
+            if issue_type == ALL {
+                figures.all.add(&counts);
+            } else {
+                figures.types.entry(issue_type).or_default().add(&counts);
+            }
+        }
+        figures
+    }
+}
+
+/// A week in numbers, for the report's header and the dashboard's trend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    pub week: String,
+    /// Feedback items counted (ratings and customer messages; invalid ones are not counted).
+    pub feedback: u64,
+    pub ratings: u64,
+    /// Share of ratings with 4–5★, in percent (one decimal); none without ratings.
+    pub csat_pct: Option<f64>,
+    pub average_stars: Option<f64>,
+    pub stars: [u64; 5],
+    pub positive: u64,
+    pub neutral: u64,
+    pub negative: u64,
+    pub severe: u64,
+    pub triggers: u64,
+    pub customers: u64,
+    pub follow_ups_sent: u64,
+    pub reminders_sent: u64,
+    pub follow_up_answers: u64,
+    /// Answers through follow-up links per follow-up sent this week, in percent.
+    pub response_rate_pct: Option<f64>,
+    /// Estimated satisfaction over every conversation closed this week (not only the rated ones).
+    #[serde(default)]
+    pub estimated: Estimated,
+}
+
+/// Mergeable sums for a correlation: Σx, Σy, Σx², Σy², Σxy (x expected, y given stars, tenths).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairSums {
+    pub x: i64,
+    pub y: i64,
+    pub xx: i64,
+    pub yy: i64,
+    pub xy: i64,
+}
+
+impl PairSums {
+    pub fn add(&mut self, o: &PairSums) {
+        (self.x, self.y, self.xx, self.yy, self.xy) =
+            (self.x + o.x, self.y + o.y, self.xx + o.xx, self.yy + o.yy, self.xy + o.xy);
+    }
+
+    /// Pearson's r over `n` pairs; none for fewer than 3 pairs or no spread.
+    pub fn correlation(&self, n: u64) -> Option<f64> {
+        let n = n as f64;
+        let cov = n * self.xy as f64 - self.x as f64 * self.y as f64;
+        let vx = n * self.xx as f64 - (self.x as f64).powi(2);
+        let vy = n * self.yy as f64 - (self.y as f64).powi(2);
+        (n >= 3.0 && vx > 0.0 && vy > 0.0).then(|| (cov / (vx * vy).sqrt() * 100.0).round() / 100.0)
+    }
+}
+
+/// The stored names of the `PairSums` counters on `TYPE#_all`.
+pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
+
+/// Every counter `estimate_counters` and `pair_counters` write, as stored on `TYPE#_all`.
+pub const ESTIMATE_COUNTERS: [&str; 11] = [
+    "estimated",
+    "estimated_stars_tenths",
+    "estimated_satisfied_milli",
+    "estimated_dissatisfied_milli",
+    "paired",
+    "paired_error_tenths",
+    "paired_x",
+    "paired_y",
+    "paired_xx",
+    "paired_yy",
+    "paired_xy",
+];
+
+fn tenths(stars: f32) -> i64 {
+    (stars * 10.0).round() as i64
+}
+
+/// What one closed conversation's estimate adds to its week's totals.
+pub fn estimate_counters(estimate: &crate::analysis::satisfaction::Satisfaction) -> Vec<(&'static str, i64)> {
+    vec![
+        ("estimated", 1),
+        ("estimated_stars_tenths", tenths(estimate.expected_stars)),
+        ("estimated_satisfied_milli", (estimate.satisfied * 1000.0).round() as i64),
+        ("estimated_dissatisfied_milli", (estimate.dissatisfied * 1000.0).round() as i64),
+    ]
+}
+
+/// What a conversation with both an estimate (`expected_tenths`, as counted) and the customer's
+/// stars adds to the week of its estimate.
+pub fn pair_counters(stars: u8, expected_tenths: i64) -> Vec<(&'static str, i64)> {
+    let (x, y) = (expected_tenths, i64::from(stars) * 10);
+    let mut out = vec![("paired", 1), ("paired_error_tenths", (y - x).abs())];
+    out.extend(PAIR_SUM_NAMES.into_iter().zip([x, y, x * x, y * y, x * y]));
+    out
+}
+
+/// Estimated satisfaction of the week's closed conversations, beside CSAT from ratings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimated {
+    /// Conversations closed with an estimate.
+    pub conversations: u64,
+    /// Mean likelihood that a conversation satisfied its customer, in percent: CSAT over all
+    /// closed conversations (what the share of 4–5★ is over the rated ones).
+    pub csat_pct: Option<f64>,
+    /// Mean likelihood that it did not, in percent.
+    pub dissatisfied_pct: Option<f64>,
+    pub average_stars: Option<f64>,
+    /// Of these conversations, the share that has the customer's own stars, in percent.
+    pub rated_share_pct: Option<f64>,
+    /// Conversations with both an estimate and stars; mean absolute difference in stars, and the
+    /// correlation between expected and given stars.
+    pub paired: u64,
+    pub paired_mean_error: Option<f64>,
+    pub paired_correlation: Option<f64>,
+}
+
+impl Estimated {
+    /// One sentence for staff: estimated CSAT over every closed conversation, the share that
+    /// rated, and how well the estimate follows the stars where a conversation has both.
+    pub fn sentence(&self) -> Option<String> {
+        let csat = self.csat_pct?;
+        let mut out = format!(
+            "Estimated CSAT over all {} closed conversations: {csat:.1}% ({:.1}% dissatisfied, average {:.2} stars); {} of them ({}) rated.",
+            self.conversations,
+            self.dissatisfied_pct.unwrap_or(0.0),
+            self.average_stars.unwrap_or(0.0),
+            self.paired,
+            self.rated_share_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+        );
+        if let Some(error) = self.paired_mean_error {
+            let r = self.paired_correlation.map_or(String::new(), |r| format!("correlation {r:.2}, "));
+            out.push_str(&format!(
+                " Where a conversation has both, the estimate follows the customer's stars with {r}mean difference {error:.2} stars."
+            ));
+        }
+        Some(out)
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn pct(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| round1(part as f64 * 100.0 / whole as f64))
+}
+
+impl Headline {
+    pub fn of(week: &str, all: &Counts) -> Self {
+        let star_sum: u64 = all.stars.iter().enumerate().map(|(i, n)| (i as u64 + 1) * n).sum();
+        Headline {
+            week: week.to_owned(),
+            feedback: all.items,
+            ratings: all.ratings,
+            csat_pct: pct(all.stars[3] + all.stars[4], all.ratings),
+            average_stars: (all.ratings > 0).then(|| (star_sum as f64 * 100.0 / all.ratings as f64).round() / 100.0),
+            stars: all.stars,
+            positive: all.sentiment_positive,
+            neutral: all.sentiment_neutral,
+            negative: all.sentiment_negative,
+            severe: all.severe,
+            triggers: all.triggers,
+            customers: all.customers,
+            follow_ups_sent: all.follow_ups_sent,
+            reminders_sent: all.reminders_sent,
+            follow_up_answers: all.follow_up_answers,
+            response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
+            estimated: Estimated {
+                conversations: all.estimated,
+                csat_pct: (all.estimated > 0)
+                    .then(|| round1(all.estimated_satisfied_milli as f64 / 10.0 / all.estimated as f64)),
+                dissatisfied_pct: (all.estimated > 0)
+                    .then(|| round1(all.estimated_dissatisfied_milli as f64 / 10.0 / all.estimated as f64)),
+                average_stars: (all.estimated > 0)
+                    .then(|| (all.estimated_stars_tenths as f64 * 10.0 / all.estimated as f64).round() / 100.0),
+                rated_share_pct: pct(all.paired, all.estimated),
+                paired: all.paired,
+                paired_mean_error: (all.paired > 0)
+                    .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
+                paired_correlation: all.paired_sums.correlation(all.paired),
+            },
+        }
+    }
+}
+
+/// How an issue type moved since last week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "direction", rename_all = "snake_case")]
+pub enum Trend {
+    /// No feedback of this type last week.
+    New,
+    Up {
+        pct: i64,
+    },
+    Down {
+        pct: i64,
+    },
+    /// Within ±10%.
+    Flat,
+}
+
+impl Trend {
+    pub fn of(now: u64, before: u64) -> Trend {
+        if before == 0 {
+            return Trend::New;
+        }
+        let change = ((now as f64 - before as f64) * 100.0 / before as f64).round() as i64;
+        match change {
+            c if c > 10 => Trend::Up { pct: c },
+            c if c < -10 => Trend::Down { pct: -c },
+            _ => Trend::Flat,
+        }
+    }
+
+    /// An arrow for text and mail (`↑`, `↓`, `→`, `new`).
+    pub fn arrow(&self) -> String {
+        match self {
+            Trend::New => "new".into(),
+            Trend::Up { pct } => format!("↑ {pct}%"),
+            Trend::Down { pct } => format!("↓ {pct}%"),
+            Trend::Flat => "→".into(),
+        }
+    }
+}
+
+/// The parts of a priority, each 0–1 (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Components {
+    pub frequency: f64,
+    pub severity: f64,
+    pub reach: f64,
+    pub trend: f64,
+    pub evidence: f64,
+}
+
+/// An issue type's place in the week's ranking, with the figures and the reasons behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedIssue {
+    pub rank: usize,
+    pub issue_type: String,
+    pub label_zh: String,
+    pub label_en: String,
+    /// 0–100.
+    pub priority: f64,
+    pub components: Components,
+    pub items: u64,
+    /// Share of all issue mentions this week, in percent.
+    pub share_pct: f64,
+    pub previous_items: u64,
+    pub trend: Trend,
+    pub mean_severity: f64,
+    /// Negative sentiment (or 1–2★ ratings, whichever is higher), in percent of its items.
+    pub negative_pct: f64,
+    pub severe: u64,
+    pub triggers: u64,
+    pub customers: u64,
+    pub order_value_minor: i64,
+    /// Why it is where it is, one sentence per factor, strongest first.
+    pub reasons: Vec<String>,
+    /// Up to three example comments, most severe first.
+    pub examples: Vec<Example>,
+}
+
+/// Ranks the issue types of `current`, using `previous` (the week before) for the trend.
+pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -> Vec<RankedIssue> {
+    let types: Vec<(&String, &Counts)> = current.types.iter().filter(|(_, c)| c.items > 0).collect();
+    let max_items = types.iter().map(|(_, c)| c.items).max().unwrap_or(0).max(1) as f64;
+    let max_customers = types.iter().map(|(_, c)| c.customers).max().unwrap_or(0).max(1) as f64;
+    let max_value = types.iter().map(|(_, c)| c.order_value_minor_sum.max(0)).max().unwrap_or(0);
+    let mentions: u64 = types.iter().map(|(_, c)| c.items).sum();
+    let taxonomy = Taxonomy::builtin();
+    let mut ranked: Vec<RankedIssue> = types
+        .iter()
+        .map(|(id, c)| {
+            let n = c.items as f64;
+            let before = previous.types.get(*id).map_or(0, |p| p.items);
+            let mean_severity = c.severity_sum as f64 / n;
+            let negative_share = c.sentiment_negative as f64 / n;
+            let low_star_share = if c.ratings > 0 { c.low_stars() as f64 / c.ratings as f64 } else { 0.0 };
+            let bad_share = negative_share.max(low_star_share).min(1.0);
+            let trigger_share = (c.triggers as f64 / n).min(1.0);
+            let customer_reach = c.customers as f64 / max_customers;
+            let reach = if max_value > 0 {
+                0.6 * customer_reach + 0.4 * c.order_value_minor_sum.max(0) as f64 / max_value as f64
+            } else {
+                customer_reach
+            };
+            let growth = (n - before as f64) / (2.0 * (before.max(3)) as f64);
+            let components = Components {
+                frequency: n / max_items,
+                severity: (0.4 * (mean_severity / 5.0).min(1.0) + 0.3 * bad_share + 0.3 * trigger_share).min(1.0),
+                reach: reach.min(1.0),
+                trend: (0.5 + growth).clamp(0.0, 1.0),
+                evidence: n / (n + w.evidence),
+            };
+            let priority = 100.0
+                * components.evidence
+                * (w.frequency * components.frequency
+                    + w.severity * components.severity
+                    + w.reach * components.reach
+                    + w.trend * components.trend);
+            let label = taxonomy.get(id);
+            let mut examples = c.examples.clone();
+            examples
+                .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)).then(a.text.cmp(&b.text)));
+            examples.dedup_by(|a, b| a.text == b.text);
+            examples.truncate(3);
+            RankedIssue {
+                rank: 0,
+                issue_type: (*id).clone(),
+                label_zh: label.map_or_else(|| (*id).clone(), |t| t.zh.clone()),
+                label_en: label.map_or_else(|| (*id).clone(), |t| t.en.clone()),
+                priority,
+                components,
+                items: c.items,
+                share_pct: pct(c.items, mentions).unwrap_or(0.0),
+                previous_items: before,
+                trend: Trend::of(c.items, before),
+                mean_severity: (mean_severity * 100.0).round() / 100.0,
+                negative_pct: round1(bad_share * 100.0),
+                severe: c.severe,
+                triggers: c.triggers,
+                customers: c.customers,
+                order_value_minor: c.order_value_minor_sum,
+                reasons: Vec::new(),
+                examples,
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        (a.issue_type == OTHER)
+            .cmp(&(b.issue_type == OTHER))
+            .then(b.priority.total_cmp(&a.priority))
+            .then(b.items.cmp(&a.items))
+            .then_with(|| a.issue_type.cmp(&b.issue_type))
+    });
+    for (i, issue) in ranked.iter_mut().enumerate() {
+        issue.rank = i + 1;
+        issue.priority = round1(issue.priority);
+        issue.reasons = reasons(issue, w);
+    }
+    ranked
+}
+
+/// One sentence per factor, the factor that adds most to the priority first.
+fn reasons(issue: &RankedIssue, w: &Weights) -> Vec<String> {
+    let c = &issue.components;
+    let mut factors: Vec<(f64, String)> = vec![
+        (
+            w.frequency * c.frequency,
+            format!(
+                "{}: {} mentions, {:.1}% of all issue mentions{}",
+                if c.frequency >= 1.0 { "Most frequent" } else { "Frequency" },
+                issue.items,
+                issue.share_pct,
+                if c.frequency >= 1.0 { " (the most of any issue)" } else { "" }
+            ),
+        ),
+        (w.severity * c.severity, {
+            let mut s = format!(
+                "Severity: mean {:.1}/5, {:.0}% negative or 1–2★, {} severe",
+                issue.mean_severity, issue.negative_pct, issue.severe
+            );
+            if issue.triggers > 0 {
+                s.push_str(&format!(
+                    ", {} complaint trigger{}",
+                    issue.triggers,
+                    if issue.triggers == 1 { "" } else { "s" }
+                ));
+            }
+            s
+        }),
+        (w.reach * c.reach, {
+            let mut s = format!("Reach: {} customer{}", issue.customers, if issue.customers == 1 { "" } else { "s" });
+            if issue.order_value_minor > 0 {
+                s.push_str(&format!(", {} in orders", money(issue.order_value_minor)));
+            }
+            s
+        }),
+        (
+            w.trend * c.trend,
+            match issue.trend {
+                Trend::New => "Trend: new this week (none last week)".to_owned(),
+                Trend::Up { pct } => {
+                    format!("Trend: up {pct}% on last week ({} → {})", issue.previous_items, issue.items)
+                }
+                Trend::Down { pct } => {
+                    format!("Trend: down {pct}% on last week ({} → {})", issue.previous_items, issue.items)
+                }
+                Trend::Flat => format!("Trend: steady ({} → {})", issue.previous_items, issue.items),
+            },
+        ),
+    ];
+    factors.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<String> = factors.into_iter().map(|(_, s)| s).collect();
+    if issue.issue_type == OTHER {
+        out.insert(0, "Not one problem: negative feedback no issue type fits; read the examples".to_owned());
+    }
+    if c.evidence < 0.5 {
+        out.push(format!(
+            "Little evidence yet: {} item{} (priority damped)",
+            issue.items,
+            if issue.items == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// Yuan from fen, with thousands separators: `¥12,345`.
+pub fn money(minor: i64) -> String {
+    let major = (minor as f64 / 100.0).round() as i64;
+    let digits = major.abs().to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{}¥{grouped}", if major < 0 { "-" } else { "" })
+}
+
+/// A week's report: stored once per week, mailed, and read by the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeeklyReport {
+    pub week: String,
+    /// Monday and Sunday of the week, in the shop's time zone.
+    pub from: String,
+    pub to: String,
+    pub generated_at: Timestamp,
+    pub headline: Headline,
+    pub previous: Headline,
+    /// What changed since last week, most important first.
+    pub changes: Vec<String>,
+    pub issues: Vec<RankedIssue>,
+    /// Why the first issue is first, in one sentence.
+    pub why_first: Option<String>,
+    /// No feedback at all this week.
+    pub empty: bool,
+}
+
+/// Builds the report of `current`, comparing with `previous` (the week before).
+pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp) -> WeeklyReport {
+    let issues = rank_issues(current, previous, &WEIGHTS);
+    let before = rank_issues(previous, &WeekFigures::default(), &WEIGHTS);
+    let headline = Headline::of(&current.week, &current.all);
+    let previous_headline = Headline::of(&previous.week, &previous.all);
+    let (from, to) = week_dates(&current.week).map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or_default();
+    WeeklyReport {
+        changes: changes(&headline, &previous_headline, &issues, &before),
+        why_first: issues.first().map(why_first),
+        empty: current.all.items == 0 && current.types.values().all(|c| c.items == 0),
+        week: current.week.clone(),
+        from,
+        to,
+        generated_at,
+        headline,
+        previous: previous_headline,
+        issues,
+    }
+}
+
+fn why_first(issue: &RankedIssue) -> String {
+    let c = &issue.components;
+    let mut parts: Vec<(f64, &str)> = vec![
+        (
+            WEIGHTS.frequency * c.frequency,
+            if c.frequency >= 1.0 { "it is the most frequent issue" } else { "it is frequent" },
+        ),
+        (WEIGHTS.severity * c.severity, "its feedback is the angriest"),
+        (
+            WEIGHTS.reach * c.reach,
+            if c.reach >= 1.0 { "it reaches the most customers" } else { "it reaches many customers" },
+        ),
+        (WEIGHTS.trend * c.trend, if c.trend > 0.5 { "it is rising" } else { "it is not going away" }),
+    ];
+    parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+    format!("{} is first because {} and {}.", issue.label_en, parts[0].1, parts[1].1)
+}
+
+fn changes(now: &Headline, before: &Headline, issues: &[RankedIssue], previous: &[RankedIssue]) -> Vec<String> {
+    let mut out = Vec::new();
+    match (now.csat_pct, before.csat_pct) {
+        (Some(a), Some(b)) => out.push(format!("CSAT {b:.1}% → {a:.1}% ({:+.1} pts)", a - b)),
+        (Some(a), None) => out.push(format!("CSAT {a:.1}% (no ratings the week before)")),
+        _ => {}
+    }
+    if now.ratings != before.ratings {
+        out.push(format!("Ratings {} → {}", before.ratings, now.ratings));
+    }
+    let negative = |h: &Headline| pct(h.negative, h.feedback);
+    if let (Some(a), Some(b)) = (negative(now), negative(before))
+        && (a - b).abs() >= 1.0
+    {
+        out.push(format!("Negative feedback {b:.1}% → {a:.1}% of items"));
+    }
+    for issue in issues.iter().take(3) {
+        match previous.iter().find(|p| p.issue_type == issue.issue_type) {
+            None => out.push(format!("{} is new in the top 3 (no feedback of it last week)", issue.label_en)),
+            Some(p) if p.rank > 3 => out.push(format!("{} rose to #{} (was #{})", issue.label_en, issue.rank, p.rank)),
+            Some(p) if p.rank != issue.rank => {
+                out.push(format!("{} moved to #{} (was #{})", issue.label_en, issue.rank, p.rank))
+            }
+            _ => {}
+        }
+    }
+    for p in previous.iter().take(3) {
+        if !issues.iter().take(3).any(|i| i.issue_type == p.issue_type) {
+            out.push(format!("{} left the top 3 (was #{})", p.label_en, p.rank));
+        }
+    }
+    out
+}
+
+/// `2026-W48` → (year, week).
+pub fn parse_week(week: &str) -> Option<(i16, i8)> {
+    let (year, w) = week.split_once("-W")?;
+    let (year, w): (i16, i8) = (year.parse().ok()?, w.parse().ok()?);
+    jiff::civil::ISOWeekDate::new(year, w, jiff::civil::Weekday::Monday).ok()?;
+    Some((year, w))
+}
+
+/// Monday and Sunday of an ISO week.
+pub fn week_dates(week: &str) -> Option<(jiff::civil::Date, jiff::civil::Date)> {
+    let (year, w) = parse_week(week)?;
+    let monday = jiff::civil::ISOWeekDate::new(year, w, jiff::civil::Weekday::Monday).ok()?.date();
+    Some((monday, monday.checked_add(jiff::Span::new().days(6)).ok()?))
+}
+
+pub fn week_of_date(date: jiff::civil::Date) -> String {
+    let w = date.iso_week_date();
+    format!("{:04}-W{:02}", w.year(), w.week())
+}
+
+/// The week `n` weeks before (negative: after) `week`.
+pub fn weeks_before(week: &str, n: i64) -> Option<String> {
+    let (monday, _) = week_dates(week)?;
+    Some(week_of_date(monday.checked_sub(jiff::Span::new().days(7 * n)).ok()?))
+}
+
+/// The ISO week that ended last, at `now` in `tz`: a Monday-morning run reports on last week.
+pub fn week_just_ended(now: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    let today = tz.to_datetime(now).date();
+    week_of_date(today.checked_sub(jiff::Span::new().days(7)).unwrap_or(today))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(items: u64, severity_sum: u64, negative: u64, customers: u64) -> Counts {
+        Counts { items, severity_sum, sentiment_negative: negative, customers, ..Default::default() }
+    }
+
+    fn week(name: &str, types: &[(&str, Counts)]) -> WeekFigures {
+        WeekFigures::from_shards(name, types.iter().map(|(t, c)| ((*t).to_owned(), c.clone())))
+    }
+
+    #[test]
+    fn priority_follows_the_documented_formula() {
+        // logistics: n=10, mean severity 3, 8 negative, 6 customers, 2 triggers; last week 4.
+        let logistics = Counts { triggers: 2, ..counts(10, 30, 8, 6) };
+        let quality = counts(5, 10, 2, 5);
+        let now = week("2026-W47", &[("logistics", logistics), ("quality", quality)]);
+        let before = week("2026-W46", &[("logistics", counts(4, 8, 2, 4)), ("quality", counts(5, 10, 2, 5))]);
+        let ranked = rank_issues(&now, &before, &WEIGHTS);
+        assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["logistics", "quality"]);
+        let l = &ranked[0];
+        // F = 10/10 = 1; S = 0.4·3/5 + 0.3·0.8 + 0.3·0.2 = 0.24 + 0.24 + 0.06 = 0.54;
+        // R = 6/6 = 1; T = 0.5 + (10−4)/(2·4) = 1.25 → 1; E = 10/13.
+        // priority = 100 · 10/13 · (0.35 + 0.162 + 0.25 + 0.1) = 66.31 → 66.3
+        assert!((l.components.severity - 0.54).abs() < 1e-9, "{:?}", l.components);
+        assert_eq!((l.components.frequency, l.components.reach, l.components.trend), (1.0, 1.0, 1.0));
+        assert_eq!(l.priority, 66.3);
+        // quality: F = 0.5; S = 0.4·2/5 + 0.3·0.4 = 0.28; R = 5/6; T = 0.5 (flat); E = 5/8.
+        // 100 · 0.625 · (0.175 + 0.084 + 0.208333 + 0.05) = 32.32 → 32.3
+        assert_eq!(ranked[1].priority, 32.3);
+        assert_eq!(ranked[1].trend, Trend::Flat);
+        assert_eq!(l.trend, Trend::Up { pct: 150 });
+        assert_eq!((l.share_pct, ranked[1].share_pct), (66.7, 33.3));
+        assert!(l.reasons[0].starts_with("Most frequent: 10 mentions"), "{:?}", l.reasons);
+        assert!(l.reasons.iter().any(|r| r == "Trend: up 150% on last week (4 → 10)"), "{:?}", l.reasons);
+    }
+
+    #[test]
+    fn other_is_listed_after_the_named_problems() {
+        let now = week("2026-W47", &[("other", counts(30, 120, 30, 20)), ("price", counts(3, 6, 2, 3))]);
+        let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
+        assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["price", "other"]);
+        assert!(ranked[1].priority > ranked[0].priority, "its priority is still computed");
+        assert!(ranked[1].reasons[0].starts_with("Not one problem"));
+    }
+
+    #[test]
+    fn order_value_and_low_stars_count_where_given() {
+        let mut refund = counts(4, 12, 1, 4);
+        refund.ratings = 4;
+        refund.stars = [3, 0, 1, 0, 0];
+        refund.order_value_minor_sum = 200_000;
+        let mut price = counts(4, 12, 1, 4);
+        price.order_value_minor_sum = 50_000;
+        let now = week("2026-W47", &[("refund_return", refund), ("price", price)]);
+        let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
+        assert_eq!(ranked[0].issue_type, "refund_return");
+        // 3 of 4 ratings are 1–2★ (75%) though only 1 of 4 is negative by sentiment.
+        assert_eq!(ranked[0].negative_pct, 75.0);
+        // R = 0.6 · 1 + 0.4 · 50,000/200,000 = 0.7 for price.
+        assert!((ranked[1].components.reach - 0.7).abs() < 1e-9);
+        assert!(ranked[0].reasons.iter().any(|r| r.contains("¥2,000 in orders")), "{:?}", ranked[0].reasons);
+    }
+
+    #[test]
+    fn one_message_is_damped_and_ties_break_by_items_then_id() {
+        let now = week("2026-W47", &[("b", counts(1, 5, 1, 1)), ("a", counts(1, 5, 1, 1)), ("c", counts(6, 6, 1, 3))]);
+        let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
+        assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["c", "a", "b"]);
+        assert!(ranked[1].reasons.last().unwrap().starts_with("Little evidence yet"));
+    }
+
+    #[test]
+    fn the_headline_computes_csat_stars_and_response_rate() {
+        let all = Counts {
+            items: 20,
+            ratings: 8,
+            stars: [1, 1, 0, 2, 4],
+            follow_ups_sent: 4,
+            follow_up_answers: 1,
+            ..Default::default()
+        };
+        let h = Headline::of("2026-W47", &all);
+        // CSAT = 6/8 = 75%; stars = (1 + 2 + 8 + 20) / 8 = 3.875 → 3.88.
+        assert_eq!((h.csat_pct, h.average_stars, h.response_rate_pct), (Some(75.0), Some(3.88), Some(25.0)));
+        let none = Headline::of("2026-W47", &Counts::default());
+        assert_eq!((none.csat_pct, none.average_stars, none.response_rate_pct), (None, None, None));
+    }
+
+    #[test]
+    fn estimated_csat_covers_every_closed_conversation_and_says_how_well_it_agrees() {
+        use crate::analysis::satisfaction::Satisfaction;
+        let mut all = Counts::default();
+        let mut add = |counters: Vec<(&'static str, i64)>| {
+            for (name, v) in counters {
+                assert!(ESTIMATE_COUNTERS.contains(&name) && all.add_estimate_counter(name, v), "{name}");
+            }
+        };
+        // Four closed conversations (likelihoods 0.8, 0.6, 0.2, 0.0), three rated in line with them.
+        for (judgement, satisfied, dissatisfied, stars) in
+            [(1.0, 0.8, 0.0, Some(5)), (0.5, 0.6, 0.1, Some(4)), (-0.5, 0.2, 0.5, Some(2)), (-1.0, 0.0, 0.7, None)]
+        {
+            let estimate = Satisfaction::new(judgement, satisfied, dissatisfied);
+            add(estimate_counters(&estimate));
+            if let Some(stars) = stars {
+                add(pair_counters(stars, (estimate.expected_stars * 10.0).round() as i64));
+            }
+        }
+        let e = Headline::of("2026-W48", &all).estimated;
+        // CSAT (0.8 + 0.6 + 0.2 + 0) / 4 = 40%; stars (4 + 3.5 + 2.5 + 2) / 4 = 3; 3 of 4 rated;
+        // differences |5-4| + |4-3.5| + |2-2.5| = 2 over 3 pairs.
+        assert_eq!((e.csat_pct, e.dissatisfied_pct, e.average_stars), (Some(40.0), Some(32.5), Some(3.0)));
+        assert_eq!((e.paired, e.rated_share_pct, e.paired_mean_error), (3, Some(75.0), Some(0.67)));
+        assert!(e.paired_correlation.is_some_and(|r| r > 0.9), "{:?}", e.paired_correlation);
+        let sentence = e.sentence().unwrap();
+        assert!(
+            sentence.contains("all 4 closed conversations: 40.0%") && sentence.contains("3 of them (75.0%)"),
+            "{sentence}"
+        );
+        assert_eq!(Headline::of("2026-W48", &Counts::default()).estimated.sentence(), None);
+    }
+
+    #[test]
+    fn the_report_names_changes_and_an_empty_week_is_empty() {
+        let mut all_now = Counts { items: 10, ratings: 4, stars: [2, 0, 0, 0, 2], ..Default::default() };
+        all_now.sentiment_negative = 5;
+        let all_before =
+            Counts { items: 10, ratings: 4, stars: [0, 0, 0, 1, 3], sentiment_negative: 1, ..Default::default() };
+        let now = WeekFigures {
+            week: "2026-W47".into(),
+            all: all_now,
+            types: [("logistics".to_owned(), counts(5, 15, 5, 4))].into(),
+        };
+        let before = WeekFigures {
+            week: "2026-W46".into(),
+            all: all_before,
+            types: [("quality".to_owned(), counts(3, 6, 1, 3))].into(),
+        };
+        let r = build_report(&now, &before, "2026-11-23T01:00:00Z".parse().unwrap());
+        assert_eq!((r.from.as_str(), r.to.as_str()), ("2026-11-16", "2026-11-22"));
+        assert_eq!(r.changes[0], "CSAT 100.0% → 50.0% (-50.0 pts)");
+        assert!(r.changes.iter().any(|c| c == "Negative feedback 10.0% → 50.0% of items"), "{:?}", r.changes);
+        assert!(
+            r.changes.iter().any(|c| c.starts_with("Shipping and delivery") && c.contains("new in the top 3")),
+            "{:?}",
+            r.changes
+        );
+        assert!(r.changes.iter().any(|c| c.contains("left the top 3 (was #1)")), "{:?}", r.changes);
+        assert!(r.why_first.as_deref().unwrap().starts_with("Shipping and delivery is first because"));
+        assert!(!r.empty);
+        let empty =
+            build_report(&WeekFigures { week: "2026-W47".into(), ..Default::default() }, &before, r.generated_at);
+        assert!(empty.empty && empty.issues.is_empty() && empty.why_first.is_none());
+    }
+
+    #[test]
+    fn weeks_are_read_and_stepped() {
+        assert_eq!(parse_week("2026-W48"), Some((2026, 48)));
+        assert_eq!(parse_week("2026-W54"), None);
+        assert_eq!(parse_week("2026-48"), None);
+        assert_eq!(weeks_before("2026-W01", 1).as_deref(), Some("2025-W52"));
+        assert_eq!(weeks_before("2026-W53", -1).as_deref(), Some("2027-W01"));
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // Monday 2026-11-23 09:00 in Shanghai is 01:00 UTC: the week just ended is W47.
+        assert_eq!(week_just_ended("2026-11-23T01:00:00Z".parse().unwrap(), &shanghai), "2026-W47");
+        // Sunday 23:30 UTC is already Monday 07:30 in Shanghai.
+        assert_eq!(week_just_ended("2026-11-22T23:30:00Z".parse().unwrap(), &shanghai), "2026-W47");
+        assert_eq!(money(1_234_567), "¥12,346");
+    }
+
+    #[test]
+    fn examples_are_the_most_severe_distinct_three() {
+        let ex = |t: &str, s: u8| Example { text: t.into(), severity: s, at: "2026-11-17T00:00:00Z".into() };
+        let mut c = counts(5, 15, 5, 5);
+        c.examples = vec![ex("a", 2), ex("b", 5), ex("b", 5), ex("c", 3), ex("d", 4)];
+        let ranked = rank_issues(&week("2026-W47", &[("logistics", c)]), &WeekFigures::default(), &WEIGHTS);
+        assert_eq!(ranked[0].examples.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["b", "d", "c"]);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_counts() -> impl Strategy<Value = Counts> {
+            (1u64..200, 0u64..5, 0u64..100, 1u64..50, 0u64..20, 0i64..1_000_000).prop_map(
+                |(items, sev, neg, customers, triggers, value)| Counts {
+                    items,
+                    severity_sum: items * sev,
+                    sentiment_negative: neg.min(items),
+                    customers,
+                    triggers: triggers.min(items),
+                    order_value_minor_sum: value,
+                    ..Default::default()
+                },
+            )
+        }
+
+        proptest! {
+            /// Reading the shards in another order never changes the ranking or a priority.
+            #[test]
+            fn ranking_is_stable_under_reordering(
+                types in proptest::collection::vec(any_counts(), 1..10),
+                previous in proptest::collection::vec(0u64..100, 10),
+                seed in any::<u64>(),
+            ) {
+                let ids = ["logistics", "quality", "refund_return", "price", "service", "payment", "account", "product_info", "packaging", "other"];
+                let shards: Vec<(String, Counts)> = types.iter().enumerate().map(|(i, c)| (ids[i].to_owned(), c.clone())).collect();
+                let mut shuffled = shards.clone();
+                // A deterministic shuffle from the seed.
+                let mut s = seed | 1;
+                for i in (1..shuffled.len()).rev() {
+                    s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                    shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+                }
+                let prev = WeekFigures::from_shards("2026-W46", ids.iter().zip(&previous).map(|(t, n)| ((*t).to_owned(), Counts { items: *n, ..Default::default() })));
+                let a = rank_issues(&WeekFigures::from_shards("2026-W47", shards), &prev, &WEIGHTS);
+                let b = rank_issues(&WeekFigures::from_shards("2026-W47", shuffled), &prev, &WEIGHTS);
+                prop_assert_eq!(&a, &b);
+                for (i, r) in a.iter().enumerate() {
+                    prop_assert_eq!(r.rank, i + 1);
+                    prop_assert!((0.0..=100.0).contains(&r.priority));
+                    if i > 0 && r.issue_type != OTHER { prop_assert!(a[i - 1].priority >= r.priority); }
+                }
+            }
+        }
+    }
+}

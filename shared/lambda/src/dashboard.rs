@@ -1,0 +1,396 @@
+//! The staff dashboard: query parameters, the CSV export, the page shell and the server-rendered
+//! view (inline SVG charts, no scripts in it, nothing from a CDN).
+//!
+//! The page (`GET /dashboard`) is a static shell with no data in it, so it needs no credentials:
+//! its one small script keeps the staff token (from the sign-in link's `#token=` fragment, which
+//! never reaches a server or a log) in the tab's session storage and fetches the view
+//! (`GET /dashboard/view`) with `Authorization: Bearer`, the way the API's JWT authorizer expects.
+
+use feedback::insights::weekly::week_of_date;
+use feedback::reporting::stats::{EXPORT_MAX_ROWS, FeedbackRow};
+use feedback::validate::FieldError;
+
+use crate::problem::Problem;
+
+fn bad(field: &str, rule: &'static str, detail: impl Into<String>) -> Problem {
+    let mut p = Problem::new(400, "invalid-query", "Invalid query parameter", format!("Invalid parameter: {field}"));
+    p.invalid_params = vec![FieldError::new(field, rule, detail)];
+    p
+}
+
+/// `from` and `to` (`YYYY-MM-DD`, inclusive, the shop's days): by default the `default_days`
+/// up to `today`; at most `max_days` long.
+pub fn date_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    today: jiff::civil::Date,
+    default_days: i64,
+    max_days: i64,
+) -> Result<(jiff::civil::Date, jiff::civil::Date), Problem> {
+    let parse = |field: &str, v: &str| {
+        v.trim()
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| bad(field, "date", format!("{v:?} is not a date like 2026-11-23")))
+    };
+    let to = match to {
+        Some(v) => parse("to", v)?,
+        None => today,
+    };
+    let from = match from {
+        Some(v) => parse("from", v)?,
+        None => to.checked_sub(jiff::Span::new().days(default_days - 1)).unwrap_or(to),
+    };
+    if from > to {
+        return Err(bad("from", "order", format!("from ({from}) is after to ({to})")));
+    }
+    let days = i64::from(to.since(from).map(|s| s.get_days()).unwrap_or(0)) + 1;
+    if days > max_days {
+        return Err(bad("to", "range", format!("at most {max_days} days at a time; asked for {days}")));
+    }
+    Ok((from, to))
+}
+
+/// `GET /dashboard/view?week=`: the week, by default the current one.
+pub fn view_week(week: Option<&str>, today: jiff::civil::Date) -> Result<String, Problem> {
+    match week.map(str::trim).filter(|w| !w.is_empty()) {
+        None => Ok(week_of_date(today)),
+        Some(w) if feedback::insights::weekly::parse_week(w).is_some() => Ok(w.to_owned()),
+        Some(w) => Err(bad("week", "iso-week", format!("{w:?} is not an ISO week like 2026-W47"))),
+    }
+}
+
+/// One CSV cell: quoted when needed, and a leading `= + - @` neutralised so a spreadsheet never
+/// runs a customer's comment as a formula.
+fn cell(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
+    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
+}
+
+/// The export: a header row, then one row per rating or trigger event (UTF-8 with a BOM, so
+/// spreadsheet programs read the Chinese right).
+pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool) -> String {
+    let mut out = String::from(
+        "\u{feff}at,kind,conversation_id,customer_id,stars,category,sentiment,score,severity,issue_types,text\r\n",
+    );
+    for r in rows {
+        let fields = [
+            cell(&r.at),
+            cell(&r.kind),
+            cell(&r.conversation_id),
+            cell(&r.customer_id),
+            r.stars.map(|s| s.to_string()).unwrap_or_default(),
+            cell(r.category.as_deref().unwrap_or("")),
+            cell(r.sentiment.as_deref().unwrap_or("")),
+            r.score.map(|s| format!("{s:.3}")).unwrap_or_default(),
+            r.severity.map(|s| s.to_string()).unwrap_or_default(),
+            cell(&r.issue_types.join(" ")),
+            cell(r.text.as_deref().unwrap_or("")),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
+    if truncated {
+        out.push_str(&format!("# truncated at {EXPORT_MAX_ROWS} rows: ask for fewer days\r\n"));
+    }
+    out
+}
+
+/// The page's one script: keep the token, fetch the view with it, wire week links and downloads.
+pub const SHELL_SCRIPT: &str = r#"(function () {
+  var view = document.getElementById('view');
+  var m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem('staffToken', decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  var token = sessionStorage.getItem('staffToken');
+  var base = location.pathname.replace(/\/$/, '');
+  function show(state, html) { view.innerHTML = html; document.body.setAttribute('data-state', state); }
+  if (!token) {
+    show('signed-out', '<p class="note">Sign in with the staff link you were given (it ends in <code>#token=…</code>).</p>');
+    return;
+  }
+  function load(query) {
+    document.body.setAttribute('data-state', 'loading');
+    fetch(base + '/view' + query, { headers: { Authorization: 'Bearer ' + token } })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { sessionStorage.removeItem('staffToken'); throw new Error('Your staff link was refused or has expired. Ask for a new one.'); }
+        if (!r.ok) { return r.json().then(function (p) { throw new Error(p.detail || ('Error ' + r.status)); }); }
+        return r.text();
+      })
+      .then(function (html) { show('ready', html); })
+      .catch(function (e) { show('error', '<p class="note error"></p>'); view.firstChild.textContent = e.message; });
+  }
+  view.addEventListener('click', function (ev) {
+    var a = ev.target.closest('a');
+    if (!a) { return; }
+    if (a.hasAttribute('data-week')) {
+      ev.preventDefault();
+      history.pushState(null, '', base + '?week=' + a.getAttribute('data-week'));
+      load('?week=' + a.getAttribute('data-week'));
+    } else if (a.hasAttribute('data-download')) {
+      ev.preventDefault();
+      fetch(a.getAttribute('href'), { headers: { Authorization: 'Bearer ' + token } })
+        .then(function (r) { if (!r.ok) { throw new Error('Export failed: ' + r.status); } return r.blob(); })
+        .then(function (b) {
+          var link = document.createElement('a');
+          link.href = URL.createObjectURL(b);
+          link.download = a.getAttribute('data-download');
+          link.click();
+          URL.revokeObjectURL(link.href);
+        })
+        .catch(function (e) { alert(e.message); });
+    }
+  });
+  window.addEventListener('popstate', function () { load(location.search); });
+  load(location.search);
+})();"#;
+
+const SHELL_STYLE: &str = "body{margin:0;font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;background:#f3f4f6;color:#1f2937}\
+header{background:#111827;color:#fff;padding:12px 20px;display:flex;align-items:baseline;gap:16px}\
+header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16px}\
+.note{background:#fff;padding:16px;border-radius:8px}.error{color:#b91c1c}\
+.nav{display:flex;gap:12px;align-items:center;margin-bottom:12px}.nav a{color:#2563eb}\
+.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-bottom:16px}\
+.tile{background:#fff;border-radius:8px;padding:12px;text-align:center}.tile b{display:block;font-size:24px}.tile span{font-size:12px;color:#6b7280}\
+.estimated{margin:0 0 16px;color:#374151}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px;margin-bottom:16px}\
+figure{margin:0;background:#fff;border-radius:8px;padding:8px}figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#6b7280}\
+section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}section h2{font-size:16px;margin:4px 0 8px}\
+ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#16a34a}.flat{color:#6b7280}\
+blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}";
+
+/// The page and its Content-Security-Policy (the script allowed by its hash, nothing external).
+pub fn shell_page(shop_name: &str) -> (String, String) {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SHELL_SCRIPT.as_bytes()));
+    let csp = format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; \
+         img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    let shop = feedback::followups::escape_html(shop_name);
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
+         <title>Feedback dashboard · {shop}</title><style>{SHELL_STYLE}</style></head>\
+         <body data-state=\"loading\"><header><h1>Feedback dashboard</h1><span>{shop}</span></header>\
+         <main id=\"view\"><p class=\"note\">Loading…</p></main><script>{SHELL_SCRIPT}</script></body></html>"
+    );
+    (page, csp)
+}
+
+#[cfg(feature = "charts")]
+pub use view::{ViewError, render_view, week_view};
+
+#[cfg(feature = "charts")]
+mod view {
+    use crate::charts::{Chart, ChartError};
+    use feedback::errors::StoreError;
+    use feedback::followups::escape_html as e;
+    use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report, week_of_date, weeks_before};
+    use feedback::reporting::ReportStore;
+    use feedback::reporting::stats::TREND_WEEKS;
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum ViewError {
+        #[error(transparent)]
+        Store(#[from] StoreError),
+        #[error(transparent)]
+        Chart(#[from] ChartError),
+    }
+
+    /// `GET /dashboard/view`: the week's report computed live from its aggregates and the week
+    /// before (so the week in progress shows too), with 12 weeks of headlines for the trend.
+    pub async fn week_view(
+        store: &impl ReportStore,
+        week: &str,
+        today: jiff::civil::Date,
+        now: feedback::Timestamp,
+    ) -> Result<String, ViewError> {
+        let previous = weeks_before(week, 1).unwrap_or_default();
+        let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now);
+        let trend_weeks: Vec<String> = (0..TREND_WEEKS).rev().filter_map(|n| weeks_before(week, n)).collect();
+        let trend = store.headlines(&trend_weeks).await?;
+        Ok(render_view(&report, &trend, &week_of_date(today))?)
+    }
+
+    fn opt(v: Option<f64>, unit: &str) -> String {
+        v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))
+    }
+
+    /// The view of one week: tiles, the four charts (inline SVG), the ranked issues with their
+    /// reasons and example comments, and the export link.
+    pub fn render_view(r: &WeeklyReport, trend: &[Headline], current_week: &str) -> Result<String, ChartError> {
+        let h = &r.headline;
+        let mut out = String::new();
+        let previous = weeks_before(&r.week, 1).unwrap_or_default();
+        let next = weeks_before(&r.week, -1).unwrap_or_default();
+        out.push_str(&format!(
+            "<div class=\"nav\"><a href=\"?week={p}\" data-week=\"{p}\">← {p}</a><strong id=\"week\">{w}</strong> <span>{from} to {to}</span>",
+            p = e(&previous),
+            w = e(&r.week),
+            from = e(&r.from),
+            to = e(&r.to)
+        ));
+        if r.week.as_str() < current_week {
+            out.push_str(&format!("<a href=\"?week={n}\" data-week=\"{n}\">{n} →</a>", n = e(&next)));
+        } else {
+            out.push_str("<span>(this week so far)</span>");
+        }
+        out.push_str(&format!(
+            "<a href=\"feedback.csv?from={from}&amp;to={to}\" data-download=\"feedback-{w}.csv\" style=\"margin-left:auto\">Export CSV</a></div>",
+            from = e(&r.from),
+            to = e(&r.to),
+            w = e(&r.week)
+        ));
+        let tiles = [
+            ("CSAT (4–5★)", opt(h.csat_pct, "%")),
+            ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
+            ("Rated share of closed", opt(h.estimated.rated_share_pct, "%")),
+            ("Average stars", h.average_stars.map_or("–".into(), |s| format!("{s:.2}"))),
+            ("Ratings", h.ratings.to_string()),
+            ("Feedback items", h.feedback.to_string()),
+            ("Negative", h.negative.to_string()),
+            ("Follow-up response", opt(h.response_rate_pct, "%")),
+        ];
+        out.push_str("<div class=\"tiles\">");
+        for (label, value) in tiles {
+            out.push_str(&format!("<div class=\"tile\"><b>{}</b><span>{}</span></div>", e(&value), e(label)));
+        }
+        out.push_str("</div>");
+        if let Some(estimated) = h.estimated.sentence() {
+            out.push_str(&format!("<p class=\"estimated\">{}</p>", e(&estimated)));
+        }
+        out.push_str("<div class=\"charts\">");
+        let charts = [
+            ("csat-trend", Chart::csat_trend(trend)),
+            ("sentiment-split", Chart::sentiment(trend)),
+            ("issue-ranking", Chart::ranking(r, 8)),
+            ("follow-up-funnel", Chart::funnel(h)),
+        ];
+        for (id, chart) in charts {
+            let svg = chart.svg(560, 280)?;
+            out.push_str(&format!(
+                "<figure id=\"{id}\" role=\"img\" aria-label=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
+                e(&chart.describe()),
+                e(chart.title())
+            ));
+        }
+        out.push_str("</div><section><h2>Fix first</h2>");
+        if let Some(why) = &r.why_first {
+            out.push_str(&format!("<p><strong>{}</strong></p>", e(why)));
+        }
+        if r.issues.is_empty() {
+            out.push_str(if r.empty {
+                "<p id=\"no-feedback\">No feedback this week yet.</p>"
+            } else {
+                "<p id=\"no-feedback\">No problems reported this week.</p>"
+            });
+        }
+        out.push_str("<ol class=\"ranking\" id=\"ranking\">");
+        for i in &r.issues {
+            let (class, arrow) = match i.trend {
+                Trend::Up { .. } => ("up", i.trend.arrow()),
+                Trend::Down { .. } => ("down", i.trend.arrow()),
+                Trend::New => ("new", i.trend.arrow()),
+                Trend::Flat => ("flat", i.trend.arrow()),
+            };
+            out.push_str(&format!(
+                "<li data-issue-type=\"{}\"><strong>{} · {}</strong> — priority {:.0}, {} mentions, {} customers <span class=\"{class}\">{}</span>",
+                e(&i.issue_type),
+                e(&i.label_zh),
+                e(&i.label_en),
+                i.priority,
+                i.items,
+                i.customers,
+                e(&arrow)
+            ));
+            out.push_str("<ul class=\"reasons\">");
+            for reason in &i.reasons {
+                out.push_str(&format!("<li>{}</li>", e(reason)));
+            }
+            out.push_str("</ul>");
+            for ex in &i.examples {
+                out.push_str(&format!("<blockquote>{}</blockquote>", e(&ex.text)));
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ol></section>");
+        if !r.changes.is_empty() {
+            out.push_str("<section><h2>Since last week</h2><ul>");
+            for c in &r.changes {
+                out.push_str(&format!("<li>{}</li>", e(c)));
+            }
+            out.push_str("</ul></section>");
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_default_and_refuse_what_is_wrong() {
+        let today = d("2026-11-25");
+        assert_eq!(date_range(None, None, today, 56, 371).unwrap(), (d("2026-10-01"), today));
+        assert_eq!(
+            date_range(Some("2026-11-01"), Some("2026-11-07"), today, 56, 31).unwrap(),
+            (d("2026-11-01"), d("2026-11-07"))
+        );
+        let p = date_range(Some("yesterday"), None, today, 56, 371).unwrap_err();
+        assert_eq!((p.status, p.invalid_params[0].field.as_str()), (400, "from"));
+        let p = date_range(Some("2026-11-08"), Some("2026-11-01"), today, 56, 371).unwrap_err();
+        assert_eq!(p.invalid_params[0].rule, "order");
+        let p = date_range(Some("2026-01-01"), Some("2026-11-01"), today, 56, 31).unwrap_err();
+        assert_eq!(p.invalid_params[0].rule, "range");
+        assert!(date_range(Some("2026-11-01"), Some("2026-12-01"), today, 56, 31).is_ok(), "31 days is allowed");
+        assert!(date_range(Some("2026-11-01"), Some("2026-12-02"), today, 56, 31).is_err(), "32 is not");
+    }
+
+    #[test]
+    fn the_view_week_defaults_to_this_week_and_refuses_what_is_not_one() {
+        assert_eq!(view_week(None, d("2026-11-25")).unwrap(), "2026-W48");
+        assert_eq!(view_week(Some("2026-W47"), d("2026-11-25")).unwrap(), "2026-W47");
+        assert_eq!(view_week(Some("47"), d("2026-11-25")).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn csv_quotes_and_neutralises_formulas() {
+        let row = FeedbackRow {
+            at: "2026-11-18T03:00:00.000Z".into(),
+            kind: "rating".into(),
+            conversation_id: "c-1".into(),
+            customer_id: "u-1".into(),
+            stars: Some(1),
+            category: None,
+            text: Some("=HYPERLINK(\"http://x\"), 太慢".into()),
+            sentiment: Some("negative".into()),
+            score: Some(-0.8123),
+            severity: Some(4),
+            issue_types: vec!["logistics".into(), "service".into()],
+        };
+        let csv = feedback_csv(&[row], true);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert!(lines[0].starts_with("\u{feff}at,kind,"));
+        assert_eq!(
+            lines[1],
+            "2026-11-18T03:00:00.000Z,rating,c-1,u-1,1,,negative,-0.812,4,logistics service,\"'=HYPERLINK(\"\"http://x\"\"), 太慢\""
+        );
+        assert!(lines[2].starts_with("# truncated"));
+    }
+
+    #[test]
+    fn the_shell_has_no_data_and_allows_only_its_own_script() {
+        let (page, csp) = shell_page("<小店>");
+        assert!(page.contains("&lt;小店&gt;") && page.contains("id=\"view\""));
+        assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"));
+        assert!(!page.contains("http://") && !page.contains("https://"), "nothing loaded from elsewhere");
+    }
+}

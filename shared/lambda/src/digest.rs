@@ -1,0 +1,401 @@
+//! The Monday digest's messages: subject, text, HTML with inline charts, the raw MIME for SES and
+//! the short message for the staff topic.
+
+use feedback::followups::escape_html;
+use feedback::insights::weekly::{RankedIssue, WeeklyReport};
+use feedback::reporting::{DigestComposer, DigestSettings, InlineImage};
+
+/// The digest as the weekly run sends it: charts (drawn by `charts`, none for an empty week) inline
+/// in the HTML part of the e-mail; the staff topic gets the short text.
+pub struct Composer<F>(pub F);
+
+impl<F: Fn(&WeeklyReport) -> Result<Vec<InlineImage>, String>> DigestComposer for Composer<F> {
+    fn email(&self, settings: &DigestSettings, report: &WeeklyReport) -> Result<Vec<u8>, String> {
+        let images = if report.empty { Vec::new() } else { (self.0)(report)? };
+        Ok(digest_mime(settings, report, &images, &format!("fl-{}", ulid::Ulid::new())).into_bytes())
+    }
+
+    fn staff_message(&self, settings: &DigestSettings, report: &WeeklyReport) -> (String, String) {
+        // SNS subjects are ASCII (the shop's name may not be).
+        let subject = format!("[Feedback Loop] Weekly feedback {}", report.week);
+        (subject, sns_message(report, settings.dashboard_url.as_deref()))
+    }
+}
+
+pub fn subject(settings: &DigestSettings, r: &WeeklyReport) -> String {
+    let shop = settings.shop_name.replace(['\r', '\n'], " ");
+    if r.empty {
+        return format!("[{shop}] Weekly feedback {}: no feedback this week", r.week);
+    }
+    let csat = r.headline.csat_pct.map_or("no ratings".to_owned(), |c| format!("CSAT {c:.1}%"));
+    match r.issues.first() {
+        Some(top) => format!("[{shop}] Weekly feedback {}: {csat}, fix first: {}", r.week, top.label_en),
+        None => format!("[{shop}] Weekly feedback {}: {csat}", r.week),
+    }
+}
+
+fn opt(v: Option<f64>, unit: &str) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))
+}
+
+fn issue_line(i: &RankedIssue) -> String {
+    format!(
+        "{}. {} {} — priority {:.0}, {} mentions, {} customers, {}",
+        i.rank,
+        i.label_en,
+        i.label_zh,
+        i.priority,
+        i.items,
+        i.customers,
+        i.trend.arrow()
+    )
+}
+
+/// The plain-text part.
+pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
+    let mut out = format!("Weekly feedback report {} ({} to {})\n\n", r.week, r.from, r.to);
+    if r.empty {
+        out.push_str("No feedback was recorded this week: no ratings, no customer messages.\n");
+        if let Some(url) = dashboard_url {
+            out.push_str(&format!("\nDashboard: {url}\n"));
+        }
+        return out;
+    }
+    let h = &r.headline;
+    out.push_str(&format!(
+        "CSAT {} · average {} stars · {} ratings · {} feedback items from {} customers\n\
+         Sentiment: {} positive, {} neutral, {} negative · {} severe · {} complaint triggers\n\
+         Follow-ups: {} sent, {} reminders, {} answered (response rate {})\n",
+        opt(h.csat_pct, "%"),
+        h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}")),
+        h.ratings,
+        h.feedback,
+        h.customers,
+        h.positive,
+        h.neutral,
+        h.negative,
+        h.severe,
+        h.triggers,
+        h.follow_ups_sent,
+        h.reminders_sent,
+        h.follow_up_answers,
+        opt(h.response_rate_pct, "%"),
+    ));
+    if let Some(estimated) = h.estimated.sentence() {
+        out.push_str(&format!("{estimated}\n"));
+    }
+    if !r.changes.is_empty() {
+        out.push_str("\nSince last week:\n");
+        for c in &r.changes {
+            out.push_str(&format!("- {c}\n"));
+        }
+    }
+    out.push_str("\nFix first:\n");
+    if let Some(why) = &r.why_first {
+        out.push_str(&format!("{why}\n"));
+    }
+    for i in r.issues.iter().take(5) {
+        out.push_str(&format!("\n{}\n", issue_line(i)));
+        for reason in &i.reasons {
+            out.push_str(&format!("   · {reason}\n"));
+        }
+        for e in &i.examples {
+            out.push_str(&format!("   “{}”\n", e.text));
+        }
+    }
+    if r.issues.is_empty() {
+        out.push_str("No problems were reported this week.\n");
+    }
+    if let Some(url) = dashboard_url {
+        out.push_str(&format!("\nDashboard: {url}\n"));
+    }
+    out
+}
+
+/// The HTML part: tables and inline styles (what mail clients render), charts as `cid:` images.
+pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[InlineImage]) -> String {
+    let e = escape_html;
+    let mut out = String::from(
+        "<!doctype html><html><body style=\"margin:0;padding:16px;background:#f3f4f6;font-family:Arial,'PingFang SC','Microsoft YaHei',sans-serif;color:#1f2937\">\
+         <table role=\"presentation\" width=\"600\" align=\"center\" cellpadding=\"0\" cellspacing=\"0\" style=\"background:#fff;border-radius:8px;padding:20px\"><tr><td>",
+    );
+    out.push_str(&format!(
+        "<h1 style=\"font-size:20px;margin:0 0 4px\">Weekly feedback report {}</h1><p style=\"margin:0 0 16px;color:#6b7280\">{} to {}</p>",
+        e(&r.week),
+        e(&r.from),
+        e(&r.to)
+    ));
+    if r.empty {
+        out.push_str("<p>No feedback was recorded this week: no ratings, no customer messages.</p>");
+    } else {
+        let h = &r.headline;
+        let tile = |label: &str, value: String| {
+            format!(
+                "<td style=\"padding:8px;text-align:center;border:1px solid #e5e7eb\"><div style=\"font-size:22px;font-weight:bold\">{}</div><div style=\"font-size:12px;color:#6b7280\">{}</div></td>",
+                e(&value),
+                e(label)
+            )
+        };
+        out.push_str("<table role=\"presentation\" width=\"100%\" cellspacing=\"0\" style=\"border-collapse:collapse;margin-bottom:16px\"><tr>");
+        out.push_str(&tile("CSAT (4–5★)", opt(h.csat_pct, "%")));
+        out.push_str(&tile("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")));
+        out.push_str(&tile("Average stars", h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}"))));
+        out.push_str(&tile("Ratings", h.ratings.to_string()));
+        out.push_str(&tile("Follow-up response", opt(h.response_rate_pct, "%")));
+        out.push_str("</tr></table>");
+        out.push_str(&format!(
+            "<p style=\"margin:0 0 16px\">{} feedback items from {} customers: {} positive, {} neutral, {} negative; {} severe, {} complaint triggers.</p>",
+            h.feedback, h.customers, h.positive, h.neutral, h.negative, h.severe, h.triggers
+        ));
+        if let Some(estimated) = h.estimated.sentence() {
+            out.push_str(&format!("<p style=\"margin:0 0 16px\">{}</p>", e(&estimated)));
+        }
+        if !r.changes.is_empty() {
+            out.push_str("<h2 style=\"font-size:16px;margin:16px 0 4px\">Since last week</h2><ul style=\"margin:0;padding-left:20px\">");
+            for c in &r.changes {
+                out.push_str(&format!("<li>{}</li>", e(c)));
+            }
+            out.push_str("</ul>");
+        }
+        out.push_str("<h2 style=\"font-size:16px;margin:16px 0 4px\">Fix first</h2>");
+        if let Some(why) = &r.why_first {
+            out.push_str(&format!("<p style=\"margin:0 0 8px\"><strong>{}</strong></p>", e(why)));
+        }
+        out.push_str("<ol style=\"margin:0;padding-left:20px\">");
+        for i in r.issues.iter().take(5) {
+            out.push_str(&format!(
+                "<li style=\"margin-bottom:10px\"><strong>{} {}</strong> — priority {:.0}, {} mentions, {} customers, <span style=\"color:{}\">{}</span>",
+                e(&i.label_en),
+                e(&i.label_zh),
+                i.priority,
+                i.items,
+                i.customers,
+                match i.trend {
+                    feedback::insights::weekly::Trend::Up { .. } | feedback::insights::weekly::Trend::New => "#dc2626",
+                    feedback::insights::weekly::Trend::Down { .. } => "#16a34a",
+                    feedback::insights::weekly::Trend::Flat => "#6b7280",
+                },
+                e(&i.trend.arrow())
+            ));
+            out.push_str("<ul style=\"margin:4px 0;padding-left:18px;color:#4b5563;font-size:13px\">");
+            for reason in &i.reasons {
+                out.push_str(&format!("<li>{}</li>", e(reason)));
+            }
+            out.push_str("</ul>");
+            for ex in &i.examples {
+                out.push_str(&format!(
+                    "<blockquote style=\"margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;color:#374151;font-size:13px\">{}</blockquote>",
+                    e(&ex.text)
+                ));
+            }
+            out.push_str("</li>");
+        }
+        out.push_str("</ol>");
+        for image in images {
+            out.push_str(&format!(
+                "<p style=\"margin:16px 0 0\"><img src=\"cid:{}\" alt=\"{}\" width=\"560\" style=\"display:block;max-width:100%;height:auto\"></p>",
+                e(&image.content_id),
+                e(&image.alt)
+            ));
+        }
+    }
+    if let Some(url) = dashboard_url {
+        out.push_str(&format!("<p style=\"margin-top:20px\"><a href=\"{}\">Open the dashboard</a></p>", e(url)));
+    }
+    out.push_str("</td></tr></table></body></html>");
+    out
+}
+
+/// The short message for the staff topic (also what its e-mail and SMS subscribers see).
+pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
+    let mut out = if r.empty {
+        format!("Feedback {} ({} to {}): no feedback this week.", r.week, r.from, r.to)
+    } else {
+        let h = &r.headline;
+        let mut s = format!(
+            "Feedback {} ({} to {}): {} items, {} ratings, CSAT {}, follow-up response {}.",
+            r.week,
+            r.from,
+            r.to,
+            h.feedback,
+            h.ratings,
+            opt(h.csat_pct, "%"),
+            opt(h.response_rate_pct, "%")
+        );
+        if let Some(c) = r.changes.first() {
+            s.push_str(&format!(" {c}."));
+        }
+        if !r.issues.is_empty() {
+            s.push_str(" Fix first:");
+            for i in r.issues.iter().take(3) {
+                s.push_str(&format!(
+                    " {}. {} {} ({} mentions, {});",
+                    i.rank,
+                    i.label_en,
+                    i.label_zh,
+                    i.items,
+                    i.trend.arrow()
+                ));
+            }
+        }
+        s
+    };
+    if let Some(url) = dashboard_url {
+        out.push_str(&format!(" {url}"));
+    }
+    out
+}
+
+/// The whole message: multipart/related (alternative text + HTML, then the inline PNGs).
+pub fn digest_mime(settings: &DigestSettings, r: &WeeklyReport, images: &[InlineImage], boundary: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    let wrap = |bytes: &[u8]| {
+        let encoded = b64.encode(bytes);
+        encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
+    };
+    let text = digest_text(r, settings.dashboard_url.as_deref());
+    let html = digest_html(r, settings.dashboard_url.as_deref(), images);
+    let to = settings.recipients.iter().map(|a| clean(a)).collect::<Vec<_>>().join(", ");
+    let mut out = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/related; boundary=\"{boundary}-r\"; type=\"multipart/alternative\"\r\n\r\n\
+         --{boundary}-r\r\nContent-Type: multipart/alternative; boundary=\"{boundary}-a\"\r\n\r\n\
+         --{boundary}-a\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
+         --{boundary}-a\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{html}\r\n\
+         --{boundary}-a--\r\n",
+        from = clean(&settings.from_address),
+        subject = b64.encode(clean(&subject(settings, r)).as_bytes()),
+        text = wrap(text.as_bytes()),
+        html = wrap(html.as_bytes()),
+    );
+    for image in images {
+        let id = clean(&image.content_id);
+        out.push_str(&format!(
+            "--{boundary}-r\r\nContent-Type: image/png; name=\"{id}.png\"\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-ID: <{id}>\r\nContent-Disposition: inline; filename=\"{id}.png\"\r\n\r\n{}\r\n",
+            wrap(&image.png)
+        ));
+    }
+    out.push_str(&format!("--{boundary}-r--\r\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feedback::config::WeekSettings;
+    use feedback::insights::weekly::{Counts, Example};
+    use feedback::insights::weekly::{WeekFigures, build_report};
+
+    fn settings() -> DigestSettings {
+        DigestSettings {
+            weeks: WeekSettings::default(),
+            recipients: vec!["ops@shop.example.com".into(), "lead@shop.example.com".into()],
+            from_address: "feedback@shop.example.com".into(),
+            shop_name: "小店".into(),
+            dashboard_url: Some("https://fb.example.com/dashboard".into()),
+            lease_seconds: 300,
+        }
+    }
+
+    fn report() -> WeeklyReport {
+        let mut logistics = Counts {
+            items: 6,
+            severity_sum: 20,
+            sentiment_negative: 5,
+            customers: 5,
+            triggers: 1,
+            ..Default::default()
+        };
+        logistics.examples = vec![Example {
+            text: "快递<b>一周</b>还没到，电话 138****5678".into(),
+            severity: 4,
+            at: "2026-11-17T02:00:00Z".into(),
+        }];
+        let now = WeekFigures {
+            week: "2026-W47".into(),
+            all: Counts {
+                items: 20,
+                ratings: 8,
+                stars: [2, 0, 1, 1, 4],
+                sentiment_negative: 6,
+                sentiment_positive: 9,
+                sentiment_neutral: 5,
+                customers: 15,
+                follow_ups_sent: 4,
+                follow_up_answers: 1,
+                estimated: 10,
+                estimated_stars_tenths: 320,
+                estimated_satisfied_milli: 4_500,
+                ..Default::default()
+            },
+            types: [("logistics".to_owned(), logistics)].into(),
+        };
+        build_report(
+            &now,
+            &WeekFigures { week: "2026-W46".into(), ..Default::default() },
+            "2026-11-23T01:00:00Z".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_digest_names_the_week_the_figures_and_the_first_issue() {
+        let r = report();
+        let s = settings();
+        assert_eq!(subject(&s, &r), "[小店] Weekly feedback 2026-W47: CSAT 62.5%, fix first: Shipping and delivery");
+        let text = digest_text(&r, s.dashboard_url.as_deref());
+        assert!(text.contains("CSAT 62.5% · average 3.63 stars · 8 ratings"), "{text}");
+        assert!(text.contains("1. Shipping and delivery 物流配送") && text.contains("response rate 25.0%"), "{text}");
+        let html = digest_html(
+            &r,
+            s.dashboard_url.as_deref(),
+            &[InlineImage { content_id: "ranking".into(), alt: "a<b".into(), png: vec![] }],
+        );
+        assert!(text.contains("Estimated CSAT over all 10 closed conversations: 45.0%"), "{text}");
+        assert!(html.contains("src=\"cid:ranking\"") && html.contains("alt=\"a&lt;b\""));
+        assert!(html.contains("45.0%") && html.contains("Estimated CSAT, all closed"), "estimate tile and sentence");
+        assert!(
+            html.contains("快递&lt;b&gt;一周&lt;/b&gt;还没到") && !html.contains("<b>一周"),
+            "comments are escaped"
+        );
+        let sns = sns_message(&r, s.dashboard_url.as_deref());
+        assert!(
+            sns.starts_with("Feedback 2026-W47 (2026-11-16 to 2026-11-22): 20 items, 8 ratings, CSAT 62.5%"),
+            "{sns}"
+        );
+        assert!(
+            sns.contains("1. Shipping and delivery 物流配送 (6 mentions, new)") && sns.ends_with("/dashboard"),
+            "{sns}"
+        );
+    }
+
+    #[test]
+    fn the_mime_message_is_related_with_inline_images_and_no_header_injection() {
+        use base64::Engine;
+        let mut s = settings();
+        s.recipients.push("x@example.com\r\nBcc: evil@example.com".into());
+        let image = InlineImage { content_id: "ranking".into(), alt: "ranking".into(), png: b"\x89PNG fake".to_vec() };
+        let raw = digest_mime(&s, &report(), &[image], "b1");
+        assert!(raw.contains("Content-Type: multipart/related; boundary=\"b1-r\""));
+        assert!(raw.contains("Content-ID: <ranking>\r\nContent-Disposition: inline"));
+        assert!(!raw.contains("\r\nBcc:"));
+        assert!(raw.ends_with("--b1-r--\r\n"));
+        let subject = raw.split("Subject: =?UTF-8?B?").nth(1).unwrap().split("?=").next().unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(subject).unwrap();
+        assert!(String::from_utf8(decoded).unwrap().starts_with("[小店] Weekly feedback 2026-W47"));
+    }
+
+    #[test]
+    fn an_empty_week_gets_a_short_digest() {
+        let empty = build_report(
+            &WeekFigures { week: "2026-W47".into(), ..Default::default() },
+            &WeekFigures { week: "2026-W46".into(), ..Default::default() },
+            "2026-11-23T01:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(subject(&settings(), &empty), "[小店] Weekly feedback 2026-W47: no feedback this week");
+        assert!(digest_text(&empty, None).contains("No feedback was recorded this week"));
+        assert_eq!(sns_message(&empty, None), "Feedback 2026-W47 (2026-11-16 to 2026-11-22): no feedback this week.");
+    }
+}

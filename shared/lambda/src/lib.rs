@@ -1,0 +1,13 @@
+//! Feedback Loop's Lambda/HTTP glue and renderers: API Gateway requests into domain input
+//! (`http`), domain errors into problem+json (`problem`, the one mapping), metrics (`observe`),
+//! and what people read: the digest's messages (`digest`), the dashboard (`dashboard`), the link
+//! pages (`pages`) and the charts (`charts`, feature `charts`).
+
+#[cfg(feature = "charts")]
+pub mod charts;
+pub mod dashboard;
+pub mod digest;
+pub mod http;
+pub mod observe;
+pub mod pages;
+pub mod problem;

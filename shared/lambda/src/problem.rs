@@ -1,0 +1,173 @@
+//! The one place where domain errors become HTTP answers: `application/problem+json` bodies
+//! (RFC 9457: type, title, status, detail) with the right status. Internals never reach the body;
+//! 5xx answers carry only a reference the caller can quote and we can find in the logs.
+
+use serde::Serialize;
+
+use feedback::ratings::SubmitRatingError;
+use feedback::validate::FieldError;
+use feedback::validate::InputError;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// Per-field problems, for validation failures.
+    #[serde(rename = "invalid_params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<FieldError>,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(status: u16, slug: &str, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("urn:feedback-loop:problem:{slug}"),
+            title,
+            status,
+            detail: detail.into(),
+            invalid_params: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn internal(reference: &str) -> Self {
+        Problem::new(
+            500,
+            "internal",
+            "Internal error",
+            format!("Something went wrong on our side. Reference: {reference}"),
+        )
+    }
+
+    pub fn unavailable(reference: &str) -> Self {
+        let mut p = Problem::new(
+            503,
+            "unavailable",
+            "Temporarily unavailable",
+            format!("Please retry shortly; retries are safe. Reference: {reference}"),
+        );
+        p.retry_after = Some(1);
+        p
+    }
+
+    pub fn is_server_error(&self) -> bool {
+        self.status >= 500
+    }
+}
+
+impl From<InputError> for Problem {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::MalformedJson(why) => {
+                Problem::new(400, "malformed-json", "Malformed JSON", format!("The body is not valid JSON: {why}"))
+            }
+            InputError::NotAnObject => {
+                Problem::new(400, "malformed-json", "Malformed JSON", "The body must be a JSON object")
+            }
+            InputError::TooLarge { limit } => {
+                Problem::new(413, "too-large", "Body too large", format!("The body must be at most {limit} bytes"))
+            }
+            InputError::UnsupportedMediaType(ct) => Problem::new(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                format!("Content-Type {ct:?} is not supported; send application/json"),
+            ),
+            InputError::BadHeader { header, detail } => {
+                Problem::new(400, "bad-header", "Invalid header", format!("Header {header} {detail}"))
+            }
+            InputError::Invalid(errors) => {
+                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                let mut p = Problem::new(
+                    422,
+                    "validation-failed",
+                    "Validation failed",
+                    format!("Invalid field(s): {}", fields.join(", ")),
+                );
+                p.invalid_params = errors;
+                p
+            }
+        }
+    }
+}
+
+impl Problem {
+    /// `reference` identifies the invocation (the Lambda request id) for 5xx answers.
+    pub fn from_submit_rating(e: &SubmitRatingError, reference: &str) -> Self {
+        match e {
+            SubmitRatingError::AlreadyRated { conversation_id, existing_id } => Problem::new(
+                409,
+                "already-rated",
+                "Conversation already rated",
+                format!(
+                    "Conversation {conversation_id} already has rating {existing_id}; a conversation is rated once"
+                ),
+            ),
+            SubmitRatingError::IdempotencyKeyReused { conversation_id } => Problem::new(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                format!(
+                    "This Idempotency-Key was used for a different rating of conversation {conversation_id}; \
+                     use a new key for a new request"
+                ),
+            ),
+            SubmitRatingError::Store(s) => Problem::from_store(s, reference),
+        }
+    }
+}
+
+impl Problem {
+    /// Storage failures: retryable ones are a 503 with `Retry-After`, the rest a 500.
+    pub fn from_store(e: &feedback::errors::StoreError, reference: &str) -> Self {
+        if e.is_retryable() { Problem::unavailable(reference) } else { Problem::internal(reference) }
+    }
+
+    pub fn from_intake(e: &feedback::conversations::intake::IntakeError, reference: &str) -> Self {
+        use feedback::conversations::intake::IntakeError;
+        use feedback::errors::NotifyError;
+        match e {
+            IntakeError::OtherCustomer { conversation_id } => Problem::new(
+                409,
+                "conversation-of-another-customer",
+                "Conversation belongs to another customer",
+                format!("Conversation {conversation_id} was recorded for a different customer_id"),
+            ),
+            IntakeError::Store(s) => Problem::from_store(s, reference),
+            IntakeError::Alert(NotifyError::Unavailable(_)) => Problem::unavailable(reference),
+            IntakeError::Alert(_) => Problem::internal(reference),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feedback::errors::StoreError;
+
+    #[test]
+    fn storage_details_never_reach_the_caller() {
+        let e = SubmitRatingError::Store(StoreError::Failed("AccessDenied on arn:aws:dynamodb:secret".into()));
+        let p = Problem::from_submit_rating(&e, "req-1");
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("arn") && p.detail.contains("req-1"));
+        let e = SubmitRatingError::Store(StoreError::Unavailable("throttled".into()));
+        let p = Problem::from_submit_rating(&e, "req-2");
+        assert_eq!((p.status, p.retry_after), (503, Some(1)));
+    }
+
+    #[test]
+    fn validation_failures_list_the_fields() {
+        let p = Problem::from(InputError::Invalid(vec![FieldError::new("stars", "range", "must be 1-5")]));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["invalid_params"][0]["field"], "stars");
+        assert_eq!(json["invalid_params"][0]["rule"], "range");
+        assert_eq!(json["type"], "urn:feedback-loop:problem:validation-failed");
+    }
+}
