@@ -254,3 +254,62 @@ async fn a_failed_send_is_retried_later_and_sent_once() {
     assert_eq!(outcome(&outcomes, &conv), Some(&RunOutcome::Sent { channel: FollowUpChannel::Email }));
     assert_eq!(mails_to(&email).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_live_claim_is_left_to_its_run_and_a_dead_runs_claim_is_finished_by_the_retry() {
+    use feedback::followups::FollowUpStore;
+    use feedback::lease::{Lease, run_owner};
+    let w = world().await;
+    let email = format!("{}@example.com", unique("buyer"));
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let scheduled = at("2026-11-02T02:00:00Z");
+    let due = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv).unwrap();
+    // The 02:00 run, started late, claimed it just now: its lease runs on the real clock.
+    let live = Lease::take(run_owner("follow-ups", scheduled), 70);
+    assert!(w.store.claim(&due, &live).await.unwrap());
+    // A run scheduled a quarter of an hour later leaves it to that run.
+    assert_eq!(outcome(&w.run("2026-11-02T02:15:00Z").await, &conv), Some(&RunOutcome::Busy));
+    assert!(mails_to(&email).await.is_empty());
+
+    // Another conversation's follow-up was claimed by a run that then died (two minutes ago; its
+    // lease was as long as the invocation could live): the retry of that run sends it.
+    let conv2 = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let due2 = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv2).unwrap();
+    let died = Lease::at(run_owner("follow-ups", scheduled), Timestamp::now() - jiff::SignedDuration::from_mins(2), 70);
+    assert!(w.store.claim(&due2, &died).await.unwrap());
+    let outcomes = w.run("2026-11-02T02:00:00Z").await;
+    assert_eq!(outcome(&outcomes, &conv2), Some(&RunOutcome::Sent { channel: FollowUpChannel::Email }));
+    assert_eq!(mails_to(&email).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_follow_up_was_taken_over_cannot_change_it() {
+    use feedback::errors::StoreError;
+    use feedback::followups::FollowUpStore;
+    use feedback::lease::{Lease, run_owner};
+    let w = world().await;
+    let email = format!("{}@example.com", unique("buyer"));
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let scheduled = at("2026-11-02T02:00:00Z");
+    let due = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv).unwrap();
+    let now = Timestamp::now();
+    let stalled = Lease::at(run_owner("follow-ups", scheduled), now - jiff::SignedDuration::from_mins(5), 70);
+    assert!(w.store.claim(&due, &stalled).await.unwrap());
+    let current = Lease::take(run_owner("follow-ups", at("2026-11-02T02:15:00Z")), 70);
+    assert!(w.store.claim(&due, &current).await.unwrap(), "the stalled run's lease lapsed");
+    // The stalled run wakes up: none of its changes is written.
+    let sent = w.store.mark_sent(&due, &stalled, FollowUpChannel::Email, "m-old", scheduled, None).await;
+    assert!(matches!(sent, Err(StoreError::LeaseLost(_))), "{sent:?}");
+    let skipped = w.store.skip(&due, &stalled, "rated", scheduled).await;
+    assert!(matches!(skipped, Err(StoreError::LeaseLost(_))), "{skipped:?}");
+    let released = w.store.release(&due, &stalled, None, "boom", scheduled).await;
+    assert!(matches!(released, Err(StoreError::LeaseLost(_))), "{released:?}");
+    let item = w.follow_up_item(&conv).await;
+    assert_eq!(item["state"].as_s().unwrap(), "sending");
+    assert_eq!(item["lease_owner"].as_s().unwrap(), &current.owner);
+    // The holder's change is written.
+    w.store.skip(&due, &current, "rated", scheduled).await.unwrap();
+    assert_eq!(w.follow_up_item(&conv).await["state"].as_s().unwrap(), "skipped");
+}

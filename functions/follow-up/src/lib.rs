@@ -47,7 +47,8 @@ pub fn settings_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
         public_base_url: env.required("PUBLIC_BASE_URL")?,
         link_valid_days: env.or("LINK_VALID_DAYS", 14)?,
         lookback_hours: env.or("LOOKBACK_HOURS", 72)?,
-        lease_seconds: env.or("LEASE_SECONDS", 120)?,
+        // As long as one invocation can live (Timeout 60 s) and some clock skew: see feedback::lease.
+        lease_seconds: env.or("LEASE_SECONDS", 70)?,
         max_attempts: env.or("MAX_SEND_ATTEMPTS", 3)?,
     };
     Ok((settings, env.required("TABLE_NAME")?))

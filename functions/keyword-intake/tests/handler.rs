@@ -262,6 +262,8 @@ async fn an_alert_that_cannot_be_sent_fails_the_call_and_the_retry_sends_it() {
     // The message was kept; the claim was released.
     let items = conversation_items(&dynamodb, &table, &conv).await;
     assert!(items.contains_key("MSG#m-1") && !items["TRIGGER#complaint"].contains_key("alert_lease_until"));
+    let failure = items["TRIGGER#complaint"].get("alert_failure").and_then(|v| v.as_s().ok());
+    assert!(failure.is_some_and(|f| !f.is_empty()), "the failure is kept on the trigger item");
 
     let name = missing.rsplit(':').next().unwrap();
     sns.create_topic().name(name).send().await.unwrap();

@@ -42,7 +42,8 @@ pub fn settings_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
         from_address: env.required("DIGEST_FROM")?,
         shop_name: env.or("SHOP_NAME", "Our shop".to_owned())?,
         dashboard_url: base.map(|b| format!("{}/dashboard", b.trim_end_matches('/'))),
-        lease_seconds: env.or("LEASE_SECONDS", 300)?,
+        // As long as one invocation can live (Timeout 60 s) and some clock skew: see feedback::lease.
+        lease_seconds: env.or("LEASE_SECONDS", 70)?,
     })
 }
 

@@ -184,44 +184,136 @@ async fn a_week_without_feedback_gets_a_short_no_feedback_digest() {
     assert!(published[0].message.contains("no feedback this week"), "{}", published[0].message);
 }
 
-#[tokio::test]
-async fn a_failed_send_releases_the_claim_and_the_retry_sends_once() {
-    let (w, client, table) = world().await;
-    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
-    // The first attempt's sender address is not verified in SES: the send fails, so does the run.
-    let unverified = format!("{}@unverified.example.com", unique("shop"));
-    let failing = App::new(w.store.clone(), sender(&w.topic, &unverified).await, settings(&w.staff, &unverified));
-    assert!(failing.handle(json!({"time": "2026-11-23T01:00:00Z"})).await.is_err());
-    assert!(w.mails().await.is_empty());
-    assert!(notifications(moto_url(), &w.topic).await.is_empty(), "the run stopped at the failed e-mail");
-    // The retry claims the released e-mail at once and sends each digest once.
-    let run = w.run("2026-11-23T01:01:00Z").await;
-    assert_eq!((run["email"]["result"].as_str(), run["staff_topic"]["result"].as_str()), (Some("sent"), Some("sent")));
-    assert_eq!(w.mails().await.len(), 1);
-    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+/// The report item as stored (lease and digest attributes included).
+async fn report_item(client: &aws_sdk_dynamodb::Client, table: &str, week: &str) -> Value {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("REPORT#{week}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("REPORT".into()))
+        .send()
+        .await
+        .unwrap();
+    let item = out.item.unwrap_or_default();
+    let pairs = item.iter().map(|(k, v)| {
+        let v = v.as_s().map(|s| json!(s)).or_else(|_| v.as_n().map(|n| json!(n))).unwrap_or(Value::Null);
+        (k.clone(), v)
+    });
+    Value::Object(pairs.collect())
 }
 
-#[tokio::test]
-async fn a_run_that_finds_the_digest_claimed_fails_so_the_scheduler_retries_after_the_lease() {
-    use feedback::reporting::DigestChannel;
-    let (w, client, table) = world().await;
-    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
-    // A first run made the report and claimed the e-mail, then died (its lease: 5 minutes).
+/// The report of week 47 stored as a first run would have stored it.
+async fn stored_report(w: &World) {
     let report = feedback::insights::weekly::build_report(
         &w.store.week_figures("2026-W47").await.unwrap(),
         &w.store.week_figures("2026-W46").await.unwrap(),
         "2026-11-23T01:00:00Z".parse().unwrap(),
     );
     w.store.save_report(&report).await.unwrap();
-    let claim = w.store.claim_digest("2026-W47", DigestChannel::Email, "2026-11-23T01:00:00Z".parse().unwrap(), 300);
-    assert_eq!(claim.await.unwrap(), feedback::lease::AlertClaim::Claimed);
-    // The scheduler's retry a minute later must not report success (nothing would send it).
-    let err = w.app.handle(json!({"time": "2026-11-23T01:01:00Z"})).await.unwrap_err();
-    assert!(matches!(err, feedback::reporting::DigestError::InProgress("email")), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_email_is_recorded_the_topic_is_still_sent_and_the_retry_sends_the_email_once() {
+    let (w, client, table) = world().await;
+    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
+    // The first attempt's sender address is not verified in SES: the e-mail fails, so does the run,
+    // but only after the staff topic got its message.
+    let unverified = format!("{}@unverified.example.com", unique("shop"));
+    let failing = App::new(w.store.clone(), sender(&w.topic, &unverified).await, settings(&w.staff, &unverified));
+    assert!(failing.handle(json!({"time": "2026-11-23T01:00:00Z"})).await.is_err());
     assert!(w.mails().await.is_empty());
-    // A later retry, after the lease, sends it once.
-    let run = w.run("2026-11-23T01:10:00Z").await;
-    assert_eq!(run["email"]["result"], "sent");
+    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1, "one channel's failure does not hold up the other");
+    let item = report_item(&client, &table, "2026-W47").await;
+    assert!(item["email_failure"].as_str().is_some_and(|f| !f.is_empty()), "the failure is kept on the item: {item}");
+    assert!(item.get("email_lease_owner").is_none(), "the claim was released: {item}");
+    // The retry claims the released e-mail at once and sends each digest once.
+    let run = w.run("2026-11-23T01:01:00Z").await;
+    assert_eq!(
+        (run["email"]["result"].as_str(), run["staff_topic"]["result"].as_str()),
+        (Some("sent"), Some("already_sent"))
+    );
     assert_eq!(w.mails().await.len(), 1);
     assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_later_run_waits_for_a_live_claim_on_the_real_clock() {
+    use feedback::lease::{Claim, Lease, run_owner};
+    use feedback::reporting::DigestChannel;
+    let (w, client, table) = world().await;
+    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
+    stored_report(&w).await;
+    // The 01:00 run started late (its schedule time is long past) and claimed the e-mail just now.
+    // Its lease runs on the real clock, not from 01:00.
+    let owner = run_owner("weekly-digest", "2026-11-23T01:00:00Z".parse().unwrap());
+    let claim = w.store.claim_digest("2026-W47", DigestChannel::Email, &Lease::take(owner, 70)).await.unwrap();
+    assert_eq!(claim, Claim::Claimed);
+    // A run scheduled at 01:15 must not take it over while that run may still be sending.
+    let err = w.app.handle(json!({"time": "2026-11-23T01:15:00Z"})).await.unwrap_err();
+    assert!(matches!(err, feedback::reporting::DigestError::InProgress("email")), "{err}");
+    assert!(w.mails().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_retry_of_a_run_that_died_mid_send_finishes_the_job() {
+    use feedback::lease::{Claim, Lease, run_owner};
+    use feedback::reporting::DigestChannel;
+    let (w, client, table) = world().await;
+    seed_rating(&client, &table, "u-1", 1, Some("快递太慢了"), &[], None, "2026-11-18T03:00:00Z", false).await;
+    stored_report(&w).await;
+    // The 01:00 run claimed the e-mail two minutes ago and died mid-send (a timeout: nothing was
+    // released). Its lease was as long as the invocation could live.
+    let scheduled: feedback::Timestamp = "2026-11-23T01:00:00Z".parse().unwrap();
+    let died = Lease::at(
+        run_owner("weekly-digest", scheduled),
+        feedback::Timestamp::now() - jiff::SignedDuration::from_mins(2),
+        70,
+    );
+    assert_eq!(w.store.claim_digest("2026-W47", DigestChannel::Email, &died).await.unwrap(), Claim::Claimed);
+    // The scheduler's retry of the same run (same scheduled time) takes the lapsed claim and sends.
+    let run = w.run("2026-11-23T01:00:00Z").await;
+    assert_eq!((run["email"]["result"].as_str(), run["staff_topic"]["result"].as_str()), (Some("sent"), Some("sent")));
+    assert_eq!(w.mails().await.len(), 1);
+    assert_eq!(notifications(moto_url(), &w.topic).await.len(), 1);
+    let item = report_item(&client, &table, "2026-W47").await;
+    assert!(item.get("email_lease_owner").is_none() && item.get("email_sent_at").is_some(), "{item}");
+    // And a second retry sends nothing more.
+    let again = w.run("2026-11-23T01:00:00Z").await;
+    assert_eq!(again["email"]["result"], "already_sent");
+    assert_eq!(w.mails().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_over_cannot_mark_the_new_holders_work() {
+    use feedback::errors::StoreError;
+    use feedback::lease::{Claim, Finish, Lease, run_owner};
+    use feedback::reporting::DigestChannel;
+    let (w, client, table) = world().await;
+    stored_report(&w).await;
+    let now = feedback::Timestamp::now();
+    // A run took the e-mail ten minutes ago with a five-minute lease and stalled; its lease lapsed.
+    let stalled = Lease::at(
+        run_owner("weekly-digest", now - jiff::SignedDuration::from_mins(30)),
+        now - jiff::SignedDuration::from_mins(10),
+        300,
+    );
+    assert_eq!(w.store.claim_digest("2026-W47", DigestChannel::Email, &stalled).await.unwrap(), Claim::Claimed);
+    // Another run takes it over.
+    let current = Lease::take(run_owner("weekly-digest", now), 300);
+    assert_eq!(w.store.claim_digest("2026-W47", DigestChannel::Email, &current).await.unwrap(), Claim::Claimed);
+    // The stalled run wakes up: neither its "sent" nor its release is written.
+    let sent = w.store.finish_digest("2026-W47", DigestChannel::Email, &stalled, Finish::Sent("m-old"), now).await;
+    assert!(matches!(sent, Err(StoreError::LeaseLost(_))), "{sent:?}");
+    let released = w
+        .store
+        .finish_digest("2026-W47", DigestChannel::Email, &stalled, Finish::Released { failure: None }, now)
+        .await;
+    assert!(matches!(released, Err(StoreError::LeaseLost(_))), "{released:?}");
+    let item = report_item(&client, &table, "2026-W47").await;
+    assert_eq!(item["email_lease_owner"].as_str(), Some(current.owner.as_str()), "{item}");
+    assert!(item.get("email_sent_at").is_none(), "{item}");
+    // The holder finishes.
+    w.store.finish_digest("2026-W47", DigestChannel::Email, &current, Finish::Sent("m-1"), now).await.unwrap();
+    let item = report_item(&client, &table, "2026-W47").await;
+    assert_eq!(item["email_message_id"].as_str(), Some("m-1"));
 }

@@ -9,6 +9,10 @@ pub enum StoreError {
     /// An item we cannot read back, a permission or configuration error: retrying will not help.
     #[error("storage failed: {0}")]
     Failed(String),
+    /// A claim's lease lapsed and another owner took the item: this owner's change was not written
+    /// (see `crate::lease`).
+    #[error("the claim on {0} was taken over by another run")]
+    LeaseLost(String),
 }
 
 impl StoreError {

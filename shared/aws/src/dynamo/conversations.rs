@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
 use super::{Item, expiry, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::triggers::{Severity, Trigger};
@@ -12,7 +13,7 @@ use feedback::conversations::store::{
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
 use feedback::errors::StoreError;
-use feedback::lease::AlertClaim;
+use feedback::lease::{Claim, Finish, Lease};
 
 /// Writes of one batch in flight at once: enough to store 50 messages in a few round trips,
 /// few enough not to burst a table's partition.
@@ -27,6 +28,9 @@ pub struct DynamoConversationStore {
     /// Closed conversations' estimated satisfaction is counted into these weeks and shards.
     weeks: feedback::config::WeekSettings,
 }
+
+/// The lease attributes of a trigger item's staff alert (`alert_lease_owner`, `alert_lease_until`).
+const ALERT: &str = "alert_";
 
 impl DynamoConversationStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
@@ -359,34 +363,25 @@ impl ConversationStore for DynamoConversationStore {
             .map_or(0, Vec::len))
     }
 
-    async fn claim_alert(
-        &self,
-        conversation_id: &str,
-        category: &str,
-        now: Timestamp,
-        lease_seconds: i64,
-    ) -> Result<AlertClaim, StoreError> {
+    async fn claim_alert(&self, conversation_id: &str, category: &str, lease: &Lease) -> Result<Claim, StoreError> {
+        let attrs = LeaseAttrs::new(ALERT);
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(conversation_id), &keys::trigger(category))))
-            .update_expression("SET alert_lease_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(alerted_at) \
-                 AND (attribute_not_exists(alert_lease_until) OR alert_lease_until < :now)",
-            )
-            .expression_attribute_values(":until", n(now.as_second() + lease_seconds))
-            .expression_attribute_values(":now", n(now.as_second()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(AlertClaim::Claimed),
+            .update_expression(format!("SET {}", attrs.set()))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND attribute_not_exists(alerted_at) AND {}",
+                attrs.free()
+            ))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match claim_values(update, lease).send().await {
+            Ok(_) => Ok(Claim::Claimed),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
                     let sent = ccf.item().is_some_and(|old| old.contains_key("alerted_at"));
-                    Ok(if sent { AlertClaim::AlreadySent } else { AlertClaim::InProgress })
+                    Ok(if sent { Claim::AlreadySent } else { Claim::InProgress })
                 }
                 _ => Err(store_error(e)),
             },
@@ -397,22 +392,37 @@ impl ConversationStore for DynamoConversationStore {
         &self,
         conversation_id: &str,
         category: &str,
-        sent: Option<&str>,
+        lease: &Lease,
+        finish: Finish<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let attrs = LeaseAttrs::new(ALERT);
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), &keys::trigger(category))));
-        let update = match sent {
-            Some(id) => update
-                .update_expression("SET alerted_at = :now, alert_notification_id = :id REMOVE alert_lease_until")
-                .expression_attribute_values(":now", s(iso(now)))
+            .set_key(Some(key(keys::conversation(conversation_id), &keys::trigger(category))))
+            .condition_expression(attrs.held())
+            .expression_attribute_values(":now", s(iso(now)));
+        let update = match finish {
+            Finish::Sent(id) => update
+                .update_expression(format!(
+                    "SET alerted_at = :now, alert_notification_id = :id REMOVE {}",
+                    attrs.remove()
+                ))
                 .expression_attribute_values(":id", s(id)),
-            None => update.update_expression("REMOVE alert_lease_until"),
+            Finish::Released { failure } => update
+                .update_expression(format!(
+                    "SET alert_failed_at = :now, alert_failure = :failure ADD alert_failures :one REMOVE {}",
+                    attrs.remove()
+                ))
+                .expression_attribute_values(":failure", s(failure.unwrap_or("released")))
+                .expression_attribute_values(":one", n(1)),
         };
-        update.send().await.map_err(store_error)?;
+        owner_value(update, lease)
+            .send()
+            .await
+            .map_err(|e| lost_or_error(e, &format!("the {category} alert of {conversation_id}")))?;
         Ok(())
     }
 

@@ -4,11 +4,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
+use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
 use super::{Item, get_s, iso, key, keys, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
 use feedback::insights::weekly::ALL;
+use feedback::lease::Lease;
 
 /// `FollowUpStore` on the feedback table: the `FOLLOWUP` item of each conversation moves through
 /// due → sending (claimed, with a lease) → due again as a reminder → sent; or deferred (due later),
@@ -133,18 +135,20 @@ impl FollowUpStore for DynamoFollowUpStore {
         Ok(out)
     }
 
-    async fn claim(&self, f: &DueFollowUp, now: Timestamp, lease_until: Timestamp) -> Result<bool, StoreError> {
-        let claimed = self
+    async fn claim(&self, f: &DueFollowUp, lease: &Lease) -> Result<bool, StoreError> {
+        let attrs = LeaseAttrs::new("");
+        let update = self
             .update(f)
-            .update_expression("SET #state = :sending, lease_until = :until, claimed_at = :now")
-            .condition_expression("(#state = :due AND due_at = :seen) OR (#state = :sending AND lease_until < :now)")
+            .update_expression(format!("SET #state = :sending, {}, claimed_at = :claimed_at", attrs.set()))
+            .condition_expression(format!(
+                "(#state = :due AND due_at = :seen) OR (#state = :sending AND {})",
+                attrs.free()
+            ))
             .expression_attribute_values(":sending", s("sending"))
             .expression_attribute_values(":due", s("due"))
             .expression_attribute_values(":seen", s(iso(f.due_at)))
-            .expression_attribute_values(":until", s(iso(lease_until)))
-            .expression_attribute_values(":now", s(iso(now)))
-            .send()
-            .await;
+            .expression_attribute_values(":claimed_at", s(iso(lease.taken_at)));
+        let claimed = claim_values(update, lease).send().await;
         match claimed {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
@@ -203,6 +207,7 @@ impl FollowUpStore for DynamoFollowUpStore {
     async fn mark_sent(
         &self,
         f: &DueFollowUp,
+        lease: &Lease,
         channel: FollowUpChannel,
         message_id: &str,
         now: Timestamp,
@@ -216,7 +221,7 @@ impl FollowUpStore for DynamoFollowUpStore {
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(&f.conversation_id), keys::FOLLOW_UP)))
-            .condition_expression("#state = :sending")
+            .condition_expression(held())
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":sending", s("sending"))
             .expression_attribute_values(":now", s(iso(now)))
@@ -224,11 +229,12 @@ impl FollowUpStore for DynamoFollowUpStore {
             .expression_attribute_values(":message", s(message_id));
         let sent =
             format!("{sent_field}_sent_at = :now, {sent_field}_channel = :channel, {sent_field}_message_id = :message");
+        update = owner_value(update, lease);
         update = match reminder_at {
             Some(at) => update
                 .update_expression(format!(
                     "SET #state = :due, kind = :reminder, due_at = :at, attempts = :zero, gsi1pk = :g1, gsi1sk = :g2, {sent} \
-                     REMOVE lease_until"
+                     REMOVE lease_owner, lease_until"
                 ))
                 .expression_attribute_values(":due", s("due"))
                 .expression_attribute_values(":reminder", s("reminder"))
@@ -237,7 +243,7 @@ impl FollowUpStore for DynamoFollowUpStore {
                 .expression_attribute_values(":g1", s(keys::follow_up_due_hour(at)))
                 .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
             None => update
-                .update_expression(format!("SET #state = :sent, {sent} REMOVE lease_until, gsi1pk, gsi1sk"))
+                .update_expression(format!("SET #state = :sent, {sent} REMOVE lease_owner, lease_until, gsi1pk, gsi1sk"))
                 .expression_attribute_values(":sent", s("sent")),
         };
         let fatigue = Update::builder()
@@ -257,53 +263,72 @@ impl FollowUpStore for DynamoFollowUpStore {
                 now,
             )?,
         ];
-        self.client.transact_write_items().set_transact_items(Some(items)).send().await.map_err(store_error)?;
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(|e| lost_or_error(e, &lost(f)))?;
         Ok(())
     }
 
-    async fn defer(&self, f: &DueFollowUp, until: Timestamp) -> Result<(), StoreError> {
-        self.update(f)
-            .update_expression("SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE lease_until")
-            .condition_expression("#state = :sending")
+    async fn defer(&self, f: &DueFollowUp, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+        let update = self
+            .update(f)
+            .update_expression(
+                "SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE lease_owner, lease_until",
+            )
+            .condition_expression(held())
             .expression_attribute_values(":due", s("due"))
             .expression_attribute_values(":sending", s("sending"))
             .expression_attribute_values(":until", s(iso(until)))
             .expression_attribute_values(":g1", s(keys::follow_up_due_hour(until)))
-            .expression_attribute_values(":g2", s(keys::follow_up_due_sort(until, &f.conversation_id)))
-            .send()
-            .await
-            .map_err(store_error)?;
+            .expression_attribute_values(":g2", s(keys::follow_up_due_sort(until, &f.conversation_id)));
+        owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &lost(f)))?;
         Ok(())
     }
 
-    async fn skip(&self, f: &DueFollowUp, reason: &'static str, now: Timestamp) -> Result<(), StoreError> {
-        self.update(f)
+    async fn skip(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        reason: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let update = self
+            .update(f)
             .update_expression(
-                "SET #state = :skipped, skip_reason = :reason, skipped_at = :now REMOVE lease_until, gsi1pk, gsi1sk",
+                "SET #state = :skipped, skip_reason = :reason, skipped_at = :now REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
             )
-            .condition_expression("#state = :sending")
+            .condition_expression(held())
             .expression_attribute_values(":skipped", s("skipped"))
             .expression_attribute_values(":sending", s("sending"))
             .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":now", s(iso(now)))
-            .send()
-            .await
-            .map_err(store_error)?;
+            .expression_attribute_values(":now", s(iso(now)));
+        owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &lost(f)))?;
         Ok(())
     }
 
-    async fn release(&self, f: &DueFollowUp, retry_at: Option<Timestamp>, now: Timestamp) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        retry_at: Option<Timestamp>,
+        failure: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let update = self
             .update(f)
-            .condition_expression("#state = :sending")
+            .condition_expression(held())
             .expression_attribute_values(":sending", s("sending"))
             .expression_attribute_values(":now", s(iso(now)))
+            .expression_attribute_values(":failure", s(failure))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
         let update = match retry_at {
             Some(at) => update
                 .update_expression(
-                    "SET #state = :due, due_at = :at, gsi1pk = :g1, gsi1sk = :g2, last_failure_at = :now \
-                     ADD attempts :one REMOVE lease_until",
+                    "SET #state = :due, due_at = :at, gsi1pk = :g1, gsi1sk = :g2, last_failure_at = :now, last_failure = :failure \
+                     ADD attempts :one REMOVE lease_owner, lease_until",
                 )
                 .expression_attribute_values(":due", s("due"))
                 .expression_attribute_values(":at", s(iso(at)))
@@ -311,13 +336,22 @@ impl FollowUpStore for DynamoFollowUpStore {
                 .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
             None => update
                 .update_expression(
-                    "SET #state = :failed, last_failure_at = :now ADD attempts :one REMOVE lease_until, gsi1pk, gsi1sk",
+                    "SET #state = :failed, last_failure_at = :now, last_failure = :failure ADD attempts :one REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
                 )
                 .expression_attribute_values(":failed", s("failed")),
         };
-        update.send().await.map_err(store_error)?;
+        owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &lost(f)))?;
         Ok(())
     }
+}
+
+/// Every change after the claim: still sending, under this run's lease.
+fn held() -> String {
+    format!("#state = :sending AND {}", LeaseAttrs::new("").held())
+}
+
+fn lost(f: &DueFollowUp) -> String {
+    format!("the follow-up of {}", f.conversation_id)
 }
 
 impl feedback::followups::link::LinkStore for DynamoFollowUpStore {

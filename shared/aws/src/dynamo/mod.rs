@@ -20,6 +20,7 @@ mod contacts;
 mod conversations;
 mod followups;
 mod insights;
+mod lease;
 mod ratings;
 mod reports;
 mod satisfaction;

@@ -9,12 +9,13 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFai
 use futures_util::{StreamExt, TryStreamExt};
 use jiff::civil::Date;
 
-use super::{Item, get_s, iso, key, keys, s, store_error};
+use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
+use super::{Item, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
 use feedback::insights::weekly::{ALL, Counts, Example, Headline, WeekFigures, WeeklyReport};
-use feedback::lease::AlertClaim;
+use feedback::lease::{Claim, Finish, Lease};
 use feedback::reporting::stats::FeedbackRow;
 use feedback::reporting::{DigestChannel, ReportStore};
 
@@ -249,38 +250,28 @@ impl ReportStore for DynamoReportStore {
         }
     }
 
-    async fn claim_digest(
-        &self,
-        week: &str,
-        channel: DigestChannel,
-        now: Timestamp,
-        lease_seconds: i64,
-    ) -> Result<AlertClaim, StoreError> {
+    async fn claim_digest(&self, week: &str, channel: DigestChannel, lease: &Lease) -> Result<Claim, StoreError> {
         let ch = channel.as_str();
-        let until = now.checked_add(jiff::Span::new().seconds(lease_seconds)).unwrap_or(now);
-        let out = self
+        let attrs = LeaseAttrs::new(&format!("{ch}_"));
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::report(week), keys::REPORT)))
-            .update_expression(format!("SET {ch}_lease_until = :until, {ch}_claimed_at = :now"))
+            .update_expression(format!("SET {}", attrs.set()))
             .condition_expression(format!(
-                "attribute_exists(pk) AND attribute_not_exists({ch}_sent_at) AND \
-                 (attribute_not_exists({ch}_lease_until) OR {ch}_lease_until < :now)"
+                "attribute_exists(pk) AND attribute_not_exists({ch}_sent_at) AND {}",
+                attrs.free()
             ))
-            .expression_attribute_values(":until", s(iso(until)))
-            .expression_attribute_values(":now", s(iso(now)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(AlertClaim::Claimed),
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match claim_values(update, lease).send().await {
+            Ok(_) => Ok(Claim::Claimed),
             Err(e) => match e.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     match c.item() {
                         None => Err(StoreError::Failed(format!("no report stored for {week}"))),
-                        Some(old) if old.contains_key(&format!("{ch}_sent_at")) => Ok(AlertClaim::AlreadySent),
-                        Some(_) => Ok(AlertClaim::InProgress),
+                        Some(old) if old.contains_key(&format!("{ch}_sent_at")) => Ok(Claim::AlreadySent),
+                        Some(_) => Ok(Claim::InProgress),
                     }
                 }
                 _ => Err(store_error(e)),
@@ -292,20 +283,32 @@ impl ReportStore for DynamoReportStore {
         &self,
         week: &str,
         channel: DigestChannel,
-        sent: Option<&str>,
+        lease: &Lease,
+        finish: Finish<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let ch = channel.as_str();
-        let update =
-            self.client.update_item().table_name(&self.table).set_key(Some(key(keys::report(week), keys::REPORT)));
-        let update = match sent {
-            Some(message_id) => update
-                .update_expression(format!("SET {ch}_sent_at = :now, {ch}_message_id = :id REMOVE {ch}_lease_until"))
-                .expression_attribute_values(":now", s(iso(now)))
+        let attrs = LeaseAttrs::new(&format!("{ch}_"));
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::report(week), keys::REPORT)))
+            .condition_expression(attrs.held())
+            .expression_attribute_values(":now", s(iso(now)));
+        let update = match finish {
+            Finish::Sent(message_id) => update
+                .update_expression(format!("SET {ch}_sent_at = :now, {ch}_message_id = :id REMOVE {}", attrs.remove()))
                 .expression_attribute_values(":id", s(message_id)),
-            None => update.update_expression(format!("REMOVE {ch}_lease_until")),
+            Finish::Released { failure } => update
+                .update_expression(format!(
+                    "SET {ch}_failed_at = :now, {ch}_failure = :failure ADD {ch}_failures :one REMOVE {}",
+                    attrs.remove()
+                ))
+                .expression_attribute_values(":failure", s(failure.unwrap_or("released")))
+                .expression_attribute_values(":one", n(1)),
         };
-        update.condition_expression("attribute_exists(pk)").send().await.map_err(store_error)?;
+        owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &format!("the {ch} digest of {week}")))?;
         Ok(())
     }
 }

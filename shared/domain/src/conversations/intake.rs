@@ -7,6 +7,7 @@
 //! the same answer and sends nothing twice.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +21,7 @@ use crate::conversations::store::{
 use crate::conversations::{ChatMessage, Closing, MessageBatch, Role};
 use crate::errors::{NotifyError, StoreError};
 use crate::language::Language;
-use crate::lease::AlertClaim;
+use crate::lease::{Claim, Claimable, Finish, Lease, Once, once, request_owner};
 use crate::pii::mask_contacts;
 
 /// An alert claim outlives any invocation (functions time out after 10 s): a crashed sender's
@@ -43,6 +44,24 @@ pub enum IntakeError {
     Store(#[from] StoreError),
     #[error("staff alert not sent: {0}")]
     Alert(#[from] NotifyError),
+}
+
+/// A conversation's staff alert for one category, as something claimed once.
+struct AlertItem<'a, S> {
+    store: &'a S,
+    conversation_id: &'a str,
+    category: &'a str,
+    now: Timestamp,
+}
+
+impl<S: ConversationStore> Claimable for AlertItem<'_, S> {
+    fn claim(&self, lease: &Lease) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        self.store.claim_alert(self.conversation_id, self.category, lease)
+    }
+
+    fn finish(&self, lease: &Lease, finish: Finish<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.finish_alert(self.conversation_id, self.category, lease, finish, self.now)
+    }
 }
 
 /// What the chatbot is told about one message.
@@ -336,7 +355,12 @@ pub async fn record_messages(
         }
     }
 
+    // One lease for this request's alerts; an alert that fails is released (the failure kept on
+    // its trigger item) and the others are still sent; the request fails afterwards so the
+    // caller's retry (the messages are already stored) sends what is left.
+    let lease = Lease::take(request_owner(), ALERT_LEASE_SECONDS);
     let mut alert_outcomes = Vec::new();
+    let mut failed = None;
     for Raised { record, message, severity, rule, .. } in &records {
         if *severity < settings.alert_min_severity {
             continue;
@@ -344,26 +368,23 @@ pub async fn record_messages(
         let status = if record.alerted {
             AlertStatus::AlreadySent
         } else {
-            match store.claim_alert(conversation_id, &record.category, now, ALERT_LEASE_SECONDS).await? {
-                AlertClaim::AlreadySent => AlertStatus::AlreadySent,
-                AlertClaim::InProgress => AlertStatus::InProgress,
-                AlertClaim::Claimed => {
-                    let alert = StaffAlert::new(message, conversation_id, &record.category, *severity, *rule);
-                    match alerts.send_alert(&alert).await {
-                        Ok(id) => {
-                            store.finish_alert(conversation_id, &record.category, Some(&id), now).await?;
-                            AlertStatus::Sent
-                        }
-                        Err(e) => {
-                            // Release so the caller's retry (the messages are already stored) sends it.
-                            let _ = store.finish_alert(conversation_id, &record.category, None, now).await;
-                            return Err(e.into());
-                        }
-                    }
+            let item = AlertItem { store, conversation_id, category: &record.category, now };
+            let alert = StaffAlert::new(message, conversation_id, &record.category, *severity, *rule);
+            let sent = once(&item, &lease, || alerts.send_alert(&alert));
+            match sent.await? {
+                Once::Sent(_) => AlertStatus::Sent,
+                Once::AlreadySent => AlertStatus::AlreadySent,
+                Once::InProgress => AlertStatus::InProgress,
+                Once::Failed(e) => {
+                    failed.get_or_insert(e);
+                    continue;
                 }
             }
         };
         alert_outcomes.push(AlertOutcome { category: record.category.clone(), severity: *severity, status });
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
     }
 
     let action = choose_action(rules, &records);

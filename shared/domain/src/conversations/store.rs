@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::Timestamp;
 use crate::analysis::triggers::Severity;
 use crate::errors::{NotifyError, StoreError};
-use crate::lease::AlertClaim;
+use crate::lease::{Claim, Finish, Lease};
 
 /// How a message fared in storage. Messages are keyed by their id, so a resend is recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -103,20 +103,21 @@ pub trait ConversationStore {
         message_ids: &[&str],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
+    /// Claims the category's staff alert for `lease` (see `crate::lease`).
     fn claim_alert(
         &self,
         conversation_id: &str,
         category: &str,
-        now: crate::Timestamp,
-        lease_seconds: i64,
-    ) -> impl Future<Output = Result<AlertClaim, StoreError>> + Send;
+        lease: &Lease,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
-    /// Ends a claim: `Some(notification id)` marks the alert sent, `None` releases the claim.
+    /// Ends `lease`'s claim (`StoreError::LeaseLost` if another owner holds it now).
     fn finish_alert(
         &self,
         conversation_id: &str,
         category: &str,
-        sent: Option<&str>,
+        lease: &Lease,
+        finish: Finish<'_>,
         now: crate::Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

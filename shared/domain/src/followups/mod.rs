@@ -408,14 +408,10 @@ pub trait FollowUpStore {
         now: Timestamp,
         lookback_hours: u32,
     ) -> impl Future<Output = Result<Vec<DueFollowUp>, StoreError>> + Send;
-    /// Takes the follow-up for this run until `lease_until`, if it is still due as seen (or a
-    /// crashed run's lease has lapsed). `false`: someone else has it.
-    fn claim(
-        &self,
-        f: &DueFollowUp,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes the follow-up for `lease` if it is still due as seen, or its lease lapsed, or it is
+    /// this owner's (see `crate::lease`). `false`: someone else has it. Every change below is
+    /// conditioned on the lease (`StoreError::LeaseLost` otherwise).
+    fn claim(&self, f: &DueFollowUp, lease: &Lease) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn customer_facts(
         &self,
         customer_id: &str,
@@ -425,23 +421,33 @@ pub trait FollowUpStore {
     fn mark_sent(
         &self,
         f: &DueFollowUp,
+        lease: &Lease,
         channel: FollowUpChannel,
         message_id: &str,
         now: Timestamp,
         reminder_at: Option<Timestamp>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn defer(&self, f: &DueFollowUp, until: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn defer(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn skip(
         &self,
         f: &DueFollowUp,
+        lease: &Lease,
         reason: &'static str,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// After a failed send: due again at `retry_at`, or failed for good (`None`).
+    /// After a failed send: due again at `retry_at`, or failed for good (`None`); `failure` is
+    /// kept on the item.
     fn release(
         &self,
         f: &DueFollowUp,
+        lease: &Lease,
         retry_at: Option<Timestamp>,
+        failure: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -468,9 +474,13 @@ pub struct RunSettings {
 }
 
 use crate::errors::{NotifyError, StoreError};
+use crate::lease::{Lease, run_owner};
 use std::future::Future;
 
-/// One scheduled run at `now` (the schedule's time, so a run can be replayed for any time).
+/// One scheduled run at `now` (the schedule's time, so a run can be replayed for any time). One
+/// follow-up's storage failure does not stop the others: the run goes through all it can, then
+/// fails with the first error so the scheduler retries (the retry is the same lease owner, so it
+/// takes back at once what this run left claimed).
 pub async fn run_follow_ups(
     store: &impl FollowUpStore,
     sender: &impl FollowUpSender,
@@ -478,17 +488,27 @@ pub async fn run_follow_ups(
     settings: &RunSettings,
     now: Timestamp,
 ) -> Result<Vec<(String, RunOutcome)>, StoreError> {
+    let lease = Lease::take(run_owner("follow-ups", now), settings.lease_seconds);
     let mut outcomes = Vec::new();
+    let mut first_error = None;
     for f in store.due(now, settings.lookback_hours).await? {
-        let lease_until = now + jiff::SignedDuration::from_secs(settings.lease_seconds);
-        if !store.claim(&f, now, lease_until).await? {
-            outcomes.push((f.conversation_id.clone(), RunOutcome::Busy));
-            continue;
+        let outcome = match store.claim(&f, &lease).await {
+            Ok(false) => Ok(RunOutcome::Busy),
+            Ok(true) => follow_up_one(store, sender, signer, settings, &f, &lease, now).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(outcome) => outcomes.push((f.conversation_id.clone(), outcome)),
+            Err(e) => {
+                tracing::error!(error = %e, conversation_id = %f.conversation_id, "follow-up left for the retry");
+                first_error.get_or_insert(e);
+            }
         }
-        let outcome = follow_up_one(store, sender, signer, settings, &f, now).await?;
-        outcomes.push((f.conversation_id.clone(), outcome));
     }
-    Ok(outcomes)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outcomes),
+    }
 }
 
 async fn follow_up_one(
@@ -497,6 +517,7 @@ async fn follow_up_one(
     signer: &crate::followups::link::LinkSigner,
     settings: &RunSettings,
     f: &DueFollowUp,
+    lease: &Lease,
     now: Timestamp,
 ) -> Result<RunOutcome, StoreError> {
     let rated = store.is_rated(&f.conversation_id).await?;
@@ -515,11 +536,11 @@ async fn follow_up_one(
     }
     match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
         Decision::Skip { reason } => {
-            store.skip(f, reason, now).await?;
+            store.skip(f, lease, reason, now).await?;
             Ok(RunOutcome::Skipped { reason })
         }
         Decision::Defer { until, .. } => {
-            store.defer(f, until).await?;
+            store.defer(f, lease, until).await?;
             Ok(RunOutcome::Deferred { until })
         }
         Decision::Send { channel } => {
@@ -555,7 +576,7 @@ async fn follow_up_one(
                     let reminder_at = (!reminder).then(|| {
                         now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
                     });
-                    store.mark_sent(f, channel, &message_id, now, reminder_at).await?;
+                    store.mark_sent(f, lease, channel, &message_id, now, reminder_at).await?;
                     Ok(RunOutcome::Sent { channel })
                 }
                 Err(e) => {
@@ -563,7 +584,7 @@ async fn follow_up_one(
                     let retry_at = (attempts < settings.max_attempts)
                         .then(|| now + jiff::SignedDuration::from_mins(5 * 2i64.pow(attempts.min(6))));
                     tracing::warn!(error = %e, attempts, ?retry_at, "follow-up not sent");
-                    store.release(f, retry_at, now).await?;
+                    store.release(f, lease, retry_at, &e.to_string(), now).await?;
                     Ok(RunOutcome::Failed { retry_at })
                 }
             }

@@ -2,10 +2,9 @@
 //! stored once (the dashboard and any re-run read the stored one), mailed once to the staff list
 //! (SES v2: HTML and text, charts as inline PNG parts) and published once to the staff topic (SNS).
 //!
-//! Exactly once per week and channel: each channel is claimed on the report item with a lease
-//! (`claim_digest`), sent, then marked sent. A retried or concurrent run finds it sent or claimed
-//! and sends nothing. One window remains, as for follow-ups: a crash between the provider
-//! accepting the message and the mark being written lets the next run send again after the lease.
+//! Exactly once per week and channel: each channel is claimed on the report item with the one
+//! lease protocol (`crate::lease`), sent, then marked sent. A retried or concurrent run finds it
+//! sent or claimed and sends nothing; the window that remains is in ARCHITECTURE.md.
 
 use std::future::Future;
 
@@ -17,7 +16,7 @@ use crate::Timestamp;
 use crate::config::WeekSettings;
 use crate::errors::{NotifyError, StoreError};
 use crate::insights::weekly::{Headline, WeekFigures, WeeklyReport, build_report, week_just_ended, weeks_before};
-use crate::lease::AlertClaim;
+use crate::lease::{Claim, Claimable, Finish, Lease, Once, once, run_owner};
 
 /// Where a digest goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +50,20 @@ pub trait ReportStore {
     fn report(&self, week: &str) -> impl Future<Output = Result<Option<WeeklyReport>, StoreError>> + Send;
     /// Stores the report unless its week has one; returns the one stored.
     fn save_report(&self, report: &WeeklyReport) -> impl Future<Output = Result<WeeklyReport, StoreError>> + Send;
+    /// Claims the week's digest on `channel` for `lease` (see `crate::lease`).
     fn claim_digest(
         &self,
         week: &str,
         channel: DigestChannel,
-        now: Timestamp,
-        lease_seconds: i64,
-    ) -> impl Future<Output = Result<AlertClaim, StoreError>> + Send;
-    /// `Some(message id)` marks the channel sent; `None` releases the claim.
+        lease: &Lease,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// Ends `lease`'s claim (`StoreError::LeaseLost` if another owner holds it now).
     fn finish_digest(
         &self,
         week: &str,
         channel: DigestChannel,
-        sent: Option<&str>,
+        lease: &Lease,
+        finish: Finish<'_>,
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -116,8 +116,6 @@ pub enum DigestOutcome {
     },
     /// An earlier run sent it.
     AlreadySent,
-    /// Another run holds the claim right now.
-    InProgress,
     NoRecipients,
 }
 
@@ -165,25 +163,30 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
             (stored, created)
         }
     };
+    let lease = Lease::take(run_owner("weekly-digest", now), settings.lease_seconds);
     let email = if settings.recipients.is_empty() {
-        DigestOutcome::NoRecipients
+        None
     } else {
-        send_once(store, &week, DigestChannel::Email, now, settings.lease_seconds, || async {
+        let item = DigestItem { store, week: &week, channel: DigestChannel::Email, now };
+        let sent = once(&item, &lease, || async {
             let mime = composer.email(settings, &report).map_err(DigestError::Chart)?;
-            Ok(sender.send_email(&settings.recipients, &mime).await?)
-        })
-        .await?
+            Ok::<_, DigestError>(sender.send_email(&settings.recipients, &mime).await?)
+        });
+        Some(sent.await?)
     };
-    let staff_topic = send_once(store, &week, DigestChannel::StaffTopic, now, settings.lease_seconds, || async {
+    // The staff topic is sent whatever became of the e-mail: one channel's failure does not hold
+    // up the other; the run fails afterwards so the scheduler retries what is left.
+    let item = DigestItem { store, week: &week, channel: DigestChannel::StaffTopic, now };
+    let staff_topic = once(&item, &lease, || async {
         let (subject, message) = composer.staff_message(settings, &report);
-        Ok(sender.publish(&subject, &message).await?)
+        Ok::<_, DigestError>(sender.publish(&subject, &message).await?)
     })
     .await?;
-    for (outcome, channel) in [(&email, DigestChannel::Email), (&staff_topic, DigestChannel::StaffTopic)] {
-        if *outcome == DigestOutcome::InProgress {
-            return Err(DigestError::InProgress(channel.as_str()));
-        }
-    }
+    let email = match email {
+        None => DigestOutcome::NoRecipients,
+        Some(email) => outcome(email, DigestChannel::Email)?,
+    };
+    let staff_topic = outcome(staff_topic, DigestChannel::StaffTopic)?;
     Ok(WeeklyRun {
         top_issue: report.issues.first().map(|i| i.issue_type.clone()),
         empty: report.empty,
@@ -194,34 +197,31 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
     })
 }
 
-async fn send_once<S: ReportStore, F, Fut>(
-    store: &S,
-    week: &str,
+/// One channel's result: a failure or another run's claim fails the run (after both channels
+/// were tried), so the scheduler retries.
+fn outcome(once: Once<DigestError>, channel: DigestChannel) -> Result<DigestOutcome, DigestError> {
+    match once {
+        Once::Sent(message_id) => Ok(DigestOutcome::Sent { message_id }),
+        Once::AlreadySent => Ok(DigestOutcome::AlreadySent),
+        Once::InProgress => Err(DigestError::InProgress(channel.as_str())),
+        Once::Failed(e) => Err(e),
+    }
+}
+
+/// The week's digest on one channel, as something claimed once.
+struct DigestItem<'a, S> {
+    store: &'a S,
+    week: &'a str,
     channel: DigestChannel,
     now: Timestamp,
-    lease_seconds: i64,
-    send: F,
-) -> Result<DigestOutcome, DigestError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, DigestError>>,
-{
-    match store.claim_digest(week, channel, now, lease_seconds).await? {
-        AlertClaim::AlreadySent => return Ok(DigestOutcome::AlreadySent),
-        AlertClaim::InProgress => return Ok(DigestOutcome::InProgress),
-        AlertClaim::Claimed => {}
+}
+
+impl<S: ReportStore> Claimable for DigestItem<'_, S> {
+    fn claim(&self, lease: &Lease) -> impl Future<Output = Result<Claim, StoreError>> + Send {
+        self.store.claim_digest(self.week, self.channel, lease)
     }
-    match send().await {
-        Ok(message_id) => {
-            store.finish_digest(week, channel, Some(&message_id), now).await?;
-            Ok(DigestOutcome::Sent { message_id })
-        }
-        Err(e) => {
-            // Let the retry (EventBridge Scheduler's) claim it again at once.
-            if let Err(release) = store.finish_digest(week, channel, None, now).await {
-                tracing::warn!(error = %release, channel = channel.as_str(), "digest claim not released; it expires");
-            }
-            Err(e)
-        }
+
+    fn finish(&self, lease: &Lease, finish: Finish<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.finish_digest(self.week, self.channel, lease, finish, self.now)
     }
 }
