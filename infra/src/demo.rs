@@ -204,7 +204,7 @@ pub async fn seed(
     let mut conversations = Vec::new();
     for k in 0..weeks {
         let monday = this_monday.checked_sub(jiff::Span::new().days(7 * (weeks - 1 - k) as i64))?;
-        summary.weeks.push(feedback::insights::weekly::week_of_date(monday));
+        summary.weeks.push(feedback::time::IsoWeek::of_date(monday).to_string());
         let last_full = k + 2 == weeks;
         // The demo week (the last full one) is the big one; earlier weeks give the trend.
         let count = if last_full { per_week } else { per_week * (2 + k) / 10 };
@@ -280,7 +280,7 @@ pub async fn seed(
         let (id, customer, at) = (c.id.clone(), c.customer.clone(), c.at + jiff::Span::new().minutes(5));
         writes.spawn(async move {
             let _permit = limit.acquire_owned().await.map_err(|e| e.to_string())?;
-            store_rating(&ratings, &id, &customer, stars, comment, value, at, None).await.map_err(|e| e.to_string())
+            store_rating(&ratings, &id, &customer, stars, comment, value, at, false).await.map_err(|e| e.to_string())
         });
     }
     while let Some(done) = writes.join_next().await {
@@ -317,8 +317,7 @@ pub async fn seed(
             }
             let stars = 2 + rng.below(3) as u8;
             let comment = rng.chance(0.5).then(|| rng.text(&["问题后来解决了，谢谢跟进", "处理得太慢了", "还行吧"]));
-            let key = format!("{}demo-{}", feedback::followups::link::LINK_KEY_PREFIX, c.id);
-            store_rating(&ratings, &c.id, &c.customer, stars, comment, None, answer_at, Some(key)).await?;
+            store_rating(&ratings, &c.id, &c.customer, stars, comment, None, answer_at, true).await?;
             summary.follow_up_answers += 1;
             summary.ratings += 1;
         }
@@ -360,7 +359,7 @@ async fn store_rating(
     comment: Option<String>,
     order_value_minor: Option<i64>,
     at: Timestamp,
-    idempotency_key: Option<String>,
+    via_follow_up: bool,
 ) -> Result<(), BoxError> {
     let submission = feedback::ratings::RatingSubmission {
         conversation_id: conversation_id.to_owned(),
@@ -372,8 +371,10 @@ async fn store_rating(
         locale: None,
         issue_types: Vec::new(),
         order_value_minor,
+        via_follow_up,
     };
-    let rating = feedback::ratings::Rating::new(submission, feedback::ratings::new_rating_id(at), at, idempotency_key);
+    let key = via_follow_up.then(|| format!("demo-{conversation_id}"));
+    let rating = feedback::ratings::Rating::new(submission, feedback::ratings::new_rating_id(at), at, key);
     ratings.insert_rating(&rating).await?;
     Ok(())
 }

@@ -235,8 +235,9 @@ pub async fn seed_rating(
         locale: None,
         issue_types: issue_types.iter().map(|t| (*t).to_owned()).collect(),
         order_value_minor,
+        via_follow_up: via_link,
     };
-    let key = via_link.then(|| format!("{}{}", feedback::followups::link::LINK_KEY_PREFIX, unique("n")));
+    let key = via_link.then(|| unique("n"));
     let rating = feedback::ratings::Rating::new(submission, feedback::ratings::new_rating_id(at), at, key);
     let ratings = feedback_aws::dynamo::DynamoRatingStore::new(client.clone(), table, 400);
     assert!(ratings.insert_rating(&rating).await.expect("rating stored").is_none());

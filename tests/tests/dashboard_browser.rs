@@ -223,7 +223,7 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
 
         // The page's script: the previous-week link loads that week with the token it kept.
         b.eval("document.querySelector('a[data-week]').click(); true");
-        let previous = feedback::insights::weekly::weeks_before(&week, 1).unwrap();
+        let previous = feedback::time::IsoWeek::parse(&week).unwrap().before(1).to_string();
         b.wait_for(
             &format!("document.body.dataset.state === 'ready' && document.getElementById('week').textContent === '{previous}'"),
             Duration::from_secs(30),

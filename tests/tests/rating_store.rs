@@ -18,6 +18,7 @@ fn submission(conversation_id: &str, stars: u8, comment: Option<&str>) -> Rating
         locale: Some("zh-CN".into()),
         issue_types: vec!["logistics".into()],
         order_value_minor: Some(12_990),
+        via_follow_up: false,
     }
 }
 

@@ -69,6 +69,7 @@ impl World {
             locale: None,
             issue_types: vec!["service".into()],
             order_value_minor: Some(25_900),
+            via_follow_up: false,
         };
         let at: Timestamp = "2026-11-24T03:00:00Z".parse().unwrap();
         store.insert_rating(&Rating::new(submission, unique("r"), at, None)).await.unwrap();

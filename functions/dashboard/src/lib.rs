@@ -146,7 +146,7 @@ impl App {
                 let disposition = format!("attachment; filename=\"feedback-{from}-{to}.csv\"");
                 Ok(with_headers(res, &[(header::CONTENT_DISPOSITION, &disposition)]))
             } else if let Some(week) = path_parameter(&req, "week") {
-                if feedback::insights::weekly::parse_week(&week).is_none() {
+                if feedback::time::IsoWeek::parse(&week).is_none() {
                     let mut p = Problem::new(
                         400,
                         "invalid-week",

@@ -198,7 +198,7 @@ async fn seed_weeks(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()
     let n = |v: u64| A::N(v.to_string());
     let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai")?;
     for run in 0..=RUNS {
-        let week = feedback::insights::weekly::week_just_ended(bench_monday(run), &shanghai);
+        let week = feedback::time::IsoWeek::just_ended(bench_monday(run), &shanghai).to_string();
         for (shard, (issue_type, items)) in
             [("_all", 120), ("logistics", 30), ("quality", 18), ("refund_return", 9), ("service", 7)]
                 .into_iter()

@@ -19,6 +19,7 @@ pub mod errors;
 pub mod language;
 pub mod lease;
 pub mod pii;
+pub mod time;
 pub mod validate;
 
 pub mod analysis;

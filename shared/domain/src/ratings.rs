@@ -60,6 +60,10 @@ pub struct RatingSubmission {
     /// `order_value` in the shop's currency. Lets the weekly priorities weigh reach by money.
     #[serde(rename = "order_value", skip_serializing_if = "Option::is_none", serialize_with = "as_major_units")]
     pub order_value_minor: Option<i64>,
+    /// Given through a follow-up request's signed link (set by the link page, never by the API):
+    /// an answer in the follow-up funnel.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub via_follow_up: bool,
 }
 
 fn as_major_units<S: serde::Serializer>(minor: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -99,6 +103,7 @@ impl RatingSubmission {
                     locale,
                     issue_types,
                     order_value_minor,
+                    via_follow_up: false,
                 })
             }
             _ => Err(InputError::Invalid(f.errors)),

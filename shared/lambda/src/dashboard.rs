@@ -6,8 +6,8 @@
 //! never reaches a server or a log) in the tab's session storage and fetches the view
 //! (`GET /dashboard/view`) with `Authorization: Bearer`, the way the API's JWT authorizer expects.
 
-use feedback::insights::weekly::week_of_date;
 use feedback::reporting::stats::{EXPORT_MAX_ROWS, FeedbackRow};
+use feedback::time::IsoWeek;
 use feedback::validate::FieldError;
 
 use crate::problem::Problem;
@@ -53,8 +53,8 @@ pub fn date_range(
 /// `GET /dashboard/view?week=`: the week, by default the current one.
 pub fn view_week(week: Option<&str>, today: jiff::civil::Date) -> Result<String, Problem> {
     match week.map(str::trim).filter(|w| !w.is_empty()) {
-        None => Ok(week_of_date(today)),
-        Some(w) if feedback::insights::weekly::parse_week(w).is_some() => Ok(w.to_owned()),
+        None => Ok(IsoWeek::of_date(today).to_string()),
+        Some(w) if IsoWeek::parse(w).is_some() => Ok(w.to_owned()),
         Some(w) => Err(bad("week", "iso-week", format!("{w:?} is not an ISO week like 2026-W47"))),
     }
 }
@@ -188,9 +188,10 @@ mod view {
     use crate::charts::{Chart, ChartError};
     use feedback::errors::StoreError;
     use feedback::followups::escape_html as e;
-    use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report, week_of_date, weeks_before};
+    use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report};
     use feedback::reporting::ReportStore;
     use feedback::reporting::stats::TREND_WEEKS;
+    use feedback::time::IsoWeek;
 
     #[derive(Debug, thiserror::Error)]
     pub enum ViewError {
@@ -208,11 +209,13 @@ mod view {
         today: jiff::civil::Date,
         now: feedback::Timestamp,
     ) -> Result<String, ViewError> {
-        let previous = weeks_before(week, 1).unwrap_or_default();
+        let parsed = IsoWeek::parse(week);
+        let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
         let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now);
-        let trend_weeks: Vec<String> = (0..TREND_WEEKS).rev().filter_map(|n| weeks_before(week, n)).collect();
+        let trend_weeks: Vec<String> =
+            parsed.into_iter().flat_map(|w| (0..TREND_WEEKS).rev().map(move |n| w.before(n).to_string())).collect();
         let trend = store.headlines(&trend_weeks).await?;
-        Ok(render_view(&report, &trend, &week_of_date(today))?)
+        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string())?)
     }
 
     fn opt(v: Option<f64>, unit: &str) -> String {
@@ -224,8 +227,8 @@ mod view {
     pub fn render_view(r: &WeeklyReport, trend: &[Headline], current_week: &str) -> Result<String, ChartError> {
         let h = &r.headline;
         let mut out = String::new();
-        let previous = weeks_before(&r.week, 1).unwrap_or_default();
-        let next = weeks_before(&r.week, -1).unwrap_or_default();
+        let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
+        let (previous, next) = (step(1), step(-1));
         out.push_str(&format!(
             "<div class=\"nav\"><a href=\"?week={p}\" data-week=\"{p}\">← {p}</a><strong id=\"week\">{w}</strong> <span>{from} to {to}</span>",
             p = e(&previous),

@@ -13,6 +13,7 @@ use feedback::conversations::store::{
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
 use feedback::errors::StoreError;
+use feedback::insights::{FeedbackKind, StoredFeedback};
 use feedback::lease::{Claim, Finish, Lease};
 
 /// Writes of one batch in flight at once: enough to store 50 messages in a few round trips,
@@ -45,9 +46,9 @@ impl DynamoConversationStore {
     }
 }
 
-/// The stored shape of a chat message.
+/// The stored shape of a chat message, for writes and stream reads alike.
 #[derive(Serialize, Deserialize)]
-struct MessageItem {
+pub(crate) struct MessageItem {
     pk: String,
     sk: String,
     entity: String,
@@ -66,6 +67,25 @@ struct MessageItem {
     fingerprint: String,
     received_at: String,
     expires_at: i64,
+}
+
+impl MessageItem {
+    /// A customer's message as feedback for the analysis (from the table's stream); other roles
+    /// and empty texts are not feedback.
+    pub(crate) fn feedback(self) -> Result<Option<StoredFeedback>, String> {
+        if self.role != Role::Customer || self.text.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(StoredFeedback {
+            at: self.sent_at.parse().map_err(|e| format!("bad sent_at {:?}: {e}", self.sent_at))?,
+            pk: self.pk,
+            sk: self.sk,
+            kind: FeedbackKind::Message,
+            conversation_id: self.conversation_id,
+            customer_id: self.customer_id,
+            text: Some(self.text),
+        }))
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -9,8 +9,9 @@ use super::{Item, get_s, iso, key, keys, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
-use feedback::insights::weekly::ALL;
+use feedback::insights::weekly::AggregateDelta;
 use feedback::lease::Lease;
+use feedback::time::IsoWeek;
 
 /// `FollowUpStore` on the feedback table: the `FOLLOWUP` item of each conversation moves through
 /// due → sending (claimed, with a lease) → due again as a reminder → sent; or deferred (due later),
@@ -41,34 +42,13 @@ impl DynamoFollowUpStore {
     fn funnel_counter(
         &self,
         customer_id: &str,
-        counter: &str,
+        counter: &'static str,
         now: Timestamp,
     ) -> Result<TransactWriteItem, StoreError> {
-        let week = feedback::insights::iso_week(now, &self.weeks.shop_time_zone);
+        let week = IsoWeek::of(now, &self.weeks.shop_time_zone).to_string();
         let shard = feedback::insights::shard_of(customer_id, self.weeks.aggregate_shards);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::aggregate(&week, shard), &keys::aggregate_type(ALL))))
-            .update_expression(
-                "SET #week = :week, #type = :type, #shard = :shard, #expires = if_not_exists(#expires, :expires) \
-                 ADD #counter :one",
-            )
-            .expression_attribute_names("#week", "week")
-            .expression_attribute_names("#type", "issue_type")
-            .expression_attribute_names("#shard", "shard")
-            .expression_attribute_names("#expires", "expires_at")
-            .expression_attribute_names("#counter", counter)
-            .expression_attribute_values(":week", s(week))
-            .expression_attribute_values(":type", s(ALL))
-            .expression_attribute_values(":shard", AttributeValue::N(shard.to_string()))
-            .expression_attribute_values(
-                ":expires",
-                AttributeValue::N(super::expiry(now, super::AGGREGATE_RETENTION_DAYS).to_string()),
-            )
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        let delta = AggregateDelta::all(&week, shard, vec![(counter, 1)]);
+        Ok(TransactWriteItem::builder().update(super::aggregates::update(&self.table, &delta, now)?).build())
     }
 
     fn update(&self, f: &DueFollowUp) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {

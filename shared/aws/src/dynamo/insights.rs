@@ -3,17 +3,14 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::conversations::Role;
 use feedback::errors::StoreError;
-use feedback::insights::weekly::ALL;
 use feedback::insights::{
     AnalysedFeedback, AnalysisStore, Applied, Earlier, FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord,
-    shard_of,
 };
 
 /// Reads one record of the table's stream (Lambda's DynamoDB event format) as feedback, or says
@@ -31,8 +28,8 @@ pub fn read_stream_record(record: &Value) -> StreamItem {
     };
     let entity = record["dynamodb"]["NewImage"]["entity"]["S"].as_str().unwrap_or("");
     let parsed = match entity {
-        "rating" => serde_dynamo::from_item::<_, RatingImage>(image).map(|r| r.feedback()),
-        "message" => serde_dynamo::from_item::<_, MessageImage>(image).map(|m| m.feedback()),
+        "rating" => serde_dynamo::from_item::<_, super::ratings::RatingItem>(image).map(|r| r.feedback()),
+        "message" => serde_dynamo::from_item::<_, super::conversations::MessageItem>(image).map(|m| m.feedback()),
         _ => return StreamItem::Skip { sequence },
     };
     match parsed {
@@ -40,78 +37,6 @@ pub fn read_stream_record(record: &Value) -> StreamItem {
         Ok(Ok(None)) => StreamItem::Skip { sequence },
         Ok(Err(why)) => unreadable(why),
         Err(e) => unreadable(format!("{entity} item: {e}")),
-    }
-}
-
-fn timestamp(raw: &str, what: &str) -> Result<Timestamp, String> {
-    raw.parse().map_err(|e| format!("bad {what} {raw:?}: {e}"))
-}
-
-#[derive(Deserialize)]
-struct RatingImage {
-    pk: String,
-    sk: String,
-    conversation_id: String,
-    customer_id: String,
-    stars: u8,
-    #[serde(default)]
-    comment: Option<String>,
-    #[serde(default)]
-    issue_types: Vec<String>,
-    #[serde(default)]
-    order_value_minor: Option<i64>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-    created_at: String,
-}
-
-impl RatingImage {
-    fn feedback(self) -> Result<Option<StoredFeedback>, String> {
-        Ok(Some(StoredFeedback {
-            at: timestamp(&self.created_at, "created_at")?,
-            pk: self.pk,
-            sk: self.sk,
-            kind: FeedbackKind::Rating {
-                stars: self.stars,
-                chosen_types: self.issue_types,
-                order_value_minor: self.order_value_minor,
-                via_follow_up: self
-                    .idempotency_key
-                    .as_deref()
-                    .is_some_and(|k| k.starts_with(feedback::followups::link::LINK_KEY_PREFIX)),
-            },
-            conversation_id: self.conversation_id,
-            customer_id: self.customer_id,
-            text: self.comment,
-        }))
-    }
-}
-
-#[derive(Deserialize)]
-struct MessageImage {
-    pk: String,
-    sk: String,
-    conversation_id: String,
-    customer_id: String,
-    role: Role,
-    text: String,
-    sent_at: String,
-}
-
-impl MessageImage {
-    fn feedback(self) -> Result<Option<StoredFeedback>, String> {
-        if self.role != Role::Customer || self.text.trim().is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(StoredFeedback {
-            at: timestamp(&self.sent_at, "sent_at")?,
-            pk: self.pk,
-            sk: self.sk,
-            kind: FeedbackKind::Message,
-            conversation_id: self.conversation_id,
-            customer_id: self.customer_id,
-            text: Some(self.text),
-        }))
     }
 }
 
@@ -126,19 +51,11 @@ pub struct DynamoAnalysisStore {
     /// Repeat markers expire after this many days (a customer repeating themselves months later
     /// is new feedback).
     repeat_window_days: u32,
-    /// Aggregates are kept this long (the digest compares with earlier weeks).
-    aggregate_retention_days: u32,
 }
 
 impl DynamoAnalysisStore {
     pub fn new(client: Client, table: impl Into<String>, shards: u8) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            shards: shards.max(1),
-            repeat_window_days: 30,
-            aggregate_retention_days: super::AGGREGATE_RETENTION_DAYS,
-        }
+        Self { client, table: table.into(), shards: shards.max(1), repeat_window_days: 30 }
     }
 
     fn analysis_update(
@@ -164,89 +81,7 @@ impl DynamoAnalysisStore {
     }
 
     fn aggregate_updates(&self, a: &AnalysedFeedback) -> Result<Vec<Update>, StoreError> {
-        let shard = shard_of(&a.item.customer_id, self.shards);
-        let sentiment = a.analysis.sentiment.label.as_str();
-        let example = a.example_text().map(|text| {
-            AttributeValue::M(
-                [
-                    ("text".to_owned(), s(text)),
-                    ("severity".to_owned(), n(a.analysis.severity)),
-                    ("at".to_owned(), s(iso(a.item.at))),
-                ]
-                .into(),
-            )
-        });
-        let mut out = Vec::new();
-        for issue_type in a.counted_types.iter().map(String::as_str).chain([ALL]) {
-            // Every attribute through a name placeholder: several plain names (shard, items, ...)
-            // are DynamoDB reserved words.
-            let mut names: Vec<(String, String)> = Vec::new();
-            let mut name = |attribute: String| {
-                let placeholder = format!("#a{}", names.len());
-                names.push((placeholder.clone(), attribute));
-                placeholder
-            };
-            let mut adds = vec![
-                format!("{} :one", name("items".into())),
-                format!("{} :severity", name("severity_sum".into())),
-                format!("{} :one", name(format!("sentiment_{sentiment}"))),
-                format!("{} :customer", name("customers".into())),
-            ];
-            if let Some(stars) = a.stars() {
-                adds.push(format!("{} :one", name("ratings".into())));
-                adds.push(format!("{} :one", name(format!("stars_{stars}"))));
-            }
-            if a.analysis.trigger.fired {
-                adds.push(format!("{} :one", name("triggers".into())));
-            }
-            if a.order_value_minor().is_some() {
-                adds.push(format!("{} :value", name("order_value_minor_sum".into())));
-                adds.push(format!("{} :one", name("orders_with_value".into())));
-            }
-            if a.analysis.severity >= 3 {
-                adds.push(format!("{} :one", name("severe".into())));
-            }
-            if issue_type == ALL && a.answers_follow_up() {
-                adds.push(format!("{} :one", name("follow_up_answers".into())));
-            }
-            let mut set = format!(
-                "SET {} = :week, {} = :type, {} = :shard, {} = :expires",
-                name("week".into()),
-                name("issue_type".into()),
-                name("shard".into()),
-                name("expires_at".into())
-            );
-            // A few example comments per issue type and shard for the weekly report: the first
-            // ones to land in each of EXAMPLE_SLOTS slots (picked by the item's key) stay.
-            let example = example.as_ref().filter(|_| issue_type != ALL);
-            if example.is_some() {
-                let slot = name(format!("example_{}", example_slot(&a.item.pk, &a.item.sk)));
-                set.push_str(&format!(", {slot} = if_not_exists({slot}, :example)"));
-            }
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::aggregate(&a.week, shard), &keys::aggregate_type(issue_type))))
-                .update_expression(format!("{set} ADD {}", adds.join(", ")))
-                .set_expression_attribute_names(Some(names.into_iter().collect()))
-                .expression_attribute_values(":week", s(&a.week))
-                .expression_attribute_values(":type", s(issue_type))
-                .expression_attribute_values(":shard", n(shard))
-                .expression_attribute_values(":expires", n(expiry(a.item.at, self.aggregate_retention_days)))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":severity", n(a.analysis.severity))
-                .expression_attribute_values(":customer", AttributeValue::Ss(vec![a.item.customer_id.clone()]));
-            let update = match a.order_value_minor() {
-                Some(value) => update.expression_attribute_values(":value", n(value)),
-                None => update,
-            };
-            let update = match example {
-                Some(example) => update.expression_attribute_values(":example", example.clone()),
-                None => update,
-            };
-            let update = update.build().map_err(|e| StoreError::Failed(e.to_string()))?;
-            out.push(update);
-        }
-        Ok(out)
+        a.aggregate_deltas(self.shards).iter().map(|d| super::aggregates::update(&self.table, d, a.item.at)).collect()
     }
 
     /// A rating of a conversation already closed with an estimate: counted once as a pair.
@@ -300,12 +135,6 @@ impl DynamoAnalysisStore {
 }
 
 /// Example comment slots per issue type and aggregate shard.
-pub const EXAMPLE_SLOTS: u32 = 3;
-
-fn example_slot(pk: &str, sk: &str) -> u32 {
-    u32::from(shard_of(&format!("{pk}/{sk}"), EXAMPLE_SLOTS as u8))
-}
-
 fn failed(codes: &[Option<String>], index: usize) -> bool {
     codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
 }

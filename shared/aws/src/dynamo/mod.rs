@@ -16,6 +16,7 @@
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
 //! TTL attribute. See ARCHITECTURE.md.
 
+mod aggregates;
 mod contacts;
 mod conversations;
 mod followups;
@@ -111,7 +112,7 @@ pub mod keys {
 
 /// Timestamps in items are RFC 3339 UTC with millisecond precision, so they sort as strings.
 pub(crate) fn iso(at: feedback::Timestamp) -> String {
-    at.round(jiff::Unit::Millisecond).unwrap_or(at).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    feedback::time::iso_millis(at)
 }
 
 /// Weekly aggregates are kept this long (a bit over two years, for year-on-year comparisons).

@@ -6,6 +6,7 @@ use super::{expiry, iso, key, keys, store_error};
 use feedback::Timestamp;
 use feedback::conversations::{Channel, ServedBy};
 use feedback::errors::StoreError;
+use feedback::insights::{FeedbackKind, StoredFeedback};
 use feedback::ratings::RatingStore;
 use feedback::ratings::{Rating, RatingSubmission};
 
@@ -23,9 +24,10 @@ impl DynamoRatingStore {
     }
 }
 
-/// The stored shape of a rating. Attribute names are the API's field names plus the keys.
+/// The stored shape of a rating, for writes and stream reads alike. Attribute names are the API's
+/// field names plus the keys.
 #[derive(Serialize, Deserialize)]
-struct RatingItem {
+pub(crate) struct RatingItem {
     pk: String,
     sk: String,
     entity: String,
@@ -51,6 +53,9 @@ struct RatingItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
     fingerprint: String,
+    /// Given through a follow-up request's link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    via_follow_up: bool,
 }
 
 impl RatingItem {
@@ -76,7 +81,26 @@ impl RatingItem {
             created_at: iso(r.created_at),
             idempotency_key: r.idempotency_key.clone(),
             fingerprint: r.fingerprint.clone(),
+            via_follow_up: s.via_follow_up,
         }
+    }
+
+    /// The rating as feedback for the analysis (from the table's stream).
+    pub(crate) fn feedback(self) -> Result<Option<StoredFeedback>, String> {
+        Ok(Some(StoredFeedback {
+            at: self.created_at.parse().map_err(|e| format!("bad created_at {:?}: {e}", self.created_at))?,
+            pk: self.pk,
+            sk: self.sk,
+            kind: FeedbackKind::Rating {
+                stars: self.stars,
+                chosen_types: self.issue_types,
+                order_value_minor: self.order_value_minor,
+                via_follow_up: self.via_follow_up,
+            },
+            conversation_id: self.conversation_id,
+            customer_id: self.customer_id,
+            text: self.comment,
+        }))
     }
 
     fn into_rating(self) -> Result<Rating, StoreError> {
@@ -96,6 +120,7 @@ impl RatingItem {
                 locale: self.locale,
                 issue_types: self.issue_types,
                 order_value_minor: self.order_value_minor,
+                via_follow_up: self.via_follow_up,
             },
             created_at,
             idempotency_key: self.idempotency_key,

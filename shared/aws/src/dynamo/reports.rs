@@ -14,7 +14,7 @@ use super::{Item, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
-use feedback::insights::weekly::{ALL, Counts, Example, Headline, WeekFigures, WeeklyReport};
+use feedback::insights::weekly::{ALL, Counts, Headline, WeekFigures, WeeklyReport};
 use feedback::lease::{Claim, Finish, Lease};
 use feedback::reporting::stats::FeedbackRow;
 use feedback::reporting::{DigestChannel, ReportStore};
@@ -24,50 +24,6 @@ pub struct DynamoReportStore {
     client: Client,
     table: String,
     weeks: WeekSettings,
-}
-
-fn num(item: &Item, name: &str) -> u64 {
-    signed(item, name).max(0) as u64
-}
-
-fn signed(item: &Item, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
-}
-
-/// One aggregate item as `(issue type, counts)`.
-fn counts_of(item: &Item) -> Option<(String, Counts)> {
-    let issue_type = get_s(item, "issue_type")?.to_owned();
-    let mut c = Counts {
-        items: num(item, "items"),
-        severity_sum: num(item, "severity_sum"),
-        severe: num(item, "severe"),
-        sentiment_positive: num(item, "sentiment_positive"),
-        sentiment_neutral: num(item, "sentiment_neutral"),
-        sentiment_negative: num(item, "sentiment_negative"),
-        ratings: num(item, "ratings"),
-        stars: [1, 2, 3, 4, 5].map(|k| num(item, &format!("stars_{k}"))),
-        triggers: num(item, "triggers"),
-        order_value_minor_sum: signed(item, "order_value_minor_sum"),
-        orders_with_value: num(item, "orders_with_value"),
-        customers: item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, |s| s.len() as u64),
-        follow_ups_sent: num(item, "follow_ups_sent"),
-        reminders_sent: num(item, "reminders_sent"),
-        follow_up_answers: num(item, "follow_up_answers"),
-        ..Default::default()
-    };
-    for name in feedback::insights::weekly::ESTIMATE_COUNTERS {
-        c.add_estimate_counter(name, signed(item, name));
-    }
-    for slot in 0..super::insights::EXAMPLE_SLOTS {
-        if let Some(m) = item.get(&format!("example_{slot}")).and_then(|v| v.as_m().ok()) {
-            c.examples.push(Example {
-                text: get_s(m, "text").unwrap_or_default().to_owned(),
-                severity: num(m, "severity").min(5) as u8,
-                at: get_s(m, "at").unwrap_or_default().to_owned(),
-            });
-        }
-    }
-    Some((issue_type, c))
 }
 
 impl DynamoReportStore {
@@ -182,7 +138,7 @@ impl ReportStore for DynamoReportStore {
             .map(|w| {
                 let mut all = Counts::default();
                 for item in found.iter().filter(|i| get_s(i, "week") == Some(w.as_str())) {
-                    if let Some((_, c)) = counts_of(item) {
+                    if let Some((_, c)) = super::aggregates::counts_of(item) {
                         all.add(&c);
                     }
                 }
@@ -220,7 +176,10 @@ impl ReportStore for DynamoReportStore {
         .buffered(8)
         .try_collect()
         .await?;
-        Ok(WeekFigures::from_shards(week, shards.iter().flat_map(|(items, _)| items).filter_map(counts_of)))
+        Ok(WeekFigures::from_shards(
+            week,
+            shards.iter().flat_map(|(items, _)| items).filter_map(super::aggregates::counts_of),
+        ))
     }
 
     async fn report(&self, week: &str) -> Result<Option<WeeklyReport>, StoreError> {

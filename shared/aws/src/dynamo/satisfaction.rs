@@ -15,12 +15,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
-use super::{AGGREGATE_RETENTION_DAYS, Item, expiry, get_s, key, keys, n, s, store_error};
+use super::{Item, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::satisfaction::Satisfaction;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
-use feedback::insights::weekly::{ALL, estimate_counters, pair_counters};
+use feedback::insights::weekly::{AggregateDelta, estimate_counters, pair_counters};
 
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Failed(e.to_string()))
@@ -34,28 +34,8 @@ fn aggregate_add(
     counters: &[(&'static str, i64)],
     now: Timestamp,
 ) -> Result<TransactWriteItem, StoreError> {
-    let adds: Vec<String> = (0..counters.len()).map(|i| format!("#c{i} :c{i}")).collect();
-    let mut update = Update::builder()
-        .table_name(table)
-        .set_key(Some(key(keys::aggregate(week, shard), &keys::aggregate_type(ALL))))
-        .update_expression(format!(
-            "SET #week = :week, #type = :type, #shard = :shard, #expires = if_not_exists(#expires, :expires) ADD {}",
-            adds.join(", ")
-        ))
-        .expression_attribute_names("#week", "week")
-        .expression_attribute_names("#type", "issue_type")
-        .expression_attribute_names("#shard", "shard")
-        .expression_attribute_names("#expires", "expires_at")
-        .expression_attribute_values(":week", s(week))
-        .expression_attribute_values(":type", s(ALL))
-        .expression_attribute_values(":shard", n(shard))
-        .expression_attribute_values(":expires", n(expiry(now, AGGREGATE_RETENTION_DAYS)));
-    for (i, (name, value)) in counters.iter().enumerate() {
-        update = update
-            .expression_attribute_names(format!("#c{i}"), *name)
-            .expression_attribute_values(format!(":c{i}"), n(value));
-    }
-    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    let delta = AggregateDelta::all(week, shard, counters.to_vec());
+    Ok(TransactWriteItem::builder().update(super::aggregates::update(table, &delta, now)?).build())
 }
 
 /// Runs a marker + counters transaction. `Ok(false)`: a condition did not hold (counted already,
@@ -133,7 +113,7 @@ pub(crate) async fn count_closed(
     if meta.contains_key("satisfaction_week") {
         return Ok(());
     }
-    let week = feedback::insights::iso_week(closed_at, &weeks.shop_time_zone);
+    let week = feedback::time::IsoWeek::of(closed_at, &weeks.shop_time_zone).to_string();
     let shard =
         feedback::insights::shard_of(get_s(meta, "customer_id").unwrap_or(conversation_id), weeks.aggregate_shards);
     let counted = estimate_counters(&estimate);

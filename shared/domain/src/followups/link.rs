@@ -201,10 +201,6 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Idempotency keys of ratings given through a follow-up link start with this: the analysis counts
-/// them as answers to the follow-up.
-pub const LINK_KEY_PREFIX: &str = "link:";
-
 /// `GET` or `POST` of `/r/{token}` (rate) or `/u/{token}` (unsubscribe).
 pub async fn open_link(
     signer: &LinkSigner,
@@ -252,9 +248,10 @@ pub async fn open_link(
                 locale: locale.clone(),
                 issue_types: Vec::new(),
                 order_value_minor: None,
+                via_follow_up: true,
             };
             // The link's nonce is the idempotency key: sending the form twice saves one rating.
-            match submit_rating(ratings, submission, Some(format!("{LINK_KEY_PREFIX}{}", link.nonce)), now).await {
+            match submit_rating(ratings, submission, Some(link.nonce.clone()), now).await {
                 Ok(Submitted::Created(_) | Submitted::Replayed(_)) => LinkPage::Thanks,
                 Err(SubmitRatingError::AlreadyRated { .. } | SubmitRatingError::IdempotencyKeyReused { .. }) => {
                     LinkPage::AlreadyRated

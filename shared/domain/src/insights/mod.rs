@@ -16,6 +16,8 @@ use crate::Timestamp;
 use crate::analysis::sentiment::Polarity;
 use crate::analysis::{Analysis, Analyzer};
 use crate::errors::StoreError;
+use crate::insights::weekly::{ALL, AggregateDelta, EXAMPLE_SLOTS, Example};
+use crate::time::{IsoWeek, iso_millis};
 
 /// What kind of stored feedback an item is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,18 +96,61 @@ impl AnalysedFeedback {
         Some(out)
     }
 
+    /// What this feedback adds to its week's aggregates: one delta per counted issue type and one
+    /// for the whole week (`ALL`), all on the customer's shard of `shards`.
+    pub fn aggregate_deltas(&self, shards: u8) -> Vec<AggregateDelta> {
+        let shard = shard_of(&self.item.customer_id, shards);
+        let sentiment = match self.analysis.sentiment.label {
+            Polarity::Positive => "sentiment_positive",
+            Polarity::Neutral => "sentiment_neutral",
+            Polarity::Negative => "sentiment_negative",
+        };
+        let mut counters: Vec<(&'static str, i64)> =
+            vec![("items", 1), ("severity_sum", i64::from(self.analysis.severity)), (sentiment, 1)];
+        if let Some(stars) = self.stars() {
+            counters.push(("ratings", 1));
+            counters
+                .push((["stars_1", "stars_2", "stars_3", "stars_4", "stars_5"][usize::from(stars.clamp(1, 5) - 1)], 1));
+        }
+        if self.analysis.trigger.fired {
+            counters.push(("triggers", 1));
+        }
+        if let Some(value) = self.order_value_minor() {
+            counters.push(("order_value_minor_sum", value));
+            counters.push(("orders_with_value", 1));
+        }
+        if self.analysis.severity >= 3 {
+            counters.push(("severe", 1));
+        }
+        let example = self.example_text().map(|text| {
+            let slot = u32::from(shard_of(&format!("{}/{}", self.item.pk, self.item.sk), EXAMPLE_SLOTS as u8));
+            (slot, Example { text, severity: self.analysis.severity, at: iso_millis(self.item.at) })
+        });
+        let delta =
+            |issue_type: &str, counters: Vec<(&'static str, i64)>, example: Option<(u32, Example)>| AggregateDelta {
+                week: self.week.clone(),
+                shard,
+                issue_type: issue_type.to_owned(),
+                counters,
+                customer: Some(self.item.customer_id.clone()),
+                example,
+            };
+        let mut out: Vec<AggregateDelta> =
+            self.counted_types.iter().map(|t| delta(t, counters.clone(), example.clone())).collect();
+        let mut all = counters;
+        if self.answers_follow_up() {
+            all.push(("follow_up_answers", 1));
+        }
+        out.push(delta(ALL, all, None));
+        out
+    }
+
     pub fn stars(&self) -> Option<u8> {
         match self.item.kind {
             FeedbackKind::Rating { stars, .. } => Some(stars),
             FeedbackKind::Message => None,
         }
     }
-}
-
-/// The ISO week (`2026-W48`) of an instant in a time zone.
-pub fn iso_week(at: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    let week = tz.to_datetime(at).date().iso_week_date();
-    format!("{:04}-W{:02}", week.year(), week.week())
 }
 
 /// Which aggregate shard a customer's feedback goes to: the same customer always to the same
@@ -180,7 +225,7 @@ pub fn analyse_in_context(
     if counted_types.is_empty() && negative && valid {
         counted_types.push("other".to_owned());
     }
-    AnalysedFeedback { week: iso_week(item.at, tz), item, analysis, counted_types, text_digest }
+    AnalysedFeedback { week: IsoWeek::of(item.at, tz).to_string(), item, analysis, counted_types, text_digest }
 }
 
 /// What applying an analysis did.
@@ -310,16 +355,6 @@ mod tests {
             text: text.map(str::to_owned),
             at: "2026-11-29T17:00:00Z".parse().unwrap(),
         }
-    }
-
-    #[test]
-    fn weeks_are_the_shops_iso_weeks() {
-        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
-        // Sunday 17:00 UTC is already Monday in Shanghai: the next ISO week.
-        let at: Timestamp = "2026-11-29T17:00:00Z".parse().unwrap();
-        assert_eq!(iso_week(at, &jiff::tz::TimeZone::UTC), "2026-W48");
-        assert_eq!(iso_week(at, &shanghai), "2026-W49");
-        assert_eq!(iso_week("2027-01-01T00:00:00Z".parse().unwrap(), &jiff::tz::TimeZone::UTC), "2026-W53");
     }
 
     #[test]

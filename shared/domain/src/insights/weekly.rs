@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::analysis::taxonomy::Taxonomy;
+use crate::time::IsoWeek;
 
 /// The aggregate that counts every feedback item of the week, whatever its issue type.
 pub const ALL: &str = "_all";
@@ -133,11 +134,29 @@ impl Counts {
         self.examples.extend(o.examples.iter().cloned());
     }
 
-    /// Adds a stored estimate counter (one of `ESTIMATE_COUNTERS`) by its name; false for any
-    /// other name. The one place that ties those names to these fields.
-    pub fn add_estimate_counter(&mut self, name: &str, value: i64) -> bool {
+    /// Adds a stored counter (one of `COUNTERS`) by its name; false for any other name. The one
+    /// place that ties the stored names to these fields (the writers send `AggregateDelta`s).
+    pub fn add_counter(&mut self, name: &str, value: i64) -> bool {
         let unsigned = value.max(0) as u64;
         match name {
+            "items" => self.items += unsigned,
+            "severity_sum" => self.severity_sum += unsigned,
+            "severe" => self.severe += unsigned,
+            "sentiment_positive" => self.sentiment_positive += unsigned,
+            "sentiment_neutral" => self.sentiment_neutral += unsigned,
+            "sentiment_negative" => self.sentiment_negative += unsigned,
+            "ratings" => self.ratings += unsigned,
+            "stars_1" => self.stars[0] += unsigned,
+            "stars_2" => self.stars[1] += unsigned,
+            "stars_3" => self.stars[2] += unsigned,
+            "stars_4" => self.stars[3] += unsigned,
+            "stars_5" => self.stars[4] += unsigned,
+            "triggers" => self.triggers += unsigned,
+            "order_value_minor_sum" => self.order_value_minor_sum += value,
+            "orders_with_value" => self.orders_with_value += unsigned,
+            "follow_ups_sent" => self.follow_ups_sent += unsigned,
+            "reminders_sent" => self.reminders_sent += unsigned,
+            "follow_up_answers" => self.follow_up_answers += unsigned,
             "estimated" => self.estimated += unsigned,
             "estimated_stars_tenths" => self.estimated_stars_tenths += unsigned,
             "estimated_satisfied_milli" => self.estimated_satisfied_milli += unsigned,
@@ -238,8 +257,26 @@ impl PairSums {
 /// The stored names of the `PairSums` counters on `TYPE#_all`.
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
-/// Every counter `estimate_counters` and `pair_counters` write, as stored on `TYPE#_all`.
-pub const ESTIMATE_COUNTERS: [&str; 11] = [
+/// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
+pub const COUNTERS: [&str; 29] = [
+    "items",
+    "severity_sum",
+    "severe",
+    "sentiment_positive",
+    "sentiment_neutral",
+    "sentiment_negative",
+    "ratings",
+    "stars_1",
+    "stars_2",
+    "stars_3",
+    "stars_4",
+    "stars_5",
+    "triggers",
+    "order_value_minor_sum",
+    "orders_with_value",
+    "follow_ups_sent",
+    "reminders_sent",
+    "follow_up_answers",
     "estimated",
     "estimated_stars_tenths",
     "estimated_satisfied_milli",
@@ -255,6 +292,39 @@ pub const ESTIMATE_COUNTERS: [&str; 11] = [
 
 fn tenths(stars: f32) -> i64 {
     (stars * 10.0).round() as i64
+}
+
+/// Example comments kept per issue type, shard and week: the first to land in each slot stays.
+pub const EXAMPLE_SLOTS: u32 = 3;
+
+/// What one event adds to one aggregate item (a week, a shard, an issue type or [`ALL`]): the
+/// one shape every writer (the analysis, the follow-up run, the estimates) produces, and which the
+/// reader's `Counts::add_counter` reads back by the same names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateDelta {
+    pub week: String,
+    pub shard: u8,
+    pub issue_type: String,
+    /// Stored counter names (of [`COUNTERS`]) and what to add to them.
+    pub counters: Vec<(&'static str, i64)>,
+    /// A customer, counted once per week and shard.
+    pub customer: Option<String>,
+    /// An example for the report, for one of [`EXAMPLE_SLOTS`] slots.
+    pub example: Option<(u32, Example)>,
+}
+
+impl AggregateDelta {
+    /// The week's `_all` item of `shard`, adding `counters`.
+    pub fn all(week: &str, shard: u8, counters: Vec<(&'static str, i64)>) -> AggregateDelta {
+        AggregateDelta {
+            week: week.to_owned(),
+            shard,
+            issue_type: ALL.to_owned(),
+            counters,
+            customer: None,
+            example: None,
+        }
+    }
 }
 
 /// What one closed conversation's estimate adds to its week's totals.
@@ -627,7 +697,10 @@ pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at:
     let before = rank_issues(previous, &WeekFigures::default(), &WEIGHTS);
     let headline = Headline::of(&current.week, &current.all);
     let previous_headline = Headline::of(&previous.week, &previous.all);
-    let (from, to) = week_dates(&current.week).map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or_default();
+    let (from, to) = IsoWeek::parse(&current.week)
+        .map(|w| w.dates())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap_or_default();
     WeeklyReport {
         changes: changes(&headline, &previous_headline, &issues, &before),
         why_first: issues.first().map(why_first),
@@ -692,38 +765,6 @@ fn changes(now: &Headline, before: &Headline, issues: &[RankedIssue], previous: 
         }
     }
     out
-}
-
-/// `2026-W48` → (year, week).
-pub fn parse_week(week: &str) -> Option<(i16, i8)> {
-    let (year, w) = week.split_once("-W")?;
-    let (year, w): (i16, i8) = (year.parse().ok()?, w.parse().ok()?);
-    jiff::civil::ISOWeekDate::new(year, w, jiff::civil::Weekday::Monday).ok()?;
-    Some((year, w))
-}
-
-/// Monday and Sunday of an ISO week.
-pub fn week_dates(week: &str) -> Option<(jiff::civil::Date, jiff::civil::Date)> {
-    let (year, w) = parse_week(week)?;
-    let monday = jiff::civil::ISOWeekDate::new(year, w, jiff::civil::Weekday::Monday).ok()?.date();
-    Some((monday, monday.checked_add(jiff::Span::new().days(6)).ok()?))
-}
-
-pub fn week_of_date(date: jiff::civil::Date) -> String {
-    let w = date.iso_week_date();
-    format!("{:04}-W{:02}", w.year(), w.week())
-}
-
-/// The week `n` weeks before (negative: after) `week`.
-pub fn weeks_before(week: &str, n: i64) -> Option<String> {
-    let (monday, _) = week_dates(week)?;
-    Some(week_of_date(monday.checked_sub(jiff::Span::new().days(7 * n)).ok()?))
-}
-
-/// The ISO week that ended last, at `now` in `tz`: a Monday-morning run reports on last week.
-pub fn week_just_ended(now: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    let today = tz.to_datetime(now).date();
-    week_of_date(today.checked_sub(jiff::Span::new().days(7)).unwrap_or(today))
 }
 
 #[cfg(test)]
@@ -817,12 +858,25 @@ mod tests {
     }
 
     #[test]
+    fn every_stored_counter_name_adds_to_its_own_field() {
+        let mut seen = Vec::new();
+        for name in COUNTERS {
+            let mut c = Counts::default();
+            assert!(c.add_counter(name, 1), "{name}");
+            assert_ne!(c, Counts::default(), "{name} adds to nothing");
+            assert!(!seen.contains(&c), "{name} adds to a field another name adds to");
+            seen.push(c);
+        }
+        assert!(!Counts::default().add_counter("customers", 1), "customers are counted as a set");
+    }
+
+    #[test]
     fn estimated_csat_covers_every_closed_conversation_and_says_how_well_it_agrees() {
         use crate::analysis::satisfaction::Satisfaction;
         let mut all = Counts::default();
         let mut add = |counters: Vec<(&'static str, i64)>| {
             for (name, v) in counters {
-                assert!(ESTIMATE_COUNTERS.contains(&name) && all.add_estimate_counter(name, v), "{name}");
+                assert!(COUNTERS.contains(&name) && all.add_counter(name, v), "{name}");
             }
         };
         // Four closed conversations (likelihoods 0.8, 0.6, 0.2, 0.0), three rated in line with them.
@@ -883,17 +937,7 @@ mod tests {
     }
 
     #[test]
-    fn weeks_are_read_and_stepped() {
-        assert_eq!(parse_week("2026-W48"), Some((2026, 48)));
-        assert_eq!(parse_week("2026-W54"), None);
-        assert_eq!(parse_week("2026-48"), None);
-        assert_eq!(weeks_before("2026-W01", 1).as_deref(), Some("2025-W52"));
-        assert_eq!(weeks_before("2026-W53", -1).as_deref(), Some("2027-W01"));
-        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
-        // Monday 2026-11-23 09:00 in Shanghai is 01:00 UTC: the week just ended is W47.
-        assert_eq!(week_just_ended("2026-11-23T01:00:00Z".parse().unwrap(), &shanghai), "2026-W47");
-        // Sunday 23:30 UTC is already Monday 07:30 in Shanghai.
-        assert_eq!(week_just_ended("2026-11-22T23:30:00Z".parse().unwrap(), &shanghai), "2026-W47");
+    fn money_is_in_whole_yuan_with_separators() {
         assert_eq!(money(1_234_567), "¥12,346");
     }
 

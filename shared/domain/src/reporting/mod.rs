@@ -15,8 +15,9 @@ pub mod stats;
 use crate::Timestamp;
 use crate::config::WeekSettings;
 use crate::errors::{NotifyError, StoreError};
-use crate::insights::weekly::{Headline, WeekFigures, WeeklyReport, build_report, week_just_ended, weeks_before};
+use crate::insights::weekly::{Headline, WeekFigures, WeeklyReport, build_report};
 use crate::lease::{Claim, Claimable, Finish, Lease, Once, once, run_owner};
+use crate::time::IsoWeek;
 
 /// Where a digest goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,11 +153,12 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
     now: Timestamp,
     composer: &impl DigestComposer,
 ) -> Result<WeeklyRun, DigestError> {
-    let week = week_just_ended(now, &settings.weeks.shop_time_zone);
+    let ended = IsoWeek::just_ended(now, &settings.weeks.shop_time_zone);
+    let week = ended.to_string();
     let (report, report_created) = match store.report(&week).await? {
         Some(report) => (report, false),
         None => {
-            let previous = weeks_before(&week, 1).unwrap_or_default();
+            let previous = ended.before(1).to_string();
             let built = build_report(&store.week_figures(&week).await?, &store.week_figures(&previous).await?, now);
             let stored = store.save_report(&built).await?;
             let created = stored == built;

@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::errors::StoreError;
-use crate::insights::weekly::{Headline, week_of_date, weeks_before};
+use crate::insights::weekly::Headline;
 use crate::reporting::ReportStore;
+use crate::time::IsoWeek;
 
 /// The days the stats and the export cover by default, and at most.
 pub const STATS_DEFAULT_DAYS: i64 = 56;
@@ -35,13 +36,11 @@ pub struct FeedbackRow {
 
 /// The ISO weeks that overlap `from..=to`, oldest first.
 pub fn weeks_in(from: jiff::civil::Date, to: jiff::civil::Date) -> Vec<String> {
-    let mut weeks = vec![week_of_date(from)];
-    let last = week_of_date(to);
-    while weeks.last() != Some(&last) {
-        match weeks_before(weeks.last().expect("not empty"), -1) {
-            Some(next) => weeks.push(next),
-            None => break,
-        }
+    let (mut week, last) = (IsoWeek::of_date(from), IsoWeek::of_date(to));
+    let mut weeks = vec![week.to_string()];
+    while week < last {
+        week = week.before(-1);
+        weeks.push(week.to_string());
     }
     weeks
 }
