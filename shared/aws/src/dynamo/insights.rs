@@ -134,7 +134,7 @@ impl DynamoAnalysisStore {
     }
 }
 
-/// Example comment slots per issue type and aggregate shard.
+/// Whether the transaction's item at `index` failed its condition.
 fn failed(codes: &[Option<String>], index: usize) -> bool {
     codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
 }

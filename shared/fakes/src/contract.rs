@@ -1,0 +1,448 @@
+//! The contract of the store ports: what every implementation does, asserted the same way on the
+//! in-memory fakes (`shared/fakes/tests/contract.rs`) and on the DynamoDB adapters against moto
+//! (`tests/tests/contract.rs`). Each function wants stores over one fresh, empty table; where a
+//! port's behaviour depends on another's writes (a follow-up exists because a close queued it),
+//! the function takes both.
+
+use feedback::Timestamp;
+use feedback::analysis::Analyzer;
+use feedback::analysis::satisfaction::Satisfaction;
+use feedback::analysis::triggers::{Severity, Trigger};
+use feedback::config::WeekSettings;
+use feedback::conversations::store::{
+    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, TriggerEvent,
+};
+use feedback::conversations::{Channel, ChatMessage, Closing, Role};
+use feedback::errors::StoreError;
+use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
+use feedback::followups::link::LinkStore;
+use feedback::followups::{FollowUpChannel, FollowUpKind, FollowUpStore};
+use feedback::insights::weekly::build_report;
+use feedback::insights::{AnalysisStore, Applied, FeedbackKind, StoredFeedback, analyse};
+use feedback::lease::{Claim, Finish, Lease};
+use feedback::ratings::{Rating, RatingStore, RatingSubmission};
+use feedback::reporting::{DigestChannel, ReportStore};
+
+pub fn at(text: &str) -> Timestamp {
+    text.parse().expect("RFC 3339")
+}
+
+fn minutes(n: i64) -> jiff::SignedDuration {
+    jiff::SignedDuration::from_mins(n)
+}
+
+pub fn submission(conversation_id: &str, customer_id: &str, stars: u8, comment: Option<&str>) -> RatingSubmission {
+    RatingSubmission {
+        conversation_id: conversation_id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        stars,
+        comment: comment.map(str::to_owned),
+        channel: Channel::App,
+        served_by: None,
+        locale: Some("zh-CN".into()),
+        issue_types: Vec::new(),
+        order_value_minor: None,
+        via_follow_up: false,
+    }
+}
+
+pub fn rating(conversation_id: &str, customer_id: &str, stars: u8, comment: Option<&str>, created: &str) -> Rating {
+    let created = at(created);
+    Rating::new(
+        submission(conversation_id, customer_id, stars, comment),
+        feedback::ratings::new_rating_id(created),
+        created,
+        None,
+    )
+}
+
+pub fn message(id: &str, role: Role, text: &str, sent: &str) -> ChatMessage {
+    ChatMessage {
+        message_id: id.to_owned(),
+        role,
+        text: text.to_owned(),
+        sent_at: at(sent),
+        customer_id: "u-1".into(),
+        channel: Channel::App,
+        bot_intent: None,
+    }
+}
+
+pub fn closing(conversation_id: &str, customer_id: Option<&str>, resolved: bool, closed: &str) -> Closing {
+    Closing {
+        conversation_id: conversation_id.to_owned(),
+        resolved,
+        closed_at: at(closed),
+        customer_id: customer_id.map(str::to_owned),
+        channel: Some(Channel::App),
+        locale: Some("zh-CN".into()),
+    }
+}
+
+fn contact(customer_id: &str) -> ContactDetails {
+    ContactDetails {
+        customer_id: customer_id.to_owned(),
+        email: Some(format!("{customer_id}@example.com")),
+        phone: Some("+8613812345670".into()),
+        consent: Consent { email: true, sms: false },
+        time_zone: "Asia/Shanghai".into(),
+        locale: "zh-CN".into(),
+        updated_at: at("2026-11-01T00:00:00Z"),
+    }
+}
+
+fn is_lost<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::LeaseLost(_)))
+}
+
+/// A conversation is rated once; the second rating gets the first back and changes nothing.
+pub async fn ratings(store: &impl RatingStore) {
+    let first = rating("c-r", "u-1", 2, Some("太慢了"), "2026-11-18T03:00:00.123Z");
+    assert_eq!(store.insert_rating(&first).await.unwrap(), None);
+    let second = rating("c-r", "u-1", 5, None, "2026-11-18T04:00:00Z");
+    assert_eq!(store.insert_rating(&second).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(store.rating_of_conversation("c-r").await.unwrap().as_ref(), Some(&first));
+    assert_eq!(store.rating_of_conversation("c-none").await.unwrap(), None);
+}
+
+/// Ownership, messages stored once (a resend recognised, a reused id refused), trigger events one
+/// per category, the triggering messages as a set, and turns in the order they were sent.
+pub async fn conversations(store: &impl ConversationStore) {
+    let now = at("2026-11-18T03:00:00Z");
+    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::App, now).await.unwrap(), Ownership::Confirmed);
+    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::Web, now).await.unwrap(), Ownership::Confirmed);
+    assert_eq!(
+        store.claim_for_customer("c-1", "u-2", Channel::App, now).await.unwrap(),
+        Ownership::OtherCustomer("u-1".into())
+    );
+
+    let batch = [
+        (message("m-2", Role::Agent, "请稍等", "2026-11-18T03:00:02Z"), Trigger::NONE),
+        (message("m-1", Role::Customer, "快递还没到", "2026-11-18T03:00:01Z"), Trigger::NONE),
+        (message("m-3", Role::Customer, "到底什么时候到？", "2026-11-18T03:00:03Z"), Trigger::NONE),
+    ];
+    let stored = store.insert_messages("c-1", &batch, now).await.unwrap();
+    assert_eq!(stored, [MessageStored::Created; 3]);
+    let again = [
+        batch[0].clone(),
+        (message("m-1", Role::Customer, "another text under the same id", "2026-11-18T03:00:01Z"), Trigger::NONE),
+    ];
+    assert_eq!(
+        store.insert_messages("c-1", &again, now).await.unwrap(),
+        [MessageStored::Duplicate, MessageStored::Conflict]
+    );
+    let turns = store.conversation_turns("c-1", 10).await.unwrap();
+    let texts: Vec<&str> = turns.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["快递还没到", "请稍等", "到底什么时候到？"], "in the order they were sent, first text kept");
+    assert_eq!(turns[1].0, Role::Agent);
+    assert_eq!(store.conversation_turns("c-1", 2).await.unwrap().len(), 2, "the last ones");
+    assert_eq!(store.conversation_turns("c-1", 2).await.unwrap()[1].1, "到底什么时候到？");
+    assert!(store.conversation_turns("c-none", 10).await.unwrap().is_empty());
+
+    let event = |message_id: &'static str, sent: &str| TriggerEvent {
+        conversation_id: "c-1",
+        customer_id: "u-1",
+        category: "not_resolved",
+        severity: Severity::Medium,
+        rule: Some("zh.still_not"),
+        phrase: Some("还没"),
+        message_id,
+        sent_at: at(sent),
+    };
+    let first = store.record_trigger(&event("m-1", "2026-11-18T03:00:01Z")).await.unwrap();
+    assert_eq!((first.first_message_id.as_str(), first.message_count, first.alerted), ("m-1", 1, false));
+    let retry = store.record_trigger(&event("m-1", "2026-11-18T03:00:01Z")).await.unwrap();
+    assert_eq!(retry.message_count, 1, "a retry adds nothing");
+    let second = store.record_trigger(&event("m-3", "2026-11-18T03:00:03Z")).await.unwrap();
+    assert_eq!((second.first_message_id.as_str(), second.message_count), ("m-1", 2));
+
+    assert_eq!(store.add_triggering_messages("c-1", &["m-1"]).await.unwrap(), 1);
+    assert_eq!(store.add_triggering_messages("c-1", &["m-1", "m-3"]).await.unwrap(), 2);
+}
+
+/// Closing: an unresolved close queues one follow-up, a resolved one withdraws it, a reopened and
+/// again unresolved close queues it again; a close for another customer or without a known
+/// customer queues nothing.
+pub async fn closing_and_follow_up_queue(store: &impl ConversationStore, links: &impl LinkStore) {
+    let due = at("2026-11-19T03:00:00Z");
+    store.claim_for_customer("c-2", "u-1", Channel::App, at("2026-11-18T02:00:00Z")).await.unwrap();
+    let unresolved = closing("c-2", Some("u-1"), false, "2026-11-18T03:00:00Z");
+    assert_eq!(store.close(&unresolved, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::Scheduled));
+    assert_eq!(store.close(&unresolved, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::AlreadyScheduled));
+    assert_eq!(links.follow_up_of("c-2").await.unwrap(), Some(("u-1".into(), Some("zh-CN".into()))));
+    let resolved = closing("c-2", Some("u-1"), true, "2026-11-18T04:00:00Z");
+    assert_eq!(store.close(&resolved, None, None).await.unwrap(), Closed::Done(FollowUpState::Cancelled));
+    assert_eq!(store.close(&resolved, None, None).await.unwrap(), Closed::Done(FollowUpState::Cancelled));
+    assert_eq!(store.close(&unresolved, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::Scheduled));
+
+    let other = closing("c-2", Some("u-9"), false, "2026-11-18T05:00:00Z");
+    assert!(matches!(store.close(&other, None, Some(due)).await.unwrap(), Closed::OtherCustomer(_)));
+    let anonymous = closing("c-3", None, false, "2026-11-18T05:00:00Z");
+    assert_eq!(store.close(&anonymous, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::CustomerUnknown));
+    let never_queued = closing("c-4", Some("u-4"), true, "2026-11-18T05:00:00Z");
+    assert_eq!(store.close(&never_queued, None, None).await.unwrap(), Closed::Done(FollowUpState::NotNeeded));
+    assert_eq!(links.follow_up_of("c-4").await.unwrap(), None);
+}
+
+/// The lease protocol on a staff alert: one holder at a time, the real clock decides lapses, the
+/// owner's token conditions every finish, sent is final.
+pub async fn alert_leases(store: &impl ConversationStore) {
+    let now = at("2026-11-18T03:00:00Z");
+    assert_eq!(
+        store.claim_alert("c-5", "complaint", &Lease::at("a", now, 60)).await.unwrap(),
+        Claim::InProgress,
+        "no trigger event, nothing to claim"
+    );
+    let event = TriggerEvent {
+        conversation_id: "c-5",
+        customer_id: "u-1",
+        category: "complaint",
+        severity: Severity::High,
+        rule: Some("zh.complaint"),
+        phrase: Some("投诉"),
+        message_id: "m-1",
+        sent_at: now,
+    };
+    store.record_trigger(&event).await.unwrap();
+    let a = Lease::at("run-a", now, 60);
+    let b = Lease::at("run-b", now + minutes(0), 60);
+    assert_eq!(store.claim_alert("c-5", "complaint", &a).await.unwrap(), Claim::Claimed);
+    assert_eq!(store.claim_alert("c-5", "complaint", &b).await.unwrap(), Claim::InProgress, "a live lease");
+    assert!(is_lost(store.finish_alert("c-5", "complaint", &b, Finish::Sent("x"), now).await), "not b's to finish");
+    store.finish_alert("c-5", "complaint", &a, Finish::Released { failure: Some("SNS throttled") }, now).await.unwrap();
+    assert_eq!(store.claim_alert("c-5", "complaint", &b).await.unwrap(), Claim::Claimed, "released: free at once");
+    // b stalls; its lease lapses on the clock of the next claim, and c takes over.
+    let c = Lease::at("run-c", now + minutes(2), 60);
+    assert_eq!(store.claim_alert("c-5", "complaint", &c).await.unwrap(), Claim::Claimed);
+    assert!(is_lost(store.finish_alert("c-5", "complaint", &b, Finish::Sent("late"), now).await));
+    store.finish_alert("c-5", "complaint", &c, Finish::Sent("message-1"), now).await.unwrap();
+    let record = store.record_trigger(&event).await.unwrap();
+    assert!(record.alerted);
+    let d = Lease::at("run-d", now + minutes(10), 60);
+    assert_eq!(store.claim_alert("c-5", "complaint", &d).await.unwrap(), Claim::AlreadySent);
+}
+
+/// The follow-up queue: due items by time, the lease protocol on each, sending, reminders,
+/// deferring, skipping, releasing with a failure, and what the run reads about the customer.
+pub async fn follow_ups(
+    conversations: &impl ConversationStore,
+    store: &impl FollowUpStore,
+    contacts: &impl ContactStore,
+    ratings: &impl RatingStore,
+    links: &impl LinkStore,
+) {
+    let due_at = at("2026-11-19T03:00:00Z");
+    for (conversation, customer) in [("c-6", "u-6"), ("c-7", "u-7")] {
+        conversations
+            .claim_for_customer(conversation, customer, Channel::App, at("2026-11-18T02:00:00Z"))
+            .await
+            .unwrap();
+        let c = closing(conversation, Some(customer), false, "2026-11-18T03:00:00Z");
+        conversations.close(&c, None, Some(due_at)).await.unwrap();
+    }
+    assert!(store.due(due_at - minutes(1), 72).await.unwrap().is_empty(), "not before it is due");
+    let due = store.due(due_at + minutes(30), 72).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|f| f.conversation_id.as_str()).collect();
+    assert_eq!(ids, ["c-6", "c-7"]);
+    assert!(
+        store.due(due_at + jiff::SignedDuration::from_hours(80), 72).await.unwrap().is_empty(),
+        "beyond the lookback"
+    );
+    let f6 = due[0].clone();
+    assert_eq!((f6.customer_id.as_str(), f6.kind, f6.attempts, f6.due_at), ("u-6", FollowUpKind::First, 0, due_at));
+
+    // Claims: one holder at a time; a stale view of the item claims nothing.
+    let now = due_at + minutes(30);
+    let a = Lease::at("run-a", now, 70);
+    let b = Lease::at("run-b", now, 70);
+    assert!(store.claim(&f6, &a).await.unwrap());
+    assert!(!store.claim(&f6, &b).await.unwrap(), "a live lease");
+    assert!(is_lost(store.skip(&f6, &b, "rated", now).await), "only the holder changes it");
+    // Deferred (quiet hours): due again later, free for whoever comes then.
+    let later = due_at + jiff::SignedDuration::from_hours(10);
+    store.defer(&f6, &a, later).await.unwrap();
+    assert!(is_lost(store.defer(&f6, &a, later).await), "the lease ended with the change");
+    assert!(!store.claim(&f6, &b).await.unwrap(), "due at another time than b saw");
+    let f6 = store.due(later, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-6").unwrap();
+    assert_eq!(f6.due_at, later);
+
+    // Sent, with a reminder queued; the customer's fatigue and facts follow.
+    contacts.put_contact(&contact("u-6")).await.unwrap();
+    let facts = store.customer_facts("u-6").await.unwrap().unwrap();
+    assert_eq!(
+        (facts.email.as_deref(), facts.consent_email, facts.consent_sms),
+        (Some("u-6@example.com"), true, false)
+    );
+    assert_eq!((facts.opted_out_email, facts.last_follow_up_at), (false, None));
+    assert!(store.customer_facts("u-unknown").await.unwrap().is_none());
+    let c = Lease::at("run-c", later, 70);
+    assert!(store.claim(&f6, &c).await.unwrap());
+    let reminder_at = later + jiff::SignedDuration::from_hours(48);
+    store.mark_sent(&f6, &c, FollowUpChannel::Email, "message-1", later, Some(reminder_at)).await.unwrap();
+    let facts = store.customer_facts("u-6").await.unwrap().unwrap();
+    assert_eq!(facts.last_follow_up_at, Some(later));
+    let reminder = store.due(reminder_at, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-6").unwrap();
+    assert_eq!((reminder.kind, reminder.attempts), (FollowUpKind::Reminder, 0));
+    let d = Lease::at("run-d", reminder_at, 70);
+    assert!(store.claim(&reminder, &d).await.unwrap());
+    store.mark_sent(&reminder, &d, FollowUpChannel::Email, "message-2", reminder_at, None).await.unwrap();
+    assert!(store.due(reminder_at + minutes(1), 72).await.unwrap().iter().all(|f| f.conversation_id != "c-6"));
+
+    // Released after a failed send: due again at the retry with one attempt more; then for good.
+    let f7 = store.due(now, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-7").unwrap();
+    let e = Lease::at("run-e", now, 70);
+    assert!(store.claim(&f7, &e).await.unwrap());
+    let retry_at = now + minutes(10);
+    store.release(&f7, &e, Some(retry_at), "SES throttled", now).await.unwrap();
+    let f7 = store.due(retry_at, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-7").unwrap();
+    assert_eq!((f7.attempts, f7.due_at), (1, retry_at));
+    // A run that died holding it: its lease lapses and the next run takes it.
+    let died = Lease::at("run-died", retry_at, 70);
+    assert!(store.claim(&f7, &died).await.unwrap());
+    let next = Lease::at("run-next", retry_at + minutes(5), 70);
+    assert!(store.claim(&f7, &next).await.unwrap(), "a lapsed lease");
+    assert!(is_lost(store.release(&f7, &died, None, "late", retry_at).await));
+    store.release(&f7, &next, None, "SES rejected the address", retry_at).await.unwrap();
+    assert!(
+        store.due(retry_at + minutes(10), 72).await.unwrap().iter().all(|f| f.conversation_id != "c-7"),
+        "failed for good"
+    );
+
+    // Rated and opted out.
+    assert!(!store.is_rated("c-7").await.unwrap());
+    ratings.insert_rating(&rating("c-7", "u-7", 4, None, "2026-11-19T05:00:00Z")).await.unwrap();
+    assert!(store.is_rated("c-7").await.unwrap());
+    contacts.put_contact(&contact("u-7")).await.unwrap();
+    links.opt_out("u-7", now).await.unwrap();
+    let facts = store.customer_facts("u-7").await.unwrap().unwrap();
+    assert!(facts.opted_out_email && facts.opted_out_sms);
+    contacts.put_contact(&contact("u-7")).await.unwrap();
+    assert!(store.customer_facts("u-7").await.unwrap().unwrap().opted_out_email, "new details never undo an opt-out");
+}
+
+fn feedback_of(conversation_id: &str, message_id: &str, text: &str, sent: &str) -> StoredFeedback {
+    StoredFeedback {
+        pk: format!("CONV#{conversation_id}"),
+        sk: format!("MSG#{message_id}"),
+        kind: FeedbackKind::Message,
+        conversation_id: conversation_id.to_owned(),
+        customer_id: "u-1".into(),
+        text: Some(text.to_owned()),
+        at: at(sent),
+    }
+}
+
+/// Analysis applied once and counted once (a repeat linked, not counted), its context read, the
+/// estimate counted once and paired with the stars once, and the week read back.
+pub async fn analysis_and_aggregates(
+    conversations: &impl ConversationStore,
+    ratings: &impl RatingStore,
+    store: &impl AnalysisStore,
+    reports: &impl ReportStore,
+) {
+    let weeks = WeekSettings::default();
+    let mut analyzer = Analyzer::new();
+    let tz = &weeks.shop_time_zone;
+    let gone = analyse(&mut analyzer, feedback_of("c-8", "m-9", "快递太慢了", "2026-11-18T03:00:00Z"), tz);
+    assert_eq!(store.apply(&gone).await.unwrap(), Applied::Gone, "an item that is not stored");
+
+    let batch = [
+        (message("m-1", Role::Customer, "快递一周还没到，太慢了", "2026-11-18T03:00:01Z"), Trigger::NONE),
+        (message("m-2", Role::Agent, "帮您催一下", "2026-11-18T03:00:02Z"), Trigger::NONE),
+        (message("m-3", Role::Customer, "快递一周还没到，太慢了", "2026-11-18T03:00:03Z"), Trigger::NONE),
+    ];
+    conversations.claim_for_customer("c-8", "u-1", Channel::App, at("2026-11-18T03:00:00Z")).await.unwrap();
+    conversations.insert_messages("c-8", &batch, at("2026-11-18T03:00:04Z")).await.unwrap();
+    let third = feedback_of("c-8", "m-3", "快递一周还没到，太慢了", "2026-11-18T03:00:03Z");
+    let earlier = store.earlier(&third).await.unwrap();
+    assert_eq!(
+        (earlier.shop.as_deref(), earlier.customer.as_deref(), earlier.count),
+        (Some("帮您催一下"), Some("快递一周还没到，太慢了"), 2)
+    );
+
+    let first = analyse(&mut analyzer, feedback_of("c-8", "m-1", "快递一周还没到，太慢了", "2026-11-18T03:00:01Z"), tz);
+    assert!(first.counts() && first.counted_types.iter().any(|t| t == "logistics"), "{:?}", first.counted_types);
+    assert_eq!(store.apply(&first).await.unwrap(), Applied::Counted);
+    assert_eq!(store.apply(&first).await.unwrap(), Applied::AlreadyApplied, "a retried record");
+    let repeat = analyse(&mut analyzer, third, tz);
+    assert_eq!(store.apply(&repeat).await.unwrap(), Applied::Duplicate { first: "CONV#c-8/MSG#m-1".into() });
+
+    let week = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((week.all.items, week.all.customers, week.all.sentiment_negative), (1, 1, 1), "{:?}", week.all);
+    let logistics = &week.types["logistics"];
+    assert_eq!((logistics.items, logistics.customers, logistics.examples.len()), (1, 1, 1));
+    assert_eq!(logistics.examples[0].text, "快递一周还没到，太慢了");
+
+    // The estimate of a closed conversation, counted once; the rating that follows pairs with it once.
+    let estimate = Satisfaction::new(-1.0, 0.1, 0.7);
+    let c = closing("c-8", Some("u-1"), false, "2026-11-18T04:00:00Z");
+    conversations.close(&c, Some(estimate), None).await.unwrap();
+    conversations.close(&c, Some(estimate), None).await.unwrap();
+    let stored = rating("c-8", "u-1", 1, None, "2026-11-18T05:00:00Z");
+    ratings.insert_rating(&stored).await.unwrap();
+    let rated = StoredFeedback {
+        pk: "CONV#c-8".into(),
+        sk: "RATING".into(),
+        kind: FeedbackKind::Rating { stars: 1, chosen_types: Vec::new(), order_value_minor: None, via_follow_up: true },
+        conversation_id: "c-8".into(),
+        customer_id: "u-1".into(),
+        text: None,
+        at: at("2026-11-18T05:00:00Z"),
+    };
+    let rated = analyse(&mut analyzer, rated, tz);
+    assert_eq!(store.apply(&rated).await.unwrap(), Applied::Counted);
+    assert_eq!(store.apply(&rated).await.unwrap(), Applied::AlreadyApplied);
+    let week = reports.week_figures("2026-W47").await.unwrap();
+    let all = &week.all;
+    assert_eq!(
+        (all.estimated, all.paired, all.ratings, all.stars[0], all.follow_up_answers),
+        (1, 1, 1, 1, 1),
+        "{all:?}"
+    );
+    assert_eq!(all.estimated_stars_tenths as f32 / 10.0, estimate.expected_stars);
+    let headlines = reports.headlines(&["2026-W46".into(), "2026-W47".into()]).await.unwrap();
+    assert_eq!((headlines[0].ratings, headlines[1].ratings, headlines[1].feedback), (0, 1, 2));
+
+    // The export: ratings and trigger events of the days asked for.
+    let (rows, more) =
+        reports.feedback_rows(jiff::civil::date(2026, 11, 18), jiff::civil::date(2026, 11, 18), 10).await.unwrap();
+    assert!(!more);
+    let rating_row = rows.iter().find(|r| r.kind == "rating").expect("the rating");
+    assert_eq!((rating_row.stars, rating_row.conversation_id.as_str()), (Some(1), "c-8"));
+    assert_eq!(rating_row.sentiment.as_deref(), Some(rated.analysis.sentiment.label.as_str()));
+}
+
+/// A week's report is stored once; its digests follow the lease protocol per channel.
+pub async fn reports_and_digest_leases(store: &impl ReportStore) {
+    let now = at("2026-11-23T01:00:00Z");
+    let lease = Lease::at("run-a", now, 70);
+    assert!(store.claim_digest("2026-W47", DigestChannel::Email, &lease).await.is_err(), "no report yet");
+    let empty = feedback::insights::weekly::WeekFigures { week: "2026-W47".into(), ..Default::default() };
+    let report = build_report(&empty, &feedback::insights::weekly::WeekFigures::default(), now);
+    assert_eq!(store.report("2026-W47").await.unwrap(), None);
+    assert_eq!(store.save_report(&report).await.unwrap(), report);
+    let later = build_report(&empty, &feedback::insights::weekly::WeekFigures::default(), now + minutes(5));
+    assert_eq!(store.save_report(&later).await.unwrap(), report, "the first one stays");
+    assert_eq!(store.report("2026-W47").await.unwrap(), Some(report));
+
+    let b = Lease::at("run-b", now, 70);
+    assert_eq!(store.claim_digest("2026-W47", DigestChannel::Email, &lease).await.unwrap(), Claim::Claimed);
+    assert_eq!(store.claim_digest("2026-W47", DigestChannel::Email, &b).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        store.claim_digest("2026-W47", DigestChannel::StaffTopic, &b).await.unwrap(),
+        Claim::Claimed,
+        "per channel"
+    );
+    assert!(is_lost(store.finish_digest("2026-W47", DigestChannel::Email, &b, Finish::Sent("x"), now).await));
+    store
+        .finish_digest("2026-W47", DigestChannel::Email, &lease, Finish::Released { failure: Some("SES") }, now)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_digest("2026-W47", DigestChannel::Email, &b).await.unwrap(), Claim::Claimed);
+    store.finish_digest("2026-W47", DigestChannel::Email, &b, Finish::Sent("m-1"), now).await.unwrap();
+    let c = Lease::at("run-c", now + minutes(10), 70);
+    assert_eq!(store.claim_digest("2026-W47", DigestChannel::Email, &c).await.unwrap(), Claim::AlreadySent);
+    // The topic's holder stalled: the next run takes it over after the lease.
+    assert_eq!(store.claim_digest("2026-W47", DigestChannel::StaffTopic, &c).await.unwrap(), Claim::Claimed);
+    assert!(is_lost(store.finish_digest("2026-W47", DigestChannel::StaffTopic, &b, Finish::Sent("late"), now).await));
+}

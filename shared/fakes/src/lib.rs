@@ -1,0 +1,992 @@
+//! In-memory fakes of every port of the domain, for use-case tests that run in milliseconds
+//! without Python, and the one contract suite (`contract`) that runs on these fakes and on the
+//! AWS adapters against moto alike, so the fakes cannot drift from what the adapters do.
+//!
+//! [`InMemory`] is the table: one value implements every store port over shared state, as the
+//! adapters share one DynamoDB table. [`Outbox`] implements the senders and keeps what was sent.
+//! Both can be told to fail ([`Faults`]): throttled or failed before an operation, or timed out
+//! after it took effect (the ambiguous case a retry must survive).
+
+pub mod contract;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use feedback::Timestamp;
+use feedback::analysis::satisfaction::Satisfaction;
+use feedback::analysis::triggers::Trigger;
+use feedback::config::WeekSettings;
+use feedback::conversations::store::{
+    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, StaffAlert, StaffAlerts, TriggerEvent,
+    TriggerRecord,
+};
+use feedback::conversations::{Channel, ChatMessage, Closing, Role};
+use feedback::errors::{NotifyError, StoreError};
+use feedback::followups::contacts::{ContactDetails, ContactStore};
+use feedback::followups::link::LinkStore;
+use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpSender, FollowUpStore};
+use feedback::insights::weekly::{
+    ALL, AggregateDelta, Counts, Example, Headline, WeekFigures, WeeklyReport, estimate_counters, pair_counters,
+};
+use feedback::insights::{AnalysedFeedback, AnalysisStore, Applied, Earlier, FeedbackKind, StoredFeedback, shard_of};
+use feedback::lease::{Claim, Finish, Lease};
+use feedback::ratings::{Rating, RatingStore};
+use feedback::reporting::stats::FeedbackRow;
+use feedback::reporting::{DigestChannel, DigestSender, ReportStore};
+use feedback::time::{IsoWeek, iso_millis};
+
+/// What a fake does instead of (or after) one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refused before it took effect, worth retrying (throttling): `Unavailable`.
+    Throttle,
+    /// Refused before it took effect, not worth retrying: `Failed`.
+    Fail,
+    /// Took effect, but the caller sees a timeout (`Unavailable`): the ambiguous outcome.
+    TimeoutAfter,
+}
+
+/// Faults planned per operation (the port method's name), taken in order.
+#[derive(Debug, Default)]
+pub struct Faults {
+    planned: Mutex<HashMap<&'static str, VecDeque<Fault>>>,
+}
+
+impl Faults {
+    /// The next call of `operation` meets `fault`.
+    pub fn next(&self, operation: &'static str, fault: Fault) {
+        self.lock().entry(operation).or_default().push_back(fault);
+    }
+
+    /// The next `times` calls of `operation` meet `fault`.
+    pub fn times(&self, operation: &'static str, fault: Fault, times: usize) {
+        for _ in 0..times {
+            self.next(operation, fault);
+        }
+    }
+
+    fn take(&self, operation: &str) -> Option<Fault> {
+        self.lock().get_mut(operation).and_then(VecDeque::pop_front)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<&'static str, VecDeque<Fault>>> {
+        self.planned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `op` under the planned fault of `operation`.
+fn faulty<T>(faults: &Faults, operation: &str, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    match faults.take(operation) {
+        Some(Fault::Throttle) => Err(StoreError::Unavailable(format!("{operation}: throttled (planned)"))),
+        Some(Fault::Fail) => Err(StoreError::Failed(format!("{operation}: failed (planned)"))),
+        Some(Fault::TimeoutAfter) => {
+            op()?;
+            Err(StoreError::Unavailable(format!("{operation}: timed out after the write (planned)")))
+        }
+        None => op(),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    owner: String,
+    until: Timestamp,
+}
+
+fn take_lease(held: &mut Option<Held>, lease: &Lease) -> bool {
+    if lease.may_take(held.as_ref().map(|h| (h.owner.as_str(), h.until))) {
+        *held = Some(Held { owner: lease.owner.clone(), until: lease.until });
+        true
+    } else {
+        false
+    }
+}
+
+fn holds(held: &Option<Held>, lease: &Lease) -> bool {
+    held.as_ref().is_some_and(|h| h.owner == lease.owner)
+}
+
+#[derive(Debug, Clone)]
+struct TriggerItem {
+    customer_id: String,
+    first_message_id: String,
+    first_at: Timestamp,
+    message_ids: BTreeSet<String>,
+    alerted: Option<String>,
+    lease: Option<Held>,
+    failures: u32,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowUpStatus {
+    Due,
+    Sending,
+    Sent,
+    Skipped,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone)]
+struct FollowUpItem {
+    customer_id: String,
+    locale: Option<String>,
+    status: FollowUpStatus,
+    due_at: Timestamp,
+    kind: FollowUpKind,
+    attempts: u32,
+    lease: Option<Held>,
+    last_failure: Option<String>,
+    skip_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Conversation {
+    customer_id: Option<String>,
+    channel: Option<Channel>,
+    locale: Option<String>,
+    messages: BTreeMap<String, (ChatMessage, String)>,
+    triggers: BTreeMap<String, TriggerItem>,
+    triggering: BTreeSet<String>,
+    closed: Option<(Timestamp, bool)>,
+    satisfaction: Option<Satisfaction>,
+    /// Where and how the estimate was counted, and whether with the stars.
+    counted_estimate: Option<(String, i64)>,
+    paired: bool,
+    follow_up: Option<FollowUpItem>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Aggregate {
+    counts: Counts,
+    customers: BTreeSet<String>,
+    examples: BTreeMap<u32, Example>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct DigestState {
+    sent: Option<String>,
+    lease: Option<Held>,
+    failure: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredReport {
+    report: WeeklyReport,
+    digests: BTreeMap<&'static str, DigestState>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ratings: BTreeMap<String, Rating>,
+    conversations: BTreeMap<String, Conversation>,
+    contacts: BTreeMap<String, ContactDetails>,
+    opted_out: BTreeSet<String>,
+    last_follow_up: BTreeMap<String, Timestamp>,
+    /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
+    analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
+    repeat_markers: BTreeMap<(String, String), String>,
+    aggregates: BTreeMap<(String, u8, String), Aggregate>,
+    reports: BTreeMap<String, StoredReport>,
+}
+
+impl State {
+    fn add(&mut self, delta: &AggregateDelta) {
+        let a = self.aggregates.entry((delta.week.clone(), delta.shard, delta.issue_type.clone())).or_default();
+        for (name, value) in &delta.counters {
+            assert!(a.counts.add_counter(name, *value), "an AggregateDelta names an unknown counter {name}");
+        }
+        if let Some(customer) = &delta.customer {
+            a.customers.insert(customer.clone());
+        }
+        if let Some((slot, example)) = &delta.example {
+            a.examples.entry(*slot).or_insert_with(|| example.clone());
+        }
+    }
+
+    fn counts<'a>(&'a self, week: &'a str) -> impl Iterator<Item = (String, Counts)> + 'a {
+        self.aggregates.iter().filter(move |((w, _, _), _)| w == week).map(|((_, _, issue_type), a)| {
+            let mut c = a.counts.clone();
+            c.customers = a.customers.len() as u64;
+            c.examples = a.examples.values().cloned().collect();
+            (issue_type.clone(), c)
+        })
+    }
+
+    fn item_exists(&self, item: &StoredFeedback) -> bool {
+        let Some(conversation) = self.conversations.get(&item.conversation_id) else {
+            return item.sk == "RATING" && self.ratings.contains_key(&item.conversation_id);
+        };
+        match item.sk.strip_prefix("MSG#") {
+            Some(id) => conversation.messages.contains_key(id),
+            None => self.ratings.contains_key(&item.conversation_id),
+        }
+    }
+
+    /// A rating of a conversation whose estimate was counted: the pair, once, in the estimate's week.
+    fn pair_with_estimate(&mut self, conversation_id: &str, stars: u8, shards: u8) {
+        let Some(c) = self.conversations.get_mut(conversation_id) else { return };
+        let Some((week, tenths)) = c.counted_estimate.clone() else { return };
+        if c.paired {
+            return;
+        }
+        c.paired = true;
+        let shard = shard_of(c.customer_id.as_deref().unwrap_or(conversation_id), shards);
+        self.add(&AggregateDelta::all(&week, shard, pair_counters(stars, tenths)));
+    }
+}
+
+/// The table, in memory: every store port over one shared state.
+#[derive(Clone)]
+pub struct InMemory {
+    state: Arc<Mutex<State>>,
+    pub faults: Arc<Faults>,
+    weeks: WeekSettings,
+}
+
+impl Default for InMemory {
+    fn default() -> Self {
+        InMemory::new(WeekSettings::default())
+    }
+}
+
+impl InMemory {
+    pub fn new(weeks: WeekSettings) -> Self {
+        InMemory { state: Arc::new(Mutex::new(State::default())), faults: Arc::new(Faults::default()), weeks }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with<T>(&self, operation: &str, op: impl FnOnce(&mut State) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        faulty(&self.faults, operation, || op(&mut self.state()))
+    }
+
+    /// The follow-up's state as the adapters store it (`due`, `sending`, `sent`, ...), for tests.
+    pub fn follow_up_state(&self, conversation_id: &str) -> Option<&'static str> {
+        let state = self.state();
+        let f = state.conversations.get(conversation_id)?.follow_up.as_ref()?;
+        Some(match f.status {
+            FollowUpStatus::Due => "due",
+            FollowUpStatus::Sending => "sending",
+            FollowUpStatus::Sent => "sent",
+            FollowUpStatus::Skipped => "skipped",
+            FollowUpStatus::Failed => "failed",
+            FollowUpStatus::Cancelled => "cancelled",
+        })
+    }
+
+    /// The failure kept on a follow-up, a staff alert or a digest channel, for tests.
+    pub fn failure_of_follow_up(&self, conversation_id: &str) -> Option<String> {
+        self.state().conversations.get(conversation_id)?.follow_up.as_ref()?.last_failure.clone()
+    }
+
+    pub fn failure_of_alert(&self, conversation_id: &str, category: &str) -> Option<String> {
+        self.state().conversations.get(conversation_id)?.triggers.get(category)?.failure.clone()
+    }
+
+    pub fn failure_of_digest(&self, week: &str, channel: DigestChannel) -> Option<String> {
+        self.state().reports.get(week)?.digests.get(channel.as_str())?.failure.clone()
+    }
+}
+
+fn follow_up_of(item: &FollowUpItem, conversation_id: &str) -> DueFollowUp {
+    DueFollowUp {
+        conversation_id: conversation_id.to_owned(),
+        customer_id: item.customer_id.clone(),
+        locale: item.locale.clone(),
+        due_at: item.due_at,
+        kind: item.kind,
+        attempts: item.attempts,
+    }
+}
+
+fn lost(what: impl Into<String>) -> StoreError {
+    StoreError::LeaseLost(what.into())
+}
+
+impl RatingStore for InMemory {
+    async fn insert_rating(&self, rating: &Rating) -> Result<Option<Rating>, StoreError> {
+        self.with("insert_rating", |s| match s.ratings.get(&rating.submission.conversation_id) {
+            Some(existing) => Ok(Some(existing.clone())),
+            None => {
+                s.ratings.insert(rating.submission.conversation_id.clone(), rating.clone());
+                Ok(None)
+            }
+        })
+    }
+
+    async fn rating_of_conversation(&self, conversation_id: &str) -> Result<Option<Rating>, StoreError> {
+        self.with("rating_of_conversation", |s| Ok(s.ratings.get(conversation_id).cloned()))
+    }
+}
+
+impl ConversationStore for InMemory {
+    async fn claim_for_customer(
+        &self,
+        conversation_id: &str,
+        customer_id: &str,
+        channel: Channel,
+        _now: Timestamp,
+    ) -> Result<Ownership, StoreError> {
+        self.with("claim_for_customer", |s| {
+            let c = s.conversations.entry(conversation_id.to_owned()).or_default();
+            match &c.customer_id {
+                Some(other) if other != customer_id => Ok(Ownership::OtherCustomer(other.clone())),
+                _ => {
+                    c.customer_id = Some(customer_id.to_owned());
+                    c.channel.get_or_insert(channel);
+                    Ok(Ownership::Confirmed)
+                }
+            }
+        })
+    }
+
+    async fn insert_messages(
+        &self,
+        conversation_id: &str,
+        messages: &[(ChatMessage, Trigger)],
+        _now: Timestamp,
+    ) -> Result<Vec<MessageStored>, StoreError> {
+        self.with("insert_messages", |s| {
+            let c = s.conversations.entry(conversation_id.to_owned()).or_default();
+            Ok(messages
+                .iter()
+                .map(|(m, _)| {
+                    let fingerprint = m.fingerprint();
+                    match c.messages.get(&m.message_id) {
+                        None => {
+                            c.messages.insert(m.message_id.clone(), (m.clone(), fingerprint));
+                            MessageStored::Created
+                        }
+                        Some((_, stored)) if *stored == fingerprint => MessageStored::Duplicate,
+                        Some(_) => MessageStored::Conflict,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    async fn record_trigger(&self, event: &TriggerEvent<'_>) -> Result<TriggerRecord, StoreError> {
+        self.with("record_trigger", |s| {
+            let c = s.conversations.entry(event.conversation_id.to_owned()).or_default();
+            let t = c.triggers.entry(event.category.to_owned()).or_insert_with(|| TriggerItem {
+                customer_id: event.customer_id.to_owned(),
+                first_message_id: event.message_id.to_owned(),
+                first_at: event.sent_at,
+                message_ids: BTreeSet::new(),
+                alerted: None,
+                lease: None,
+                failures: 0,
+                failure: None,
+            });
+            t.message_ids.insert(event.message_id.to_owned());
+            Ok(TriggerRecord {
+                category: event.category.to_owned(),
+                first_message_id: t.first_message_id.clone(),
+                message_count: t.message_ids.len(),
+                alerted: t.alerted.is_some(),
+            })
+        })
+    }
+
+    async fn add_triggering_messages(&self, conversation_id: &str, message_ids: &[&str]) -> Result<usize, StoreError> {
+        self.with("add_triggering_messages", |s| {
+            let c = s.conversations.entry(conversation_id.to_owned()).or_default();
+            c.triggering.extend(message_ids.iter().map(|m| (*m).to_owned()));
+            Ok(c.triggering.len())
+        })
+    }
+
+    async fn claim_alert(&self, conversation_id: &str, category: &str, lease: &Lease) -> Result<Claim, StoreError> {
+        self.with("claim_alert", |s| {
+            let Some(t) = s.conversations.get_mut(conversation_id).and_then(|c| c.triggers.get_mut(category)) else {
+                return Ok(Claim::InProgress);
+            };
+            Ok(if t.alerted.is_some() {
+                Claim::AlreadySent
+            } else if take_lease(&mut t.lease, lease) {
+                Claim::Claimed
+            } else {
+                Claim::InProgress
+            })
+        })
+    }
+
+    async fn finish_alert(
+        &self,
+        conversation_id: &str,
+        category: &str,
+        lease: &Lease,
+        finish: Finish<'_>,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.with("finish_alert", |s| {
+            let what = format!("the {category} alert of {conversation_id}");
+            let Some(t) = s.conversations.get_mut(conversation_id).and_then(|c| c.triggers.get_mut(category)) else {
+                return Err(lost(what));
+            };
+            if !holds(&t.lease, lease) {
+                return Err(lost(what));
+            }
+            t.lease = None;
+            match finish {
+                Finish::Sent(id) => t.alerted = Some(id.to_owned()),
+                Finish::Released { failure } => {
+                    t.failures += 1;
+                    t.failure = Some(failure.unwrap_or("released").to_owned());
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {
+        self.with("conversation_turns", |s| {
+            let Some(c) = s.conversations.get(conversation_id) else { return Ok(Vec::new()) };
+            let mut turns: Vec<(String, String, Role, String)> = c
+                .messages
+                .values()
+                .map(|(m, _)| (iso_millis(m.sent_at), format!("MSG#{}", m.message_id), m.role, m.text.clone()))
+                .collect();
+            turns.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            let skip = turns.len().saturating_sub(limit);
+            Ok(turns.into_iter().skip(skip).map(|(_, _, role, text)| (role, text)).collect())
+        })
+    }
+
+    async fn close(
+        &self,
+        closing: &Closing,
+        satisfaction: Option<Satisfaction>,
+        follow_up_at: Option<Timestamp>,
+    ) -> Result<Closed, StoreError> {
+        let weeks = self.weeks.clone();
+        self.with("close", |s| {
+            let id = &closing.conversation_id;
+            let c = s.conversations.entry(id.clone()).or_default();
+            if let (Some(wanted), Some(owner)) = (&closing.customer_id, &c.customer_id)
+                && wanted != owner
+            {
+                return Ok(Closed::OtherCustomer(String::new()));
+            }
+            if c.customer_id.is_none() {
+                c.customer_id = closing.customer_id.clone();
+            }
+            if c.channel.is_none() {
+                c.channel = closing.channel;
+            }
+            if closing.locale.is_some() {
+                c.locale = closing.locale.clone();
+            }
+            c.closed = Some((closing.closed_at, closing.resolved));
+            if satisfaction.is_some() {
+                c.satisfaction = satisfaction;
+            }
+            let state = match follow_up_at {
+                Some(due) => match (&c.customer_id, &mut c.follow_up) {
+                    (None, _) => FollowUpState::CustomerUnknown,
+                    (Some(customer), f @ None) => {
+                        *f = Some(FollowUpItem {
+                            customer_id: customer.clone(),
+                            locale: c.locale.clone(),
+                            status: FollowUpStatus::Due,
+                            due_at: due,
+                            kind: FollowUpKind::First,
+                            attempts: 0,
+                            lease: None,
+                            last_failure: None,
+                            skip_reason: None,
+                        });
+                        FollowUpState::Scheduled
+                    }
+                    (Some(_), Some(f)) => match f.status {
+                        FollowUpStatus::Due => FollowUpState::AlreadyScheduled,
+                        FollowUpStatus::Cancelled => {
+                            f.status = FollowUpStatus::Due;
+                            f.due_at = due;
+                            FollowUpState::Scheduled
+                        }
+                        _ => FollowUpState::InProgress,
+                    },
+                },
+                None => match &mut c.follow_up {
+                    None => FollowUpState::NotNeeded,
+                    Some(f) if f.status == FollowUpStatus::Due => {
+                        f.status = FollowUpStatus::Cancelled;
+                        FollowUpState::Cancelled
+                    }
+                    Some(f) if f.status == FollowUpStatus::Cancelled => FollowUpState::Cancelled,
+                    Some(_) => FollowUpState::InProgress,
+                },
+            };
+            let (customer, counted) = (c.customer_id.clone(), c.counted_estimate.is_some());
+            if let Some(estimate) = satisfaction.filter(|_| !counted) {
+                let week = IsoWeek::of(closing.closed_at, &weeks.shop_time_zone).to_string();
+                let shard = shard_of(customer.as_deref().unwrap_or(id), weeks.aggregate_shards);
+                let mut counters = estimate_counters(&estimate);
+                let tenths = counters.iter().find(|(n, _)| *n == "estimated_stars_tenths").map_or(0, |c| c.1);
+                let stars = s.ratings.get(id).map(|r| r.submission.stars);
+                if let Some(stars) = stars {
+                    counters.extend(pair_counters(stars, tenths));
+                }
+                if let Some(c) = s.conversations.get_mut(id) {
+                    c.counted_estimate = Some((week.clone(), tenths));
+                    c.paired = stars.is_some();
+                }
+                s.add(&AggregateDelta::all(&week, shard, counters));
+            }
+            Ok(Closed::Done(state))
+        })
+    }
+}
+
+impl ContactStore for InMemory {
+    async fn put_contact(&self, contact: &ContactDetails) -> Result<(), StoreError> {
+        self.with("put_contact", |s| {
+            s.contacts.insert(contact.customer_id.clone(), contact.clone());
+            Ok(())
+        })
+    }
+}
+
+impl LinkStore for InMemory {
+    async fn follow_up_of(&self, conversation_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.with("follow_up_of", |s| {
+            let f = s.conversations.get(conversation_id).and_then(|c| c.follow_up.as_ref());
+            Ok(f.map(|f| (f.customer_id.clone(), f.locale.clone())))
+        })
+    }
+
+    async fn opt_out(&self, customer_id: &str, _now: Timestamp) -> Result<(), StoreError> {
+        self.with("opt_out", |s| {
+            s.opted_out.insert(customer_id.to_owned());
+            Ok(())
+        })
+    }
+}
+
+impl InMemory {
+    /// A change of a follow-up that only its lease's holder may make.
+    fn held_follow_up(
+        &self,
+        operation: &str,
+        f: &DueFollowUp,
+        lease: &Lease,
+        change: impl FnOnce(&mut FollowUpItem, &mut BTreeMap<String, Timestamp>, &mut Vec<AggregateDelta>),
+    ) -> Result<(), StoreError> {
+        self.with(operation, |s| {
+            let what = format!("the follow-up of {}", f.conversation_id);
+            let Some(item) = s.conversations.get_mut(&f.conversation_id).and_then(|c| c.follow_up.as_mut()) else {
+                return Err(lost(what));
+            };
+            if item.status != FollowUpStatus::Sending || !holds(&item.lease, lease) {
+                return Err(lost(what));
+            }
+            item.lease = None;
+            let mut deltas = Vec::new();
+            change(item, &mut s.last_follow_up, &mut deltas);
+            for d in &deltas {
+                s.add(d);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl FollowUpStore for InMemory {
+    async fn due(&self, now: Timestamp, lookback_hours: u32) -> Result<Vec<DueFollowUp>, StoreError> {
+        self.with("due", |s| {
+            let hour = |t: Timestamp| t.as_second().div_euclid(3600);
+            let first_hour = hour(now - jiff::SignedDuration::from_hours(i64::from(lookback_hours)));
+            let mut out: Vec<DueFollowUp> = s
+                .conversations
+                .iter()
+                .filter_map(|(id, c)| Some((id, c.follow_up.as_ref()?)))
+                .filter(|(_, f)| matches!(f.status, FollowUpStatus::Due | FollowUpStatus::Sending))
+                .filter(|(_, f)| iso_millis(f.due_at) <= iso_millis(now) && hour(f.due_at) >= first_hour)
+                .map(|(id, f)| follow_up_of(f, id))
+                .collect();
+            out.sort_by_key(|f| f.due_at);
+            Ok(out)
+        })
+    }
+
+    async fn claim(&self, f: &DueFollowUp, lease: &Lease) -> Result<bool, StoreError> {
+        self.with("claim", |s| {
+            let Some(item) = s.conversations.get_mut(&f.conversation_id).and_then(|c| c.follow_up.as_mut()) else {
+                return Ok(false);
+            };
+            let free = match item.status {
+                FollowUpStatus::Due => iso_millis(item.due_at) == iso_millis(f.due_at),
+                FollowUpStatus::Sending => lease.may_take(item.lease.as_ref().map(|h| (h.owner.as_str(), h.until))),
+                _ => false,
+            };
+            if free {
+                item.status = FollowUpStatus::Sending;
+                item.lease = Some(Held { owner: lease.owner.clone(), until: lease.until });
+            }
+            Ok(free)
+        })
+    }
+
+    async fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, StoreError> {
+        self.with("customer_facts", |s| {
+            let Some(c) = s.contacts.get(customer_id) else { return Ok(None) };
+            let out = s.opted_out.contains(customer_id);
+            Ok(Some(CustomerFacts {
+                email: c.email.clone(),
+                phone: c.phone.clone(),
+                consent_email: c.consent.email,
+                consent_sms: c.consent.sms,
+                opted_out_email: out,
+                opted_out_sms: out,
+                time_zone: Some(c.time_zone.clone()),
+                last_follow_up_at: s.last_follow_up.get(customer_id).copied(),
+            }))
+        })
+    }
+
+    async fn is_rated(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.with("is_rated", |s| Ok(s.ratings.contains_key(conversation_id)))
+    }
+
+    async fn mark_sent(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        _channel: FollowUpChannel,
+        _message_id: &str,
+        now: Timestamp,
+        reminder_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let week = IsoWeek::of(now, &self.weeks.shop_time_zone).to_string();
+        let shard = shard_of(&f.customer_id, self.weeks.aggregate_shards);
+        let counter = if f.kind == FollowUpKind::Reminder { "reminders_sent" } else { "follow_ups_sent" };
+        self.held_follow_up("mark_sent", f, lease, |item, last, deltas| {
+            match reminder_at {
+                Some(at) => {
+                    item.status = FollowUpStatus::Due;
+                    item.kind = FollowUpKind::Reminder;
+                    item.due_at = at;
+                    item.attempts = 0;
+                }
+                None => item.status = FollowUpStatus::Sent,
+            }
+            last.insert(f.customer_id.clone(), now);
+            deltas.push(AggregateDelta::all(&week, shard, vec![(counter, 1)]));
+        })
+    }
+
+    async fn defer(&self, f: &DueFollowUp, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+        self.held_follow_up("defer", f, lease, |item, _, _| {
+            item.status = FollowUpStatus::Due;
+            item.due_at = until;
+        })
+    }
+
+    async fn skip(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        reason: &'static str,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.held_follow_up("skip", f, lease, |item, _, _| {
+            item.status = FollowUpStatus::Skipped;
+            item.skip_reason = Some(reason);
+        })
+    }
+
+    async fn release(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        retry_at: Option<Timestamp>,
+        failure: &str,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.held_follow_up("release", f, lease, |item, _, _| {
+            item.attempts += 1;
+            item.last_failure = Some(failure.to_owned());
+            match retry_at {
+                Some(at) => {
+                    item.status = FollowUpStatus::Due;
+                    item.due_at = at;
+                }
+                None => item.status = FollowUpStatus::Failed,
+            }
+        })
+    }
+}
+
+impl AnalysisStore for InMemory {
+    async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {
+        let shards = self.weeks.aggregate_shards;
+        self.with("apply", |s| {
+            let key = (a.item.pk.clone(), a.item.sk.clone());
+            let pair = |s: &mut State| {
+                if let FeedbackKind::Rating { stars, .. } = a.item.kind {
+                    s.pair_with_estimate(&a.item.conversation_id, stars, shards);
+                }
+            };
+            if !s.item_exists(&a.item) {
+                return Ok(Applied::Gone);
+            }
+            if s.analyses.contains_key(&key) {
+                pair(s);
+                return Ok(Applied::AlreadyApplied);
+            }
+            let marker = match (&a.item.kind, &a.text_digest) {
+                (FeedbackKind::Message, Some(digest)) if a.counts() => {
+                    Some((a.item.customer_id.clone(), digest.clone()))
+                }
+                _ => None,
+            };
+            let this = format!("{}/{}", a.item.pk, a.item.sk);
+            if let Some(first) = marker.as_ref().and_then(|m| s.repeat_markers.get(m)).cloned() {
+                if first == this {
+                    return Ok(Applied::AlreadyApplied);
+                }
+                s.analyses.insert(key, (a.clone(), Some(first.clone())));
+                return Ok(Applied::Duplicate { first });
+            }
+            s.analyses.insert(key, (a.clone(), None));
+            if let Some(m) = marker {
+                s.repeat_markers.insert(m, this);
+            }
+            if a.counts() {
+                for delta in a.aggregate_deltas(shards) {
+                    s.add(&delta);
+                }
+            }
+            pair(s);
+            Ok(if a.counts() { Applied::Counted } else { Applied::Recorded })
+        })
+    }
+
+    async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
+        self.with("earlier", |s| {
+            let Some(c) = s.conversations.get(&item.conversation_id) else { return Ok(Earlier::default()) };
+            let at = (iso_millis(item.at), item.sk.clone());
+            let mut before: Vec<(String, String, Role, String)> = c
+                .messages
+                .values()
+                .map(|(m, _)| (iso_millis(m.sent_at), format!("MSG#{}", m.message_id), m.role, m.text.clone()))
+                .filter(|(sent, sk, _, _)| *sk != item.sk && (sent.clone(), sk.clone()) < at)
+                .collect();
+            before.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+            let last =
+                |customer: bool| before.iter().rev().find(|m| (m.2 == Role::Customer) == customer).map(|m| m.3.clone());
+            Ok(Earlier { shop: last(false), customer: last(true), count: before.len() })
+        })
+    }
+}
+
+impl ReportStore for InMemory {
+    async fn week_figures(&self, week: &str) -> Result<WeekFigures, StoreError> {
+        self.with("week_figures", |s| Ok(WeekFigures::from_shards(week, s.counts(week).collect::<Vec<_>>())))
+    }
+
+    async fn headlines(&self, weeks: &[String]) -> Result<Vec<Headline>, StoreError> {
+        self.with("headlines", |s| {
+            Ok(weeks
+                .iter()
+                .map(|w| {
+                    let mut all = Counts::default();
+                    for (_, c) in s.counts(w).filter(|(t, _)| t == ALL) {
+                        all.add(&c);
+                    }
+                    Headline::of(w, &all)
+                })
+                .collect())
+        })
+    }
+
+    async fn feedback_rows(
+        &self,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+        limit: usize,
+    ) -> Result<(Vec<FeedbackRow>, bool), StoreError> {
+        self.with("feedback_rows", |s| {
+            let day = |t: Timestamp| jiff::tz::TimeZone::UTC.to_datetime(t).date();
+            let in_range = |t: Timestamp| day(t) >= from && day(t) <= to;
+            let mut rows: Vec<(String, FeedbackRow)> = Vec::new();
+            for (id, r) in s.ratings.iter().filter(|(_, r)| in_range(r.created_at)) {
+                let analysis = s.analyses.get(&(format!("CONV#{id}"), "RATING".to_owned())).map(|(a, _)| a);
+                let at = iso_millis(r.created_at);
+                rows.push((
+                    format!("{}#{at}#RATING#{id}", day(r.created_at)),
+                    FeedbackRow {
+                        at,
+                        kind: "rating".into(),
+                        conversation_id: id.clone(),
+                        customer_id: r.submission.customer_id.clone(),
+                        stars: Some(u64::from(r.submission.stars)),
+                        category: None,
+                        text: r.submission.comment.as_deref().map(|c| feedback::pii::mask_contacts(c).into_owned()),
+                        sentiment: analysis.map(|a| a.analysis.sentiment.label.as_str().to_owned()),
+                        score: analysis.map(|a| f64::from(a.analysis.sentiment.score)),
+                        severity: analysis.map(|a| u64::from(a.analysis.severity)),
+                        issue_types: analysis.map(|a| a.counted_types.clone()).unwrap_or_default(),
+                    },
+                ));
+            }
+            for (id, c) in &s.conversations {
+                for (category, t) in c.triggers.iter().filter(|(_, t)| in_range(t.first_at)) {
+                    let at = iso_millis(t.first_at);
+                    rows.push((
+                        format!("{}#{at}#TRIGGER#{id}#{category}", day(t.first_at)),
+                        FeedbackRow {
+                            at,
+                            kind: "trigger".into(),
+                            conversation_id: id.clone(),
+                            customer_id: t.customer_id.clone(),
+                            stars: None,
+                            category: Some(category.clone()),
+                            text: None,
+                            sentiment: None,
+                            score: None,
+                            severity: None,
+                            issue_types: Vec::new(),
+                        },
+                    ));
+                }
+            }
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            let more = rows.len() > limit;
+            Ok((rows.into_iter().take(limit).map(|(_, r)| r).collect(), more))
+        })
+    }
+
+    async fn report(&self, week: &str) -> Result<Option<WeeklyReport>, StoreError> {
+        self.with("report", |s| Ok(s.reports.get(week).map(|r| r.report.clone())))
+    }
+
+    async fn save_report(&self, report: &WeeklyReport) -> Result<WeeklyReport, StoreError> {
+        self.with("save_report", |s| {
+            let stored = s
+                .reports
+                .entry(report.week.clone())
+                .or_insert_with(|| StoredReport { report: report.clone(), digests: BTreeMap::new() });
+            Ok(stored.report.clone())
+        })
+    }
+
+    async fn claim_digest(&self, week: &str, channel: DigestChannel, lease: &Lease) -> Result<Claim, StoreError> {
+        self.with("claim_digest", |s| {
+            let Some(r) = s.reports.get_mut(week) else {
+                return Err(StoreError::Failed(format!("no report stored for {week}")));
+            };
+            let d = r.digests.entry(channel.as_str()).or_default();
+            Ok(if d.sent.is_some() {
+                Claim::AlreadySent
+            } else if take_lease(&mut d.lease, lease) {
+                Claim::Claimed
+            } else {
+                Claim::InProgress
+            })
+        })
+    }
+
+    async fn finish_digest(
+        &self,
+        week: &str,
+        channel: DigestChannel,
+        lease: &Lease,
+        finish: Finish<'_>,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.with("finish_digest", |s| {
+            let what = format!("the {} digest of {week}", channel.as_str());
+            let Some(d) = s.reports.get_mut(week).and_then(|r| r.digests.get_mut(channel.as_str())) else {
+                return Err(lost(what));
+            };
+            if !holds(&d.lease, lease) {
+                return Err(lost(what));
+            }
+            d.lease = None;
+            match finish {
+                Finish::Sent(id) => d.sent = Some(id.to_owned()),
+                Finish::Released { failure } => d.failure = Some(failure.unwrap_or("released").to_owned()),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Something a sender was asked to send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    Alert(StaffAlert),
+    Email { to: Vec<String>, raw: String },
+    Sms { phone: String, text: String },
+    Topic { subject: String, message: String },
+}
+
+/// Every sender port, keeping what was sent; faults as for the stores (`send_alert`,
+/// `send_email`, `send_sms`, `sms_opted_out`, `publish`), failing with `NotifyError`.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    sent: Arc<Mutex<Vec<Sent>>>,
+    pub faults: Arc<Faults>,
+    /// Numbers the SMS provider reports as opted out (replied STOP).
+    pub stopped: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Outbox {
+    pub fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn send(&self, operation: &str, message: Sent) -> Result<String, NotifyError> {
+        match self.faults.take(operation) {
+            Some(Fault::Throttle) => return Err(NotifyError::Unavailable(format!("{operation}: throttled (planned)"))),
+            Some(Fault::Fail) => return Err(NotifyError::Failed(format!("{operation}: refused (planned)"))),
+            Some(Fault::TimeoutAfter) | None => {}
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.push(message);
+        Ok(format!("message-{}", sent.len()))
+    }
+}
+
+impl StaffAlerts for Outbox {
+    async fn send_alert(&self, alert: &StaffAlert) -> Result<String, NotifyError> {
+        self.send("send_alert", Sent::Alert(alert.clone()))
+    }
+}
+
+impl FollowUpSender for Outbox {
+    async fn send_email(&self, to: &str, raw_mime: &str) -> Result<String, NotifyError> {
+        self.send("send_email", Sent::Email { to: vec![to.to_owned()], raw: raw_mime.to_owned() })
+    }
+
+    async fn send_sms(&self, phone: &str, text: &str) -> Result<String, NotifyError> {
+        self.send("send_sms", Sent::Sms { phone: phone.to_owned(), text: text.to_owned() })
+    }
+
+    async fn sms_opted_out(&self, phone: &str) -> Result<bool, NotifyError> {
+        match self.faults.take("sms_opted_out") {
+            Some(Fault::Throttle | Fault::TimeoutAfter) => {
+                Err(NotifyError::Unavailable("sms_opted_out: throttled".into()))
+            }
+            Some(Fault::Fail) => Err(NotifyError::Failed("sms_opted_out: refused".into())),
+            None => Ok(self.stopped.lock().unwrap_or_else(|p| p.into_inner()).contains(phone)),
+        }
+    }
+}
+
+impl DigestSender for Outbox {
+    async fn send_email(&self, recipients: &[String], raw_mime: &[u8]) -> Result<String, NotifyError> {
+        let raw = String::from_utf8_lossy(raw_mime).into_owned();
+        self.send("send_email", Sent::Email { to: recipients.to_vec(), raw })
+    }
+
+    async fn publish(&self, subject: &str, message: &str) -> Result<String, NotifyError> {
+        self.send("publish", Sent::Topic { subject: subject.to_owned(), message: message.to_owned() })
+    }
+}

@@ -1,0 +1,42 @@
+//! The contract suite on the in-memory fakes (the same suite runs on the DynamoDB adapters against
+//! moto in `tests/tests/contract.rs`).
+
+use fakes::{InMemory, contract};
+
+#[tokio::test]
+async fn ratings() {
+    contract::ratings(&InMemory::default()).await;
+}
+
+#[tokio::test]
+async fn conversations() {
+    contract::conversations(&InMemory::default()).await;
+}
+
+#[tokio::test]
+async fn closing_and_follow_up_queue() {
+    let t = InMemory::default();
+    contract::closing_and_follow_up_queue(&t, &t).await;
+}
+
+#[tokio::test]
+async fn alert_leases() {
+    contract::alert_leases(&InMemory::default()).await;
+}
+
+#[tokio::test]
+async fn follow_ups() {
+    let t = InMemory::default();
+    contract::follow_ups(&t, &t, &t, &t, &t).await;
+}
+
+#[tokio::test]
+async fn analysis_and_aggregates() {
+    let t = InMemory::default();
+    contract::analysis_and_aggregates(&t, &t, &t, &t).await;
+}
+
+#[tokio::test]
+async fn reports_and_digest_leases() {
+    contract::reports_and_digest_leases(&InMemory::default()).await;
+}

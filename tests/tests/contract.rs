@@ -1,0 +1,71 @@
+//! The contract suite on the DynamoDB adapters against moto: the same assertions the in-memory
+//! fakes pass (`shared/fakes/tests/contract.rs`), so the fakes the use-case tests run on cannot
+//! drift from the adapters. Each test gets a fresh table.
+
+use fakes::contract;
+use feedback::config::WeekSettings;
+use feedback_aws::dynamo::{
+    DynamoAnalysisStore, DynamoContactStore, DynamoConversationStore, DynamoFollowUpStore, DynamoRatingStore,
+    DynamoReportStore,
+};
+use testkit::fresh_feedback_table;
+
+struct Table {
+    ratings: DynamoRatingStore,
+    conversations: DynamoConversationStore,
+    follow_ups: DynamoFollowUpStore,
+    contacts: DynamoContactStore,
+    analysis: DynamoAnalysisStore,
+    reports: DynamoReportStore,
+}
+
+async fn table() -> Table {
+    let (client, table) = fresh_feedback_table().await;
+    let weeks = WeekSettings::default();
+    Table {
+        ratings: DynamoRatingStore::new(client.clone(), &table, 730),
+        conversations: DynamoConversationStore::new(client.clone(), &table, 180).with_weeks(weeks.clone()),
+        follow_ups: DynamoFollowUpStore::new(client.clone(), &table).with_weeks(weeks.clone()),
+        contacts: DynamoContactStore::new(client.clone(), &table),
+        analysis: DynamoAnalysisStore::new(client.clone(), &table, weeks.aggregate_shards),
+        reports: DynamoReportStore::new(client, &table, weeks),
+    }
+}
+
+#[tokio::test]
+async fn ratings() {
+    contract::ratings(&table().await.ratings).await;
+}
+
+#[tokio::test]
+async fn conversations() {
+    contract::conversations(&table().await.conversations).await;
+}
+
+#[tokio::test]
+async fn closing_and_follow_up_queue() {
+    let t = table().await;
+    contract::closing_and_follow_up_queue(&t.conversations, &t.follow_ups).await;
+}
+
+#[tokio::test]
+async fn alert_leases() {
+    contract::alert_leases(&table().await.conversations).await;
+}
+
+#[tokio::test]
+async fn follow_ups() {
+    let t = table().await;
+    contract::follow_ups(&t.conversations, &t.follow_ups, &t.contacts, &t.ratings, &t.follow_ups).await;
+}
+
+#[tokio::test]
+async fn analysis_and_aggregates() {
+    let t = table().await;
+    contract::analysis_and_aggregates(&t.conversations, &t.ratings, &t.analysis, &t.reports).await;
+}
+
+#[tokio::test]
+async fn reports_and_digest_leases() {
+    contract::reports_and_digest_leases(&table().await.reports).await;
+}
