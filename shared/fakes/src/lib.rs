@@ -49,13 +49,22 @@ pub enum Fault {
 /// Faults planned per operation (the port method's name), taken in order.
 #[derive(Debug, Default)]
 pub struct Faults {
-    planned: Mutex<HashMap<&'static str, VecDeque<Fault>>>,
+    /// Per operation, what its next calls meet (`None`: nothing).
+    planned: Mutex<HashMap<&'static str, VecDeque<Option<Fault>>>>,
 }
 
 impl Faults {
     /// The next call of `operation` meets `fault`.
     pub fn next(&self, operation: &'static str, fault: Fault) {
-        self.lock().entry(operation).or_default().push_back(fault);
+        self.lock().entry(operation).or_default().push_back(Some(fault));
+    }
+
+    /// The call after the next `calls` calls of `operation` meets `fault`.
+    pub fn after(&self, operation: &'static str, calls: usize, fault: Fault) {
+        let mut planned = self.lock();
+        let queue = planned.entry(operation).or_default();
+        queue.extend(std::iter::repeat_n(None, calls));
+        queue.push_back(Some(fault));
     }
 
     /// The next `times` calls of `operation` meet `fault`.
@@ -66,10 +75,10 @@ impl Faults {
     }
 
     fn take(&self, operation: &str) -> Option<Fault> {
-        self.lock().get_mut(operation).and_then(VecDeque::pop_front)
+        self.lock().get_mut(operation).and_then(VecDeque::pop_front).flatten()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<&'static str, VecDeque<Fault>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<&'static str, VecDeque<Option<Fault>>>> {
         self.planned.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

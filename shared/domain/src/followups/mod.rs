@@ -520,8 +520,20 @@ async fn follow_up_one(
     lease: &Lease,
     now: Timestamp,
 ) -> Result<RunOutcome, StoreError> {
-    let rated = store.is_rated(&f.conversation_id).await?;
-    let mut facts = store.customer_facts(&f.customer_id).await?;
+    // Nothing is sent before the reads: if one fails, free the follow-up at once (due as it was,
+    // the failure kept on it) for the retry, rather than leave it claimed until the lease lapses.
+    let read = async {
+        Ok::<_, StoreError>((store.is_rated(&f.conversation_id).await?, store.customer_facts(&f.customer_id).await?))
+    };
+    let (rated, mut facts) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            if let Err(release) = store.release(f, lease, Some(f.due_at), &e.to_string(), now).await {
+                tracing::warn!(error = %release, "follow-up not released; its lease lapses");
+            }
+            return Err(e);
+        }
+    };
     // Ask the SMS provider about STOP replies before an SMS could be chosen.
     if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms) {
         if let Some(phone) = c.phone.clone() {

@@ -1,0 +1,521 @@
+//! The six use cases (and closing) on the in-memory fakes: their rules and their failure paths,
+//! in milliseconds. The fakes are held to the adapters by the contract suite; moto keeps the
+//! adapter and end-to-end tests.
+
+use fakes::contract::{at, closing, message, rating, submission};
+use fakes::{Fault, InMemory, Outbox, Sent};
+use feedback::analysis::Analyzer;
+use feedback::analysis::triggers::{Severity, TriggerRules};
+use feedback::config::WeekSettings;
+use feedback::conversations::intake::{
+    AlertStatus, CloseSettings, IntakeError, IntakeSettings, close_conversation, record_messages,
+};
+use feedback::conversations::store::{ConversationStore, FollowUpState, MessageStored};
+use feedback::conversations::{MessageBatch, Role};
+use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
+use feedback::followups::link::{LinkPage, LinkSigner, RatingLink, open_link};
+use feedback::followups::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
+use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, process_batch};
+use feedback::ratings::{RatingStore, SubmitRatingError, Submitted, submit_rating};
+use feedback::reporting::{
+    DigestChannel, DigestComposer, DigestError, DigestOutcome, DigestSettings, ReportStore, run_weekly,
+};
+
+// Ratings --------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_rating_is_stored_once_and_retries_get_the_original() {
+    let store = InMemory::default();
+    let now = at("2026-11-18T03:00:00Z");
+    let first = submit_rating(&store, submission("c-1", "u-1", 2, Some("慢")), Some("k-1".into()), now).await.unwrap();
+    assert!(matches!(first, Submitted::Created(_)));
+    let retry = submit_rating(&store, submission("c-1", "u-1", 2, Some("慢")), Some("k-1".into()), now).await.unwrap();
+    assert_eq!(retry, Submitted::Replayed(first.rating().clone()));
+    let other = submit_rating(&store, submission("c-1", "u-1", 5, None), None, now).await;
+    assert!(matches!(other, Err(SubmitRatingError::AlreadyRated { .. })), "{other:?}");
+    let reused = submit_rating(&store, submission("c-1", "u-1", 4, None), Some("k-1".into()), now).await;
+    assert!(matches!(reused, Err(SubmitRatingError::IdempotencyKeyReused { .. })), "{reused:?}");
+}
+
+#[tokio::test]
+async fn a_rating_whose_write_timed_out_is_not_stored_twice_by_the_retry() {
+    let store = InMemory::default();
+    store.faults.next("insert_rating", Fault::TimeoutAfter);
+    let now = at("2026-11-18T03:00:00Z");
+    let lost = submit_rating(&store, submission("c-1", "u-1", 3, None), Some("k".into()), now).await;
+    assert!(matches!(&lost, Err(SubmitRatingError::Store(e)) if e.is_retryable()), "{lost:?}");
+    let stored = store.rating_of_conversation("c-1").await.unwrap().expect("the write took effect");
+    let retry = submit_rating(&store, submission("c-1", "u-1", 3, None), Some("k".into()), now).await.unwrap();
+    assert_eq!(retry, Submitted::Replayed(stored), "the retry finds the first write");
+}
+
+#[tokio::test]
+async fn a_throttled_store_fails_the_rating_retryably_and_stores_nothing() {
+    let store = InMemory::default();
+    store.faults.next("insert_rating", Fault::Throttle);
+    let r = submit_rating(&store, submission("c-1", "u-1", 3, None), None, at("2026-11-18T03:00:00Z")).await;
+    assert!(matches!(&r, Err(SubmitRatingError::Store(e)) if e.is_retryable()), "{r:?}");
+    assert_eq!(store.rating_of_conversation("c-1").await.unwrap(), None);
+}
+
+// Conversations and triggers --------------------------------------------------------------------
+
+fn batch(conversation_id: &str, messages: &[(&str, &str)]) -> MessageBatch {
+    MessageBatch {
+        conversation_id: conversation_id.into(),
+        customer_id: "u-1".into(),
+        messages: messages
+            .iter()
+            .enumerate()
+            .map(|(i, (id, text))| message(id, Role::Customer, text, &format!("2026-11-18T03:00:0{i}Z")))
+            .collect(),
+    }
+}
+
+fn alerts(outbox: &Outbox) -> Vec<String> {
+    outbox.sent().into_iter().filter_map(|s| if let Sent::Alert(a) = s { Some(a.category) } else { None }).collect()
+}
+
+const EVERY_CATEGORY: IntakeSettings = IntakeSettings { alert_min_severity: Severity::Medium };
+
+#[tokio::test]
+async fn a_complaint_alerts_staff_once_with_contacts_masked() {
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    let settings = IntakeSettings { alert_min_severity: Severity::High };
+    let b = batch("c-1", &[("m-1", "我要投诉你们，电话13812345678")]);
+    let r = record_messages(&store, &outbox, rules, &settings, b.clone(), at("2026-11-18T03:00:09Z")).await.unwrap();
+    assert_eq!((r.alerts.len(), r.alerts[0].status), (1, AlertStatus::Sent));
+    let Some(Sent::Alert(alert)) = outbox.sent().first().cloned() else { panic!("{:?}", outbox.sent()) };
+    assert!(!alert.text.contains("13812345678"), "{}", alert.text);
+    let again = record_messages(&store, &outbox, rules, &settings, b, at("2026-11-18T03:00:10Z")).await.unwrap();
+    assert_eq!(again.messages[0].stored, MessageStored::Duplicate);
+    assert_eq!(again.alerts[0].status, AlertStatus::AlreadySent);
+    assert_eq!(alerts(&outbox).len(), 1);
+}
+
+#[tokio::test]
+async fn one_alert_failing_does_not_hold_up_the_others_and_the_retry_sends_only_it() {
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    let b = batch("c-1", &[("m-1", "太不满意了"), ("m-2", "我要投诉你们")]);
+    outbox.faults.next("send_alert", Fault::Throttle);
+    let r = record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b.clone(), at("2026-11-18T03:00:09Z")).await;
+    assert!(matches!(r, Err(IntakeError::Alert(_))), "{r:?}");
+    let sent = alerts(&outbox);
+    assert_eq!(sent.len(), 1, "the other category was still alerted: {sent:?}");
+    let failed = ["dissatisfied", "complaint"].into_iter().find(|c| !sent.iter().any(|s| s == c)).unwrap();
+    assert!(store.failure_of_alert("c-1", failed).is_some_and(|f| f.contains("throttled")), "kept on the item");
+    assert_eq!(store.conversation_turns("c-1", 10).await.unwrap().len(), 2, "the messages were kept");
+    // The caller's retry sends the one that failed, and nothing twice.
+    let retry = record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b, at("2026-11-18T03:00:20Z")).await.unwrap();
+    let statuses: Vec<AlertStatus> = retry.alerts.iter().map(|a| a.status).collect();
+    assert!(statuses.contains(&AlertStatus::Sent) && statuses.contains(&AlertStatus::AlreadySent), "{statuses:?}");
+    let mut sent = alerts(&outbox);
+    sent.sort();
+    assert_eq!(sent, ["complaint", "dissatisfied"]);
+}
+
+#[tokio::test]
+async fn a_store_that_fails_to_record_messages_fails_the_call_and_alerts_no_one() {
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    store.faults.next("insert_messages", Fault::Throttle);
+    let r = record_messages(
+        &store,
+        &outbox,
+        rules,
+        &EVERY_CATEGORY,
+        batch("c-1", &[("m-1", "我要投诉")]),
+        at("2026-11-18T03:00:09Z"),
+    )
+    .await;
+    assert!(matches!(&r, Err(IntakeError::Store(e)) if e.is_retryable()), "{r:?}");
+    assert!(outbox.sent().is_empty());
+}
+
+#[tokio::test]
+async fn another_customers_conversation_is_refused() {
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    record_messages(
+        &store,
+        &outbox,
+        rules,
+        &EVERY_CATEGORY,
+        batch("c-1", &[("m-1", "你好")]),
+        at("2026-11-18T03:00:09Z"),
+    )
+    .await
+    .unwrap();
+    let mut theirs = batch("c-1", &[("m-2", "你好")]);
+    theirs.customer_id = "u-2".into();
+    let r = record_messages(&store, &outbox, rules, &EVERY_CATEGORY, theirs, at("2026-11-18T03:00:10Z")).await;
+    assert!(matches!(r, Err(IntakeError::OtherCustomer { .. })), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_unresolved_close_queues_one_follow_up_and_counts_its_estimate_once() {
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    let b = batch("c-1", &[("m-1", "快递一周还没到，太慢了"), ("m-2", "到底什么时候到？")]);
+    record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b, at("2026-11-18T03:00:09Z")).await.unwrap();
+    let settings = CloseSettings { follow_up_delay_hours: 24 };
+    let c = closing("c-1", Some("u-1"), false, "2026-11-18T04:00:00Z");
+    let closed = close_conversation(&store, &settings, c.clone()).await.unwrap();
+    assert_eq!(closed.follow_up.state, FollowUpState::Scheduled);
+    assert_eq!(closed.follow_up.due_at, Some(at("2026-11-19T04:00:00Z")));
+    let estimate = closed.satisfaction.expect("the customer wrote something");
+    assert!(estimate.expected_stars < 3.0, "{estimate:?}");
+    let again = close_conversation(&store, &settings, c).await.unwrap();
+    assert_eq!(again.follow_up.state, FollowUpState::AlreadyScheduled);
+    let week = store.week_figures("2026-W47").await.unwrap();
+    assert_eq!(week.all.estimated, 1, "counted once");
+    let theirs = closing("c-1", Some("u-2"), false, "2026-11-18T05:00:00Z");
+    assert!(matches!(close_conversation(&store, &settings, theirs).await, Err(IntakeError::OtherCustomer { .. })));
+}
+
+// Follow-ups ------------------------------------------------------------------------------------
+
+fn run_settings() -> RunSettings {
+    RunSettings {
+        policy: FollowUpPolicy::default(),
+        from_address: "service@shop.example.com".into(),
+        shop_name: "小店".into(),
+        public_base_url: "https://feedback.shop.example.com".into(),
+        link_valid_days: 14,
+        lookback_hours: 72,
+        lease_seconds: 70,
+        max_attempts: 3,
+    }
+}
+
+fn signer() -> LinkSigner {
+    LinkSigner::new(b"test key test key test key test key!").unwrap()
+}
+
+/// A customer with e-mail consent whose conversation closed unresolved on Tuesday 18 Nov, 11:00
+/// in Shanghai: due Wednesday 11:00 (outside quiet hours).
+async fn queued(store: &InMemory, conversation_id: &str, customer_id: &str) {
+    store
+        .put_contact(&ContactDetails {
+            customer_id: customer_id.into(),
+            email: Some(format!("{customer_id}@example.com")),
+            phone: None,
+            consent: Consent { email: true, sms: false },
+            time_zone: "Asia/Shanghai".into(),
+            locale: "zh-CN".into(),
+            updated_at: at("2026-11-01T00:00:00Z"),
+        })
+        .await
+        .unwrap();
+    let c = closing(conversation_id, Some(customer_id), false, "2026-11-18T03:00:00Z");
+    store.close(&c, None, Some(at("2026-11-19T03:00:00Z"))).await.unwrap();
+}
+
+fn emails_to(outbox: &Outbox, to: &str) -> usize {
+    outbox.sent().iter().filter(|s| matches!(s, Sent::Email { to: t, .. } if t.iter().any(|t| t == to))).count()
+}
+
+#[tokio::test]
+async fn a_due_follow_up_is_mailed_once_then_reminded_once() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    let s = run_settings();
+    assert!(run_follow_ups(&store, &outbox, &signer(), &s, at("2026-11-19T02:59:00Z")).await.unwrap().is_empty());
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, at("2026-11-19T03:00:00Z")).await.unwrap();
+    assert_eq!(run, [("c-1".to_owned(), RunOutcome::Sent { channel: FollowUpChannel::Email })]);
+    assert!(run_follow_ups(&store, &outbox, &signer(), &s, at("2026-11-19T03:15:00Z")).await.unwrap().is_empty());
+    assert_eq!(emails_to(&outbox, "u-1@example.com"), 1);
+    let reminder_at =
+        at("2026-11-19T03:00:00Z") + jiff::SignedDuration::from_hours(i64::from(s.policy.reminder_after_hours));
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, reminder_at).await.unwrap();
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert_eq!(emails_to(&outbox, "u-1@example.com"), 2);
+    assert_eq!(store.follow_up_state("c-1"), Some("sent"));
+}
+
+#[tokio::test]
+async fn one_follow_ups_storage_failure_does_not_stop_the_others_and_the_retry_sends_it() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    queued(&store, "c-2", "u-2").await;
+    store.faults.next("customer_facts", Fault::Throttle);
+    let s = run_settings();
+    let now = at("2026-11-19T03:00:00Z");
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, now).await;
+    assert!(matches!(&run, Err(e) if e.is_retryable()), "the run fails for the scheduler to retry: {run:?}");
+    assert_eq!(emails_to(&outbox, "u-2@example.com"), 1, "the other follow-up was sent");
+    assert_eq!(store.follow_up_state("c-1"), Some("due"), "released at once, not left claimed");
+    assert!(store.failure_of_follow_up("c-1").is_some_and(|f| f.contains("throttled")));
+    let retry = run_follow_ups(&store, &outbox, &signer(), &s, now).await.unwrap();
+    assert_eq!(retry, [("c-1".to_owned(), RunOutcome::Sent { channel: FollowUpChannel::Email })]);
+    assert_eq!((emails_to(&outbox, "u-1@example.com"), emails_to(&outbox, "u-2@example.com")), (1, 1));
+}
+
+#[tokio::test]
+async fn a_failed_send_is_kept_on_the_follow_up_and_retried_after_the_backoff() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    outbox.faults.next("send_email", Fault::Throttle);
+    let s = run_settings();
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, at("2026-11-19T03:00:00Z")).await.unwrap();
+    let [(_, RunOutcome::Failed { retry_at: Some(retry_at) })] = run.as_slice() else { panic!("{run:?}") };
+    assert!(store.failure_of_follow_up("c-1").is_some_and(|f| f.contains("throttled")));
+    assert!(run_follow_ups(&store, &outbox, &signer(), &s, at("2026-11-19T03:01:00Z")).await.unwrap().is_empty());
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, *retry_at).await.unwrap();
+    assert_eq!(run, [("c-1".to_owned(), RunOutcome::Sent { channel: FollowUpChannel::Email })]);
+    assert_eq!(emails_to(&outbox, "u-1@example.com"), 1);
+}
+
+#[tokio::test]
+async fn a_rated_conversation_and_an_opted_out_customer_get_no_follow_up() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    queued(&store, "c-2", "u-2").await;
+    store.insert_rating(&rating("c-1", "u-1", 4, None, "2026-11-18T08:00:00Z")).await.unwrap();
+    feedback::followups::link::LinkStore::opt_out(&store, "u-2", at("2026-11-18T09:00:00Z")).await.unwrap();
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T03:00:00Z")).await.unwrap();
+    assert!(run.iter().all(|(_, o)| matches!(o, RunOutcome::Skipped { .. })), "{run:?}");
+    assert!(outbox.sent().is_empty());
+}
+
+// The weekly digest -----------------------------------------------------------------------------
+
+struct Plain;
+
+impl DigestComposer for Plain {
+    fn email(&self, _: &DigestSettings, report: &feedback::insights::weekly::WeeklyReport) -> Result<Vec<u8>, String> {
+        Ok(format!("To: staff\r\n\r\ndigest {}", report.week).into_bytes())
+    }
+
+    fn staff_message(&self, _: &DigestSettings, report: &feedback::insights::weekly::WeeklyReport) -> (String, String) {
+        (format!("Weekly feedback {}", report.week), "…".into())
+    }
+}
+
+fn digest_settings() -> DigestSettings {
+    DigestSettings {
+        weeks: WeekSettings::default(),
+        recipients: vec!["ops@shop.example.com".into()],
+        from_address: "feedback@shop.example.com".into(),
+        shop_name: "小店".into(),
+        dashboard_url: None,
+        lease_seconds: 70,
+    }
+}
+
+fn digests(outbox: &Outbox) -> (usize, usize) {
+    let sent = outbox.sent();
+    (
+        sent.iter().filter(|s| matches!(s, Sent::Email { .. })).count(),
+        sent.iter().filter(|s| matches!(s, Sent::Topic { .. })).count(),
+    )
+}
+
+const MONDAY: &str = "2026-11-23T01:00:00Z";
+
+#[tokio::test]
+async fn the_monday_run_sends_each_digest_once() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    let run = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    assert_eq!(run.week, "2026-W47");
+    assert!(run.report_created && run.empty);
+    assert!(matches!(run.email, DigestOutcome::Sent { .. }) && matches!(run.staff_topic, DigestOutcome::Sent { .. }));
+    let again = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    assert_eq!(
+        (again.email, again.staff_topic, again.report_created),
+        (DigestOutcome::AlreadySent, DigestOutcome::AlreadySent, false)
+    );
+    assert_eq!(digests(&outbox), (1, 1));
+}
+
+#[tokio::test]
+async fn a_failed_email_does_not_hold_up_the_topic_and_the_retry_sends_only_the_email() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    outbox.faults.next("send_email", Fault::Fail);
+    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await;
+    assert!(matches!(r, Err(DigestError::Notify(_))), "{r:?}");
+    assert_eq!(digests(&outbox), (0, 1));
+    assert!(store.failure_of_digest("2026-W47", DigestChannel::Email).is_some());
+    let retry = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    assert!(matches!(retry.email, DigestOutcome::Sent { .. }));
+    assert_eq!(retry.staff_topic, DigestOutcome::AlreadySent);
+    assert_eq!(digests(&outbox), (1, 1));
+}
+
+#[tokio::test]
+async fn a_store_failure_before_the_report_sends_nothing() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    store.faults.next("save_report", Fault::Throttle);
+    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await;
+    assert!(matches!(&r, Err(DigestError::Store(e)) if e.is_retryable()), "{r:?}");
+    assert!(outbox.sent().is_empty());
+    assert!(store.report("2026-W47").await.unwrap().is_none());
+}
+
+// The analysis of the stream --------------------------------------------------------------------
+
+async fn stored_messages(store: &InMemory, texts: &[&str]) -> Vec<StreamItem> {
+    let b =
+        batch("c-1", &texts.iter().enumerate().map(|(i, t)| (["m-0", "m-1", "m-2", "m-3"][i], *t)).collect::<Vec<_>>());
+    store
+        .insert_messages(
+            "c-1",
+            &b.messages.iter().map(|m| (m.clone(), feedback::analysis::triggers::Trigger::NONE)).collect::<Vec<_>>(),
+            at("2026-11-18T03:00:09Z"),
+        )
+        .await
+        .unwrap();
+    b.messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| StreamItem::Feedback {
+            sequence: format!("seq-{i}"),
+            item: StoredFeedback {
+                pk: "CONV#c-1".into(),
+                sk: format!("MSG#{}", m.message_id),
+                kind: FeedbackKind::Message,
+                conversation_id: "c-1".into(),
+                customer_id: "u-1".into(),
+                text: Some(m.text.clone()),
+                at: m.sent_at,
+            },
+        })
+        .collect()
+}
+
+const COMPLAINTS: [&str; 3] = ["快递一周还没到，太慢了", "客服态度太差了", "发票开错了还不给改"];
+
+#[tokio::test]
+async fn a_batch_is_counted_once_however_often_it_is_delivered() {
+    let store = InMemory::default();
+    let records = stored_messages(&store, &COMPLAINTS).await;
+    let tz = WeekSettings::default().shop_time_zone;
+    let mut analyzer = Analyzer::new();
+    let first = process_batch(&store, &mut analyzer, &tz, records.clone()).await;
+    assert_eq!((first.counted, first.failed_from.as_deref()), (3, None), "{first:?}");
+    let again = process_batch(&store, &mut analyzer, &tz, records).await;
+    assert_eq!((again.counted, again.already_applied), (0, 3));
+    assert_eq!(store.week_figures("2026-W47").await.unwrap().all.items, 3);
+}
+
+#[tokio::test]
+async fn a_failure_stops_the_batch_at_that_record_and_the_redelivery_finishes_it() {
+    let store = InMemory::default();
+    let records = stored_messages(&store, &COMPLAINTS).await;
+    let tz = WeekSettings::default().shop_time_zone;
+    let mut analyzer = Analyzer::new();
+    store.faults.after("apply", 1, Fault::Throttle);
+    let first = process_batch(&store, &mut analyzer, &tz, records.clone()).await;
+    assert_eq!((first.counted, first.failed_from.as_deref()), (1, Some("seq-1")), "{first:?}");
+    // The stream resumes from the failed record.
+    let rest = process_batch(&store, &mut analyzer, &tz, records[1..].to_vec()).await;
+    assert_eq!((rest.counted, rest.failed_from), (2, None));
+    assert_eq!(store.week_figures("2026-W47").await.unwrap().all.items, 3);
+}
+
+#[tokio::test]
+async fn a_write_that_took_effect_but_timed_out_is_not_counted_twice() {
+    let store = InMemory::default();
+    let records = stored_messages(&store, &COMPLAINTS).await;
+    let tz = WeekSettings::default().shop_time_zone;
+    let mut analyzer = Analyzer::new();
+    store.faults.after("apply", 1, Fault::TimeoutAfter);
+    let first = process_batch(&store, &mut analyzer, &tz, records.clone()).await;
+    assert_eq!((first.counted, first.failed_from.as_deref()), (1, Some("seq-1")), "{first:?}");
+    let rest = process_batch(&store, &mut analyzer, &tz, records[1..].to_vec()).await;
+    assert_eq!((rest.counted, rest.already_applied), (1, 1), "{rest:?}");
+    assert_eq!(store.week_figures("2026-W47").await.unwrap().all.items, 3);
+}
+
+#[tokio::test]
+async fn an_unreadable_record_stops_the_batch_where_it_is() {
+    let store = InMemory::default();
+    let mut records = stored_messages(&store, &COMPLAINTS).await;
+    records[1] = StreamItem::Unreadable(UnreadableRecord { sequence: "seq-1".into(), why: "no text".into() });
+    let tz = WeekSettings::default().shop_time_zone;
+    let outcome = process_batch(&store, &mut Analyzer::new(), &tz, records).await;
+    assert_eq!((outcome.counted, outcome.unreadable, outcome.failed_from.as_deref()), (1, 1, Some("seq-1")));
+}
+
+#[tokio::test]
+async fn a_failed_context_read_stops_the_batch_before_that_record_is_analysed() {
+    let store = InMemory::default();
+    let records = stored_messages(&store, &COMPLAINTS).await;
+    let tz = WeekSettings::default().shop_time_zone;
+    store.faults.next("earlier", Fault::Throttle);
+    let outcome = process_batch(&store, &mut Analyzer::new(), &tz, records).await;
+    assert_eq!((outcome.counted, outcome.failed_from.as_deref()), (0, Some("seq-0")), "{outcome:?}");
+    assert_eq!(store.week_figures("2026-W47").await.unwrap().all.items, 0);
+}
+
+// Follow-up links -------------------------------------------------------------------------------
+
+fn link(conversation_id: &str, expires: &str) -> String {
+    signer().sign(&RatingLink { conversation_id: conversation_id.into(), expires_at: at(expires), nonce: "n-1".into() })
+}
+
+#[tokio::test]
+async fn a_link_rates_once_through_the_follow_up_and_says_so() {
+    let store = InMemory::default();
+    queued(&store, "c-1", "u-1").await;
+    let (token, now, signer) = (link("c-1", "2026-12-01T00:00:00Z"), at("2026-11-20T00:00:00Z"), signer());
+    let open = |form: Option<&'static str>| open_link(&signer, &store, &store, false, &token, form, now);
+    assert_eq!(open(None).await.unwrap().0, LinkPage::RatingForm);
+    assert_eq!(open(Some("stars=9")).await.unwrap().0, LinkPage::BadForm);
+    assert_eq!(open(Some("stars=2&comment=%E5%A4%AA%E6%85%A2")).await.unwrap().0, LinkPage::Thanks);
+    let stored = store.rating_of_conversation("c-1").await.unwrap().unwrap();
+    assert_eq!((stored.submission.stars, stored.submission.comment.as_deref()), (2, Some("太慢")));
+    assert!(stored.submission.via_follow_up, "an answer to the follow-up, as a typed field");
+    assert_eq!(
+        open(Some("stars=2&comment=%E5%A4%AA%E6%85%A2")).await.unwrap().0,
+        LinkPage::Thanks,
+        "the same form again"
+    );
+    assert_eq!(open(Some("stars=5")).await.unwrap().0, LinkPage::AlreadyRated);
+    assert_eq!(open(None).await.unwrap().0, LinkPage::AlreadyRated);
+}
+
+#[tokio::test]
+async fn links_that_expired_were_forged_or_lead_nowhere_rate_nothing() {
+    let store = InMemory::default();
+    queued(&store, "c-1", "u-1").await;
+    let now = at("2026-11-20T00:00:00Z");
+    let page = |token: String| {
+        let store = store.clone();
+        async move { open_link(&signer(), &store, &store, false, &token, Some("stars=1"), now).await.unwrap().0 }
+    };
+    assert_eq!(page(link("c-1", "2026-11-19T00:00:00Z")).await, LinkPage::Expired);
+    let forged = link("c-1", "2026-12-01T00:00:00Z").replace('.', ".x");
+    assert_eq!(page(forged).await, LinkPage::Invalid);
+    assert_eq!(page(link("c-none", "2026-12-01T00:00:00Z")).await, LinkPage::Invalid, "no follow-up was sent for it");
+    assert_eq!(store.rating_of_conversation("c-1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_unsubscribe_link_opts_the_customer_out_of_every_channel() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    let (token, now) = (link("c-1", "2026-12-01T00:00:00Z"), at("2026-11-18T05:00:00Z"));
+    let page = open_link(&signer(), &store, &store, true, &token, None, now).await.unwrap().0;
+    assert_eq!(page, LinkPage::UnsubscribeForm, "a GET (a mail scanner) changes nothing");
+    let page =
+        open_link(&signer(), &store, &store, true, &token, Some("List-Unsubscribe=One-Click"), now).await.unwrap().0;
+    assert_eq!(page, LinkPage::Unsubscribed);
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T03:00:00Z")).await.unwrap();
+    assert_eq!(run, [("c-1".to_owned(), RunOutcome::Skipped { reason: "opted_out" })]);
+}
+
+#[tokio::test]
+async fn a_store_failure_behind_a_link_is_an_error_not_a_page() {
+    let store = InMemory::default();
+    queued(&store, "c-1", "u-1").await;
+    store.faults.next("follow_up_of", Fault::Throttle);
+    let r = open_link(
+        &signer(),
+        &store,
+        &store,
+        false,
+        &link("c-1", "2026-12-01T00:00:00Z"),
+        None,
+        at("2026-11-20T00:00:00Z"),
+    )
+    .await;
+    assert!(matches!(&r, Err(e) if e.is_retryable()), "{r:?}");
+}
