@@ -88,6 +88,20 @@ impl World {
         conv
     }
 
+    /// A customer with e-mail consent and an unresolved conversation: (e-mail, customer, conversation).
+    async fn emailable(&self) -> (String, String, String) {
+        let email = format!("{}@example.com", unique("buyer"));
+        let customer = self.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+        let conv = self.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+        (email, customer, conv)
+    }
+
+    /// The conversation's follow-up as the run sees it at `now`.
+    async fn due(&self, conv: &str, now: Timestamp) -> feedback::followups::DueFollowUp {
+        use feedback::followups::FollowUpStore;
+        self.store.due(now, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv).unwrap()
+    }
+
     async fn run(&self, now: &str) -> Vec<(String, RunOutcome)> {
         run_follow_ups(&self.store, &self.sender, &self.signer, &self.settings, at(now)).await.unwrap()
     }
@@ -260,11 +274,9 @@ async fn a_live_claim_is_left_to_its_run_and_a_dead_runs_claim_is_finished_by_th
     use feedback::followups::FollowUpStore;
     use feedback::lease::{Lease, run_owner};
     let w = world().await;
-    let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
-    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let (email, customer, conv) = w.emailable().await;
     let scheduled = at("2026-11-02T02:00:00Z");
-    let due = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv).unwrap();
+    let due = w.due(&conv, scheduled).await;
     // The 02:00 run, started late, claimed it just now: its lease runs on the real clock.
     let live = Lease::take(run_owner("follow-ups", scheduled), 70);
     assert!(w.store.claim(&due, &live).await.unwrap());
@@ -275,7 +287,7 @@ async fn a_live_claim_is_left_to_its_run_and_a_dead_runs_claim_is_finished_by_th
     // Another conversation's follow-up was claimed by a run that then died (two minutes ago; its
     // lease was as long as the invocation could live): the retry of that run sends it.
     let conv2 = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
-    let due2 = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv2).unwrap();
+    let due2 = w.due(&conv2, scheduled).await;
     let died = Lease::at(run_owner("follow-ups", scheduled), Timestamp::now() - jiff::SignedDuration::from_mins(2), 70);
     assert!(w.store.claim(&due2, &died).await.unwrap());
     let outcomes = w.run("2026-11-02T02:00:00Z").await;
@@ -289,11 +301,9 @@ async fn a_run_whose_follow_up_was_taken_over_cannot_change_it() {
     use feedback::followups::FollowUpStore;
     use feedback::lease::{Lease, run_owner};
     let w = world().await;
-    let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
-    let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
+    let (_, _, conv) = w.emailable().await;
     let scheduled = at("2026-11-02T02:00:00Z");
-    let due = w.store.due(scheduled, 72).await.unwrap().into_iter().find(|f| f.conversation_id == conv).unwrap();
+    let due = w.due(&conv, scheduled).await;
     let now = Timestamp::now();
     let stalled = Lease::at(run_owner("follow-ups", scheduled), now - jiff::SignedDuration::from_mins(5), 70);
     assert!(w.store.claim(&due, &stalled).await.unwrap());

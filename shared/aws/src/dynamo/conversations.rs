@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
+use super::lease::SentOnce;
 use super::{Item, expiry, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::triggers::{Severity, Trigger};
@@ -30,8 +30,11 @@ pub struct DynamoConversationStore {
     weeks: feedback::config::WeekSettings,
 }
 
-/// The lease attributes of a trigger item's staff alert (`alert_lease_owner`, `alert_lease_until`).
-const ALERT: &str = "alert_";
+/// A trigger item's staff alert: `alert_lease_owner`/`alert_lease_until` while claimed, then
+/// `alerted_at` and `alert_notification_id`, or `alert_failure` after a failed publish.
+fn alert() -> SentOnce {
+    SentOnce::new("alert_", "alerted_at", "alert_notification_id")
+}
 
 impl DynamoConversationStore {
     pub fn new(client: Client, table: impl Into<String>, retention_days: u32) -> Self {
@@ -384,28 +387,9 @@ impl ConversationStore for DynamoConversationStore {
     }
 
     async fn claim_alert(&self, conversation_id: &str, category: &str, lease: &Lease) -> Result<Claim, StoreError> {
-        let attrs = LeaseAttrs::new(ALERT);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), &keys::trigger(category))))
-            .update_expression(format!("SET {}", attrs.set()))
-            .condition_expression(format!(
-                "attribute_exists(pk) AND attribute_not_exists(alerted_at) AND {}",
-                attrs.free()
-            ))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match claim_values(update, lease).send().await {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
-                    let sent = ccf.item().is_some_and(|old| old.contains_key("alerted_at"));
-                    Ok(if sent { Claim::AlreadySent } else { Claim::InProgress })
-                }
-                _ => Err(store_error(e)),
-            },
-        }
+        let key = key(keys::conversation(conversation_id), &keys::trigger(category));
+        // No trigger event recorded: nothing to claim yet.
+        alert().claim(&self.client, &self.table, key, lease, || Ok(Claim::InProgress)).await
     }
 
     async fn finish_alert(
@@ -416,34 +400,8 @@ impl ConversationStore for DynamoConversationStore {
         finish: Finish<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let attrs = LeaseAttrs::new(ALERT);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), &keys::trigger(category))))
-            .condition_expression(attrs.held())
-            .expression_attribute_values(":now", s(iso(now)));
-        let update = match finish {
-            Finish::Sent(id) => update
-                .update_expression(format!(
-                    "SET alerted_at = :now, alert_notification_id = :id REMOVE {}",
-                    attrs.remove()
-                ))
-                .expression_attribute_values(":id", s(id)),
-            Finish::Released { failure } => update
-                .update_expression(format!(
-                    "SET alert_failed_at = :now, alert_failure = :failure ADD alert_failures :one REMOVE {}",
-                    attrs.remove()
-                ))
-                .expression_attribute_values(":failure", s(failure.unwrap_or("released")))
-                .expression_attribute_values(":one", n(1)),
-        };
-        owner_value(update, lease)
-            .send()
-            .await
-            .map_err(|e| lost_or_error(e, &format!("the {category} alert of {conversation_id}")))?;
-        Ok(())
+        let key = key(keys::conversation(conversation_id), &keys::trigger(category));
+        alert().finish(&self.client, &self.table, key, lease, finish, now).await
     }
 
     async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {

@@ -2,15 +2,16 @@
 //! feedback by day for the export.
 //!
 //! `REPORT#<week>` / `REPORT` holds the report (JSON) and, per channel (`email`, `sns`), the
-//! digest's claim (`<channel>_lease_until`) and its result (`<channel>_sent_at`, `_message_id`).
+//! digest's claim (`<channel>_lease_owner`, `_lease_until`) and its result (`<channel>_sent_at`,
+//! `_message_id`, or `_failure` after a failed send).
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 use futures_util::{StreamExt, TryStreamExt};
 use jiff::civil::Date;
 
-use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
-use super::{Item, get_s, iso, key, keys, n, s, store_error};
+use super::lease::SentOnce;
+use super::{Item, get_s, iso, key, keys, s, store_error};
 use feedback::Timestamp;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
@@ -210,32 +211,8 @@ impl ReportStore for DynamoReportStore {
     }
 
     async fn claim_digest(&self, week: &str, channel: DigestChannel, lease: &Lease) -> Result<Claim, StoreError> {
-        let ch = channel.as_str();
-        let attrs = LeaseAttrs::new(&format!("{ch}_"));
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::report(week), keys::REPORT)))
-            .update_expression(format!("SET {}", attrs.set()))
-            .condition_expression(format!(
-                "attribute_exists(pk) AND attribute_not_exists({ch}_sent_at) AND {}",
-                attrs.free()
-            ))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        match claim_values(update, lease).send().await {
-            Ok(_) => Ok(Claim::Claimed),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
-                    match c.item() {
-                        None => Err(StoreError::Failed(format!("no report stored for {week}"))),
-                        Some(old) if old.contains_key(&format!("{ch}_sent_at")) => Ok(Claim::AlreadySent),
-                        Some(_) => Ok(Claim::InProgress),
-                    }
-                }
-                _ => Err(store_error(e)),
-            },
-        }
+        let missing = || Err(StoreError::Failed(format!("no report stored for {week}")));
+        digest(channel).claim(&self.client, &self.table, key(keys::report(week), keys::REPORT), lease, missing).await
     }
 
     async fn finish_digest(
@@ -246,30 +223,15 @@ impl ReportStore for DynamoReportStore {
         finish: Finish<'_>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let ch = channel.as_str();
-        let attrs = LeaseAttrs::new(&format!("{ch}_"));
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::report(week), keys::REPORT)))
-            .condition_expression(attrs.held())
-            .expression_attribute_values(":now", s(iso(now)));
-        let update = match finish {
-            Finish::Sent(message_id) => update
-                .update_expression(format!("SET {ch}_sent_at = :now, {ch}_message_id = :id REMOVE {}", attrs.remove()))
-                .expression_attribute_values(":id", s(message_id)),
-            Finish::Released { failure } => update
-                .update_expression(format!(
-                    "SET {ch}_failed_at = :now, {ch}_failure = :failure ADD {ch}_failures :one REMOVE {}",
-                    attrs.remove()
-                ))
-                .expression_attribute_values(":failure", s(failure.unwrap_or("released")))
-                .expression_attribute_values(":one", n(1)),
-        };
-        owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &format!("the {ch} digest of {week}")))?;
-        Ok(())
+        let key = key(keys::report(week), keys::REPORT);
+        digest(channel).finish(&self.client, &self.table, key, lease, finish, now).await
     }
+}
+
+/// A report's digest on one channel, sent once.
+fn digest(channel: DigestChannel) -> SentOnce {
+    let ch = channel.as_str();
+    SentOnce::new(&format!("{ch}_"), &format!("{ch}_sent_at"), &format!("{ch}_message_id"))
 }
 
 fn report_of(item: &Item) -> Result<WeeklyReport, StoreError> {
