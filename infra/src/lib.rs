@@ -1,17 +1,15 @@
-//! Local stand-ins for the parts of AWS that moto does not play, all derived from template.yaml:
-//! the Lambda Runtime API (each function's real binary runs against it), API Gateway's HTTP API
-//! (routes and authorizer from the template, real payload-v2 events), table creation, and the
-//! DynamoDB stream event source mapping.
+//! Everything that runs the system outside AWS, each part in its own place:
+//! - `local`: the local emulator (`make run`; binary `feedback-local`): moto plus our stand-ins
+//!   for the Lambda Runtime API, API Gateway, tables and the stream;
+//! - `demo`: the demo seeder (`make demo`): weeks of generated feedback through the real API;
+//! - `cli`: the offline `feedback` command (`src/bin/feedback.rs`): analyse, estimate, train, eval;
+//! - the cold-start bench is `src/bin/lambda-bench.rs` (`make bench`);
+//! - `template`: template.yaml read once, for all of them and the tests; `http`: a small client.
 
+pub mod cli;
 pub mod demo;
-pub mod evaluation;
-pub mod gateway;
 pub mod http;
-pub mod lambda_host;
-pub mod moto;
-pub mod runner;
-pub mod streams;
-pub mod tables;
+pub mod local;
 pub mod template;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use infra::moto::die_with_parent;
+use infra::local::moto::die_with_parent;
 use infra::template::{LocalNames, Template};
 
 pub use infra::http::{Reply, send};
@@ -19,13 +19,13 @@ pub fn moto_url() -> &'static str {
         if let Ok(url) = std::env::var("MOTO_URL") {
             return url;
         }
-        let port = infra::moto::free_port();
-        let path = infra::moto::moto_server_path();
+        let port = infra::local::moto::free_port();
+        let path = infra::local::moto::moto_server_path();
         let (tx, rx) = std::sync::mpsc::channel();
         // The child is spawned from a thread that lives as long as the process, because Linux's
         // parent-death signal fires when the spawning *thread* exits.
         std::thread::spawn(move || {
-            let mut cmd = infra::moto::server_command(port);
+            let mut cmd = infra::local::moto::server_command(port);
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
             die_with_parent(&mut cmd);
             match cmd.spawn() {
@@ -79,7 +79,7 @@ pub async fn fresh_feedback_table() -> (aws_sdk_dynamodb::Client, String) {
         .find(|t| t.logical_id == "FeedbackTable")
         .expect("FeedbackTable in template");
     let name = names.physical(&def.logical_id);
-    infra::tables::ensure_table(&client, &def, &name).await.expect("table created");
+    infra::local::tables::ensure_table(&client, &def, &name).await.expect("table created");
     (client, name)
 }
 
@@ -125,8 +125,8 @@ pub async fn fresh_topic() -> (aws_sdk_sns::Client, String) {
 }
 
 /// What moto recorded as published to `topic_arn`.
-pub async fn notifications(moto: &str, topic_arn: &str) -> Vec<infra::moto::SentNotification> {
-    infra::moto::sent_notifications(moto, |arn| arn == topic_arn).await.expect("moto data.json readable")
+pub async fn notifications(moto: &str, topic_arn: &str) -> Vec<infra::local::moto::SentNotification> {
+    infra::local::moto::sent_notifications(moto, |arn| arn == topic_arn).await.expect("moto data.json readable")
 }
 
 /// Every item of one conversation (`CONV#<id>`), keyed by sort key.
@@ -167,7 +167,7 @@ impl RunningSystem {
     pub fn start() -> RunningSystem {
         let runner = bin_dir().join("feedback-local");
         assert!(runner.exists(), "{} missing: run `cargo build --workspace` (make test does)", runner.display());
-        let (port, moto_port) = (infra::moto::free_port(), infra::moto::free_port());
+        let (port, moto_port) = (infra::local::moto::free_port(), infra::local::moto::free_port());
         let mut cmd = Command::new(&runner);
         cmd.env("PORT", port.to_string())
             .env("MOTO_PORT", moto_port.to_string())

@@ -18,7 +18,7 @@ async fn a_cancelled_transaction_changes_nothing_and_streams_nothing() {
     client.put_item().table_name(&table).set_item(Some(item("A", "1", "old"))).send().await.unwrap();
     let arn =
         client.describe_table().table_name(&table).send().await.unwrap().table.unwrap().latest_stream_arn.unwrap();
-    let mut stream = infra::streams::StreamReader::new(moto_url(), "us-east-1", &arn);
+    let mut stream = infra::local::streams::StreamReader::new(moto_url(), "us-east-1", &arn);
     assert_eq!(stream.poll(100).await.unwrap().len(), 1, "the first put");
 
     let put = |pk: &str, v: &str| {

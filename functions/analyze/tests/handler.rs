@@ -10,7 +10,7 @@ use feedback::conversations::{Channel, ChatMessage, Role};
 use feedback::ratings::RatingStore;
 use feedback::ratings::{Rating, RatingSubmission};
 use feedback_aws::dynamo::{DynamoConversationStore, DynamoRatingStore};
-use infra::streams::StreamReader;
+use infra::local::streams::StreamReader;
 use serde_json::{Value, json};
 use testkit::{conversation_items, fresh_feedback_table, moto_url, unique};
 
@@ -80,7 +80,7 @@ impl World {
     }
 
     async fn handle(&self, records: &[Value]) -> Value {
-        serde_json::to_value(self.app.handle(infra::streams::event(records)).await.unwrap()).unwrap()
+        serde_json::to_value(self.app.handle(infra::local::streams::event(records)).await.unwrap()).unwrap()
     }
 
     /// The week's aggregate items of one issue type, one per shard that has data.

@@ -54,7 +54,7 @@ impl World {
     async fn items(&self, conversation: &str) -> std::collections::BTreeMap<String, Item> {
         conversation_items(&self.dynamodb, &self.table, conversation).await
     }
-    async fn alerts(&self) -> Vec<infra::moto::SentNotification> {
+    async fn alerts(&self) -> Vec<infra::local::moto::SentNotification> {
         notifications(moto_url(), &self.topic).await
     }
 }

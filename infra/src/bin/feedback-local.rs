@@ -1,6 +1,6 @@
 //! `make run`: the whole system locally. See README "Run it locally".
 
-use infra::runner::{RunnerConfig, start};
+use infra::local::runner::{RunnerConfig, start};
 use infra::{BoxError, DEV_CALLER_KEY, STAFF_DEV_TOKEN};
 
 #[tokio::main]

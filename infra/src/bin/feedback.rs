@@ -280,11 +280,11 @@ fn train_issues(args: &[String]) -> Result<(), String> {
     let chat: Vec<(String, Vec<String>)> = if chat_labels.is_empty() {
         Vec::new()
     } else {
-        let sessions = infra::evaluation::jddc_sessions(dir)?;
-        infra::evaluation::labels(&chat_labels)?
+        let sessions = infra::cli::evaluation::jddc_sessions(dir)?;
+        infra::cli::evaluation::labels(&chat_labels)?
             .into_iter()
             .filter(|l| !l.dev && !l.invalid)
-            .map(|l| Ok((infra::evaluation::labelled_turn(&sessions, &l)?.1.clone(), l.issue_types)))
+            .map(|l| Ok((infra::cli::evaluation::labelled_turn(&sessions, &l)?.1.clone(), l.issue_types)))
             .collect::<Result<_, String>>()?
     };
     let taxonomy = Taxonomy::builtin();
@@ -431,7 +431,7 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let all = args.iter().any(|a| a == "--all");
     let (held, training): (Vec<_>, Vec<_>) =
-        infra::evaluation::stc3(dir)?.into_iter().partition(|(id, _)| infra::evaluation::stc3_held_out(id));
+        infra::cli::evaluation::stc3(dir)?.into_iter().partition(|(id, _)| infra::cli::evaluation::stc3_held_out(id));
     let mut examples: Vec<_> = training.into_iter().map(|(_, e)| e).collect();
     let started = std::time::Instant::now();
     if all {
@@ -441,7 +441,7 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let bytes = model.to_bytes();
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
     let model = SatisfactionModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
-    let (rho, mae) = infra::evaluation::rank_figures(&infra::evaluation::estimates(&model, &held), &held);
+    let (rho, mae) = infra::cli::evaluation::rank_figures(&infra::cli::evaluation::estimates(&model, &held), &held);
     eprintln!(
         "trained on {} dialogues in {:.1} s ({bits} bits, ridge {ridge}); held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
         examples.len(),
@@ -459,7 +459,7 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let extra: String = flag(args, "--extra", String::new())?;
     let extra = (!extra.is_empty()).then_some(extra.as_str());
-    let (model, report) = infra::evaluation::train_chat(dir, labels, extra, bits, ridge)?;
+    let (model, report) = infra::cli::evaluation::train_chat(dir, labels, extra, bits, ridge)?;
     std::fs::write(out, model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{report}");
     Ok(())
@@ -469,7 +469,7 @@ fn eval(args: &[String]) -> Result<(), String> {
     let files = positional(args);
     let dir = files.first().map_or("../shared/data", |s| s.as_str());
     let labels = files.get(1).map_or("shared/labels/jddc_turns.tsv", |s| s.as_str());
-    let mut report = infra::evaluation::eval(dir, labels)?;
+    let mut report = infra::cli::evaluation::eval(dir, labels)?;
     let test = format!("{dir}/splits/online_shopping_10_cats.test.tsv");
     let rows = labelled(&test)?;
     let (accuracy, f1) = score(feedback::analysis::sentiment::SentimentModel::builtin(), &rows);

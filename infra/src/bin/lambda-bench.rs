@@ -12,9 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use infra::BoxError;
-use infra::lambda_host::{FunctionSpec, sandbox_env};
-use infra::moto::Moto;
-use infra::runner::function_env;
+use infra::local::lambda_host::{FunctionSpec, sandbox_env};
+use infra::local::moto::Moto;
+use infra::local::runner::function_env;
 use infra::template::{LocalNames, Template};
 
 const RUNS: usize = 30;
@@ -255,7 +255,7 @@ async fn main() -> Result<(), BoxError> {
     let names = LocalNames {
         prefix: "bench-".into(),
         region: "us-east-1".into(),
-        account: infra::runner::ACCOUNT.into(),
+        account: infra::local::runner::ACCOUNT.into(),
         parameters: [
             ("CallerKeys".to_owned(), format!("bench:{}", feedback::auth::key_digest("k"))),
             ("DigestRecipients".to_owned(), "staff@example.com".to_owned()),
@@ -266,7 +266,7 @@ async fn main() -> Result<(), BoxError> {
     };
     let client = aws_sdk_dynamodb::Client::new(&feedback_aws::sdk::local_sdk_config(&moto.endpoint, "us-east-1").await);
     for t in template.tables()? {
-        infra::tables::ensure_table(&client, &t, &names.physical(&t.logical_id)).await?;
+        infra::local::tables::ensure_table(&client, &t, &names.physical(&t.logical_id)).await?;
     }
     let sns = aws_sdk_sns::Client::new(&feedback_aws::sdk::local_sdk_config(&moto.endpoint, "us-east-1").await);
     for topic in template.topics() {

@@ -132,7 +132,7 @@ async fn supervise(spec: FunctionSpec, runtime_api: SocketAddr, instance: usize)
             .stdout(if spec.show_logs { Stdio::piped() } else { Stdio::null() })
             .stderr(if spec.show_logs { Stdio::piped() } else { Stdio::null() })
             .kill_on_drop(true);
-        crate::moto::die_with_parent(cmd.as_std_mut());
+        crate::local::moto::die_with_parent(cmd.as_std_mut());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

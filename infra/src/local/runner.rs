@@ -12,9 +12,9 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::gateway::{Authorizer, AuthorizerKind, Gateway, LocalHandler, Route};
-use crate::lambda_host::{FunctionHost, FunctionSpec};
-use crate::moto::Moto;
+use crate::local::gateway::{Authorizer, AuthorizerKind, Gateway, LocalHandler, Route};
+use crate::local::lambda_host::{FunctionHost, FunctionSpec};
+use crate::local::moto::Moto;
 use crate::template::{AuthorizerDef, FunctionDef, LocalNames, Template};
 use crate::{BoxError, DEV_CALLER_KEY};
 
@@ -112,12 +112,12 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     for table in template.tables()? {
         let name = names.physical(&table.logical_id);
-        let created = crate::tables::ensure_table(&dynamodb, &table, &name).await?;
+        let created = crate::local::tables::ensure_table(&dynamodb, &table, &name).await?;
         tracing::info!(table = %name, created, "table ready");
     }
     let mut queue_urls: BTreeMap<String, String> = BTreeMap::new();
     for queue in template.queues() {
-        let created = crate::streams::aws_json(
+        let created = crate::local::streams::aws_json(
             &moto.endpoint,
             &cfg.region,
             "sqs",
@@ -282,8 +282,10 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
                 "GET /" | "GET " => (200, listing),
                 // What the functions published to this stack's topics (staff alerts), as moto recorded it.
                 "GET /notifications" => {
-                    match crate::moto::sent_notifications(&moto_endpoint, |arn| topic_arns.iter().any(|t| t == arn))
-                        .await
+                    match crate::local::moto::sent_notifications(&moto_endpoint, |arn| {
+                        topic_arns.iter().any(|t| t == arn)
+                    })
+                    .await
                     {
                         Ok(sent) => (200, json!({ "notifications": sent })),
                         Err(e) => (502, json!({ "message": format!("cannot read moto: {e}") })),
@@ -330,25 +332,25 @@ async fn poll_stream(
     region: String,
     queue_url: Option<String>,
 ) {
-    let mut reader = crate::streams::StreamReader::new(&endpoint, &region, &stream_arn);
+    let mut reader = crate::local::streams::StreamReader::new(&endpoint, &region, &stream_arn);
     loop {
         match reader.poll(source.batch_size).await {
             Ok(records) => {
                 let wanted: Vec<serde_json::Value> = records
                     .into_iter()
                     .filter(|r| {
-                        source.filters.is_empty() || source.filters.iter().any(|f| crate::streams::matches(f, r))
+                        source.filters.is_empty() || source.filters.iter().any(|f| crate::local::streams::matches(f, r))
                     })
                     .collect();
                 if !wanted.is_empty() {
-                    let delivery = crate::streams::Delivery {
+                    let delivery = crate::local::streams::Delivery {
                         host: &host,
                         function_arn: &function_arn,
                         max_retries: source.max_retries,
                         partial_batch_responses: source.partial_batch_responses,
                         on_failure: queue_url.as_deref().map(|q| (endpoint.as_str(), region.as_str(), q)),
                     };
-                    let delivered = crate::streams::deliver(&delivery, wanted).await;
+                    let delivered = crate::local::streams::deliver(&delivery, wanted).await;
                     tracing::debug!(?delivered, "stream batch delivered");
                     continue;
                 }
@@ -375,7 +377,7 @@ async fn fire_schedule(
     let time = query
         .split('&')
         .find_map(|p| p.strip_prefix("time="))
-        .map(crate::gateway::percent_decode)
+        .map(crate::local::gateway::percent_decode)
         .unwrap_or_else(|| jiff::Timestamp::now().to_string());
     if time.parse::<jiff::Timestamp>().is_err() {
         return (

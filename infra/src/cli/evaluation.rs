@@ -467,7 +467,7 @@ pub fn rank_figures(
 fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &[Label]) -> Result<String, String> {
     use std::fmt::Write;
     let mut out = String::new();
-    let held = crate::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
+    let held = crate::cli::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
     let estimates = estimates(SatisfactionModel::builtin(), &held);
     let (rho, mae) = rank_figures(&estimates, &held);
     let mut bins = [(0f64, 0f64, 0usize); 5];

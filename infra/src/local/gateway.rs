@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Map, Value, json};
 
-use crate::lambda_host::{FunctionHost, InvokeError};
+use crate::local::lambda_host::{FunctionHost, InvokeError};
 
 /// API Gateway's payload limit.
 pub const MAX_PAYLOAD: usize = 10 * 1024 * 1024;

@@ -126,7 +126,7 @@ mod tests {
 
 /// How the local event source mapping delivers one poll's records to the function.
 pub struct Delivery<'a> {
-    pub host: &'a crate::lambda_host::FunctionHost,
+    pub host: &'a crate::local::lambda_host::FunctionHost,
     pub function_arn: &'a str,
     pub max_retries: u32,
     pub partial_batch_responses: bool,
