@@ -362,8 +362,8 @@ async fn store_rating(
     via_follow_up: bool,
 ) -> Result<(), BoxError> {
     let submission = feedback::ratings::RatingSubmission {
-        conversation_id: conversation_id.to_owned(),
-        customer_id: customer_id.to_owned(),
+        conversation_id: conversation_id.into(),
+        customer_id: customer_id.into(),
         stars,
         comment,
         channel: feedback::conversations::Channel::App,

@@ -226,8 +226,8 @@ pub async fn seed_rating(
     let at: feedback::Timestamp = at.parse().expect("RFC 3339");
     let conversation_id = unique("c");
     let submission = feedback::ratings::RatingSubmission {
-        conversation_id: conversation_id.clone(),
-        customer_id: customer_id.to_owned(),
+        conversation_id: conversation_id.clone().into(),
+        customer_id: customer_id.into(),
         stars,
         comment: comment.map(str::to_owned),
         channel: feedback::conversations::Channel::App,
@@ -250,8 +250,8 @@ pub async fn seed_rating(
             order_value_minor,
             via_follow_up: via_link,
         },
-        conversation_id: conversation_id.clone(),
-        customer_id: customer_id.to_owned(),
+        conversation_id: conversation_id.clone().into(),
+        customer_id: customer_id.into(),
         text: rating.submission.comment.clone(),
         at,
     };

@@ -60,7 +60,7 @@ impl World {
     async fn customer(&self, email: Option<&str>, phone: Option<&str>, consent: Consent) -> String {
         let id = unique("u");
         let contact = ContactDetails {
-            customer_id: id.clone(),
+            customer_id: id.clone().into(),
             email: email.map(str::to_owned),
             phone: phone.map(str::to_owned),
             consent,
@@ -77,7 +77,7 @@ impl World {
         let conv = unique("c");
         let store = DynamoConversationStore::new(self.client.clone(), &self.table, 180);
         let closing = Closing {
-            conversation_id: conv.clone(),
+            conversation_id: conv.clone().into(),
             resolved: false,
             closed_at: at(closed_at),
             customer_id: Some(customer.into()),

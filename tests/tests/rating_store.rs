@@ -9,7 +9,7 @@ use testkit::{fresh_feedback_table, unique};
 
 fn submission(conversation_id: &str, stars: u8, comment: Option<&str>) -> RatingSubmission {
     RatingSubmission {
-        conversation_id: conversation_id.to_owned(),
+        conversation_id: conversation_id.into(),
         customer_id: "u-1".into(),
         stars,
         comment: comment.map(str::to_owned),

@@ -239,7 +239,7 @@ async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the
         aggregate_shards: 4,
     };
     let closing = feedback::conversations::Closing {
-        conversation_id: conv.clone(),
+        conversation_id: conv.clone().into(),
         resolved: false,
         closed_at: "2026-11-24T02:30:00Z".parse().unwrap(),
         customer_id: Some("u-9".into()),
@@ -289,7 +289,7 @@ async fn a_customer_message_is_read_in_the_context_of_the_messages_before_it() {
         pk: format!("CONV#{conv}"),
         sk: "MSG#m-1".into(),
         kind: feedback::insights::FeedbackKind::Message,
-        conversation_id: conv.clone(),
+        conversation_id: conv.clone().into(),
         customer_id: "u-1".into(),
         text: Some("好的谢谢".into()),
         at: at(3),

@@ -44,8 +44,8 @@ pub const ORDER_VALUE_MAX: i64 = 10_000_000;
 /// A validated rating as the customer submitted it, before it has an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RatingSubmission {
-    pub conversation_id: String,
-    pub customer_id: String,
+    pub conversation_id: crate::ids::ConversationId,
+    pub customer_id: crate::ids::CustomerId,
     pub stars: u8,
     pub comment: Option<String>,
     pub channel: Channel,
@@ -94,8 +94,8 @@ impl RatingSubmission {
         match (conversation_id, customer_id, stars, channel) {
             (Some(conversation_id), Some(customer_id), Some(stars), Some(channel)) if f.errors.is_empty() => {
                 Ok(RatingSubmission {
-                    conversation_id,
-                    customer_id,
+                    conversation_id: conversation_id.into(),
+                    customer_id: customer_id.into(),
                     stars: stars as u8,
                     comment,
                     channel,
@@ -272,13 +272,15 @@ pub async fn submit_rating(
             if existing.fingerprint == rating.fingerprint {
                 Ok(Submitted::Replayed(existing))
             } else {
-                Err(SubmitRatingError::IdempotencyKeyReused { conversation_id: existing.submission.conversation_id })
+                Err(SubmitRatingError::IdempotencyKeyReused {
+                    conversation_id: existing.submission.conversation_id.into(),
+                })
             }
         }
         _ if existing.fingerprint == rating.fingerprint => Ok(Submitted::Replayed(existing)),
         _ => Err(SubmitRatingError::AlreadyRated {
             existing_id: existing.id,
-            conversation_id: existing.submission.conversation_id,
+            conversation_id: existing.submission.conversation_id.into(),
         }),
     }
 }

@@ -33,8 +33,8 @@ fn minutes(n: i64) -> jiff::SignedDuration {
 
 pub fn submission(conversation_id: &str, customer_id: &str, stars: u8, comment: Option<&str>) -> RatingSubmission {
     RatingSubmission {
-        conversation_id: conversation_id.to_owned(),
-        customer_id: customer_id.to_owned(),
+        conversation_id: conversation_id.into(),
+        customer_id: customer_id.into(),
         stars,
         comment: comment.map(str::to_owned),
         channel: Channel::App,
@@ -70,10 +70,10 @@ pub fn message(id: &str, role: Role, text: &str, sent: &str) -> ChatMessage {
 
 pub fn closing(conversation_id: &str, customer_id: Option<&str>, resolved: bool, closed: &str) -> Closing {
     Closing {
-        conversation_id: conversation_id.to_owned(),
+        conversation_id: conversation_id.into(),
         resolved,
         closed_at: at(closed),
-        customer_id: customer_id.map(str::to_owned),
+        customer_id: customer_id.map(Into::into),
         channel: Some(Channel::App),
         locale: Some("zh-CN".into()),
     }
@@ -81,7 +81,7 @@ pub fn closing(conversation_id: &str, customer_id: Option<&str>, resolved: bool,
 
 fn contact(customer_id: &str) -> ContactDetails {
     ContactDetails {
-        customer_id: customer_id.to_owned(),
+        customer_id: customer_id.into(),
         email: Some(format!("{customer_id}@example.com")),
         phone: Some("+8613812345670".into()),
         consent: Consent { email: true, sms: false },
@@ -325,7 +325,7 @@ fn feedback_of(conversation_id: &str, message_id: &str, text: &str, sent: &str) 
         pk: format!("CONV#{conversation_id}"),
         sk: format!("MSG#{message_id}"),
         kind: FeedbackKind::Message,
-        conversation_id: conversation_id.to_owned(),
+        conversation_id: conversation_id.into(),
         customer_id: "u-1".into(),
         text: Some(text.to_owned()),
         at: at(sent),

@@ -224,12 +224,12 @@ impl State {
     }
 
     fn item_exists(&self, item: &StoredFeedback) -> bool {
-        let Some(conversation) = self.conversations.get(&item.conversation_id) else {
-            return item.sk == "RATING" && self.ratings.contains_key(&item.conversation_id);
+        let Some(conversation) = self.conversations.get(item.conversation_id.as_str()) else {
+            return item.sk == "RATING" && self.ratings.contains_key(item.conversation_id.as_str());
         };
         match item.sk.strip_prefix("MSG#") {
             Some(id) => conversation.messages.contains_key(id),
-            None => self.ratings.contains_key(&item.conversation_id),
+            None => self.ratings.contains_key(item.conversation_id.as_str()),
         }
     }
 
@@ -303,8 +303,8 @@ impl InMemory {
 
 fn follow_up_of(item: &FollowUpItem, conversation_id: &str) -> DueFollowUp {
     DueFollowUp {
-        conversation_id: conversation_id.to_owned(),
-        customer_id: item.customer_id.clone(),
+        conversation_id: conversation_id.into(),
+        customer_id: item.customer_id.clone().into(),
         locale: item.locale.clone(),
         due_at: item.due_at,
         kind: item.kind,
@@ -318,10 +318,10 @@ fn lost(what: impl Into<String>) -> StoreError {
 
 impl RatingStore for InMemory {
     async fn insert_rating(&self, rating: &Rating) -> Result<Option<Rating>, StoreError> {
-        self.with("insert_rating", |s| match s.ratings.get(&rating.submission.conversation_id) {
+        self.with("insert_rating", |s| match s.ratings.get(rating.submission.conversation_id.as_str()) {
             Some(existing) => Ok(Some(existing.clone())),
             None => {
-                s.ratings.insert(rating.submission.conversation_id.clone(), rating.clone());
+                s.ratings.insert(rating.submission.conversation_id.to_string(), rating.clone());
                 Ok(None)
             }
         })
@@ -475,14 +475,14 @@ impl ConversationStore for InMemory {
         let weeks = self.weeks.clone();
         self.with("close", |s| {
             let id = &closing.conversation_id;
-            let c = s.conversations.entry(id.clone()).or_default();
+            let c = s.conversations.entry(id.to_string()).or_default();
             if let (Some(wanted), Some(owner)) = (&closing.customer_id, &c.customer_id)
                 && wanted != owner
             {
                 return Ok(Closed::OtherCustomer(String::new()));
             }
             if c.customer_id.is_none() {
-                c.customer_id = closing.customer_id.clone();
+                c.customer_id = closing.customer_id.as_ref().map(|c| c.to_string());
             }
             if c.channel.is_none() {
                 c.channel = closing.channel;
@@ -537,11 +537,11 @@ impl ConversationStore for InMemory {
                 let shard = shard_of(customer.as_deref().unwrap_or(id), weeks.aggregate_shards);
                 let mut counters = estimate_counters(&estimate);
                 let tenths = counters.iter().find(|(n, _)| *n == "estimated_stars_tenths").map_or(0, |c| c.1);
-                let stars = s.ratings.get(id).map(|r| r.submission.stars);
+                let stars = s.ratings.get(id.as_str()).map(|r| r.submission.stars);
                 if let Some(stars) = stars {
                     counters.extend(pair_counters(stars, tenths));
                 }
-                if let Some(c) = s.conversations.get_mut(id) {
+                if let Some(c) = s.conversations.get_mut(id.as_str()) {
                     c.counted_estimate = Some((week.clone(), tenths));
                     c.paired = stars.is_some();
                 }
@@ -555,7 +555,7 @@ impl ConversationStore for InMemory {
 impl ContactStore for InMemory {
     async fn put_contact(&self, contact: &ContactDetails) -> Result<(), StoreError> {
         self.with("put_contact", |s| {
-            s.contacts.insert(contact.customer_id.clone(), contact.clone());
+            s.contacts.insert(contact.customer_id.to_string(), contact.clone());
             Ok(())
         })
     }
@@ -588,7 +588,8 @@ impl InMemory {
     ) -> Result<(), StoreError> {
         self.with(operation, |s| {
             let what = format!("the follow-up of {}", f.conversation_id);
-            let Some(item) = s.conversations.get_mut(&f.conversation_id).and_then(|c| c.follow_up.as_mut()) else {
+            let Some(item) = s.conversations.get_mut(f.conversation_id.as_str()).and_then(|c| c.follow_up.as_mut())
+            else {
                 return Err(lost(what));
             };
             if item.status != FollowUpStatus::Sending || !holds(&item.lease, lease) {
@@ -625,7 +626,8 @@ impl FollowUpStore for InMemory {
 
     async fn claim(&self, f: &DueFollowUp, lease: &Lease) -> Result<bool, StoreError> {
         self.with("claim", |s| {
-            let Some(item) = s.conversations.get_mut(&f.conversation_id).and_then(|c| c.follow_up.as_mut()) else {
+            let Some(item) = s.conversations.get_mut(f.conversation_id.as_str()).and_then(|c| c.follow_up.as_mut())
+            else {
                 return Ok(false);
             };
             let free = match item.status {
@@ -684,7 +686,7 @@ impl FollowUpStore for InMemory {
                 }
                 None => item.status = FollowUpStatus::Sent,
             }
-            last.insert(f.customer_id.clone(), now);
+            last.insert(f.customer_id.to_string(), now);
             deltas.push(AggregateDelta::all(&week, shard, vec![(counter, 1)]));
         })
     }
@@ -750,7 +752,7 @@ impl AnalysisStore for InMemory {
             }
             let marker = match (&a.item.kind, &a.text_digest) {
                 (FeedbackKind::Message, Some(digest)) if a.counts() => {
-                    Some((a.item.customer_id.clone(), digest.clone()))
+                    Some((a.item.customer_id.to_string(), digest.clone()))
                 }
                 _ => None,
             };
@@ -778,7 +780,7 @@ impl AnalysisStore for InMemory {
 
     async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
         self.with("earlier", |s| {
-            let Some(c) = s.conversations.get(&item.conversation_id) else { return Ok(Earlier::default()) };
+            let Some(c) = s.conversations.get(item.conversation_id.as_str()) else { return Ok(Earlier::default()) };
             let at = (iso_millis(item.at), item.sk.clone());
             let mut before: Vec<(String, String, Role, String)> = c
                 .messages
@@ -833,7 +835,7 @@ impl ReportStore for InMemory {
                         at,
                         kind: "rating".into(),
                         conversation_id: id.clone(),
-                        customer_id: r.submission.customer_id.clone(),
+                        customer_id: r.submission.customer_id.to_string(),
                         stars: Some(u64::from(r.submission.stars)),
                         category: None,
                         text: r.submission.comment.as_deref().map(|c| feedback::pii::mask_contacts(c).into_owned()),

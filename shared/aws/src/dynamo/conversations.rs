@@ -84,8 +84,8 @@ impl MessageItem {
             pk: self.pk,
             sk: self.sk,
             kind: FeedbackKind::Message,
-            conversation_id: self.conversation_id,
-            customer_id: self.customer_id,
+            conversation_id: self.conversation_id.into(),
+            customer_id: self.customer_id.into(),
             text: Some(self.text),
         }))
     }
@@ -151,7 +151,7 @@ impl DynamoConversationStore {
             role: message.role,
             text: message.text.clone(),
             sent_at: iso(message.sent_at),
-            customer_id: message.customer_id.clone(),
+            customer_id: message.customer_id.to_string(),
             channel: message.channel,
             bot_intent: message.bot_intent.clone(),
             trigger: stored_trigger,
@@ -173,7 +173,7 @@ impl DynamoConversationStore {
             pk: keys::conversation(conversation_id),
             sk: keys::FOLLOW_UP.into(),
             entity: "follow_up".into(),
-            conversation_id: conversation_id.clone(),
+            conversation_id: conversation_id.to_string(),
             customer_id: customer_id.to_owned(),
             channel: get_s(meta, "channel").map(str::to_owned),
             locale: get_s(meta, "locale").map(str::to_owned),
@@ -426,7 +426,7 @@ impl ConversationStore for DynamoConversationStore {
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(&closing.conversation_id), keys::META)))
             .expression_attribute_values(":entity", s("conversation"))
-            .expression_attribute_values(":conv", s(&closing.conversation_id))
+            .expression_attribute_values(":conv", s(closing.conversation_id.as_str()))
             .expression_attribute_values(":closed", s(iso(closing.closed_at)))
             .expression_attribute_values(":resolved", AttributeValue::Bool(closing.resolved))
             .expression_attribute_values(":expires", n(expiry(closing.closed_at, self.retention_days)));

@@ -66,8 +66,8 @@ fn get_bool(item: &Item, name: &str) -> bool {
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
     Some(DueFollowUp {
-        conversation_id: get_s(item, "conversation_id")?.to_owned(),
-        customer_id: get_s(item, "customer_id")?.to_owned(),
+        conversation_id: get_s(item, "conversation_id")?.into(),
+        customer_id: get_s(item, "customer_id")?.into(),
         locale: get_s(item, "locale").map(str::to_owned),
         due_at: get_s(item, "due_at")?.parse().ok()?,
         kind: if get_s(item, "kind") == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
@@ -231,7 +231,7 @@ impl FollowUpStore for DynamoFollowUpStore {
             .set_key(Some(key(keys::customer(&f.customer_id), keys::FATIGUE)))
             .update_expression("SET last_follow_up_at = :now, last_conversation_id = :conv")
             .expression_attribute_values(":now", s(iso(now)))
-            .expression_attribute_values(":conv", s(&f.conversation_id));
+            .expression_attribute_values(":conv", s(f.conversation_id.as_str()));
         let items = vec![
             TransactWriteItem::builder().update(update.build().map_err(|e| StoreError::Failed(e.to_string()))?).build(),
             TransactWriteItem::builder()

@@ -69,8 +69,8 @@ impl RatingItem {
             gsi1sk: keys::feedback_sort(r.created_at, "RATING", &s.conversation_id),
             expires_at: expiry(r.created_at, retention_days),
             id: r.id.clone(),
-            conversation_id: s.conversation_id.clone(),
-            customer_id: s.customer_id.clone(),
+            conversation_id: s.conversation_id.to_string(),
+            customer_id: s.customer_id.to_string(),
             stars: s.stars,
             comment: s.comment.clone(),
             channel: s.channel,
@@ -97,8 +97,8 @@ impl RatingItem {
                 order_value_minor: self.order_value_minor,
                 via_follow_up: self.via_follow_up,
             },
-            conversation_id: self.conversation_id,
-            customer_id: self.customer_id,
+            conversation_id: self.conversation_id.into(),
+            customer_id: self.customer_id.into(),
             text: self.comment,
         }))
     }
@@ -111,8 +111,8 @@ impl RatingItem {
         Ok(Rating {
             id: self.id,
             submission: RatingSubmission {
-                conversation_id: self.conversation_id,
-                customer_id: self.customer_id,
+                conversation_id: self.conversation_id.into(),
+                customer_id: self.customer_id.into(),
                 stars: self.stars,
                 comment: self.comment,
                 channel: self.channel,

@@ -198,7 +198,7 @@ pub enum AlertStatus {
 /// The answer to `POST /conversations/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessagesRecorded {
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     pub messages: Vec<MessageOutcome>,
     /// What the chatbot should do now; `null` when nothing new fired.
     pub action: Option<ChatbotAction>,
@@ -221,7 +221,7 @@ impl StaffAlert {
             None => masked.into_owned(),
         };
         StaffAlert {
-            conversation_id: conversation_id.to_owned(),
+            conversation_id: conversation_id.into(),
             customer_id: message.customer_id.clone(),
             category: category.to_owned(),
             severity,
@@ -429,7 +429,7 @@ pub struct CloseSettings {
 /// The answer to `POST /conversations/{id}/close`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationClosed {
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     pub resolved: bool,
     pub closed_at: Timestamp,
     pub follow_up: FollowUp,
@@ -472,7 +472,7 @@ pub async fn close_conversation(
     let turns = store.conversation_turns(&closing.conversation_id, SATISFACTION_MAX_TURNS).await?;
     let satisfaction = estimate_satisfaction(&turns);
     match store.close(&closing, satisfaction, due).await? {
-        Closed::OtherCustomer(_) => Err(IntakeError::OtherCustomer { conversation_id: closing.conversation_id }),
+        Closed::OtherCustomer(_) => Err(IntakeError::OtherCustomer { conversation_id: closing.conversation_id.into() }),
         Closed::Done(state) => Ok(ConversationClosed {
             follow_up: FollowUp {
                 state,

@@ -107,7 +107,7 @@ pub struct ChatMessage {
     /// Cleaned (see `validate::clean_text`); may be empty (a sticker or an image).
     pub text: String,
     pub sent_at: Timestamp,
-    pub customer_id: String,
+    pub customer_id: crate::ids::CustomerId,
     pub channel: Channel,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot_intent: Option<String>,
@@ -126,8 +126,8 @@ impl ChatMessage {
 /// content (an exact repeat inside one call is dropped). Sorted by `sent_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageBatch {
-    pub conversation_id: String,
-    pub customer_id: String,
+    pub conversation_id: crate::ids::ConversationId,
+    pub customer_id: crate::ids::CustomerId,
     pub messages: Vec<ChatMessage>,
 }
 
@@ -223,7 +223,15 @@ impl MessageBatch {
             if let (true, Some(message_id), Some(role), Some(text), Some(sent_at), Some(customer_id), Some(channel)) =
                 (ok, message_id, role, text, sent_at, customer_id, channel)
             {
-                let message = ChatMessage { message_id, role, text, sent_at, customer_id, channel, bot_intent };
+                let message = ChatMessage {
+                    message_id,
+                    role,
+                    text,
+                    sent_at,
+                    customer_id: customer_id.into(),
+                    channel,
+                    bot_intent,
+                };
                 match messages.iter().find(|seen| seen.message_id == message.message_id) {
                     Some(seen) if *seen == message => {}
                     Some(_) => errors.push(crate::validate::FieldError::new(
@@ -240,19 +248,19 @@ impl MessageBatch {
         }
         messages.sort_by_key(|m| m.sent_at);
         let customer_id = messages[0].customer_id.clone();
-        Ok(MessageBatch { conversation_id, customer_id, messages })
+        Ok(MessageBatch { conversation_id: conversation_id.into(), customer_id, messages })
     }
 }
 
 /// `POST /conversations/{id}/close`: how the conversation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closing {
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     /// Did the chat solve the customer's problem? Unresolved ones get a follow-up later.
     pub resolved: bool,
     pub closed_at: Timestamp,
     /// Optional here when the conversation's messages already named the customer.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<crate::ids::CustomerId>,
     pub channel: Option<Channel>,
     pub locale: Option<String>,
 }
@@ -271,10 +279,10 @@ impl Closing {
         let locale = f.string("locale", false).and_then(|raw| f.keep(crate::validate::check_locale("locale", raw)));
         match resolved {
             Some(resolved) if f.errors.is_empty() => Ok(Closing {
-                conversation_id,
+                conversation_id: conversation_id.into(),
                 resolved,
                 closed_at: closed_at.unwrap_or(Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)),
-                customer_id,
+                customer_id: customer_id.map(Into::into),
                 channel,
                 locale,
             }),

@@ -153,8 +153,8 @@ pub trait StaffAlerts {
 /// A real-time alert to staff about one category in one conversation. Customer text is masked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StaffAlert {
-    pub conversation_id: String,
-    pub customer_id: String,
+    pub conversation_id: crate::ids::ConversationId,
+    pub customer_id: crate::ids::CustomerId,
     pub category: String,
     pub severity: Severity,
     pub rule: Option<String>,

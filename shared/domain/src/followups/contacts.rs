@@ -24,7 +24,7 @@ pub struct Consent {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactDetails {
-    pub customer_id: String,
+    pub customer_id: crate::ids::CustomerId,
     /// Lower-cased domain; the local part as given.
     pub email: Option<String>,
     /// E.164 (`+8613812345678`).
@@ -116,9 +116,15 @@ impl ContactDetails {
         let time_zone = f.string("time_zone", true).and_then(|raw| f.keep(check_time_zone("time_zone", raw)));
         let locale = f.string("locale", true).and_then(|raw| f.keep(check_locale("locale", raw)));
         match (consent, time_zone, locale) {
-            (Some(consent), Some(time_zone), Some(locale)) if f.errors.is_empty() => {
-                Ok(ContactDetails { customer_id, email, phone, consent, time_zone, locale, updated_at: now })
-            }
+            (Some(consent), Some(time_zone), Some(locale)) if f.errors.is_empty() => Ok(ContactDetails {
+                customer_id: customer_id.into(),
+                email,
+                phone,
+                consent,
+                time_zone,
+                locale,
+                updated_at: now,
+            }),
             _ => Err(InputError::Invalid(f.errors)),
         }
     }

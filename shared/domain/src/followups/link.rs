@@ -17,7 +17,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatingLink {
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     pub expires_at: Timestamp,
     /// Unique per link; recorded when the link is used, so it works once.
     pub nonce: String,
@@ -73,7 +73,7 @@ impl LinkSigner {
         if now >= expires_at {
             return Err(LinkError::Expired(expires_at));
         }
-        Ok(RatingLink { conversation_id: conversation_id.to_owned(), expires_at, nonce: nonce.to_owned() })
+        Ok(RatingLink { conversation_id: conversation_id.into(), expires_at, nonce: nonce.to_owned() })
     }
 }
 
@@ -240,7 +240,7 @@ pub async fn open_link(
                 .map(|c| c.chars().take(crate::validate::COMMENT_MAX_CHARS).collect());
             let submission = RatingSubmission {
                 conversation_id: link.conversation_id.clone(),
-                customer_id,
+                customer_id: customer_id.into(),
                 stars,
                 comment,
                 channel: Channel::Web,

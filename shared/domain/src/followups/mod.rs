@@ -372,8 +372,8 @@ pub enum FollowUpKind {
 /// A follow-up whose time has come.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueFollowUp {
-    pub conversation_id: String,
-    pub customer_id: String,
+    pub conversation_id: crate::ids::ConversationId,
+    pub customer_id: crate::ids::CustomerId,
     pub locale: Option<String>,
     pub due_at: Timestamp,
     pub kind: FollowUpKind,
@@ -498,7 +498,7 @@ pub async fn run_follow_ups(
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(outcome) => outcomes.push((f.conversation_id.clone(), outcome)),
+            Ok(outcome) => outcomes.push((f.conversation_id.to_string(), outcome)),
             Err(e) => {
                 tracing::error!(error = %e, conversation_id = %f.conversation_id, "follow-up left for the retry");
                 first_error.get_or_insert(e);

@@ -35,8 +35,8 @@ pub struct StoredFeedback {
     pub pk: String,
     pub sk: String,
     pub kind: FeedbackKind,
-    pub conversation_id: String,
-    pub customer_id: String,
+    pub conversation_id: crate::ids::ConversationId,
+    pub customer_id: crate::ids::CustomerId,
     pub text: Option<String>,
     pub at: Timestamp,
 }
@@ -132,7 +132,7 @@ impl AnalysedFeedback {
                 shard,
                 issue_type: issue_type.to_owned(),
                 counters,
-                customer: Some(self.item.customer_id.clone()),
+                customer: Some(self.item.customer_id.to_string()),
                 example,
             };
         let mut out: Vec<AggregateDelta> =
