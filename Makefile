@@ -52,6 +52,9 @@ lint-template: $(STAMP)
 lint: lint-template
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	@# The layers, checked: the one domain crate depends on no AWS, Lambda or async-runtime crate.
+	@if cargo tree -p feedback-domain -e normal --prefix none | grep -E '^(aws|lambda|tokio|hyper)'; then \
+	  echo "feedback-domain must not depend on AWS, Lambda or runtime crates (see ARCHITECTURE.md)"; exit 1; fi
 
 # Release build of the functions, then size, cold start and peak RSS on a local Lambda Runtime API.
 bench: $(STAMP)

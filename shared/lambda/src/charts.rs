@@ -7,7 +7,8 @@
 use std::sync::Once;
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -57,6 +58,42 @@ fn segment_name(names: &[String], v: &SegmentValue<i32>) -> String {
 }
 
 /// `2026-W47` → `W47`.
+type Columns<'a, DB> = ChartContext<'a, DB, Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordf64>>;
+
+/// A chart with one column per name (weeks, funnel stages) and a value axis from 0 to `top`,
+/// its mesh drawn.
+fn columns<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    names: &[String],
+    top: f64,
+    value: &dyn Fn(&f64) -> String,
+) -> Result<Columns<'a, DB>, ChartError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| ChartError(e.to_string());
+    let n = names.len().max(1) as i32;
+    let label = ("sans-serif", 12).into_font().color(&INK);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16).into_font().color(&INK))
+        .margin(10)
+        .x_label_area_size(24)
+        .y_label_area_size(40)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0f64..top)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .max_light_lines(1)
+        .light_line_style(WHITE)
+        .disable_x_mesh()
+        .x_labels(n as usize)
+        .x_label_style(label.clone())
+        .y_label_style(label)
+        .x_label_formatter(&|v| segment_name(names, v))
+        .y_label_formatter(value)
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
+
 fn short_week(week: &str) -> String {
     week.split_once('-').map_or(week, |(_, w)| w).to_owned()
 }
@@ -222,7 +259,6 @@ impl Chart {
                 }
             }
             Chart::Sentiment { title, weeks } => {
-                let n = weeks.len().max(1) as i32;
                 // The legend sits right of the plot, never over the bars.
                 let (w, _) = root.dim_in_pixel();
                 let (plot, legend) = root.split_horizontally(w.saturating_sub(90).max(10));
@@ -235,26 +271,8 @@ impl Chart {
                         .draw(&Text::new(name, (20, y), label.clone().pos(Pos::new(HPos::Left, VPos::Center))))
                         .map_err(e)?;
                 }
-                let mut chart = ChartBuilder::on(&plot)
-                    .caption(title, caption)
-                    .margin(10)
-                    .x_label_area_size(24)
-                    .y_label_area_size(40)
-                    .build_cartesian_2d((0..n - 1).into_segmented(), 0.0f64..100.0)
-                    .map_err(e)?;
                 let names: Vec<String> = weeks.iter().map(|w| w.0.clone()).collect();
-                chart
-                    .configure_mesh()
-                    .max_light_lines(1)
-                    .light_line_style(WHITE)
-                    .disable_x_mesh()
-                    .x_labels(n as usize)
-                    .x_label_style(label.clone())
-                    .y_label_style(label.clone())
-                    .x_label_formatter(&|v| segment_name(&names, v))
-                    .y_label_formatter(&|y| format!("{y:.0}%"))
-                    .draw()
-                    .map_err(e)?;
+                let mut chart = columns(&plot, title, &names, 100.0, &|y| format!("{y:.0}%"))?;
                 for (k, color) in [GREEN, GREY, RED].into_iter().enumerate() {
                     let series = weeks.iter().enumerate().filter_map(|(i, (_, split))| {
                         let total: u64 = split.iter().sum();
@@ -276,28 +294,9 @@ impl Chart {
                 }
             }
             Chart::Funnel { title, stages } => {
-                let n = stages.len().max(1) as i32;
                 let max = stages.iter().map(|s| s.1).max().unwrap_or(0).max(4) as f64 * 1.2;
-                let mut chart = ChartBuilder::on(root)
-                    .caption(title, caption)
-                    .margin(10)
-                    .x_label_area_size(24)
-                    .y_label_area_size(40)
-                    .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..max)
-                    .map_err(e)?;
                 let names: Vec<String> = stages.iter().map(|s| s.0.clone()).collect();
-                chart
-                    .configure_mesh()
-                    .max_light_lines(1)
-                    .light_line_style(WHITE)
-                    .disable_x_mesh()
-                    .x_labels(n as usize)
-                    .x_label_style(label.clone())
-                    .y_label_style(label.clone())
-                    .x_label_formatter(&|v| segment_name(&names, v))
-                    .y_label_formatter(&|y| format!("{y:.0}"))
-                    .draw()
-                    .map_err(e)?;
+                let mut chart = columns(root, title, &names, max, &|y| format!("{y:.0}"))?;
                 chart
                     .draw_series(stages.iter().enumerate().map(|(i, (_, v))| {
                         let i = i as i32;
