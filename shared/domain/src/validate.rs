@@ -145,9 +145,81 @@ pub fn json_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, 
     if body.len() > max_bytes {
         return Err(InputError::TooLarge { limit: max_bytes });
     }
-    match serde_json::from_slice(body).map_err(|e| InputError::MalformedJson(e.to_string()))? {
+    match serde_json::from_slice::<Strict>(body).map_err(|e| InputError::MalformedJson(e.to_string()))?.0 {
         Value::Object(object) => Ok(object),
         _ => Err(InputError::NotAnObject),
+    }
+}
+
+/// A JSON value read strictly: an object that names a key twice is refused (serde_json would keep
+/// the last one silently, so `{"stars": 1, "stars": 5}` would mean 5 to us and 1 to a proxy).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} appears twice")));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -313,6 +385,19 @@ fn join(prefix: &str, key: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        for body in [r#"{"stars": 1, "stars": 5}"#, r#"{"messages": [{"text": "a", "text": "b"}]}"#] {
+            let err = json_object(body.as_bytes(), 1024).unwrap_err();
+            assert!(matches!(&err, InputError::MalformedJson(why) if why.contains("appears twice")), "{body}: {err:?}");
+        }
+        let ok = json_object(br#"{"a": [1, 2.5, true, null, {"b": "c"}], "d": {"e": -3}}"#, 1024).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(ok),
+            serde_json::json!({"a": [1, 2.5, true, null, {"b": "c"}], "d": {"e": -3}})
+        );
+    }
 
     #[test]
     fn ids_with_key_separators_or_spaces_are_rejected() {

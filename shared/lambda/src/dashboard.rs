@@ -62,8 +62,13 @@ pub fn view_week(week: Option<&str>, today: jiff::civil::Date) -> Result<String,
 /// One CSV cell: quoted when needed, and a leading `= + - @` neutralised so a spreadsheet never
 /// runs a customer's comment as a formula.
 fn cell(v: &str) -> String {
-    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{v}") } else { v.to_owned() };
-    if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
+    // Formula starts, full-width ones too, and after leading blanks (spreadsheets skip them).
+    const FORMULA: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+    let formula = v.starts_with(FORMULA) || v.trim_start_matches([' ', '\u{3000}']).starts_with(FORMULA);
+    let v = if formula { format!("'{v}") } else { v.to_owned() };
+    // Quoted when it holds a separator of any locale (`;` is Excel's in much of Europe), so a `;=`
+    // inside a comment never starts a cell of its own.
+    if v.contains([',', ';', '"', '\n', '\r', '\t']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
 /// The export: a header row, then one row per rating or trigger event (UTF-8 with a BOM, so
@@ -387,6 +392,14 @@ mod tests {
             "2026-11-18T03:00:00.000Z,rating,c-1,u-1,1,,negative,-0.812,4,logistics service,\"'=HYPERLINK(\"\"http://x\"\"), 太慢\""
         );
         assert!(lines[2].starts_with("# truncated"));
+        for (comment, expected) in [
+            ("ok;=cmd|' /C calc'!A0", "\"ok;=cmd|' /C calc'!A0\""),
+            ("＝1+1", "'＝1+1"),
+            ("  =1+1", "'  =1+1"),
+            ("－2", "'－2"),
+        ] {
+            assert_eq!(cell(comment), expected, "{comment}");
+        }
     }
 
     #[test]

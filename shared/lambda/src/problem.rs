@@ -60,6 +60,20 @@ impl Problem {
     }
 }
 
+/// At most this many `invalid_params` in one answer, each field name and detail cut to these
+/// lengths: a body of a million unknown keys gets a 422 of a few kilobytes, not a response beyond
+/// Lambda's 6 MB.
+pub const INVALID_PARAMS_MAX: usize = 20;
+const FIELD_NAME_MAX_CHARS: usize = 100;
+const DETAIL_MAX_CHARS: usize = 300;
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 impl From<InputError> for Problem {
     fn from(e: InputError) -> Self {
         match e {
@@ -81,13 +95,22 @@ impl From<InputError> for Problem {
             InputError::BadHeader { header, detail } => {
                 Problem::new(400, "bad-header", "Invalid header", format!("Header {header} {detail}"))
             }
-            InputError::Invalid(errors) => {
+            InputError::Invalid(mut errors) => {
+                // However many fields a body gets wrong, the answer stays small: the first
+                // INVALID_PARAMS_MAX, each cut to a readable length, and how many more there were.
+                let more = errors.len().saturating_sub(INVALID_PARAMS_MAX);
+                errors.truncate(INVALID_PARAMS_MAX);
+                for e in &mut errors {
+                    e.field = cut(&e.field, FIELD_NAME_MAX_CHARS);
+                    e.detail = cut(&e.detail, DETAIL_MAX_CHARS);
+                }
                 let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                let and_more = if more > 0 { format!(" and {more} more") } else { String::new() };
                 let mut p = Problem::new(
                     422,
                     "validation-failed",
                     "Validation failed",
-                    format!("Invalid field(s): {}", fields.join(", ")),
+                    format!("Invalid field(s): {}{and_more}", fields.join(", ")),
                 );
                 p.invalid_params = errors;
                 p
@@ -149,6 +172,28 @@ impl Problem {
 mod tests {
     use super::*;
     use feedback::errors::StoreError;
+
+    #[test]
+    fn a_body_full_of_unknown_fields_gets_a_small_answer() {
+        // 1.3 MB of messages, each with unknown fields, one of them with a 100 KB name.
+        let mut body = String::from("{\"customer_id\": \"u-1\", \"messages\": [");
+        for m in 0..50 {
+            let unknown: String = (0..400).map(|i| format!(", \"unknown_{i}_{}\": 1", "x".repeat(40))).collect();
+            let sep = if m == 0 { "" } else { "," };
+            body.push_str(&format!(
+                "{sep}{{\"message_id\": \"m-{m}\", \"role\": \"customer\", \"text\": \"hi\"{unknown}}}"
+            ));
+        }
+        body.push_str(&format!("], \"{}\": 1}}", "k".repeat(100_000)));
+        assert!(body.len() > 1_000_000 && body.len() < feedback::conversations::MESSAGES_BODY_MAX_BYTES);
+        let now = "2026-11-18T03:00:00Z".parse().unwrap();
+        let err = feedback::conversations::MessageBatch::from_json("c-1".into(), body.as_bytes(), now).unwrap_err();
+        let json = serde_json::to_string(&Problem::from(err)).unwrap();
+        assert!(json.len() < 16 * 1024, "{} bytes for a {} byte body", json.len(), body.len());
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["invalid_params"].as_array().unwrap().len(), INVALID_PARAMS_MAX);
+        assert!(v["detail"].as_str().unwrap().contains(" more"), "{}", v["detail"]);
+    }
 
     #[test]
     fn storage_details_never_reach_the_caller() {

@@ -183,7 +183,7 @@ impl DynamoConversationStore {
             attempts: 0,
             gsi1pk: keys::follow_up_due_hour(due),
             gsi1sk: keys::follow_up_due_sort(due, conversation_id),
-            expires_at: expiry(due, self.retention_days),
+            expires_at: expiry(due.max(Timestamp::now()), self.retention_days),
         };
         let old_state = match self.put_new(item, "follow-up").await? {
             None => return Ok(FollowUpState::Scheduled),
@@ -340,7 +340,7 @@ impl ConversationStore for DynamoConversationStore {
                     &format!("{}#{}", event.conversation_id, event.category),
                 )),
             )
-            .expression_attribute_values(":expires", n(expiry(event.sent_at, self.retention_days)))
+            .expression_attribute_values(":expires", n(expiry(Timestamp::now(), self.retention_days)))
             .expression_attribute_values(":ids", AttributeValue::Ss(vec![event.message_id.to_owned()]));
         if let Some(rule) = event.rule {
             set.push_str(", #rule = if_not_exists(#rule, :rule)");
@@ -429,7 +429,7 @@ impl ConversationStore for DynamoConversationStore {
             .expression_attribute_values(":conv", s(closing.conversation_id.as_str()))
             .expression_attribute_values(":closed", s(iso(closing.closed_at)))
             .expression_attribute_values(":resolved", AttributeValue::Bool(closing.resolved))
-            .expression_attribute_values(":expires", n(expiry(closing.closed_at, self.retention_days)));
+            .expression_attribute_values(":expires", n(expiry(Timestamp::now(), self.retention_days)));
         if let Some(customer_id) = &closing.customer_id {
             set.push_str(", customer_id = if_not_exists(customer_id, :cust)");
             update = update

@@ -168,7 +168,7 @@ impl AnalysisStore for DynamoAnalysisStore {
             let mut marker = key(pk.clone(), sk);
             marker.insert("first_pk".into(), s(&a.item.pk));
             marker.insert("first_sk".into(), s(&a.item.sk));
-            marker.insert("expires_at".into(), n(expiry(a.item.at, self.repeat_window_days)));
+            marker.insert("expires_at".into(), n(expiry(a.item.at.max(now), self.repeat_window_days)));
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(marker))

@@ -118,6 +118,8 @@ pub(crate) fn iso(at: feedback::Timestamp) -> String {
 /// Weekly aggregates are kept this long (a bit over two years, for year-on-year comparisons).
 pub(crate) const AGGREGATE_RETENTION_DAYS: u32 = 800;
 
+/// The TTL (epoch seconds) of an item kept `days` from `at`: the time of storing, or a later time
+/// the item is about (a follow-up's due time), never an old time the caller reported.
 pub(crate) fn expiry(at: feedback::Timestamp, days: u32) -> i64 {
     at.as_second() + i64::from(days) * 86_400
 }

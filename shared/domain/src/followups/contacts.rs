@@ -40,6 +40,15 @@ pub struct ContactDetails {
 /// 254 characters. (Whether it receives mail only sending can tell.)
 pub fn check_email(field: &str, raw: &str) -> Result<String, FieldError> {
     let bad = || FieldError::new(field, "email", "must be an e-mail address such as name@example.com");
+    // SES sends to ASCII addresses only (an internationalised domain in its xn-- form is ASCII):
+    // a Chinese address would be accepted and then fail at every follow-up.
+    if !raw.is_ascii() {
+        return Err(FieldError::new(
+            field,
+            "email_ascii",
+            "must be an ASCII e-mail address (write an internationalised domain in its xn-- form)",
+        ));
+    }
     let raw = raw.trim();
     let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
     let domain_ok = domain.len() >= 3
@@ -235,6 +244,11 @@ mod tests {
         for bad in ["a@b", "@b.com", "a b@c.com", "a@.com", "a@b..com", "a@b.com.", "a@@b.com"] {
             assert!(check_email("e", bad).is_err(), "{bad}");
         }
+        // SES cannot send to them: refused up front, not accepted to fail at every follow-up.
+        for non_ascii in ["张三@example.com", "zhang@例子.中国", "ｚhang@example.com"] {
+            assert_eq!(check_email("e", non_ascii).unwrap_err().rule, "email_ascii", "{non_ascii}");
+        }
+        assert!(check_email("e", "zhang@xn--fsqu00a.xn--fiqs8s").is_ok(), "an IDN in its xn-- form");
         assert!(check_phone("p", "+14155550123").is_ok());
         for bad in ["+0123456789", "+12", "+86abc12345678", "008613812345678"] {
             assert!(check_phone("p", bad).is_err(), "{bad}");
