@@ -265,6 +265,5 @@ pub async fn seed_rating(
 
 /// moto's record of what was "sent": `/moto-api/data.json`.
 pub async fn moto_data() -> serde_json::Value {
-    let (_, body) = infra::http::get(&format!("{}/moto-api/data.json", moto_url())).await.expect("moto reachable");
-    serde_json::from_slice(&body).expect("moto data.json is JSON")
+    infra::local::moto::data(moto_url()).await.expect("moto's data.json")
 }

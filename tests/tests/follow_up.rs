@@ -115,8 +115,7 @@ impl World {
 }
 
 async fn moto_data() -> Value {
-    let (_, body) = infra::http::get(&format!("{}/moto-api/data.json", moto_url())).await.unwrap();
-    serde_json::from_slice(&body).unwrap()
+    infra::local::moto::data(moto_url()).await.unwrap()
 }
 
 /// Raw e-mails moto recorded as sent to `to`.

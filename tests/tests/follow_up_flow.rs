@@ -51,8 +51,7 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
     assert_eq!(run.status, 200, "{:?}", run.json());
     assert_eq!(run.json()["sent"], 1, "{:?}", run.json());
 
-    let (_, data) = infra::http::get(&format!("{}/moto-api/data.json", sys.moto_url)).await.unwrap();
-    let data: Value = serde_json::from_slice(&data).unwrap();
+    let data: Value = infra::local::moto::data(&sys.moto_url).await.unwrap();
     let mails: Vec<&str> = data["ses"]["RawMessage"]
         .as_array()
         .into_iter()

@@ -122,16 +122,33 @@ pub struct SentNotification {
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// moto's record of everything (`/moto-api/data.json`: sent mail, SMS, topic messages). moto
+/// answers it with a 500 now and then while other requests are in flight (it serialises its whole
+/// state); a few quick retries get it.
+pub async fn data(endpoint: &str) -> Result<serde_json::Value, BoxError> {
+    let mut last = String::new();
+    for attempt in 0..8u32 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5))).await;
+        }
+        match crate::http::get(&format!("{endpoint}/moto-api/data.json")).await {
+            Ok((200, body)) => match serde_json::from_slice(&body) {
+                Ok(data) => return Ok(data),
+                Err(e) => last = format!("not JSON: {e}"),
+            },
+            Ok((status, _)) => last = format!("answered {status}"),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("moto data.json: {last} (8 attempts)").into())
+}
+
 /// What moto says was published to the topics whose ARN passes `wanted` (`/moto-api/data.json`).
 pub async fn sent_notifications(
     endpoint: &str,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<SentNotification>, BoxError> {
-    let (status, body) = crate::http::get(&format!("{endpoint}/moto-api/data.json")).await?;
-    if status != 200 {
-        return Err(format!("moto data.json answered {status}").into());
-    }
-    let data: serde_json::Value = serde_json::from_slice(&body)?;
+    let data = data(endpoint).await?;
     let mut out = Vec::new();
     for topic in data["sns"]["Topic"].as_array().into_iter().flatten() {
         let arn = topic["arn"].as_str().unwrap_or_default();
@@ -156,4 +173,36 @@ pub async fn sent_notifications(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A stand-in for moto that answers data.json with a 500 `fails` times, then with JSON.
+    async fn flaky_moto(fails: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let (status, body) =
+                    if n < fails { ("500 Internal Server Error", "oops") } else { ("200 OK", r#"{"ses": {}}"#) };
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        endpoint
+    }
+
+    #[tokio::test]
+    async fn data_json_is_read_through_moto_s_passing_500s() {
+        let endpoint = flaky_moto(3).await;
+        assert_eq!(super::data(&endpoint).await.unwrap(), serde_json::json!({"ses": {}}));
+        let never = flaky_moto(usize::MAX).await;
+        assert!(super::data(&never).await.unwrap_err().to_string().contains("answered 500"));
+    }
 }

@@ -267,11 +267,6 @@ pub struct Closing {
 
 pub const CLOSE_BODY_MAX_BYTES: usize = 4 * 1024;
 
-/// A close may be reported at most this late: its follow-up falls due a day after `closed_at`, and
-/// the follow-up run looks back three days, so an older close would be answered `scheduled` and
-/// never followed up.
-pub const CLOSED_AT_MAX_AGE_HOURS: i64 = 48;
-
 impl Closing {
     /// `closed_at` defaults to `now` when the platform leaves it out.
     pub fn from_json(conversation_id: String, body: &[u8], now: Timestamp) -> Result<Self, InputError> {
@@ -279,17 +274,6 @@ impl Closing {
         let mut f = Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale"]);
         let resolved = f.bool("resolved");
         let closed_at = timestamp(&mut f, "closed_at", false, now);
-        let closed_at = match closed_at {
-            Some(t) if t < now - jiff::SignedDuration::from_hours(CLOSED_AT_MAX_AGE_HOURS) => {
-                f.fail(
-                    "closed_at",
-                    "too_old",
-                    format!("must be within the last {CLOSED_AT_MAX_AGE_HOURS} hours: a close reported later is never followed up"),
-                );
-                None
-            }
-            t => t,
-        };
         let customer_id = f.id("customer_id", false);
         let channel = f.one_of("channel", false, &Channel::ALL);
         let locale = f.string("locale", false).and_then(|raw| f.keep(crate::validate::check_locale("locale", raw)));
@@ -331,16 +315,6 @@ mod tests {
             Err(InputError::Invalid(errs)) => errs.into_iter().map(|e| (e.field, e.rule)).collect(),
             other => panic!("expected field errors, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn a_close_reported_too_late_to_be_followed_up_is_refused() {
-        let at = |t: Timestamp| json!({"resolved": false, "closed_at": t.to_string()}).to_string();
-        let late = Closing::from_json("c-1".into(), at(now() - jiff::SignedDuration::from_hours(49)).as_bytes(), now());
-        let Err(InputError::Invalid(errors)) = late else { panic!("{late:?}") };
-        assert_eq!((errors[0].field.as_str(), errors[0].rule), ("closed_at", "too_old"));
-        let recent = now() - jiff::SignedDuration::from_hours(47);
-        assert_eq!(Closing::from_json("c-1".into(), at(recent).as_bytes(), now()).unwrap().closed_at, recent);
     }
 
     #[test]
