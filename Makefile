@@ -29,6 +29,7 @@ TEAM_DATA        ?= $(or $(FEEDBACK_DATA),../shared/data)
 test: $(STAMP) lint-template browser
 	cargo build --workspace --bins
 	@if [ -d "$(TEAM_DATA)" ]; then cargo test --workspace --no-fail-fast; \
+	elif [ -n "$$CI" ]; then echo "CI needs the team data folder: $(TEAM_DATA) is not here"; exit 1; \
 	else echo "NOT RUN: the checks on the team data (needs_team_data::*): $(TEAM_DATA) is not here"; \
 	  cargo test --workspace --no-fail-fast -- --skip needs_team_data; fi
 
