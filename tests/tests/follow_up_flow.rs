@@ -65,7 +65,17 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
     assert_eq!(unknown.status, 404);
 
     // The link in the e-mail: the page shows, only the form saves, once.
-    let token = mails[0].split("/u/").nth(1).unwrap().split('>').next().unwrap().to_owned();
+    // The rating link is in the (base64) text part; the unsubscribe link, with its own token, in
+    // the List-Unsubscribe header.
+    let text = {
+        use base64::Engine;
+        let part = mails[0].split("Content-Type: text/plain").nth(1).unwrap();
+        let body: String = part.split("\r\n\r\n").nth(1).unwrap().split("\r\n--").next().unwrap().lines().collect();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap()).unwrap()
+    };
+    let token = text.split("/r/").nth(1).unwrap().split(['\r', '\n', ' ']).next().unwrap().to_owned();
+    let unsubscribe = mails[0].split("/u/").nth(1).unwrap().split('>').next().unwrap().to_owned();
+    assert_ne!(token, unsubscribe);
     let page = send("GET", &format!("{}/r/{token}", sys.base_url), &[], "").await.unwrap();
     assert_eq!(page.status, 200);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
@@ -101,7 +111,8 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
     let forged = send("GET", &format!("{}/r/{}x", sys.base_url, token), &[], "").await.unwrap();
     assert_eq!(forged.status, 404);
     // One-click unsubscribe, as mail clients send it.
-    let out = send("POST", &format!("{}/u/{token}", sys.base_url), &form, "List-Unsubscribe=One-Click").await.unwrap();
+    let out =
+        send("POST", &format!("{}/u/{unsubscribe}", sys.base_url), &form, "List-Unsubscribe=One-Click").await.unwrap();
     assert_eq!(out.status, 200);
     let optout = dynamodb
         .get_item()

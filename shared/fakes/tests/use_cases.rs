@@ -13,7 +13,7 @@ use feedback::conversations::intake::{
 use feedback::conversations::store::{ConversationStore, FollowUpState, MessageStored};
 use feedback::conversations::{MessageBatch, Role};
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
-use feedback::followups::link::{LinkPage, LinkSigner, RatingLink, open_link};
+use feedback::followups::link::{LinkPage, LinkPurpose, LinkSigner, RatingLink, open_link};
 use feedback::followups::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, process_batch};
 use feedback::ratings::{RatingStore, SubmitRatingError, Submitted, submit_rating};
@@ -206,6 +206,14 @@ async fn queued(store: &InMemory, conversation_id: &str, customer_id: &str) {
         .unwrap();
     let c = closing(conversation_id, Some(customer_id), false, "2026-11-18T03:00:00Z");
     store.close(&c, None, Some(at("2026-11-19T03:00:00Z"))).await.unwrap();
+}
+
+/// The text part of a raw follow-up e-mail, decoded.
+fn decoded_text(raw: &str) -> String {
+    use base64::Engine;
+    let part = raw.split("Content-Type: text/plain").nth(1).unwrap();
+    let body: String = part.split("\r\n\r\n").nth(1).unwrap().split("\r\n--").next().unwrap().lines().collect();
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap()).unwrap()
 }
 
 fn emails_to(outbox: &Outbox, to: &str) -> usize {
@@ -451,6 +459,11 @@ fn link(conversation_id: &str, expires: &str) -> String {
     signer().sign(&RatingLink { conversation_id: conversation_id.into(), expires_at: at(expires), nonce: "n-1".into() })
 }
 
+fn unsubscribe_link(conversation_id: &str, expires: &str) -> String {
+    let link = RatingLink { conversation_id: conversation_id.into(), expires_at: at(expires), nonce: "n-1".into() };
+    signer().sign_for(LinkPurpose::Unsubscribe, &link)
+}
+
 #[tokio::test]
 async fn a_link_rates_once_through_the_follow_up_and_says_so() {
     let store = InMemory::default();
@@ -492,14 +505,41 @@ async fn links_that_expired_were_forged_or_lead_nowhere_rate_nothing() {
 async fn the_unsubscribe_link_opts_the_customer_out_of_every_channel() {
     let (store, outbox) = (InMemory::default(), Outbox::default());
     queued(&store, "c-1", "u-1").await;
-    let (token, now) = (link("c-1", "2026-12-01T00:00:00Z"), at("2026-11-18T05:00:00Z"));
+    let (token, now) = (unsubscribe_link("c-1", "2027-12-01T00:00:00Z"), at("2026-11-18T05:00:00Z"));
     let page = open_link(&signer(), &store, &store, true, &token, None, now).await.unwrap().0;
+    let rating_token = link("c-1", "2026-12-01T00:00:00Z");
+    let misused = open_link(&signer(), &store, &store, true, &rating_token, Some("x=1"), now).await.unwrap().0;
+    assert_eq!(misused, LinkPage::Invalid, "a rating token never unsubscribes");
     assert_eq!(page, LinkPage::UnsubscribeForm, "a GET (a mail scanner) changes nothing");
     let page =
         open_link(&signer(), &store, &store, true, &token, Some("List-Unsubscribe=One-Click"), now).await.unwrap().0;
     assert_eq!(page, LinkPage::Unsubscribed);
     let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T03:00:00Z")).await.unwrap();
     assert_eq!(run, [("c-1".to_owned(), RunOutcome::Skipped { reason: "opted_out" })]);
+}
+
+#[tokio::test]
+async fn the_unsubscribe_link_in_a_follow_up_works_for_more_than_a_year_the_rating_link_for_two_weeks() {
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    let sent_at = at("2026-11-19T03:00:00Z");
+    run_follow_ups(&store, &outbox, &signer(), &run_settings(), sent_at).await.unwrap();
+    let Some(Sent::Email { raw, .. }) = outbox.sent().into_iter().next() else { panic!("{:?}", outbox.sent()) };
+    let after = |text: &str, path: &str| {
+        text.split(path).nth(1).unwrap().split(['>', '\r', '\n', ' ']).next().unwrap().to_owned()
+    };
+    let (rate, unsubscribe) = (after(&decoded_text(&raw), "/r/"), after(&raw, "/u/"));
+    assert_ne!(rate, unsubscribe, "each link its own token");
+    let misused = open_link(&signer(), &store, &store, false, &unsubscribe, Some("stars=1"), sent_at).await.unwrap().0;
+    assert_eq!(misused, LinkPage::Invalid, "an unsubscribe token never rates");
+    let later = sent_at + jiff::SignedDuration::from_hours(24 * 366);
+    let rate_page = open_link(&signer(), &store, &store, false, &rate, None, later).await.unwrap().0;
+    assert_eq!(rate_page, LinkPage::Expired);
+    let form = Some("List-Unsubscribe=One-Click");
+    let page = open_link(&signer(), &store, &store, true, &unsubscribe, form, later).await.unwrap().0;
+    assert_eq!(page, LinkPage::Unsubscribed, "a year later");
+    let texts = outbox.sent();
+    assert!(texts.iter().all(|s| !matches!(s, Sent::Sms { text, .. } if text.contains("回复T"))));
 }
 
 #[tokio::test]

@@ -183,7 +183,11 @@ impl DynamoConversationStore {
             attempts: 0,
             gsi1pk: keys::follow_up_due_hour(due),
             gsi1sk: keys::follow_up_due_sort(due, conversation_id),
-            expires_at: expiry(due.max(Timestamp::now()), self.retention_days),
+            // Kept while its unsubscribe link works (see feedback::followups).
+            expires_at: expiry(
+                due.max(Timestamp::now()),
+                self.retention_days.max(feedback::followups::UNSUBSCRIBE_LINK_VALID_DAYS + 31),
+            ),
         };
         let old_state = match self.put_new(item, "follow-up").await? {
             None => return Ok(FollowUpState::Scheduled),

@@ -33,6 +33,14 @@ pub enum LinkError {
     Expired(Timestamp),
 }
 
+/// What a link's token lets its holder do: rate the conversation (`/r/`, valid two weeks) or
+/// unsubscribe its customer (`/u/`, valid more than a year). Each is signed for its purpose only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    Rate,
+    Unsubscribe,
+}
+
 /// Signs links; the key comes from configuration (SSM Parameter Store in AWS).
 pub struct LinkSigner {
     key: Vec<u8>,
@@ -44,24 +52,37 @@ impl LinkSigner {
         (key.len() >= 32).then(|| LinkSigner { key: key.to_vec() })
     }
 
-    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+    fn mac(&self, purpose: LinkPurpose, payload: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        if purpose == LinkPurpose::Unsubscribe {
+            // A different message for the same payload: an unsubscribe token never rates.
+            mac.update(b"unsubscribe\0");
+        }
         mac.update(payload);
         mac
     }
 
+    /// A rating link's token (`/r/{token}`).
     pub fn sign(&self, link: &RatingLink) -> String {
+        self.sign_for(LinkPurpose::Rate, link)
+    }
+
+    pub fn sign_for(&self, purpose: LinkPurpose, link: &RatingLink) -> String {
         let payload = format!("{}.{}.{}", link.conversation_id, link.expires_at.as_second(), link.nonce);
-        let signature = self.mac(payload.as_bytes()).finalize().into_bytes();
+        let signature = self.mac(purpose, payload.as_bytes()).finalize().into_bytes();
         format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(signature))
     }
 
-    /// Checks signature (in constant time) and expiry.
+    /// Checks a rating link's signature (in constant time) and expiry.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<RatingLink, LinkError> {
+        self.verify_for(LinkPurpose::Rate, token, now)
+    }
+
+    pub fn verify_for(&self, purpose: LinkPurpose, token: &str, now: Timestamp) -> Result<RatingLink, LinkError> {
         let (payload_b64, signature_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| LinkError::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| LinkError::Malformed)?;
-        self.mac(&payload).verify_slice(&signature).map_err(|_| LinkError::Forged)?;
+        self.mac(purpose, &payload).verify_slice(&signature).map_err(|_| LinkError::Forged)?;
         let payload = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let mut parts = payload.rsplitn(3, '.');
         let (nonce, expires, conversation_id) = match (parts.next(), parts.next(), parts.next()) {
@@ -211,7 +232,8 @@ pub async fn open_link(
     form: Option<&str>,
     now: Timestamp,
 ) -> Result<(LinkPage, Language), StoreError> {
-    let link = match signer.verify(token, now) {
+    let purpose = if unsubscribe { LinkPurpose::Unsubscribe } else { LinkPurpose::Rate };
+    let link = match signer.verify_for(purpose, token, now) {
         Ok(link) => link,
         Err(LinkError::Expired(_)) => return Ok((LinkPage::Expired, Language::Zh)),
         Err(_) => return Ok((LinkPage::Invalid, Language::Zh)),

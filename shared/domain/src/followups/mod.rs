@@ -459,6 +459,10 @@ pub trait FollowUpSender {
     fn sms_opted_out(&self, phone: &str) -> impl Future<Output = Result<bool, NotifyError>> + Send;
 }
 
+/// How long a follow-up's unsubscribe link works (the rating link: `link_valid_days`). The
+/// follow-up it names is kept at least this long, so the link can still find its customer.
+pub const UNSUBSCRIBE_LINK_VALID_DAYS: u32 = 400;
+
 /// Settings of the run (template.yaml).
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -569,9 +573,17 @@ async fn follow_up_one(
                 nonce,
             };
             let token = signer.sign(&link);
+            // Unsubscribing must keep working long after the rating link expired (e-mail
+            // providers and laws expect it to): its own token, valid UNSUBSCRIBE_LINK_VALID_DAYS.
+            let unsubscribe = crate::followups::link::RatingLink {
+                expires_at: now + jiff::SignedDuration::from_hours(24 * i64::from(UNSUBSCRIBE_LINK_VALID_DAYS)),
+                nonce: ulid::Ulid::new().to_string(),
+                ..link
+            };
             let base = settings.public_base_url.trim_end_matches('/');
             let rate_url = format!("{base}/r/{token}");
-            let unsubscribe_url = format!("{base}/u/{token}");
+            let unsubscribe_token = signer.sign_for(crate::followups::link::LinkPurpose::Unsubscribe, &unsubscribe);
+            let unsubscribe_url = format!("{base}/u/{unsubscribe_token}");
             let reminder = f.kind == FollowUpKind::Reminder;
             let message = compose(language, reminder, &settings.shop_name, &rate_url, &unsubscribe_url);
             let sent = match channel {
