@@ -80,10 +80,6 @@ impl DynamoAnalysisStore {
         update.update_expression(set).build().map_err(|e| StoreError::Failed(e.to_string()))
     }
 
-    fn aggregate_updates(&self, a: &AnalysedFeedback) -> Result<Vec<Update>, StoreError> {
-        a.aggregate_deltas(self.shards).iter().map(|d| super::aggregates::update(&self.table, d, a.item.at)).collect()
-    }
-
     /// A rating of a conversation already closed with an estimate: counted once as a pair.
     async fn pair_with_estimate(&self, a: &AnalysedFeedback, now: Timestamp) -> Result<(), StoreError> {
         if let FeedbackKind::Rating { stars, .. } = a.item.kind {
@@ -157,37 +153,53 @@ impl AnalysisStore for DynamoAnalysisStore {
 
     async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {
         let now = Timestamp::now();
-        let mut items = vec![TransactWriteItem::builder().update(self.analysis_update(a, None, now)?).build()];
         let repeat_marker = match (&a.item.kind, &a.text_digest) {
             (FeedbackKind::Message, Some(digest)) if a.counts() => {
                 Some((keys::repeat(&a.item.customer_id), digest.clone()))
             }
             _ => None,
         };
-        if let Some((pk, sk)) = &repeat_marker {
-            let mut marker = key(pk.clone(), sk);
-            marker.insert("first_pk".into(), s(&a.item.pk));
-            marker.insert("first_sk".into(), s(&a.item.sk));
-            marker.insert("expires_at".into(), n(expiry(a.item.at.max(now), self.repeat_window_days)));
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(marker))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        if a.counts() {
-            for update in self.aggregate_updates(a)? {
-                items.push(TransactWriteItem::builder().update(update).build());
+        // A customer marker written by another event of the same customer between our read and
+        // our transaction cancels it: read again and retry (a handful of times at most).
+        let mut attempts = 0;
+        let codes = loop {
+            attempts += 1;
+            let mut items = vec![TransactWriteItem::builder().update(self.analysis_update(a, None, now)?).build()];
+            if let Some((pk, sk)) = &repeat_marker {
+                let mut marker = key(pk.clone(), sk);
+                marker.insert("first_pk".into(), s(&a.item.pk));
+                marker.insert("first_sk".into(), s(&a.item.sk));
+                marker.insert("expires_at".into(), n(expiry(a.item.at.max(now), self.repeat_window_days)));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(marker))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                items.push(TransactWriteItem::builder().put(put).build());
             }
-        }
-        let codes = match self.transact(items).await? {
-            Ok(()) => {
-                self.pair_with_estimate(a, now).await?;
-                return Ok(if a.counts() { Applied::Counted } else { Applied::Recorded });
+            let first_customer_marker = items.len();
+            if a.counts() {
+                let mut deltas = a.aggregate_deltas(self.shards);
+                let markers = super::aggregates::count_customers(&self.client, &self.table, &mut deltas, now).await?;
+                items.extend(markers.into_iter().map(|put| TransactWriteItem::builder().put(put).build()));
+                for delta in &deltas {
+                    let update = super::aggregates::update(&self.table, delta, a.item.at)?;
+                    items.push(TransactWriteItem::builder().update(update).build());
+                }
             }
-            Err(codes) => codes,
+            let markers = first_customer_marker..items.len();
+            let codes = match self.transact(items).await? {
+                Ok(()) => {
+                    self.pair_with_estimate(a, now).await?;
+                    return Ok(if a.counts() { Applied::Counted } else { Applied::Recorded });
+                }
+                Err(codes) => codes,
+            };
+            let raced = markers.clone().any(|i| failed(&codes, i)) && !failed(&codes, 0);
+            if !raced || attempts >= 4 {
+                break codes;
+            }
         };
         if failed(&codes, 0) {
             let exists = self.item_exists(&a.item.pk, &a.item.sk).await?;

@@ -80,6 +80,11 @@ pub mod keys {
         format!("DEDUP#{customer_id}")
     }
 
+    /// A customer counted in a week's aggregates (one item per issue type under it).
+    pub fn seen(week: &str, customer_id: &str) -> String {
+        format!("SEEN#{week}#{customer_id}")
+    }
+
     /// The hour bucket (UTC) in which a follow-up falls due.
     pub fn follow_up_due_hour(due: Timestamp) -> String {
         let at = jiff::tz::TimeZone::UTC.to_datetime(due);

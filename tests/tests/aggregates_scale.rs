@@ -1,0 +1,90 @@
+//! Unique customers are counted without any aggregate item growing with them (DynamoDB caps an item
+//! at 400 KB, and a set of every customer id made a busy week's shard refuse every further update).
+
+use feedback::config::WeekSettings;
+use feedback::conversations::store::ConversationStore;
+use feedback::conversations::{Channel, ChatMessage, Role};
+use feedback::insights::{AnalysisStore, FeedbackKind, StoredFeedback, analyse};
+use feedback::reporting::ReportStore;
+use feedback_aws::dynamo::{DynamoAnalysisStore, DynamoConversationStore, DynamoReportStore};
+use testkit::fresh_feedback_table;
+
+/// Stores and analyses `customers` complaints (each customer one, `repeat` of them a second,
+/// different one), `parallel` at a time; returns the largest aggregate item in bytes (roughly).
+async fn busy_week(customers: usize, repeat: usize, parallel: usize) -> (WeekSettings, DynamoReportStore, usize) {
+    let (client, table) = fresh_feedback_table().await;
+    let weeks = WeekSettings { aggregate_shards: 1, ..WeekSettings::default() };
+    let conversations = DynamoConversationStore::new(client.clone(), &table, 180);
+    let analysis = DynamoAnalysisStore::new(client.clone(), &table, weeks.aggregate_shards);
+    let texts = ["快递一周还没到，太慢了", "客服态度太差了，一直不回复"];
+    let events: Vec<(usize, usize)> = (0..customers).map(|c| (c, 0)).chain((0..repeat).map(|c| (c, 1))).collect();
+    for chunk in events.chunks(parallel) {
+        let work = chunk.iter().map(|&(c, n)| {
+            let (conversations, analysis, weeks) = (&conversations, &analysis, &weeks);
+            async move {
+                let (conv, id) = (format!("c-{c}"), format!("m-{n}"));
+                let sent_at = "2026-11-18T03:00:00Z".parse().unwrap();
+                let message = ChatMessage {
+                    message_id: id.clone(),
+                    role: Role::Customer,
+                    text: texts[n].into(),
+                    sent_at,
+                    customer_id: format!("customer-with-a-long-id-{c:08}").into(),
+                    channel: Channel::App,
+                    bot_intent: None,
+                };
+                let trigger = feedback::analysis::triggers::Trigger::NONE;
+                conversations.insert_messages(&conv, &[(message.clone(), trigger)], sent_at).await.unwrap();
+                let item = StoredFeedback {
+                    pk: format!("CONV#{conv}"),
+                    sk: format!("MSG#{id}"),
+                    kind: FeedbackKind::Message,
+                    conversation_id: conv.clone().into(),
+                    customer_id: message.customer_id.clone(),
+                    text: Some(message.text.clone()),
+                    at: sent_at,
+                };
+                let analysed = analyse(&mut feedback::analysis::Analyzer::new(), item, &weeks.shop_time_zone);
+                analysis.apply(&analysed).await.unwrap();
+            }
+        });
+        futures_util::future::join_all(work).await;
+    }
+    let out = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S("AGG#2026-W47#SHARD#0".into()))
+        .send()
+        .await
+        .unwrap();
+    let largest = out.items().iter().map(|i| format!("{i:?}").len()).max().unwrap_or(0);
+    (weeks.clone(), DynamoReportStore::new(client, &table, weeks), largest)
+}
+
+#[tokio::test]
+async fn unique_customers_are_counted_exactly_and_no_aggregate_item_grows_with_them() {
+    let (_, reports, largest) = busy_week(300, 100, 20).await;
+    let week = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((week.all.items, week.all.customers), (400, 300), "{:?}", week.all);
+    assert_eq!(week.types["logistics"].customers, 300);
+    assert!(largest < 3_000, "an aggregate item grew to about {largest} bytes");
+}
+
+/// 50,000 distinct customers in one week on one shard (run with `--ignored`; a few minutes on moto).
+#[tokio::test]
+#[ignore = "load test: cargo test -p feedback-tests --test aggregates_scale -- --ignored --nocapture"]
+async fn fifty_thousand_customers_in_one_week() {
+    let started = std::time::Instant::now();
+    let (_, reports, largest) = busy_week(50_000, 0, 32).await;
+    let week = reports.week_figures("2026-W47").await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "50,000 customers: counted {} customers, {} items; largest aggregate item ~{largest} bytes; {seconds:.0} s on moto ({:.0} events/s)",
+        week.all.customers,
+        week.all.items,
+        50_000.0 / seconds
+    );
+    assert_eq!(week.all.customers, 50_000);
+    assert!(largest < 3_000);
+}
