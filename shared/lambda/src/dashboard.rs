@@ -339,6 +339,30 @@ mod view {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// 2,000 cases per run, or `PROPTEST_CASES` when set (the closing note's runs used 20,000).
+    fn fuzz_cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
+
+        /// Query ranges from the address bar: any text is a range within the limits or a 400.
+        #[test]
+        fn query_ranges(from in prop::option::of(".{0,24}|[0-9]{4}-[0-9]{2}-[0-9]{2}"), to in prop::option::of(".{0,24}|[0-9]{4}-[0-9]{2}-[0-9]{2}"), week in prop::option::of(".{0,12}|[0-9]{4}-W[0-9]{2}")) {
+            let today = jiff::civil::date(2026, 11, 25);
+            match date_range(from.as_deref(), to.as_deref(), today, 56, 371) {
+                Ok((a, b)) => prop_assert!(a <= b && b.since(a).unwrap().get_days() < 371),
+                Err(p) => prop_assert!(p.status == 400 && !p.invalid_params.is_empty()),
+            }
+            match view_week(week.as_deref(), today) {
+                Ok(w) => prop_assert!(feedback::time::IsoWeek::parse(&w).is_some()),
+                Err(p) => prop_assert_eq!(p.status, 400),
+            }
+        }
+    }
 
     fn d(s: &str) -> jiff::civil::Date {
         s.parse().unwrap()

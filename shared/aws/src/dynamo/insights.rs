@@ -229,3 +229,76 @@ impl AnalysisStore for DynamoAnalysisStore {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Any JSON value, a few levels deep, with DynamoDB-typed leaves among them.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,30}".prop_map(Value::String),
+            ".{0,20}".prop_map(|s| json!({"S": s})),
+            "[0-9.\\-]{0,10}".prop_map(|n| json!({"N": n})),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,10}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A stream record whose new image has the rating's or message's attribute names with any values.
+    fn record_like() -> impl Strategy<Value = Value> {
+        let names = prop::sample::select(vec![
+            "pk",
+            "sk",
+            "entity",
+            "conversation_id",
+            "customer_id",
+            "stars",
+            "comment",
+            "issue_types",
+            "created_at",
+            "fingerprint",
+            "id",
+            "channel",
+            "role",
+            "text",
+            "sent_at",
+            "message_id",
+            "received_at",
+            "expires_at",
+        ]);
+        let entity = prop::sample::select(vec!["rating", "message", "trigger", ""]);
+        (prop::collection::btree_map(names, any_json(), 0..14), entity, any::<bool>()).prop_map(|(attrs, entity, insert)| {
+            let mut image: serde_json::Map<String, Value> = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            image.insert("entity".into(), json!({"S": entity}));
+            json!({"eventName": if insert { "INSERT" } else { "MODIFY" }, "dynamodb": {"SequenceNumber": "1", "NewImage": image}})
+        })
+    }
+
+    /// 2,000 cases per run, or `PROPTEST_CASES` when set (the closing note's runs used 20,000).
+    fn fuzz_cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: fuzz_cases(), ..ProptestConfig::default() })]
+
+        /// Any record is feedback, skipped or unreadable with a reason; never a panic.
+        #[test]
+        fn stream_records(record in prop_oneof![record_like(), any_json()]) {
+            match super::read_stream_record(&record) {
+                feedback::insights::StreamItem::Unreadable(e) => prop_assert!(!e.why.is_empty()),
+                feedback::insights::StreamItem::Feedback { .. } | feedback::insights::StreamItem::Skip { .. } => {}
+            }
+        }
+    }
+}
