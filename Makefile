@@ -12,7 +12,7 @@ export CARGO_TERM_COLOR ?= never
 PY               := $(VENV)/bin/python
 STAMP            := $(VENV)/.installed-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test venv build browser lint-template lint bench sam-build clean-cache
+.PHONY: run demo test venv build browser lint-template lint bench sam-build clean-cache fuzz
 
 run: $(STAMP)
 	cargo build --workspace --bins
@@ -75,3 +75,11 @@ sam-build: $(STAMP)
 
 clean-cache:
 	rm -rf $(CACHE)
+
+# Coverage-guided fuzzing of the domain's parsers (nightly + cargo-fuzz: `cargo install cargo-fuzz`),
+# FUZZ_SECONDS per target; not part of `make test` (the proptest fuzz there runs on stable).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd shared/domain/fuzz && for t in rating messages close contact link_token mask_contacts; do \
+	  CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
+

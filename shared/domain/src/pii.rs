@@ -138,14 +138,21 @@ fn fold_char(c: char) -> char {
 pub fn mask_contacts(text: &str) -> Cow<'_, str> {
     let folded = Folded::new(text);
     let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
+    // What is masked, in folded positions: a run next to a mask is not glued to it (the mask's
+    // brackets would unglue it on a second pass, so masking twice would mask more).
+    let mut masked: Vec<(usize, usize)> = Vec::new();
     for m in email().find_iter(&folded.text) {
         let (start, end) = folded.original(m.start(), m.end());
         spans.push((start, end, EMAIL_MASK));
+        masked.push((m.start(), m.end()));
     }
     let source = folded.text.as_str();
+    let in_mask = |masked: &[(usize, usize)], at: usize| masked.iter().any(|&(s, e)| s <= at && at < e);
     for m in digit_run().find_iter(source) {
-        let glued_before = source[..m.start()].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric());
-        let glued_after = source[m.end()..].chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let before = source[..m.start()].char_indices().next_back();
+        let after = source[m.end()..].chars().next();
+        let glued_before = before.is_some_and(|(at, c)| c.is_ascii_alphanumeric() && !in_mask(&masked, at));
+        let glued_after = after.is_some_and(|c| c.is_ascii_alphanumeric() && !in_mask(&masked, m.end()));
         if glued_before || glued_after {
             continue;
         }
@@ -155,6 +162,7 @@ pub fn mask_contacts(text: &str) -> Cow<'_, str> {
         }
         if let Some(mask) = classify(m.as_str()) {
             spans.push((start, end, mask));
+            masked.push((m.start(), m.end()));
         }
     }
     if spans.is_empty() {
@@ -271,6 +279,15 @@ mod tests {
             "退款 129.5 元，单号 4412",
         ] {
             assert_eq!(mask_contacts(text), text);
+        }
+    }
+
+    #[test]
+    fn masking_twice_masks_nothing_more() {
+        // Found by the coverage-guided fuzzer: a run glued to a run that was masked.
+        for text in ["+15000100(1+15000100(155+", "a@b.com13812345678", "13812345678a@b.com"] {
+            let once = mask_contacts(text).into_owned();
+            assert_eq!(mask_contacts(&once), once, "{text}");
         }
     }
 
