@@ -1,4 +1,13 @@
-"""moto in server mode, with one local-speed fix: transactions back up only the items they touch.
+"""moto in server mode, with one local-speed fix and one correctness fix.
+
+Requests are handled one at a time. moto serves on several threads but guards nothing: two
+conditional updates of one item could both pass (two winners in 21 of 150 four-way races), a
+cancelled transaction's rollback could drop stream records other requests wrote meanwhile, and
+/moto-api/data.json could fail while it serialised state others were changing. DynamoDB gives
+each item's conditional writes a strict order; one lock over moto gives the same, so the
+concurrency tests mean something.
+
+Transactions back up only the items they touch.
 
 moto 5 rolls a failed TransactWriteItems back by deep-copying every table the call names, once per
 operation, before it starts: O(table size) per transaction. The analysis writes every feedback item
@@ -18,6 +27,9 @@ from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+import threading
+
+import moto.server
 from moto.server import main
 
 _original = DynamoDBBackend.transact_write_items
@@ -85,6 +97,18 @@ def transact_write_items(self, transact_items):
 
 _fast_copy = dynamodb_models.copy
 DynamoDBBackend.transact_write_items = transact_write_items
+
+_serial = threading.Lock()
+_dispatch = moto.server.DomainDispatcherApplication.__call__
+
+
+def _one_at_a_time(self, environ, start_response):
+    with _serial:
+        # The whole response is made inside the lock (moto's bodies are lists, not generators).
+        return list(_dispatch(self, environ, start_response))
+
+
+moto.server.DomainDispatcherApplication.__call__ = _one_at_a_time
 
 if __name__ == "__main__":
     main(sys.argv[1:])
