@@ -76,7 +76,7 @@ async fn unique_customers_are_counted_exactly_and_no_aggregate_item_grows_with_t
 #[ignore = "load test: cargo test -p feedback-tests --test aggregates_scale -- --ignored --nocapture"]
 async fn fifty_thousand_customers_in_one_week() {
     let started = std::time::Instant::now();
-    let (_, reports, largest) = busy_week(50_000, 0, 32).await;
+    let (_, reports, largest) = busy_week(50_000, 0, 4).await;
     let week = reports.week_figures("2026-W47").await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!(

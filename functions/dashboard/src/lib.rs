@@ -24,6 +24,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 pub struct App {
     store: DynamoReportStore,
     weeks: WeekSettings,
+    /// The group (or scope) a staff token must carry; `None`: any token of the issuer will do.
+    staff_group: Option<String>,
     /// The page and its Content-Security-Policy, made once per cold start.
     page: (String, String),
 }
@@ -55,15 +57,25 @@ impl From<feedback::errors::StoreError> for Refusal {
     }
 }
 
-/// The staff member the JWT authorizer admitted (`sub`), if it did.
-fn staff_member(req: &Request) -> Option<String> {
+/// The staff member the JWT authorizer admitted (`sub`) and the token's claims, if it did.
+fn staff_member(req: &Request) -> Option<(String, std::collections::HashMap<String, String>)> {
     match req.request_context_ref()? {
         RequestContext::ApiGatewayV2(ctx) => {
             let jwt = ctx.authorizer.as_ref()?.jwt.as_ref()?;
-            jwt.claims.get("sub").cloned().or_else(|| Some("staff".to_owned()))
+            let sub = jwt.claims.get("sub").cloned().unwrap_or_else(|| "staff".to_owned());
+            Some((sub, jwt.claims.clone()))
         }
         _ => None,
     }
+}
+
+/// Whether the claims name `group`: API Gateway passes a list claim as text (`[a b]`), a scope
+/// claim is space-separated.
+fn carries(claims: &std::collections::HashMap<String, String>, group: &str) -> bool {
+    ["cognito:groups", "groups", "scope"]
+        .iter()
+        .filter_map(|k| claims.get(*k))
+        .any(|v| v.split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | ',' | '"')).any(|g| g == group))
 }
 
 fn with_headers(mut res: Response<Body>, headers: &[(header::HeaderName, &str)]) -> Response<Body> {
@@ -94,13 +106,26 @@ impl App {
         let table = env.required("TABLE_NAME")?;
         let weeks = WeekSettings::from_env(&env)?;
         let shop_name = env.or("SHOP_NAME", "Our shop".to_owned())?;
+        let staff_group = env.or("STAFF_GROUP", String::new())?;
         let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &table).await;
-        Ok(Self::new(client, &table, weeks, shop_name))
+        Ok(Self::new(client, &table, weeks, shop_name).with_staff_group(&staff_group))
     }
 
     pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
-        App { store: DynamoReportStore::new(client, table, weeks.clone()), weeks, page: board::shell_page(&shop_name) }
+        App {
+            store: DynamoReportStore::new(client, table, weeks.clone()),
+            weeks,
+            staff_group: None,
+            page: board::shell_page(&shop_name),
+        }
+    }
+
+    /// Admits only tokens that carry `group` (in `cognito:groups` or `groups`) or the scope `group`
+    /// (in `scope`); empty: any token the staff issuer signed for the audience.
+    pub fn with_staff_group(mut self, group: &str) -> Self {
+        self.staff_group = Some(group.trim().to_owned()).filter(|g| !g.is_empty());
+        self
     }
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
@@ -117,10 +142,21 @@ impl App {
                 ],
             ));
         }
-        let Some(staff) = staff_member(&req) else {
+        let Some((staff, claims)) = staff_member(&req) else {
             let p = Problem::new(401, "unauthenticated", "Staff sign-in required", "This route needs a staff token");
             return Ok(refused(&p, &"no authorizer claims", "dashboard"));
         };
+        if let Some(group) = &self.staff_group
+            && !carries(&claims, group)
+        {
+            let p = Problem::new(
+                403,
+                "not-staff",
+                "Not a staff member",
+                format!("This token is not in the staff group {group:?}; ask an administrator to add you"),
+            );
+            return Ok(refused(&p, &format!("{staff} lacks group {group}"), "dashboard"));
+        }
         let now = Timestamp::now();
         let today = self.weeks.shop_time_zone.to_datetime(now).date();
         let query = req.query_string_parameters_ref().cloned().unwrap_or_default();

@@ -157,3 +157,27 @@ async fn stats_reports_and_the_export_answer_json_and_csv() {
         assert_eq!((bad.status, bad.json()["invalid_params"][0]["field"].as_str()), (400, Some(field)), "{query:?}");
     }
 }
+
+/// A token the issuer signed is not enough when the stack names a staff group: the token must carry
+/// it (Cognito's `cognito:groups`, a `groups` claim, or the scope).
+#[tokio::test]
+async fn only_tokens_of_the_staff_group_read_the_data() {
+    let (client, table) = fresh_feedback_table().await;
+    let app = App::new(client, &table, WeekSettings::default(), "小店".into()).with_staff_group("feedback-staff");
+    let ask = |claims: Value| {
+        let mut e: Value = serde_json::from_str(&event("GET /stats", "/stats", &[], &[], true)).unwrap();
+        e["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+        let req = lambda_http::request::from_str(&e.to_string()).unwrap();
+        let app = &app;
+        async move {
+            let res = app.handle(req).await.unwrap();
+            (res.status().as_u16(), String::from_utf8_lossy(res.body().as_ref()).into_owned())
+        }
+    };
+    let (status, body) = ask(json!({"sub": "someone"})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not-staff"), "{body}");
+    assert_eq!(ask(json!({"sub": "a", "cognito:groups": "[shoppers]"})).await.0, 403);
+    assert_eq!(ask(json!({"sub": "a", "cognito:groups": "[admins feedback-staff]"})).await.0, 200);
+    assert_eq!(ask(json!({"sub": "a", "scope": "openid feedback-staff"})).await.0, 200);
+}

@@ -133,7 +133,8 @@ impl Gateway {
                         return Ok(gateway_answer(401, "Unauthorized"));
                     }
                     event["requestContext"]["authorizer"] = json!({ "jwt": {
-                        "claims": { "sub": "local-staff", "iss": "feedback-loop-local", "scope": "dashboard" },
+                        "claims": { "sub": "local-staff", "iss": "feedback-loop-local", "scope": "dashboard",
+                                    "cognito:groups": "[feedback-staff]" },
                         "scopes": null,
                     }});
                 }
