@@ -55,7 +55,7 @@ pub struct Lease {
 impl Lease {
     /// A lease for `owner` of `seconds` from now, on the real clock.
     pub fn take(owner: impl Into<String>, seconds: i64) -> Lease {
-        Lease::at(owner, Timestamp::now(), seconds)
+        Lease::at(owner, clock::now(), seconds)
     }
 
     /// A lease taken at `taken_at` (tests and fakes; production code uses [`Lease::take`]).
@@ -74,6 +74,32 @@ impl Lease {
     }
 }
 
+/// The real clock. With the `test-clock` feature (the fakes' tests only), tests can move it on, so
+/// a week of scheduled runs sees leases lapse as they would in a real week.
+pub mod clock {
+    use crate::Timestamp;
+
+    #[cfg(feature = "test-clock")]
+    static OFFSET_SECONDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    #[cfg(not(feature = "test-clock"))]
+    pub fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    #[cfg(feature = "test-clock")]
+    pub fn now() -> Timestamp {
+        Timestamp::now() + jiff::SignedDuration::from_secs(OFFSET_SECONDS.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Moves the clock so that it reads `at` now (tests only).
+    #[cfg(feature = "test-clock")]
+    pub fn set(at: Timestamp) {
+        let offset = at.as_second() - Timestamp::now().as_second();
+        OFFSET_SECONDS.store(offset, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The owner of a scheduled run's claims: the job, the time it was scheduled for (so the item
 /// says which run holds it) and a nonce (so two invocations of one schedule are two owners).
 pub fn run_owner(job: &str, scheduled: Timestamp) -> String {
@@ -84,6 +110,9 @@ pub fn run_owner(job: &str, scheduled: Timestamp) -> String {
 pub fn request_owner() -> String {
     format!("request@{}", ulid::Ulid::new())
 }
+
+/// How often a "sent" mark is retried within its lease before the invocation gives up.
+pub const MARK_ATTEMPTS: u32 = 4;
 
 /// Work that is claimed, done and finished once: a staff alert, a digest on one channel.
 pub trait Claimable {
@@ -119,7 +148,17 @@ where
     }
     match act().await {
         Ok(message_id) => {
-            item.finish(lease, Finish::Sent(&message_id)).await?;
+            // Sent: the mark must land, or the next owner sends again (the one duplicate window).
+            // While this lease holds, retrying the mark is safe and narrows that window to an
+            // outage longer than a few attempts.
+            let mut attempt = 0;
+            loop {
+                match item.finish(lease, Finish::Sent(&message_id)).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_retryable() && attempt < MARK_ATTEMPTS => attempt += 1,
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(Once::Sent(message_id))
         }
         Err(e) => {

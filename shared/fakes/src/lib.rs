@@ -51,6 +51,17 @@ pub enum Fault {
 pub struct Faults {
     /// Per operation, what its next calls meet (`None`: nothing).
     planned: Mutex<HashMap<&'static str, VecDeque<Option<Fault>>>>,
+    /// Besides the planned ones: every call meets one of `kinds` with this chance (per million).
+    random: Mutex<Option<Chaos>>,
+    /// How many faults were met, by kind.
+    pub met: Mutex<HashMap<&'static str, u64>>,
+}
+
+#[derive(Debug)]
+struct Chaos {
+    per_million: u64,
+    kinds: Vec<Fault>,
+    state: u64,
 }
 
 impl Faults {
@@ -74,8 +85,33 @@ impl Faults {
         }
     }
 
+    /// From now on every call meets one of `kinds` with chance `rate` (0..1), reproducibly from
+    /// `seed`: a flaky cloud for the end-to-end flows.
+    pub fn chaos(&self, rate: f64, kinds: &[Fault], seed: u64) {
+        let per_million = (rate.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+        *self.random.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Chaos { per_million, kinds: kinds.to_vec(), state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 });
+    }
+
     fn take(&self, operation: &str) -> Option<Fault> {
-        self.lock().get_mut(operation).and_then(VecDeque::pop_front).flatten()
+        let fault = self.lock().get_mut(operation).and_then(VecDeque::pop_front).flatten().or_else(|| {
+            let mut random = self.random.lock().unwrap_or_else(|p| p.into_inner());
+            let chaos = random.as_mut().filter(|c| !c.kinds.is_empty())?;
+            // xorshift64*: reproducible, no dependency.
+            chaos.state ^= chaos.state >> 12;
+            chaos.state ^= chaos.state << 25;
+            chaos.state ^= chaos.state >> 27;
+            let draw = chaos.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            ((draw >> 11) % 1_000_000 < chaos.per_million)
+                .then(|| chaos.kinds[(draw % chaos.kinds.len() as u64) as usize])
+        })?;
+        let kind = match fault {
+            Fault::Throttle => "throttle",
+            Fault::Fail => "fail",
+            Fault::TimeoutAfter => "timeout_after",
+        };
+        *self.met.lock().unwrap_or_else(|p| p.into_inner()).entry(kind).or_default() += 1;
+        Some(fault)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<&'static str, VecDeque<Option<Fault>>>> {

@@ -164,6 +164,11 @@ impl Problem {
             IntakeError::Store(s) => Problem::from_store(s, reference),
             IntakeError::Alert(NotifyError::Unavailable(_)) => Problem::unavailable(reference),
             IntakeError::Alert(_) => Problem::internal(reference),
+            IntakeError::AlertInProgress => {
+                let mut p = Problem::unavailable(reference);
+                p.retry_after = Some(feedback::conversations::intake::ALERT_LEASE_SECONDS as u32);
+                p
+            }
         }
     }
 }

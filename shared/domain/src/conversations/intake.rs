@@ -44,6 +44,11 @@ pub enum IntakeError {
     Store(#[from] StoreError),
     #[error("staff alert not sent: {0}")]
     Alert(#[from] NotifyError),
+    /// Another request holds the claim on a staff alert (or held it and failed): the caller retries
+    /// after the lease (`ALERT_LEASE_SECONDS`); the messages are stored, the retry sends the alert
+    /// or finds it sent. Answered 200, the alert of a request that died holding it was never sent.
+    #[error("a staff alert of this conversation is being sent by another request")]
+    AlertInProgress,
 }
 
 /// A conversation's staff alert for one category, as something claimed once.
@@ -385,6 +390,9 @@ pub async fn record_messages(
     }
     if let Some(e) = failed {
         return Err(e.into());
+    }
+    if alert_outcomes.iter().any(|a| a.status == AlertStatus::InProgress) {
+        return Err(IntakeError::AlertInProgress);
     }
 
     let action = choose_action(rules, &records);
