@@ -12,6 +12,18 @@ fn item(pk: &str, sk: &str, v: &str) -> std::collections::HashMap<String, Attrib
         .collect()
 }
 
+/// A condition check that fails: the transaction it is in is cancelled.
+fn failing_check(table: &str) -> TransactWriteItem {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .key("pk", AttributeValue::S("missing".into()))
+        .key("sk", AttributeValue::S("1".into()))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .unwrap();
+    TransactWriteItem::builder().condition_check(check).build()
+}
+
 #[tokio::test]
 async fn a_cancelled_transaction_changes_nothing_and_streams_nothing() {
     let (client, table) = fresh_feedback_table().await;
@@ -26,17 +38,7 @@ async fn a_cancelled_transaction_changes_nothing_and_streams_nothing() {
             .put(Put::builder().table_name(&table).set_item(Some(item(pk, "1", v))).build().unwrap())
             .build()
     };
-    let failing_check = TransactWriteItem::builder()
-        .condition_check(
-            ConditionCheck::builder()
-                .table_name(&table)
-                .key("pk", AttributeValue::S("missing".into()))
-                .key("sk", AttributeValue::S("1".into()))
-                .condition_expression("attribute_exists(pk)")
-                .build()
-                .unwrap(),
-        )
-        .build();
+    let failing_check = failing_check(&table);
     // The overwrite and the insert come before the failing check and after it.
     let result = client
         .transact_write_items()
@@ -132,17 +134,7 @@ async fn a_cancelled_transaction_drops_no_other_writes_stream_records() {
                             .unwrap(),
                     )
                     .build();
-                let check = TransactWriteItem::builder()
-                    .condition_check(
-                        ConditionCheck::builder()
-                            .table_name(&table)
-                            .key("pk", AttributeValue::S("missing".into()))
-                            .key("sk", AttributeValue::S("1".into()))
-                            .condition_expression("attribute_exists(pk)")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build();
+                let check = failing_check(&table);
                 let _ = client.transact_write_items().transact_items(put).transact_items(check).send().await;
             }
         })

@@ -27,7 +27,8 @@ pub trait RatingStore {
 pub const BODY_MAX_BYTES: usize = 16 * 1024;
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
-const FIELDS: &[&str] = &[
+/// The fields of `POST /ratings`.
+pub const FIELDS: &[&str] = &[
     "conversation_id",
     "customer_id",
     "stars",

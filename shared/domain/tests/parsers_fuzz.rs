@@ -60,21 +60,11 @@ fn well_formed(e: &InputError) -> bool {
     }
 }
 
-const RATING: &[&str] = &[
-    "conversation_id",
-    "customer_id",
-    "stars",
-    "comment",
-    "channel",
-    "served_by",
-    "locale",
-    "issue_types",
-    "order_value",
-];
+const RATING: &[&str] = feedback::ratings::FIELDS;
 const MESSAGES: &[&str] = &["customer_id", "messages"];
 const MESSAGE: &[&str] = &["message_id", "role", "text", "sent_at", "customer_id", "channel", "bot_intent"];
 const CLOSE: &[&str] = &["resolved", "closed_at", "customer_id", "channel", "locale"];
-const CONTACT: &[&str] = &["email", "phone", "consent", "time_zone", "locale"];
+const CONTACT: &[&str] = feedback::followups::contacts::FIELDS;
 
 /// 2,000 cases per run, or `PROPTEST_CASES` when set (the closing note's runs used 20,000).
 fn fuzz_cases() -> u32 {

@@ -1037,3 +1037,28 @@ impl DigestSender for Outbox {
         self.send("publish", Sent::Topic { subject: subject.to_owned(), message: message.to_owned() })
     }
 }
+
+/// The digest's messages at their plainest (`digest <week>`), for runs of the weekly use case.
+pub struct PlainDigest;
+
+impl feedback::reporting::DigestComposer for PlainDigest {
+    fn email(&self, _: &feedback::reporting::DigestSettings, report: &WeeklyReport) -> Result<Vec<u8>, String> {
+        Ok(format!("To: staff\r\n\r\ndigest {}", report.week).into_bytes())
+    }
+
+    fn staff_message(&self, _: &feedback::reporting::DigestSettings, report: &WeeklyReport) -> (String, String) {
+        (format!("Weekly feedback {}", report.week), "…".into())
+    }
+}
+
+/// Digest settings for tests: one staff address, the shop's week.
+pub fn digest_settings() -> feedback::reporting::DigestSettings {
+    feedback::reporting::DigestSettings {
+        weeks: WeekSettings::default(),
+        recipients: vec!["ops@shop.example.com".into()],
+        from_address: "feedback@shop.example.com".into(),
+        shop_name: "小店".into(),
+        dashboard_url: None,
+        lease_seconds: 70,
+    }
+}

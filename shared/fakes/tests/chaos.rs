@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use fakes::contract::{at, closing, rating};
-use fakes::{Fault, InMemory, Outbox, Sent};
+use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings};
 use feedback::analysis::Analyzer;
 use feedback::analysis::triggers::{Severity, TriggerRules};
 use feedback::config::WeekSettings;
@@ -21,11 +21,11 @@ use feedback::conversations::{Channel, ChatMessage, MessageBatch, Role};
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
 use feedback::followups::link::LinkSigner;
 use feedback::followups::{FollowUpPolicy, RunSettings, run_follow_ups};
-use feedback::insights::weekly::{Counts, WeeklyReport};
+use feedback::insights::weekly::Counts;
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, process_batch};
 use feedback::lease::clock;
 use feedback::ratings::{RatingStore, SubmitRatingError, submit_rating};
-use feedback::reporting::{DigestComposer, DigestSettings, ReportStore, run_weekly};
+use feedback::reporting::{ReportStore, run_weekly};
 
 /// Retries a call until it succeeds, as the platform would (at most 60 times).
 macro_rules! until_ok {
@@ -41,17 +41,6 @@ macro_rules! until_ok {
             }
         }
     }};
-}
-
-struct Plain;
-
-impl DigestComposer for Plain {
-    fn email(&self, _: &DigestSettings, r: &WeeklyReport) -> Result<Vec<u8>, String> {
-        Ok(format!("digest {}", r.week).into_bytes())
-    }
-    fn staff_message(&self, _: &DigestSettings, r: &WeeklyReport) -> (String, String) {
-        (format!("Weekly feedback {}", r.week), "…".into())
-    }
 }
 
 const TEXTS: [&str; 6] = [
@@ -212,20 +201,13 @@ async fn week(chaos: Option<u64>) -> (Week, BTreeMap<&'static str, u64>) {
     }
 
     // Monday's digest.
-    let digest = DigestSettings {
-        weeks: WeekSettings::default(),
-        recipients: vec!["ops@shop.example.com".into()],
-        from_address: "feedback@shop.example.com".into(),
-        shop_name: "小店".into(),
-        dashboard_url: None,
-        lease_seconds: 70,
-    };
+    let digest = digest_settings();
     // The scheduler retries a failed run a minute or more later (after any lease it left).
     let mut retry_at = at("2026-11-23T01:00:00Z");
     for attempt in 0.. {
         assert!(attempt < 60, "the digest was never sent");
         clock::set(retry_at);
-        if run_weekly(&store, &outbox, &digest, at("2026-11-23T01:00:00Z"), &Plain).await.is_ok() {
+        if run_weekly(&store, &outbox, &digest, at("2026-11-23T01:00:00Z"), &PlainDigest).await.is_ok() {
             break;
         }
         retry_at += jiff::SignedDuration::from_secs(71);

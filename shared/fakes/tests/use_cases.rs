@@ -3,7 +3,7 @@
 //! adapter and end-to-end tests.
 
 use fakes::contract::{at, closing, message, rating, submission};
-use fakes::{Fault, InMemory, Outbox, Sent};
+use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings};
 use feedback::analysis::Analyzer;
 use feedback::analysis::triggers::{Severity, TriggerRules};
 use feedback::config::WeekSettings;
@@ -17,9 +17,7 @@ use feedback::followups::link::{LinkPage, LinkPurpose, LinkSigner, RatingLink, o
 use feedback::followups::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, process_batch};
 use feedback::ratings::{RatingStore, SubmitRatingError, Submitted, submit_rating};
-use feedback::reporting::{
-    DigestChannel, DigestComposer, DigestError, DigestOutcome, DigestSettings, ReportStore, run_weekly,
-};
+use feedback::reporting::{DigestChannel, DigestError, DigestOutcome, ReportStore, run_weekly};
 
 // Ratings --------------------------------------------------------------------------------------
 
@@ -285,29 +283,6 @@ async fn a_rated_conversation_and_an_opted_out_customer_get_no_follow_up() {
 
 // The weekly digest -----------------------------------------------------------------------------
 
-struct Plain;
-
-impl DigestComposer for Plain {
-    fn email(&self, _: &DigestSettings, report: &feedback::insights::weekly::WeeklyReport) -> Result<Vec<u8>, String> {
-        Ok(format!("To: staff\r\n\r\ndigest {}", report.week).into_bytes())
-    }
-
-    fn staff_message(&self, _: &DigestSettings, report: &feedback::insights::weekly::WeeklyReport) -> (String, String) {
-        (format!("Weekly feedback {}", report.week), "…".into())
-    }
-}
-
-fn digest_settings() -> DigestSettings {
-    DigestSettings {
-        weeks: WeekSettings::default(),
-        recipients: vec!["ops@shop.example.com".into()],
-        from_address: "feedback@shop.example.com".into(),
-        shop_name: "小店".into(),
-        dashboard_url: None,
-        lease_seconds: 70,
-    }
-}
-
 fn digests(outbox: &Outbox) -> (usize, usize) {
     let sent = outbox.sent();
     (
@@ -321,11 +296,11 @@ const MONDAY: &str = "2026-11-23T01:00:00Z";
 #[tokio::test]
 async fn the_monday_run_sends_each_digest_once() {
     let (store, outbox) = (InMemory::default(), Outbox::default());
-    let run = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    let run = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &PlainDigest).await.unwrap();
     assert_eq!(run.week, "2026-W47");
     assert!(run.report_created && run.empty);
     assert!(matches!(run.email, DigestOutcome::Sent { .. }) && matches!(run.staff_topic, DigestOutcome::Sent { .. }));
-    let again = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    let again = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &PlainDigest).await.unwrap();
     assert_eq!(
         (again.email, again.staff_topic, again.report_created),
         (DigestOutcome::AlreadySent, DigestOutcome::AlreadySent, false)
@@ -337,11 +312,11 @@ async fn the_monday_run_sends_each_digest_once() {
 async fn a_failed_email_does_not_hold_up_the_topic_and_the_retry_sends_only_the_email() {
     let (store, outbox) = (InMemory::default(), Outbox::default());
     outbox.faults.next("send_email", Fault::Fail);
-    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await;
+    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &PlainDigest).await;
     assert!(matches!(r, Err(DigestError::Notify(_))), "{r:?}");
     assert_eq!(digests(&outbox), (0, 1));
     assert!(store.failure_of_digest("2026-W47", DigestChannel::Email).is_some());
-    let retry = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await.unwrap();
+    let retry = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &PlainDigest).await.unwrap();
     assert!(matches!(retry.email, DigestOutcome::Sent { .. }));
     assert_eq!(retry.staff_topic, DigestOutcome::AlreadySent);
     assert_eq!(digests(&outbox), (1, 1));
@@ -351,7 +326,7 @@ async fn a_failed_email_does_not_hold_up_the_topic_and_the_retry_sends_only_the_
 async fn a_store_failure_before_the_report_sends_nothing() {
     let (store, outbox) = (InMemory::default(), Outbox::default());
     store.faults.next("save_report", Fault::Throttle);
-    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &Plain).await;
+    let r = run_weekly(&store, &outbox, &digest_settings(), at(MONDAY), &PlainDigest).await;
     assert!(matches!(&r, Err(DigestError::Store(e)) if e.is_retryable()), "{r:?}");
     assert!(outbox.sent().is_empty());
     assert!(store.report("2026-W47").await.unwrap().is_none());

@@ -14,7 +14,8 @@ use crate::validate::InputError;
 use crate::validate::{FieldError, Fields, check_locale, json_object};
 
 pub const CONTACT_BODY_MAX_BYTES: usize = 4 * 1024;
-const FIELDS: &[&str] = &["email", "phone", "consent", "time_zone", "locale"];
+/// The fields of `PUT /customers/{id}/contact`.
+pub const FIELDS: &[&str] = &["email", "phone", "consent", "time_zone", "locale"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Consent {
