@@ -1062,3 +1062,17 @@ pub fn digest_settings() -> feedback::reporting::DigestSettings {
         lease_seconds: 70,
     }
 }
+
+/// Follow-up run settings for tests: the default policy, links on a shop domain, a 72 h look-back.
+pub fn run_settings() -> feedback::followups::RunSettings {
+    feedback::followups::RunSettings {
+        policy: feedback::followups::FollowUpPolicy::default(),
+        from_address: "service@shop.example.com".into(),
+        shop_name: "小店".into(),
+        public_base_url: "https://feedback.shop.example.com".into(),
+        link_valid_days: 14,
+        lookback_hours: 72,
+        lease_seconds: 70,
+        max_attempts: 3,
+    }
+}

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use fakes::contract::{at, closing, rating};
-use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings};
+use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings, run_settings};
 use feedback::analysis::Analyzer;
 use feedback::analysis::triggers::{Severity, TriggerRules};
 use feedback::config::WeekSettings;
@@ -20,7 +20,7 @@ use feedback::conversations::intake::{
 use feedback::conversations::{Channel, ChatMessage, MessageBatch, Role};
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
 use feedback::followups::link::LinkSigner;
-use feedback::followups::{FollowUpPolicy, RunSettings, run_follow_ups};
+use feedback::followups::{RunSettings, run_follow_ups};
 use feedback::insights::weekly::Counts;
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, process_batch};
 use feedback::lease::clock;
@@ -183,16 +183,8 @@ async fn week(chaos: Option<u64>) -> (Week, BTreeMap<&'static str, u64>) {
 
     // Three days of follow-up runs, every 15 minutes, each retried until it finishes.
     let signer = LinkSigner::new(b"chaos key chaos key chaos key chaos!").unwrap();
-    let settings = RunSettings {
-        policy: FollowUpPolicy::default(),
-        from_address: "service@shop.example.com".into(),
-        shop_name: "小店".into(),
-        public_base_url: "https://feedback.shop.example.com".into(),
-        link_valid_days: 14,
-        lookback_hours: 72,
-        lease_seconds: 70,
-        max_attempts: 100,
-    };
+    // A send refused is retried until it goes: the week must end with every follow-up sent.
+    let settings = RunSettings { max_attempts: 100, ..run_settings() };
     let mut run_at = at("2026-11-18T00:00:00Z");
     while run_at < at("2026-11-22T00:00:00Z") {
         clock::set(run_at);

@@ -3,7 +3,7 @@
 //! adapter and end-to-end tests.
 
 use fakes::contract::{at, closing, message, rating, submission};
-use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings};
+use fakes::{Fault, InMemory, Outbox, PlainDigest, Sent, digest_settings, run_settings};
 use feedback::analysis::Analyzer;
 use feedback::analysis::triggers::{Severity, TriggerRules};
 use feedback::config::WeekSettings;
@@ -14,7 +14,7 @@ use feedback::conversations::store::{ConversationStore, FollowUpState, MessageSt
 use feedback::conversations::{MessageBatch, Role};
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
 use feedback::followups::link::{LinkPage, LinkPurpose, LinkSigner, RatingLink, open_link};
-use feedback::followups::{FollowUpChannel, FollowUpPolicy, RunOutcome, RunSettings, run_follow_ups};
+use feedback::followups::{FollowUpChannel, RunOutcome, run_follow_ups};
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, process_batch};
 use feedback::ratings::{RatingStore, SubmitRatingError, Submitted, submit_rating};
 use feedback::reporting::{DigestChannel, DigestError, DigestOutcome, ReportStore, run_weekly};
@@ -169,19 +169,6 @@ async fn an_unresolved_close_queues_one_follow_up_and_counts_its_estimate_once()
 }
 
 // Follow-ups ------------------------------------------------------------------------------------
-
-fn run_settings() -> RunSettings {
-    RunSettings {
-        policy: FollowUpPolicy::default(),
-        from_address: "service@shop.example.com".into(),
-        shop_name: "小店".into(),
-        public_base_url: "https://feedback.shop.example.com".into(),
-        link_valid_days: 14,
-        lookback_hours: 72,
-        lease_seconds: 70,
-        max_attempts: 3,
-    }
-}
 
 fn signer() -> LinkSigner {
     LinkSigner::new(b"test key test key test key test key!").unwrap()
