@@ -117,7 +117,8 @@ impl World {
             let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).map_or(0, |v| v.parse::<i64>().unwrap());
             items += n("items");
             severity += n("severity_sum");
-            customers += item.get("customers").and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
+            // Counted through customer markers (the item no longer holds a set of ids).
+            customers += n("customer_count") as usize;
         }
         (items, severity, customers)
     }

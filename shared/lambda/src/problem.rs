@@ -164,11 +164,9 @@ impl Problem {
             IntakeError::Store(s) => Problem::from_store(s, reference),
             IntakeError::Alert(NotifyError::Unavailable(_)) => Problem::unavailable(reference),
             IntakeError::Alert(_) => Problem::internal(reference),
-            IntakeError::AlertInProgress => {
-                let mut p = Problem::unavailable(reference);
-                p.retry_after = Some(feedback::conversations::intake::ALERT_LEASE_SECONDS as u32);
-                p
-            }
+            // Usually the other request is sending it right now: a retry a second later finds it
+            // sent; if that request died, retries go on until its claim lapses.
+            IntakeError::AlertInProgress => Problem::unavailable(reference),
         }
     }
 }

@@ -44,9 +44,10 @@ pub enum IntakeError {
     Store(#[from] StoreError),
     #[error("staff alert not sent: {0}")]
     Alert(#[from] NotifyError),
-    /// Another request holds the claim on a staff alert (or held it and failed): the caller retries
-    /// after the lease (`ALERT_LEASE_SECONDS`); the messages are stored, the retry sends the alert
-    /// or finds it sent. Answered 200, the alert of a request that died holding it was never sent.
+    /// Another request holds the claim on a staff alert (or held it and failed): the caller retries;
+    /// the messages are stored, and the retry finds the alert sent, or sends it once the claim has
+    /// lapsed (`ALERT_LEASE_SECONDS`). Answered 200, the alert of a request that died holding it
+    /// was never sent.
     #[error("a staff alert of this conversation is being sent by another request")]
     AlertInProgress,
 }
