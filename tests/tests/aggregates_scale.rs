@@ -34,7 +34,14 @@ async fn busy_week(customers: usize, repeat: usize, parallel: usize) -> (WeekSet
                     bot_intent: None,
                 };
                 let trigger = feedback::analysis::triggers::Trigger::NONE;
-                conversations.insert_messages(&conv, &[(message.clone(), trigger)], sent_at).await.unwrap();
+                // As the platform would, a throttled or stalled call is retried.
+                let mut attempts = 0;
+                while let Err(e) =
+                    conversations.insert_messages(&conv, &[(message.clone(), trigger.clone())], sent_at).await
+                {
+                    attempts += 1;
+                    assert!(e.is_retryable() && attempts < 5, "{e}");
+                }
                 let item = StoredFeedback {
                     pk: format!("CONV#{conv}"),
                     sk: format!("MSG#{id}"),
@@ -45,7 +52,11 @@ async fn busy_week(customers: usize, repeat: usize, parallel: usize) -> (WeekSet
                     at: sent_at,
                 };
                 let analysed = analyse(&mut feedback::analysis::Analyzer::new(), item, &weeks.shop_time_zone);
-                analysis.apply(&analysed).await.unwrap();
+                let mut attempts = 0;
+                while let Err(e) = analysis.apply(&analysed).await {
+                    attempts += 1;
+                    assert!(e.is_retryable() && attempts < 5, "{e}");
+                }
             }
         });
         futures_util::future::join_all(work).await;
