@@ -44,14 +44,17 @@ async fn a_complaint_in_chat_reaches_staff_and_the_unresolved_close_queues_a_fol
     assert!(text.contains(&conv) && text.contains("[email]") && !text.contains("a.b@example.com"), "{text}");
     assert!(sent[0]["topic_arn"].as_str().unwrap().ends_with(":StaffAlertsTopic"));
 
+    // Closed two days ago (recent enough to be followed up): due a day later.
+    let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let day = |back: i64| today.checked_sub(jiff::Span::new().days(back)).unwrap();
     let (status, body) = post(
         &sys,
         &format!("/conversations/{conv}/close"),
-        json!({"resolved": false, "closed_at": "2026-11-01T08:10:00+08:00"}),
+        json!({"resolved": false, "closed_at": format!("{}T00:10:00Z", day(2))}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["follow_up"], json!({"state": "scheduled", "due_at": "2026-11-02T00:10:00Z"}));
+    assert_eq!(body["follow_up"], json!({"state": "scheduled", "due_at": format!("{}T00:10:00Z", day(1))}));
 
     // Without the caller key nothing gets in.
     let reply = send("POST", &format!("{}{messages}", sys.base_url), &[("content-type", "application/json")], "{}")

@@ -37,7 +37,8 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let reference = request_reference(&req);
-        let closing = match read_closing(&req, Timestamp::now()) {
+        let now = Timestamp::now();
+        let closing = match read_closing(&req, now) {
             Ok(closing) => closing,
             Err(e) => {
                 tracing::info!(rejected = %e, "closing rejected");
@@ -45,7 +46,7 @@ impl App {
             }
         };
         let conversation_id = closing.conversation_id.clone();
-        match close_conversation(&self.store, &self.settings, closing).await {
+        match close_conversation(&self.store, &self.settings, closing, now).await {
             Ok(closed) => {
                 tracing::info!(
                     conversation_id = %conversation_id, resolved = closed.resolved,

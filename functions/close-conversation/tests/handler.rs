@@ -43,16 +43,25 @@ async fn due_in_hour(client: &feedback_aws::dynamo::Client, table: &str, bucket:
     out.items().iter().map(|i| i["conversation_id"].as_s().unwrap().clone()).collect()
 }
 
+/// `HH:MM` UTC of the day before yesterday (a close two days ago is recent enough to be followed
+/// up), and the hour bucket of its follow-up, due a day later.
+fn two_days_ago(hh_mm: &str) -> (String, String, String) {
+    let today = jiff::tz::TimeZone::UTC.to_datetime(feedback::Timestamp::now()).date();
+    let day = |back: i64| today.checked_sub(jiff::Span::new().days(back)).unwrap();
+    let (closed, due) = (format!("{}T{hh_mm}:00Z", day(2)), format!("{}T{hh_mm}:00Z", day(1)));
+    (closed, due, format!("DUE#{}T{}", day(1), &hh_mm[..2]))
+}
+
 #[tokio::test]
 async fn an_unresolved_conversation_is_queued_for_follow_up_once() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    let body =
-        json!({"resolved": false, "closed_at": "2026-11-01T09:30:00+08:00", "customer_id": "u-1", "locale": "zh-CN"});
+    let (closed, due, bucket) = two_days_ago("01:30");
+    let body = json!({"resolved": false, "closed_at": closed, "customer_id": "u-1", "locale": "zh-CN"});
     let (status, answer) = close(&app, &conv, body.clone()).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["follow_up"], json!({"state": "scheduled", "due_at": "2026-11-02T01:30:00Z"}));
-    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T01").await, std::slice::from_ref(&conv));
+    assert_eq!(answer["follow_up"], json!({"state": "scheduled", "due_at": due}));
+    assert_eq!(due_in_hour(&client, &table, &bucket).await, std::slice::from_ref(&conv));
     let items = conversation_items(&client, &table, &conv).await;
     let follow_up = &items["FOLLOWUP"];
     assert_eq!(follow_up["state"].as_s().unwrap(), "due");
@@ -62,23 +71,25 @@ async fn an_unresolved_conversation_is_queued_for_follow_up_once() {
 
     let (status, again) = close(&app, &conv, body).await;
     assert_eq!((status, &again["follow_up"]["state"]), (200, &json!("already_scheduled")));
-    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T01").await.len(), 1);
+    assert_eq!(due_in_hour(&client, &table, &bucket).await.len(), 1);
 }
 
 #[tokio::test]
 async fn resolving_after_all_withdraws_the_follow_up_and_reopening_queues_it_again() {
     let (app, client, table) = app().await;
     let conv = unique("c");
-    let unresolved = json!({"resolved": false, "closed_at": "2026-11-01T10:00:00Z", "customer_id": "u-1"});
+    let ((first, _, first_bucket), (resolved, _, _)) = (two_days_ago("10:00"), two_days_ago("10:05"));
+    let unresolved = json!({"resolved": false, "closed_at": first, "customer_id": "u-1"});
     close(&app, &conv, unresolved.clone()).await;
-    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": "2026-11-01T10:05:00Z"})).await;
+    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": resolved})).await;
     assert_eq!(answer["follow_up"], json!({"state": "cancelled"}));
-    assert!(due_in_hour(&client, &table, "DUE#2026-11-02T10").await.is_empty());
-    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": "2026-11-01T10:05:00Z"})).await;
+    assert!(due_in_hour(&client, &table, &first_bucket).await.is_empty());
+    let (_, answer) = close(&app, &conv, json!({"resolved": true, "closed_at": resolved})).await;
     assert_eq!(answer["follow_up"]["state"], "cancelled", "a retry answers the same");
-    let (_, answer) = close(&app, &conv, json!({"resolved": false, "closed_at": "2026-11-01T11:00:00Z"})).await;
+    let (reopened, _, reopened_bucket) = two_days_ago("11:00");
+    let (_, answer) = close(&app, &conv, json!({"resolved": false, "closed_at": reopened})).await;
     assert_eq!(answer["follow_up"]["state"], "scheduled");
-    assert_eq!(due_in_hour(&client, &table, "DUE#2026-11-02T11").await, [conv]);
+    assert_eq!(due_in_hour(&client, &table, &reopened_bucket).await, [conv]);
 }
 
 #[tokio::test]

@@ -244,10 +244,10 @@ pub async fn follow_ups(
     let due = store.due(due_at + minutes(30), 72).await.unwrap();
     let ids: Vec<&str> = due.iter().map(|f| f.conversation_id.as_str()).collect();
     assert_eq!(ids, ["c-6", "c-7"]);
-    assert!(
-        store.due(due_at + jiff::SignedDuration::from_hours(80), 72).await.unwrap().is_empty(),
-        "beyond the lookback"
-    );
+    // Closed (in this test's time) long before it was reported: the run finds it however far
+    // beyond its look-back, rather than never.
+    let much_later = store.due(due_at + jiff::SignedDuration::from_hours(80), 72).await.unwrap();
+    assert_eq!(much_later.len(), 2, "a late close is followed up, not lost");
     let f6 = due[0].clone();
     assert_eq!((f6.customer_id.as_str(), f6.kind, f6.attempts, f6.due_at), ("u-6", FollowUpKind::First, 0, due_at));
 

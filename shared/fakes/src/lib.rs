@@ -184,6 +184,8 @@ struct FollowUpItem {
     lease: Option<Held>,
     last_failure: Option<String>,
     skip_reason: Option<&'static str>,
+    /// Queued when it was already long due (a late close): every run finds it.
+    late: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -335,6 +337,11 @@ impl InMemory {
     pub fn failure_of_digest(&self, week: &str, channel: DigestChannel) -> Option<String> {
         self.state().reports.get(week)?.digests.get(channel.as_str())?.failure.clone()
     }
+}
+
+/// As the adapter decides: queued more than 60 h after its due time (see `keys::follow_up_bucket`).
+fn is_late(due: Timestamp) -> bool {
+    due < Timestamp::now() - jiff::SignedDuration::from_hours(60)
 }
 
 fn follow_up_of(item: &FollowUpItem, conversation_id: &str) -> DueFollowUp {
@@ -544,6 +551,7 @@ impl ConversationStore for InMemory {
                             lease: None,
                             last_failure: None,
                             skip_reason: None,
+                            late: is_late(due),
                         });
                         FollowUpState::Scheduled
                     }
@@ -552,6 +560,7 @@ impl ConversationStore for InMemory {
                         FollowUpStatus::Cancelled => {
                             f.status = FollowUpStatus::Due;
                             f.due_at = due;
+                            f.late = is_late(due);
                             FollowUpState::Scheduled
                         }
                         _ => FollowUpState::InProgress,
@@ -632,6 +641,9 @@ impl InMemory {
                 return Err(lost(what));
             }
             item.lease = None;
+            // Every change after a claim re-queues by the hour (the adapter's gsi1 bucket of the
+            // new due time), never as late.
+            item.late = false;
             let mut deltas = Vec::new();
             change(item, &mut s.last_follow_up, &mut deltas);
             for d in &deltas {
@@ -652,7 +664,7 @@ impl FollowUpStore for InMemory {
                 .iter()
                 .filter_map(|(id, c)| Some((id, c.follow_up.as_ref()?)))
                 .filter(|(_, f)| matches!(f.status, FollowUpStatus::Due | FollowUpStatus::Sending))
-                .filter(|(_, f)| iso_millis(f.due_at) <= iso_millis(now) && hour(f.due_at) >= first_hour)
+                .filter(|(_, f)| iso_millis(f.due_at) <= iso_millis(now) && (f.late || hour(f.due_at) >= first_hour))
                 .map(|(id, f)| follow_up_of(f, id))
                 .collect();
             out.sort_by_key(|f| f.due_at);

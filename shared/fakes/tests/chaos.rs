@@ -134,7 +134,7 @@ async fn week(chaos: Option<u64>) -> (Week, BTreeMap<&'static str, u64>) {
             });
         }
         let c = closing(&conv, Some(&customer), i % 2 == 0, &(sent + jiff::SignedDuration::from_mins(5)).to_string());
-        until_ok!(close_conversation(&store, &close, c.clone()));
+        until_ok!(close_conversation(&store, &close, c.clone(), now));
         if i % 3 == 0 {
             let created = sent + jiff::SignedDuration::from_mins(6);
             let r = rating(&conv, &customer, (i % 5 + 1) as u8, Some(TEXTS[i % TEXTS.len()]), &created.to_string());

@@ -155,17 +155,33 @@ async fn an_unresolved_close_queues_one_follow_up_and_counts_its_estimate_once()
     record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b, at("2026-11-18T03:00:09Z")).await.unwrap();
     let settings = CloseSettings { follow_up_delay_hours: 24 };
     let c = closing("c-1", Some("u-1"), false, "2026-11-18T04:00:00Z");
-    let closed = close_conversation(&store, &settings, c.clone()).await.unwrap();
+    let closed = close_conversation(&store, &settings, c.clone(), at("2026-11-18T04:00:00Z")).await.unwrap();
     assert_eq!(closed.follow_up.state, FollowUpState::Scheduled);
     assert_eq!(closed.follow_up.due_at, Some(at("2026-11-19T04:00:00Z")));
     let estimate = closed.satisfaction.expect("the customer wrote something");
     assert!(estimate.expected_stars < 3.0, "{estimate:?}");
-    let again = close_conversation(&store, &settings, c).await.unwrap();
+    let again = close_conversation(&store, &settings, c, at("2026-11-18T04:00:00Z")).await.unwrap();
     assert_eq!(again.follow_up.state, FollowUpState::AlreadyScheduled);
     let week = store.week_figures("2026-W47").await.unwrap();
     assert_eq!(week.all.estimated, 1, "counted once");
     let theirs = closing("c-1", Some("u-2"), false, "2026-11-18T05:00:00Z");
-    assert!(matches!(close_conversation(&store, &settings, theirs).await, Err(IntakeError::OtherCustomer { .. })));
+    assert!(matches!(
+        close_conversation(&store, &settings, theirs, at("2026-11-18T05:00:00Z")).await,
+        Err(IntakeError::OtherCustomer { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_close_reported_a_month_late_queues_no_follow_up() {
+    let store = InMemory::default();
+    let settings = CloseSettings { follow_up_delay_hours: 24 };
+    let c = closing("c-1", Some("u-1"), false, "2026-10-01T04:00:00Z");
+    let closed = close_conversation(&store, &settings, c, at("2026-11-18T04:00:00Z")).await.unwrap();
+    assert_eq!((closed.follow_up.state, closed.follow_up.due_at), (FollowUpState::TooLate, None));
+    assert_eq!(store.follow_up_state("c-1"), None);
+    let recent = closing("c-2", Some("u-1"), false, "2026-11-13T04:00:00Z");
+    let closed = close_conversation(&store, &settings, recent, at("2026-11-18T04:00:00Z")).await.unwrap();
+    assert_eq!(closed.follow_up.state, FollowUpState::Scheduled, "five days late: followed up at the next run");
 }
 
 // Follow-ups ------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ impl DynamoConversationStore {
             closed_at: iso(closing.closed_at),
             due_at: iso(due),
             attempts: 0,
-            gsi1pk: keys::follow_up_due_hour(due),
+            gsi1pk: keys::follow_up_bucket(due, Timestamp::now()),
             gsi1sk: keys::follow_up_due_sort(due, conversation_id),
             // Kept while its unsubscribe link works (see feedback::followups).
             expires_at: expiry(
@@ -212,7 +212,7 @@ impl DynamoConversationStore {
                     .expression_attribute_values(":cancelled", s("cancelled"))
                     .expression_attribute_values(":closed", s(iso(closing.closed_at)))
                     .expression_attribute_values(":due_at", s(iso(due)))
-                    .expression_attribute_values(":g1", s(keys::follow_up_due_hour(due)))
+                    .expression_attribute_values(":g1", s(keys::follow_up_bucket(due, Timestamp::now())))
                     .expression_attribute_values(":g2", s(keys::follow_up_due_sort(due, conversation_id)))
                     .send()
                     .await;

@@ -107,7 +107,9 @@ impl FollowUpStore for DynamoFollowUpStore {
         use futures_util::{StreamExt, TryStreamExt};
         // One query per due hour, 8 at a time: a run reads ~73 small partitions, not the table.
         let buckets: Vec<_> = (0..=i64::from(lookback_hours))
-            .map(|back| self.due_in_bucket(keys::follow_up_due_hour(now - jiff::SignedDuration::from_hours(back)), now))
+            .map(|back| keys::follow_up_due_hour(now - jiff::SignedDuration::from_hours(back)))
+            .chain([keys::FOLLOW_UP_LATE.to_owned()])
+            .map(|bucket| self.due_in_bucket(bucket, now))
             .collect();
         let pages: Vec<Vec<DueFollowUp>> = futures_util::stream::iter(buckets).buffered(8).try_collect().await?;
         let mut out: Vec<DueFollowUp> = pages.into_iter().flatten().collect();

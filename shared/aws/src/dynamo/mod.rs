@@ -91,6 +91,23 @@ pub mod keys {
         format!("DUE#{}T{:02}", at.date(), at.hour())
     }
 
+    /// Follow-ups queued when they were already long due (a close reported late): every run reads
+    /// this partition too, so they are sent by the next run instead of falling outside its
+    /// look-back (they are rare; a backfill's are sent as its runs come).
+    pub const FOLLOW_UP_LATE: &str = "DUE#LATE";
+
+    /// Later than this after its due time, a follow-up is queued as late.
+    pub const FOLLOW_UP_LATE_AFTER_HOURS: i64 = 60;
+
+    /// The due partition of a follow-up queued at `stored_at`.
+    pub fn follow_up_bucket(due: Timestamp, stored_at: Timestamp) -> String {
+        if due < stored_at - jiff::SignedDuration::from_hours(FOLLOW_UP_LATE_AFTER_HOURS) {
+            FOLLOW_UP_LATE.to_owned()
+        } else {
+            follow_up_due_hour(due)
+        }
+    }
+
     pub fn follow_up_due_sort(due: Timestamp, conversation_id: &str) -> String {
         format!("{}#{conversation_id}", super::iso(due))
     }

@@ -472,19 +472,31 @@ pub fn follow_up_due(closed_at: Timestamp, settings: &CloseSettings) -> Timestam
     closed_at + jiff::SignedDuration::from_hours(i64::from(settings.follow_up_delay_hours))
 }
 
+/// A conversation reported closed this long after it closed gets no follow-up (the rating link
+/// itself lasts two weeks). A late close within it is followed up at the next run.
+pub const FOLLOW_UP_MAX_AGE_DAYS: i64 = 30;
+
+/// Closes a conversation reported at `now` (the request's time).
 pub async fn close_conversation(
     store: &impl ConversationStore,
     settings: &CloseSettings,
     closing: Closing,
+    now: Timestamp,
 ) -> Result<ConversationClosed, IntakeError> {
-    let due = (!closing.resolved).then(|| follow_up_due(closing.closed_at, settings));
+    let too_late =
+        !closing.resolved && closing.closed_at < now - jiff::SignedDuration::from_hours(24 * FOLLOW_UP_MAX_AGE_DAYS);
+    let due = (!closing.resolved && !too_late).then(|| follow_up_due(closing.closed_at, settings));
     let turns = store.conversation_turns(&closing.conversation_id, SATISFACTION_MAX_TURNS).await?;
     let satisfaction = estimate_satisfaction(&turns);
     match store.close(&closing, satisfaction, due).await? {
         Closed::OtherCustomer(_) => Err(IntakeError::OtherCustomer { conversation_id: closing.conversation_id.into() }),
         Closed::Done(state) => Ok(ConversationClosed {
             follow_up: FollowUp {
-                state,
+                state: if too_late && matches!(state, FollowUpState::NotNeeded | FollowUpState::Cancelled) {
+                    FollowUpState::TooLate
+                } else {
+                    state
+                },
                 due_at: due.filter(|_| matches!(state, FollowUpState::Scheduled | FollowUpState::AlreadyScheduled)),
             },
             conversation_id: closing.conversation_id,

@@ -68,6 +68,9 @@ pub enum FollowUpState {
     CustomerUnknown,
     /// Already sent (or being sent): closing again changes nothing.
     InProgress,
+    /// Unresolved, but reported more than `FOLLOW_UP_MAX_AGE_DAYS` after it closed: asking about a
+    /// chat that old would make no sense, so none is queued.
+    TooLate,
 }
 
 pub trait ConversationStore {
