@@ -99,3 +99,115 @@ async fn fifty_thousand_customers_in_one_week() {
     assert_eq!(week.all.customers, 50_000);
     assert!(largest < 3_000);
 }
+
+/// DynamoDB's size of an item, by its published rules (attribute names and values in UTF-8, a
+/// number about one byte per two digits plus one, three bytes per map or list).
+fn item_bytes(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+            V::Bool(_) | V::Null(_) => 1,
+            V::Ss(set) => set.iter().map(String::len).sum(),
+            V::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            V::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>(),
+            V::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+            V::B(b) => b.as_ref().len(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// An item as text with its maps' keys in order (a HashMap's Debug order varies), to see what changed.
+fn canon_item(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn canon(v: &V) -> String {
+        match v {
+            V::M(m) => canon_item(m),
+            V::L(l) => format!("[{}]", l.iter().map(canon).collect::<Vec<_>>().join(",")),
+            V::Ss(set) => {
+                let mut set = set.clone();
+                set.sort();
+                format!("{set:?}")
+            }
+            other => format!("{other:?}"),
+        }
+    }
+    let mut pairs: Vec<String> = item.iter().map(|(k, v)| format!("{k}={}", canon(v))).collect();
+    pairs.sort();
+    format!("{{{}}}", pairs.join(";"))
+}
+
+/// What one analysed message costs in write capacity, metered by DynamoDB's rules on the items it
+/// writes (moto's ReturnConsumedCapacity is not real): a transactional write is 2 WCU per started
+/// KB of the larger of the item before and after. Printed for the closing note; the assertion is
+/// that the cost no longer grows with the week's customers.
+#[tokio::test]
+async fn write_capacity_of_an_analysed_message_does_not_grow_with_the_week() {
+    let (client, table) = fresh_feedback_table().await;
+    let weeks = WeekSettings { aggregate_shards: 1, ..WeekSettings::default() };
+    let conversations = DynamoConversationStore::new(client.clone(), &table, 180);
+    let analysis = DynamoAnalysisStore::new(client.clone(), &table, weeks.aggregate_shards);
+    let snapshot = || async {
+        let mut all = std::collections::HashMap::new();
+        let mut start = None;
+        loop {
+            let page = client.scan().table_name(&table).set_exclusive_start_key(start).send().await.unwrap();
+            for item in page.items() {
+                let key = format!("{}|{}", item["pk"].as_s().unwrap(), item["sk"].as_s().unwrap());
+                all.insert(key, (item_bytes(item), canon_item(item)));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break all,
+            }
+        }
+    };
+    let mut costs = Vec::new();
+    for (n, customer) in ["u-1", "u-1", "u-2"].iter().enumerate() {
+        let (conv, id) = (format!("c-{n}"), "m-1".to_owned());
+        let sent_at: feedback::Timestamp = "2026-11-18T03:00:00Z".parse().unwrap();
+        // The same issue each time; the second is the first customer again (in other words).
+        let text = ["快递一周还没到，太慢了", "快递到现在还没到，太慢了", "快递一周还没到，太慢了"][n];
+        let message = ChatMessage {
+            message_id: id.clone(),
+            role: Role::Customer,
+            text: text.into(),
+            sent_at,
+            customer_id: (*customer).into(),
+            channel: Channel::App,
+            bot_intent: None,
+        };
+        conversations
+            .insert_messages(&conv, &[(message.clone(), feedback::analysis::triggers::Trigger::NONE)], sent_at)
+            .await
+            .unwrap();
+        let before = snapshot().await;
+        let item = StoredFeedback {
+            pk: format!("CONV#{conv}"),
+            sk: format!("MSG#{id}"),
+            kind: FeedbackKind::Message,
+            conversation_id: conv.clone().into(),
+            customer_id: message.customer_id.clone(),
+            text: Some(text.into()),
+            at: sent_at,
+        };
+        analysis.apply(&analyse(&mut feedback::analysis::Analyzer::new(), item, &weeks.shop_time_zone)).await.unwrap();
+        let after = snapshot().await;
+        let wcu: usize = after
+            .iter()
+            // Every item the transaction writes changes (counters, markers, the analysis).
+            .filter(|(k, item)| before.get(*k) != Some(item))
+            .map(|(k, (size, _))| 2 * before.get(k).map_or(0, |b| b.0).max(*size).div_ceil(1024).max(1))
+            .sum();
+        costs.push(wcu);
+    }
+    println!(
+        "WCU per analysed message (transactional, by DynamoDB's sizing rules): first of a customer in the week {}, the same customer again {}, another new customer {}",
+        costs[0], costs[1], costs[2]
+    );
+    assert_eq!(costs[0], costs[2], "a new customer costs the same in a week with more customers");
+    assert!(costs[1] < costs[0], "a customer already counted writes no markers");
+}
