@@ -1,12 +1,12 @@
 //! The weekly aggregate items (`AGG#<week>#SHARD#<n>` / `TYPE#<issue type>`): the one writer of a
 //! `feedback::insights::weekly::AggregateDelta` (the analysis, the follow-up run and the estimates
 //! all go through it) and the one reader back into `Counts` (by the same stored names). Unique
-//! customers are counted through small marker items (`SEEN#<week>#<customer>` / `<issue type>`) and
+//! customers are counted through one small marker per customer and week (`SEEN#<week>#<customer>`) and
 //! a `customer_count`, so no aggregate item grows with the week's customers (DynamoDB caps an item
 //! at 400 KB and bills an update by the item's whole size).
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::insights::weekly::{AggregateDelta, COUNTERS, Counts, EXAMPLE_SLOTS, Example};
@@ -67,66 +67,61 @@ pub(crate) fn update(table: &str, delta: &AggregateDelta, now: Timestamp) -> Res
 /// How long a customer marker is kept: long after the stream could still bring an event of its week.
 const SEEN_RETENTION_DAYS: u32 = 60;
 
-/// Unique customers without growing any item: for each delta that names a customer, whether that
-/// customer is new to its week and issue type (no marker yet, read consistently). For the new
-/// ones, `counted` turns the customer into `customer_count + 1` and returns the marker's
-/// conditional put for the same transaction (a race with another event of the same customer
-/// cancels it, and the caller tries again); for the others the customer is dropped. Either way
-/// `delta.customer` is `None` afterwards.
+/// Unique customers without growing any item: one small marker per customer and week
+/// (`SEEN#<week>#<customer>` / `SEEN`) holding the issue types the customer is counted under. For
+/// each delta that names a customer, read consistently whether the marker has its issue type; the
+/// new ones turn into `customer_count + 1`, and the returned update adds them to the marker on the
+/// condition that none is there yet (a race with another event of the same customer cancels the
+/// transaction, and the caller tries again). Either way `delta.customer` is `None` afterwards.
+/// One marker per customer and week keeps a customer's first message at one small write more.
 pub(crate) async fn count_customers(
     client: &Client,
     table: &str,
     deltas: &mut [AggregateDelta],
     now: Timestamp,
-) -> Result<Vec<Put>, StoreError> {
-    let keys: Vec<Item> =
-        deltas.iter().filter_map(|d| Some(key(keys::seen(&d.week, d.customer.as_deref()?), &d.issue_type))).collect();
-    let mut seen: Vec<Item> = Vec::new();
-    if !keys.is_empty() {
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .projection_expression("pk, sk")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?,
-        );
-        let mut attempt = 0;
-        while let Some(request) = pending.take() {
-            let out = client.batch_get_item().request_items(table, request).send().await.map_err(store_error)?;
-            seen.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
-            if let Some(rest) = out.unprocessed_keys.and_then(|mut u| u.remove(table)).filter(|r| !r.keys.is_empty()) {
-                attempt += 1;
-                if attempt > 5 {
-                    return Err(StoreError::Unavailable("customer markers kept coming back unprocessed".into()));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-                pending = Some(rest);
-            }
-        }
-    }
-    let mut puts = Vec::new();
+) -> Result<Option<Update>, StoreError> {
+    let Some((week, customer)) = deltas.iter().find_map(|d| Some((d.week.clone(), d.customer.clone()?))) else {
+        return Ok(None);
+    };
+    let marker_key = key(keys::seen(&week, &customer), SEEN);
+    let marker = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(marker_key.clone()))
+        .consistent_read(true)
+        .projection_expression("issue_types")
+        .send()
+        .await
+        .map_err(store_error)?
+        .item;
+    let counted: Vec<String> =
+        marker.as_ref().and_then(|m| m.get("issue_types")).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+    let mut new_types = Vec::new();
     for d in deltas.iter_mut() {
-        let Some(customer) = d.customer.take() else { continue };
-        let (pk, sk) = (keys::seen(&d.week, &customer), d.issue_type.clone());
-        let known = seen.iter().any(|i| get_s(i, "pk") == Some(pk.as_str()) && get_s(i, "sk") == Some(sk.as_str()));
-        if known {
-            continue;
+        if d.customer.take().is_some() && !counted.contains(&d.issue_type) && !new_types.contains(&d.issue_type) {
+            d.counters.push(("customer_count", 1));
+            new_types.push(d.issue_type.clone());
         }
-        d.counters.push(("customer_count", 1));
-        let mut marker = key(pk, &sk);
-        marker.insert("expires_at".into(), n(expiry(now, SEEN_RETENTION_DAYS)));
-        puts.push(
-            Put::builder()
-                .table_name(table)
-                .set_item(Some(marker))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?,
-        );
     }
-    Ok(puts)
+    if new_types.is_empty() {
+        return Ok(None);
+    }
+    let none_there: Vec<String> = (0..new_types.len()).map(|i| format!("NOT contains(issue_types, :t{i})")).collect();
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(marker_key))
+        .update_expression("ADD issue_types :new SET expires_at = :expires")
+        .condition_expression(format!("attribute_not_exists(issue_types) OR ({})", none_there.join(" AND ")))
+        .expression_attribute_values(":new", AttributeValue::Ss(new_types.clone()))
+        .expression_attribute_values(":expires", n(expiry(now, SEEN_RETENTION_DAYS)));
+    for (i, t) in new_types.iter().enumerate() {
+        update = update.expression_attribute_values(format!(":t{i}"), s(t));
+    }
+    update.build().map(Some).map_err(|e| StoreError::Failed(e.to_string()))
 }
+
+/// The sort key of a customer's marker.
+const SEEN: &str = "SEEN";
 
 fn signed(item: &Item, name: &str) -> i64 {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)

@@ -181,8 +181,8 @@ impl AnalysisStore for DynamoAnalysisStore {
             let first_customer_marker = items.len();
             if a.counts() {
                 let mut deltas = a.aggregate_deltas(self.shards);
-                let markers = super::aggregates::count_customers(&self.client, &self.table, &mut deltas, now).await?;
-                items.extend(markers.into_iter().map(|put| TransactWriteItem::builder().put(put).build()));
+                let marker = super::aggregates::count_customers(&self.client, &self.table, &mut deltas, now).await?;
+                items.extend(marker.map(|update| TransactWriteItem::builder().update(update).build()));
                 for delta in &deltas {
                     let update = super::aggregates::update(&self.table, delta, a.item.at)?;
                     items.push(TransactWriteItem::builder().update(update).build());

@@ -80,7 +80,7 @@ pub mod keys {
         format!("DEDUP#{customer_id}")
     }
 
-    /// A customer counted in a week's aggregates (one item per issue type under it).
+    /// A customer counted in a week's aggregates (one item: the issue types it is counted under).
     pub fn seen(week: &str, customer_id: &str) -> String {
         format!("SEEN#{week}#{customer_id}")
     }
