@@ -9,6 +9,19 @@ use feedback::reporting::ReportStore;
 use feedback_aws::dynamo::{DynamoAnalysisStore, DynamoConversationStore, DynamoReportStore};
 use testkit::fresh_feedback_table;
 
+/// A stored customer message as the stream hands it to the analysis.
+fn as_feedback(conv: &str, message: &ChatMessage) -> StoredFeedback {
+    StoredFeedback {
+        pk: format!("CONV#{conv}"),
+        sk: format!("MSG#{}", message.message_id),
+        kind: FeedbackKind::Message,
+        conversation_id: conv.into(),
+        customer_id: message.customer_id.clone(),
+        text: Some(message.text.clone()),
+        at: message.sent_at,
+    }
+}
+
 /// Stores and analyses `customers` complaints (each customer one, `repeat` of them a second,
 /// different one), `parallel` at a time; returns the largest aggregate item in bytes (roughly).
 async fn busy_week(customers: usize, repeat: usize, parallel: usize) -> (WeekSettings, DynamoReportStore, usize) {
@@ -42,15 +55,7 @@ async fn busy_week(customers: usize, repeat: usize, parallel: usize) -> (WeekSet
                     attempts += 1;
                     assert!(e.is_retryable() && attempts < 5, "{e}");
                 }
-                let item = StoredFeedback {
-                    pk: format!("CONV#{conv}"),
-                    sk: format!("MSG#{id}"),
-                    kind: FeedbackKind::Message,
-                    conversation_id: conv.clone().into(),
-                    customer_id: message.customer_id.clone(),
-                    text: Some(message.text.clone()),
-                    at: sent_at,
-                };
+                let item = as_feedback(&conv, &message);
                 let analysed = analyse(&mut feedback::analysis::Analyzer::new(), item, &weeks.shop_time_zone);
                 let mut attempts = 0;
                 while let Err(e) = analysis.apply(&analysed).await {
@@ -185,15 +190,7 @@ async fn write_capacity_of_an_analysed_message_does_not_grow_with_the_week() {
             .await
             .unwrap();
         let before = snapshot().await;
-        let item = StoredFeedback {
-            pk: format!("CONV#{conv}"),
-            sk: format!("MSG#{id}"),
-            kind: FeedbackKind::Message,
-            conversation_id: conv.clone().into(),
-            customer_id: message.customer_id.clone(),
-            text: Some(text.into()),
-            at: sent_at,
-        };
+        let item = as_feedback(&conv, &message);
         analysis.apply(&analyse(&mut feedback::analysis::Analyzer::new(), item, &weeks.shop_time_zone)).await.unwrap();
         let after = snapshot().await;
         let wcu: usize = after
