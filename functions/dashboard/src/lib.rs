@@ -69,15 +69,6 @@ fn staff_member(req: &Request) -> Option<(String, std::collections::HashMap<Stri
     }
 }
 
-/// Whether the claims name `group`: API Gateway passes a list claim as text (`[a b]`), a scope
-/// claim is space-separated.
-fn carries(claims: &std::collections::HashMap<String, String>, group: &str) -> bool {
-    ["cognito:groups", "groups", "scope"]
-        .iter()
-        .filter_map(|k| claims.get(*k))
-        .any(|v| v.split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | ',' | '"')).any(|g| g == group))
-}
-
 fn with_headers(mut res: Response<Body>, headers: &[(header::HeaderName, &str)]) -> Response<Body> {
     for (name, value) in headers {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -147,7 +138,7 @@ impl App {
             return Ok(refused(&p, &"no authorizer claims", "dashboard"));
         };
         if let Some(group) = &self.staff_group
-            && !carries(&claims, group)
+            && !feedback_lambda::http::token_carries(&claims, group)
         {
             let p = Problem::new(
                 403,

@@ -114,6 +114,24 @@ pub fn request_owner() -> String {
 /// How often a "sent" mark is retried within its lease before the invocation gives up.
 pub const MARK_ATTEMPTS: u32 = 4;
 
+/// Writes a "sent" mark, retrying retryable failures while the lease holds: the mark must land,
+/// or the next owner sends again (the one duplicate window), so this narrows that window to a
+/// storage outage longer than [`MARK_ATTEMPTS`] tries.
+pub async fn mark_sent<F, Fut>(mut write: F) -> Result<(), StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_retryable() && attempt < MARK_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Work that is claimed, done and finished once: a staff alert, a digest on one channel.
 pub trait Claimable {
     fn claim(&self, lease: &Lease) -> impl Future<Output = Result<Claim, StoreError>> + Send;
@@ -148,17 +166,7 @@ where
     }
     match act().await {
         Ok(message_id) => {
-            // Sent: the mark must land, or the next owner sends again (the one duplicate window).
-            // While this lease holds, retrying the mark is safe and narrows that window to an
-            // outage longer than a few attempts.
-            let mut attempt = 0;
-            loop {
-                match item.finish(lease, Finish::Sent(&message_id)).await {
-                    Ok(()) => break,
-                    Err(e) if e.is_retryable() && attempt < MARK_ATTEMPTS => attempt += 1,
-                    Err(e) => return Err(e),
-                }
-            }
+            mark_sent(|| item.finish(lease, Finish::Sent(&message_id))).await?;
             Ok(Once::Sent(message_id))
         }
         Err(e) => {

@@ -78,13 +78,6 @@ impl Faults {
         queue.push_back(Some(fault));
     }
 
-    /// The next `times` calls of `operation` meet `fault`.
-    pub fn times(&self, operation: &'static str, fault: Fault, times: usize) {
-        for _ in 0..times {
-            self.next(operation, fault);
-        }
-    }
-
     /// From now on every call meets one of `kinds` with chance `rate` (0..1), reproducibly from
     /// `seed`: a flaky cloud for the end-to-end flows.
     pub fn chaos(&self, rate: f64, kinds: &[Fault], seed: u64) {

@@ -105,3 +105,13 @@ pub fn digest_diagnostic(e: feedback::reporting::DigestError) -> lambda_runtime:
     };
     lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
 }
+
+/// Whether a JWT's claims (as API Gateway's authorizer passes them) name `group` in
+/// `cognito:groups`, `groups` or `scope`: a list claim arrives as text (`[a b]`), a scope
+/// claim is space-separated.
+pub fn token_carries(claims: &std::collections::HashMap<String, String>, group: &str) -> bool {
+    ["cognito:groups", "groups", "scope"]
+        .iter()
+        .filter_map(|k| claims.get(*k))
+        .any(|v| v.split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | ',' | '"')).any(|g| g == group))
+}

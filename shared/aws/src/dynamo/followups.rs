@@ -118,7 +118,7 @@ impl FollowUpStore for DynamoFollowUpStore {
     }
 
     async fn claim(&self, f: &DueFollowUp, lease: &Lease) -> Result<bool, StoreError> {
-        let attrs = LeaseAttrs::new("");
+        let attrs = lease_attrs();
         let update = self
             .update(f)
             .update_expression(format!("SET #state = :sending, {}, claimed_at = :claimed_at", attrs.set()))
@@ -216,7 +216,8 @@ impl FollowUpStore for DynamoFollowUpStore {
             Some(at) => update
                 .update_expression(format!(
                     "SET #state = :due, kind = :reminder, due_at = :at, attempts = :zero, gsi1pk = :g1, gsi1sk = :g2, {sent} \
-                     REMOVE lease_owner, lease_until"
+                     REMOVE {}",
+                    lease_attrs().remove()
                 ))
                 .expression_attribute_values(":due", s("due"))
                 .expression_attribute_values(":reminder", s("reminder"))
@@ -225,7 +226,7 @@ impl FollowUpStore for DynamoFollowUpStore {
                 .expression_attribute_values(":g1", s(keys::follow_up_due_hour(at)))
                 .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
             None => update
-                .update_expression(format!("SET #state = :sent, {sent} REMOVE lease_owner, lease_until, gsi1pk, gsi1sk"))
+                .update_expression(format!("SET #state = :sent, {sent} REMOVE {}, gsi1pk, gsi1sk", lease_attrs().remove()))
                 .expression_attribute_values(":sent", s("sent")),
         };
         let fatigue = Update::builder()
@@ -257,9 +258,10 @@ impl FollowUpStore for DynamoFollowUpStore {
     async fn defer(&self, f: &DueFollowUp, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
         let update = self
             .update(f)
-            .update_expression(
-                "SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE lease_owner, lease_until",
-            )
+            .update_expression(format!(
+                "SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE {}",
+                lease_attrs().remove()
+            ))
             .condition_expression(held())
             .expression_attribute_values(":due", s("due"))
             .expression_attribute_values(":sending", s("sending"))
@@ -279,9 +281,10 @@ impl FollowUpStore for DynamoFollowUpStore {
     ) -> Result<(), StoreError> {
         let update = self
             .update(f)
-            .update_expression(
-                "SET #state = :skipped, skip_reason = :reason, skipped_at = :now REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
-            )
+            .update_expression(format!(
+                "SET #state = :skipped, skip_reason = :reason, skipped_at = :now REMOVE {}, gsi1pk, gsi1sk",
+                lease_attrs().remove()
+            ))
             .condition_expression(held())
             .expression_attribute_values(":skipped", s("skipped"))
             .expression_attribute_values(":sending", s("sending"))
@@ -308,18 +311,20 @@ impl FollowUpStore for DynamoFollowUpStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
         let update = match retry_at {
             Some(at) => update
-                .update_expression(
+                .update_expression(format!(
                     "SET #state = :due, due_at = :at, gsi1pk = :g1, gsi1sk = :g2, last_failure_at = :now, last_failure = :failure \
-                     ADD attempts :one REMOVE lease_owner, lease_until",
-                )
+                     ADD attempts :one REMOVE {}",
+                    lease_attrs().remove()
+                ))
                 .expression_attribute_values(":due", s("due"))
                 .expression_attribute_values(":at", s(iso(at)))
                 .expression_attribute_values(":g1", s(keys::follow_up_due_hour(at)))
                 .expression_attribute_values(":g2", s(keys::follow_up_due_sort(at, &f.conversation_id))),
             None => update
-                .update_expression(
-                    "SET #state = :failed, last_failure_at = :now, last_failure = :failure ADD attempts :one REMOVE lease_owner, lease_until, gsi1pk, gsi1sk",
-                )
+                .update_expression(format!(
+                    "SET #state = :failed, last_failure_at = :now, last_failure = :failure ADD attempts :one REMOVE {}, gsi1pk, gsi1sk",
+                    lease_attrs().remove()
+                ))
                 .expression_attribute_values(":failed", s("failed")),
         };
         owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &lost(f)))?;
@@ -327,9 +332,14 @@ impl FollowUpStore for DynamoFollowUpStore {
     }
 }
 
+/// A follow-up's lease attributes (`lease_owner`, `lease_until`).
+fn lease_attrs() -> LeaseAttrs {
+    LeaseAttrs::new("")
+}
+
 /// Every change after the claim: still sending, under this run's lease.
 fn held() -> String {
-    format!("#state = :sending AND {}", LeaseAttrs::new("").held())
+    format!("#state = :sending AND {}", lease_attrs().held())
 }
 
 fn lost(f: &DueFollowUp) -> String {

@@ -600,16 +600,8 @@ async fn follow_up_one(
                     let reminder_at = (!reminder).then(|| {
                         now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
                     });
-                    // The mark must land, or a later run sends again (see crate::lease): retried
-                    // within the lease.
-                    let mut attempt = 0;
-                    loop {
-                        match store.mark_sent(f, lease, channel, &message_id, now, reminder_at).await {
-                            Ok(()) => break,
-                            Err(e) if e.is_retryable() && attempt < crate::lease::MARK_ATTEMPTS => attempt += 1,
-                            Err(e) => return Err(e),
-                        }
-                    }
+                    crate::lease::mark_sent(|| store.mark_sent(f, lease, channel, &message_id, now, reminder_at))
+                        .await?;
                     Ok(RunOutcome::Sent { channel })
                 }
                 Err(e) => {
