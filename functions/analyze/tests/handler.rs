@@ -139,7 +139,8 @@ async fn new_feedback_is_analysed_and_counted_once_even_when_the_batch_is_retrie
 
     assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
     let items = conversation_items(&w.client, &w.table, &conv).await;
-    let analysis = &items["MSG#m-1"]["analysis"].as_m().unwrap();
+    let analysis = &items["ANALYSIS#MSG#m-1"]["analysis"].as_m().unwrap();
+    assert_eq!(items["ANALYSIS#MSG#m-1"]["expires_at"], items["MSG#m-1"]["expires_at"], "expires with its message");
     assert_eq!(analysis["sentiment"].as_m().unwrap()["label"].as_s().unwrap(), "negative");
     assert_eq!(analysis["week"].as_s().unwrap(), "2026-W48");
     assert!(analysis["counted_types"].as_l().unwrap().iter().any(|t| t.as_s().unwrap() == "logistics"));
@@ -173,9 +174,9 @@ async fn an_unreadable_record_is_reported_and_the_records_before_it_are_kept() {
     let answer = w.handle(&records).await;
     assert_eq!(answer, json!({"batchItemFailures": [{"itemIdentifier": "999999999999"}]}));
     let items = conversation_items(&w.client, &w.table, &conv).await;
-    assert!(items["MSG#m-1"].contains_key("analysis"));
+    assert!(items.contains_key("ANALYSIS#MSG#m-1"));
     assert!(
-        !items["MSG#m-2"].contains_key("analysis"),
+        !items.contains_key("ANALYSIS#MSG#m-2"),
         "after the failure nothing is processed: the stream resumes there"
     );
     // Lambda retries from the failed record; without it (sent to the on-failure queue) the rest goes through.
@@ -204,13 +205,13 @@ async fn a_customer_repeating_the_same_words_is_linked_not_counted_and_noise_is_
     // The messages were written concurrently: whichever reached the stream first is the original.
     let links: Vec<(&str, &str)> = ["MSG#m-1", "MSG#m-2"]
         .iter()
-        .filter_map(|k| items[*k].get("duplicate_of").map(|d| (*k, d.as_s().unwrap().as_str())))
+        .filter_map(|k| items[&format!("ANALYSIS#{k}")].get("duplicate_of").map(|d| (*k, d.as_s().unwrap().as_str())))
         .collect();
     assert_eq!(links.len(), 1, "{links:?}");
     let (copy, first) = links[0];
     assert!(first.ends_with(if copy == "MSG#m-1" { "/MSG#m-2" } else { "/MSG#m-1" }), "{links:?}");
-    assert!(!items["MSG#m-3"].contains_key("duplicate_of"), "another customer saying it is new feedback");
-    let noise = items["MSG#m-4"]["analysis"].as_m().unwrap();
+    assert!(!items["ANALYSIS#MSG#m-3"].contains_key("duplicate_of"), "another customer saying it is new feedback");
+    let noise = items["ANALYSIS#MSG#m-4"]["analysis"].as_m().unwrap();
     assert_eq!(noise["invalid"].as_m().unwrap()["reason"].as_s().unwrap(), "keyboard_mash");
     assert_eq!(w.aggregate("_all").await.0, 2);
 }
@@ -228,7 +229,7 @@ async fn bot_messages_and_other_entities_are_skipped() {
     assert!(records.len() >= 2);
     assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
     assert_eq!(w.aggregate("_all").await.0, 0);
-    assert!(!conversation_items(&w.client, &w.table, &conv).await["MSG#m-1"].contains_key("analysis"));
+    assert!(!conversation_items(&w.client, &w.table, &conv).await.contains_key("ANALYSIS#MSG#m-1"));
 }
 
 #[tokio::test]
@@ -304,6 +305,6 @@ async fn a_customer_message_is_read_in_the_context_of_the_messages_before_it() {
     let records = w.records().await;
     assert_eq!(w.handle(&records).await, json!({"batchItemFailures": []}));
     let items = conversation_items(&w.client, &w.table, &conv).await;
-    let thanks = &items["MSG#m-1"]["analysis"].as_m().unwrap()["sentiment"].as_m().unwrap()["label"];
+    let thanks = &items["ANALYSIS#MSG#m-1"]["analysis"].as_m().unwrap()["sentiment"].as_m().unwrap()["label"];
     assert_eq!(thanks.as_s().unwrap(), "positive");
 }

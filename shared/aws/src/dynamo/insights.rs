@@ -40,7 +40,8 @@ pub fn read_stream_record(record: &Value) -> StreamItem {
     }
 }
 
-/// `AnalysisStore` on the feedback table: the analysis on the item, weekly aggregates on
+/// `AnalysisStore` on the feedback table: a rating's analysis on the rating, a message's on an
+/// item of its own beside the message (`ANALYSIS#MSG#<id>`), weekly aggregates on
 /// `AGG#<week>#SHARD#<n>` / `TYPE#<issue type>` (and `TYPE#_all`), repeat markers on
 /// `DEDUP#<customer>` / `<text digest>`.
 #[derive(Clone)]
@@ -58,14 +59,37 @@ impl DynamoAnalysisStore {
         Self { client, table: table.into(), shards: shards.max(1), repeat_window_days: 30 }
     }
 
-    fn analysis_update(
+    /// The write that records an analysis, conditional on none being recorded yet. A message's
+    /// goes on an item of its own (`ANALYSIS#MSG#<id>`, expiring with the message), so a long
+    /// message costs no more to analyse than a short one; a rating's goes on the rating, where the
+    /// export reads it through the feedback index.
+    fn analysis_write(
         &self,
         a: &AnalysedFeedback,
         duplicate_of: Option<&str>,
+        message_expires_at: Option<&AttributeValue>,
         now: Timestamp,
-    ) -> Result<Update, StoreError> {
+    ) -> Result<TransactWriteItem, StoreError> {
         let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(a)
             .map_err(|e| StoreError::Failed(format!("cannot map analysis: {e}")))?;
+        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed(e.to_string());
+        if let Some(expires_at) = message_expires_at {
+            let mut item = key(a.item.pk.clone(), &keys::analysis_of(&a.item.sk));
+            item.insert("entity".into(), s("analysis"));
+            item.insert("analysis".into(), value);
+            item.insert("analyzed_at".into(), s(iso(now)));
+            item.insert("expires_at".into(), expires_at.clone());
+            if let Some(first) = duplicate_of {
+                item.insert("duplicate_of".into(), s(first));
+            }
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(built)?;
+            return Ok(TransactWriteItem::builder().put(put).build());
+        }
         let mut set = String::from("SET analysis = :analysis, analyzed_at = :now");
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -77,7 +101,7 @@ impl DynamoAnalysisStore {
             set.push_str(", duplicate_of = :first");
             update = update.expression_attribute_values(":first", s(first));
         }
-        update.update_expression(set).build().map_err(|e| StoreError::Failed(e.to_string()))
+        Ok(TransactWriteItem::builder().update(update.update_expression(set).build().map_err(built)?).build())
     }
 
     /// A rating of a conversation already closed with an estimate: counted once as a pair.
@@ -130,6 +154,10 @@ impl DynamoAnalysisStore {
     }
 }
 
+/// A message item without an expiry (none is written so; a foreign writer's) keeps its analysis
+/// this long.
+const MESSAGE_ANALYSIS_FALLBACK_DAYS: u32 = 180;
+
 /// Whether the transaction's item at `index` failed its condition.
 fn failed(codes: &[Option<String>], index: usize) -> bool {
     codes.get(index).and_then(Option::as_deref) == Some("ConditionalCheckFailed")
@@ -153,6 +181,20 @@ impl AnalysisStore for DynamoAnalysisStore {
 
     async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {
         let now = Timestamp::now();
+        // A message is read first (one read, no write): gone, analysed in an earlier layout (the
+        // analysis on the message itself), or there, with the expiry its analysis takes over.
+        let message_expires_at = match a.item.kind {
+            FeedbackKind::Message => match self.item_exists(&a.item.pk, &a.item.sk).await? {
+                None => return Ok(Applied::Gone),
+                Some(message) if message.contains_key("analysis") => return Ok(Applied::AlreadyApplied),
+                Some(mut message) => Some(
+                    message
+                        .remove("expires_at")
+                        .unwrap_or_else(|| n(expiry(a.item.at.max(now), MESSAGE_ANALYSIS_FALLBACK_DAYS))),
+                ),
+            },
+            FeedbackKind::Rating { .. } => None,
+        };
         let repeat_marker = match (&a.item.kind, &a.text_digest) {
             (FeedbackKind::Message, Some(digest)) if a.counts() => {
                 Some((keys::repeat(&a.item.customer_id), digest.clone()))
@@ -164,7 +206,7 @@ impl AnalysisStore for DynamoAnalysisStore {
         let mut attempts = 0;
         let codes = loop {
             attempts += 1;
-            let mut items = vec![TransactWriteItem::builder().update(self.analysis_update(a, None, now)?).build()];
+            let mut items = vec![self.analysis_write(a, None, message_expires_at.as_ref(), now)?];
             if let Some((pk, sk)) = &repeat_marker {
                 let mut marker = key(pk.clone(), sk);
                 marker.insert("first_pk".into(), s(&a.item.pk));
@@ -201,6 +243,10 @@ impl AnalysisStore for DynamoAnalysisStore {
                 break codes;
             }
         };
+        if failed(&codes, 0) && message_expires_at.is_some() {
+            // The message was there when read: its analysis was written by an earlier attempt.
+            return Ok(Applied::AlreadyApplied);
+        }
         if failed(&codes, 0) {
             let exists = self.item_exists(&a.item.pk, &a.item.sk).await?;
             if exists.is_some() {
@@ -222,8 +268,8 @@ impl AnalysisStore for DynamoAnalysisStore {
             // all or nothing), but if it does, the item counts as applied.
             return Ok(Applied::AlreadyApplied);
         }
-        let update = self.analysis_update(a, Some(&first), now)?;
-        match self.transact(vec![TransactWriteItem::builder().update(update).build()]).await? {
+        let write = self.analysis_write(a, Some(&first), message_expires_at.as_ref(), now)?;
+        match self.transact(vec![write]).await? {
             Ok(()) => Ok(Applied::Duplicate { first }),
             Err(_) => Ok(Applied::AlreadyApplied),
         }

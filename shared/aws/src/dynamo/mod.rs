@@ -5,6 +5,7 @@
 //! | rating       | `CONV#<conversation>` | `RATING`             | `FEEDBACK#<yyyy-mm-dd>` | `<created_at>#RATING#<conversation>`     |
 //! | conversation | `CONV#<conversation>` | `META`               |                         |                                          |
 //! | message      | `CONV#<conversation>` | `MSG#<message_id>`   |                         |                                          |
+//! | its analysis | `CONV#<conversation>` | `ANALYSIS#MSG#<message_id>` |                  |                                          |
 //! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
 //! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
 //! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
@@ -60,6 +61,12 @@ pub mod keys {
 
     pub fn message(message_id: &str) -> String {
         format!("MSG#{message_id}")
+    }
+
+    /// A message's analysis, an item of its own beside the message: writing it costs the same
+    /// however long the message is (an update of the message would be billed by its whole size).
+    pub fn analysis_of(item_sk: &str) -> String {
+        format!("ANALYSIS#{item_sk}")
     }
 
     pub fn trigger(category: &str) -> String {
