@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::BoxError;
 
@@ -105,7 +105,7 @@ impl Template {
     pub fn load(path: &Path) -> Result<Self, BoxError> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let root: Value =
-            serde_yaml::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
+            serde_norway::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Template { root, dir })
     }
@@ -551,14 +551,14 @@ mod tests {
     #[test]
     fn intrinsics_resolve_to_local_names() {
         let t: Template = Template {
-            root: serde_yaml::from_str(
+            root: serde_norway::from_str(
                 "Parameters: {P: {Type: String, Default: d}}\nResources: {T: {Type: AWS::DynamoDB::Table}, A: {Type: AWS::SNS::Topic}}",
             )
             .unwrap(),
             dir: PathBuf::new(),
         };
         let n = names();
-        let v = |s: &str| serde_yaml::from_str::<Value>(s).unwrap();
+        let v = |s: &str| serde_norway::from_str::<Value>(s).unwrap();
         assert_eq!(t.resolve(&v("!Ref T"), &n).unwrap(), "x-T");
         assert_eq!(t.resolve(&v("!Ref P"), &n).unwrap(), "d");
         assert_eq!(t.resolve(&v("{Ref: AWS::Region}"), &n).unwrap(), "us-east-1");

@@ -124,7 +124,7 @@ async fn mails_to(to: &str) -> Vec<String> {
     let mut out = Vec::new();
     for m in data["ses"]["RawMessage"].as_array().into_iter().flatten() {
         let raw = m["raw_data"].as_str().unwrap_or_default();
-        if raw.contains(&format!("To: {to}")) {
+        if fakes::mail::read(raw).is_some_and(|mail| mail.to.iter().any(|t| t == to)) {
             out.push(raw.to_owned());
         }
     }

@@ -65,14 +65,9 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
     assert_eq!(unknown.status, 404);
 
     // The link in the e-mail: the page shows, only the form saves, once.
-    // The rating link is in the (base64) text part; the unsubscribe link, with its own token, in
+    // The rating link is in the text part; the unsubscribe link, with its own token, in
     // the List-Unsubscribe header.
-    let text = {
-        use base64::Engine;
-        let part = mails[0].split("Content-Type: text/plain").nth(1).unwrap();
-        let body: String = part.split("\r\n\r\n").nth(1).unwrap().split("\r\n--").next().unwrap().lines().collect();
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap()).unwrap()
-    };
+    let text = fakes::mail::read(mails[0]).unwrap().text;
     let token = text.split("/r/").nth(1).unwrap().split(['\r', '\n', ' ']).next().unwrap().to_owned();
     let unsubscribe = mails[0].split("/u/").nth(1).unwrap().split('>').next().unwrap().to_owned();
     assert_ne!(token, unsubscribe);

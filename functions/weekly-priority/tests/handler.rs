@@ -3,7 +3,6 @@
 //! staff topic through SNS, both read back from moto; a retry sends nothing more; an empty week
 //! gets a short digest.
 
-use base64::Engine;
 use feedback::config::WeekSettings;
 use feedback::reporting::{DigestSettings, ReportStore};
 use feedback_aws::dynamo::DynamoReportStore;
@@ -67,7 +66,7 @@ impl World {
             .into_iter()
             .flatten()
             .map(|m| m["raw_data"].as_str().unwrap_or_default().to_owned())
-            .filter(|raw| raw.contains(&format!("To: {}", self.staff)))
+            .filter(|raw| fakes::mail::read(raw).is_some_and(|m| m.to.contains(&self.staff)))
             .collect()
     }
 
@@ -78,22 +77,11 @@ impl World {
 
 /// The text part, the HTML part and the number of inline PNGs of a raw digest.
 fn decoded_parts(raw: &str) -> (String, String, usize) {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let (mut text, mut html, mut images) = (String::new(), String::new(), 0);
-    for part in raw.split("\r\n--") {
-        let Some((head, body)) = part.split_once("\r\n\r\n") else { continue };
-        let body: String = body.lines().collect();
-        if head.contains("Content-Type: text/plain") {
-            text = String::from_utf8(b64.decode(body.trim()).unwrap()).unwrap();
-        } else if head.contains("Content-Type: text/html") {
-            html = String::from_utf8(b64.decode(body.trim()).unwrap()).unwrap();
-        } else if head.contains("Content-Type: image/png") {
-            let png = b64.decode(body.trim()).unwrap();
-            assert_eq!(&png[..4], b"\x89PNG");
-            images += 1;
-        }
+    let mail = fakes::mail::read(raw).unwrap();
+    for (_, png) in &mail.inline {
+        assert_eq!(&png[..4], b"\x89PNG");
     }
-    (text, html, images)
+    (mail.text, mail.html, mail.inline.len())
 }
 
 #[tokio::test]

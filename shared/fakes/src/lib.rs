@@ -8,6 +8,7 @@
 //! after it took effect (the ambiguous case a retry must survive).
 
 pub mod contract;
+pub mod mail;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

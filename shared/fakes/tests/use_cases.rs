@@ -211,10 +211,7 @@ async fn queued(store: &InMemory, conversation_id: &str, customer_id: &str) {
 
 /// The text part of a raw follow-up e-mail, decoded.
 fn decoded_text(raw: &str) -> String {
-    use base64::Engine;
-    let part = raw.split("Content-Type: text/plain").nth(1).unwrap();
-    let body: String = part.split("\r\n\r\n").nth(1).unwrap().split("\r\n--").next().unwrap().lines().collect();
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.trim()).unwrap()).unwrap()
+    fakes::mail::read(raw).unwrap().text
 }
 
 fn emails_to(outbox: &Outbox, to: &str) -> usize {

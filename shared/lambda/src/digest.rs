@@ -12,7 +12,7 @@ pub struct Composer<F>(pub F);
 impl<F: Fn(&WeeklyReport) -> Result<Vec<InlineImage>, String>> DigestComposer for Composer<F> {
     fn email(&self, settings: &DigestSettings, report: &WeeklyReport) -> Result<Vec<u8>, String> {
         let images = if report.empty { Vec::new() } else { (self.0)(report)? };
-        Ok(digest_mime(settings, report, &images, &format!("fl-{}", ulid::Ulid::new())).into_bytes())
+        Ok(digest_mime(settings, report, &images, &format!("fl-{}", ulid::Ulid::new())))
     }
 
     fn staff_message(&self, settings: &DigestSettings, report: &WeeklyReport) -> (String, String) {
@@ -246,40 +246,34 @@ pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
     out
 }
 
-/// The whole message: multipart/related (alternative text + HTML, then the inline PNGs).
-pub fn digest_mime(settings: &DigestSettings, r: &WeeklyReport, images: &[InlineImage], boundary: &str) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// The whole message (built by `mail-builder`): multipart/related (alternative text + HTML, then
+/// the inline PNGs the HTML shows by Content-ID). Header values lose any line breaks, so a hostile
+/// recipient cannot add headers. `message_id` is unique per message.
+pub fn digest_mime(settings: &DigestSettings, r: &WeeklyReport, images: &[InlineImage], message_id: &str) -> Vec<u8> {
+    use mail_builder::MessageBuilder;
+    use mail_builder::mime::MimePart;
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let wrap = |bytes: &[u8]| {
-        let encoded = b64.encode(bytes);
-        encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
-    };
+    let from = clean(&settings.from_address);
+    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d).to_owned();
     let text = digest_text(r, settings.dashboard_url.as_deref());
     let html = digest_html(r, settings.dashboard_url.as_deref(), images);
-    let to = settings.recipients.iter().map(|a| clean(a)).collect::<Vec<_>>().join(", ");
-    let mut out = format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/related; boundary=\"{boundary}-r\"; type=\"multipart/alternative\"\r\n\r\n\
-         --{boundary}-r\r\nContent-Type: multipart/alternative; boundary=\"{boundary}-a\"\r\n\r\n\
-         --{boundary}-a\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
-         --{boundary}-a\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{html}\r\n\
-         --{boundary}-a--\r\n",
-        from = clean(&settings.from_address),
-        subject = b64.encode(clean(&subject(settings, r)).as_bytes()),
-        text = wrap(text.as_bytes()),
-        html = wrap(html.as_bytes()),
+    let mut parts = vec![MimePart::new(
+        "multipart/alternative",
+        vec![MimePart::new("text/plain", text), MimePart::new("text/html", html)],
+    )];
+    parts.extend(
+        images
+            .iter()
+            .map(|image| MimePart::new("image/png", image.png.as_slice()).inline().cid(clean(&image.content_id))),
     );
-    for image in images {
-        let id = clean(&image.content_id);
-        out.push_str(&format!(
-            "--{boundary}-r\r\nContent-Type: image/png; name=\"{id}.png\"\r\nContent-Transfer-Encoding: base64\r\n\
-             Content-ID: <{id}>\r\nContent-Disposition: inline; filename=\"{id}.png\"\r\n\r\n{}\r\n",
-            wrap(&image.png)
-        ));
-    }
-    out.push_str(&format!("--{boundary}-r--\r\n"));
-    out
+    MessageBuilder::new()
+        .from(from.clone())
+        .to(settings.recipients.iter().map(|a| clean(a)).collect::<Vec<_>>())
+        .subject(clean(&subject(settings, r)))
+        .message_id(format!("{}@{domain}", clean(message_id)))
+        .body(MimePart::new("multipart/related", parts))
+        .write_to_vec()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -373,18 +367,21 @@ mod tests {
 
     #[test]
     fn the_mime_message_is_related_with_inline_images_and_no_header_injection() {
-        use base64::Engine;
+        use mail_parser::{MessageParser, MimeHeaders};
         let mut s = settings();
         s.recipients.push("x@example.com\r\nBcc: evil@example.com".into());
         let image = InlineImage { content_id: "ranking".into(), alt: "ranking".into(), png: b"\x89PNG fake".to_vec() };
-        let raw = digest_mime(&s, &report(), &[image], "b1");
-        assert!(raw.contains("Content-Type: multipart/related; boundary=\"b1-r\""));
-        assert!(raw.contains("Content-ID: <ranking>\r\nContent-Disposition: inline"));
-        assert!(!raw.contains("\r\nBcc:"));
-        assert!(raw.ends_with("--b1-r--\r\n"));
-        let subject = raw.split("Subject: =?UTF-8?B?").nth(1).unwrap().split("?=").next().unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(subject).unwrap();
-        assert!(String::from_utf8(decoded).unwrap().starts_with("[小店] Weekly feedback 2026-W47"));
+        let raw = digest_mime(&s, &report(), &[image], "fl-1");
+        assert!(!String::from_utf8_lossy(&raw).contains("\r\nBcc:"));
+        let parsed = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.content_type().map(|c| c.subtype()), Some(Some("related")));
+        assert!(parsed.subject().unwrap().starts_with("[小店] Weekly feedback 2026-W47"));
+        assert_eq!(parsed.to().map(|t| t.iter().count()), Some(3));
+        assert!(parsed.body_html(0).unwrap().contains("cid:ranking"));
+        assert!(parsed.body_text(0).unwrap().contains("2026-W47"));
+        let inline = parsed.attachment(0).unwrap();
+        assert_eq!(inline.content_id(), Some("ranking"));
+        assert_eq!(inline.contents(), b"\x89PNG fake");
     }
 
     #[test]

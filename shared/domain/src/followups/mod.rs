@@ -196,31 +196,28 @@ pub fn compose(
     }
 }
 
-/// A raw MIME e-mail (multipart text + HTML, UTF-8, base64) with the one-click unsubscribe headers
-/// mail providers require of bulk senders (RFC 8058). Header values lose any line breaks, so a
-/// hostile address cannot add headers.
-pub fn email_mime(from: &str, to: &str, message: &FollowUpMessage, unsubscribe: &str, boundary: &str) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// A raw MIME e-mail (multipart text + HTML, built by `mail-builder`: RFC 2047 encoded words within
+/// their 75 characters, folded lines), with the one-click unsubscribe
+/// headers mail providers require of bulk senders (RFC 8058). Header values lose any line breaks,
+/// so a hostile address cannot add headers. `message_id` is unique per message (`<id>@<sender's
+/// domain>`). The sender has no display name: mail-builder writes a non-ASCII one as a single
+/// quoted encoded word (against RFC 2047, and beyond the line limit for a long shop name).
+pub fn email_mime(from: &str, to: &str, message: &FollowUpMessage, unsubscribe: &str, message_id: &str) -> String {
+    use mail_builder::MessageBuilder;
+    use mail_builder::headers::raw::Raw;
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let wrap = |s: &str| {
-        let encoded = b64.encode(s.as_bytes());
-        encoded.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
-    };
-    format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
-         List-Unsubscribe: <{unsubscribe}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\
-         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
-         --{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{html}\r\n\
-         --{boundary}--\r\n",
-        from = clean(from),
-        to = clean(to),
-        subject = b64.encode(clean(&message.subject).as_bytes()),
-        unsubscribe = clean(unsubscribe),
-        text = wrap(&message.text),
-        html = wrap(&message.html),
-    )
+    let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d);
+    MessageBuilder::new()
+        .from(clean(from))
+        .to(clean(to))
+        .subject(clean(&message.subject))
+        .message_id(format!("{}@{}", clean(message_id), clean(domain)))
+        .header("List-Unsubscribe", Raw::new(format!("<{}>", clean(unsubscribe))))
+        .header("List-Unsubscribe-Post", Raw::new("List-Unsubscribe=One-Click"))
+        .text_body(message.text.as_str())
+        .html_body(message.html.as_str())
+        .write_to_string()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -248,16 +245,39 @@ mod tests {
 
     #[test]
     fn the_mime_message_has_both_parts_and_one_click_unsubscribe() {
-        use base64::Engine;
+        use mail_parser::MessageParser;
         let m = compose(crate::language::Language::Zh, false, "小店", "https://x/r/t", "https://x/u/t");
-        let raw = email_mime("shop@example.com", "a@example.com\r\nBcc: evil@example.com", &m, "https://x/u/t", "b1");
+        let raw = email_mime("shop@example.com", "a@example.com\r\nBcc: evil@example.com", &m, "https://x/u/t", "fl-1");
         assert!(raw.contains("List-Unsubscribe: <https://x/u/t>\r\n"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
         assert!(!raw.contains("\r\nBcc:"), "no header injection");
-        assert!(raw.contains("text/plain; charset=UTF-8") && raw.contains("text/html; charset=UTF-8"));
-        let subject = raw.split("Subject: =?UTF-8?B?").nth(1).unwrap().split("?=").next().unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(subject).unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), m.subject);
+        let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(parsed.subject(), Some(m.subject.as_str()));
+        let from = parsed.from().and_then(|f| f.first()).unwrap();
+        assert_eq!(from.address(), Some("shop@example.com"));
+        assert_eq!(parsed.message_id(), Some("fl-1@example.com"));
+        assert_eq!(parsed.body_text(0).as_deref().map(str::trim_end), Some(m.text.trim_end()));
+        assert_eq!(parsed.body_html(0).as_deref().map(str::trim_end), Some(m.html.trim_end()));
+    }
+
+    /// A Chinese subject is split into encoded words of at most 75 characters, on lines of at most
+    /// 78 (RFC 2047, RFC 5322): one long word broke the limit and some clients showed it raw.
+    #[test]
+    fn long_chinese_subjects_stay_within_the_mime_limits() {
+        use mail_parser::MessageParser;
+        let shop = "华北地区最大的家用电器与数码产品官方旗舰店";
+        let mut m = compose(crate::language::Language::Zh, true, shop, "https://x/r/t", "https://x/u/t");
+        m.subject = format!("{shop}：您上次的咨询问题解决了吗？请花一分钟为我们的服务打分，谢谢！");
+        let raw = email_mime("service@shop.example.com", "a@example.com", &m, "https://x/u/t", "fl-2");
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "a header line of {} characters: {line}", line.len());
+            for word in line.split(' ').filter(|w| w.starts_with("=?")) {
+                assert!(word.len() <= 75, "an encoded word of {} characters: {word}", word.len());
+            }
+        }
+        let parsed = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(parsed.subject(), Some(m.subject.as_str()));
     }
 
     fn facts() -> CustomerFacts {
@@ -589,8 +609,8 @@ async fn follow_up_one(
             let sent = match channel {
                 FollowUpChannel::Email => {
                     let to = c.email.as_deref().unwrap_or_default();
-                    let boundary = format!("fl-{}", ulid::Ulid::new());
-                    let raw = email_mime(&settings.from_address, to, &message, &unsubscribe_url, &boundary);
+                    let id = format!("fl-{}", ulid::Ulid::new());
+                    let raw = email_mime(&settings.from_address, to, &message, &unsubscribe_url, &id);
                     sender.send_email(to, &raw).await
                 }
                 FollowUpChannel::Sms => sender.send_sms(c.phone.as_deref().unwrap_or_default(), &message.sms).await,
