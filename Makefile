@@ -12,13 +12,24 @@ export CARGO_TERM_COLOR ?= never
 PY               := $(VENV)/bin/python
 STAMP            := $(VENV)/.installed-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test venv build browser lint-template lint bench sam-build clean-cache fuzz
+.PHONY: run demo test venv build browser lint-template lint deny bench sam-build clean-cache fuzz toolchain
 
-run: $(STAMP)
+# The pinned toolchain (rust-toolchain.toml). rustup installs it where it can download; on an
+# offline machine whose stable is that very version, the installed one is linked under its name
+# (rustup's `toolchain link` refuses official names, so the link is made in its toolchains folder).
+TOOLCHAIN        := $(shell sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+toolchain:
+	@if command -v rustup >/dev/null && ! rustup toolchain list | grep -q "^$(TOOLCHAIN)"; then \
+	  if rustc +stable --version 2>/dev/null | grep -q "^rustc $(TOOLCHAIN) "; then \
+	    echo "linking the installed stable as toolchain $(TOOLCHAIN)"; \
+	    ln -s "$$(rustc +stable --print sysroot)" \
+	      "$${RUSTUP_HOME:-$$HOME/.rustup}/toolchains/$(TOOLCHAIN)-$$(rustc +stable -vV | sed -n 's/^host: //p')"; fi; fi
+
+run: toolchain $(STAMP)
 	cargo build --workspace --bins
 	$(CARGO_TARGET_DIR)/debug/feedback-local
 
-demo: $(STAMP)
+demo: toolchain $(STAMP)
 	cargo build --workspace --bins
 	DEMO=1 $(CARGO_TARGET_DIR)/debug/feedback-local
 
@@ -26,7 +37,7 @@ demo: $(STAMP)
 # clone skips them and says so.
 TEAM_DATA        ?= $(or $(FEEDBACK_DATA),../shared/data)
 
-test: $(STAMP) lint-template browser
+test: toolchain $(STAMP) lint-template browser
 	cargo build --workspace --bins
 	@if [ -d "$(TEAM_DATA)" ]; then cargo test --workspace --no-fail-fast; \
 	elif [ -n "$$CI" ]; then echo "CI needs the team data folder: $(TEAM_DATA) is not here"; exit 1; \
@@ -56,15 +67,24 @@ lint-template: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
-lint: lint-template
+lint: toolchain lint-template deny
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	@# The layers, checked: the one domain crate depends on no AWS, Lambda or async-runtime crate.
 	@if cargo tree -p feedback-domain -e normal --prefix none | grep -E '^(aws|lambda|tokio|hyper)'; then \
 	  echo "feedback-domain must not depend on AWS, Lambda or runtime crates (see ARCHITECTURE.md)"; exit 1; fi
 
+# Licences, banned crates and sources of every dependency (deny.toml); security advisories too
+# where the advisory database can be fetched (it lives on GitHub: not reachable offline).
+DENY_VERSION     := 0.20.2
+deny: toolchain
+	@command -v cargo-deny >/dev/null || cargo install cargo-deny --locked --version $(DENY_VERSION)
+	cargo deny --all-features check bans licenses sources
+	@if cargo deny fetch db >/dev/null 2>&1; then cargo deny check advisories; \
+	else echo "NOT RUN: cargo deny check advisories (the advisory database could not be fetched)"; fi
+
 # Release build of the functions, then size, cold start and peak RSS on a local Lambda Runtime API.
-bench: $(STAMP)
+bench: toolchain $(STAMP)
 	cargo build --release --workspace --bins
 	$(CARGO_TARGET_DIR)/release/lambda-bench
 
