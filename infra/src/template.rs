@@ -251,7 +251,10 @@ impl Template {
                     if let Some(vars) = source.and_then(|e| e.get("Variables")).and_then(Value::as_mapping) {
                         for (k, v) in vars {
                             let k = k.as_str().ok_or("environment variable names must be strings")?;
-                            environment.insert(k.to_owned(), self.resolve(v, names)?);
+                            // `!If [cond, x, !Ref AWS::NoValue]`: no variable, as in CloudFormation.
+                            if let Some(v) = self.resolve_opt(v, names)? {
+                                environment.insert(k.to_owned(), v);
+                            }
                         }
                     }
                 }
@@ -338,16 +341,75 @@ impl Template {
         out
     }
 
-    /// Resolves a property value to a string, the way CloudFormation would, with local names.
+    /// Resolves a property value to a string, the way CloudFormation would, with local names
+    /// (`AWS::NoValue` as the empty string).
     pub fn resolve(&self, v: &Value, names: &LocalNames) -> Result<String, BoxError> {
+        Ok(self.resolve_opt(v, names)?.unwrap_or_default())
+    }
+
+    /// As `resolve`; `None` for `!Ref AWS::NoValue` (the property is left out).
+    pub fn resolve_opt(&self, v: &Value, names: &LocalNames) -> Result<Option<String>, BoxError> {
         if let Some(s) = scalar(v) {
-            return Ok(s);
+            return Ok(Some(s));
         }
         let (tag, arg) = intrinsic(v).ok_or_else(|| format!("cannot resolve {v:?} locally"))?;
         match tag.as_str() {
+            "Ref" if arg.as_str() == Some("AWS::NoValue") => Ok(None),
+            "If" => {
+                let [condition, then, otherwise] = arg.as_sequence().map(Vec::as_slice).unwrap_or_default() else {
+                    return Err("!If takes [Condition, ValueIfTrue, ValueIfFalse]".into());
+                };
+                let condition = condition.as_str().ok_or("!If names a condition")?;
+                let chosen = if self.condition(condition, names)? { then } else { otherwise };
+                self.resolve_opt(chosen, names)
+            }
+            _ => self.resolve_one(&tag, arg, names).map(Some),
+        }
+    }
+
+    /// A named condition of the template, evaluated with local parameter values.
+    pub fn condition(&self, name: &str, names: &LocalNames) -> Result<bool, BoxError> {
+        let def = self
+            .root
+            .get("Conditions")
+            .and_then(|c| c.get(name))
+            .ok_or_else(|| format!("no condition {name} in the template"))?;
+        self.evaluate(def, names)
+    }
+
+    fn evaluate(&self, v: &Value, names: &LocalNames) -> Result<bool, BoxError> {
+        let (tag, arg) = intrinsic(v).ok_or_else(|| format!("cannot evaluate condition {v:?}"))?;
+        let list = || arg.as_sequence().map(Vec::as_slice).unwrap_or_default();
+        match tag.as_str() {
+            "Equals" => match list() {
+                [a, b] => Ok(self.resolve(a, names)? == self.resolve(b, names)?),
+                _ => Err("!Equals takes two values".into()),
+            },
+            "Not" => match list() {
+                [c] => Ok(!self.evaluate(c, names)?),
+                _ => Err("!Not takes one condition".into()),
+            },
+            "And" => list().iter().try_fold(true, |all, c| Ok(all && self.evaluate(c, names)?)),
+            "Or" => list().iter().try_fold(false, |any, c| Ok(any || self.evaluate(c, names)?)),
+            "Condition" => self.condition(arg.as_str().ok_or("!Condition names a condition")?, names),
+            other => Err(format!("condition function {other} is not supported by the local runner").into()),
+        }
+    }
+
+    fn resolve_one(&self, tag: &str, arg: &Value, names: &LocalNames) -> Result<String, BoxError> {
+        match tag {
             "Ref" => {
                 let name = arg.as_str().ok_or("!Ref takes a name")?;
                 self.ref_value(name, names)
+            }
+            "Join" => {
+                let [delimiter, Value::Sequence(parts)] = arg.as_sequence().map(Vec::as_slice).unwrap_or_default()
+                else {
+                    return Err("!Join takes [delimiter, [values]]".into());
+                };
+                let parts: Vec<String> =
+                    parts.iter().filter_map(|p| self.resolve_opt(p, names).transpose()).collect::<Result<_, _>>()?;
+                Ok(parts.join(delimiter.as_str().unwrap_or_default()))
             }
             "GetAtt" => {
                 let path = match arg {
@@ -400,6 +462,7 @@ impl Template {
             "AWS::Region" => return Ok(names.region.clone()),
             "AWS::AccountId" => return Ok(names.account.clone()),
             "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
+            "AWS::Partition" => return Ok("aws".into()),
             "AWS::StackName" => return Ok("feedback-loop-local".into()),
             _ => {}
         }
@@ -568,5 +631,30 @@ mod tests {
         assert!(t.resolve(&v("!Ref Nope"), &n).is_err());
         assert!(t.resolve(&v("!FindInMap [a, b, c]"), &n).is_err());
         assert!(t.resolve(&v("!Select [0, [a]]"), &n).is_err());
+    }
+
+    #[test]
+    fn conditions_choose_with_local_parameter_values() {
+        let t: Template = Template {
+            root: serde_norway::from_str(
+                "Parameters: {Domain: {Type: String, Default: ''}, Stage: {Type: String, Default: dev}}\n\
+                 Conditions:\n  HasDomain: !Not [!Equals [!Ref Domain, '']]\n  \
+                 IsProd: !Equals [!Ref Stage, prod]\n  Either: !Or [!Condition HasDomain, !Condition IsProd]\n\
+                 Resources: {}",
+            )
+            .unwrap(),
+            dir: PathBuf::new(),
+        };
+        let mut n = names();
+        let v = |s: &str| serde_norway::from_str::<Value>(s).unwrap();
+        let pick = v("!If [HasDomain, !Sub 'https://${Domain}', local]");
+        assert_eq!(t.resolve(&pick, &n).unwrap(), "local");
+        assert_eq!(t.resolve_opt(&v("!If [IsProd, x, !Ref AWS::NoValue]"), &n).unwrap(), None);
+        assert!(!t.condition("Either", &n).unwrap());
+        n.parameters.insert("Domain".into(), "fb.example.com".into());
+        assert_eq!(t.resolve(&pick, &n).unwrap(), "https://fb.example.com");
+        assert!(t.condition("Either", &n).unwrap());
+        assert_eq!(t.resolve(&v("!Join ['', [a, !Ref Stage, !Ref AWS::NoValue]]"), &n).unwrap(), "adev");
+        assert!(t.resolve(&v("!If [Nope, a, b]"), &n).is_err());
     }
 }
