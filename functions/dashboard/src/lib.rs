@@ -121,7 +121,7 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
-        if path.ends_with("/dashboard") {
+        if path.ends_with("/dashboard") && path_parameter(&req, "week").is_none() {
             let (page, csp) = &self.page;
             let res = text(200, "text/html; charset=utf-8", page.clone());
             return Ok(with_headers(
@@ -152,7 +152,32 @@ impl App {
         let today = self.weeks.shop_time_zone.to_datetime(now).date();
         let query = req.query_string_parameters_ref().cloned().unwrap_or_default();
         let answer: Result<Response<Body>, Refusal> = async {
-            if path.ends_with("/dashboard/view") {
+            // The route with a path parameter first: its value may itself end like another route
+            // (`/reports/stats`).
+            if let Some(week) = path_parameter(&req, "week") {
+                let Some(week) = feedback::time::IsoWeek::parse(&week).map(|w| w.to_string()) else {
+                    let mut p = Problem::new(
+                        400,
+                        "invalid-week",
+                        "Invalid week",
+                        format!("{week:?} is not an ISO week like 2026-W47"),
+                    );
+                    p.invalid_params = vec![feedback::validate::FieldError::new("week", "iso-week", "like 2026-W47")];
+                    return Err(p.into());
+                };
+                match self.store.report(&week).await? {
+                    Some(report) => Ok(json_response(200, &report, &[("cache-control", "no-store")])),
+                    None => Err(Problem::new(
+                        404,
+                        "no-report",
+                        "No report for this week",
+                        format!(
+                            "No weekly report was made for {week}; reports are made on the Monday after a week ends"
+                        ),
+                    )
+                    .into()),
+                }
+            } else if path.ends_with("/dashboard/view") {
                 let week = board::view_week(query.first("week"), today)?;
                 Ok(text(200, "text/html; charset=utf-8", board::week_view(&self.store, &week, today, now).await?))
             } else if path.ends_with("/stats") {
@@ -172,29 +197,6 @@ impl App {
                 let res = text(200, "text/csv; charset=utf-8", board::feedback_csv(&rows, truncated));
                 let disposition = format!("attachment; filename=\"feedback-{from}-{to}.csv\"");
                 Ok(with_headers(res, &[(header::CONTENT_DISPOSITION, &disposition)]))
-            } else if let Some(week) = path_parameter(&req, "week") {
-                if feedback::time::IsoWeek::parse(&week).is_none() {
-                    let mut p = Problem::new(
-                        400,
-                        "invalid-week",
-                        "Invalid week",
-                        format!("{week:?} is not an ISO week like 2026-W47"),
-                    );
-                    p.invalid_params = vec![feedback::validate::FieldError::new("week", "iso-week", "like 2026-W47")];
-                    return Err(p.into());
-                }
-                match self.store.report(&week).await? {
-                    Some(report) => Ok(json_response(200, &report, &[("cache-control", "no-store")])),
-                    None => Err(Problem::new(
-                        404,
-                        "no-report",
-                        "No report for this week",
-                        format!(
-                            "No weekly report was made for {week}; reports are made on the Monday after a week ends"
-                        ),
-                    )
-                    .into()),
-                }
             } else {
                 Err(Problem::new(404, "not-found", "Not found", format!("No dashboard route {path}")).into())
             }

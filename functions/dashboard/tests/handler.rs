@@ -136,6 +136,14 @@ async fn stats_reports_and_the_export_answer_json_and_csv() {
     assert_eq!(report.json()["issues"][0]["issue_type"], "logistics");
     let bad = get(&app, "GET /reports/{week}", "/reports/W47", &[("week", "W47")], &[], true).await;
     assert_eq!(bad.status, 400);
+    // A week that ends like another route is a week, and not one.
+    for name in ["stats", "feedback.csv", "dashboard", "view"] {
+        let odd = get(&app, "GET /reports/{week}", &format!("/reports/{name}"), &[("week", name)], &[], true).await;
+        assert_eq!((odd.status, odd.json()["type"].as_str()), (400, Some("urn:feedback-loop:problem:invalid-week")));
+    }
+    // A week written another way is the same week, found.
+    let signed = get(&app, "GET /reports/{week}", "/reports/+2026-W47", &[("week", "+2026-W47")], &[], true).await;
+    assert_eq!((signed.status, signed.json()["week"].as_str()), (200, Some("2026-W47")), "{}", signed.body);
 
     let csv =
         get(&app, "GET /feedback.csv", "/feedback.csv", &[], &[("from", "2026-11-16"), ("to", "2026-11-22")], true)

@@ -54,7 +54,11 @@ impl App {
             Err(e) => {
                 let problem = Problem::from_store(&e, &request_reference(&req));
                 tracing::error!(error = %e, "link page failed");
-                return Ok(html(problem.status, format!("<!doctype html><p>{}</p>", problem.detail)));
+                let mut res = html(problem.status, feedback_lambda::pages::trouble());
+                if let Some(seconds) = problem.retry_after {
+                    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                return Ok(res);
             }
         };
         if page != LinkPage::RatingForm && page != LinkPage::UnsubscribeForm {

@@ -54,8 +54,10 @@ pub fn date_range(
 pub fn view_week(week: Option<&str>, today: jiff::civil::Date) -> Result<String, Problem> {
     match week.map(str::trim).filter(|w| !w.is_empty()) {
         None => Ok(IsoWeek::of_date(today).to_string()),
-        Some(w) if IsoWeek::parse(w).is_some() => Ok(w.to_owned()),
-        Some(w) => Err(bad("week", "iso-week", format!("{w:?} is not an ISO week like 2026-W47"))),
+        // As written canonically: `+2026-W47` is the week 2026-W47, read as such.
+        Some(w) => IsoWeek::parse(w)
+            .map(|week| week.to_string())
+            .ok_or_else(|| bad("week", "iso-week", format!("{w:?} is not an ISO week like 2026-W47"))),
     }
 }
 

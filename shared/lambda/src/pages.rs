@@ -48,13 +48,24 @@ pub fn render(page: &LinkPage, language: Language, action: &str) -> (u16, String
         LinkPage::BadForm => (422, t("请选择 1 到 5 颗星", "Please choose 1 to 5 stars"), String::new()),
     };
     let lang = if zh { "zh-CN" } else { "en" };
-    (
-        status,
-        format!(
-            "<!doctype html><html lang={lang}><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
+    (status, shell(lang, title, &body))
+}
+
+/// The page when storage fails: in both languages (the link's language is not known then), and
+/// saying what to do.
+pub fn trouble() -> String {
+    shell(
+        "zh-CN",
+        "暂时无法处理，请稍后再试",
+        "<p>暂时无法处理，请一分钟后刷新页面再试。</p><p lang=en>We could not do that just now. Please reload this page in a minute.</p>",
+    )
+}
+
+fn shell(lang: &str, title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang={lang}><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
              <meta name=robots content=noindex><title>{title}</title><style>body{{font-family:sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}}\
              .s{{display:block;font-size:1.4rem;margin:.4rem 0}}textarea{{width:100%;height:6rem;margin:.8rem 0}}button{{font-size:1.1rem;padding:.5rem 1.5rem}}</style></head>\
              <body><h1>{title}</h1>{body}</body></html>"
-        ),
     )
 }

@@ -115,11 +115,13 @@ impl ContactDetails {
                 None
             }
         };
+        // Given but invalid is reported on the field itself; absent or null is no address.
+        let given = |k: &str| object.get(k).is_some_and(|v| !v.is_null());
         if let Some(c) = consent {
-            if c.email && email.is_none() && !object.contains_key("email") {
+            if c.email && email.is_none() && !given("email") {
                 f.fail("consent.email", "needs_address", "is true but no email is given");
             }
-            if c.sms && phone.is_none() && !object.contains_key("phone") {
+            if c.sms && phone.is_none() && !given("phone") {
                 f.fail("consent.sms", "needs_address", "is true but no phone is given");
             }
         }
@@ -235,6 +237,12 @@ mod tests {
         assert_eq!(
             errs,
             vec![("consent.email".to_owned(), "needs_address"), ("consent.sms".to_owned(), "needs_address")]
+        );
+        let nulls = json!({"email": null, "phone": null, "consent": {"email": true, "sms": true}, "time_zone": "UTC", "locale": "en"});
+        assert_eq!(
+            broken(nulls),
+            vec![("consent.email".to_owned(), "needs_address"), ("consent.sms".to_owned(), "needs_address")],
+            "a null address is no address"
         );
         assert!(broken(json!({"time_zone": "UTC", "locale": "en"})).contains(&("consent".to_owned(), "required")));
     }
