@@ -37,7 +37,10 @@ fn the_running_api_keeps_to_openapi_yaml() {
     let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261201".into());
     let mut cmd = Command::new(schemathesis());
-    cmd.arg("--config-file")
+    // Its own files (.schemathesis/) go to a scratch folder, not the clone.
+    let scratch = std::env::temp_dir().join(format!("schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    cmd.current_dir(&scratch).arg("--config-file")
         .arg(repo().join("tests/schemathesis.toml"))
         .arg("--no-color")
         .arg("run")

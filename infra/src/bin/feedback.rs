@@ -164,7 +164,7 @@ fn train_sentiment(args: &[String]) -> Result<(), String> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         t.hash(&mut h);
-        h.finish() % 10 == 0
+        h.finish().is_multiple_of(10)
     };
     // `--all`: train on everything once the settings are chosen (the report then covers training texts).
     let all = args.iter().any(|a| a == "--all");

@@ -151,7 +151,7 @@ impl ChatModel {
         let numeric = std::array::from_fn(|h| std::array::from_fn(|k| f(20 + (h * NUMERIC + k) * 4)));
         let rest = &bytes[header..];
         let each = rest.len() / HEADS;
-        if each == 0 || rest.len() % HEADS != 0 {
+        if each == 0 || !rest.len().is_multiple_of(HEADS) {
             return Err(ModelError::new("chat model heads have unequal sizes"));
         }
         let mut heads = Vec::with_capacity(HEADS);

@@ -209,15 +209,14 @@ impl MessageBatch {
             if bot_intent.is_some() && role == Some(Role::Customer) {
                 m.fail("bot_intent", "not_allowed", "is only allowed on bot messages");
             }
-            if let (Some(first), Some(this)) = (messages.first(), &customer_id) {
-                if &first.customer_id != this {
+            if let (Some(first), Some(this)) = (messages.first(), &customer_id)
+                && &first.customer_id != this {
                     m.fail(
                         "customer_id",
                         "same_customer",
                         format!("must be the conversation's customer ({:?}) in every message", first.customer_id),
                     );
                 }
-            }
             let ok = m.errors.is_empty();
             errors.append(&mut m.errors);
             if let (true, Some(message_id), Some(role), Some(text), Some(sent_at), Some(customer_id), Some(channel)) =

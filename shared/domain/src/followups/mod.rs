@@ -559,8 +559,8 @@ async fn follow_up_one(
         }
     };
     // Ask the SMS provider about STOP replies before an SMS could be chosen.
-    if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms) {
-        if let Some(phone) = c.phone.clone() {
+    if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms)
+        && let Some(phone) = c.phone.clone() {
             match sender.sms_opted_out(&phone).await {
                 Ok(out) => c.opted_out_sms |= out,
                 Err(e) => {
@@ -569,7 +569,6 @@ async fn follow_up_one(
                 }
             }
         }
-    }
     match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
         Decision::Skip { reason } => {
             store.skip(f, lease, reason, now).await?;
