@@ -59,8 +59,13 @@ impl App {
         let env = Env::process();
         let (settings, table) = settings_from_env(&env)?;
         let key = env.required("LINK_SIGNING_KEY")?;
-        let signer = LinkSigner::new(key.as_bytes())
-            .ok_or_else(|| invalid("LINK_SIGNING_KEY", "(hidden)", "must be at least 32 bytes"))?;
+        let signer = LinkSigner::new(key.as_bytes()).ok_or_else(|| {
+            invalid(
+                "LINK_SIGNING_KEY",
+                "(hidden)",
+                "one key of at least 32 bytes, or id:key entries with the signing one first (docs/operations.md)",
+            )
+        })?;
         let configuration_set = env.0("SES_CONFIGURATION_SET").filter(|v| !v.trim().is_empty());
         let config = feedback_aws::sdk::sdk_config().await;
         let dynamodb = feedback_aws::sdk::dynamodb_client(&config);

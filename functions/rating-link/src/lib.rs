@@ -29,7 +29,8 @@ impl App {
         Self::new(client, &settings, key.as_bytes()).ok_or(ConfigError::Invalid {
             name: "LINK_SIGNING_KEY",
             value: "(hidden)".into(),
-            why: "must be at least 32 bytes".into(),
+            why: "one key of at least 32 bytes, or id:key entries with the signing one first (docs/operations.md)"
+                .into(),
         })
     }
 

@@ -2,8 +2,10 @@
 //! saves the rating. A token names the conversation and an expiry, is signed with HMAC-SHA256 under
 //! a key from configuration, and is single use (the store records its nonce when a rating is saved).
 //!
-//! Format: `base64url(conversation_id "." expires_epoch_s "." nonce) "." base64url(hmac)`, short
-//! enough for an SMS.
+//! Format: `[key id "."] base64url(conversation_id "." expires_epoch_s "." nonce) "." base64url(hmac)`,
+//! short enough for an SMS. The key id names which of the configured keys signed it, so a new key
+//! can sign while the old ones still verify the links they signed (rotation without breaking the
+//! unsubscribe links of the last year).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -41,19 +43,55 @@ pub enum LinkPurpose {
     Unsubscribe,
 }
 
-/// Signs links; the key comes from configuration (SSM Parameter Store in AWS).
+/// Signs links with the first configured key and verifies them with any (the keys come from
+/// configuration: Secrets Manager in AWS).
 pub struct LinkSigner {
-    key: Vec<u8>,
+    /// (key id, key); `None`: the one key of a configuration without ids, whose tokens carry none.
+    keys: Vec<(Option<String>, Vec<u8>)>,
 }
 
+/// The most keys a configuration may list (verifying tries only the one a token names).
+const MAX_KEYS: usize = 8;
+
 impl LinkSigner {
-    /// Keys shorter than 32 bytes are refused: a guessable key would let anyone rate anything.
-    pub fn new(key: &[u8]) -> Option<Self> {
-        (key.len() >= 32).then(|| LinkSigner { key: key.to_vec() })
+    /// From configuration: one key (`<key>`), or keys with ids, the signing one first
+    /// (`2026b:<key>,2026a:<key>`; an entry without an id verifies the links signed before ids
+    /// were used). Ids are 1–16 of `a-z 0-9 -`; a key has at least 32 bytes (a guessable key
+    /// would let anyone rate anything) and no `:` or `,`. `None` when any of that is broken.
+    pub fn new(config: &[u8]) -> Option<Self> {
+        let keys = match std::str::from_utf8(config).ok().filter(|t| t.contains(':')) {
+            None => vec![(None, config.to_vec())],
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| match entry.split_once(':') {
+                    Some((id, key)) => {
+                        let valid_id = (1..=16).contains(&id.len())
+                            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                        valid_id.then(|| (Some(id.to_owned()), key.as_bytes().to_vec()))
+                    }
+                    None => Some((None, entry.as_bytes().to_vec())),
+                })
+                .collect::<Option<Vec<_>>>()?,
+        };
+        let mut ids: Vec<&Option<String>> = keys.iter().map(|(id, _)| id).collect();
+        ids.sort();
+        ids.dedup();
+        let sound = !keys.is_empty()
+            && keys.len() <= MAX_KEYS
+            && ids.len() == keys.len()
+            && keys.iter().all(|(_, key)| key.len() >= 32 && !key.contains(&b':') && !key.contains(&b','));
+        sound.then_some(LinkSigner { keys })
     }
 
-    fn mac(&self, purpose: LinkPurpose, payload: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+    fn mac(&self, key: &(Option<String>, Vec<u8>), purpose: LinkPurpose, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&key.1).expect("HMAC takes any key length");
+        if let Some(id) = &key.0 {
+            // The id is signed too: a token cannot be moved to another key's id.
+            mac.update(id.as_bytes());
+            mac.update(b"\0");
+        }
         if purpose == LinkPurpose::Unsubscribe {
             // A different message for the same payload: an unsubscribe token never rates.
             mac.update(b"unsubscribe\0");
@@ -68,9 +106,11 @@ impl LinkSigner {
     }
 
     pub fn sign_for(&self, purpose: LinkPurpose, link: &RatingLink) -> String {
+        let key = &self.keys[0];
         let payload = format!("{}.{}.{}", link.conversation_id, link.expires_at.as_second(), link.nonce);
-        let signature = self.mac(purpose, payload.as_bytes()).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(signature))
+        let signature = self.mac(key, purpose, payload.as_bytes()).finalize().into_bytes();
+        let id = key.0.as_ref().map(|id| format!("{id}.")).unwrap_or_default();
+        format!("{id}{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(signature))
     }
 
     /// Checks a rating link's signature (in constant time) and expiry.
@@ -79,10 +119,16 @@ impl LinkSigner {
     }
 
     pub fn verify_for(&self, purpose: LinkPurpose, token: &str, now: Timestamp) -> Result<RatingLink, LinkError> {
-        let (payload_b64, signature_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
+        let parts: Vec<&str> = token.split('.').collect();
+        let (id, payload_b64, signature_b64) = match parts.as_slice() {
+            [payload, signature] => (None, *payload, *signature),
+            [id, payload, signature] => (Some(*id), *payload, *signature),
+            _ => return Err(LinkError::Malformed),
+        };
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| LinkError::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| LinkError::Malformed)?;
-        self.mac(purpose, &payload).verify_slice(&signature).map_err(|_| LinkError::Forged)?;
+        let key = self.keys.iter().find(|(key_id, _)| key_id.as_deref() == id).ok_or(LinkError::Forged)?;
+        self.mac(key, purpose, &payload).verify_slice(&signature).map_err(|_| LinkError::Forged)?;
         let payload = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let mut parts = payload.rsplitn(3, '.');
         let (nonce, expires, conversation_id) = match (parts.next(), parts.next(), parts.next()) {
@@ -140,6 +186,48 @@ mod tests {
             assert!(signer().verify(garbage, now).is_err(), "{garbage}");
         }
         assert!(LinkSigner::new(b"short").is_none());
+    }
+
+    const OLD: &str = "0123456789abcdef0123456789abcdef";
+    const NEW: &str = "fedcba9876543210fedcba9876543210";
+
+    /// Rotation: a new key signs, links signed by the old one (with or without an id) still
+    /// verify for their lifetime, and a key that is taken out of the list stops them.
+    #[test]
+    fn a_new_key_signs_while_the_old_ones_still_verify_their_links() {
+        let now: Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
+        let before_ids = signer().sign(&link());
+        let first = LinkSigner::new(format!("2026a:{OLD}").as_bytes()).unwrap();
+        let signed_by_first = first.sign_for(LinkPurpose::Unsubscribe, &link());
+        assert!(signed_by_first.starts_with("2026a."), "{signed_by_first}");
+
+        let rotated = LinkSigner::new(format!("2026b:{NEW}, 2026a:{OLD},{OLD}").as_bytes()).unwrap();
+        let fresh = rotated.sign(&link());
+        assert!(fresh.starts_with("2026b.") && fresh.len() < 110, "{fresh}");
+        assert_eq!(rotated.verify(&fresh, now).unwrap(), link());
+        assert_eq!(rotated.verify_for(LinkPurpose::Unsubscribe, &signed_by_first, now).unwrap(), link());
+        assert_eq!(rotated.verify(&before_ids, now).unwrap(), link(), "a link from before key ids");
+
+        let retired = LinkSigner::new(format!("2026b:{NEW}").as_bytes()).unwrap();
+        assert_eq!(retired.verify_for(LinkPurpose::Unsubscribe, &signed_by_first, now), Err(LinkError::Forged));
+        assert_eq!(retired.verify(&before_ids, now), Err(LinkError::Forged));
+        // The id is signed: a token moved to another id is forged.
+        let moved = fresh.replacen("2026b.", "2026a.", 1);
+        assert_eq!(rotated.verify(&moved, now), Err(LinkError::Forged));
+    }
+
+    #[test]
+    fn key_lists_that_could_not_be_meant_are_refused() {
+        for bad in [
+            format!("2026a:{OLD},2026a:{NEW}"),
+            format!("2026a:short,2026b:{NEW}"),
+            format!("Bad_Id:{OLD}"),
+            format!("{OLD},{NEW}"),
+            ",".to_owned(),
+            (0..9).map(|i| format!("k{i}:{OLD}")).collect::<Vec<_>>().join(","),
+        ] {
+            assert!(LinkSigner::new(bad.as_bytes()).is_none(), "{bad}");
+        }
     }
 
     proptest! {
