@@ -134,6 +134,13 @@ fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str, ru
             "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/1"
         }]});
     }
+    if binary == "mail-events" {
+        // One SES complaint delivered by SNS: one address suppressed.
+        let complaint = json!({"eventType": "Complaint", "complaint": {
+            "complainedRecipients": [{"emailAddress": format!("{conversation}@example.com")}],
+            "complaintFeedbackType": "abuse"}});
+        return json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": complaint.to_string()}}]});
+    }
     let mut event = fixture.clone();
     event["headers"]["authorization"] = json!("Bearer k");
     let (route, path, body) = match binary {

@@ -275,6 +275,14 @@ pub async fn follow_ups(
     );
     assert_eq!((facts.opted_out_email, facts.last_follow_up_at), (false, None));
     assert!(store.customer_facts("u-unknown").await.unwrap().is_none());
+    // A hard bounce of another address changes nothing; of this one (in any case), e-mail stops.
+    contacts.suppress_email("someone-else@example.com", "bounce", now).await.unwrap();
+    assert!(!store.customer_facts("u-6").await.unwrap().unwrap().opted_out_email);
+    contacts.put_contact(&contact("u-66")).await.unwrap();
+    contacts.suppress_email(" U-66@Example.COM", "complaint", now).await.unwrap();
+    contacts.suppress_email("u-66@example.com", "complaint", now).await.unwrap();
+    let facts66 = store.customer_facts("u-66").await.unwrap().unwrap();
+    assert!(facts66.opted_out_email && !facts66.opted_out_sms, "suppressed for e-mail only");
     let c = Lease::at("run-c", later, 70);
     assert!(store.claim(&f6, &c).await.unwrap());
     let reminder_at = later + jiff::SignedDuration::from_hours(48);

@@ -224,6 +224,8 @@ struct State {
     conversations: BTreeMap<String, Conversation>,
     contacts: BTreeMap<String, ContactDetails>,
     opted_out: BTreeSet<String>,
+    /// Digests of addresses that bounced for good or complained.
+    suppressed: BTreeSet<String>,
     last_follow_up: BTreeMap<String, Timestamp>,
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
@@ -598,6 +600,13 @@ impl ContactStore for InMemory {
             Ok(())
         })
     }
+
+    async fn suppress_email(&self, address: &str, _reason: &str, _at: Timestamp) -> Result<(), StoreError> {
+        self.with("suppress_email", |s| {
+            s.suppressed.insert(feedback::followups::contacts::address_digest(address));
+            Ok(())
+        })
+    }
 }
 
 impl LinkStore for InMemory {
@@ -689,12 +698,16 @@ impl FollowUpStore for InMemory {
         self.with("customer_facts", |s| {
             let Some(c) = s.contacts.get(customer_id) else { return Ok(None) };
             let out = s.opted_out.contains(customer_id);
+            let suppressed = c
+                .email
+                .as_deref()
+                .is_some_and(|e| s.suppressed.contains(&feedback::followups::contacts::address_digest(e)));
             Ok(Some(CustomerFacts {
                 email: c.email.clone(),
                 phone: c.phone.clone(),
                 consent_email: c.consent.email,
                 consent_sms: c.consent.sms,
-                opted_out_email: out,
+                opted_out_email: out || suppressed,
                 opted_out_sms: out,
                 time_zone: Some(c.time_zone.clone()),
                 last_follow_up_at: s.last_follow_up.get(customer_id).copied(),

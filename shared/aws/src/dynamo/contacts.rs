@@ -1,9 +1,9 @@
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
-use super::{iso, keys, store_error};
+use super::{iso, key, keys, s, store_error};
 use feedback::errors::StoreError;
-use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
+use feedback::followups::contacts::{Consent, ContactDetails, ContactStore, address_digest};
 
 /// `ContactStore` on the feedback table: `CUST#<customer>` / `CONTACT`. Opt-outs will live on
 /// their own item, so a storefront re-sending contact details never undoes an unsubscribe.
@@ -50,6 +50,15 @@ impl ContactStore for DynamoContactStore {
             updated_at: iso(c.updated_at),
         };
         let item = serde_dynamo::to_item(item).map_err(|e| StoreError::Failed(format!("cannot map contact: {e}")))?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn suppress_email(&self, address: &str, reason: &str, at: feedback::Timestamp) -> Result<(), StoreError> {
+        let mut item = key(keys::suppressed_email(&address_digest(address)), keys::SUPPRESSED_EMAIL);
+        item.insert("entity".into(), s("suppression"));
+        item.insert("reason".into(), s(reason));
+        item.insert("at".into(), s(iso(at)));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
         Ok(())
     }

@@ -157,12 +157,30 @@ impl FollowUpStore for DynamoFollowUpStore {
         let consented =
             |k: &str| consent.and_then(|c| c.get(k)).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
         let optout = by_sk.get(keys::OPT_OUT);
+        let email = get_s(contact, "email").map(str::to_owned);
+        // An address that bounced for good or complained is not mailed again (SMS may go).
+        let suppressed = match &email {
+            Some(address) => {
+                let digest = feedback::followups::contacts::address_digest(address);
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(super::key(keys::suppressed_email(&digest), keys::SUPPRESSED_EMAIL)))
+                    .projection_expression("pk")
+                    .send()
+                    .await
+                    .map_err(store_error)?
+                    .item
+                    .is_some()
+            }
+            None => false,
+        };
         Ok(Some(CustomerFacts {
-            email: get_s(contact, "email").map(str::to_owned),
+            email,
             phone: get_s(contact, "phone").map(str::to_owned),
             consent_email: consented("email"),
             consent_sms: consented("sms"),
-            opted_out_email: optout.is_some_and(|o| get_bool(o, "email")),
+            opted_out_email: suppressed || optout.is_some_and(|o| get_bool(o, "email")),
             opted_out_sms: optout.is_some_and(|o| get_bool(o, "sms")),
             time_zone: get_s(contact, "time_zone").map(str::to_owned),
             last_follow_up_at: by_sk

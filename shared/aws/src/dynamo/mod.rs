@@ -9,6 +9,7 @@
 //! | trigger      | `CONV#<conversation>` | `TRIGGER#<category>` | `FEEDBACK#<yyyy-mm-dd>` | `<first_at>#TRIGGER#<conversation>#<category>` |
 //! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
 //! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
+//! | suppression  | `SUPPRESS#<address digest>` | `EMAIL`        |                         |                                          |
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
@@ -58,6 +59,12 @@ pub mod keys {
         format!("CUST#{customer_id}")
     }
     pub const FOLLOW_UP: &str = "FOLLOWUP";
+
+    /// An e-mail address that bounced for good or complained, by its digest.
+    pub fn suppressed_email(address_digest: &str) -> String {
+        format!("SUPPRESS#{address_digest}")
+    }
+    pub const SUPPRESSED_EMAIL: &str = "EMAIL";
 
     pub fn message(message_id: &str) -> String {
         format!("MSG#{message_id}")

@@ -210,13 +210,14 @@ impl MessageBatch {
                 m.fail("bot_intent", "not_allowed", "is only allowed on bot messages");
             }
             if let (Some(first), Some(this)) = (messages.first(), &customer_id)
-                && &first.customer_id != this {
-                    m.fail(
-                        "customer_id",
-                        "same_customer",
-                        format!("must be the conversation's customer ({:?}) in every message", first.customer_id),
-                    );
-                }
+                && &first.customer_id != this
+            {
+                m.fail(
+                    "customer_id",
+                    "same_customer",
+                    format!("must be the conversation's customer ({:?}) in every message", first.customer_id),
+                );
+            }
             let ok = m.errors.is_empty();
             errors.append(&mut m.errors);
             if let (true, Some(message_id), Some(role), Some(text), Some(sent_at), Some(customer_id), Some(channel)) =

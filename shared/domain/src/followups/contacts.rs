@@ -148,6 +148,22 @@ pub trait ContactStore {
         &self,
         contact: &ContactDetails,
     ) -> impl Future<Output = Result<(), crate::errors::StoreError>> + Send;
+
+    /// Records that mail to `address` bounced for good or drew a complaint: e-mail follow-ups to
+    /// it stop. By address (its digest), so details with another address are mailed again.
+    fn suppress_email(
+        &self,
+        address: &str,
+        reason: &str,
+        at: crate::Timestamp,
+    ) -> impl Future<Output = Result<(), crate::errors::StoreError>> + Send;
+}
+
+/// What an address is suppressed under: the SHA-256 of the address, trimmed and lower-cased (the
+/// address is not stored a second time, and `A@Example.com` is `a@example.com`).
+pub fn address_digest(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(address.trim().to_lowercase().as_bytes()))
 }
 
 /// What the caller gets back: the details with the addresses masked.

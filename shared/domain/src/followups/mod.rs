@@ -5,6 +5,7 @@
 
 pub mod contacts;
 pub mod link;
+pub mod mail_events;
 
 use serde::Serialize;
 
@@ -560,15 +561,16 @@ async fn follow_up_one(
     };
     // Ask the SMS provider about STOP replies before an SMS could be chosen.
     if let Some(c) = facts.as_mut().filter(|c| !c.opted_out_sms && c.consent_sms)
-        && let Some(phone) = c.phone.clone() {
-            match sender.sms_opted_out(&phone).await {
-                Ok(out) => c.opted_out_sms |= out,
-                Err(e) => {
-                    tracing::warn!(error = %e, "SMS opt-out check failed; not using SMS this time");
-                    c.opted_out_sms = true;
-                }
+        && let Some(phone) = c.phone.clone()
+    {
+        match sender.sms_opted_out(&phone).await {
+            Ok(out) => c.opted_out_sms |= out,
+            Err(e) => {
+                tracing::warn!(error = %e, "SMS opt-out check failed; not using SMS this time");
+                c.opted_out_sms = true;
             }
         }
+    }
     match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
         Decision::Skip { reason } => {
             store.skip(f, lease, reason, now).await?;
