@@ -40,7 +40,8 @@ fn the_running_api_keeps_to_openapi_yaml() {
     // Its own files (.schemathesis/) go to a scratch folder, not the clone.
     let scratch = std::env::temp_dir().join(format!("schemathesis-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    cmd.current_dir(&scratch).arg("--config-file")
+    cmd.current_dir(&scratch)
+        .arg("--config-file")
         .arg(repo().join("tests/schemathesis.toml"))
         .arg("--no-color")
         .arg("run")

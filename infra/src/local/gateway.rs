@@ -330,9 +330,10 @@ fn function_response(payload: &[u8]) -> Response<Full<Bytes>> {
     for (k, vs) in value.get("multiValueHeaders").and_then(Value::as_object).into_iter().flatten() {
         for v in vs.as_array().into_iter().flatten().filter_map(Value::as_str) {
             if let (Ok(name), Ok(val)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v))
-                && !h.get_all(&name).iter().any(|existing| existing == val) {
-                    h.append(name, val);
-                }
+                && !h.get_all(&name).iter().any(|existing| existing == val)
+            {
+                h.append(name, val);
+            }
         }
     }
     for c in value.get("cookies").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
@@ -351,12 +352,14 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
         out.push(bytes[i]);
         i += 1;
     }
