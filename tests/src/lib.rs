@@ -165,6 +165,11 @@ pub struct RunningSystem {
 
 impl RunningSystem {
     pub fn start() -> RunningSystem {
+        Self::start_with(&[])
+    }
+
+    /// As `start`, with more environment for the runner (e.g. `STAFF_SIGN_IN_URL`).
+    pub fn start_with(env: &[(&str, &str)]) -> RunningSystem {
         let runner = bin_dir().join("feedback-local");
         assert!(runner.exists(), "{} missing: run `cargo build --workspace` (make test does)", runner.display());
         let (port, moto_port) = (infra::local::moto::free_port(), infra::local::moto::free_port());
@@ -174,6 +179,7 @@ impl RunningSystem {
             .env_remove("MOTO_URL")
             .env("FUNCTION_LOGS", "off")
             .env("TEMPLATE", infra::template::default_template_path())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         die_with_parent(&mut cmd);

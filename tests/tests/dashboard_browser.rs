@@ -280,3 +280,111 @@ async fn without_a_token_the_page_asks_to_sign_in_and_the_data_is_refused() {
     assert!(text.as_str().unwrap().contains("Sign in"), "{text}");
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// A stand-in for the sign-in service (Cognito's hosted UI, or any OpenID Connect provider): it
+/// answers `/oauth2/authorize` with a code for the challenge and `/oauth2/token` with the local
+/// staff token only for the verifier that hashes to that challenge (PKCE, S256). What it checked
+/// is returned for the test to assert.
+fn fake_sign_in_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut challenge = String::new();
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut stream = stream;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = vec![0u8; 16384];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let line = request.lines().next().unwrap_or_default().to_owned();
+            let body = request.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+            let form = |text: &str, k: &str| {
+                text.split('&').find_map(|p| {
+                    p.split_once('=')
+                        .filter(|(n, _)| *n == k)
+                        .map(|(_, v)| infra::local::gateway::percent_decode(&v.replace('+', " ")))
+                })
+            };
+            let answer = if line.starts_with("GET /oauth2/authorize?") {
+                let query = line.split_whitespace().nth(1).unwrap().split_once('?').unwrap().1.to_owned();
+                challenge = form(&query, "code_challenge").unwrap_or_default();
+                let ok = form(&query, "response_type").as_deref() == Some("code")
+                    && form(&query, "client_id").as_deref() == Some("local-client")
+                    && form(&query, "code_challenge_method").as_deref() == Some("S256")
+                    && challenge.len() == 43;
+                log.lock().unwrap().push(format!("authorize ok={ok}"));
+                let back = form(&query, "redirect_uri").unwrap_or_default();
+                let state = form(&query, "state").unwrap_or_default();
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {back}?code=code-1&state={state}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            } else if line.starts_with("POST /oauth2/token") {
+                let verifier = form(&body, "code_verifier").unwrap_or_default();
+                let hashed =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+                let ok = hashed == challenge
+                    && form(&body, "code").as_deref() == Some("code-1")
+                    && form(&body, "grant_type").as_deref() == Some("authorization_code");
+                log.lock().unwrap().push(format!("token ok={ok}"));
+                let json = if ok {
+                    format!(
+                        "{{\"access_token\":\"{}\",\"token_type\":\"Bearer\",\"expires_in\":3600}}",
+                        infra::STAFF_DEV_TOKEN
+                    )
+                } else {
+                    "{\"error\":\"invalid_grant\"}".to_owned()
+                };
+                let status = if ok { "200 OK" } else { "400 Bad Request" };
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+/// Staff sign in on the page itself with the stack's sign-in service (authorization code with
+/// PKCE): the button goes to the service, the code comes back, the page exchanges it with its
+/// verifier, keeps the token and shows the week asked for; the code leaves the address bar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_sign_in_with_the_code_flow_and_pkce() {
+    let (sign_in, seen) = fake_sign_in_service();
+    let sys = RunningSystem::start_with(&[("STAFF_SIGN_IN_URL", &sign_in), ("STAFF_CLIENT_ID", "local-client")]);
+    let base = sys.base_url.clone();
+    let week = "2026-W40";
+    let (search, problems) = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch();
+        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let attached = b.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
+        b.session = attached["sessionId"].as_str().map(str::to_owned);
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            b.call(domain, json!({}));
+        }
+        b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week={week}") }));
+        b.wait_for("document.body && document.body.dataset.state === 'signed-out'", Duration::from_secs(20));
+        b.eval("document.getElementById('sign-in').click(); true");
+        b.wait_for(
+            &format!("document.body && document.body.dataset.state === 'ready' && document.getElementById('week').textContent === '{week}'"),
+            Duration::from_secs(30),
+        );
+        let search = b.eval("location.search");
+        while let Some(m) = b.read() {
+            b.note(&m);
+        }
+        (search, b.problems.clone())
+    })
+    .await
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["authorize ok=true", "token ok=true"]);
+    assert_eq!(search, json!(format!("?week={week}")), "the code and state left the address bar");
+    assert!(problems.is_empty(), "{problems:#?}");
+}

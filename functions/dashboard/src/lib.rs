@@ -28,6 +28,7 @@ pub struct App {
     staff_group: Option<String>,
     /// The page and its Content-Security-Policy, made once per cold start.
     page: (String, String),
+    shop_name: String,
 }
 
 /// Why a request got no data.
@@ -98,9 +99,12 @@ impl App {
         let weeks = WeekSettings::from_env(&env)?;
         let shop_name = env.or("SHOP_NAME", "Our shop".to_owned())?;
         let staff_group = env.or("STAFF_GROUP", String::new())?;
+        let sign_in_url = env.or("STAFF_SIGN_IN_URL", String::new())?;
+        let sign_in = board::StaffSignIn::new(&sign_in_url, &env.or("STAFF_CLIENT_ID", String::new())?)
+            .map_err(|why| ConfigError::Invalid { name: "STAFF_SIGN_IN_URL", value: sign_in_url, why })?;
         let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
         dynamo::warm_up(&client, &table).await;
-        Ok(Self::new(client, &table, weeks, shop_name).with_staff_group(&staff_group))
+        Ok(Self::new(client, &table, weeks, shop_name).with_staff_group(&staff_group).with_sign_in(sign_in))
     }
 
     pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
@@ -108,8 +112,15 @@ impl App {
             store: DynamoReportStore::new(client, table, weeks.clone()),
             weeks,
             staff_group: None,
-            page: board::shell_page(&shop_name),
+            page: board::shell_page(&shop_name, None),
+            shop_name,
         }
+    }
+
+    /// Staff sign in on the page itself (OpenID Connect, code with PKCE) with this service.
+    pub fn with_sign_in(mut self, sign_in: Option<board::StaffSignIn>) -> Self {
+        self.page = board::shell_page(&self.shop_name, sign_in.as_ref());
+        self
     }
 
     /// Admits only tokens that carry `group` (in `cognito:groups` or `groups`) or the scope `group`

@@ -38,6 +38,9 @@ pub struct RunnerConfig {
     pub show_function_logs: bool,
     /// The one token the local JWT authorizer admits.
     pub staff_dev_token: String,
+    /// A sign-in service for the dashboard (`STAFF_SIGN_IN_URL`, `STAFF_CLIENT_ID`): locally
+    /// none, unless given (the browser test plays one).
+    pub staff_sign_in: Option<(String, String)>,
 }
 
 impl RunnerConfig {
@@ -58,6 +61,7 @@ impl RunnerConfig {
             instances_per_function: var("LOCAL_INSTANCES").and_then(|p| p.parse().ok()).unwrap_or(2),
             show_function_logs: var("FUNCTION_LOGS").is_none_or(|v| v != "off"),
             staff_dev_token: var("STAFF_DEV_TOKEN").unwrap_or_else(|| crate::STAFF_DEV_TOKEN.to_owned()),
+            staff_sign_in: var("STAFF_SIGN_IN_URL").zip(var("STAFF_CLIENT_ID")),
         }
     }
 }
@@ -150,6 +154,11 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
         for (name, value) in env.iter_mut() {
             if name == "PUBLIC_BASE_URL" {
                 *value = format!("http://{address}");
+            }
+            match (name.as_str(), &cfg.staff_sign_in) {
+                ("STAFF_SIGN_IN_URL", Some((url, _))) => *value = url.clone(),
+                ("STAFF_CLIENT_ID", Some((_, client))) => *value = client.clone(),
+                _ => {}
             }
             if name == "FOLLOW_UP_FROM" {
                 // moto, like SES, sends only from verified identities.

@@ -105,32 +105,95 @@ pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool) -> String {
 /// The page's one script: keep the token, fetch the view with it, wire week links and downloads.
 pub const SHELL_SCRIPT: &str = r#"(function () {
   var view = document.getElementById('view');
-  var m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    sessionStorage.setItem('staffToken', decodeURIComponent(m[1]));
-    history.replaceState(null, '', location.pathname + location.search);
-  }
-  var token = sessionStorage.getItem('staffToken');
+  var body = document.body;
+  // The stack's staff sign-in (OpenID Connect, authorization code with PKCE), when configured:
+  // the sign-in service's base URL and this page's public client id.
+  var signIn = body.getAttribute('data-sign-in') || '';
+  var client = body.getAttribute('data-client') || '';
+  var here = location.origin + location.pathname;
   var base = location.pathname.replace(/\/$/, '');
-  function show(state, html) { view.innerHTML = html; document.body.setAttribute('data-state', state); }
-  if (!token) {
-    show('signed-out', '<p class="note">Sign in with the staff link you were given (it ends in <code>#token=…</code>).</p>');
-    return;
+  function show(state, html) { view.innerHTML = html; body.setAttribute('data-state', state); }
+  function fail(message) { show('error', '<p class="note error"></p>'); view.firstChild.textContent = message; }
+  function b64url(bytes) {
+    return btoa(String.fromCharCode.apply(null, new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+  function random() { return b64url(crypto.getRandomValues(new Uint8Array(32))); }
+  function startSignIn() {
+    var verifier = random(), state = random();
+    sessionStorage.setItem('pkceVerifier', verifier);
+    sessionStorage.setItem('pkceState', state);
+    sessionStorage.setItem('pkceReturn', location.search);
+    crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)).then(function (digest) {
+      location.assign(signIn + '/oauth2/authorize?' + new URLSearchParams({
+        response_type: 'code', client_id: client, redirect_uri: here, scope: 'openid email profile',
+        code_challenge: b64url(digest), code_challenge_method: 'S256', state: state
+      }).toString());
+    });
+  }
+  function signedOut(message) {
+    sessionStorage.removeItem('staffToken');
+    if (signIn && client) {
+      show('signed-out', '<p class="note"><span></span> <button id="sign-in" type="button">Sign in</button></p>');
+      view.querySelector('span').textContent = message || 'Staff sign-in is needed to see the feedback.';
+      document.getElementById('sign-in').addEventListener('click', startSignIn);
+    } else {
+      show('signed-out', '<p class="note"></p>');
+      view.firstChild.textContent = (message ? message + ' ' : '') + 'Sign in with the staff link you were given (it ends in #token=…).';
+    }
   }
   function load(query) {
-    document.body.setAttribute('data-state', 'loading');
+    var token = sessionStorage.getItem('staffToken');
+    if (!token) { signedOut(); return; }
+    body.setAttribute('data-state', 'loading');
     fetch(base + '/view' + query, { headers: { Authorization: 'Bearer ' + token } })
       .then(function (r) {
-        if (r.status === 401 || r.status === 403) { sessionStorage.removeItem('staffToken'); throw new Error('Your staff link was refused or has expired. Ask for a new one.'); }
+        if (r.status === 401) { signedOut('Your sign-in was refused or has expired.'); return null; }
         if (!r.ok) { return r.json().then(function (p) { throw new Error(p.detail || ('Error ' + r.status)); }); }
         return r.text();
       })
-      .then(function (html) { show('ready', html); })
-      .catch(function (e) { show('error', '<p class="note error"></p>'); view.firstChild.textContent = e.message; });
+      .then(function (html) { if (html !== null) { show('ready', html); } })
+      .catch(function (e) { fail(e.message); });
+  }
+  // Back from the sign-in service: exchange the code (once, for this tab's verifier) for a token.
+  var params = new URLSearchParams(location.search);
+  if (params.has('code') || params.has('error')) {
+    var verifier = sessionStorage.getItem('pkceVerifier');
+    var expected = sessionStorage.getItem('pkceState');
+    var back = sessionStorage.getItem('pkceReturn') || '';
+    ['pkceVerifier', 'pkceState', 'pkceReturn'].forEach(function (k) { sessionStorage.removeItem(k); });
+    history.replaceState(null, '', location.pathname + back);
+    if (params.has('error') || !verifier || params.get('state') !== expected) {
+      signedOut('Sign-in did not complete (' + (params.get('error') || 'state mismatch') + ').');
+      return;
+    }
+    fetch(signIn + '/oauth2/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code', client_id: client, code: params.get('code'),
+        redirect_uri: here, code_verifier: verifier
+      }).toString()
+    })
+      .then(function (r) { if (!r.ok) { throw new Error('The sign-in service refused the code (' + r.status + ').'); } return r.json(); })
+      .then(function (t) {
+        if (!t.access_token) { throw new Error('The sign-in service sent no token.'); }
+        sessionStorage.setItem('staffToken', t.access_token);
+        load(back);
+      })
+      .catch(function (e) { signedOut(e.message); });
+  } else {
+    // Another issuer: a link that carries the token after '#' (never sent to the server).
+    var m = location.hash.match(/token=([^&]+)/);
+    if (m) {
+      sessionStorage.setItem('staffToken', decodeURIComponent(m[1]));
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+    load(location.search);
   }
   view.addEventListener('click', function (ev) {
     var a = ev.target.closest('a');
     if (!a) { return; }
+    var token = sessionStorage.getItem('staffToken');
     if (a.hasAttribute('data-week')) {
       ev.preventDefault();
       history.pushState(null, '', base + '?week=' + a.getAttribute('data-week'));
@@ -150,7 +213,6 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     }
   });
   window.addEventListener('popstate', function () { load(location.search); });
-  load(location.search);
 })();"#;
 
 const SHELL_STYLE: &str = "body{margin:0;font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;background:#f3f4f6;color:#1f2937}\
@@ -168,20 +230,64 @@ ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4p
 blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}";
 
 /// The page and its Content-Security-Policy (the script allowed by its hash, nothing external).
-pub fn shell_page(shop_name: &str) -> (String, String) {
+/// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
+/// origin, e.g. Cognito's hosted UI `https://<prefix>.auth.<region>.amazoncognito.com`) and the
+/// page's public client id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffSignIn {
+    pub url: String,
+    pub client_id: String,
+}
+
+impl StaffSignIn {
+    /// From `STAFF_SIGN_IN_URL` and `STAFF_CLIENT_ID`; `None` when either is empty (staff then
+    /// sign in with a `#token=` link from another issuer). An URL that is not a bare https origin
+    /// (or http on the loopback, for the local runner) is refused.
+    pub fn new(url: &str, client_id: &str) -> Result<Option<Self>, String> {
+        let (url, client_id) = (url.trim().trim_end_matches('/'), client_id.trim());
+        if url.is_empty() || client_id.is_empty() {
+            return Ok(None);
+        }
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://127.0.0.1:"))
+            .or_else(|| url.strip_prefix("http://localhost:"))
+            .ok_or_else(|| format!("{url:?} is not an https URL"))?;
+        let host_ok =
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        let client_ok =
+            client_id.len() <= 128 && client_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        match (host_ok, client_ok) {
+            (true, true) => Ok(Some(StaffSignIn { url: url.to_owned(), client_id: client_id.to_owned() })),
+            (false, _) => Err(format!("{url:?} must be an origin only (scheme and host)")),
+            (_, false) => Err(format!("{client_id:?} is not a client id")),
+        }
+    }
+}
+
+/// The dashboard page: no data in it, a script allowed by its hash only, and the sign-in service
+/// (when there is one) the only other place it may talk to.
+pub fn shell_page(shop_name: &str, sign_in: Option<&StaffSignIn>) -> (String, String) {
     use base64::Engine;
     use sha2::{Digest, Sha256};
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SHELL_SCRIPT.as_bytes()));
+    let connect = sign_in.map(|s| format!("'self' {}", s.url)).unwrap_or_else(|| "'self'".to_owned());
     let csp = format!(
-        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; \
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src {connect}; \
          img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
     let shop = feedback::followups::escape_html(shop_name);
+    let sign_in_attributes = sign_in
+        .map(|s| {
+            let e = feedback::followups::escape_html;
+            format!(" data-sign-in=\"{}\" data-client=\"{}\"", e(&s.url), e(&s.client_id))
+        })
+        .unwrap_or_default();
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
          <title>Feedback dashboard · {shop}</title><style>{SHELL_STYLE}</style></head>\
-         <body data-state=\"loading\"><header><h1>Feedback dashboard</h1><span>{shop}</span></header>\
+         <body data-state=\"loading\"{sign_in_attributes}><header><h1>Feedback dashboard</h1><span>{shop}</span></header>\
          <main id=\"view\"><p class=\"note\">Loading…</p></main><script>{SHELL_SCRIPT}</script></body></html>"
     );
     (page, csp)
@@ -430,9 +536,34 @@ mod tests {
 
     #[test]
     fn the_shell_has_no_data_and_allows_only_its_own_script() {
-        let (page, csp) = shell_page("<小店>");
+        let (page, csp) = shell_page("<小店>", None);
         assert!(page.contains("&lt;小店&gt;") && page.contains("id=\"view\""));
         assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"));
-        assert!(!page.contains("http://") && !page.contains("https://"), "nothing loaded from elsewhere");
+        assert!(csp.contains("connect-src 'self';"));
+        assert!(!page.contains(" data-sign-in="));
+        let sign_in = StaffSignIn::new("https://shop-staff.auth.ap-east-1.amazoncognito.com/", "abc123").unwrap();
+        let (page, csp) = shell_page("小店", sign_in.as_ref());
+        assert!(
+            page.contains(
+                " data-sign-in=\"https://shop-staff.auth.ap-east-1.amazoncognito.com\" data-client=\"abc123\""
+            )
+        );
+        assert!(csp.contains("connect-src 'self' https://shop-staff.auth.ap-east-1.amazoncognito.com;"), "{csp}");
+    }
+
+    #[test]
+    fn a_sign_in_service_is_an_origin_and_a_client_id_or_nothing() {
+        assert_eq!(StaffSignIn::new("", "abc"), Ok(None));
+        assert_eq!(StaffSignIn::new("https://x.example.com", " "), Ok(None));
+        assert!(StaffSignIn::new("http://127.0.0.1:4100", "local").unwrap().is_some());
+        for bad in [
+            "http://x.example.com",
+            "https://x.example.com/path",
+            "https://x.example.com\" onload=\"",
+            "javascript:alert(1)",
+        ] {
+            assert!(StaffSignIn::new(bad, "abc").is_err(), "{bad}");
+        }
+        assert!(StaffSignIn::new("https://x.example.com", "a b").is_err());
     }
 }
