@@ -5,13 +5,13 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, RatingSettings};
-use feedback::followups::link::{LinkPage, LinkSigner, open_link};
+use feedback::followups::link::{LinkForm, LinkPage, LinkSigner, open_link};
 use feedback_aws::dynamo::{self, DynamoFollowUpStore, DynamoRatingStore};
 use feedback_lambda::http::{path_parameter, request_reference};
 use feedback_lambda::pages::render;
 use feedback_lambda::problem::Problem;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestPayloadExt, Response};
 
 pub struct App {
     signer: LinkSigner,
@@ -45,10 +45,12 @@ impl App {
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let token = path_parameter(&req, "token").unwrap_or_default();
         let unsubscribe = req.uri().path().contains("/u/");
-        let form = (req.method() == Method::POST).then(|| String::from_utf8_lossy(req.body().as_ref()).into_owned());
+        // A form that does not decode is an empty one (the page then asks for the stars again).
+        let form = (req.method() == Method::POST)
+            .then(|| req.form_url_encoded::<LinkForm>().ok().flatten().unwrap_or_default());
         let action = format!("{}/{token}", if unsubscribe { "../u" } else { "../r" });
         let outcome =
-            open_link(&self.signer, &self.links, &self.ratings, unsubscribe, &token, form.as_deref(), Timestamp::now())
+            open_link(&self.signer, &self.links, &self.ratings, unsubscribe, &token, form.as_ref(), Timestamp::now())
                 .await;
         let (page, language) = match outcome {
             Ok(answer) => answer,

@@ -13,7 +13,7 @@ use feedback::conversations::intake::{
 use feedback::conversations::store::{ConversationStore, FollowUpState, MessageStored};
 use feedback::conversations::{MessageBatch, Role};
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
-use feedback::followups::link::{LinkPage, LinkPurpose, LinkSigner, RatingLink, open_link};
+use feedback::followups::link::{LinkForm, LinkPage, LinkPurpose, LinkSigner, RatingLink, open_link};
 use feedback::followups::{FollowUpChannel, RunOutcome, run_follow_ups};
 use feedback::insights::{FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord, process_batch};
 use feedback::ratings::{RatingStore, SubmitRatingError, Submitted, submit_rating};
@@ -212,6 +212,16 @@ async fn queued(store: &InMemory, conversation_id: &str, customer_id: &str) {
 /// The text part of a raw follow-up e-mail, decoded.
 fn decoded_text(raw: &str) -> String {
     fakes::mail::read(raw).unwrap().text
+}
+
+/// A value that lives as long as the test (for closures that hand out references).
+fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
+/// A link page's form as the HTTP glue decodes it.
+fn form(stars: &str, comment: Option<&str>) -> LinkForm {
+    LinkForm { stars: Some(stars.to_owned()), comment: comment.map(str::to_owned) }
 }
 
 fn emails_to(outbox: &Outbox, to: &str) -> usize {
@@ -444,19 +454,18 @@ async fn a_link_rates_once_through_the_follow_up_and_says_so() {
     let store = InMemory::default();
     queued(&store, "c-1", "u-1").await;
     let (token, now, signer) = (link("c-1", "2026-12-01T00:00:00Z"), at("2026-11-20T00:00:00Z"), signer());
-    let open = |form: Option<&'static str>| open_link(&signer, &store, &store, false, &token, form, now);
+    let (nine, two, five) = (form("9", None), form("2", Some("太慢")), form("5", None));
+    let (nine, two, five, empty) = (leak(nine), leak(two), leak(five), leak(LinkForm::default()));
+    let open = |form: Option<&'static LinkForm>| open_link(&signer, &store, &store, false, &token, form, now);
     assert_eq!(open(None).await.unwrap().0, LinkPage::RatingForm);
-    assert_eq!(open(Some("stars=9")).await.unwrap().0, LinkPage::BadForm);
-    assert_eq!(open(Some("stars=2&comment=%E5%A4%AA%E6%85%A2")).await.unwrap().0, LinkPage::Thanks);
+    assert_eq!(open(Some(nine)).await.unwrap().0, LinkPage::BadForm);
+    assert_eq!(open(Some(empty)).await.unwrap().0, LinkPage::BadForm);
+    assert_eq!(open(Some(two)).await.unwrap().0, LinkPage::Thanks);
     let stored = store.rating_of_conversation("c-1").await.unwrap().unwrap();
     assert_eq!((stored.submission.stars, stored.submission.comment.as_deref()), (2, Some("太慢")));
     assert!(stored.submission.via_follow_up, "an answer to the follow-up, as a typed field");
-    assert_eq!(
-        open(Some("stars=2&comment=%E5%A4%AA%E6%85%A2")).await.unwrap().0,
-        LinkPage::Thanks,
-        "the same form again"
-    );
-    assert_eq!(open(Some("stars=5")).await.unwrap().0, LinkPage::AlreadyRated);
+    assert_eq!(open(Some(two)).await.unwrap().0, LinkPage::Thanks, "the same form again");
+    assert_eq!(open(Some(five)).await.unwrap().0, LinkPage::AlreadyRated);
     assert_eq!(open(None).await.unwrap().0, LinkPage::AlreadyRated);
 }
 
@@ -467,7 +476,7 @@ async fn links_that_expired_were_forged_or_lead_nowhere_rate_nothing() {
     let now = at("2026-11-20T00:00:00Z");
     let page = |token: String| {
         let store = store.clone();
-        async move { open_link(&signer(), &store, &store, false, &token, Some("stars=1"), now).await.unwrap().0 }
+        async move { open_link(&signer(), &store, &store, false, &token, Some(&form("1", None)), now).await.unwrap().0 }
     };
     assert_eq!(page(link("c-1", "2026-11-19T00:00:00Z")).await, LinkPage::Expired);
     let forged = link("c-1", "2026-12-01T00:00:00Z").replace('.', ".x");
@@ -483,11 +492,11 @@ async fn the_unsubscribe_link_opts_the_customer_out_of_every_channel() {
     let (token, now) = (unsubscribe_link("c-1", "2027-12-01T00:00:00Z"), at("2026-11-18T05:00:00Z"));
     let page = open_link(&signer(), &store, &store, true, &token, None, now).await.unwrap().0;
     let rating_token = link("c-1", "2026-12-01T00:00:00Z");
-    let misused = open_link(&signer(), &store, &store, true, &rating_token, Some("x=1"), now).await.unwrap().0;
+    let misused =
+        open_link(&signer(), &store, &store, true, &rating_token, Some(&LinkForm::default()), now).await.unwrap().0;
     assert_eq!(misused, LinkPage::Invalid, "a rating token never unsubscribes");
     assert_eq!(page, LinkPage::UnsubscribeForm, "a GET (a mail scanner) changes nothing");
-    let page =
-        open_link(&signer(), &store, &store, true, &token, Some("List-Unsubscribe=One-Click"), now).await.unwrap().0;
+    let page = open_link(&signer(), &store, &store, true, &token, Some(&LinkForm::default()), now).await.unwrap().0;
     assert_eq!(page, LinkPage::Unsubscribed);
     let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T03:00:00Z")).await.unwrap();
     assert_eq!(run, [("c-1".to_owned(), RunOutcome::Skipped { reason: "opted_out" })]);
@@ -505,13 +514,14 @@ async fn the_unsubscribe_link_in_a_follow_up_works_for_more_than_a_year_the_rati
     };
     let (rate, unsubscribe) = (after(&decoded_text(&raw), "/r/"), after(&raw, "/u/"));
     assert_ne!(rate, unsubscribe, "each link its own token");
-    let misused = open_link(&signer(), &store, &store, false, &unsubscribe, Some("stars=1"), sent_at).await.unwrap().0;
+    let misused =
+        open_link(&signer(), &store, &store, false, &unsubscribe, Some(&form("1", None)), sent_at).await.unwrap().0;
     assert_eq!(misused, LinkPage::Invalid, "an unsubscribe token never rates");
     let later = sent_at + jiff::SignedDuration::from_hours(24 * 366);
     let rate_page = open_link(&signer(), &store, &store, false, &rate, None, later).await.unwrap().0;
     assert_eq!(rate_page, LinkPage::Expired);
-    let form = Some("List-Unsubscribe=One-Click");
-    let page = open_link(&signer(), &store, &store, true, &unsubscribe, form, later).await.unwrap().0;
+    let one_click = LinkForm::default();
+    let page = open_link(&signer(), &store, &store, true, &unsubscribe, Some(&one_click), later).await.unwrap().0;
     assert_eq!(page, LinkPage::Unsubscribed, "a year later");
     let texts = outbox.sent();
     assert!(texts.iter().all(|s| !matches!(s, Sent::Sms { text, .. } if text.contains("回复T"))));

@@ -279,35 +279,14 @@ pub enum LinkPage {
     BadForm,
 }
 
-/// A form post's fields (`application/x-www-form-urlencoded`).
-pub fn form_field(body: &str, name: &str) -> Option<String> {
-    body.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| url_decode(v))
-    })
-}
-
-fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// What a link page's form sends (`application/x-www-form-urlencoded`, decoded by the HTTP glue);
+/// other fields (the one-click unsubscribe's `List-Unsubscribe=One-Click`) are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    pub stars: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
 }
 
 /// `GET` or `POST` of `/r/{token}` (rate) or `/u/{token}` (unsubscribe).
@@ -317,7 +296,7 @@ pub async fn open_link(
     ratings: &impl RatingStore,
     unsubscribe: bool,
     token: &str,
-    form: Option<&str>,
+    form: Option<&LinkForm>,
     now: Timestamp,
 ) -> Result<(LinkPage, Language), StoreError> {
     let purpose = if unsubscribe { LinkPurpose::Unsubscribe } else { LinkPurpose::Rate };
@@ -341,11 +320,12 @@ pub async fn open_link(
             None => LinkPage::RatingForm,
         },
         (false, Some(form)) => {
-            let stars =
-                form_field(form, "stars").and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s));
+            let stars = form.stars.as_deref().and_then(|s| s.trim().parse::<u8>().ok()).filter(|s| (1..=5).contains(s));
             let Some(stars) = stars else { return Ok((LinkPage::BadForm, language)) };
-            let comment = form_field(form, "comment")
-                .map(|c| crate::validate::clean_text(&c))
+            let comment = form
+                .comment
+                .as_deref()
+                .map(crate::validate::clean_text)
                 .filter(|c| !c.is_empty())
                 .map(|c| c.chars().take(crate::validate::COMMENT_MAX_CHARS).collect());
             let submission = RatingSubmission {
