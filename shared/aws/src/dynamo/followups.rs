@@ -60,19 +60,57 @@ impl DynamoFollowUpStore {
     }
 }
 
-fn get_bool(item: &Item, name: &str) -> bool {
-    item.get(name).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+/// The parts of a `FOLLOWUP` item a run reads (serde_dynamo; other attributes are ignored).
+#[derive(serde::Deserialize)]
+struct FollowUpRead {
+    conversation_id: String,
+    customer_id: String,
+    locale: Option<String>,
+    due_at: String,
+    kind: Option<String>,
+    #[serde(default)]
+    attempts: u32,
 }
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
+    let f: FollowUpRead = serde_dynamo::from_item(item.clone()).ok()?;
     Some(DueFollowUp {
-        conversation_id: get_s(item, "conversation_id")?.into(),
-        customer_id: get_s(item, "customer_id")?.into(),
-        locale: get_s(item, "locale").map(str::to_owned),
-        due_at: get_s(item, "due_at")?.parse().ok()?,
-        kind: if get_s(item, "kind") == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
-        attempts: item.get("attempts").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+        conversation_id: f.conversation_id.into(),
+        customer_id: f.customer_id.into(),
+        locale: f.locale,
+        due_at: f.due_at.parse().ok()?,
+        kind: if f.kind.as_deref() == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
+        attempts: f.attempts,
     })
+}
+
+/// Per channel: the `consent` map of `CONTACT`, and `OPTOUT`.
+#[derive(serde::Deserialize, Default)]
+struct Channels {
+    #[serde(default)]
+    email: bool,
+    #[serde(default)]
+    sms: bool,
+}
+
+/// `CONTACT` as a run reads it.
+#[derive(serde::Deserialize)]
+struct ContactRead {
+    email: Option<String>,
+    phone: Option<String>,
+    #[serde(default)]
+    consent: Channels,
+    time_zone: Option<String>,
+}
+
+/// `FATIGUE`: when the customer was last sent a follow-up.
+#[derive(serde::Deserialize)]
+struct FatigueRead {
+    last_follow_up_at: Option<String>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Failed(format!("unreadable {what} item: {e}")))
 }
 
 impl DynamoFollowUpStore {
@@ -153,13 +191,11 @@ impl FollowUpStore for DynamoFollowUpStore {
             .map_err(store_error)?;
         let by_sk: HashMap<&str, &Item> = out.items().iter().filter_map(|i| Some((get_s(i, "sk")?, i))).collect();
         let Some(contact) = by_sk.get(keys::CONTACT) else { return Ok(None) };
-        let consent = contact.get("consent").and_then(|v| v.as_m().ok());
-        let consented =
-            |k: &str| consent.and_then(|c| c.get(k)).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
-        let optout = by_sk.get(keys::OPT_OUT);
-        let email = get_s(contact, "email").map(str::to_owned);
+        let contact: ContactRead = read(contact, "contact")?;
+        let optout: Channels = by_sk.get(keys::OPT_OUT).map(|i| read(i, "opt-out")).transpose()?.unwrap_or_default();
+        let fatigue: Option<FatigueRead> = by_sk.get(keys::FATIGUE).map(|i| read(i, "fatigue")).transpose()?;
         // An address that bounced for good or complained is not mailed again (SMS may go).
-        let suppressed = match &email {
+        let suppressed = match &contact.email {
             Some(address) => {
                 let digest = feedback::followups::contacts::address_digest(address);
                 self.client
@@ -176,17 +212,14 @@ impl FollowUpStore for DynamoFollowUpStore {
             None => false,
         };
         Ok(Some(CustomerFacts {
-            email,
-            phone: get_s(contact, "phone").map(str::to_owned),
-            consent_email: consented("email"),
-            consent_sms: consented("sms"),
-            opted_out_email: suppressed || optout.is_some_and(|o| get_bool(o, "email")),
-            opted_out_sms: optout.is_some_and(|o| get_bool(o, "sms")),
-            time_zone: get_s(contact, "time_zone").map(str::to_owned),
-            last_follow_up_at: by_sk
-                .get(keys::FATIGUE)
-                .and_then(|f| get_s(f, "last_follow_up_at"))
-                .and_then(|t| t.parse().ok()),
+            email: contact.email,
+            phone: contact.phone,
+            consent_email: contact.consent.email,
+            consent_sms: contact.consent.sms,
+            opted_out_email: suppressed || optout.email,
+            opted_out_sms: optout.sms,
+            time_zone: contact.time_zone,
+            last_follow_up_at: fatigue.and_then(|f| f.last_follow_up_at).and_then(|t| t.parse().ok()),
         }))
     }
 
@@ -375,10 +408,13 @@ impl feedback::followups::link::LinkStore for DynamoFollowUpStore {
             .send()
             .await
             .map_err(store_error)?;
-        Ok(out.item.and_then(|i| {
-            let customer = get_s(&i, "customer_id")?.to_owned();
-            Some((customer, get_s(&i, "locale").map(str::to_owned)))
-        }))
+        /// What a link page needs of the follow-up.
+        #[derive(serde::Deserialize)]
+        struct LinkRead {
+            customer_id: String,
+            locale: Option<String>,
+        }
+        Ok(out.item.and_then(|i| serde_dynamo::from_item::<_, LinkRead>(i).ok()).map(|f| (f.customer_id, f.locale)))
     }
 
     async fn opt_out(&self, customer_id: &str, now: Timestamp) -> Result<(), StoreError> {

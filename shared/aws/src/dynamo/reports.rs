@@ -67,30 +67,57 @@ impl DynamoReportStore {
     }
 }
 
+/// A rating or trigger event as the export reads it (serde_dynamo; other attributes ignored).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RowRead {
+    entity: String,
+    created_at: Option<String>,
+    first_at: Option<String>,
+    sent_at: Option<String>,
+    conversation_id: String,
+    customer_id: String,
+    stars: Option<u64>,
+    category: Option<String>,
+    comment: Option<String>,
+    analysis: Option<AnalysisRead>,
+}
+
+/// The parts of a stored analysis the export shows.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AnalysisRead {
+    sentiment: Option<SentimentRead>,
+    severity: Option<u64>,
+    counted_types: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SentimentRead {
+    label: Option<String>,
+    score: Option<f64>,
+}
+
+/// An item that does not read as a row (a foreign writer) is exported with what it has: the
+/// export never fails over one item.
 fn row_of(item: &Item) -> FeedbackRow {
-    let analysis: Option<serde_json::Value> =
-        item.get("analysis").and_then(|a| serde_dynamo::from_attribute_value(a.clone()).ok());
-    let a = analysis.as_ref();
-    let kind = get_s(item, "entity").unwrap_or("").to_owned();
+    let r: RowRead = serde_dynamo::from_item(item.clone()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "an exported item does not read as feedback");
+        RowRead::default()
+    });
+    let a = r.analysis.unwrap_or_default();
     FeedbackRow {
-        at: get_s(item, "created_at")
-            .or_else(|| get_s(item, "first_at"))
-            .or_else(|| get_s(item, "sent_at"))
-            .unwrap_or("")
-            .to_owned(),
-        conversation_id: get_s(item, "conversation_id").unwrap_or("").to_owned(),
-        customer_id: get_s(item, "customer_id").unwrap_or("").to_owned(),
-        stars: item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
-        category: get_s(item, "category").map(str::to_owned),
-        text: get_s(item, "comment").map(|c| feedback::pii::mask_contacts(c).into_owned()),
-        sentiment: a.and_then(|a| a["sentiment"]["label"].as_str()).map(str::to_owned),
-        score: a.and_then(|a| a["sentiment"]["score"].as_f64()),
-        severity: a.and_then(|a| a["severity"].as_u64()),
-        issue_types: a
-            .and_then(|a| a["counted_types"].as_array())
-            .map(|t| t.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default(),
-        kind,
+        at: r.created_at.or(r.first_at).or(r.sent_at).unwrap_or_default(),
+        conversation_id: r.conversation_id,
+        customer_id: r.customer_id,
+        stars: r.stars,
+        category: r.category,
+        text: r.comment.map(|c| feedback::pii::mask_contacts(&c).into_owned()),
+        sentiment: a.sentiment.as_ref().and_then(|s| s.label.clone()),
+        score: a.sentiment.as_ref().and_then(|s| s.score),
+        severity: a.severity,
+        issue_types: a.counted_types,
+        kind: r.entity,
     }
 }
 
