@@ -74,7 +74,7 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
     let page = send("GET", &format!("{}/r/{token}", sys.base_url), &[], "").await.unwrap();
     assert_eq!(page.status, 200);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
-    assert!(String::from_utf8_lossy(&page.body).contains("name=stars"));
+    assert!(String::from_utf8_lossy(&page.body).contains("name=\"stars\""));
     let dynamodb = sys.dynamodb().await;
     let rating = || {
         dynamodb

@@ -229,7 +229,6 @@ section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}s
 ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#16a34a}.flat{color:#6b7280}\
 blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}";
 
-/// The page and its Content-Security-Policy (the script allowed by its hash, nothing external).
 /// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
 /// origin, e.g. Cognito's hosted UI `https://<prefix>.auth.<region>.amazoncognito.com`) and the
 /// page's public client id.
@@ -276,20 +275,24 @@ pub fn shell_page(shop_name: &str, sign_in: Option<&StaffSignIn>) -> (String, St
         "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src {connect}; \
          img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
-    let shop = feedback::followups::escape_html(shop_name);
-    let sign_in_attributes = sign_in
-        .map(|s| {
-            let e = feedback::followups::escape_html;
-            format!(" data-sign-in=\"{}\" data-client=\"{}\"", e(&s.url), e(&s.client_id))
-        })
-        .unwrap_or_default();
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
-         <title>Feedback dashboard · {shop}</title><style>{SHELL_STYLE}</style></head>\
-         <body data-state=\"loading\"{sign_in_attributes}><header><h1>Feedback dashboard</h1><span>{shop}</span></header>\
-         <main id=\"view\"><p class=\"note\">Loading…</p></main><script>{SHELL_SCRIPT}</script></body></html>"
-    );
+    let page = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                link rel="icon" href="data:,";
+                title { "Feedback dashboard · " (shop_name) }
+                style { (maud::PreEscaped(SHELL_STYLE)) }
+            }
+            body data-state="loading" data-sign-in=[sign_in.map(|s| &s.url)] data-client=[sign_in.map(|s| &s.client_id)] {
+                header { h1 { "Feedback dashboard" } span { (shop_name) } }
+                main id="view" { p.note { "Loading…" } }
+                script { (maud::PreEscaped(SHELL_SCRIPT)) }
+            }
+        }
+    }
+    .into_string();
     (page, csp)
 }
 
@@ -300,11 +303,11 @@ pub use view::{ViewError, render_view, week_view};
 mod view {
     use crate::charts::{Chart, ChartError};
     use feedback::errors::StoreError;
-    use feedback::followups::escape_html as e;
     use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report};
     use feedback::reporting::ReportStore;
     use feedback::reporting::stats::TREND_WEEKS;
     use feedback::time::IsoWeek;
+    use maud::{PreEscaped, html};
 
     #[derive(Debug, thiserror::Error)]
     pub enum ViewError {
@@ -339,27 +342,8 @@ mod view {
     /// reasons and example comments, and the export link.
     pub fn render_view(r: &WeeklyReport, trend: &[Headline], current_week: &str) -> Result<String, ChartError> {
         let h = &r.headline;
-        let mut out = String::new();
         let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
         let (previous, next) = (step(1), step(-1));
-        out.push_str(&format!(
-            "<div class=\"nav\"><a href=\"?week={p}\" data-week=\"{p}\">← {p}</a><strong id=\"week\">{w}</strong> <span>{from} to {to}</span>",
-            p = e(&previous),
-            w = e(&r.week),
-            from = e(&r.from),
-            to = e(&r.to)
-        ));
-        if r.week.as_str() < current_week {
-            out.push_str(&format!("<a href=\"?week={n}\" data-week=\"{n}\">{n} →</a>", n = e(&next)));
-        } else {
-            out.push_str("<span>(this week so far)</span>");
-        }
-        out.push_str(&format!(
-            "<a href=\"feedback.csv?from={from}&amp;to={to}\" data-download=\"feedback-{w}.csv\" style=\"margin-left:auto\">Export CSV</a></div>",
-            from = e(&r.from),
-            to = e(&r.to),
-            w = e(&r.week)
-        ));
         let tiles = [
             ("CSAT (4–5★)", opt(h.csat_pct, "%")),
             ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
@@ -370,77 +354,82 @@ mod view {
             ("Negative", h.negative.to_string()),
             ("Follow-up response", opt(h.response_rate_pct, "%")),
         ];
-        out.push_str("<div class=\"tiles\">");
-        for (label, value) in tiles {
-            out.push_str(&format!("<div class=\"tile\"><b>{}</b><span>{}</span></div>", e(&value), e(label)));
-        }
-        out.push_str("</div>");
-        if let Some(estimated) = h.estimated.sentence() {
-            out.push_str(&format!("<p class=\"estimated\">{}</p>", e(&estimated)));
-        }
-        out.push_str("<div class=\"charts\">");
         let charts = [
             ("csat-trend", Chart::csat_trend(trend)),
             ("sentiment-split", Chart::sentiment(trend)),
             ("issue-ranking", Chart::ranking(r, 8)),
             ("follow-up-funnel", Chart::funnel(h)),
         ];
+        let mut figures = Vec::new();
         for (id, chart) in charts {
-            let svg = chart.svg(560, 280)?;
-            out.push_str(&format!(
-                "<figure id=\"{id}\" role=\"img\" aria-label=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
-                e(&chart.describe()),
-                e(chart.title())
-            ));
+            // The SVG is our own drawing (its texts escaped by the chart code).
+            figures.push((id, chart.svg(560, 280)?, chart.describe(), chart.title().to_owned()));
         }
-        out.push_str("</div><section><h2>Fix first</h2>");
-        if let Some(why) = &r.why_first {
-            out.push_str(&format!("<p><strong>{}</strong></p>", e(why)));
-        }
-        if r.issues.is_empty() {
-            out.push_str(if r.empty {
-                "<p id=\"no-feedback\">No feedback this week yet.</p>"
-            } else {
-                "<p id=\"no-feedback\">No problems reported this week.</p>"
-            });
-        }
-        out.push_str("<ol class=\"ranking\" id=\"ranking\">");
-        for i in &r.issues {
-            let (class, arrow) = match i.trend {
-                Trend::Up { .. } => ("up", i.trend.arrow()),
-                Trend::Down { .. } => ("down", i.trend.arrow()),
-                Trend::New => ("new", i.trend.arrow()),
-                Trend::Flat => ("flat", i.trend.arrow()),
-            };
-            out.push_str(&format!(
-                "<li data-issue-type=\"{}\"><strong>{} · {}</strong> — priority {:.0}, {} mentions, {} customers <span class=\"{class}\">{}</span>",
-                e(&i.issue_type),
-                e(&i.label_zh),
-                e(&i.label_en),
-                i.priority,
-                i.items,
-                i.customers,
-                e(&arrow)
-            ));
-            out.push_str("<ul class=\"reasons\">");
-            for reason in &i.reasons {
-                out.push_str(&format!("<li>{}</li>", e(reason)));
+        let markup = html! {
+            div.nav {
+                a href={ "?week=" (previous) } data-week=(previous) { "← " (previous) }
+                strong #week { (r.week) }
+                " "
+                span { (r.from) " to " (r.to) }
+                @if r.week.as_str() < current_week {
+                    a href={ "?week=" (next) } data-week=(next) { (next) " →" }
+                } @else {
+                    span { "(this week so far)" }
+                }
+                a href={ "feedback.csv?from=" (r.from) "&to=" (r.to) } data-download={ "feedback-" (r.week) ".csv" } style="margin-left:auto" { "Export CSV" }
             }
-            out.push_str("</ul>");
-            for ex in &i.examples {
-                out.push_str(&format!("<blockquote>{}</blockquote>", e(&ex.text)));
+            div.tiles {
+                @for (label, value) in &tiles {
+                    div.tile { b { (value) } span { (label) } }
+                }
             }
-            out.push_str("</li>");
-        }
-        out.push_str("</ol></section>");
-        if !r.changes.is_empty() {
-            out.push_str("<section><h2>Since last week</h2><ul>");
-            for c in &r.changes {
-                out.push_str(&format!("<li>{}</li>", e(c)));
+            @if let Some(estimated) = h.estimated.sentence() {
+                p.estimated { (estimated) }
             }
-            out.push_str("</ul></section>");
-        }
-        Ok(out)
+            div.charts {
+                @for (id, svg, description, title) in &figures {
+                    figure id=(id) role="img" aria-label=(description) {
+                        (PreEscaped(svg))
+                        figcaption { (title) }
+                    }
+                }
+            }
+            section {
+                h2 { "Fix first" }
+                @if let Some(why) = &r.why_first {
+                    p { strong { (why) } }
+                }
+                @if r.issues.is_empty() {
+                    p #no-feedback {
+                        @if r.empty { "No feedback this week yet." } @else { "No problems reported this week." }
+                    }
+                }
+                ol.ranking #ranking {
+                    @for i in &r.issues {
+                        @let class = match i.trend {
+                            Trend::Up { .. } => "up",
+                            Trend::Down { .. } => "down",
+                            Trend::New => "new",
+                            Trend::Flat => "flat",
+                        };
+                        li data-issue-type=(i.issue_type) {
+                            strong { (i.label_zh) " · " (i.label_en) }
+                            " — priority " (format!("{:.0}", i.priority)) ", " (i.items) " mentions, " (i.customers) " customers "
+                            span class=(class) { (i.trend.arrow()) }
+                            ul.reasons { @for reason in &i.reasons { li { (reason) } } }
+                            @for ex in &i.examples { blockquote { (ex.text) } }
+                        }
+                    }
+                }
+            }
+            @if !r.changes.is_empty() {
+                section {
+                    h2 { "Since last week" }
+                    ul { @for c in &r.changes { li { (c) } } }
+                }
+            }
+        };
+        Ok(markup.into_string())
     }
 }
 

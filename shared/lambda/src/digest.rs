@@ -1,7 +1,6 @@
 //! The Monday digest's messages: subject, text, HTML with inline charts, the raw MIME for SES and
 //! the short message for the staff topic.
 
-use feedback::followups::escape_html;
 use feedback::insights::weekly::{RankedIssue, WeeklyReport};
 use feedback::reporting::{DigestComposer, DigestSettings, InlineImage};
 
@@ -114,96 +113,84 @@ pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
 
 /// The HTML part: tables and inline styles (what mail clients render), charts as `cid:` images.
 pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[InlineImage]) -> String {
-    let e = escape_html;
-    let mut out = String::from(
-        "<!doctype html><html><body style=\"margin:0;padding:16px;background:#f3f4f6;font-family:Arial,'PingFang SC','Microsoft YaHei',sans-serif;color:#1f2937\">\
-         <table role=\"presentation\" width=\"600\" align=\"center\" cellpadding=\"0\" cellspacing=\"0\" style=\"background:#fff;border-radius:8px;padding:20px\"><tr><td>",
-    );
-    out.push_str(&format!(
-        "<h1 style=\"font-size:20px;margin:0 0 4px\">Weekly feedback report {}</h1><p style=\"margin:0 0 16px;color:#6b7280\">{} to {}</p>",
-        e(&r.week),
-        e(&r.from),
-        e(&r.to)
-    ));
-    if r.empty {
-        out.push_str("<p>No feedback was recorded this week: no ratings, no customer messages.</p>");
-    } else {
-        let h = &r.headline;
-        let tile = |label: &str, value: String| {
-            format!(
-                "<td style=\"padding:8px;text-align:center;border:1px solid #e5e7eb\"><div style=\"font-size:22px;font-weight:bold\">{}</div><div style=\"font-size:12px;color:#6b7280\">{}</div></td>",
-                e(&value),
-                e(label)
-            )
-        };
-        out.push_str("<table role=\"presentation\" width=\"100%\" cellspacing=\"0\" style=\"border-collapse:collapse;margin-bottom:16px\"><tr>");
-        out.push_str(&tile("CSAT (4–5★)", opt(h.csat_pct, "%")));
-        out.push_str(&tile("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")));
-        out.push_str(&tile("Average stars", h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}"))));
-        out.push_str(&tile("Ratings", h.ratings.to_string()));
-        out.push_str(&tile("Follow-up response", opt(h.response_rate_pct, "%")));
-        out.push_str("</tr></table>");
-        out.push_str(&format!(
-            "<p style=\"margin:0 0 16px\">{} feedback items from {} customers: {} positive, {} neutral, {} negative; {} severe, {} complaint triggers.</p>",
-            h.feedback, h.customers, h.positive, h.neutral, h.negative, h.severe, h.triggers
-        ));
-        if let Some(estimated) = h.estimated.sentence() {
-            out.push_str(&format!("<p style=\"margin:0 0 16px\">{}</p>", e(&estimated)));
-        }
-        if !r.changes.is_empty() {
-            out.push_str("<h2 style=\"font-size:16px;margin:16px 0 4px\">Since last week</h2><ul style=\"margin:0;padding-left:20px\">");
-            for c in &r.changes {
-                out.push_str(&format!("<li>{}</li>", e(c)));
+    use feedback::insights::weekly::Trend;
+    use maud::{DOCTYPE, html};
+    const H2: &str = "font-size:16px;margin:16px 0 4px";
+    let h = &r.headline;
+    let tiles = [
+        ("CSAT (4–5★)", opt(h.csat_pct, "%")),
+        ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
+        ("Average stars", h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}"))),
+        ("Ratings", h.ratings.to_string()),
+        ("Follow-up response", opt(h.response_rate_pct, "%")),
+    ];
+    html! {
+        (DOCTYPE)
+        html {
+            body style="margin:0;padding:16px;background:#f3f4f6;font-family:Arial,'PingFang SC','Microsoft YaHei',sans-serif;color:#1f2937" {
+                table role="presentation" width="600" align="center" cellpadding="0" cellspacing="0" style="background:#fff;border-radius:8px;padding:20px" { tr { td {
+                    h1 style="font-size:20px;margin:0 0 4px" { "Weekly feedback report " (r.week) }
+                    p style="margin:0 0 16px;color:#6b7280" { (r.from) " to " (r.to) }
+                    @if r.empty {
+                        p { "No feedback was recorded this week: no ratings, no customer messages." }
+                    } @else {
+                        table role="presentation" width="100%" cellspacing="0" style="border-collapse:collapse;margin-bottom:16px" { tr {
+                            @for (label, value) in &tiles {
+                                td style="padding:8px;text-align:center;border:1px solid #e5e7eb" {
+                                    div style="font-size:22px;font-weight:bold" { (value) }
+                                    div style="font-size:12px;color:#6b7280" { (label) }
+                                }
+                            }
+                        } }
+                        p style="margin:0 0 16px" {
+                            (h.feedback) " feedback items from " (h.customers) " customers: " (h.positive) " positive, "
+                            (h.neutral) " neutral, " (h.negative) " negative; " (h.severe) " severe, " (h.triggers) " complaint triggers."
+                        }
+                        @if let Some(estimated) = h.estimated.sentence() {
+                            p style="margin:0 0 16px" { (estimated) }
+                        }
+                        @if !r.changes.is_empty() {
+                            h2 style=(H2) { "Since last week" }
+                            ul style="margin:0;padding-left:20px" { @for c in &r.changes { li { (c) } } }
+                        }
+                        h2 style=(H2) { "Fix first" }
+                        @if let Some(why) = &r.why_first {
+                            p style="margin:0 0 8px" { strong { (why) } }
+                        }
+                        ol style="margin:0;padding-left:20px" {
+                            @for i in r.issues.iter().take(5) {
+                                @let colour = match i.trend {
+                                    Trend::Up { .. } | Trend::New => "#dc2626",
+                                    Trend::Down { .. } => "#16a34a",
+                                    Trend::Flat => "#6b7280",
+                                };
+                                li style="margin-bottom:10px" {
+                                    strong { (i.label_en) " " (i.label_zh) }
+                                    " — priority " (format!("{:.0}", i.priority)) ", " (i.items) " mentions, " (i.customers) " customers, "
+                                    span style={ "color:" (colour) } { (i.trend.arrow()) }
+                                    ul style="margin:4px 0;padding-left:18px;color:#4b5563;font-size:13px" {
+                                        @for reason in &i.reasons { li { (reason) } }
+                                    }
+                                    @for ex in &i.examples {
+                                        blockquote style="margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;color:#374151;font-size:13px" { (ex.text) }
+                                    }
+                                }
+                            }
+                        }
+                        @for image in images {
+                            p style="margin:16px 0 0" {
+                                img src={ "cid:" (image.content_id) } alt=(image.alt) width="560" style="display:block;max-width:100%;height:auto";
+                            }
+                        }
+                    }
+                    @if let Some(url) = dashboard_url {
+                        p style="margin-top:20px" { a href=(url) { "Open the dashboard" } }
+                    }
+                } } }
             }
-            out.push_str("</ul>");
-        }
-        out.push_str("<h2 style=\"font-size:16px;margin:16px 0 4px\">Fix first</h2>");
-        if let Some(why) = &r.why_first {
-            out.push_str(&format!("<p style=\"margin:0 0 8px\"><strong>{}</strong></p>", e(why)));
-        }
-        out.push_str("<ol style=\"margin:0;padding-left:20px\">");
-        for i in r.issues.iter().take(5) {
-            out.push_str(&format!(
-                "<li style=\"margin-bottom:10px\"><strong>{} {}</strong> — priority {:.0}, {} mentions, {} customers, <span style=\"color:{}\">{}</span>",
-                e(&i.label_en),
-                e(&i.label_zh),
-                i.priority,
-                i.items,
-                i.customers,
-                match i.trend {
-                    feedback::insights::weekly::Trend::Up { .. } | feedback::insights::weekly::Trend::New => "#dc2626",
-                    feedback::insights::weekly::Trend::Down { .. } => "#16a34a",
-                    feedback::insights::weekly::Trend::Flat => "#6b7280",
-                },
-                e(&i.trend.arrow())
-            ));
-            out.push_str("<ul style=\"margin:4px 0;padding-left:18px;color:#4b5563;font-size:13px\">");
-            for reason in &i.reasons {
-                out.push_str(&format!("<li>{}</li>", e(reason)));
-            }
-            out.push_str("</ul>");
-            for ex in &i.examples {
-                out.push_str(&format!(
-                    "<blockquote style=\"margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;color:#374151;font-size:13px\">{}</blockquote>",
-                    e(&ex.text)
-                ));
-            }
-            out.push_str("</li>");
-        }
-        out.push_str("</ol>");
-        for image in images {
-            out.push_str(&format!(
-                "<p style=\"margin:16px 0 0\"><img src=\"cid:{}\" alt=\"{}\" width=\"560\" style=\"display:block;max-width:100%;height:auto\"></p>",
-                e(&image.content_id),
-                e(&image.alt)
-            ));
         }
     }
-    if let Some(url) = dashboard_url {
-        out.push_str(&format!("<p style=\"margin-top:20px\"><a href=\"{}\">Open the dashboard</a></p>", e(url)));
-    }
-    out.push_str("</td></tr></table></body></html>");
-    out
+    .into_string()
 }
 
 /// The short message for the staff topic (also what its e-mail and SMS subscribers see).
