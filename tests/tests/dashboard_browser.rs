@@ -80,6 +80,18 @@ impl Browser {
         Browser { child, ws, next_id: 0, session: None, problems: Vec::new(), _profile: profile }
     }
 
+    /// A browser with one blank tab attached, its console, log and page events on.
+    fn tab() -> Browser {
+        let mut b = Browser::launch();
+        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let attached = b.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
+        b.session = attached["sessionId"].as_str().map(str::to_owned);
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            b.call(domain, json!({}));
+        }
+        b
+    }
+
     /// Reads one message if one arrives within the socket's read timeout.
     fn read(&mut self) -> Option<Value> {
         match self.ws.read() {
@@ -185,14 +197,7 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
 
     let base = sys.base_url.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let mut b = Browser::launch();
-        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached =
-            b.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
-        b.session = attached["sessionId"].as_str().map(str::to_owned);
-        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
-            b.call(domain, json!({}));
-        }
+        let mut b = Browser::tab();
         b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1800, "deviceScaleFactor": 1, "mobile": false}));
         b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week={week}#token={}", infra::STAFF_DEV_TOKEN) }));
         b.wait_for("document.body && document.body.dataset.state === 'ready'", Duration::from_secs(30));
@@ -253,13 +258,7 @@ async fn without_a_token_the_page_asks_to_sign_in_and_the_data_is_refused() {
     assert_eq!(wrong.status, 401);
     let base = sys.base_url.clone();
     let (text, problems) = tokio::task::spawn_blocking(move || {
-        let mut b = Browser::launch();
-        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached = b.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
-        b.session = attached["sessionId"].as_str().map(str::to_owned);
-        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
-            b.call(domain, json!({}));
-        }
+        let mut b = Browser::tab();
         b.call("Page.navigate", json!({ "url": format!("{base}/dashboard") }));
         b.wait_for("document.body && document.body.dataset.state === 'signed-out'", Duration::from_secs(20));
         let text = b.eval("document.getElementById('view').innerText");
@@ -362,13 +361,7 @@ async fn staff_sign_in_with_the_code_flow_and_pkce() {
     let base = sys.base_url.clone();
     let week = "2026-W40";
     let (search, problems) = tokio::task::spawn_blocking(move || {
-        let mut b = Browser::launch();
-        let target = b.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached = b.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true }));
-        b.session = attached["sessionId"].as_str().map(str::to_owned);
-        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
-            b.call(domain, json!({}));
-        }
+        let mut b = Browser::tab();
         b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week={week}") }));
         b.wait_for("document.body && document.body.dataset.state === 'signed-out'", Duration::from_secs(20));
         b.eval("document.getElementById('sign-in').click(); true");

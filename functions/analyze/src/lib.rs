@@ -45,8 +45,7 @@ impl App {
     /// Cold start: settings, one client, the models (in place from the binary), a warm connection.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = AnalyzeSettings::from_env(&Env::process())?;
-        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
-        dynamo::warm_up(&client, &settings.table_name).await;
+        let client = dynamo::warm_client(&settings.table_name).await;
         Ok(Self::new(client, settings))
     }
 

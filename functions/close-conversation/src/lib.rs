@@ -22,8 +22,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = ConversationSettings::from_env(&Env::process())?;
-        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
-        dynamo::warm_up(&client, &settings.table_name).await;
+        let client = dynamo::warm_client(&settings.table_name).await;
         Ok(Self::new(client, settings))
     }
 

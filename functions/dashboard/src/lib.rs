@@ -102,8 +102,7 @@ impl App {
         let sign_in_url = env.or("STAFF_SIGN_IN_URL", String::new())?;
         let sign_in = board::StaffSignIn::new(&sign_in_url, &env.or("STAFF_CLIENT_ID", String::new())?)
             .map_err(|why| ConfigError::Invalid { name: "STAFF_SIGN_IN_URL", value: sign_in_url, why })?;
-        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
-        dynamo::warm_up(&client, &table).await;
+        let client = dynamo::warm_client(&table).await;
         Ok(Self::new(client, &table, weeks, shop_name).with_staff_group(&staff_group).with_sign_in(sign_in))
     }
 

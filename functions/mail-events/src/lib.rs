@@ -16,8 +16,7 @@ pub struct App {
 impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = Env::process().required("TABLE_NAME")?;
-        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
-        dynamo::warm_up(&client, &table).await;
+        let client = dynamo::warm_client(&table).await;
         Ok(Self::new(client, &table))
     }
 

@@ -24,8 +24,7 @@ impl App {
         let env = Env::process();
         let settings = RatingSettings::from_env(&env)?;
         let key = env.required("LINK_SIGNING_KEY")?;
-        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
-        dynamo::warm_up(&client, &settings.table_name).await;
+        let client = dynamo::warm_client(&settings.table_name).await;
         Self::new(client, &settings, key.as_bytes()).ok_or(ConfigError::Invalid {
             name: "LINK_SIGNING_KEY",
             value: "(hidden)".into(),

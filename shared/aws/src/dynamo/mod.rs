@@ -214,6 +214,14 @@ pub(crate) fn key(pk: String, sk: &str) -> std::collections::HashMap<String, Att
     [("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))].into()
 }
 
+/// The table's client as a function builds it once per cold start: from the environment, with
+/// its connection opened by one read (`warm_up`).
+pub async fn warm_client(table: &str) -> Client {
+    let client = crate::sdk::dynamodb_client(&crate::sdk::sdk_config().await);
+    warm_up(&client, table).await;
+    client
+}
+
 /// Opens the connection (DNS, TCP, TLS, credentials) during init, so the first customer request
 /// does not pay for it. A read of a key that never exists; failures only log: init must not fail
 /// because the network blinked.
