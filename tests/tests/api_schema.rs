@@ -10,13 +10,68 @@
 //! - `unsupported_method`: it expects 405 for a method a path does not declare; API Gateway HTTP
 //!   APIs answer 404 (no route) and the local runner does the same.
 //!
+//! Before it runs, a real follow-up is sent and a weekly report made (through the API and the
+//! runner's schedules), so the link pages and `/reports/{week}` are tested with a valid token and
+//! a week that exists, not only with the 404s of made-up ones.
+//!
 //! `SCHEMATHESIS_EXAMPLES` (default 50 per operation and phase) and `SCHEMATHESIS_SEED` (default
 //! fixed, so a run is repeatable; `random` for a new one) tune it.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use testkit::RunningSystem;
+use serde_json::{Value, json};
+use testkit::{RunningSystem, send};
+
+const KEY: &str = "Bearer dev-local-key";
+
+async fn call(sys: &RunningSystem, method: &str, path: &str, body: Value) -> Value {
+    let headers = [("authorization", KEY), ("content-type", "application/json")];
+    let reply = send(method, &format!("{}{path}", sys.base_url), &headers, body.to_string()).await.unwrap();
+    assert!(reply.status < 300, "{method} {path}: {} {:?}", reply.status, reply.json());
+    reply.json()
+}
+
+/// A follow-up e-mail sent for real (its rating and unsubscribe tokens) and last week's report.
+async fn seed(sys: &RunningSystem) -> (String, String, String) {
+    let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let day = |offset: i64| today.checked_add(jiff::Span::new().days(offset)).unwrap();
+    call(
+        sys,
+        "PUT",
+        "/customers/u-api/contact",
+        json!({"email": "u-api@example.com", "consent": {"email": true, "sms": false}, "time_zone": "Asia/Shanghai", "locale": "zh-CN"}),
+    )
+    .await;
+    call(
+        sys,
+        "POST",
+        "/conversations/c-api/close",
+        json!({"resolved": false, "closed_at": format!("{}T01:00:00Z", day(-3)), "customer_id": "u-api"}),
+    )
+    .await;
+    let fire = |schedule: &str, time: String| {
+        let url = format!("{}/_local/schedules/{schedule}?time={time}", sys.base_url);
+        async move { send("POST", &url, &[], "").await.unwrap() }
+    };
+    let run = fire("FollowUpSchedule", format!("{}T02:00:00Z", day(-2))).await;
+    assert_eq!(run.json()["sent"], 1, "{:?}", run.json());
+    let weekly = fire("WeeklySchedule", format!("{}T01:00:00Z", day(0))).await;
+    assert_eq!(weekly.status, 200, "{:?}", weekly.json());
+    let data = infra::local::moto::data(&sys.moto_url).await.unwrap();
+    let mail = data["ses"]["RawMessage"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| fakes::mail::read(m["raw_data"].as_str().unwrap_or_default()))
+        .find(|m| m.to.iter().any(|t| t == "u-api@example.com"))
+        .expect("the follow-up e-mail");
+    let token = |text: &str, path: &str| {
+        text.split(path).nth(1).unwrap().split(['>', '\r', '\n', ' ']).next().unwrap().to_owned()
+    };
+    let week = feedback::time::IsoWeek::of_date(day(0)).before(1).to_string();
+    (token(&mail.text, "/r/"), token(mail.list_unsubscribe.as_deref().unwrap(), "/u/"), week)
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -31,9 +86,10 @@ fn schemathesis() -> PathBuf {
     path
 }
 
-#[test]
-fn the_running_api_keeps_to_openapi_yaml() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_api_keeps_to_openapi_yaml() {
     let sys = RunningSystem::start();
+    let (rate, unsubscribe, week) = seed(&sys).await;
     let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261201".into());
     let mut cmd = Command::new(schemathesis());
@@ -56,7 +112,8 @@ fn the_running_api_keeps_to_openapi_yaml() {
     if seed != "random" {
         cmd.args(["--seed", &seed]);
     }
-    let out = cmd.output().expect("schemathesis runs");
+    cmd.env("LINK_RATE_TOKEN", rate).env("LINK_UNSUBSCRIBE_TOKEN", unsubscribe).env("REPORT_WEEK", week);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("schemathesis runs")).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect::<Vec<_>>().join("\n");
     println!("{summary}");
