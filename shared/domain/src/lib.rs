@@ -9,7 +9,7 @@
 //! - `analysis`: reading text (keyword `triggers`, the issue `taxonomy`, cleaning, sentiment, issue
 //!   types, chat turns, conversation satisfaction);
 //! - `conversations` (messages, intake and triggers, closing), `ratings`, `followups` (policy, rating
-//!   links, contact details);
+//!   links, contact details), `customers` (profiles from order events, the reply strategy);
 //! - `insights`: stored feedback analysed and counted once, and the `weekly` aggregates and report;
 //! - `reporting`: the Monday digest and the dashboard's figures.
 
@@ -26,6 +26,7 @@ pub mod validate;
 pub mod analysis;
 
 pub mod conversations;
+pub mod customers;
 pub mod followups;
 pub mod ratings;
 

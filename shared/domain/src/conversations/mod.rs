@@ -131,7 +131,7 @@ pub struct MessageBatch {
     pub messages: Vec<ChatMessage>,
 }
 
-fn timestamp(f: &mut Fields<'_>, key: &str, required: bool, now: Timestamp) -> Option<Timestamp> {
+pub(crate) fn timestamp(f: &mut Fields<'_>, key: &str, required: bool, now: Timestamp) -> Option<Timestamp> {
     let raw = f.string(key, required)?;
     match raw.parse::<Timestamp>() {
         Ok(t) if t.as_second() > now.as_second() + CLOCK_SKEW_SECONDS => {

@@ -1,0 +1,275 @@
+//! The reply strategy: how the chatbot should answer a customer now, from the customer's profile
+//! and what the current message triggered. The rules are data (`rules/strategy.toml`, precedence
+//! documented there); every answer names the rules that applied and why.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChurnRisk, ProfileView, ValueTier};
+use crate::analysis::triggers::Severity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    Warm,
+    Neutral,
+    Apologetic,
+    Brief,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Bot,
+    Agent,
+    SeniorAgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Mention {
+    LateOrders,
+    OpenRefunds,
+    OpenOrders,
+}
+
+/// A fact the answer may mention, with what the chatbot needs to say it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fact {
+    LateOrder { order_id: String, late_hours: i64, promised_delivery_at: Option<crate::Timestamp> },
+    OpenRefund { order_id: String },
+    OpenOrder { order_id: String, status: super::orders::OrderStatus, promised_delivery_at: Option<crate::Timestamp> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub rule: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplyStrategy {
+    pub tone: Tone,
+    pub priority: Priority,
+    pub route: Route,
+    pub apologise: bool,
+    pub facts: Vec<Fact>,
+    pub reasons: Vec<Reason>,
+}
+
+/// What the strategy is decided from.
+#[derive(Debug, Clone, Default)]
+pub struct Situation<'a> {
+    pub profile: Option<&'a ProfileView>,
+    /// The category and severity of what the current message triggered, if anything.
+    pub trigger: Option<(&'a str, Severity)>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    name: String,
+    why: String,
+    #[serde(default)]
+    trigger: Vec<String>,
+    severity: Option<Severity>,
+    tier: Option<ValueTier>,
+    late_order: Option<bool>,
+    open_refund: Option<bool>,
+    open_order: Option<bool>,
+    churn: Option<ChurnRisk>,
+    route_at_least: Option<Route>,
+    tone_is: Option<Tone>,
+    tone: Option<Tone>,
+    apologise: Option<bool>,
+    priority: Option<Priority>,
+    route: Option<Route>,
+    #[serde(default)]
+    mention: Vec<Mention>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyRules {
+    rule: Vec<Rule>,
+}
+
+impl StrategyRules {
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let rules: StrategyRules = toml::from_str(text).map_err(|e| e.to_string())?;
+        if rules.rule.is_empty() {
+            return Err("no rules".into());
+        }
+        Ok(rules)
+    }
+
+    /// The shop's rules (`rules/strategy.toml`).
+    pub fn builtin() -> &'static StrategyRules {
+        static RULES: OnceLock<StrategyRules> = OnceLock::new();
+        RULES.get_or_init(|| {
+            StrategyRules::from_toml(include_str!("../../rules/strategy.toml")).expect("rules/strategy.toml is tested")
+        })
+    }
+
+    /// Applies every rule whose conditions hold, in order (see the file for the precedence).
+    pub fn decide(&self, s: &Situation<'_>) -> ReplyStrategy {
+        let p = s.profile;
+        let late: Vec<&super::OpenOrder> =
+            p.map(|p| p.open_orders.iter().filter(|o| o.late_hours.is_some()).collect()).unwrap_or_default();
+        let mut out = ReplyStrategy {
+            tone: Tone::Neutral,
+            priority: Priority::Normal,
+            route: Route::Bot,
+            apologise: false,
+            facts: Vec::new(),
+            reasons: Vec::new(),
+        };
+        let mut mentions: Vec<Mention> = Vec::new();
+        for r in &self.rule {
+            let holds = (r.trigger.is_empty() || s.trigger.is_some_and(|(c, _)| r.trigger.iter().any(|t| t == c)))
+                && r.severity.is_none_or(|min| s.trigger.is_some_and(|(_, sev)| sev >= min))
+                && r.tier.is_none_or(|min| p.is_some_and(|p| p.tier >= min))
+                && r.late_order.is_none_or(|want| want != late.is_empty())
+                && r.open_refund.is_none_or(|want| want == p.is_some_and(|p| !p.open_refunds.is_empty()))
+                && r.open_order.is_none_or(|want| want == p.is_some_and(|p| !p.open_orders.is_empty()))
+                && r.churn.is_none_or(|min| p.is_some_and(|p| p.churn >= min))
+                && r.route_at_least.is_none_or(|min| out.route >= min)
+                && r.tone_is.is_none_or(|t| out.tone == t);
+            if !holds {
+                continue;
+            }
+            if let Some(t) = r.tone {
+                out.tone = t;
+            }
+            if let Some(a) = r.apologise {
+                out.apologise = a;
+            }
+            out.priority = out.priority.max(r.priority.unwrap_or(Priority::Normal));
+            out.route = out.route.max(r.route.unwrap_or(Route::Bot));
+            for m in &r.mention {
+                if !mentions.contains(m) {
+                    mentions.push(*m);
+                }
+            }
+            out.reasons.push(Reason { rule: r.name.clone(), why: r.why.clone() });
+        }
+        if let Some(p) = p {
+            for m in mentions {
+                match m {
+                    Mention::LateOrders => out.facts.extend(late.iter().map(|o| Fact::LateOrder {
+                        order_id: o.order_id.clone(),
+                        late_hours: o.late_hours.unwrap_or(0),
+                        promised_delivery_at: o.promised_delivery_at,
+                    })),
+                    Mention::OpenRefunds => {
+                        out.facts.extend(p.open_refunds.iter().map(|id| Fact::OpenRefund { order_id: id.clone() }))
+                    }
+                    Mention::OpenOrders => {
+                        out.facts.extend(p.open_orders.iter().filter(|o| o.late_hours.is_none()).map(|o| {
+                            Fact::OpenOrder {
+                                order_id: o.order_id.clone(),
+                                status: o.status,
+                                promised_delivery_at: o.promised_delivery_at,
+                            }
+                        }))
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::orders::{OrderEvent, OrderEventKind};
+    use super::super::{CustomerProfile, TierSettings};
+    use super::*;
+
+    fn at(s: &str) -> crate::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn profile(vip: bool, late: bool) -> ProfileView {
+        let mut p = CustomerProfile::new("u-1");
+        let e = OrderEvent {
+            event_id: "e-1".into(),
+            kind: OrderEventKind::Shipped,
+            order_id: "o-9".into(),
+            customer_id: "u-1".into(),
+            at: at("2026-11-20T00:00:00Z"),
+            total_minor: Some(if vip { 900_000 } else { 10_000 }),
+            currency: Some("CNY".into()),
+            items: Vec::new(),
+            promised_delivery_at: Some(at(if late { "2026-11-23T00:00:00Z" } else { "2026-12-23T00:00:00Z" })),
+            carrier: None,
+        };
+        p.apply(&e, at("2026-11-20T00:00:00Z"));
+        p.view(&TierSettings::default(), at("2026-11-24T12:00:00Z"))
+    }
+
+    fn names(s: &ReplyStrategy) -> Vec<&str> {
+        s.reasons.iter().map(|r| r.rule.as_str()).collect()
+    }
+
+    #[test]
+    fn a_complaint_about_a_late_order_is_apologetic_urgent_and_names_the_order() {
+        let rules = StrategyRules::builtin();
+        let p = profile(false, true);
+        let s = rules.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)) });
+        assert_eq!(
+            (s.tone, s.priority, s.route, s.apologise),
+            (Tone::Apologetic, Priority::Urgent, Route::Agent, true)
+        );
+        assert_eq!(
+            s.facts,
+            [Fact::LateOrder {
+                order_id: "o-9".into(),
+                late_hours: 36,
+                promised_delivery_at: Some(at("2026-11-23T00:00:00Z"))
+            }]
+        );
+        assert_eq!(names(&s), ["default", "order_in_flight", "late_order", "severe"]);
+    }
+
+    #[test]
+    fn precedence_priority_and_route_only_go_up_tone_follows_the_last_rule() {
+        let rules = StrategyRules::builtin();
+        let nobody = rules.decide(&Situation::default());
+        assert_eq!((nobody.tone, nobody.priority, nobody.route), (Tone::Neutral, Priority::Normal, Route::Bot));
+        assert_eq!(names(&nobody), ["default"]);
+        let vip = profile(true, false);
+        let calm_vip = rules.decide(&Situation { profile: Some(&vip), trigger: None });
+        assert_eq!((calm_vip.tone, calm_vip.priority), (Tone::Warm, Priority::High));
+        assert!(matches!(calm_vip.facts[..], [Fact::OpenOrder { .. }]));
+        let angry_vip =
+            rules.decide(&Situation { profile: Some(&vip), trigger: Some(("refund_anger", Severity::High)) });
+        assert_eq!((angry_vip.tone, angry_vip.route), (Tone::Apologetic, Route::SeniorAgent));
+        let human = rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)) });
+        assert_eq!((human.route, human.tone), (Route::Agent, Tone::Brief), "handed over: the bot keeps it short");
+        // A later rule may not lower: wants_a_person says high, severe said urgent before? Order matters
+        // only for tone; priority stays the highest any rule gave.
+        let text = include_str!("../../rules/strategy.toml").replace("priority = \"urgent\"", "priority = \"normal\"");
+        let lowered = StrategyRules::from_toml(&text).unwrap();
+        let p = profile(false, true);
+        let s = lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)) });
+        assert_eq!(s.priority, Priority::High, "a rule saying normal does not undo the late order's high");
+    }
+
+    #[test]
+    fn broken_rule_files_are_refused() {
+        assert!(StrategyRules::from_toml("[[rule]]\nname = \"x\"\nwhy = \"y\"\ncolour = \"red\"").is_err());
+        assert!(StrategyRules::from_toml("rule = []").is_err());
+        assert!(StrategyRules::from_toml("[[rule]]\nname = \"x\"\nwhy = \"y\"\ntier = \"gold\"").is_err());
+    }
+}
