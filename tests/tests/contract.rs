@@ -69,3 +69,9 @@ async fn analysis_and_aggregates() {
 async fn reports_and_digest_leases() {
     contract::reports_and_digest_leases(&table().await.reports).await;
 }
+
+#[tokio::test]
+async fn profiles() {
+    let (client, table) = fresh_feedback_table().await;
+    contract::profiles(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table)).await;
+}

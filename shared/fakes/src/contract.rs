@@ -13,6 +13,8 @@ use feedback::conversations::store::{
     Closed, ConversationStore, FollowUpState, MessageStored, Ownership, TriggerEvent,
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
+use feedback::customers::orders::{OrderEvent, OrderEventKind, OrderStatus};
+use feedback::customers::{CustomerProfile, EventOutcome, ProfileStore, Saved, record_order_events};
 use feedback::errors::StoreError;
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
 use feedback::followups::link::LinkStore;
@@ -453,4 +455,47 @@ pub async fn reports_and_digest_leases(store: &impl ReportStore) {
     // The topic's holder stalled: the next run takes it over after the lease.
     assert_eq!(store.claim_digest("2026-W47", DigestChannel::StaffTopic, &c).await.unwrap(), Claim::Claimed);
     assert!(is_lost(store.finish_digest("2026-W47", DigestChannel::StaffTopic, &b, Finish::Sent("late"), now).await));
+}
+
+fn order_event(id: &str, kind: OrderEventKind, order: &str, when: &str) -> OrderEvent {
+    OrderEvent {
+        event_id: id.into(),
+        kind,
+        order_id: order.into(),
+        customer_id: "u-p".into(),
+        at: at(when),
+        total_minor: Some(19_900),
+        currency: Some("CNY".into()),
+        items: Vec::new(),
+        promised_delivery_at: Some(at("2026-11-22T00:00:00Z")),
+        carrier: None,
+    }
+}
+
+/// Profiles: written only over the version read, each event once; the use case on top retries a
+/// conflict and reports duplicates.
+pub async fn profiles(store: &impl ProfileStore) {
+    let now = at("2026-11-25T00:00:00Z");
+    assert!(store.profile("u-p").await.unwrap().is_none());
+    let mut p = CustomerProfile::new("u-p");
+    p.apply(&order_event("e-1", OrderEventKind::Placed, "o-1", "2026-11-20T00:00:00Z"), now);
+    assert_eq!(store.save_with_event(&p, 0, "e-1", now).await.unwrap(), Saved::Applied);
+    let read = store.profile("u-p").await.unwrap().unwrap();
+    assert_eq!((read.version, &read.profile), (1, &p), "read back as written");
+    assert_eq!(store.save_with_event(&p, 1, "e-1", now).await.unwrap(), Saved::Duplicate, "an event once");
+    assert_eq!(store.save_with_event(&p, 0, "e-2", now).await.unwrap(), Saved::Conflict, "a stale read");
+    assert_eq!(store.profile("u-p").await.unwrap().unwrap().version, 1, "nothing of the refused writes");
+
+    let events = [
+        order_event("e-3", OrderEventKind::Delivered, "o-1", "2026-11-23T00:00:00Z"),
+        order_event("e-2", OrderEventKind::Shipped, "o-1", "2026-11-21T00:00:00Z"),
+        order_event("e-1", OrderEventKind::Placed, "o-1", "2026-11-20T00:00:00Z"),
+    ];
+    let outcomes = record_order_events(store, &events, now).await.unwrap();
+    let kinds: Vec<&EventOutcome> = outcomes.iter().map(|(_, o)| o).collect();
+    assert_eq!(kinds, [&EventOutcome::Applied, &EventOutcome::Applied, &EventOutcome::Duplicate]);
+    let read = store.profile("u-p").await.unwrap().unwrap();
+    assert_eq!(read.version, 3);
+    assert_eq!((read.profile.order_count, read.profile.orders[0].status), (1, OrderStatus::Delivered));
+    assert_eq!(read.profile.order_total_minor, 19_900, "one order, counted once");
 }

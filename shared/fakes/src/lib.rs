@@ -226,6 +226,9 @@ struct State {
     opted_out: BTreeSet<String>,
     /// Digests of addresses that bounced for good or complained.
     suppressed: BTreeSet<String>,
+    /// Customer profiles with their versions, and the order events folded in.
+    profiles: BTreeMap<String, (feedback::customers::CustomerProfile, u64)>,
+    order_events: BTreeSet<String>,
     last_follow_up: BTreeMap<String, Timestamp>,
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
@@ -589,6 +592,39 @@ impl ConversationStore for InMemory {
                 s.add(&AggregateDelta::all(&week, shard, counters));
             }
             Ok(Closed::Done(state))
+        })
+    }
+}
+
+impl feedback::customers::ProfileStore for InMemory {
+    async fn profile(&self, customer_id: &str) -> Result<Option<feedback::customers::Versioned>, StoreError> {
+        self.with("profile", |s| {
+            Ok(s.profiles.get(customer_id).map(|(profile, version)| feedback::customers::Versioned {
+                profile: profile.clone(),
+                version: *version,
+            }))
+        })
+    }
+
+    async fn save_with_event(
+        &self,
+        profile: &feedback::customers::CustomerProfile,
+        read_version: u64,
+        event_id: &str,
+        _now: Timestamp,
+    ) -> Result<feedback::customers::Saved, StoreError> {
+        use feedback::customers::Saved;
+        self.with("save_with_event", |s| {
+            if s.order_events.contains(event_id) {
+                return Ok(Saved::Duplicate);
+            }
+            let current = s.profiles.get(&profile.customer_id).map_or(0, |(_, v)| *v);
+            if current != read_version {
+                return Ok(Saved::Conflict);
+            }
+            s.order_events.insert(event_id.to_owned());
+            s.profiles.insert(profile.customer_id.clone(), (profile.clone(), read_version + 1));
+            Ok(Saved::Applied)
         })
     }
 }

@@ -40,3 +40,8 @@ async fn analysis_and_aggregates() {
 async fn reports_and_digest_leases() {
     contract::reports_and_digest_leases(&InMemory::default()).await;
 }
+
+#[tokio::test]
+async fn profiles() {
+    contract::profiles(&InMemory::default()).await;
+}

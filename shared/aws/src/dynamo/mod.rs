@@ -10,6 +10,8 @@
 //! | follow-up    | `CONV#<conversation>` | `FOLLOWUP`           | `DUE#<yyyy-mm-ddThh>`   | `<due_at>#<conversation>`                |
 //! | contact      | `CUST#<customer>`     | `CONTACT`            |                         |                                          |
 //! | suppression  | `SUPPRESS#<address digest>` | `EMAIL`        |                         |                                          |
+//! | profile      | `CUST#<customer>`     | `PROFILE`            |                         |                                          |
+//! | order event  | `ORDEREVENT#<event id>` | `EVENT`            |                         |                                          |
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
@@ -24,6 +26,7 @@ mod conversations;
 mod followups;
 mod insights;
 mod lease;
+mod profiles;
 mod ratings;
 mod reports;
 mod satisfaction;
@@ -38,6 +41,7 @@ pub use contacts::DynamoContactStore;
 pub use conversations::DynamoConversationStore;
 pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
+pub use profiles::DynamoProfileStore;
 pub use ratings::DynamoRatingStore;
 pub use reports::DynamoReportStore;
 
@@ -65,6 +69,15 @@ pub mod keys {
         format!("SUPPRESS#{address_digest}")
     }
     pub const SUPPRESSED_EMAIL: &str = "EMAIL";
+
+    /// A customer's profile, in the customer's partition.
+    pub const PROFILE: &str = "PROFILE";
+
+    /// An order event folded into a profile (its marker, so it is folded once).
+    pub fn order_event(event_id: &str) -> String {
+        format!("ORDEREVENT#{event_id}")
+    }
+    pub const ORDER_EVENT: &str = "EVENT";
 
     pub fn message(message_id: &str) -> String {
         format!("MSG#{message_id}")

@@ -1,0 +1,108 @@
+//! `ProfileStore` on the feedback table: the profile is `CUST#<customer>` / `PROFILE` (the customer's
+//! partition, beside `CONTACT`, so the follow-up's one Query reads it too), written only if its
+//! `version` is the one read, in one transaction with the event's marker `ORDEREVENT#<event id>` /
+//! `EVENT` (kept 90 days), so an event is folded in once.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+use super::{expiry, iso, key, keys, n, s, store_error};
+use feedback::Timestamp;
+use feedback::customers::{CustomerProfile, ProfileStore, Saved, Versioned};
+use feedback::errors::StoreError;
+
+/// How long an order event's marker is kept: a retry or a replay later than this folds it again.
+pub const EVENT_MARKER_DAYS: u32 = 90;
+
+#[derive(Clone)]
+pub struct DynamoProfileStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoProfileStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
+}
+
+impl ProfileStore for DynamoProfileStore {
+    async fn profile(&self, customer_id: &str) -> Result<Option<Versioned>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(customer_id), keys::PROFILE)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(mut item) = out.item else { return Ok(None) };
+        let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let profile =
+            item.remove("profile").ok_or_else(|| StoreError::Failed("profile item without a profile".into()))?;
+        let profile: CustomerProfile = serde_dynamo::from_attribute_value(profile)
+            .map_err(|e| StoreError::Failed(format!("unreadable profile of {customer_id}: {e}")))?;
+        Ok(Some(Versioned { profile, version }))
+    }
+
+    async fn save_with_event(
+        &self,
+        profile: &CustomerProfile,
+        read_version: u64,
+        event_id: &str,
+        now: Timestamp,
+    ) -> Result<Saved, StoreError> {
+        let mut marker = key(keys::order_event(event_id), keys::ORDER_EVENT);
+        marker.insert("customer_id".into(), s(&profile.customer_id));
+        marker.insert("at".into(), s(iso(now)));
+        marker.insert("expires_at".into(), n(expiry(now, EVENT_MARKER_DAYS)));
+        let marker = built(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(marker))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(profile)
+            .map_err(|e| StoreError::Failed(format!("cannot map profile: {e}")))?;
+        let mut item = key(keys::customer(&profile.customer_id), keys::PROFILE);
+        item.insert("entity".into(), s("profile"));
+        item.insert("customer_id".into(), s(&profile.customer_id));
+        item.insert("profile".into(), value);
+        item.insert("version".into(), n(read_version + 1));
+        item.insert("updated_at".into(), s(iso(now)));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = if read_version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :read").expression_attribute_values(":read", n(read_version))
+        };
+        let items = vec![
+            TransactWriteItem::builder().put(marker).build(),
+            TransactWriteItem::builder().put(built(put.build())?).build(),
+        ];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Saved::Applied),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                    let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
+                    let failed = |i: usize| codes.get(i).copied().flatten() == Some("ConditionalCheckFailed");
+                    if failed(0) {
+                        Ok(Saved::Duplicate)
+                    } else if failed(1) {
+                        Ok(Saved::Conflict)
+                    } else {
+                        Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
+                    }
+                }
+                _ => Err(store_error(e)),
+            },
+        }
+    }
+}
