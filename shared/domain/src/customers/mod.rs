@@ -37,6 +37,21 @@ pub struct TierSettings {
     pub vip_total_minor: i64,
 }
 
+impl TierSettings {
+    /// `TIER_REGULAR_ORDERS` (default 2), `TIER_VIP_ORDERS` (10), `TIER_VIP_TOTAL` (5000, major units).
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let d = TierSettings::default();
+        let vip_total: i64 = env.or("TIER_VIP_TOTAL", d.vip_total_minor / 100)?;
+        Ok(TierSettings {
+            regular_orders: env.or("TIER_REGULAR_ORDERS", d.regular_orders)?,
+            vip_orders: env.or("TIER_VIP_ORDERS", d.vip_orders)?,
+            vip_total_minor: vip_total.saturating_mul(100),
+        })
+    }
+}
+
 impl Default for TierSettings {
     fn default() -> Self {
         TierSettings { regular_orders: 2, vip_orders: 10, vip_total_minor: 500_000 }

@@ -1,0 +1,64 @@
+//! Customers through the running system (`make run`): order events in, the profile out.
+
+use serde_json::{Value, json};
+use testkit::{RunningSystem, send, unique};
+
+const KEY: &str = "Bearer dev-local-key";
+
+async fn call(sys: &RunningSystem, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let headers = [("authorization", KEY), ("content-type", "application/json")];
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let reply = send(method, &format!("{}{path}", sys.base_url), &headers, body).await.unwrap();
+    (reply.status, reply.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_events_out_of_order_and_repeated_make_one_profile_with_the_late_order() {
+    let sys = RunningSystem::start();
+    let customer = unique("u");
+    let now = jiff::Timestamp::now();
+    let ago = |hours: i64| (now - jiff::SignedDuration::from_hours(hours)).to_string();
+    let event = |id: &str, kind: &str, order: &str, at: String| json!({"event_id": format!("{customer}-{id}"), "type": kind, "order_id": order, "customer_id": customer, "at": at});
+    let mut placed = event("1", "placed", "o-1", ago(96));
+    placed["total"] = json!(299.0);
+    placed["currency"] = json!("CNY");
+    placed["promised_delivery_at"] = json!(ago(24));
+    placed["items"] = json!([{"sku": "p-1", "category": "手机", "quantity": 1, "unit_price": 299.0}]);
+    // Shipped arrives before placed; a second order is delivered, then (late) reported shipped.
+    let batch = json!({"events": [
+        event("2", "shipped", "o-1", ago(72)),
+        placed,
+        event("3", "delivered", "o-2", ago(50)),
+        event("4", "shipped", "o-2", ago(60)),
+    ]});
+    let (status, body) = call(&sys, "POST", "/orders/events", Some(batch.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].as_array().unwrap().iter().all(|r| r["result"] == "applied"), "{body}");
+    // The storefront retries the whole call: nothing is counted twice.
+    let (status, again) = call(&sys, "POST", "/orders/events", Some(batch)).await;
+    assert_eq!(status, 200);
+    assert!(again["results"].as_array().unwrap().iter().all(|r| r["result"] == "duplicate"), "{again}");
+
+    let (status, profile) = call(&sys, "GET", &format!("/customers/{customer}/profile"), None).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["orders"]["count"], 2);
+    assert_eq!(profile["orders"]["total"], 299.0);
+    assert_eq!(profile["orders"]["top_categories"], json!(["手机"]));
+    assert_eq!(profile["tier"], "regular");
+    let open = profile["open_orders"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "o-2 was delivered: a shipped after it did not reopen it");
+    assert_eq!((open[0]["order_id"].as_str(), open[0]["status"].as_str()), (Some("o-1"), Some("shipped")));
+    assert!(open[0]["late_hours"].as_i64().unwrap() >= 23, "{}", open[0]);
+    assert_eq!(profile["churn"], "medium", "{profile}");
+
+    let (status, unknown) = call(&sys, "GET", &format!("/customers/{}/profile", unique("nobody")), None).await;
+    assert_eq!((status, unknown["type"].as_str()), (404, Some("urn:feedback-loop:problem:unknown-customer")));
+    let (status, bad) =
+        call(&sys, "POST", "/orders/events", Some(json!({"events": [{"event_id": "x", "type": "lost"}]}))).await;
+    assert_eq!(status, 422, "{bad}");
+    let fields: Vec<&str> =
+        bad["invalid_params"].as_array().unwrap().iter().filter_map(|p| p["field"].as_str()).collect();
+    assert!(fields.contains(&"events[0].type") && fields.contains(&"events[0].order_id"), "{fields:?}");
+    let unauthorised = send("GET", &format!("{}/customers/{customer}/profile", sys.base_url), &[], "").await.unwrap();
+    assert_eq!(unauthorised.status, 401, "caller auth on every customers route");
+}
