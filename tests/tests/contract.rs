@@ -75,3 +75,8 @@ async fn profiles() {
     let (client, table) = fresh_feedback_table().await;
     contract::profiles(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table)).await;
 }
+
+#[tokio::test]
+async fn standing() {
+    contract::standing(&table().await.conversations).await;
+}

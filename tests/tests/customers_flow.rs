@@ -13,7 +13,7 @@ async fn call(sys: &RunningSystem, method: &str, path: &str, body: Option<Value>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn order_events_out_of_order_and_repeated_make_one_profile_with_the_late_order() {
+async fn order_events_make_one_profile_and_a_complaint_about_the_late_order_gets_an_apologetic_urgent_strategy() {
     let sys = RunningSystem::start();
     let customer = unique("u");
     let now = jiff::Timestamp::now();
@@ -50,6 +50,28 @@ async fn order_events_out_of_order_and_repeated_make_one_profile_with_the_late_o
     assert_eq!((open[0]["order_id"].as_str(), open[0]["status"].as_str()), (Some("o-1"), Some("shipped")));
     assert!(open[0]["late_hours"].as_i64().unwrap() >= 23, "{}", open[0]);
     assert_eq!(profile["churn"], "medium", "{profile}");
+
+    // The customer complains in chat: the answer tells the chatbot to apologise, hand over at
+    // once, and name the late order.
+    let conv = unique("c");
+    let complaint = json!({"messages": [{"message_id": "m-1", "role": "customer", "text": "快递一直不到，我要投诉你们！",
+        "sent_at": ago(0), "customer_id": customer, "channel": "app"}]});
+    let (status, answer) = call(&sys, "POST", &format!("/conversations/{conv}/messages"), Some(complaint)).await;
+    assert_eq!(status, 200, "{answer}");
+    let strategy = &answer["strategy"];
+    assert_eq!(
+        (&strategy["tone"], &strategy["priority"], &strategy["route"], &strategy["apologise"]),
+        (&json!("apologetic"), &json!("urgent"), &json!("agent"), &json!(true)),
+        "{strategy}"
+    );
+    assert_eq!(strategy["facts"][0]["kind"], "late_order", "{strategy}");
+    assert_eq!(strategy["facts"][0]["order_id"], "o-1");
+    let rules: Vec<&str> = strategy["reasons"].as_array().unwrap().iter().filter_map(|r| r["rule"].as_str()).collect();
+    assert!(rules.contains(&"late_order") && rules.contains(&"severe"), "{rules:?}");
+    let (status, again) = call(&sys, "GET", &format!("/conversations/{conv}/strategy"), None).await;
+    assert_eq!((status, &again), (200, strategy), "the same strategy read later");
+    let (status, _) = call(&sys, "GET", &format!("/conversations/{}/strategy", unique("c")), None).await;
+    assert_eq!(status, 404);
 
     let (status, unknown) = call(&sys, "GET", &format!("/customers/{}/profile", unique("nobody")), None).await;
     assert_eq!((status, unknown["type"].as_str()), (404, Some("urn:feedback-loop:problem:unknown-customer")));

@@ -9,16 +9,21 @@ use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::conversations::store::MessageStored;
 use feedback::conversations::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
+use feedback::customers::TierSettings;
+use feedback::customers::strategy::{conversation_strategy, strategy_for};
 use feedback::validate::InputError;
-use feedback_aws::dynamo::{self, DynamoConversationStore};
+use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoProfileStore};
 use feedback_aws::notify::SnsStaffAlerts;
 use feedback_lambda::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
 use feedback_lambda::observe::emit_metrics;
 use feedback_lambda::problem::Problem;
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 pub struct App {
     store: DynamoConversationStore,
+    profiles: DynamoProfileStore,
+    tiers: TierSettings,
     alerts: SnsStaffAlerts,
     settings: IntakeSettings,
     rules: &'static TriggerRules,
@@ -30,10 +35,17 @@ impl App {
         let env = Env::process();
         let settings = ConversationSettings::from_env(&env)?;
         let topic = env.required("STAFF_ALERTS_TOPIC_ARN")?;
+        let tiers = TierSettings::from_env(&env)?;
         let config = feedback_aws::sdk::sdk_config().await;
         let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
         dynamo::warm_up(&dynamodb, &settings.table_name).await;
-        Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings))
+        Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings).with_tiers(tiers))
+    }
+
+    /// Where the value tiers begin (default: `TierSettings::default()`).
+    pub fn with_tiers(mut self, tiers: TierSettings) -> Self {
+        self.tiers = tiers;
+        self
     }
 
     pub fn new(
@@ -43,6 +55,8 @@ impl App {
         settings: ConversationSettings,
     ) -> Self {
         App {
+            profiles: DynamoProfileStore::new(dynamodb.clone(), &settings.table_name),
+            tiers: TierSettings::default(),
             store: DynamoConversationStore::new(dynamodb, &settings.table_name, settings.retention_days),
             alerts: SnsStaffAlerts::new(sns, topic_arn),
             settings: settings.intake,
@@ -53,6 +67,9 @@ impl App {
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let reference = request_reference(&req);
         let now = Timestamp::now();
+        if req.method() == Method::GET {
+            return Ok(self.strategy(&req, &reference, now).await);
+        }
         let batch = match read_batch(&req, now) {
             Ok(batch) => batch,
             Err(e) => {
@@ -61,6 +78,7 @@ impl App {
             }
         };
         let conversation_id = batch.conversation_id.clone();
+        let customer_id = batch.customer_id.clone();
         match record_messages(&self.store, &self.alerts, self.rules, &self.settings, batch, now).await {
             Ok(recorded) => {
                 let created = recorded.messages.iter().filter(|m| m.stored == MessageStored::Created).count();
@@ -79,12 +97,47 @@ impl App {
                         ("StaffAlertsSent", alerted as f64, "Count"),
                     ],
                 );
-                Ok(json_response(200, &recorded, &[]))
+                // How the chatbot should answer: the customer's profile and the most severe trigger
+                // of this batch (the profile read failing only leaves it out of the decision).
+                let trigger = recorded
+                    .messages
+                    .iter()
+                    .filter_map(|m| m.trigger.as_ref())
+                    .filter_map(|t| Some((t.category.as_deref()?, t.severity?)))
+                    .max_by_key(|(_, severity)| *severity);
+                let strategy = strategy_for(&self.profiles, &self.tiers, Some(&customer_id), trigger, now).await;
+                let mut answer = serde_json::to_value(&recorded).unwrap_or_default();
+                answer["strategy"] = serde_json::to_value(&strategy).unwrap_or_default();
+                Ok(json_response(200, &answer, &[]))
             }
             Err(e) => {
                 let _span = tracing::info_span!("messages", conversation_id = %conversation_id).entered();
                 Ok(refused(&Problem::from_intake(&e, &reference), &e, "message batch"))
             }
+        }
+    }
+}
+
+impl App {
+    /// `GET /conversations/{id}/strategy`.
+    async fn strategy(&self, req: &Request, reference: &str, now: Timestamp) -> Response<Body> {
+        let conversation_id = match check_conversation_id(path_parameter(req, "id").as_deref()) {
+            Ok(id) => id,
+            Err(e) => return problem_response(&Problem::from(e)),
+        };
+        match conversation_strategy(&self.store, &self.profiles, &self.tiers, &conversation_id, now).await {
+            Ok(Some(strategy)) => json_response(200, &strategy, &[("cache-control", "no-store")]),
+            Ok(None) => refused(
+                &Problem::new(
+                    404,
+                    "unknown-conversation",
+                    "No such conversation",
+                    format!("No message was recorded for conversation {conversation_id}"),
+                ),
+                &"unknown conversation",
+                "strategy",
+            ),
+            Err(e) => refused(&Problem::from_store(&e, reference), &e, "strategy"),
         }
     }
 }

@@ -499,3 +499,35 @@ pub async fn profiles(store: &impl ProfileStore) {
     assert_eq!((read.profile.order_count, read.profile.orders[0].status), (1, OrderStatus::Delivered));
     assert_eq!(read.profile.order_total_minor, 19_900, "one order, counted once");
 }
+
+/// What a conversation stands at: its customer and its triggers, the most severe first.
+pub async fn standing(store: &impl ConversationStore) {
+    assert_eq!(store.standing("c-st").await.unwrap(), None, "never recorded");
+    let now = at("2026-11-25T08:00:00Z");
+    store.claim_for_customer("c-st", "u-st", Channel::App, now).await.unwrap();
+    let fresh = store.standing("c-st").await.unwrap().unwrap();
+    assert_eq!((fresh.customer_id.as_deref(), fresh.triggers.len()), (Some("u-st"), 0));
+    for (category, severity, message) in [
+        ("not_resolved", Severity::Medium, "m-1"),
+        ("complaint", Severity::High, "m-2"),
+        ("not_resolved", Severity::Medium, "m-3"),
+    ] {
+        let event = TriggerEvent {
+            conversation_id: "c-st",
+            customer_id: "u-st",
+            category,
+            severity,
+            rule: None,
+            phrase: None,
+            message_id: message,
+            sent_at: now,
+        };
+        store.record_trigger(&event).await.unwrap();
+    }
+    let s = store.standing("c-st").await.unwrap().unwrap();
+    assert_eq!(
+        s.triggers,
+        [("complaint".to_owned(), Severity::High), ("not_resolved".to_owned(), Severity::Medium)],
+        "one entry per category, the most severe first"
+    );
+}

@@ -148,6 +148,7 @@ fn holds(held: &Option<Held>, lease: &Lease) -> bool {
 #[derive(Debug, Clone)]
 struct TriggerItem {
     customer_id: String,
+    severity: feedback::analysis::triggers::Severity,
     first_message_id: String,
     first_at: Timestamp,
     message_ids: BTreeSet<String>,
@@ -425,6 +426,7 @@ impl ConversationStore for InMemory {
             let c = s.conversations.entry(event.conversation_id.to_owned()).or_default();
             let t = c.triggers.entry(event.category.to_owned()).or_insert_with(|| TriggerItem {
                 customer_id: event.customer_id.to_owned(),
+                severity: event.severity,
                 first_message_id: event.message_id.to_owned(),
                 first_at: event.sent_at,
                 message_ids: BTreeSet::new(),
@@ -491,6 +493,19 @@ impl ConversationStore for InMemory {
                 }
             }
             Ok(())
+        })
+    }
+
+    async fn standing(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<feedback::conversations::store::Standing>, StoreError> {
+        self.with("standing", |s| {
+            Ok(s.conversations.get(conversation_id).map(|c| {
+                let mut triggers: Vec<_> = c.triggers.iter().map(|(k, t)| (k.clone(), t.severity)).collect();
+                triggers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                feedback::conversations::store::Standing { customer_id: c.customer_id.clone(), triggers }
+            }))
         })
     }
 

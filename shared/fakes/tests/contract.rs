@@ -45,3 +45,8 @@ async fn reports_and_digest_leases() {
 async fn profiles() {
     contract::profiles(&InMemory::default()).await;
 }
+
+#[tokio::test]
+async fn standing() {
+    contract::standing(&InMemory::default()).await;
+}

@@ -408,6 +408,54 @@ impl ConversationStore for DynamoConversationStore {
         alert().finish(&self.client, &self.table, key, lease, finish, now).await
     }
 
+    async fn standing(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<feedback::conversations::store::Standing>, StoreError> {
+        /// The parts of `META` and `TRIGGER#` items read here.
+        #[derive(serde::Deserialize)]
+        struct Read {
+            customer_id: Option<String>,
+            category: Option<String>,
+            severity: Option<Severity>,
+        }
+        let pk = keys::conversation(conversation_id);
+        let meta = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::META)))
+            .projection_expression("customer_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?
+            .item;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :t)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":t", s(keys::trigger("")))
+            .projection_expression("category, severity, customer_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let read = |i: std::collections::HashMap<String, AttributeValue>| serde_dynamo::from_item::<_, Read>(i).ok();
+        let triggers: Vec<Read> = out.items.unwrap_or_default().into_iter().filter_map(read).collect();
+        let customer_id = meta.and_then(read).and_then(|m| m.customer_id);
+        if customer_id.is_none() && triggers.is_empty() {
+            return Ok(None);
+        }
+        let customer_id = customer_id.or_else(|| triggers.iter().find_map(|t| t.customer_id.clone()));
+        let mut triggers: Vec<(String, Severity)> =
+            triggers.into_iter().filter_map(|t| Some((t.category?, t.severity?))).collect();
+        triggers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(Some(feedback::conversations::store::Standing { customer_id, triggers }))
+    }
+
     async fn conversation_turns(&self, conversation_id: &str, limit: usize) -> Result<Vec<(Role, String)>, StoreError> {
         let turns = read_turns(&self.client, &self.table, &keys::conversation(conversation_id)).await?;
         let skip = turns.len().saturating_sub(limit);

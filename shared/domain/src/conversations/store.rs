@@ -73,6 +73,14 @@ pub enum FollowUpState {
     TooLate,
 }
 
+/// What a conversation stands at: its customer and what its messages triggered, the most severe
+/// first (the reply strategy reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub customer_id: Option<String>,
+    pub triggers: Vec<(String, crate::analysis::triggers::Severity)>,
+}
+
 pub trait ConversationStore {
     /// Records that the conversation has these messages' customer (the first request decides),
     /// unless it already belongs to another one.
@@ -123,6 +131,9 @@ pub trait ConversationStore {
         finish: Finish<'_>,
         now: crate::Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The conversation's customer and triggers; `None` for a conversation never recorded.
+    fn standing(&self, conversation_id: &str) -> impl Future<Output = Result<Option<Standing>, StoreError>> + Send;
 
     /// The conversation's stored messages (who wrote them, the text) in the order they were sent;
     /// at most `limit` of them (the last ones).

@@ -190,6 +190,51 @@ impl StrategyRules {
     }
 }
 
+/// The strategy for a customer now: their profile (one read) and what the message triggered.
+/// Without a profile (an unknown customer, or one whose profile cannot be read: the message is
+/// answered all the same) the message alone decides, and the reasons say so.
+pub async fn strategy_for(
+    profiles: &impl super::ProfileStore,
+    tiers: &super::TierSettings,
+    customer_id: Option<&str>,
+    trigger: Option<(&str, Severity)>,
+    now: crate::Timestamp,
+) -> ReplyStrategy {
+    let read = match customer_id {
+        Some(c) => profiles.profile(c).await,
+        None => Ok(None),
+    };
+    let (view, unavailable) = match read {
+        Ok(v) => (v.map(|v| v.profile.view(tiers, now)), false),
+        Err(e) => {
+            tracing::warn!(error = %e, "profile unavailable for the reply strategy");
+            (None, true)
+        }
+    };
+    let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger });
+    if unavailable {
+        strategy.reasons.push(Reason {
+            rule: "profile_unavailable".into(),
+            why: "the customer's profile could not be read: the message alone decided".into(),
+        });
+    }
+    strategy
+}
+
+/// `GET /conversations/{id}/strategy`: the conversation's customer and its most severe trigger so
+/// far; `None` for a conversation never recorded.
+pub async fn conversation_strategy(
+    conversations: &impl crate::conversations::store::ConversationStore,
+    profiles: &impl super::ProfileStore,
+    tiers: &super::TierSettings,
+    conversation_id: &str,
+    now: crate::Timestamp,
+) -> Result<Option<ReplyStrategy>, crate::errors::StoreError> {
+    let Some(standing) = conversations.standing(conversation_id).await? else { return Ok(None) };
+    let trigger = standing.triggers.first().map(|(c, s)| (c.as_str(), *s));
+    Ok(Some(strategy_for(profiles, tiers, standing.customer_id.as_deref(), trigger, now).await))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::orders::{OrderEvent, OrderEventKind};
