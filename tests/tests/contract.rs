@@ -80,3 +80,9 @@ async fn profiles() {
 async fn standing() {
     contract::standing(&table().await.conversations).await;
 }
+
+#[tokio::test]
+async fn follow_up_holds() {
+    let t = table().await;
+    contract::follow_up_holds(&t.conversations, &t.follow_ups).await;
+}

@@ -84,3 +84,35 @@ async fn order_events_make_one_profile_and_a_complaint_about_the_late_order_gets
     let unauthorised = send("GET", &format!("{}/customers/{customer}/profile", sys.base_url), &[], "").await.unwrap();
     assert_eq!(unauthorised.status, 401, "caller auth on every customers route");
 }
+
+/// A customer with an open refund is not asked to rate the conversation until the refund is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_refund_holds_the_rating_request_until_the_refund_completes() {
+    let sys = RunningSystem::start();
+    let customer = unique("u");
+    let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let day = |offset: i64| today.checked_add(jiff::Span::new().days(offset)).unwrap();
+    let contact = json!({"email": format!("{customer}@example.com"), "consent": {"email": true, "sms": false},
+        "time_zone": "Asia/Shanghai", "locale": "zh-CN"});
+    assert_eq!(call(&sys, "PUT", &format!("/customers/{customer}/contact"), Some(contact)).await.0, 200);
+    let refund = |id: &str, kind: &str, at: String| json!({"events": [{"event_id": format!("{customer}-{id}"), "type": kind, "order_id": "o-7", "customer_id": customer, "at": at}]});
+    let (status, body) =
+        call(&sys, "POST", "/orders/events", Some(refund("r1", "refund_requested", format!("{}T00:00:00Z", day(-4)))))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let conv = unique("c");
+    let close = json!({"resolved": false, "closed_at": format!("{}T01:00:00Z", day(-3)), "customer_id": customer});
+    assert_eq!(call(&sys, "POST", &format!("/conversations/{conv}/close"), Some(close)).await.0, 200);
+    let fire = |time: String| {
+        let url = format!("{}/_local/schedules/FollowUpSchedule?time={time}", sys.base_url);
+        async move { send("POST", &url, &[], "").await.unwrap().json() }
+    };
+    let run = fire(format!("{}T02:00:00Z", day(-2))).await;
+    assert_eq!((&run["sent"], &run["held"]), (&json!(0), &json!(1)), "{run}");
+    let (status, _) =
+        call(&sys, "POST", "/orders/events", Some(refund("r2", "refund_completed", format!("{}T00:00:00Z", day(-1)))))
+            .await;
+    assert_eq!(status, 200);
+    let run = fire(format!("{}T02:00:00Z", day(-1))).await;
+    assert_eq!((&run["sent"], &run["held"]), (&json!(1), &json!(0)), "{run}");
+}

@@ -87,14 +87,16 @@ impl App {
         let count = |f: fn(&RunOutcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
         let sent = count(|o| matches!(o, RunOutcome::Sent { .. }));
         let deferred = count(|o| matches!(o, RunOutcome::Deferred { .. }));
+        let held = count(|o| matches!(o, RunOutcome::Held { .. }));
         let skipped = count(|o| matches!(o, RunOutcome::Skipped { .. }));
         let failed = count(|o| matches!(o, RunOutcome::Failed { .. }));
-        tracing::info!(%now, due = outcomes.len(), sent, deferred, skipped, failed, "follow-up run");
+        tracing::info!(%now, due = outcomes.len(), sent, deferred, held, skipped, failed, "follow-up run");
         emit_metrics(
             &[("Function", "follow-up")],
             &[
                 ("FollowUpsSent", sent as f64, "Count"),
                 ("FollowUpsDeferred", deferred as f64, "Count"),
+                ("FollowUpsHeld", held as f64, "Count"),
                 ("FollowUpsSkipped", skipped as f64, "Count"),
                 ("FollowUpsFailed", failed as f64, "Count"),
             ],
@@ -102,7 +104,7 @@ impl App {
         let detail: Vec<Value> =
             outcomes.iter().map(|(conversation, o)| json!({"conversation_id": conversation, "result": o})).collect();
         Ok(
-            json!({"time": now, "sent": sent, "deferred": deferred, "skipped": skipped, "failed": failed, "follow_ups": detail}),
+            json!({"time": now, "sent": sent, "deferred": deferred, "held": held, "skipped": skipped, "failed": failed, "follow_ups": detail}),
         )
     }
 }

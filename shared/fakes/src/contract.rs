@@ -262,8 +262,8 @@ pub async fn follow_ups(
     assert!(is_lost(store.skip(&f6, &b, "rated", now).await), "only the holder changes it");
     // Deferred (quiet hours): due again later, free for whoever comes then.
     let later = due_at + jiff::SignedDuration::from_hours(10);
-    store.defer(&f6, &a, later).await.unwrap();
-    assert!(is_lost(store.defer(&f6, &a, later).await), "the lease ended with the change");
+    store.defer(&f6, &a, later, None).await.unwrap();
+    assert!(is_lost(store.defer(&f6, &a, later, None).await), "the lease ended with the change");
     assert!(!store.claim(&f6, &b).await.unwrap(), "due at another time than b saw");
     let f6 = store.due(later, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-6").unwrap();
     assert_eq!(f6.due_at, later);
@@ -530,4 +530,31 @@ pub async fn standing(store: &impl ConversationStore) {
         [("complaint".to_owned(), Severity::High), ("not_resolved".to_owned(), Severity::Medium)],
         "one entry per category, the most severe first"
     );
+}
+
+/// A held follow-up (an order late, a refund open) keeps the time of its first hold through later
+/// holds; a plain deferral (quiet hours) holds nothing.
+pub async fn follow_up_holds(conversations: &impl ConversationStore, store: &impl FollowUpStore) {
+    let due_at = at("2026-11-19T03:00:00Z");
+    conversations.claim_for_customer("c-h", "u-h", Channel::App, at("2026-11-18T02:00:00Z")).await.unwrap();
+    conversations.close(&closing("c-h", Some("u-h"), false, "2026-11-18T03:00:00Z"), None, Some(due_at)).await.unwrap();
+    let find = |when: Timestamp| async move {
+        store.due(when, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-h").unwrap()
+    };
+    let f = find(due_at).await;
+    assert_eq!(f.held_since, None);
+    let first = due_at + minutes(5);
+    assert!(store.claim(&f, &Lease::at("run-1", first, 70)).await.unwrap());
+    store.defer(&f, &Lease::at("run-1", first, 70), first + minutes(60), None).await.unwrap();
+    let f = find(first + minutes(60)).await;
+    assert_eq!(f.held_since, None, "quiet hours are not a hold");
+    let held_at = first + minutes(60);
+    assert!(store.claim(&f, &Lease::at("run-2", held_at, 70)).await.unwrap());
+    store.defer(&f, &Lease::at("run-2", held_at, 70), held_at + minutes(60), Some(held_at)).await.unwrap();
+    let f = find(held_at + minutes(60)).await;
+    assert_eq!(f.held_since, Some(held_at));
+    let again = held_at + minutes(60);
+    assert!(store.claim(&f, &Lease::at("run-3", again, 70)).await.unwrap());
+    store.defer(&f, &Lease::at("run-3", again, 70), again + minutes(60), Some(again)).await.unwrap();
+    assert_eq!(find(again + minutes(60)).await.held_since, Some(held_at), "the first hold's time is kept");
 }

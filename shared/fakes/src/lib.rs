@@ -181,6 +181,7 @@ struct FollowUpItem {
     skip_reason: Option<&'static str>,
     /// Queued when it was already long due (a late close): every run finds it.
     late: bool,
+    held_since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -352,6 +353,7 @@ fn follow_up_of(item: &FollowUpItem, conversation_id: &str) -> DueFollowUp {
         due_at: item.due_at,
         kind: item.kind,
         attempts: item.attempts,
+        held_since: item.held_since,
     }
 }
 
@@ -566,6 +568,7 @@ impl ConversationStore for InMemory {
                             last_failure: None,
                             skip_reason: None,
                             late: is_late(due),
+                            held_since: None,
                         });
                         FollowUpState::Scheduled
                     }
@@ -762,6 +765,7 @@ impl FollowUpStore for InMemory {
                 opted_out_sms: out,
                 time_zone: Some(c.time_zone.clone()),
                 last_follow_up_at: s.last_follow_up.get(customer_id).copied(),
+                profile: s.profiles.get(customer_id).map(|(p, _)| p.clone()),
             }))
         })
     }
@@ -797,10 +801,19 @@ impl FollowUpStore for InMemory {
         })
     }
 
-    async fn defer(&self, f: &DueFollowUp, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn defer(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        until: Timestamp,
+        held_since: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
         self.held_follow_up("defer", f, lease, |item, _, _| {
             item.status = FollowUpStatus::Due;
             item.due_at = until;
+            if item.held_since.is_none() {
+                item.held_since = held_since;
+            }
         })
     }
 

@@ -50,3 +50,9 @@ async fn profiles() {
 async fn standing() {
     contract::standing(&InMemory::default()).await;
 }
+
+#[tokio::test]
+async fn follow_up_holds() {
+    let t = InMemory::default();
+    contract::follow_up_holds(&t, &t).await;
+}

@@ -544,3 +544,70 @@ async fn a_store_failure_behind_a_link_is_an_error_not_a_page() {
     .await;
     assert!(matches!(&r, Err(e) if e.is_retryable()), "{r:?}");
 }
+
+fn order(
+    id: &str,
+    kind: feedback::customers::orders::OrderEventKind,
+    customer: &str,
+    when: &str,
+) -> feedback::customers::orders::OrderEvent {
+    feedback::customers::orders::OrderEvent {
+        event_id: id.into(),
+        kind,
+        order_id: "o-1".into(),
+        customer_id: customer.into(),
+        at: at(when),
+        total_minor: Some(9_900),
+        currency: Some("CNY".into()),
+        items: Vec::new(),
+        promised_delivery_at: None,
+        carrier: None,
+    }
+}
+
+/// An open refund holds the rating request (checked again daily); once the refund is done it
+/// goes out; held for longer than the limit, it is dropped instead.
+#[tokio::test]
+async fn an_open_refund_holds_the_follow_up_until_it_completes_and_not_for_ever() {
+    use feedback::customers::orders::OrderEventKind::{RefundCompleted, RefundRequested};
+    use feedback::customers::record_order_events;
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    let refund = order("e-1", RefundRequested, "u-1", "2026-11-18T05:00:00Z");
+    record_order_events(&store, &[refund], at("2026-11-18T05:00:00Z")).await.unwrap();
+    let day1 = at("2026-11-19T03:00:00Z");
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), day1).await.unwrap();
+    assert_eq!(
+        run,
+        [(
+            "c-1".to_owned(),
+            RunOutcome::Held { until: day1 + jiff::SignedDuration::from_hours(24), reason: "open_refund" }
+        )]
+    );
+    assert!(outbox.sent().is_empty(), "nothing asked while the refund is open");
+    let day2 = day1 + jiff::SignedDuration::from_hours(24);
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), day2).await.unwrap();
+    assert!(matches!(run[..], [(_, RunOutcome::Held { .. })]), "{run:?}");
+    let done = order("e-2", RefundCompleted, "u-1", "2026-11-20T06:00:00Z");
+    record_order_events(&store, &[done], at("2026-11-20T06:00:00Z")).await.unwrap();
+    let day3 = day2 + jiff::SignedDuration::from_hours(24);
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), day3).await.unwrap();
+    assert_eq!(run, [("c-1".to_owned(), RunOutcome::Sent { channel: FollowUpChannel::Email })]);
+    assert_eq!(emails_to(&outbox, "u-1@example.com"), 1);
+
+    // Another customer's refund never completes: after HOLD_MAX_DAYS the request is dropped.
+    queued(&store, "c-2", "u-2").await;
+    record_order_events(&store, &[order("e-3", RefundRequested, "u-2", "2026-11-18T05:00:00Z")], day1).await.unwrap();
+    let mut when = day1;
+    let outcome = loop {
+        let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), when).await.unwrap();
+        match run.into_iter().find(|(c, _)| c == "c-2").map(|(_, o)| o) {
+            Some(RunOutcome::Held { until, .. }) => when = until,
+            Some(other) => break other,
+            None => panic!("c-2 was not due at {when}"),
+        }
+    };
+    assert_eq!(outcome, RunOutcome::Skipped { reason: "held_too_long" });
+    assert!(when.duration_since(day1) > jiff::SignedDuration::from_hours(24 * feedback::followups::HOLD_MAX_DAYS));
+    assert_eq!(emails_to(&outbox, "u-2@example.com"), 0);
+}

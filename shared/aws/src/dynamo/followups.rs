@@ -70,6 +70,7 @@ struct FollowUpRead {
     kind: Option<String>,
     #[serde(default)]
     attempts: u32,
+    held_since: Option<String>,
 }
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
@@ -81,6 +82,7 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
         due_at: f.due_at.parse().ok()?,
         kind: if f.kind.as_deref() == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
         attempts: f.attempts,
+        held_since: f.held_since.and_then(|t| t.parse().ok()),
     })
 }
 
@@ -194,6 +196,13 @@ impl FollowUpStore for DynamoFollowUpStore {
         let contact: ContactRead = read(contact, "contact")?;
         let optout: Channels = by_sk.get(keys::OPT_OUT).map(|i| read(i, "opt-out")).transpose()?.unwrap_or_default();
         let fatigue: Option<FatigueRead> = by_sk.get(keys::FATIGUE).map(|i| read(i, "fatigue")).transpose()?;
+        let profile = match by_sk.get(keys::PROFILE).and_then(|i| i.get("profile")) {
+            Some(v) => Some(
+                serde_dynamo::from_attribute_value::<_, feedback::customers::CustomerProfile>(v.clone())
+                    .map_err(|e| StoreError::Failed(format!("unreadable profile item: {e}")))?,
+            ),
+            None => None,
+        };
         // An address that bounced for good or complained is not mailed again (SMS may go).
         let suppressed = match &contact.email {
             Some(address) => {
@@ -220,6 +229,7 @@ impl FollowUpStore for DynamoFollowUpStore {
             opted_out_sms: optout.sms,
             time_zone: contact.time_zone,
             last_follow_up_at: fatigue.and_then(|f| f.last_follow_up_at).and_then(|t| t.parse().ok()),
+            profile,
         }))
     }
 
@@ -306,11 +316,18 @@ impl FollowUpStore for DynamoFollowUpStore {
         Ok(())
     }
 
-    async fn defer(&self, f: &DueFollowUp, lease: &Lease, until: Timestamp) -> Result<(), StoreError> {
+    async fn defer(
+        &self,
+        f: &DueFollowUp,
+        lease: &Lease,
+        until: Timestamp,
+        held_since: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let hold = if held_since.is_some() { ", held_since = if_not_exists(held_since, :held)" } else { "" };
         let update = self
             .update(f)
             .update_expression(format!(
-                "SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2 REMOVE {}",
+                "SET #state = :due, due_at = :until, gsi1pk = :g1, gsi1sk = :g2{hold} REMOVE {}",
                 lease_attrs().remove()
             ))
             .condition_expression(held())
@@ -319,6 +336,10 @@ impl FollowUpStore for DynamoFollowUpStore {
             .expression_attribute_values(":until", s(iso(until)))
             .expression_attribute_values(":g1", s(keys::follow_up_due_hour(until)))
             .expression_attribute_values(":g2", s(keys::follow_up_due_sort(until, &f.conversation_id)));
+        let update = match held_since {
+            Some(since) => update.expression_attribute_values(":held", s(iso(since))),
+            None => update,
+        };
         owner_value(update, lease).send().await.map_err(|e| lost_or_error(e, &lost(f)))?;
         Ok(())
     }

@@ -57,6 +57,30 @@ pub struct CustomerFacts {
     pub time_zone: Option<String>,
     /// When this customer was last sent a follow-up (any conversation, any channel).
     pub last_follow_up_at: Option<Timestamp>,
+    /// The customer's profile (orders), when one exists: a rating request waits while an order is
+    /// late or a refund open.
+    pub profile: Option<crate::customers::CustomerProfile>,
+}
+
+/// A rating request is held at most this long (from the first hold) while something is still
+/// wrong with the customer's orders; then it is dropped (asking about a chat that old makes no sense).
+pub const HOLD_MAX_DAYS: i64 = 14;
+/// A held request is looked at again this often.
+pub const HOLD_RECHECK_HOURS: i64 = 24;
+
+impl CustomerFacts {
+    /// Why a rating request should wait now: a refund still open, or an order late against its
+    /// promise (asking "how did we do?" then only adds insult).
+    pub fn hold(&self, now: Timestamp) -> Option<&'static str> {
+        let p = self.profile.as_ref()?;
+        if p.orders.iter().any(|o| o.refund_open()) {
+            Some("open_refund")
+        } else if p.orders.iter().any(|o| o.late_by(now).is_some()) {
+            Some("late_order")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -291,6 +315,7 @@ mod tests {
             opted_out_sms: false,
             time_zone: Some("Asia/Shanghai".into()),
             last_follow_up_at: None,
+            profile: None,
         }
     }
 
@@ -399,6 +424,8 @@ pub struct DueFollowUp {
     pub due_at: Timestamp,
     pub kind: FollowUpKind,
     pub attempts: u32,
+    /// When a hold (an open refund, a late order) first made it wait, if one did.
+    pub held_since: Option<Timestamp>,
 }
 
 /// What happened to one follow-up in a run.
@@ -410,6 +437,11 @@ pub enum RunOutcome {
     },
     Deferred {
         until: Timestamp,
+    },
+    /// Waiting for the customer's order trouble to end (`reason`: open_refund, late_order).
+    Held {
+        until: Timestamp,
+        reason: &'static str,
     },
     Skipped {
         reason: &'static str,
@@ -448,11 +480,14 @@ pub trait FollowUpStore {
         now: Timestamp,
         reminder_at: Option<Timestamp>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Due again at `until`. `held_since`: the follow-up is held (set once: the first hold's time
+    /// is kept).
     fn defer(
         &self,
         f: &DueFollowUp,
         lease: &Lease,
         until: Timestamp,
+        held_since: Option<Timestamp>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn skip(
         &self,
@@ -571,13 +606,24 @@ async fn follow_up_one(
             }
         }
     }
+    // Held while an order is late or a refund open (not when already rated: nothing to ask then).
+    if let Some(reason) = facts.as_ref().and_then(|c| c.hold(now)).filter(|_| !rated) {
+        let since = f.held_since.unwrap_or(now);
+        if now.duration_since(since) > jiff::SignedDuration::from_hours(24 * HOLD_MAX_DAYS) {
+            store.skip(f, lease, "held_too_long", now).await?;
+            return Ok(RunOutcome::Skipped { reason: "held_too_long" });
+        }
+        let until = now + jiff::SignedDuration::from_hours(HOLD_RECHECK_HOURS);
+        store.defer(f, lease, until, Some(since)).await?;
+        return Ok(RunOutcome::Held { until, reason });
+    }
     match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
         Decision::Skip { reason } => {
             store.skip(f, lease, reason, now).await?;
             Ok(RunOutcome::Skipped { reason })
         }
         Decision::Defer { until, .. } => {
-            store.defer(f, lease, until).await?;
+            store.defer(f, lease, until, None).await?;
             Ok(RunOutcome::Deferred { until })
         }
         Decision::Send { channel } => {
