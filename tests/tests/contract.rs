@@ -73,7 +73,8 @@ async fn reports_and_digest_leases() {
 #[tokio::test]
 async fn profiles() {
     let (client, table) = fresh_feedback_table().await;
-    contract::profiles(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table)).await;
+    let contacts = feedback_aws::dynamo::DynamoContactStore::new(client.clone(), &table);
+    contract::profiles(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table), &contacts).await;
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ async fn order_events_make_one_profile_and_a_complaint_about_the_late_order_gets
 
     let (status, profile) = call(&sys, "GET", &format!("/customers/{customer}/profile"), None).await;
     assert_eq!(status, 200, "{profile}");
+    assert_eq!(profile["contact"], Value::Null, "no contact details given");
     assert_eq!(profile["orders"]["count"], 2);
     assert_eq!(profile["orders"]["total"], 299.0);
     assert_eq!(profile["orders"]["top_categories"], json!(["手机"]));
@@ -107,6 +108,13 @@ async fn an_open_refund_holds_the_rating_request_until_the_refund_completes() {
         let url = format!("{}/_local/schedules/FollowUpSchedule?time={time}", sys.base_url);
         async move { send("POST", &url, &[], "").await.unwrap().json() }
     };
+    let (_, profile) = call(&sys, "GET", &format!("/customers/{customer}/profile"), None).await;
+    assert_eq!(
+        (&profile["open_refunds"], &profile["contact"]["consent_email"]),
+        (&json!(["o-7"]), &json!(true)),
+        "{profile}"
+    );
+    assert!(profile["contact"].get("email").is_none(), "no address in the profile");
     let run = fire(format!("{}T02:00:00Z", day(-2))).await;
     assert_eq!((&run["sent"], &run["held"]), (&json!(0), &json!(1)), "{run}");
     let (status, _) =

@@ -60,14 +60,16 @@ impl App {
         };
         Ok(match self.store.profile(&customer_id).await {
             Ok(Some(read)) => {
-                json_response(200, &read.profile.view(&self.tiers, now), &[("cache-control", "no-store")])
+                let mut view = read.profile.view(&self.tiers, now);
+                view.contact = read.contact;
+                json_response(200, &view, &[("cache-control", "no-store")])
             }
             Ok(None) => {
                 let p = Problem::new(
                     404,
                     "unknown-customer",
                     "No profile for this customer",
-                    format!("No order event was recorded for customer {customer_id}"),
+                    format!("Neither an order event nor contact details were recorded for customer {customer_id}"),
                 );
                 refused(&p, &"unknown customer", "profile")
             }

@@ -474,14 +474,21 @@ fn order_event(id: &str, kind: OrderEventKind, order: &str, when: &str) -> Order
 
 /// Profiles: written only over the version read, each event once; the use case on top retries a
 /// conflict and reports duplicates.
-pub async fn profiles(store: &impl ProfileStore) {
+pub async fn profiles(store: &impl ProfileStore, contacts: &impl ContactStore) {
     let now = at("2026-11-25T00:00:00Z");
     assert!(store.profile("u-p").await.unwrap().is_none());
+    // Known by contact details alone: an empty profile with the preferences, version 0.
+    contacts.put_contact(&contact("u-c")).await.unwrap();
+    let known = store.profile("u-c").await.unwrap().unwrap();
+    assert_eq!((known.version, known.profile.order_count), (0, 0));
+    let prefs = known.contact.unwrap();
+    assert!(prefs.has_email && prefs.has_phone && prefs.consent_email && !prefs.consent_sms && !prefs.opted_out_email);
+    assert_eq!(prefs.time_zone.as_deref(), Some("Asia/Shanghai"));
     let mut p = CustomerProfile::new("u-p");
     p.apply(&order_event("e-1", OrderEventKind::Placed, "o-1", "2026-11-20T00:00:00Z"), now);
     assert_eq!(store.save_with_event(&p, 0, "e-1", now).await.unwrap(), Saved::Applied);
     let read = store.profile("u-p").await.unwrap().unwrap();
-    assert_eq!((read.version, &read.profile), (1, &p), "read back as written");
+    assert_eq!((read.version, &read.profile, &read.contact), (1, &p, &None), "read back as written");
     assert_eq!(store.save_with_event(&p, 1, "e-1", now).await.unwrap(), Saved::Duplicate, "an event once");
     assert_eq!(store.save_with_event(&p, 0, "e-2", now).await.unwrap(), Saved::Conflict, "a stale read");
     assert_eq!(store.profile("u-p").await.unwrap().unwrap().version, 1, "nothing of the refused writes");

@@ -617,10 +617,29 @@ impl ConversationStore for InMemory {
 impl feedback::customers::ProfileStore for InMemory {
     async fn profile(&self, customer_id: &str) -> Result<Option<feedback::customers::Versioned>, StoreError> {
         self.with("profile", |s| {
-            Ok(s.profiles.get(customer_id).map(|(profile, version)| feedback::customers::Versioned {
-                profile: profile.clone(),
-                version: *version,
-            }))
+            let contact = s.contacts.get(customer_id).map(|c| {
+                let out = s.opted_out.contains(customer_id);
+                feedback::customers::ContactPreferences {
+                    has_email: c.email.is_some(),
+                    has_phone: c.phone.is_some(),
+                    consent_email: c.consent.email,
+                    consent_sms: c.consent.sms,
+                    opted_out_email: out,
+                    opted_out_sms: out,
+                    time_zone: Some(c.time_zone.clone()),
+                    locale: Some(c.locale.clone()),
+                }
+            });
+            Ok(match s.profiles.get(customer_id) {
+                Some((profile, version)) => {
+                    Some(feedback::customers::Versioned { profile: profile.clone(), version: *version, contact })
+                }
+                None => contact.map(|contact| feedback::customers::Versioned {
+                    profile: feedback::customers::CustomerProfile::new(customer_id),
+                    version: 0,
+                    contact: Some(contact),
+                }),
+            })
         })
     }
 

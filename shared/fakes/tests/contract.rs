@@ -43,7 +43,8 @@ async fn reports_and_digest_leases() {
 
 #[tokio::test]
 async fn profiles() {
-    contract::profiles(&InMemory::default()).await;
+    let t = InMemory::default();
+    contract::profiles(&t, &t).await;
 }
 
 #[tokio::test]

@@ -183,6 +183,7 @@ impl CustomerProfile {
         let (churn, churn_reasons) = churn(self, tier, &open_orders, &open_refunds, now);
         ProfileView {
             customer_id: self.customer_id.clone(),
+            contact: None,
             orders: OrdersView {
                 count: self.order_count,
                 total: self.order_total_minor as f64 / 100.0,
@@ -247,6 +248,8 @@ fn churn(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProfileView {
     pub customer_id: String,
+    /// `None` when the customer gave no contact details.
+    pub contact: Option<ContactPreferences>,
     pub orders: OrdersView,
     pub tier: ValueTier,
     pub open_orders: Vec<OpenOrder>,
@@ -278,12 +281,28 @@ pub struct OpenOrder {
     pub carrier: Option<String>,
 }
 
-/// A profile as read, with the version the store compares on write.
+/// A profile as read, with the version the store compares on write, and the customer's contact
+/// preferences (stored apart, read in the same request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
     pub profile: CustomerProfile,
-    /// 0: not stored yet.
+    /// 0: not stored yet (a customer known only by their contact details).
     pub version: u64,
+    pub contact: Option<ContactPreferences>,
+}
+
+/// How a customer may be reached, without the addresses themselves: which channels exist, what
+/// they consented to, what they opted out of.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContactPreferences {
+    pub has_email: bool,
+    pub has_phone: bool,
+    pub consent_email: bool,
+    pub consent_sms: bool,
+    pub opted_out_email: bool,
+    pub opted_out_sms: bool,
+    pub time_zone: Option<String>,
+    pub locale: Option<String>,
 }
 
 /// What saving a profile with one event folded in did.
