@@ -1,11 +1,9 @@
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
-use super::{Item, get_s, iso, key, keys, s, store_error};
+use super::{Item, iso, key, keys, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
@@ -86,35 +84,6 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
     })
 }
 
-/// Per channel: the `consent` map of `CONTACT`, and `OPTOUT`.
-#[derive(serde::Deserialize, Default)]
-struct Channels {
-    #[serde(default)]
-    email: bool,
-    #[serde(default)]
-    sms: bool,
-}
-
-/// `CONTACT` as a run reads it.
-#[derive(serde::Deserialize)]
-struct ContactRead {
-    email: Option<String>,
-    phone: Option<String>,
-    #[serde(default)]
-    consent: Channels,
-    time_zone: Option<String>,
-}
-
-/// `FATIGUE`: when the customer was last sent a follow-up.
-#[derive(serde::Deserialize)]
-struct FatigueRead {
-    last_follow_up_at: Option<String>,
-}
-
-fn read<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Failed(format!("unreadable {what} item: {e}")))
-}
-
 impl DynamoFollowUpStore {
     async fn due_in_bucket(&self, bucket: String, now: Timestamp) -> Result<Vec<DueFollowUp>, StoreError> {
         let mut out = Vec::new();
@@ -181,28 +150,9 @@ impl FollowUpStore for DynamoFollowUpStore {
     }
 
     async fn customer_facts(&self, customer_id: &str) -> Result<Option<CustomerFacts>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::customer(customer_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let by_sk: HashMap<&str, &Item> = out.items().iter().filter_map(|i| Some((get_s(i, "sk")?, i))).collect();
-        let Some(contact) = by_sk.get(keys::CONTACT) else { return Ok(None) };
-        let contact: ContactRead = read(contact, "contact")?;
-        let optout: Channels = by_sk.get(keys::OPT_OUT).map(|i| read(i, "opt-out")).transpose()?.unwrap_or_default();
-        let fatigue: Option<FatigueRead> = by_sk.get(keys::FATIGUE).map(|i| read(i, "fatigue")).transpose()?;
-        let profile = match by_sk.get(keys::PROFILE).and_then(|i| i.get("profile")) {
-            Some(v) => Some(
-                serde_dynamo::from_attribute_value::<_, feedback::customers::CustomerProfile>(v.clone())
-                    .map_err(|e| StoreError::Failed(format!("unreadable profile item: {e}")))?,
-            ),
-            None => None,
-        };
+        let customer = super::customer::read_customer(&self.client, &self.table, customer_id).await?;
+        let Some(contact) = customer.contact else { return Ok(None) };
+        let (optout, profile) = (customer.opted_out, customer.profile.map(|(p, _)| p));
         // An address that bounced for good or complained is not mailed again (SMS may go).
         let suppressed = match &contact.email {
             Some(address) => {
@@ -228,7 +178,7 @@ impl FollowUpStore for DynamoFollowUpStore {
             opted_out_email: suppressed || optout.email,
             opted_out_sms: optout.sms,
             time_zone: contact.time_zone,
-            last_follow_up_at: fatigue.and_then(|f| f.last_follow_up_at).and_then(|t| t.parse().ok()),
+            last_follow_up_at: customer.last_follow_up_at,
             profile,
         }))
     }

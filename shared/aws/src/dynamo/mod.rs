@@ -23,6 +23,7 @@
 mod aggregates;
 mod contacts;
 mod conversations;
+mod customer;
 mod followups;
 mod insights;
 mod lease;

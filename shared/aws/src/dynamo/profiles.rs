@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::{expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
-use feedback::customers::{ContactPreferences, CustomerProfile, ProfileStore, Saved, Versioned};
+use feedback::customers::{CustomerProfile, ProfileStore, Saved, Versioned};
 use feedback::errors::StoreError;
 
 /// How long an order event's marker is kept: a retry or a replay later than this folds it again.
@@ -34,51 +34,16 @@ fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, Stor
 impl ProfileStore for DynamoProfileStore {
     /// One read: a Query of the customer's partition (`PROFILE`, `CONTACT`, `OPTOUT`, `FATIGUE`).
     async fn profile(&self, customer_id: &str) -> Result<Option<Versioned>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::customer(customer_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let items = out.items.unwrap_or_default();
-        let by_sk = |sk: &str| items.iter().find(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|v| v == sk));
-        let contact = by_sk(keys::CONTACT).map(|c| {
-            let optout = by_sk(keys::OPT_OUT);
-            let flag = |item: Option<&std::collections::HashMap<String, AttributeValue>>, path: &[&str]| {
-                let mut v = item.and_then(|i| i.get(path[0]));
-                for p in &path[1..] {
-                    v = v.and_then(|v| v.as_m().ok()).and_then(|m| m.get(*p));
-                }
-                v.and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
-            };
-            let text = |name: &str| c.get(name).and_then(|v| v.as_s().ok()).cloned();
-            ContactPreferences {
-                has_email: c.contains_key("email"),
-                has_phone: c.contains_key("phone"),
-                consent_email: flag(Some(c), &["consent", "email"]),
-                consent_sms: flag(Some(c), &["consent", "sms"]),
-                opted_out_email: flag(optout, &["email"]),
-                opted_out_sms: flag(optout, &["sms"]),
-                time_zone: text("time_zone"),
-                locale: text("locale"),
-            }
-        });
-        let Some(item) = by_sk(keys::PROFILE) else {
-            return Ok(contact.map(|contact| Versioned {
+        let customer = super::customer::read_customer(&self.client, &self.table, customer_id).await?;
+        let contact = customer.preferences();
+        Ok(match customer.profile {
+            Some((profile, version)) => Some(Versioned { profile, version, contact }),
+            None => contact.map(|contact| Versioned {
                 profile: CustomerProfile::new(customer_id),
                 version: 0,
                 contact: Some(contact),
-            }));
-        };
-        let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let profile = item.get("profile").ok_or_else(|| StoreError::Failed("profile item without a profile".into()))?;
-        let profile: CustomerProfile = serde_dynamo::from_attribute_value(profile.clone())
-            .map_err(|e| StoreError::Failed(format!("unreadable profile of {customer_id}: {e}")))?;
-        Ok(Some(Versioned { profile, version, contact }))
+            }),
+        })
     }
 
     async fn save_with_event(
