@@ -87,3 +87,10 @@ async fn follow_up_holds() {
     let t = table().await;
     contract::follow_up_holds(&t.conversations, &t.follow_ups).await;
 }
+
+#[tokio::test]
+async fn apology_queue() {
+    let (client, table) = fresh_feedback_table().await;
+    let follow_ups = feedback_aws::dynamo::DynamoFollowUpStore::new(client.clone(), &table);
+    contract::apology_queue(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table), &follow_ups).await;
+}

@@ -124,3 +124,55 @@ async fn an_open_refund_holds_the_rating_request_until_the_refund_completes() {
     let run = fire(format!("{}T02:00:00Z", day(-1))).await;
     assert_eq!((&run["sent"], &run["held"]), (&json!(1), &json!(0)), "{run}");
 }
+
+/// A delayed order gets one apology e-mail before the customer asks; a second delay within the
+/// fatigue window gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_order_gets_one_apology_and_a_second_delay_none() {
+    let sys = RunningSystem::start();
+    let customer = unique("u");
+    let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let day = |offset: i64| today.checked_add(jiff::Span::new().days(offset)).unwrap();
+    let contact = json!({"email": format!("{customer}@example.com"), "consent": {"email": true, "sms": false},
+        "time_zone": "Asia/Shanghai", "locale": "en"});
+    assert_eq!(call(&sys, "PUT", &format!("/customers/{customer}/contact"), Some(contact)).await.0, 200);
+    let delayed = |id: &str, at: String| {
+        json!({"events": [{"event_id": format!("{customer}-{id}"), "type": "delayed", "order_id": "o-5", "customer_id": customer,
+            "at": at, "promised_delivery_at": format!("{}T10:00:00Z", day(3))}]})
+    };
+    let (status, body) =
+        call(&sys, "POST", "/orders/events", Some(delayed("d1", format!("{}T00:00:00Z", day(-1))))).await;
+    assert_eq!(status, 200, "{body}");
+    let fire = |time: String| {
+        let url = format!("{}/_local/schedules/FollowUpSchedule?time={time}", sys.base_url);
+        async move { send("POST", &url, &[], "").await.unwrap().json() }
+    };
+    // 10:00 in Shanghai, after the event was recorded (the queue uses the real clock).
+    let now = jiff::Timestamp::now();
+    let run = fire((now + jiff::SignedDuration::from_mins(1)).to_string()).await;
+    let sent_or_deferred = run["sent"].as_u64().unwrap() + run["deferred"].as_u64().unwrap();
+    assert_eq!(sent_or_deferred, 1, "{run}");
+    let mails = |data: Value| -> Vec<fakes::mail::ReadMail> {
+        data["ses"]["RawMessage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| fakes::mail::read(m["raw_data"].as_str().unwrap_or_default()))
+            .filter(|m| m.to.iter().any(|t| t.starts_with(&customer)))
+            .collect()
+    };
+    if run["sent"] == 0 {
+        // Quiet hours in Shanghai now: the apology waits for the morning.
+        let until = run["follow_ups"][0]["result"]["until"].as_str().unwrap().to_owned();
+        let run = fire(until).await;
+        assert_eq!(run["sent"], 1, "{run}");
+    }
+    let sent = mails(infra::local::moto::data(&sys.moto_url).await.unwrap());
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].subject.contains("o-5") && sent[0].text.contains(&day(3).to_string()), "{}", sent[0].text);
+    let (status, _) = call(&sys, "POST", "/orders/events", Some(delayed("d2", now.to_string()))).await;
+    assert_eq!(status, 200);
+    let run = fire((now + jiff::SignedDuration::from_hours(30)).to_string()).await;
+    assert_eq!(run["sent"], 0, "the fatigue budget: {run}");
+    assert_eq!(mails(infra::local::moto::data(&sys.moto_url).await.unwrap()).len(), 1);
+}

@@ -486,11 +486,11 @@ pub async fn profiles(store: &impl ProfileStore, contacts: &impl ContactStore) {
     assert_eq!(prefs.time_zone.as_deref(), Some("Asia/Shanghai"));
     let mut p = CustomerProfile::new("u-p");
     p.apply(&order_event("e-1", OrderEventKind::Placed, "o-1", "2026-11-20T00:00:00Z"), now);
-    assert_eq!(store.save_with_event(&p, 0, "e-1", now).await.unwrap(), Saved::Applied);
+    assert_eq!(store.save_with_event(&p, 0, "e-1", None, now).await.unwrap(), Saved::Applied);
     let read = store.profile("u-p").await.unwrap().unwrap();
     assert_eq!((read.version, &read.profile, &read.contact), (1, &p, &None), "read back as written");
-    assert_eq!(store.save_with_event(&p, 1, "e-1", now).await.unwrap(), Saved::Duplicate, "an event once");
-    assert_eq!(store.save_with_event(&p, 0, "e-2", now).await.unwrap(), Saved::Conflict, "a stale read");
+    assert_eq!(store.save_with_event(&p, 1, "e-1", None, now).await.unwrap(), Saved::Duplicate, "an event once");
+    assert_eq!(store.save_with_event(&p, 0, "e-2", None, now).await.unwrap(), Saved::Conflict, "a stale read");
     assert_eq!(store.profile("u-p").await.unwrap().unwrap().version, 1, "nothing of the refused writes");
 
     let events = [
@@ -564,4 +564,31 @@ pub async fn follow_up_holds(conversations: &impl ConversationStore, store: &imp
     assert!(store.claim(&f, &Lease::at("run-3", again, 70)).await.unwrap());
     store.defer(&f, &Lease::at("run-3", again, 70), again + minutes(60), Some(again)).await.unwrap();
     assert_eq!(find(again + minutes(60)).await.held_since, Some(held_at), "the first hold's time is kept");
+}
+
+/// An apology queued with its event comes out of the follow-up queue as one, with its order.
+pub async fn apology_queue(profiles: &impl ProfileStore, follow_ups: &impl FollowUpStore) {
+    let now = at("2026-11-25T02:00:00Z");
+    let mut p = CustomerProfile::new("u-a");
+    let delayed = order_event("e-d", OrderEventKind::Delayed, "o-9", "2026-11-25T01:00:00Z");
+    p.apply(&delayed, now);
+    let apology = feedback::customers::QueuedApology {
+        key: "~delay~e-d".into(),
+        customer_id: "u-a".into(),
+        order_id: "o-9".into(),
+        promised_delivery_at: Some(at("2026-11-28T10:00:00Z")),
+        locale: Some("en".into()),
+        due_at: now,
+    };
+    assert_eq!(profiles.save_with_event(&p, 0, "e-d", Some(&apology), now).await.unwrap(), Saved::Applied);
+    let due = follow_ups.due(now + minutes(1), 72).await.unwrap();
+    let f = due.iter().find(|f| f.conversation_id == "~delay~e-d").expect("the apology is due");
+    assert_eq!((f.kind, f.customer_id.as_str(), f.locale.as_deref()), (FollowUpKind::Apology, "u-a", Some("en")));
+    assert_eq!(
+        f.apology,
+        Some(feedback::followups::ApologyFor {
+            order_id: "o-9".into(),
+            promised_delivery_at: Some(at("2026-11-28T10:00:00Z"))
+        })
+    );
 }

@@ -198,6 +198,8 @@ struct Conversation {
     counted_estimate: Option<(String, i64)>,
     paired: bool,
     follow_up: Option<FollowUpItem>,
+    /// A proactive apology's order (its queue entry stands where a conversation would).
+    apology: Option<feedback::followups::ApologyFor>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -345,8 +347,13 @@ fn is_late(due: Timestamp) -> bool {
     due < Timestamp::now() - jiff::SignedDuration::from_hours(60)
 }
 
-fn follow_up_of(item: &FollowUpItem, conversation_id: &str) -> DueFollowUp {
+fn follow_up_of(
+    item: &FollowUpItem,
+    conversation_id: &str,
+    apology: Option<&feedback::followups::ApologyFor>,
+) -> DueFollowUp {
     DueFollowUp {
+        apology: apology.cloned(),
         conversation_id: conversation_id.into(),
         customer_id: item.customer_id.clone().into(),
         locale: item.locale.clone(),
@@ -648,6 +655,7 @@ impl feedback::customers::ProfileStore for InMemory {
         profile: &feedback::customers::CustomerProfile,
         read_version: u64,
         event_id: &str,
+        apology: Option<&feedback::customers::QueuedApology>,
         _now: Timestamp,
     ) -> Result<feedback::customers::Saved, StoreError> {
         use feedback::customers::Saved;
@@ -661,6 +669,26 @@ impl feedback::customers::ProfileStore for InMemory {
             }
             s.order_events.insert(event_id.to_owned());
             s.profiles.insert(profile.customer_id.clone(), (profile.clone(), read_version + 1));
+            if let Some(a) = apology {
+                let entry = s.conversations.entry(a.key.clone()).or_default();
+                entry.follow_up = Some(FollowUpItem {
+                    customer_id: a.customer_id.clone(),
+                    locale: a.locale.clone(),
+                    status: FollowUpStatus::Due,
+                    due_at: a.due_at,
+                    kind: FollowUpKind::Apology,
+                    attempts: 0,
+                    lease: None,
+                    last_failure: None,
+                    skip_reason: None,
+                    late: false,
+                    held_since: None,
+                });
+                entry.apology = Some(feedback::followups::ApologyFor {
+                    order_id: a.order_id.clone(),
+                    promised_delivery_at: a.promised_delivery_at,
+                });
+            }
             Ok(Saved::Applied)
         })
     }
@@ -738,10 +766,10 @@ impl FollowUpStore for InMemory {
             let mut out: Vec<DueFollowUp> = s
                 .conversations
                 .iter()
-                .filter_map(|(id, c)| Some((id, c.follow_up.as_ref()?)))
-                .filter(|(_, f)| matches!(f.status, FollowUpStatus::Due | FollowUpStatus::Sending))
-                .filter(|(_, f)| iso_millis(f.due_at) <= iso_millis(now) && (f.late || hour(f.due_at) >= first_hour))
-                .map(|(id, f)| follow_up_of(f, id))
+                .filter_map(|(id, c)| Some((id, c.follow_up.as_ref()?, c.apology.as_ref())))
+                .filter(|(_, f, _)| matches!(f.status, FollowUpStatus::Due | FollowUpStatus::Sending))
+                .filter(|(_, f, _)| iso_millis(f.due_at) <= iso_millis(now) && (f.late || hour(f.due_at) >= first_hour))
+                .map(|(id, f, apology)| follow_up_of(f, id, apology))
                 .collect();
             out.sort_by_key(|f| f.due_at);
             Ok(out)
@@ -804,7 +832,11 @@ impl FollowUpStore for InMemory {
     ) -> Result<(), StoreError> {
         let week = IsoWeek::of(now, &self.weeks.shop_time_zone).to_string();
         let shard = shard_of(&f.customer_id, self.weeks.aggregate_shards);
-        let counter = if f.kind == FollowUpKind::Reminder { "reminders_sent" } else { "follow_ups_sent" };
+        let counter = match f.kind {
+            FollowUpKind::Reminder => "reminders_sent",
+            FollowUpKind::Apology => "apologies_sent",
+            FollowUpKind::First => "follow_ups_sent",
+        };
         self.held_follow_up("mark_sent", f, lease, |item, last, deltas| {
             match reminder_at {
                 Some(at) => {

@@ -57,3 +57,9 @@ async fn follow_up_holds() {
     let t = InMemory::default();
     contract::follow_up_holds(&t, &t).await;
 }
+
+#[tokio::test]
+async fn apology_queue() {
+    let t = InMemory::default();
+    contract::apology_queue(&t, &t).await;
+}

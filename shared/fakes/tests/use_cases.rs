@@ -611,3 +611,46 @@ async fn an_open_refund_holds_the_follow_up_until_it_completes_and_not_for_ever(
     assert!(when.duration_since(day1) > jiff::SignedDuration::from_hours(24 * feedback::followups::HOLD_MAX_DAYS));
     assert_eq!(emails_to(&outbox, "u-2@example.com"), 0);
 }
+
+/// A delayed order gets one apology before the customer asks, under the follow-up's rules: the
+/// second delay within the fatigue budget does not send another, and a rating request due the
+/// same week waits its turn too (one budget).
+#[tokio::test]
+async fn a_delayed_order_gets_one_apology_and_a_second_delay_within_the_fatigue_window_none() {
+    use feedback::customers::orders::OrderEventKind::{Delayed, Shipped};
+    use feedback::customers::record_order_events;
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    queued(&store, "c-1", "u-1").await;
+    let mut shipped = order("e-1", Shipped, "u-1", "2026-11-17T02:00:00Z");
+    shipped.promised_delivery_at = Some(at("2026-11-19T10:00:00Z"));
+    let mut delayed = order("e-2", Delayed, "u-1", "2026-11-18T01:00:00Z");
+    delayed.promised_delivery_at = Some(at("2026-11-21T10:00:00Z"));
+    record_order_events(&store, &[shipped, delayed], at("2026-11-18T01:00:00Z")).await.unwrap();
+    // 09:05 in Shanghai: the apology goes out; the rating request of c-1 (due 11:00 local) then
+    // finds the budget spent.
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T03:00:00Z")).await.unwrap();
+    let outcomes: Vec<&RunOutcome> = run.iter().map(|(_, o)| o).collect();
+    assert!(outcomes.contains(&&RunOutcome::Sent { channel: FollowUpChannel::Email }), "{run:?}");
+    assert!(outcomes.contains(&&RunOutcome::Skipped { reason: "fatigue_budget" }), "{run:?}");
+    let sent = outbox.sent();
+    let Some(Sent::Email { raw, .. }) = sent.first() else { panic!("{sent:?}") };
+    let mail = fakes::mail::read(raw).unwrap();
+    assert!(mail.subject.contains("o-1") && mail.text.contains("2026-11-21"), "{}\n{}", mail.subject, mail.text);
+    assert!(!mail.text.contains("/r/"), "an apology asks for no rating");
+    assert!(mail.list_unsubscribe.is_some(), "and can be unsubscribed from");
+
+    let again = order("e-3", Delayed, "u-1", "2026-11-20T01:00:00Z");
+    record_order_events(&store, &[again], at("2026-11-20T01:00:00Z")).await.unwrap();
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-20T03:00:00Z")).await.unwrap();
+    assert_eq!(run.iter().map(|(_, o)| o).collect::<Vec<_>>(), [&RunOutcome::Skipped { reason: "fatigue_budget" }]);
+    assert_eq!(emails_to(&outbox, "u-1@example.com"), 1, "one apology, nothing else that week");
+    // A replayed event queues nothing new.
+    let replay = order("e-3", Delayed, "u-1", "2026-11-20T01:00:00Z");
+    record_order_events(&store, &[replay], at("2026-11-20T02:00:00Z")).await.unwrap();
+    assert!(
+        run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-20T04:00:00Z"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -69,6 +69,9 @@ struct FollowUpRead {
     #[serde(default)]
     attempts: u32,
     held_since: Option<String>,
+    /// An apology's order and its new promise.
+    order_id: Option<String>,
+    promised_delivery_at: Option<String>,
 }
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
@@ -78,9 +81,17 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
         customer_id: f.customer_id.into(),
         locale: f.locale,
         due_at: f.due_at.parse().ok()?,
-        kind: if f.kind.as_deref() == Some("reminder") { FollowUpKind::Reminder } else { FollowUpKind::First },
+        kind: match f.kind.as_deref() {
+            Some("reminder") => FollowUpKind::Reminder,
+            Some("apology") => FollowUpKind::Apology,
+            _ => FollowUpKind::First,
+        },
         attempts: f.attempts,
         held_since: f.held_since.and_then(|t| t.parse().ok()),
+        apology: f.order_id.map(|order_id| feedback::followups::ApologyFor {
+            order_id,
+            promised_delivery_at: f.promised_delivery_at.and_then(|t| t.parse().ok()),
+        }),
     })
 }
 
@@ -253,7 +264,11 @@ impl FollowUpStore for DynamoFollowUpStore {
                 .build(),
             self.funnel_counter(
                 &f.customer_id,
-                if f.kind == FollowUpKind::Reminder { "reminders_sent" } else { "follow_ups_sent" },
+                match f.kind {
+                    FollowUpKind::Reminder => "reminders_sent",
+                    FollowUpKind::Apology => "apologies_sent",
+                    FollowUpKind::First => "follow_ups_sent",
+                },
                 now,
             )?,
         ];

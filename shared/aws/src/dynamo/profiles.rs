@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::{expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
-use feedback::customers::{CustomerProfile, ProfileStore, Saved, Versioned};
+use feedback::customers::{CustomerProfile, ProfileStore, QueuedApology, Saved, Versioned};
 use feedback::errors::StoreError;
 
 /// How long an order event's marker is kept: a retry or a replay later than this folds it again.
@@ -51,6 +51,7 @@ impl ProfileStore for DynamoProfileStore {
         profile: &CustomerProfile,
         read_version: u64,
         event_id: &str,
+        apology: Option<&QueuedApology>,
         now: Timestamp,
     ) -> Result<Saved, StoreError> {
         let mut marker = key(keys::order_event(event_id), keys::ORDER_EVENT);
@@ -78,10 +79,37 @@ impl ProfileStore for DynamoProfileStore {
         } else {
             put.condition_expression("version = :read").expression_attribute_values(":read", n(read_version))
         };
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().put(marker).build(),
             TransactWriteItem::builder().put(built(put.build())?).build(),
         ];
+        if let Some(a) = apology {
+            // Queued like a follow-up (the run sends it under the same rules), in its own
+            // partition; the event's marker above makes it once.
+            let mut item = key(keys::conversation(&a.key), keys::FOLLOW_UP);
+            item.insert("entity".into(), s("follow_up"));
+            item.insert("conversation_id".into(), s(&a.key));
+            item.insert("customer_id".into(), s(&a.customer_id));
+            if let Some(locale) = &a.locale {
+                item.insert("locale".into(), s(locale));
+            }
+            item.insert("state".into(), s("due"));
+            item.insert("kind".into(), s("apology"));
+            item.insert("order_id".into(), s(&a.order_id));
+            if let Some(promised) = a.promised_delivery_at {
+                item.insert("promised_delivery_at".into(), s(iso(promised)));
+            }
+            item.insert("due_at".into(), s(iso(a.due_at)));
+            item.insert("attempts".into(), n(0));
+            item.insert("gsi1pk".into(), s(keys::follow_up_bucket(a.due_at, now)));
+            item.insert("gsi1sk".into(), s(keys::follow_up_due_sort(a.due_at, &a.key)));
+            item.insert("expires_at".into(), n(expiry(now, feedback::followups::UNSUBSCRIBE_LINK_VALID_DAYS + 31)));
+            items.push(
+                TransactWriteItem::builder()
+                    .put(built(Put::builder().table_name(&self.table).set_item(Some(item)).build())?)
+                    .build(),
+            );
+        }
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Saved::Applied),
             Err(e) => match e.as_service_error() {

@@ -315,8 +315,23 @@ pub enum Saved {
     Conflict,
 }
 
+/// A proactive apology to queue with the event that calls for it (an order `delayed`): sent by
+/// the follow-up run like a rating request (consent, opt-outs, quiet hours, the one fatigue
+/// budget), once, since it is queued in the same write as the event's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedApology {
+    /// The queue entry's own id (`~delay~<event id>`: never a conversation id, which starts with a
+    /// letter or digit).
+    pub key: String,
+    pub customer_id: String,
+    pub order_id: String,
+    pub promised_delivery_at: Option<Timestamp>,
+    pub locale: Option<String>,
+    pub due_at: Timestamp,
+}
+
 /// Where profiles live: one item per customer, written only if unchanged since read, together
-/// with the event's own marker (so an event is folded in once).
+/// with the event's own marker (so an event is folded in once) and the apology it calls for.
 pub trait ProfileStore {
     fn profile(&self, customer_id: &str) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
     fn save_with_event(
@@ -324,8 +339,32 @@ pub trait ProfileStore {
         profile: &CustomerProfile,
         read_version: u64,
         event_id: &str,
+        apology: Option<&QueuedApology>,
         now: Timestamp,
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+}
+
+/// A `delayed` event for an order still on its way calls for an apology before the customer has
+/// to ask (sent at once, or when quiet hours end). A late event about an order already delivered or
+/// cancelled does not.
+fn apology_for(
+    profile: &CustomerProfile,
+    e: &OrderEvent,
+    locale: Option<String>,
+    now: Timestamp,
+) -> Option<QueuedApology> {
+    if e.kind != orders::OrderEventKind::Delayed {
+        return None;
+    }
+    let order = profile.orders.iter().find(|o| o.order_id == e.order_id).filter(|o| !o.status.is_closed())?;
+    Some(QueuedApology {
+        key: format!("~delay~{}", e.event_id),
+        customer_id: e.customer_id.to_string(),
+        order_id: e.order_id.clone(),
+        promised_delivery_at: order.promised_delivery_at,
+        locale,
+        due_at: now,
+    })
 }
 
 /// What happened to one event of a batch.
@@ -349,12 +388,13 @@ pub async fn record_order_events(
         let outcome = loop {
             attempts += 1;
             let read = store.profile(&e.customer_id).await?;
-            let (mut profile, version) = match read {
-                Some(v) => (v.profile, v.version),
-                None => (CustomerProfile::new(&e.customer_id), 0),
+            let (mut profile, version, locale) = match read {
+                Some(v) => (v.profile, v.version, v.contact.and_then(|c| c.locale)),
+                None => (CustomerProfile::new(&e.customer_id), 0, None),
             };
             profile.apply(e, now);
-            match store.save_with_event(&profile, version, &e.event_id, now).await? {
+            let apology = apology_for(&profile, e, locale, now);
+            match store.save_with_event(&profile, version, &e.event_id, apology.as_ref(), now).await? {
                 Saved::Applied => break EventOutcome::Applied,
                 Saved::Duplicate => break EventOutcome::Duplicate,
                 Saved::Conflict if attempts < 8 => continue,

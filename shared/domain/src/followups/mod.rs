@@ -173,6 +173,47 @@ struct Templates {
     text: String,
     sms: String,
     reminder_sms: String,
+    apology_subject: String,
+    apology_text: String,
+    apology_sms: String,
+    /// How the new date is said when there is one, and when there is not.
+    apology_new_date: String,
+    apology_no_date: String,
+}
+
+/// A proactive apology for a delayed order: what went wrong, the new date when known, the
+/// opt-out; no rating link (nothing to rate yet).
+pub fn compose_apology(
+    language: crate::language::Language,
+    shop: &str,
+    apology: &ApologyFor,
+    time_zone: &jiff::tz::TimeZone,
+    unsubscribe: &str,
+) -> FollowUpMessage {
+    let t = templates(language);
+    let date = match apology.promised_delivery_at {
+        Some(at) => t.apology_new_date.replace("{date}", &time_zone.to_datetime(at).date().to_string()),
+        None => t.apology_no_date.clone(),
+    };
+    let fill = |template: &str| {
+        template
+            .replace("{shop}", shop)
+            .replace("{order}", &apology.order_id)
+            .replace("{date}", &date)
+            .replace("{unsubscribe}", unsubscribe)
+    };
+    let text = fill(&t.apology_text);
+    let mut html = escape_html(&t.apology_text)
+        .replace("{shop}", &escape_html(shop))
+        .replace("{order}", &escape_html(&apology.order_id))
+        .replace("{date}", &escape_html(&date));
+    let url = escape_html(unsubscribe);
+    html = html.replace("{unsubscribe}", &format!("<a href=\"{url}\">{url}</a>"));
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
+        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    );
+    FollowUpMessage { subject: fill(&t.apology_subject), text, html, sms: fill(&t.apology_sms) }
 }
 
 fn templates(language: crate::language::Language) -> &'static Templates {
@@ -407,12 +448,22 @@ mod tests {
 // but one window: a send that succeeds when the run then dies before recording it; the claim's
 // lease lapses and a later run sends again.
 
-/// The first request or the one reminder.
+/// The first request, the one reminder, or a proactive apology (an order delayed) sent through
+/// the same queue, consent, quiet hours and fatigue budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FollowUpKind {
     First,
     Reminder,
+    Apology,
+}
+
+/// What a proactive apology is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApologyFor {
+    pub order_id: String,
+    /// The new promise, when the shop gave one.
+    pub promised_delivery_at: Option<Timestamp>,
 }
 
 /// A follow-up whose time has come.
@@ -426,6 +477,8 @@ pub struct DueFollowUp {
     pub attempts: u32,
     /// When a hold (an open refund, a late order) first made it wait, if one did.
     pub held_since: Option<Timestamp>,
+    /// For an apology: the order.
+    pub apology: Option<ApologyFor>,
 }
 
 /// What happened to one follow-up in a run.
@@ -606,8 +659,10 @@ async fn follow_up_one(
             }
         }
     }
-    // Held while an order is late or a refund open (not when already rated: nothing to ask then).
-    if let Some(reason) = facts.as_ref().and_then(|c| c.hold(now)).filter(|_| !rated) {
+    // Held while an order is late or a refund open (not when already rated: nothing to ask then;
+    // not an apology: that is what it is for).
+    let asks_to_rate = f.kind != FollowUpKind::Apology;
+    if let Some(reason) = facts.as_ref().and_then(|c| c.hold(now)).filter(|_| !rated && asks_to_rate) {
         let since = f.held_since.unwrap_or(now);
         if now.duration_since(since) > jiff::SignedDuration::from_hours(24 * HOLD_MAX_DAYS) {
             store.skip(f, lease, "held_too_long", now).await?;
@@ -652,7 +707,17 @@ async fn follow_up_one(
             let unsubscribe_token = signer.sign_for(crate::followups::link::LinkPurpose::Unsubscribe, &unsubscribe);
             let unsubscribe_url = format!("{base}/u/{unsubscribe_token}");
             let reminder = f.kind == FollowUpKind::Reminder;
-            let message = compose(language, reminder, &settings.shop_name, &rate_url, &unsubscribe_url);
+            let message = match &f.apology {
+                Some(apology) => {
+                    let tz = c
+                        .time_zone
+                        .as_deref()
+                        .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+                        .unwrap_or_else(|| settings.policy.default_time_zone.clone());
+                    compose_apology(language, &settings.shop_name, apology, &tz, &unsubscribe_url)
+                }
+                None => compose(language, reminder, &settings.shop_name, &rate_url, &unsubscribe_url),
+            };
             let sent = match channel {
                 FollowUpChannel::Email => {
                     let to = c.email.as_deref().unwrap_or_default();
@@ -664,7 +729,8 @@ async fn follow_up_one(
             };
             match sent {
                 Ok(message_id) => {
-                    let reminder_at = (!reminder).then(|| {
+                    // A first request is reminded once; a reminder or an apology is not.
+                    let reminder_at = (f.kind == FollowUpKind::First).then(|| {
                         now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
                     });
                     crate::lease::mark_sent(|| store.mark_sent(f, lease, channel, &message_id, now, reminder_at))

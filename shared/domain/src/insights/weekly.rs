@@ -81,6 +81,9 @@ pub struct Counts {
     pub customers: u64,
     pub follow_ups_sent: u64,
     pub reminders_sent: u64,
+    /// Proactive apologies sent (a delayed order), through the follow-up run.
+    #[serde(default)]
+    pub apologies_sent: u64,
     pub follow_up_answers: u64,
     /// Conversations closed this week with an estimated satisfaction, the sum of their expected
     /// stars in tenths, and the sums of their likelihoods of satisfied / dissatisfied in 1/1000.
@@ -123,6 +126,7 @@ impl Counts {
         self.customers += o.customers;
         self.follow_ups_sent += o.follow_ups_sent;
         self.reminders_sent += o.reminders_sent;
+        self.apologies_sent += o.apologies_sent;
         self.follow_up_answers += o.follow_up_answers;
         self.estimated += o.estimated;
         self.estimated_stars_tenths += o.estimated_stars_tenths;
@@ -156,6 +160,7 @@ impl Counts {
             "orders_with_value" => self.orders_with_value += unsigned,
             "follow_ups_sent" => self.follow_ups_sent += unsigned,
             "reminders_sent" => self.reminders_sent += unsigned,
+            "apologies_sent" => self.apologies_sent += unsigned,
             "follow_up_answers" => self.follow_up_answers += unsigned,
             "customer_count" => self.customers += unsigned,
             "estimated" => self.estimated += unsigned,
@@ -221,6 +226,9 @@ pub struct Headline {
     pub customers: u64,
     pub follow_ups_sent: u64,
     pub reminders_sent: u64,
+    /// Proactive apologies sent this week.
+    #[serde(default)]
+    pub apologies_sent: u64,
     pub follow_up_answers: u64,
     /// Answers through follow-up links per follow-up sent this week, in percent.
     pub response_rate_pct: Option<f64>,
@@ -259,7 +267,7 @@ impl PairSums {
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
 /// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
-pub const COUNTERS: [&str; 30] = [
+pub const COUNTERS: [&str; 31] = [
     "items",
     "severity_sum",
     "severe",
@@ -277,6 +285,7 @@ pub const COUNTERS: [&str; 30] = [
     "orders_with_value",
     "follow_ups_sent",
     "reminders_sent",
+    "apologies_sent",
     "follow_up_answers",
     "customer_count",
     "estimated",
@@ -418,6 +427,7 @@ impl Headline {
             customers: all.customers,
             follow_ups_sent: all.follow_ups_sent,
             reminders_sent: all.reminders_sent,
+            apologies_sent: all.apologies_sent,
             follow_up_answers: all.follow_up_answers,
             response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
             estimated: Estimated {
