@@ -579,6 +579,7 @@ pub async fn apology_queue(profiles: &impl ProfileStore, follow_ups: &impl Follo
         promised_delivery_at: Some(at("2026-11-28T10:00:00Z")),
         locale: Some("en".into()),
         due_at: now,
+        only_if_late: false,
     };
     assert_eq!(profiles.save_with_event(&p, 0, "e-d", Some(&apology), now).await.unwrap(), Saved::Applied);
     let due = follow_ups.due(now + minutes(1), 72).await.unwrap();
@@ -588,7 +589,8 @@ pub async fn apology_queue(profiles: &impl ProfileStore, follow_ups: &impl Follo
         f.apology,
         Some(feedback::followups::ApologyFor {
             order_id: "o-9".into(),
-            promised_delivery_at: Some(at("2026-11-28T10:00:00Z"))
+            promised_delivery_at: Some(at("2026-11-28T10:00:00Z")),
+            only_if_late: false
         })
     );
 }

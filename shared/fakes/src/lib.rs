@@ -687,6 +687,7 @@ impl feedback::customers::ProfileStore for InMemory {
                 entry.apology = Some(feedback::followups::ApologyFor {
                     order_id: a.order_id.clone(),
                     promised_delivery_at: a.promised_delivery_at,
+                    only_if_late: a.only_if_late,
                 });
             }
             Ok(Saved::Applied)

@@ -642,7 +642,11 @@ async fn a_delayed_order_gets_one_apology_and_a_second_delay_within_the_fatigue_
     let again = order("e-3", Delayed, "u-1", "2026-11-20T01:00:00Z");
     record_order_events(&store, &[again], at("2026-11-20T01:00:00Z")).await.unwrap();
     let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-20T03:00:00Z")).await.unwrap();
-    assert_eq!(run.iter().map(|(_, o)| o).collect::<Vec<_>>(), [&RunOutcome::Skipped { reason: "fatigue_budget" }]);
+    // The check queued with the first promise finds the order not late against the new one.
+    assert_eq!(
+        run.iter().map(|(_, o)| o).collect::<Vec<_>>(),
+        [&RunOutcome::Skipped { reason: "not_late" }, &RunOutcome::Skipped { reason: "fatigue_budget" }]
+    );
     assert_eq!(emails_to(&outbox, "u-1@example.com"), 1, "one apology, nothing else that week");
     // A replayed event queues nothing new.
     let replay = order("e-3", Delayed, "u-1", "2026-11-20T01:00:00Z");
@@ -653,4 +657,49 @@ async fn a_delayed_order_gets_one_apology_and_a_second_delay_within_the_fatigue_
             .unwrap()
             .is_empty()
     );
+}
+
+/// An order that misses its promise gets an apology without any `delayed` event: a check queued
+/// with the promise, sent only if the parcel has not come by then (plus the grace hours).
+#[tokio::test]
+async fn an_order_late_against_its_promise_gets_an_apology_and_one_delivered_in_time_none() {
+    use feedback::customers::orders::OrderEventKind::{Delivered, Shipped};
+    use feedback::customers::record_order_events;
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    for customer in ["u-late", "u-on-time"] {
+        store
+            .put_contact(&ContactDetails {
+                customer_id: customer.into(),
+                email: Some(format!("{customer}@example.com")),
+                phone: None,
+                consent: Consent { email: true, sms: false },
+                time_zone: "Asia/Shanghai".into(),
+                locale: "en".into(),
+                updated_at: at("2026-11-01T00:00:00Z"),
+            })
+            .await
+            .unwrap();
+        let mut shipped = order(&format!("{customer}-1"), Shipped, customer, "2026-11-17T02:00:00Z");
+        shipped.promised_delivery_at = Some(at("2026-11-19T00:00:00Z"));
+        record_order_events(&store, &[shipped], at("2026-11-17T02:00:00Z")).await.unwrap();
+    }
+    let delivered = order("u-on-time-2", Delivered, "u-on-time", "2026-11-18T09:00:00Z");
+    record_order_events(&store, &[delivered], at("2026-11-18T09:00:00Z")).await.unwrap();
+    assert!(
+        run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T05:00:00Z"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before the grace hours"
+    );
+    let mut run =
+        run_follow_ups(&store, &outbox, &signer(), &run_settings(), at("2026-11-19T06:30:00Z")).await.unwrap();
+    run.sort_by(|a, b| a.0.cmp(&b.0));
+    let outcomes: Vec<&RunOutcome> = run.iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        outcomes,
+        [&RunOutcome::Sent { channel: FollowUpChannel::Email }, &RunOutcome::Skipped { reason: "not_late" }],
+        "{run:?}"
+    );
+    assert_eq!((emails_to(&outbox, "u-late@example.com"), emails_to(&outbox, "u-on-time@example.com")), (1, 0));
 }

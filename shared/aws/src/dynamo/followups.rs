@@ -72,6 +72,8 @@ struct FollowUpRead {
     /// An apology's order and its new promise.
     order_id: Option<String>,
     promised_delivery_at: Option<String>,
+    #[serde(default)]
+    only_if_late: bool,
 }
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
@@ -91,6 +93,7 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
         apology: f.order_id.map(|order_id| feedback::followups::ApologyFor {
             order_id,
             promised_delivery_at: f.promised_delivery_at.and_then(|t| t.parse().ok()),
+            only_if_late: f.only_if_late,
         }),
     })
 }

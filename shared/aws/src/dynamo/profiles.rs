@@ -100,6 +100,7 @@ impl ProfileStore for DynamoProfileStore {
                 item.insert("promised_delivery_at".into(), s(iso(promised)));
             }
             item.insert("due_at".into(), s(iso(a.due_at)));
+            item.insert("only_if_late".into(), AttributeValue::Bool(a.only_if_late));
             item.insert("attempts".into(), n(0));
             item.insert("gsi1pk".into(), s(keys::follow_up_bucket(a.due_at, now)));
             item.insert("gsi1sk".into(), s(keys::follow_up_due_sort(a.due_at, &a.key)));

@@ -328,7 +328,13 @@ pub struct QueuedApology {
     pub promised_delivery_at: Option<Timestamp>,
     pub locale: Option<String>,
     pub due_at: Timestamp,
+    /// A check at the promise: sent only if the order is then still not delivered.
+    pub only_if_late: bool,
 }
+
+/// A lateness check is due this long after the promise (a parcel a few hours late is not worth
+/// an apology yet).
+pub const PROMISE_GRACE_HOURS: i64 = 6;
 
 /// Where profiles live: one item per customer, written only if unchanged since read, together
 /// with the event's own marker (so an event is folded in once) and the apology it calls for.
@@ -344,27 +350,38 @@ pub trait ProfileStore {
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
 }
 
-/// A `delayed` event for an order still on its way calls for an apology before the customer has
-/// to ask (sent at once, or when quiet hours end). A late event about an order already delivered or
-/// cancelled does not.
+/// The apology an event calls for, if any. A `delayed` event for an order still on its way: at
+/// once, before the customer has to ask. Any other event that gives an open order a promise not
+/// yet checked: a check at the promise (plus `PROMISE_GRACE_HOURS`), sent only if the order is then
+/// still not delivered. Each promise is checked once (`OrderState::promise_checked`, saved with
+/// the profile).
 fn apology_for(
-    profile: &CustomerProfile,
+    profile: &mut CustomerProfile,
     e: &OrderEvent,
     locale: Option<String>,
     now: Timestamp,
 ) -> Option<QueuedApology> {
-    if e.kind != orders::OrderEventKind::Delayed {
-        return None;
-    }
-    let order = profile.orders.iter().find(|o| o.order_id == e.order_id).filter(|o| !o.status.is_closed())?;
-    Some(QueuedApology {
-        key: format!("~delay~{}", e.event_id),
+    let order = profile.orders.iter_mut().find(|o| o.order_id == e.order_id).filter(|o| !o.status.is_closed())?;
+    let promise = order.promised_delivery_at;
+    let queued = |key: String, due_at: Timestamp, only_if_late: bool| QueuedApology {
+        key,
         customer_id: e.customer_id.to_string(),
         order_id: e.order_id.clone(),
-        promised_delivery_at: order.promised_delivery_at,
-        locale,
-        due_at: now,
-    })
+        promised_delivery_at: promise,
+        locale: locale.clone(),
+        due_at,
+        only_if_late,
+    };
+    if e.kind == orders::OrderEventKind::Delayed {
+        order.promise_checked = promise;
+        return Some(queued(format!("~delay~{}", e.event_id), now, false));
+    }
+    // A promise already a week gone when we learn of it (a backfill of old events) is history.
+    let week_ago = now - jiff::SignedDuration::from_hours(24 * 7);
+    let promise = promise.filter(|p| order.promise_checked != Some(*p) && *p > week_ago)?;
+    order.promise_checked = Some(promise);
+    let due = (promise + jiff::SignedDuration::from_hours(PROMISE_GRACE_HOURS)).max(now);
+    Some(queued(format!("~promise~{}", e.event_id), due, true))
 }
 
 /// What happened to one event of a batch.
@@ -393,7 +410,7 @@ pub async fn record_order_events(
                 None => (CustomerProfile::new(&e.customer_id), 0, None),
             };
             profile.apply(e, now);
-            let apology = apology_for(&profile, e, locale, now);
+            let apology = apology_for(&mut profile, e, locale, now);
             match store.save_with_event(&profile, version, &e.event_id, apology.as_ref(), now).await? {
                 Saved::Applied => break EventOutcome::Applied,
                 Saved::Duplicate => break EventOutcome::Duplicate,

@@ -246,6 +246,9 @@ pub struct OrderState {
     pub refund: Option<RefundState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
+    /// The promise a lateness check (or an apology) was queued for, so each promise gets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promise_checked: Option<Timestamp>,
 }
 
 impl OrderState {
@@ -262,6 +265,7 @@ impl OrderState {
             delayed: false,
             refund: None,
             carrier: None,
+            promise_checked: None,
         };
         order.apply(e);
         order

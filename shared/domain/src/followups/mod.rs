@@ -464,6 +464,8 @@ pub struct ApologyFor {
     pub order_id: String,
     /// The new promise, when the shop gave one.
     pub promised_delivery_at: Option<Timestamp>,
+    /// Sent only if the order is still not delivered when it is due (a check at the promise).
+    pub only_if_late: bool,
 }
 
 /// A follow-up whose time has come.
@@ -657,6 +659,18 @@ async fn follow_up_one(
                 tracing::warn!(error = %e, "SMS opt-out check failed; not using SMS this time");
                 c.opted_out_sms = true;
             }
+        }
+    }
+    // A check at a promise: the parcel came (or the order was cancelled) in time: nothing to say.
+    if let Some(a) = f.apology.as_ref().filter(|a| a.only_if_late) {
+        let late = facts
+            .as_ref()
+            .and_then(|c| c.profile.as_ref())
+            .and_then(|p| p.orders.iter().find(|o| o.order_id == a.order_id))
+            .is_some_and(|o| o.late_by(now).is_some());
+        if !late {
+            store.skip(f, lease, "not_late", now).await?;
+            return Ok(RunOutcome::Skipped { reason: "not_late" });
         }
     }
     // Held while an order is late or a refund open (not when already rated: nothing to ask then;
