@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde_json::Value;
 
-use super::{expiry, iso, key, keys, n, s, store_error};
+use super::{built, expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::conversations::Role;
 use feedback::errors::StoreError;
@@ -72,7 +72,6 @@ impl DynamoAnalysisStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(a)
             .map_err(|e| StoreError::Failed(format!("cannot map analysis: {e}")))?;
-        let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed(e.to_string());
         if let Some(expires_at) = message_expires_at {
             let mut item = key(a.item.pk.clone(), &keys::analysis_of(&a.item.sk));
             item.insert("entity".into(), s("analysis"));
@@ -86,9 +85,8 @@ impl DynamoAnalysisStore {
                 .table_name(&self.table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(built)?;
-            return Ok(TransactWriteItem::builder().put(put).build());
+                .build();
+            return Ok(TransactWriteItem::builder().put(built(put)?).build());
         }
         let mut set = String::from("SET analysis = :analysis, analyzed_at = :now");
         let mut update = Update::builder()
@@ -101,7 +99,7 @@ impl DynamoAnalysisStore {
             set.push_str(", duplicate_of = :first");
             update = update.expression_attribute_values(":first", s(first));
         }
-        Ok(TransactWriteItem::builder().update(update.update_expression(set).build().map_err(built)?).build())
+        Ok(TransactWriteItem::builder().update(built(update.update_expression(set).build())?).build())
     }
 
     /// A rating of a conversation already closed with an estimate: counted once as a pair.

@@ -188,6 +188,11 @@ where
 
 pub(crate) type Item = std::collections::HashMap<String, AttributeValue>;
 
+/// A request the SDK's builder refused (a missing required field: a bug of ours, not retryable).
+pub(crate) fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

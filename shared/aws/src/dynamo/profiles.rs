@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
-use super::{expiry, iso, key, keys, n, s, store_error};
+use super::{built, expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::customers::{CustomerProfile, ProfileStore, QueuedApology, Saved, Versioned};
 use feedback::errors::StoreError;
@@ -25,10 +25,6 @@ impl DynamoProfileStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
-}
-
-fn built<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 impl ProfileStore for DynamoProfileStore {

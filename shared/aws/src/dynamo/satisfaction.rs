@@ -15,16 +15,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
-use super::{Item, get_s, key, keys, n, s, store_error};
+use super::{Item, built, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::satisfaction::Satisfaction;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
 use feedback::insights::weekly::{AggregateDelta, estimate_counters, pair_counters};
-
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
-}
 
 /// `ADD` counters on the week's `_all` aggregate of a shard.
 fn aggregate_add(

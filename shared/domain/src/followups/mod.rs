@@ -638,7 +638,9 @@ async fn follow_up_one(
     // Nothing is sent before the reads: if one fails, free the follow-up at once (due as it was,
     // the failure kept on it) for the retry, rather than leave it claimed until the lease lapses.
     let read = async {
-        Ok::<_, StoreError>((store.is_rated(&f.conversation_id).await?, store.customer_facts(&f.customer_id).await?))
+        // An apology's queue entry is no conversation: nothing to have rated.
+        let rated = f.kind != FollowUpKind::Apology && store.is_rated(&f.conversation_id).await?;
+        Ok::<_, StoreError>((rated, store.customer_facts(&f.customer_id).await?))
     };
     let (rated, mut facts) = match read.await {
         Ok(read) => read,
