@@ -11,7 +11,7 @@ use infra::template::{LocalNames, Template};
 
 pub use infra::http::{Reply, send};
 
-/// A moto for this test binary: `MOTO_URL` if set, else one started on a free port that dies with
+/// A moto for this test binary: `MOTO_URL` if set, else one on a port the OS picks, dying with
 /// this process (so a failed run leaves nothing behind).
 pub fn moto_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
@@ -19,39 +19,27 @@ pub fn moto_url() -> &'static str {
         if let Ok(url) = std::env::var("MOTO_URL") {
             return url;
         }
-        let port = infra::local::moto::free_port();
-        let path = infra::local::moto::moto_server_path();
         let (tx, rx) = std::sync::mpsc::channel();
-        // The child is spawned from a thread that lives as long as the process, because Linux's
-        // parent-death signal fires when the spawning *thread* exits.
+        // moto is spawned from a thread that lives as long as the process, because Linux's
+        // parent-death signal fires when the spawning *thread* exits; its runtime keeps draining
+        // moto's output.
         std::thread::spawn(move || {
-            let mut cmd = infra::local::moto::server_command(port);
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-            die_with_parent(&mut cmd);
-            match cmd.spawn() {
-                Ok(mut child) => {
-                    let _ = tx.send(Ok(()));
-                    // Reap it if it ever exits; otherwise this thread simply outlives the tests.
-                    let _ = child.wait();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                match infra::local::moto::Moto::start(0).await {
+                    Ok(moto) => {
+                        let _ = tx.send(Ok(moto.endpoint.clone()));
+                        std::future::pending::<()>().await;
+                        drop(moto);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(format!("cannot start {} ({e}); run `make venv` first", path.display())));
-                }
-            }
+            });
         });
-        rx.recv().expect("moto thread").expect("moto started");
-        let url = format!("http://127.0.0.1:{port}");
-        wait_for_port(port, Duration::from_secs(30));
-        url
+        rx.recv().expect("moto thread").expect("moto started")
     })
-}
-
-pub fn wait_for_port(port: u16, limit: Duration) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < limit, "nothing listens on port {port} after {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 pub fn template() -> Template {
@@ -172,23 +160,38 @@ impl RunningSystem {
     pub fn start_with(env: &[(&str, &str)]) -> RunningSystem {
         let runner = bin_dir().join("feedback-local");
         assert!(runner.exists(), "{} missing: run `cargo build --workspace` (make test does)", runner.display());
-        let (port, moto_port) = (infra::local::moto::free_port(), infra::local::moto::free_port());
         let mut cmd = Command::new(&runner);
-        cmd.env("PORT", port.to_string())
-            .env("MOTO_PORT", moto_port.to_string())
+        // Port 0 for both: the runner binds what the OS gives and says so on its first line.
+        // (A port picked here and handed over could be taken meanwhile by a parallel test's
+        // function host, and this test would then talk to that.)
+        cmd.env("PORT", "0")
+            .env("MOTO_PORT", "0")
+            .env("ANNOUNCE", "json")
             .env_remove("MOTO_URL")
             .env("FUNCTION_LOGS", "off")
             .env("TEMPLATE", infra::template::default_template_path())
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         die_with_parent(&mut cmd);
-        let child = cmd.spawn().expect("runner starts");
-        wait_for_port(port, Duration::from_secs(60));
+        let mut child = cmd.spawn().expect("runner starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = tx.send(first);
+            // Keep draining, so the runner's later prints never meet a closed pipe.
+            for _ in lines {}
+        });
+        let first = rx.recv_timeout(Duration::from_secs(90)).expect("the runner announces where it listens");
+        let announced: serde_json::Value =
+            serde_json::from_str(&first).unwrap_or_else(|e| panic!("runner's first line {first:?}: {e}"));
         RunningSystem {
             child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            moto_url: format!("http://127.0.0.1:{moto_port}"),
+            base_url: announced["api"].as_str().expect("api").to_owned(),
+            moto_url: announced["moto"].as_str().expect("moto").to_owned(),
         }
     }
 

@@ -12,6 +12,11 @@ async fn main() -> Result<(), BoxError> {
     let cfg = RunnerConfig::from_env();
     let mut stack = start(cfg).await?;
     let base = format!("http://{}", stack.address);
+    if std::env::var("ANNOUNCE").is_ok_and(|v| v == "json") {
+        // For a program that started us with PORT=0 MOTO_PORT=0: where everything listens, as the
+        // first line (the ports are the ones actually bound, so parallel stacks never collide).
+        println!("{}", serde_json::json!({ "api": base, "moto": stack.moto.endpoint }));
+    }
     println!("Feedback Loop is running locally.");
     println!("  API          {base}   (routes: {})", stack.routes.join(", "));
     println!(

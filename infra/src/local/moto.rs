@@ -33,33 +33,47 @@ pub fn free_port() -> u16 {
 const LAUNCHER: &str = include_str!("moto_server.py");
 
 /// The command that serves moto on 127.0.0.1:`port`: our launcher with the venv's Python, or
-/// `MOTO_SERVER` as given (then unpatched).
+/// `MOTO_SERVER` as given (then unpatched). Our launcher announces the port it bound
+/// (`MOTO_PORT=<n>` on stdout), so port 0 is safe with it.
 pub fn server_command(port: u16) -> std::process::Command {
-    let path = moto_server_path();
-    let python = path.with_file_name("python");
-    let mut cmd = if std::env::var_os("MOTO_SERVER").is_none() && python.exists() {
-        let mut c = std::process::Command::new(&python);
-        c.args(["-c", LAUNCHER]);
-        c
-    } else {
-        std::process::Command::new(&path)
+    let mut cmd = match launcher_python() {
+        Some(python) => {
+            let mut c = std::process::Command::new(python);
+            c.args(["-c", LAUNCHER]);
+            c
+        }
+        None => std::process::Command::new(moto_server_path()),
     };
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     cmd
 }
 
+/// The venv's Python that runs our launcher, unless `MOTO_SERVER` names another moto.
+fn launcher_python() -> Option<PathBuf> {
+    let python = moto_server_path().with_file_name("python");
+    (std::env::var_os("MOTO_SERVER").is_none() && python.exists()).then_some(python)
+}
+
 impl Moto {
-    /// Starts moto on 127.0.0.1:`port` (0: any free port) and waits until it answers: through our
-    /// launcher with the venv's Python, or `MOTO_SERVER` as given.
+    /// Starts moto on 127.0.0.1:`port` and waits until it answers: through our launcher with the
+    /// venv's Python, or `MOTO_SERVER` as given. Port 0: the launcher binds a port the OS picks and
+    /// says which, so two stacks started side by side never share one. (Picking a free port first
+    /// and handing it over is a race, which only `MOTO_SERVER`'s unpatched moto still runs.)
     pub async fn start(port: u16) -> Result<Moto, BoxError> {
-        let port = if port == 0 { free_port() } else { port };
+        let announced = port == 0 && launcher_python().is_some();
+        let port = if port == 0 && !announced { free_port() } else { port };
         let path = moto_server_path();
         let mut cmd = Command::from(server_command(port));
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+        let stdout = if announced { Stdio::piped() } else { Stdio::null() };
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null()).kill_on_drop(true);
         die_with_parent(cmd.as_std_mut());
-        let child = cmd.spawn().map_err(|e| {
+        let mut child = cmd.spawn().map_err(|e| {
             format!("cannot start {} ({e}); run `make venv` (or set MOTO_SERVER) first", path.display())
         })?;
+        let port = match child.stdout.take() {
+            Some(out) => announced_port(out).await?,
+            None => port,
+        };
         let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child: Some(child) };
         moto.wait_ready(Duration::from_secs(30)).await?;
         Ok(moto)
@@ -91,6 +105,29 @@ impl Moto {
             let _ = child.kill().await;
         }
     }
+}
+
+/// Reads the launcher's `MOTO_PORT=<n>` line, then keeps draining its stdout (a closed pipe would
+/// fail moto's next print).
+async fn announced_port(out: tokio::process::ChildStdout) -> Result<u16, BoxError> {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(port) = line.strip_prefix("MOTO_PORT=").and_then(|p| p.trim().parse::<u16>().ok()) {
+                return Ok(Some(port));
+            }
+        }
+        Ok::<_, std::io::Error>(None)
+    });
+    let port = match read.await {
+        Ok(Ok(Some(port))) => port,
+        Ok(Ok(None)) => return Err("moto exited before it listened (is the venv complete? `make venv`)".into()),
+        Ok(Err(e)) => return Err(format!("cannot read moto's announcement: {e}").into()),
+        Err(_) => return Err("moto did not listen within 30 s".into()),
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(port)
 }
 
 /// Children die with this process even if it is killed (Linux: PR_SET_PDEATHSIG). The signal fires

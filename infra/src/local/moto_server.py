@@ -16,6 +16,13 @@ stream fell behind. Here the table is not copied; the items the transaction touc
 put back (with the stream records the cancelled transaction wrote dropped), which is the same
 all-or-nothing outcome AWS gives. Anything unexpected falls back to moto's own code.
 
+Port 0 is announced.
+
+With `-p 0` the OS picks a free port when the server binds, and the first line on stdout says which
+(`MOTO_PORT=<n>`). Picking a "free" port first and passing it on is a race: another process (a
+parallel test's function host binding port 0) can take it in between, and the caller then talks to
+the wrong server.
+
 Run as: python moto_server.py -H 127.0.0.1 -p PORT   (the same arguments as moto_server)
 """
 
@@ -28,6 +35,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 import threading
+
+import werkzeug.serving
 
 import moto.server
 from moto.server import main
@@ -109,6 +118,17 @@ def _one_at_a_time(self, environ, start_response):
 
 
 moto.server.DomainDispatcherApplication.__call__ = _one_at_a_time
+
+_make_server = werkzeug.serving.make_server
+
+
+def _announcing_make_server(*args, **kwargs):
+    server = _make_server(*args, **kwargs)
+    print(f"MOTO_PORT={server.server_port}", flush=True)
+    return server
+
+
+werkzeug.serving.make_server = _announcing_make_server
 
 if __name__ == "__main__":
     main(sys.argv[1:])
