@@ -94,3 +94,17 @@ async fn apology_queue() {
     let follow_ups = feedback_aws::dynamo::DynamoFollowUpStore::new(client.clone(), &table);
     contract::apology_queue(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table), &follow_ups).await;
 }
+
+#[tokio::test]
+async fn offers() {
+    let (client, table) = fresh_feedback_table().await;
+    let reports = DynamoReportStore::new(client.clone(), &table, WeekSettings::default());
+    contract::offers(&feedback_aws::dynamo::DynamoOfferStore::new(client, &table, 8), &reports).await;
+}
+
+#[tokio::test]
+async fn feedback_and_payoff() {
+    let (client, table) = fresh_feedback_table().await;
+    let reports = DynamoReportStore::new(client.clone(), &table, WeekSettings::default());
+    contract::feedback_and_payoff(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table), &reports).await;
+}

@@ -46,6 +46,7 @@ async fn world() -> World {
             lookback_hours: 72,
             lease_seconds: 120,
             max_attempts: 3,
+            tiers: Default::default(),
         },
         table,
         client,

@@ -50,6 +50,7 @@ pub fn settings_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
         // As long as one invocation can live (Timeout 60 s) and some clock skew: see feedback::lease.
         lease_seconds: env.or("LEASE_SECONDS", 70)?,
         max_attempts: env.or("MAX_SEND_ATTEMPTS", 3)?,
+        tiers: feedback::customers::TierSettings::from_env(env)?,
     };
     Ok((settings, env.required("TABLE_NAME")?))
 }

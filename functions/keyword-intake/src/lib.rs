@@ -1,5 +1,7 @@
-//! `POST /conversations/{id}/messages`: parse the batch, record it and react to triggers, map the
-//! outcome. Nothing else.
+//! `POST /conversations/{id}/messages`: parse the batch, record it and react to triggers, answer
+//! with the reply strategy. `GET /conversations/{id}/strategy`: the strategy now.
+//! `POST /conversations/{id}/offer`: what the storefront did with the strategy's offer.
+//! Each: parse → domain → map.
 
 use std::convert::Infallible;
 
@@ -9,10 +11,10 @@ use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::conversations::store::MessageStored;
 use feedback::conversations::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
-use feedback::customers::TierSettings;
-use feedback::customers::strategy::{conversation_strategy, strategy_for};
+use feedback::customers::offers::{OFFER_BODY_MAX_BYTES, OfferReport, ReportError, Withheld, report_offer};
+use feedback::customers::strategy::{StrategySettings, conversation_strategy, strategy_for};
 use feedback::validate::InputError;
-use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoProfileStore};
+use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoOfferStore, DynamoProfileStore};
 use feedback_aws::notify::SnsStaffAlerts;
 use feedback_lambda::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
 use feedback_lambda::observe::emit_metrics;
@@ -23,7 +25,8 @@ use lambda_http::{Body, Request, Response};
 pub struct App {
     store: DynamoConversationStore,
     profiles: DynamoProfileStore,
-    tiers: TierSettings,
+    offers: DynamoOfferStore,
+    strategy: StrategySettings,
     alerts: SnsStaffAlerts,
     settings: IntakeSettings,
     rules: &'static TriggerRules,
@@ -35,16 +38,16 @@ impl App {
         let env = Env::process();
         let settings = ConversationSettings::from_env(&env)?;
         let topic = env.required("STAFF_ALERTS_TOPIC_ARN")?;
-        let tiers = TierSettings::from_env(&env)?;
+        let strategy = StrategySettings::from_env(&env)?;
         let config = feedback_aws::sdk::sdk_config().await;
         let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
         dynamo::warm_up(&dynamodb, &settings.table_name).await;
-        Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings).with_tiers(tiers))
+        Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings).with_strategy(strategy))
     }
 
-    /// Where the value tiers begin (default: `TierSettings::default()`).
-    pub fn with_tiers(mut self, tiers: TierSettings) -> Self {
-        self.tiers = tiers;
+    /// Tiers and the offers' guard rails (default: `StrategySettings::default()`).
+    pub fn with_strategy(mut self, strategy: StrategySettings) -> Self {
+        self.strategy = strategy;
         self
     }
 
@@ -56,7 +59,8 @@ impl App {
     ) -> Self {
         App {
             profiles: DynamoProfileStore::new(dynamodb.clone(), &settings.table_name),
-            tiers: TierSettings::default(),
+            offers: DynamoOfferStore::new(dynamodb.clone(), &settings.table_name, settings.weeks.aggregate_shards),
+            strategy: StrategySettings { shop_time_zone: settings.weeks.shop_time_zone.clone(), ..Default::default() },
             store: DynamoConversationStore::new(dynamodb, &settings.table_name, settings.retention_days),
             alerts: SnsStaffAlerts::new(sns, topic_arn),
             settings: settings.intake,
@@ -69,6 +73,9 @@ impl App {
         let now = Timestamp::now();
         if req.method() == Method::GET {
             return Ok(self.strategy(&req, &reference, now).await);
+        }
+        if req.uri().path().trim_end_matches('/').ends_with("/offer") {
+            return Ok(self.offer(&req, &reference, now).await);
         }
         let batch = match read_batch(&req, now) {
             Ok(batch) => batch,
@@ -105,7 +112,16 @@ impl App {
                     .filter_map(|m| m.trigger.as_ref())
                     .filter_map(|t| Some((t.category.as_deref()?, t.severity?)))
                     .max_by_key(|(_, severity)| *severity);
-                let strategy = strategy_for(&self.profiles, &self.tiers, Some(&customer_id), trigger, now).await;
+                let strategy = strategy_for(
+                    &self.profiles,
+                    &self.offers,
+                    &self.strategy,
+                    &conversation_id,
+                    Some(&customer_id),
+                    trigger,
+                    now,
+                )
+                .await;
                 let mut answer = serde_json::to_value(&recorded).unwrap_or_default();
                 answer["strategy"] = serde_json::to_value(&strategy).unwrap_or_default();
                 Ok(json_response(200, &answer, &[]))
@@ -125,7 +141,9 @@ impl App {
             Ok(id) => id,
             Err(e) => return problem_response(&Problem::from(e)),
         };
-        match conversation_strategy(&self.store, &self.profiles, &self.tiers, &conversation_id, now).await {
+        match conversation_strategy(&self.store, &self.profiles, &self.offers, &self.strategy, &conversation_id, now)
+            .await
+        {
             Ok(Some(strategy)) => json_response(200, &strategy, &[("cache-control", "no-store")]),
             Ok(None) => refused(
                 &Problem::new(
@@ -138,6 +156,63 @@ impl App {
                 "strategy",
             ),
             Err(e) => refused(&Problem::from_store(&e, reference), &e, "strategy"),
+        }
+    }
+}
+
+impl App {
+    /// `POST /conversations/{id}/offer`.
+    async fn offer(&self, req: &Request, reference: &str, now: Timestamp) -> Response<Body> {
+        let conversation_id = match check_conversation_id(path_parameter(req, "id").as_deref()) {
+            Ok(id) => id,
+            Err(e) => return problem_response(&Problem::from(e)),
+        };
+        let report = match json_body(req, OFFER_BODY_MAX_BYTES).and_then(OfferReport::from_json) {
+            Ok(r) => r,
+            Err(e) => return refused(&Problem::from(e), &"invalid offer report", "offer"),
+        };
+        match report_offer(&self.offers, &conversation_id, report, now).await {
+            Ok(offer) => {
+                tracing::info!(conversation_id = %conversation_id, state = ?offer.state, "offer reported");
+                json_response(200, &serde_json::json!({ "conversation_id": conversation_id, "offer": offer }), &[])
+            }
+            Err(ReportError::Store(e)) => refused(&Problem::from_store(&e, reference), &e, "offer"),
+            Err(e) => {
+                let p = match &e {
+                    ReportError::NoOffer => Problem::new(
+                        404,
+                        "no-offer",
+                        "No offer for this conversation",
+                        format!("No reply strategy suggested an offer in conversation {conversation_id}"),
+                    ),
+                    ReportError::Withheld(why) => Problem::new(
+                        409,
+                        "offer-withheld",
+                        "No offer was to be made",
+                        format!(
+                            "The strategy withheld the offer of conversation {conversation_id} ({})",
+                            match why {
+                                Withheld::Holdout => "held-out comparison",
+                                Withheld::CustomerCap => "the customer's cap over 90 days",
+                                Withheld::WeeklyBudget => "the week's budget",
+                            }
+                        ),
+                    ),
+                    ReportError::Contradicts { state } => Problem::new(
+                        409,
+                        "offer-contradiction",
+                        "The report contradicts an earlier one",
+                        format!("The offer of conversation {conversation_id} was already reported {state:?}"),
+                    ),
+                    ReportError::AcceptedNotMade | ReportError::Store(_) => Problem::new(
+                        422,
+                        "invalid-input",
+                        "accepted needs made",
+                        "An offer that was not made cannot be accepted or declined: drop `accepted` or set `made`",
+                    ),
+                };
+                refused(&p, &format!("{e:?}"), "offer")
+            }
         }
     }
 }

@@ -101,7 +101,13 @@ pub fn event(records: &[Value]) -> Value {
 /// nested objects whose leaves are lists of allowed values)?
 pub fn matches(pattern: &Value, record: &Value) -> bool {
     match pattern {
-        Value::Object(fields) => fields.iter().all(|(k, p)| matches(p, &record[k])),
+        Value::Object(fields) => fields.iter().all(|(k, p)| {
+            // `[{"exists": true|false}]` on a field: whether the record has it (Lambda's syntax).
+            if let Some(exists) = p.as_array().and_then(|a| a.first()).and_then(|o| o.get("exists")) {
+                return exists.as_bool() == Some(!record[k].is_null());
+            }
+            matches(p, &record[k])
+        }),
         Value::Array(allowed) => allowed.iter().any(|a| a == record),
         other => other == record,
     }
@@ -121,6 +127,17 @@ mod tests {
         assert!(matches(&pattern, &insert));
         assert!(!matches(&pattern, &modify));
         assert!(!matches(&pattern, &other));
+        // `exists` works on leaf nodes only (Lambda's rule): the attribute's type key.
+        let closed = json!({"dynamodb": {"NewImage": {"closed_at": {"S": [{"exists": true}]}}}});
+        let meta = |closed: Option<&str>| {
+            let mut image = json!({"entity": {"S": "conversation"}});
+            if let Some(c) = closed {
+                image["closed_at"] = json!({"S": c});
+            }
+            json!({"eventName": "MODIFY", "dynamodb": {"NewImage": image}})
+        };
+        assert!(matches(&closed, &meta(Some("2026-11-24T00:00:00Z"))));
+        assert!(!matches(&closed, &meta(None)));
     }
 }
 

@@ -13,8 +13,14 @@ use feedback::conversations::store::{
     Closed, ConversationStore, FollowUpState, MessageStored, Ownership, TriggerEvent,
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
+use feedback::customers::feedback::{FeedbackEvent, OfferGroup};
+use feedback::customers::offers::{
+    Decided, OfferBy, OfferKind, OfferRecord, OfferReport, OfferState, OfferStore, ReportError, Withheld, report_offer,
+};
 use feedback::customers::orders::{OrderEvent, OrderEventKind, OrderStatus};
-use feedback::customers::{CustomerProfile, EventOutcome, ProfileStore, Saved, record_order_events};
+use feedback::customers::{
+    AlongWith, CustomerProfile, EventOutcome, ProfileStore, Saved, record_feedback, record_order_events,
+};
 use feedback::errors::StoreError;
 use feedback::followups::contacts::{Consent, ContactDetails, ContactStore};
 use feedback::followups::link::LinkStore;
@@ -486,11 +492,19 @@ pub async fn profiles(store: &impl ProfileStore, contacts: &impl ContactStore) {
     assert_eq!(prefs.time_zone.as_deref(), Some("Asia/Shanghai"));
     let mut p = CustomerProfile::new("u-p");
     p.apply(&order_event("e-1", OrderEventKind::Placed, "o-1", "2026-11-20T00:00:00Z"), now);
-    assert_eq!(store.save_with_event(&p, 0, "e-1", None, now).await.unwrap(), Saved::Applied);
+    assert_eq!(store.save_with_event(&p, 0, "e-1", &AlongWith::default(), now).await.unwrap(), Saved::Applied);
     let read = store.profile("u-p").await.unwrap().unwrap();
     assert_eq!((read.version, &read.profile, &read.contact), (1, &p, &None), "read back as written");
-    assert_eq!(store.save_with_event(&p, 1, "e-1", None, now).await.unwrap(), Saved::Duplicate, "an event once");
-    assert_eq!(store.save_with_event(&p, 0, "e-2", None, now).await.unwrap(), Saved::Conflict, "a stale read");
+    assert_eq!(
+        store.save_with_event(&p, 1, "e-1", &AlongWith::default(), now).await.unwrap(),
+        Saved::Duplicate,
+        "an event once"
+    );
+    assert_eq!(
+        store.save_with_event(&p, 0, "e-2", &AlongWith::default(), now).await.unwrap(),
+        Saved::Conflict,
+        "a stale read"
+    );
     assert_eq!(store.profile("u-p").await.unwrap().unwrap().version, 1, "nothing of the refused writes");
 
     let events = [
@@ -581,7 +595,13 @@ pub async fn apology_queue(profiles: &impl ProfileStore, follow_ups: &impl Follo
         due_at: now,
         only_if_late: false,
     };
-    assert_eq!(profiles.save_with_event(&p, 0, "e-d", Some(&apology), now).await.unwrap(), Saved::Applied);
+    assert_eq!(
+        profiles
+            .save_with_event(&p, 0, "e-d", &AlongWith { apology: Some(apology), payoff: Vec::new() }, now)
+            .await
+            .unwrap(),
+        Saved::Applied
+    );
     let due = follow_ups.due(now + minutes(1), 72).await.unwrap();
     let f = due.iter().find(|f| f.conversation_id == "~delay~e-d").expect("the apology is due");
     assert_eq!((f.kind, f.customer_id.as_str(), f.locale.as_deref()), (FollowUpKind::Apology, "u-a", Some("en")));
@@ -593,4 +613,104 @@ pub async fn apology_queue(profiles: &impl ProfileStore, follow_ups: &impl Follo
             only_if_late: false
         })
     );
+}
+
+fn offer(conversation_id: &str, customer_id: &str, value_minor: i64) -> OfferRecord {
+    OfferRecord {
+        conversation_id: conversation_id.into(),
+        customer_id: customer_id.into(),
+        week: "2026-W48".into(),
+        kind: OfferKind::Coupon,
+        value_minor,
+        currency: "CNY".into(),
+        rule: "make_good_a_late_order".into(),
+        why: "an order is late".into(),
+        by: OfferBy::Bot,
+        state: OfferState::Suggested,
+        withheld: None,
+        decided_at: at("2026-11-24T02:00:00Z"),
+        reported_at: None,
+    }
+}
+
+/// Offers: one decision per conversation; a suggestion only within the week's budget, whose
+/// reservation a "not made" gives back; moves only from the state read; every decision and move
+/// counted once in its week.
+pub async fn offers(store: &impl OfferStore, reports: &impl ReportStore) {
+    assert_eq!(store.offer("c-o1").await.unwrap(), None);
+    let first = offer("c-o1", "u-o1", 3_000);
+    assert_eq!(store.decide(&first, 5_000).await.unwrap(), Decided::Stored);
+    assert_eq!(store.offer("c-o1").await.unwrap().as_ref(), Some(&first), "read back as written");
+    let mut again = offer("c-o1", "u-o1", 1_000);
+    again.state = OfferState::Withheld;
+    again.withheld = Some(Withheld::Holdout);
+    assert_eq!(store.decide(&again, 5_000).await.unwrap(), Decided::Existing(first.clone()), "one decision");
+    // 3,000 of 5,000 reserved: 3,000 more does not fit, 2,000 does.
+    assert_eq!(store.decide(&offer("c-o2", "u-o2", 3_000), 5_000).await.unwrap(), Decided::OverBudget);
+    assert_eq!(store.offer("c-o2").await.unwrap(), None, "nothing stored over budget");
+    let mut withheld = offer("c-o2", "u-o2", 3_000);
+    withheld.state = OfferState::Withheld;
+    withheld.withheld = Some(Withheld::WeeklyBudget);
+    assert_eq!(store.decide(&withheld, 5_000).await.unwrap(), Decided::Stored, "a withheld one needs no room");
+    // Not made: its reservation goes back, and 5,000 fits again.
+    let not_made = report_offer(store, "c-o1", OfferReport { made: false, accepted: None }, at("2026-11-24T03:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(not_made.state, OfferState::NotMade);
+    assert_eq!(store.decide(&offer("c-o3", "u-o3", 5_000), 5_000).await.unwrap(), Decided::Stored);
+    let made = OfferReport { made: true, accepted: Some(true) };
+    let accepted = report_offer(store, "c-o3", made, at("2026-11-24T04:00:00Z")).await.unwrap();
+    assert_eq!(accepted.state, OfferState::Accepted);
+    assert_eq!(report_offer(store, "c-o3", made, at("2026-11-24T05:00:00Z")).await.unwrap(), accepted, "said again");
+    let stale = store.offer("c-o3").await.unwrap().unwrap();
+    assert!(!store.report(&stale, OfferState::Suggested).await.unwrap(), "a move from a state no longer there");
+    assert!(matches!(
+        report_offer(store, "c-o3", OfferReport { made: false, accepted: None }, at("2026-11-24T05:00:00Z")).await,
+        Err(ReportError::Contradicts { state: OfferState::Accepted })
+    ));
+    assert!(matches!(
+        report_offer(store, "c-o2", made, at("2026-11-24T05:00:00Z")).await,
+        Err(ReportError::Withheld(Withheld::WeeklyBudget))
+    ));
+    assert!(matches!(report_offer(store, "c-none", made, at("2026-11-24T05:00:00Z")).await, Err(ReportError::NoOffer)));
+    let o = reports.week_figures("2026-W48").await.unwrap().all.offers;
+    assert_eq!((o.suggested, o.withheld, o.made, o.accepted), (2, 1, 1, 1));
+    assert_eq!((o.value_made_minor, o.cost_minor), (5_000, 5_000));
+    assert_eq!(o.comparison, 2, "the one over budget and the one not made");
+}
+
+/// Feedback folds into the profile once per piece, and completes an offer's payoff counts (a
+/// rating, a repeat order) in the offer's week, once.
+pub async fn feedback_and_payoff(profiles: &impl ProfileStore, reports: &impl ReportStore) {
+    let now = at("2026-11-25T02:00:00Z");
+    let offered = FeedbackEvent::Offer {
+        conversation_id: "c-f1".into(),
+        week: "2026-W47".into(),
+        group: OfferGroup::Offered,
+        value_minor: 2_000,
+        at: at("2026-11-20T02:00:00Z"),
+    };
+    assert_eq!(record_feedback(profiles, "u-f", &offered, now).await.unwrap(), EventOutcome::Applied);
+    // A second conversation of the same week, on the comparison side: one order repeats both.
+    let compared = FeedbackEvent::Offer {
+        conversation_id: "c-f2".into(),
+        week: "2026-W47".into(),
+        group: OfferGroup::Comparison,
+        value_minor: 2_000,
+        at: at("2026-11-20T03:00:00Z"),
+    };
+    record_feedback(profiles, "u-f", &compared, now).await.unwrap();
+    let rated = FeedbackEvent::Rated { conversation_id: "c-f1".into(), stars: 5, at: at("2026-11-21T02:00:00Z") };
+    assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Applied);
+    assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Duplicate);
+    let mut placed = order_event("e-f1", OrderEventKind::Placed, "o-f1", "2026-11-24T00:00:00Z");
+    placed.customer_id = "u-f".into();
+    record_order_events(profiles, &[placed.clone()], now).await.unwrap();
+    record_order_events(profiles, &[placed], now).await.unwrap();
+    let read = profiles.profile("u-f").await.unwrap().unwrap();
+    let view = read.profile.view(&feedback::customers::TierSettings::default(), now);
+    assert_eq!((view.feedback.ratings, view.feedback.offers_90d, view.orders.count), (1, 1, 1));
+    let o = reports.week_figures("2026-W47").await.unwrap().all.offers;
+    assert_eq!((o.offered_rated, o.offered_satisfied, o.offered_repeat), (1, 1, 1), "each once");
+    assert_eq!((o.comparison_rated, o.comparison_repeat), (0, 1));
 }

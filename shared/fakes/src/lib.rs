@@ -182,6 +182,8 @@ struct FollowUpItem {
     /// Queued when it was already long due (a late close): every run finds it.
     late: bool,
     held_since: Option<Timestamp>,
+    /// The conversation closed unhappy (estimate or trigger).
+    unhappy: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -233,6 +235,9 @@ struct State {
     /// Customer profiles with their versions, and the order events folded in.
     profiles: BTreeMap<String, (feedback::customers::CustomerProfile, u64)>,
     order_events: BTreeSet<String>,
+    /// Offer decisions by conversation, and each week's reserved budget (minor units).
+    offers: BTreeMap<String, feedback::customers::offers::OfferRecord>,
+    offer_budgets: BTreeMap<String, i64>,
     last_follow_up: BTreeMap<String, Timestamp>,
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
@@ -361,6 +366,7 @@ fn follow_up_of(
         kind: item.kind,
         attempts: item.attempts,
         held_since: item.held_since,
+        unhappy: item.unhappy,
     }
 }
 
@@ -560,6 +566,10 @@ impl ConversationStore for InMemory {
             if satisfaction.is_some() {
                 c.satisfaction = satisfaction;
             }
+            let unhappy = feedback::customers::feedback::unhappy_close(
+                c.satisfaction.map(|e| e.expected_stars),
+                !c.triggering.is_empty(),
+            );
             let state = match follow_up_at {
                 Some(due) => match (&c.customer_id, &mut c.follow_up) {
                     (None, _) => FollowUpState::CustomerUnknown,
@@ -576,6 +586,7 @@ impl ConversationStore for InMemory {
                             skip_reason: None,
                             late: is_late(due),
                             held_since: None,
+                            unhappy,
                         });
                         FollowUpState::Scheduled
                     }
@@ -583,6 +594,7 @@ impl ConversationStore for InMemory {
                         FollowUpStatus::Due => FollowUpState::AlreadyScheduled,
                         FollowUpStatus::Cancelled => {
                             f.status = FollowUpStatus::Due;
+                            f.unhappy = unhappy;
                             f.due_at = due;
                             f.late = is_late(due);
                             FollowUpState::Scheduled
@@ -655,7 +667,7 @@ impl feedback::customers::ProfileStore for InMemory {
         profile: &feedback::customers::CustomerProfile,
         read_version: u64,
         event_id: &str,
-        apology: Option<&feedback::customers::QueuedApology>,
+        along: &feedback::customers::AlongWith,
         _now: Timestamp,
     ) -> Result<feedback::customers::Saved, StoreError> {
         use feedback::customers::Saved;
@@ -669,7 +681,10 @@ impl feedback::customers::ProfileStore for InMemory {
             }
             s.order_events.insert(event_id.to_owned());
             s.profiles.insert(profile.customer_id.clone(), (profile.clone(), read_version + 1));
-            if let Some(a) = apology {
+            for p in &along.payoff {
+                s.add(&AggregateDelta::all(&p.week, 0, vec![(p.counter, 1)]));
+            }
+            if let Some(a) = &along.apology {
                 let entry = s.conversations.entry(a.key.clone()).or_default();
                 entry.follow_up = Some(FollowUpItem {
                     customer_id: a.customer_id.clone(),
@@ -683,6 +698,7 @@ impl feedback::customers::ProfileStore for InMemory {
                     skip_reason: None,
                     late: false,
                     held_since: None,
+                    unhappy: false,
                 });
                 entry.apology = Some(feedback::followups::ApologyFor {
                     order_id: a.order_id.clone(),
@@ -691,6 +707,63 @@ impl feedback::customers::ProfileStore for InMemory {
                 });
             }
             Ok(Saved::Applied)
+        })
+    }
+}
+
+impl feedback::customers::offers::OfferStore for InMemory {
+    async fn offer(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<feedback::customers::offers::OfferRecord>, StoreError> {
+        self.with("offer", |s| Ok(s.offers.get(conversation_id).cloned()))
+    }
+
+    async fn decide(
+        &self,
+        record: &feedback::customers::offers::OfferRecord,
+        weekly_budget_minor: i64,
+    ) -> Result<feedback::customers::offers::Decided, StoreError> {
+        use feedback::customers::offers::{Decided, OfferState};
+        self.with("decide_offer", |s| {
+            if let Some(existing) = s.offers.get(&record.conversation_id) {
+                return Ok(Decided::Existing(existing.clone()));
+            }
+            if record.state == OfferState::Suggested {
+                let reserved = s.offer_budgets.entry(record.week.clone()).or_default();
+                if *reserved + record.value_minor > weekly_budget_minor {
+                    return Ok(Decided::OverBudget);
+                }
+                *reserved += record.value_minor;
+            }
+            s.offers.insert(record.conversation_id.clone(), record.clone());
+            let shard = shard_of(&record.customer_id, 1);
+            s.add(&AggregateDelta::all(&record.week, shard, record.counters_from(None)));
+            Ok(Decided::Stored)
+        })
+    }
+
+    async fn report(
+        &self,
+        record: &feedback::customers::offers::OfferRecord,
+        from: feedback::customers::offers::OfferState,
+    ) -> Result<bool, StoreError> {
+        use feedback::customers::offers::OfferState;
+        self.with("report_offer", |s| {
+            match s.offers.get(&record.conversation_id) {
+                Some(stored) if stored.state == from => {}
+                _ => return Ok(false),
+            }
+            if record.state == OfferState::NotMade {
+                *s.offer_budgets.entry(record.week.clone()).or_default() -= record.value_minor;
+            }
+            s.offers.insert(record.conversation_id.clone(), record.clone());
+            s.add(&AggregateDelta::all(
+                &record.week,
+                shard_of(&record.customer_id, 1),
+                record.counters_from(Some(from)),
+            ));
+            Ok(true)
         })
     }
 }
@@ -836,6 +909,7 @@ impl FollowUpStore for InMemory {
         let counter = match f.kind {
             FollowUpKind::Reminder => "reminders_sent",
             FollowUpKind::Apology => "apologies_sent",
+            FollowUpKind::CheckIn => "check_ins_sent",
             FollowUpKind::First => "follow_ups_sent",
         };
         self.held_follow_up("mark_sent", f, lease, |item, last, deltas| {
@@ -1209,5 +1283,6 @@ pub fn run_settings() -> feedback::followups::RunSettings {
         lookback_hours: 72,
         lease_seconds: 70,
         max_attempts: 3,
+        tiers: feedback::customers::TierSettings::default(),
     }
 }

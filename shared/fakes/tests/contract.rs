@@ -63,3 +63,15 @@ async fn apology_queue() {
     let t = InMemory::default();
     contract::apology_queue(&t, &t).await;
 }
+
+#[tokio::test]
+async fn offers() {
+    let t = InMemory::default();
+    contract::offers(&t, &t).await;
+}
+
+#[tokio::test]
+async fn feedback_and_payoff() {
+    let t = InMemory::default();
+    contract::feedback_and_payoff(&t, &t).await;
+}

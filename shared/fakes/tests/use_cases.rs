@@ -703,3 +703,177 @@ async fn an_order_late_against_its_promise_gets_an_apology_and_one_delivered_in_
     );
     assert_eq!((emails_to(&outbox, "u-late@example.com"), emails_to(&outbox, "u-on-time@example.com")), (1, 0));
 }
+
+// Recovery offers ------------------------------------------------------------------------------
+
+/// A customer with an order late against its promise (shipped, promised two days ago).
+async fn late_order_customer(store: &InMemory, customer: &str, total_minor: i64) {
+    use feedback::customers::orders::OrderEventKind::Shipped;
+    let mut shipped = order(&format!("{customer}-e1"), Shipped, customer, "2026-11-20T02:00:00Z");
+    shipped.promised_delivery_at = Some(at("2026-11-22T02:00:00Z"));
+    shipped.total_minor = Some(total_minor);
+    feedback::customers::record_order_events(store, &[shipped], at("2026-11-20T02:00:00Z")).await.unwrap();
+}
+
+fn strategy_settings(
+    offers: feedback::customers::offers::OfferSettings,
+) -> feedback::customers::strategy::StrategySettings {
+    feedback::customers::strategy::StrategySettings { offers, ..Default::default() }
+}
+
+fn no_holdout() -> feedback::customers::offers::OfferSettings {
+    feedback::customers::offers::OfferSettings { holdout_percent: 0, ..Default::default() }
+}
+
+/// The rules call for making good a late order: the first unhappy message gets a coupon the bot
+/// may make, every later message of the conversation the same one (one decision, reserved once);
+/// a VIP's severe complaint calls for more than the bot may give, so an agent gets it.
+#[tokio::test]
+async fn an_unhappy_customer_with_a_late_order_gets_one_offer_and_a_large_one_goes_to_an_agent() {
+    use feedback::customers::offers::{OfferBy, OfferKind, OfferState};
+    use feedback::customers::strategy::{Route, strategy_for};
+    let store = InMemory::default();
+    let now = at("2026-11-24T04:00:00Z");
+    let settings = strategy_settings(no_holdout());
+    late_order_customer(&store, "u-1", 9_900).await;
+    let unhappy = Some(("not_resolved", Severity::Medium));
+    let first = strategy_for(&store, &store, &settings, "c-1", Some("u-1"), unhappy, now).await;
+    let offer = first.offer.clone().expect("an offer");
+    assert_eq!(
+        (offer.kind, offer.value, offer.by, offer.state),
+        (OfferKind::Coupon, 20.0, OfferBy::Bot, OfferState::Suggested)
+    );
+    assert!(first.reasons.iter().any(|r| r.rule == "offer" && r.why.contains("CNY 20.00")), "{:?}", first.reasons);
+    let later = strategy_for(&store, &store, &settings, "c-1", Some("u-1"), unhappy, now).await;
+    assert_eq!(later.offer, first.offer, "the same decision");
+    let week = store.week_figures("2026-W48").await.unwrap().all.offers;
+    assert_eq!(week.suggested, 1, "decided and counted once");
+
+    // A VIP (a large order) with a severe complaint: 100 is above the bot's 50.
+    late_order_customer(&store, "u-vip", 900_000).await;
+    let severe = Some(("complaint", Severity::High));
+    let vip = strategy_for(&store, &store, &settings, "c-2", Some("u-vip"), severe, now).await;
+    let offer = vip.offer.expect("an offer");
+    assert_eq!((offer.value, offer.by), (100.0, OfferBy::Agent));
+    assert!(vip.route >= Route::Agent);
+    // A calm customer gets none.
+    let calm = strategy_for(&store, &store, &settings, "c-3", Some("u-1"), None, now).await;
+    assert_eq!(calm.offer, None);
+}
+
+/// The guard rails: the held-out share gets none (and is counted as the comparison), a customer
+/// who had an offer in 90 days gets none, and a spent budget stops the next one.
+#[tokio::test]
+async fn offers_stop_at_the_holdout_the_customer_cap_and_the_weekly_budget() {
+    use feedback::customers::feedback::{FeedbackEvent, OfferGroup};
+    use feedback::customers::offers::OfferSettings;
+    use feedback::customers::strategy::strategy_for;
+    let store = InMemory::default();
+    let now = at("2026-11-24T04:00:00Z");
+    let unhappy = Some(("dissatisfied", Severity::Medium));
+    for c in ["u-1", "u-2", "u-3", "u-4"] {
+        late_order_customer(&store, c, 9_900).await;
+    }
+    let all_held = strategy_settings(OfferSettings { holdout_percent: 100, ..Default::default() });
+    let held = strategy_for(&store, &store, &all_held, "c-h", Some("u-1"), unhappy, now).await;
+    assert_eq!(held.offer, None);
+    assert!(held.reasons.iter().any(|r| r.why.contains("held-out")), "{:?}", held.reasons);
+
+    // u-2 was made an offer last month (the stream folded it into the profile).
+    let earlier = FeedbackEvent::Offer {
+        conversation_id: "c-old".into(),
+        week: "2026-W44".into(),
+        group: OfferGroup::Offered,
+        value_minor: 2_000,
+        at: at("2026-10-28T00:00:00Z"),
+    };
+    feedback::customers::record_feedback(&store, "u-2", &earlier, now).await.unwrap();
+    let capped =
+        strategy_for(&store, &store, &strategy_settings(no_holdout()), "c-cap", Some("u-2"), unhappy, now).await;
+    assert_eq!(capped.offer, None);
+    assert!(capped.reasons.iter().any(|r| r.why.contains("90 days")), "{:?}", capped.reasons);
+
+    // A budget of 30: the first 20 fits, the second does not.
+    let small =
+        strategy_settings(OfferSettings { holdout_percent: 0, weekly_budget_minor: 3_000, ..Default::default() });
+    assert!(strategy_for(&store, &store, &small, "c-b1", Some("u-3"), unhappy, now).await.offer.is_some());
+    let over = strategy_for(&store, &store, &small, "c-b2", Some("u-4"), unhappy, now).await;
+    assert_eq!(over.offer, None);
+    assert!(over.reasons.iter().any(|r| r.why.contains("budget")), "{:?}", over.reasons);
+    let week = store.week_figures("2026-W48").await.unwrap().all.offers;
+    assert_eq!(
+        (week.suggested, week.withheld, week.comparison),
+        (1, 3, 2),
+        "held out and over budget compare; capped does not"
+    );
+}
+
+/// When the offer cannot be decided (the store fails), the strategy still answers, without one.
+#[tokio::test]
+async fn a_failing_offer_store_leaves_the_offer_out_and_says_so() {
+    use feedback::customers::strategy::strategy_for;
+    let store = InMemory::default();
+    late_order_customer(&store, "u-1", 9_900).await;
+    store.faults.next("offer", Fault::Throttle);
+    let s = strategy_for(
+        &store,
+        &store,
+        &strategy_settings(no_holdout()),
+        "c-1",
+        Some("u-1"),
+        Some(("dissatisfied", Severity::Medium)),
+        at("2026-11-24T04:00:00Z"),
+    )
+    .await;
+    assert_eq!(s.offer, None);
+    assert!(s.reasons.iter().any(|r| r.rule == "offer_unavailable"), "{:?}", s.reasons);
+    assert!(s.apologise, "the rest of the strategy stands");
+}
+
+/// A VIP whose conversation closed unresolved and unhappy gets a personal check-in (once, no
+/// reminder, counted as a check-in) where anyone else gets the plain rating request; a VIP whose
+/// unresolved conversation was calm gets the plain request too.
+#[tokio::test]
+async fn an_unhappy_vip_gets_a_check_in_instead_of_a_rating_request() {
+    use feedback::customers::orders::OrderEventKind::Delivered;
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    for (customer, conversation, unhappy) in
+        [("u-vip", "c-vip", true), ("u-reg", "c-reg", true), ("u-calm", "c-calm", false)]
+    {
+        let total = if customer == "u-reg" { 9_900 } else { 900_000 };
+        let mut delivered = order(&format!("{customer}-e1"), Delivered, customer, "2026-11-10T02:00:00Z");
+        delivered.total_minor = Some(total);
+        feedback::customers::record_order_events(&store, &[delivered], at("2026-11-10T02:00:00Z")).await.unwrap();
+        if unhappy {
+            store.add_triggering_messages(conversation, &["m-1"]).await.unwrap();
+        }
+        queued(&store, conversation, customer).await;
+    }
+    let day = at("2026-11-19T03:00:00Z");
+    let run = run_follow_ups(&store, &outbox, &signer(), &run_settings(), day).await.unwrap();
+    assert_eq!(run.len(), 3, "{run:?}");
+    let subject_to = |to: &str| {
+        outbox.sent().iter().find_map(|s| match s {
+            Sent::Email { to: t, raw, .. } if t.iter().any(|t| t == to) => Some(fakes::mail::read(raw).unwrap()),
+            _ => None,
+        })
+    };
+    let vip = subject_to("u-vip@example.com").expect("the VIP is written to");
+    assert!(vip.subject.contains("跟进"), "{}", vip.subject);
+    assert!(
+        vip.text.contains("资深客服") && vip.text.contains("/r/"),
+        "a person follows up, and a link to tell us: {}",
+        vip.text
+    );
+    for plain in ["u-reg@example.com", "u-calm@example.com"] {
+        let m = subject_to(plain).unwrap();
+        assert!(m.subject.contains("解决了吗"), "{plain}: {}", m.subject);
+    }
+    let week = store.week_figures("2026-W47").await.unwrap().all;
+    assert_eq!((week.check_ins_sent, week.follow_ups_sent), (1, 2));
+    // Two days later: the two rating requests are reminded, the check-in is not.
+    let later = day + jiff::SignedDuration::from_hours(49);
+    run_follow_ups(&store, &outbox, &signer(), &run_settings(), later).await.unwrap();
+    assert_eq!(emails_to(&outbox, "u-vip@example.com"), 1);
+    assert_eq!(emails_to(&outbox, "u-reg@example.com"), 2);
+}

@@ -118,6 +118,9 @@ struct FollowUpItem {
     gsi1pk: String,
     gsi1sk: String,
     expires_at: i64,
+    /// The conversation closed unhappy (its estimate, or a trigger fired in it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    unhappy: bool,
 }
 
 impl DynamoConversationStore {
@@ -169,6 +172,10 @@ impl DynamoConversationStore {
     async fn put_follow_up(&self, closing: &Closing, meta: &Item, due: Timestamp) -> Result<FollowUpState, StoreError> {
         let Some(customer_id) = get_s(meta, "customer_id") else { return Ok(FollowUpState::CustomerUnknown) };
         let conversation_id = &closing.conversation_id;
+        let expected_stars = meta.get("expected_stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f32>().ok());
+        let triggered =
+            meta.get("triggering_message_ids").and_then(|v| v.as_ss().ok()).is_some_and(|ids| !ids.is_empty());
+        let unhappy = feedback::customers::feedback::unhappy_close(expected_stars, triggered);
         let item = FollowUpItem {
             pk: keys::conversation(conversation_id),
             sk: keys::FOLLOW_UP.into(),
@@ -188,6 +195,7 @@ impl DynamoConversationStore {
                 due.max(Timestamp::now()),
                 self.retention_days.max(feedback::followups::UNSUBSCRIBE_LINK_VALID_DAYS + 31),
             ),
+            unhappy,
         };
         let old_state = match self.put_new(item, "follow-up").await? {
             None => return Ok(FollowUpState::Scheduled),
@@ -203,13 +211,14 @@ impl DynamoConversationStore {
                     .table_name(&self.table)
                     .set_key(Some(key(keys::conversation(conversation_id), keys::FOLLOW_UP)))
                     .update_expression(
-                        "SET #state = :due, closed_at = :closed, due_at = :due_at, gsi1pk = :g1, gsi1sk = :g2 \
-                         REMOVE cancelled_at",
+                        "SET #state = :due, closed_at = :closed, due_at = :due_at, gsi1pk = :g1, gsi1sk = :g2, \
+                         unhappy = :unhappy REMOVE cancelled_at",
                     )
                     .condition_expression("#state = :cancelled")
                     .expression_attribute_names("#state", "state")
                     .expression_attribute_values(":due", s("due"))
                     .expression_attribute_values(":cancelled", s("cancelled"))
+                    .expression_attribute_values(":unhappy", AttributeValue::Bool(unhappy))
                     .expression_attribute_values(":closed", s(iso(closing.closed_at)))
                     .expression_attribute_values(":due_at", s(iso(due)))
                     .expression_attribute_values(":g1", s(keys::follow_up_bucket(due, Timestamp::now())))

@@ -74,6 +74,8 @@ struct FollowUpRead {
     promised_delivery_at: Option<String>,
     #[serde(default)]
     only_if_late: bool,
+    #[serde(default)]
+    unhappy: bool,
 }
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
@@ -95,6 +97,7 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
             promised_delivery_at: f.promised_delivery_at.and_then(|t| t.parse().ok()),
             only_if_late: f.only_if_late,
         }),
+        unhappy: f.unhappy,
     })
 }
 
@@ -270,6 +273,7 @@ impl FollowUpStore for DynamoFollowUpStore {
                 match f.kind {
                     FollowUpKind::Reminder => "reminders_sent",
                     FollowUpKind::Apology => "apologies_sent",
+                    FollowUpKind::CheckIn => "check_ins_sent",
                     FollowUpKind::First => "follow_ups_sent",
                 },
                 now,

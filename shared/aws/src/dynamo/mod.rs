@@ -12,6 +12,8 @@
 //! | suppression  | `SUPPRESS#<address digest>` | `EMAIL`        |                         |                                          |
 //! | profile      | `CUST#<customer>`     | `PROFILE`            |                         |                                          |
 //! | order event  | `ORDEREVENT#<event id>` | `EVENT`            |                         |                                          |
+//! | offer        | `CONV#<conversation>` | `OFFER`              |                         |                                          |
+//! | offer budget | `OFFERBUDGET#<week>`  | `BUDGET`             |                         |                                          |
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
@@ -27,6 +29,7 @@ mod customer;
 mod followups;
 mod insights;
 mod lease;
+mod offers;
 mod profiles;
 mod ratings;
 mod reports;
@@ -42,7 +45,8 @@ pub use contacts::DynamoContactStore;
 pub use conversations::DynamoConversationStore;
 pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
-pub use profiles::DynamoProfileStore;
+pub use offers::DynamoOfferStore;
+pub use profiles::{DynamoProfileStore, read_feedback_record};
 pub use ratings::DynamoRatingStore;
 pub use reports::DynamoReportStore;
 
@@ -79,6 +83,15 @@ pub mod keys {
         format!("ORDEREVENT#{event_id}")
     }
     pub const ORDER_EVENT: &str = "EVENT";
+
+    /// A conversation's recovery-offer decision, in its partition.
+    pub const OFFER: &str = "OFFER";
+
+    /// What a week's offers have reserved of its budget.
+    pub fn offer_budget(week: &str) -> String {
+        format!("OFFERBUDGET#{week}")
+    }
+    pub const OFFER_BUDGET: &str = "BUDGET";
 
     pub fn message(message_id: &str) -> String {
         format!("MSG#{message_id}")

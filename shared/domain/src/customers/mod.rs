@@ -1,8 +1,12 @@
 //! Customers: a profile of each customer from their orders (and, as they come, their feedback),
 //! kept in one item so the chatbot's reply strategy and the follow-ups read it with one read.
 //!
-//! `orders`: order events read and folded; `strategy`: how the chatbot should answer now.
+//! `orders`: order events read and folded; `feedback`: ratings, triggers, closes and offers
+//! folded; `offers`: recovery offers behind guard rails; `strategy`: how the chatbot should
+//! answer now.
 
+pub mod feedback;
+pub mod offers;
 pub mod orders;
 pub mod strategy;
 
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::errors::StoreError;
+use feedback::{FeedbackEvent, FeedbackHistory, FeedbackView, PayoffCount};
 use orders::{OrderEvent, OrderState};
 
 /// Closed orders kept in a profile besides the open ones (older ones live on in the sums).
@@ -89,6 +94,9 @@ pub struct CustomerProfile {
     /// Orders cancelled or returned, with when (for the churn rules), the last 20.
     #[serde(default)]
     pub lost_orders_at: Vec<Timestamp>,
+    /// Ratings, triggers, closed conversations and offers (from the table's stream).
+    #[serde(default)]
+    pub feedback: FeedbackHistory,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
 }
@@ -180,7 +188,8 @@ impl CustomerProfile {
             self.orders.iter().filter(|o| o.refund_open()).map(|o| o.order_id.clone()).collect();
         let mut top: Vec<(&String, &u32)> = self.categories.iter().collect();
         top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let (churn, churn_reasons) = churn(self, tier, &open_orders, &open_refunds, now);
+        let feedback = self.feedback.view(now);
+        let (churn, churn_reasons) = churn(self, tier, &open_orders, &open_refunds, &feedback, now);
         ProfileView {
             customer_id: self.customer_id.clone(),
             contact: None,
@@ -196,6 +205,7 @@ impl CustomerProfile {
             tier,
             open_orders,
             open_refunds,
+            feedback,
             churn,
             churn_reasons,
             updated_at: self.updated_at,
@@ -203,13 +213,15 @@ impl CustomerProfile {
     }
 }
 
-/// Churn risk from orders: lost orders (cancelled, returned) in the last 90 days, what is still
-/// wrong now (a late order, an open refund), and a regular buyer gone quiet.
+/// Churn risk from orders and feedback: lost orders (cancelled, returned) in the last 90 days,
+/// what is still wrong now (a late order, an open refund), a regular buyer gone quiet, complaints
+/// and unhappy conversations lately, and a low last rating.
 fn churn(
     p: &CustomerProfile,
     tier: ValueTier,
     open: &[OpenOrder],
     refunds: &[String],
+    feedback: &FeedbackView,
     now: Timestamp,
 ) -> (ChurnRisk, Vec<String>) {
     let since = now - jiff::SignedDuration::from_hours(24 * 90);
@@ -236,6 +248,22 @@ fn churn(
         score += 1;
         reasons.push("a regular buyer with no order in 90 days".to_owned());
     }
+    if feedback.complaints_90d > 0 {
+        score += feedback.complaints_90d.min(2);
+        reasons.push(format!("{} complaint(s) in 90 days", feedback.complaints_90d));
+    }
+    if feedback.conversations_90d >= 2 && feedback.negative_share_90d.is_some_and(|s| s >= 0.5) {
+        score += 1;
+        reasons.push(format!(
+            "{:.0}% of {} conversations in 90 days left them unhappy",
+            feedback.negative_share_90d.unwrap_or(0.0) * 100.0,
+            feedback.conversations_90d
+        ));
+    }
+    if let Some(r) = feedback.last_rating.as_ref().filter(|r| r.stars <= 2 && r.at >= since) {
+        score += 1;
+        reasons.push(format!("last rating {}★", r.stars));
+    }
     let risk = match score {
         0 => ChurnRisk::Low,
         1 => ChurnRisk::Medium,
@@ -254,6 +282,7 @@ pub struct ProfileView {
     pub tier: ValueTier,
     pub open_orders: Vec<OpenOrder>,
     pub open_refunds: Vec<String>,
+    pub feedback: FeedbackView,
     pub churn: ChurnRisk,
     pub churn_reasons: Vec<String>,
     pub updated_at: Option<Timestamp>,
@@ -336,8 +365,16 @@ pub struct QueuedApology {
 /// an apology yet).
 pub const PROMISE_GRACE_HOURS: i64 = 6;
 
+/// What is written together with a profile and its event's marker (so once): the apology the
+/// event calls for, and the payoff counts it completes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlongWith {
+    pub apology: Option<QueuedApology>,
+    pub payoff: Vec<PayoffCount>,
+}
+
 /// Where profiles live: one item per customer, written only if unchanged since read, together
-/// with the event's own marker (so an event is folded in once) and the apology it calls for.
+/// with the event's own marker (so an event is folded in once) and what it calls for.
 pub trait ProfileStore {
     fn profile(&self, customer_id: &str) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
     fn save_with_event(
@@ -345,7 +382,7 @@ pub trait ProfileStore {
         profile: &CustomerProfile,
         read_version: u64,
         event_id: &str,
-        apology: Option<&QueuedApology>,
+        along: &AlongWith,
         now: Timestamp,
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
 }
@@ -409,9 +446,17 @@ pub async fn record_order_events(
                 Some(v) => (v.profile, v.version, v.contact.and_then(|c| c.locale)),
                 None => (CustomerProfile::new(&e.customer_id), 0, None),
             };
+            let orders_before = profile.order_count;
             profile.apply(e, now);
-            let apology = apology_for(&mut profile, e, locale, now);
-            match store.save_with_event(&profile, version, &e.event_id, apology.as_ref(), now).await? {
+            let payoff = if profile.order_count > orders_before {
+                // A new order: a repeat order for the offers (and comparisons) of the last 30 days.
+                let placed = profile.orders.iter().find(|o| o.order_id == e.order_id).map_or(e.at, |o| o.first_at);
+                profile.feedback.order_placed(placed)
+            } else {
+                Vec::new()
+            };
+            let along = AlongWith { apology: apology_for(&mut profile, e, locale, now), payoff };
+            match store.save_with_event(&profile, version, &e.event_id, &along, now).await? {
                 Saved::Applied => break EventOutcome::Applied,
                 Saved::Duplicate => break EventOutcome::Duplicate,
                 Saved::Conflict if attempts < 8 => continue,
@@ -426,6 +471,31 @@ pub async fn record_order_events(
         out.push((e.event_id.clone(), outcome));
     }
     Ok(out)
+}
+
+/// Folds one piece of feedback into the customer's profile, once (the piece's key is its marker);
+/// a customer known only by their feedback gets a profile.
+pub async fn record_feedback(
+    store: &impl ProfileStore,
+    customer_id: &str,
+    event: &FeedbackEvent,
+    now: Timestamp,
+) -> Result<EventOutcome, StoreError> {
+    for _ in 0..8 {
+        let (mut profile, version) = match store.profile(customer_id).await? {
+            Some(v) => (v.profile, v.version),
+            None => (CustomerProfile::new(customer_id), 0),
+        };
+        let payoff = profile.feedback.apply(event, now);
+        profile.updated_at = Some(now);
+        let along = AlongWith { apology: None, payoff };
+        match store.save_with_event(&profile, version, &event.key(), &along, now).await? {
+            Saved::Applied => return Ok(EventOutcome::Applied),
+            Saved::Duplicate => return Ok(EventOutcome::Duplicate),
+            Saved::Conflict => continue,
+        }
+    }
+    Err(StoreError::Unavailable(format!("profile of {customer_id} kept changing while feedback was recorded")))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+use super::offers::{OfferBy, OfferCandidate, OfferKind, OfferSettings, OfferStore, RecoveryOffer};
 use super::{ChurnRisk, ProfileView, ValueTier};
 use crate::analysis::triggers::Severity;
 
@@ -64,7 +65,13 @@ pub struct ReplyStrategy {
     pub route: Route,
     pub apologise: bool,
     pub facts: Vec<Fact>,
+    /// A recovery gesture to make (or, `by: agent`, to suggest to the agent), when the rules call
+    /// for one and the guard rails allow it.
+    pub offer: Option<RecoveryOffer>,
     pub reasons: Vec<Reason>,
+    /// What the rules call for before the guard rails (see `offers`).
+    #[serde(skip)]
+    pub offer_candidate: Option<OfferCandidate>,
 }
 
 /// What the strategy is decided from.
@@ -96,6 +103,9 @@ struct Rule {
     route: Option<Route>,
     #[serde(default)]
     mention: Vec<Mention>,
+    offer_kind: Option<OfferKind>,
+    /// Major units.
+    offer_value: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +119,13 @@ impl StrategyRules {
         let rules: StrategyRules = toml::from_str(text).map_err(|e| e.to_string())?;
         if rules.rule.is_empty() {
             return Err("no rules".into());
+        }
+        for r in &rules.rule {
+            match (r.offer_kind, r.offer_value) {
+                (None, None) => {}
+                (Some(_), Some(v)) if v > 0.0 && v.is_finite() => {}
+                _ => return Err(format!("rule {}: offer_kind and a positive offer_value go together", r.name)),
+            }
         }
         Ok(rules)
     }
@@ -132,7 +149,9 @@ impl StrategyRules {
             route: Route::Bot,
             apologise: false,
             facts: Vec::new(),
+            offer: None,
             reasons: Vec::new(),
+            offer_candidate: None,
         };
         let mut mentions: Vec<Mention> = Vec::new();
         for r in &self.rule {
@@ -160,6 +179,14 @@ impl StrategyRules {
                 if !mentions.contains(m) {
                     mentions.push(*m);
                 }
+            }
+            if let (Some(kind), Some(value)) = (r.offer_kind, r.offer_value) {
+                out.offer_candidate = Some(OfferCandidate {
+                    kind,
+                    value_minor: (value * 100.0).round() as i64,
+                    rule: r.name.clone(),
+                    why: r.why.clone(),
+                });
             }
             out.reasons.push(Reason { rule: r.name.clone(), why: r.why.clone() });
         }
@@ -190,12 +217,48 @@ impl StrategyRules {
     }
 }
 
+/// What the strategy needs besides the rules: the tiers, the offers' guard rails, the shop's
+/// time zone (an offer's week).
+#[derive(Debug, Clone)]
+pub struct StrategySettings {
+    pub tiers: super::TierSettings,
+    pub offers: OfferSettings,
+    pub shop_time_zone: jiff::tz::TimeZone,
+}
+
+impl Default for StrategySettings {
+    fn default() -> Self {
+        StrategySettings {
+            tiers: super::TierSettings::default(),
+            offers: OfferSettings::default(),
+            shop_time_zone: crate::config::WeekSettings::default().shop_time_zone,
+        }
+    }
+}
+
+impl StrategySettings {
+    /// `TIER_*`, `OFFER_*` and `SHOP_TIME_ZONE`.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(
+        env: &crate::config::Env<F>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(StrategySettings {
+            tiers: super::TierSettings::from_env(env)?,
+            offers: OfferSettings::from_env(env)?,
+            shop_time_zone: crate::config::WeekSettings::from_env(env)?.shop_time_zone,
+        })
+    }
+}
+
 /// The strategy for a customer now: their profile (one read) and what the message triggered.
 /// Without a profile (an unknown customer, or one whose profile cannot be read: the message is
-/// answered all the same) the message alone decides, and the reasons say so.
+/// answered all the same) the message alone decides, and the reasons say so. An offer the rules
+/// call for is decided once per conversation behind the guard rails; if that cannot be stored,
+/// the answer goes without an offer and says so.
 pub async fn strategy_for(
     profiles: &impl super::ProfileStore,
-    tiers: &super::TierSettings,
+    offers: &impl OfferStore,
+    settings: &StrategySettings,
+    conversation_id: &str,
     customer_id: Option<&str>,
     trigger: Option<(&str, Severity)>,
     now: crate::Timestamp,
@@ -204,19 +267,52 @@ pub async fn strategy_for(
         Some(c) => profiles.profile(c).await,
         None => Ok(None),
     };
-    let (view, unavailable) = match read {
-        Ok(v) => (v.map(|v| v.profile.view(tiers, now)), false),
+    let (stored, unavailable) = match read {
+        Ok(v) => (v.map(|v| v.profile), false),
         Err(e) => {
             tracing::warn!(error = %e, "profile unavailable for the reply strategy");
             (None, true)
         }
     };
+    let view = stored.as_ref().map(|p| p.view(&settings.tiers, now));
     let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger });
     if unavailable {
         strategy.reasons.push(Reason {
             rule: "profile_unavailable".into(),
             why: "the customer's profile could not be read: the message alone decided".into(),
         });
+    }
+    if let (Some(candidate), Some(customer)) = (strategy.offer_candidate.clone(), customer_id) {
+        let since = now - jiff::SignedDuration::from_hours(24 * super::feedback::FEEDBACK_WINDOW_DAYS);
+        let lately = stored.as_ref().map_or(0, |p| p.feedback.offers_since(since));
+        let week = crate::time::IsoWeek::of(now, &settings.shop_time_zone).to_string();
+        let decided = super::offers::decide_offer(
+            offers,
+            &settings.offers,
+            &candidate,
+            conversation_id,
+            customer,
+            lately,
+            &week,
+            now,
+        )
+        .await;
+        match decided {
+            Ok(d) => {
+                if d.offer.as_ref().is_some_and(|o| o.by == OfferBy::Agent) && strategy.route < Route::Agent {
+                    strategy.route = Route::Agent;
+                }
+                strategy.offer = d.offer;
+                strategy.reasons.push(Reason { rule: "offer".into(), why: d.note });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "offer decision unavailable");
+                strategy.reasons.push(Reason {
+                    rule: "offer_unavailable".into(),
+                    why: "an offer could not be decided now: none is made".into(),
+                });
+            }
+        }
     }
     strategy
 }
@@ -226,13 +322,16 @@ pub async fn strategy_for(
 pub async fn conversation_strategy(
     conversations: &impl crate::conversations::store::ConversationStore,
     profiles: &impl super::ProfileStore,
-    tiers: &super::TierSettings,
+    offers: &impl OfferStore,
+    settings: &StrategySettings,
     conversation_id: &str,
     now: crate::Timestamp,
 ) -> Result<Option<ReplyStrategy>, crate::errors::StoreError> {
     let Some(standing) = conversations.standing(conversation_id).await? else { return Ok(None) };
     let trigger = standing.triggers.first().map(|(c, s)| (c.as_str(), *s));
-    Ok(Some(strategy_for(profiles, tiers, standing.customer_id.as_deref(), trigger, now).await))
+    Ok(Some(
+        strategy_for(profiles, offers, settings, conversation_id, standing.customer_id.as_deref(), trigger, now).await,
+    ))
 }
 
 #[cfg(test)]
@@ -284,7 +383,10 @@ mod tests {
                 promised_delivery_at: Some(at("2026-11-23T00:00:00Z"))
             }]
         );
-        assert_eq!(names(&s), ["default", "order_in_flight", "late_order", "severe"]);
+        assert_eq!(names(&s), ["default", "order_in_flight", "late_order", "severe", "make_good_a_late_order"]);
+        let candidate = s.offer_candidate.expect("the rules call for making good a late order");
+        assert_eq!((candidate.kind, candidate.value_minor), (OfferKind::Coupon, 2_000));
+        assert_eq!(s.offer, None, "the guard rails decide whether it is made (strategy_for)");
     }
 
     #[test]
@@ -316,5 +418,7 @@ mod tests {
         assert!(StrategyRules::from_toml("[[rule]]\nname = \"x\"\nwhy = \"y\"\ncolour = \"red\"").is_err());
         assert!(StrategyRules::from_toml("rule = []").is_err());
         assert!(StrategyRules::from_toml("[[rule]]\nname = \"x\"\nwhy = \"y\"\ntier = \"gold\"").is_err());
+        let half_an_offer = "[[rule]]\nname = \"x\"\nwhy = \"y\"\noffer_kind = \"coupon\"";
+        assert!(StrategyRules::from_toml(half_an_offer).unwrap_err().contains("offer_value"));
     }
 }

@@ -179,6 +179,9 @@ struct Templates {
     /// How the new date is said when there is one, and when there is not.
     apology_new_date: String,
     apology_no_date: String,
+    check_in_subject: String,
+    check_in_text: String,
+    check_in_sms: String,
 }
 
 /// A proactive apology for a delayed order: what went wrong, the new date when known, the
@@ -214,6 +217,34 @@ pub fn compose_apology(
         html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
     );
     FollowUpMessage { subject: fill(&t.apology_subject), text, html, sms: fill(&t.apology_sms) }
+}
+
+/// A personal check-in after a conversation that left a VIP unhappy and unsolved: we saw it, a
+/// senior colleague follows it up, and the link to tell us how it went.
+pub fn compose_check_in(
+    language: crate::language::Language,
+    shop: &str,
+    link: &str,
+    unsubscribe: &str,
+) -> FollowUpMessage {
+    let t = templates(language);
+    let fill =
+        |template: &str| template.replace("{shop}", shop).replace("{link}", link).replace("{unsubscribe}", unsubscribe);
+    let mut html = escape_html(&t.check_in_text).replace("{shop}", &escape_html(shop));
+    for (placeholder, url) in [("{link}", link), ("{unsubscribe}", unsubscribe)] {
+        let url = escape_html(url);
+        html = html.replace(placeholder, &format!("<a href=\"{url}\">{url}</a>"));
+    }
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
+        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    );
+    FollowUpMessage {
+        subject: fill(&t.check_in_subject),
+        text: fill(&t.check_in_text),
+        html,
+        sms: fill(&t.check_in_sms),
+    }
 }
 
 fn templates(language: crate::language::Language) -> &'static Templates {
@@ -456,6 +487,9 @@ pub enum FollowUpKind {
     First,
     Reminder,
     Apology,
+    /// A first follow-up sent as a personal check-in: a VIP whose conversation closed unresolved
+    /// and unhappy. Only ever the kind a first follow-up is sent as (`mark_sent` counts it so).
+    CheckIn,
 }
 
 /// What a proactive apology is about.
@@ -481,6 +515,9 @@ pub struct DueFollowUp {
     pub held_since: Option<Timestamp>,
     /// For an apology: the order.
     pub apology: Option<ApologyFor>,
+    /// The conversation closed unhappy (its estimate, or a trigger fired in it): a VIP gets a
+    /// check-in instead of a plain rating request.
+    pub unhappy: bool,
 }
 
 /// What happened to one follow-up in a run.
@@ -586,6 +623,8 @@ pub struct RunSettings {
     pub lookback_hours: u32,
     pub lease_seconds: i64,
     pub max_attempts: u32,
+    /// Who is a VIP (a check-in instead of a rating request after an unhappy conversation).
+    pub tiers: crate::customers::TierSettings,
 }
 
 use crate::errors::{NotifyError, StoreError};
@@ -723,7 +762,14 @@ async fn follow_up_one(
             let unsubscribe_token = signer.sign_for(crate::followups::link::LinkPurpose::Unsubscribe, &unsubscribe);
             let unsubscribe_url = format!("{base}/u/{unsubscribe_token}");
             let reminder = f.kind == FollowUpKind::Reminder;
+            // A VIP whose conversation closed unresolved and unhappy: a personal check-in.
+            let check_in = f.kind == FollowUpKind::First
+                && f.unhappy
+                && c.profile
+                    .as_ref()
+                    .is_some_and(|p| p.view(&settings.tiers, now).tier == crate::customers::ValueTier::Vip);
             let message = match &f.apology {
+                None if check_in => compose_check_in(language, &settings.shop_name, &rate_url, &unsubscribe_url),
                 Some(apology) => {
                     let tz = c
                         .time_zone
@@ -745,12 +791,16 @@ async fn follow_up_one(
             };
             match sent {
                 Ok(message_id) => {
-                    // A first request is reminded once; a reminder or an apology is not.
-                    let reminder_at = (f.kind == FollowUpKind::First).then(|| {
+                    // A first request is reminded once; a reminder, an apology or a check-in is not.
+                    let reminder_at = (f.kind == FollowUpKind::First && !check_in).then(|| {
                         now + jiff::SignedDuration::from_hours(i64::from(settings.policy.reminder_after_hours))
                     });
-                    crate::lease::mark_sent(|| store.mark_sent(f, lease, channel, &message_id, now, reminder_at))
-                        .await?;
+                    let sent_as =
+                        DueFollowUp { kind: if check_in { FollowUpKind::CheckIn } else { f.kind }, ..f.clone() };
+                    crate::lease::mark_sent(|| {
+                        store.mark_sent(&sent_as, lease, channel, &message_id, now, reminder_at)
+                    })
+                    .await?;
                     Ok(RunOutcome::Sent { channel })
                 }
                 Err(e) => {

@@ -104,8 +104,54 @@ pub struct Counts {
     pub paired_error_tenths: u64,
     #[serde(default)]
     pub paired_sums: PairSums,
+    /// VIP check-ins sent (an unresolved, unhappy conversation), through the follow-up run.
+    #[serde(default)]
+    pub check_ins_sent: u64,
+    /// Recovery offers decided this week and how they paid off (see `customers::offers`).
+    #[serde(default)]
+    pub offers: OfferCounts,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
+}
+
+/// Recovery offers of a week: what the rules called for, what was made and accepted, and the
+/// payoff of the customers who got one against the comparison (the rules called for an offer and
+/// none was made: held out, over the week's budget, or not made by the storefront). Ratings and
+/// repeat orders (within 30 days) are counted into the week the offer was decided in, as they come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferCounts {
+    pub suggested: u64,
+    pub withheld: u64,
+    pub made: u64,
+    pub accepted: u64,
+    /// The value of the offers made, and of those accepted (what they cost), minor units.
+    pub value_made_minor: u64,
+    pub cost_minor: u64,
+    pub offered_rated: u64,
+    pub offered_satisfied: u64,
+    pub offered_repeat: u64,
+    pub comparison: u64,
+    pub comparison_rated: u64,
+    pub comparison_satisfied: u64,
+    pub comparison_repeat: u64,
+}
+
+impl OfferCounts {
+    fn add(&mut self, o: &OfferCounts) {
+        self.suggested += o.suggested;
+        self.withheld += o.withheld;
+        self.made += o.made;
+        self.accepted += o.accepted;
+        self.value_made_minor += o.value_made_minor;
+        self.cost_minor += o.cost_minor;
+        self.offered_rated += o.offered_rated;
+        self.offered_satisfied += o.offered_satisfied;
+        self.offered_repeat += o.offered_repeat;
+        self.comparison += o.comparison;
+        self.comparison_rated += o.comparison_rated;
+        self.comparison_satisfied += o.comparison_satisfied;
+        self.comparison_repeat += o.comparison_repeat;
+    }
 }
 
 impl Counts {
@@ -135,6 +181,8 @@ impl Counts {
         self.paired += o.paired;
         self.paired_error_tenths += o.paired_error_tenths;
         self.paired_sums.add(&o.paired_sums);
+        self.check_ins_sent += o.check_ins_sent;
+        self.offers.add(&o.offers);
         self.examples.extend(o.examples.iter().cloned());
     }
 
@@ -174,6 +222,20 @@ impl Counts {
             "paired_xx" => self.paired_sums.xx += value,
             "paired_yy" => self.paired_sums.yy += value,
             "paired_xy" => self.paired_sums.xy += value,
+            "check_ins_sent" => self.check_ins_sent += unsigned,
+            "offers_suggested" => self.offers.suggested += unsigned,
+            "offers_withheld" => self.offers.withheld += unsigned,
+            "offers_made" => self.offers.made += unsigned,
+            "offers_accepted" => self.offers.accepted += unsigned,
+            "offer_value_made_minor" => self.offers.value_made_minor += unsigned,
+            "offer_cost_minor" => self.offers.cost_minor += unsigned,
+            "offer_rated" => self.offers.offered_rated += unsigned,
+            "offer_satisfied" => self.offers.offered_satisfied += unsigned,
+            "offer_repeat" => self.offers.offered_repeat += unsigned,
+            "comparison_count" => self.offers.comparison += unsigned,
+            "comparison_rated" => self.offers.comparison_rated += unsigned,
+            "comparison_satisfied" => self.offers.comparison_satisfied += unsigned,
+            "comparison_repeat" => self.offers.comparison_repeat += unsigned,
             _ => return false,
         }
         true
@@ -267,7 +329,7 @@ impl PairSums {
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
 /// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
-pub const COUNTERS: [&str; 31] = [
+pub const COUNTERS: [&str; 45] = [
     "items",
     "severity_sum",
     "severe",
@@ -299,6 +361,20 @@ pub const COUNTERS: [&str; 31] = [
     "paired_xx",
     "paired_yy",
     "paired_xy",
+    "check_ins_sent",
+    "offers_suggested",
+    "offers_withheld",
+    "offers_made",
+    "offers_accepted",
+    "offer_value_made_minor",
+    "offer_cost_minor",
+    "offer_rated",
+    "offer_satisfied",
+    "offer_repeat",
+    "comparison_count",
+    "comparison_rated",
+    "comparison_satisfied",
+    "comparison_repeat",
 ];
 
 fn tenths(stars: f32) -> i64 {

@@ -1,0 +1,50 @@
+//! The table's stream → customer profiles: new ratings, new triggers, conversations closing and
+//! offer decisions fold into the customer's profile, each once; the first record that failed is
+//! reported (`ReportBatchItemFailures`) so the stream resumes there.
+
+use std::convert::Infallible;
+
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use feedback::Timestamp;
+use feedback::config::{ConfigError, Env};
+use feedback::customers::feedback::record_feedback_batch;
+use feedback_aws::dynamo::{self, DynamoProfileStore, read_feedback_record};
+use feedback_lambda::observe::emit_metrics;
+use serde_json::Value;
+
+pub struct App {
+    store: DynamoProfileStore,
+}
+
+impl App {
+    /// Cold start: settings, one client, a warm connection.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = Env::process().required("TABLE_NAME")?;
+        let client = dynamo::warm_client(&table).await;
+        Ok(Self::new(client, &table))
+    }
+
+    pub fn new(client: dynamo::Client, table: &str) -> Self {
+        App { store: DynamoProfileStore::new(client, table) }
+    }
+
+    /// Never fails as a whole: a batch that is not a stream event has no record to retry.
+    pub async fn handle(&self, event: Value) -> Result<DynamoDbEventResponse, Infallible> {
+        let records: Vec<_> =
+            event["Records"].as_array().map(|r| r.iter().map(read_feedback_record).collect()).unwrap_or_default();
+        let received = records.len();
+        let outcome = record_feedback_batch(&self.store, records, Timestamp::now()).await;
+        tracing::info!(
+            received, applied = outcome.applied, duplicates = outcome.duplicates, skipped = outcome.skipped,
+            failed_from = ?outcome.failed_from, "stream batch folded into profiles"
+        );
+        emit_metrics(&[("Function", "profile-feedback")], &[("FeedbackFolded", outcome.applied as f64, "Count")]);
+        let mut response = DynamoDbEventResponse::default();
+        if let Some(sequence) = outcome.failed_from {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
+    }
+}
