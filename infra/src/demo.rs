@@ -9,7 +9,11 @@
 //! and the demo needs them in past weeks.
 //!
 //! The story: delivery complaints climb to the top in the last full week (a courier problem),
-//! refund complaints fade, packaging damage appears. Deterministic: the same seed, the same demo.
+//! refund complaints fade, packaging damage appears. Customers have order histories (a few are
+//! VIPs); a delivery complaint comes with an order late against its promise, so the reply
+//! strategy calls for a recovery offer, which the demo storefront makes (or not) and customers
+//! accept (or not), and some order again afterwards: the report's offers and their payoff. This
+//! week's delayed orders get proactive apologies. Deterministic: the same seed, the same demo.
 
 use std::sync::Arc;
 
@@ -145,6 +149,9 @@ pub struct DemoSummary {
     pub follow_up_runs: usize,
     pub follow_ups_sent: usize,
     pub follow_up_answers: usize,
+    pub order_events: usize,
+    pub offers_suggested: usize,
+    pub offers_made: usize,
     pub report_week: Option<String>,
     pub seconds: f64,
 }
@@ -152,6 +159,7 @@ pub struct DemoSummary {
 struct Conversation {
     id: String,
     customer: String,
+    scenario: &'static str,
     at: Timestamp,
     text: String,
     escalation: Option<String>,
@@ -242,6 +250,7 @@ pub async fn seed(
             conversations.push(Conversation {
                 id: format!("demo-{}-{n:04}", summary.weeks[k]),
                 customer,
+                scenario,
                 at,
                 text,
                 escalation,
@@ -251,6 +260,44 @@ pub async fn seed(
         }
     }
     summary.conversations = conversations.len();
+
+    // Order histories: every customer's earlier order (one in six a VIP's), and for each
+    // delivery complaint the order it is about, shipped with a promise already missed; this
+    // week's late orders are also reported delayed (a proactive apology).
+    let first_monday_of_all = this_monday.checked_sub(jiff::Span::new().days(7 * weeks as i64))?;
+    let history_at = shanghai.to_timestamp(first_monday_of_all.at(10, 0, 0, 0))?;
+    let mut events = Vec::new();
+    for (i, customer) in customers.iter().enumerate() {
+        let total = if i % 6 == 5 { 6_000.0 } else { 50.0 + (i * 37 % 850) as f64 };
+        for (kind, days) in [("placed", 0), ("shipped", 1), ("delivered", 3)] {
+            events.push(json!({"event_id": format!("demo-hist-{customer}-{kind}"), "type": kind,
+                "order_id": format!("demo-o-{customer}-0"), "customer_id": customer,
+                "at": (history_at - jiff::SignedDuration::from_hours(24 * (20 - days))).to_string(), "total": total, "currency": "CNY",
+                "items": [{"sku": "sku-1", "category": if i % 3 == 0 { "电子产品" } else { "服饰" }, "quantity": 1, "unit_price": total}]}));
+        }
+    }
+    let this_week = summary.weeks.last().cloned().unwrap_or_default();
+    let mut after_chat = Vec::new();
+    for c in conversations.iter().filter(|c| c.scenario == "logistics") {
+        let order = format!("demo-o-{}", c.id);
+        let promise = (c.at - jiff::Span::new().hours(20)).to_string();
+        for (kind, hours) in [("placed", 120), ("shipped", 96)] {
+            events.push(json!({"event_id": format!("demo-{}-{kind}", c.id), "type": kind, "order_id": order,
+                "customer_id": c.customer, "at": (c.at - jiff::Span::new().hours(hours)).to_string(),
+                "total": 199.0, "currency": "CNY", "promised_delivery_at": promise, "carrier": "顺丰"}));
+        }
+        if c.id.contains(&this_week) {
+            events.push(json!({"event_id": format!("demo-{}-delayed", c.id), "type": "delayed", "order_id": order,
+                "customer_id": c.customer, "at": (c.at - jiff::Span::new().hours(2)).to_string(),
+                "promised_delivery_at": (c.at + jiff::Span::new().hours(48)).to_string()}));
+        }
+        let delivered = c.at + jiff::Span::new().hours(40);
+        if delivered < now {
+            after_chat.push(json!({"event_id": format!("demo-{}-delivered", c.id), "type": "delivered",
+                "order_id": order, "customer_id": c.customer, "at": delivered.to_string()}));
+        }
+    }
+    summary.order_events = post_order_events(base, &headers, &limit, events).await?;
 
     let mut calls = Vec::new();
     for c in &conversations {
@@ -262,15 +309,79 @@ pub async fn seed(
         }
         summary.messages += messages.len();
         calls.push(("POST", format!("{base}/conversations/{}/messages", c.id), json!({ "messages": messages })));
-        calls.push((
-            "POST",
-            format!("{base}/conversations/{}/close", c.id),
-            json!({"resolved": c.resolved, "closed_at": (c.at + jiff::Span::new().minutes(3)).to_string(),
-                   "customer_id": c.customer, "channel": "app"}),
-        ));
     }
-    run_calls(calls, &headers, &limit).await?;
+    let answers = run_calls(calls, &headers, &limit).await?;
+    // Closed after their messages are in (a close estimates the satisfaction from them).
+    let closes = conversations
+        .iter()
+        .map(|c| {
+            let body = json!({"resolved": c.resolved, "closed_at": (c.at + jiff::Span::new().minutes(3)).to_string(),
+                              "customer_id": c.customer, "channel": "app"});
+            ("POST", format!("{base}/conversations/{}/close", c.id), body)
+        })
+        .collect();
+    run_calls(closes, &headers, &limit).await?;
     tracing::info!(conversations = summary.conversations, seconds = started.elapsed().as_secs_f64(), "demo: chats");
+
+    // The storefront makes most offers the strategy suggests, customers accept most of those,
+    // and customers who got one order again more often than those who did not.
+    let mut rng = Rng(0x0ffe_4ed5);
+    let mut reports = Vec::new();
+    let mut offered: Vec<String> = Vec::new();
+    let mut accepted: Vec<String> = Vec::new();
+    for (url, answer) in &answers {
+        let Some(offer) = answer["strategy"]["offer"].as_object() else { continue };
+        let Some(id) = url.strip_prefix(&format!("{base}/conversations/")).and_then(|r| r.strip_suffix("/messages"))
+        else {
+            continue;
+        };
+        summary.offers_suggested += 1;
+        let made = rng.chance(if offer["by"] == "agent" { 0.6 } else { 0.85 });
+        let accepts = made && rng.chance(0.75);
+        let body = if made { json!({"made": true, "accepted": accepts}) } else { json!({"made": false}) };
+        if made {
+            summary.offers_made += 1;
+            offered.push(id.to_owned());
+        }
+        if accepts {
+            accepted.push(id.to_owned());
+        }
+        reports.push(("POST", format!("{base}/conversations/{id}/offer"), body));
+    }
+    run_calls(reports, &headers, &limit).await?;
+    // A customer who took the gesture rates the conversation better.
+    for c in conversations.iter_mut().filter(|c| accepted.contains(&c.id)) {
+        if let Some((stars, _, _)) = c.rating.as_mut() {
+            *stars = (*stars + 2).min(5);
+        }
+    }
+    // Repeat orders come days later, long after the profiles folded the offers in: wait for that
+    // (the table's stream), so the orders below meet the offers they follow.
+    let offered_customers: Vec<String> = conversations
+        .iter()
+        .filter(|c| offered.contains(&c.id))
+        .map(|c| c.customer.clone())
+        .collect();
+    for _ in 0..60 {
+        let mut folded = 0;
+        for customer in &offered_customers {
+            let profile = send("GET", &format!("{base}/customers/{customer}/profile"), &headers, "").await?;
+            folded += usize::from(profile.json()["feedback"]["offers_90d"].as_u64().unwrap_or(0) > 0);
+        }
+        if folded == offered_customers.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    for c in conversations.iter().filter(|c| c.scenario == "logistics") {
+        let again = c.at + jiff::SignedDuration::from_hours(24 * (3 + rng.below(20) as i64));
+        if again < now && rng.chance(if offered.contains(&c.id) { 0.55 } else { 0.3 }) {
+            after_chat.push(json!({"event_id": format!("demo-{}-again", c.id), "type": "placed",
+                "order_id": format!("demo-o-{}-again", c.id), "customer_id": c.customer, "at": again.to_string(),
+                "total": 129.0, "currency": "CNY"}));
+        }
+    }
+    summary.order_events += post_order_events(base, &headers, &limit, after_chat).await?;
 
     let ratings = feedback_aws::dynamo::DynamoRatingStore::new(dynamodb.clone(), table, 730);
     let mut writes = tokio::task::JoinSet::new();
@@ -324,6 +435,20 @@ pub async fn seed(
         day = day.checked_add(jiff::Span::new().days(3))?;
     }
 
+    // This week's apologies were queued when their delayed events arrived (now): the next run in
+    // Shanghai's daytime sends them. At night there that run is a few hours ahead; the demo plays
+    // it now, as of its time (the runner fires a schedule as of any time).
+    let local = shanghai.to_datetime(now);
+    let daytime = if (9..21).contains(&local.hour()) {
+        now
+    } else {
+        let morning = if local.hour() >= 21 { today.checked_add(jiff::Span::new().days(1))? } else { today };
+        shanghai.to_timestamp(morning.at(9, 30, 0, 0))?
+    };
+    let reply = send("POST", &format!("{base}/_local/schedules/FollowUpSchedule?time={daytime}"), &[], "").await?;
+    summary.follow_up_runs += 1;
+    summary.follow_ups_sent +=
+        reply.json()["follow_ups"].as_array().into_iter().flatten().filter(|f| f["result"]["outcome"] == "sent").count();
     tracing::info!(
         ratings = summary.ratings,
         sent = summary.follow_ups_sent,
@@ -379,11 +504,29 @@ async fn store_rating(
     Ok(())
 }
 
+/// Order events through `POST /orders/events`, 25 a call; how many were sent.
+async fn post_order_events(
+    base: &str,
+    headers: &[(&str, &str)],
+    limit: &Arc<Semaphore>,
+    events: Vec<Value>,
+) -> Result<usize, BoxError> {
+    let count = events.len();
+    // One customer's events in one call, in order (a profile is written one event at a time).
+    let calls = events
+        .chunks(feedback::customers::orders::ORDER_BATCH_MAX)
+        .map(|chunk| ("POST", format!("{base}/orders/events"), json!({ "events": chunk })))
+        .collect();
+    run_calls(calls, headers, limit).await?;
+    Ok(count)
+}
+
+/// Runs the calls (a few at a time) and returns each answer's JSON with its URL.
 async fn run_calls(
     calls: Vec<(&'static str, String, Value)>,
     headers: &[(&str, &str)],
     limit: &Arc<Semaphore>,
-) -> Result<(), BoxError> {
+) -> Result<Vec<(String, Value)>, BoxError> {
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let mut tasks = tokio::task::JoinSet::new();
     for (method, url, body) in calls {
@@ -406,15 +549,16 @@ async fn run_calls(
             match reply {
                 Ok(r) if r.status < 300 => {
                     drop(permit);
-                    Ok(())
+                    Ok((url, r.json()))
                 }
                 Ok(r) => Err(format!("{method} {url}: {} {}", r.status, String::from_utf8_lossy(&r.body))),
                 Err(e) => Err(format!("{method} {url}: {e}")),
             }
         });
     }
+    let mut answers = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        done??;
+        answers.push(done??);
     }
-    Ok(())
+    Ok(answers)
 }

@@ -70,7 +70,13 @@ async fn order_events_make_one_profile_and_a_complaint_about_the_late_order_gets
     let rules: Vec<&str> = strategy["reasons"].as_array().unwrap().iter().filter_map(|r| r["rule"].as_str()).collect();
     assert!(rules.contains(&"late_order") && rules.contains(&"severe"), "{rules:?}");
     let (status, again) = call(&sys, "GET", &format!("/conversations/{conv}/strategy"), None).await;
-    assert_eq!((status, &again), (200, strategy), "the same strategy read later");
+    assert_eq!(status, 200);
+    // Read later: the same decision and the same offer (decided once); the facts are as of now and
+    // the profile may meanwhile know of the complaint (through the stream).
+    for field in ["tone", "priority", "route", "apologise", "offer"] {
+        assert_eq!(again[field], strategy[field], "{field}: {again}");
+    }
+    assert_eq!(again["facts"][0]["order_id"], "o-1");
     let (status, _) = call(&sys, "GET", &format!("/conversations/{}/strategy", unique("c")), None).await;
     assert_eq!(status, 404);
 
@@ -175,4 +181,68 @@ async fn a_delayed_order_gets_one_apology_and_a_second_delay_none() {
     let run = fire((now + jiff::SignedDuration::from_hours(30)).to_string()).await;
     assert_eq!(run["sent"], 0, "the fatigue budget: {run}");
     assert_eq!(mails(infra::local::moto::data(&sys.moto_url).await.unwrap()).len(), 1);
+}
+
+/// A recovery offer end to end: a complaint about a late order gets a coupon in the strategy; the
+/// storefront reports it made and accepted (once; a contradiction is refused); the rating, the
+/// trigger and the offer reach the customer's profile through the table's stream; and the rating
+/// and a repeat order count as the offer's payoff in its week.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_is_suggested_reported_folded_into_the_profile_and_paid_off() {
+    let sys = RunningSystem::start();
+    let customer = unique("u");
+    let now = jiff::Timestamp::now();
+    let ago = |hours: i64| (now - jiff::SignedDuration::from_hours(hours)).to_string();
+    let shipped = json!({"events": [{"event_id": format!("{customer}-1"), "type": "shipped", "order_id": "o-1",
+        "customer_id": customer, "at": ago(72), "total": 99.0, "currency": "CNY", "promised_delivery_at": ago(24)}]});
+    assert_eq!(call(&sys, "POST", "/orders/events", Some(shipped)).await.0, 200);
+    // A conversation outside the held-out share (10% by default, by the conversation's id).
+    let conv = (0..).map(|_| unique("c")).find(|c| !feedback::customers::offers::held_out(c, 10)).unwrap();
+    let complaint = json!({"messages": [{"message_id": "m-1", "role": "customer", "text": "快递到现在还没到，太慢了，一直没解决",
+        "sent_at": ago(0), "customer_id": customer, "channel": "app"}]});
+    let (status, answer) = call(&sys, "POST", &format!("/conversations/{conv}/messages"), Some(complaint)).await;
+    assert_eq!(status, 200, "{answer}");
+    let offer = &answer["strategy"]["offer"];
+    assert_eq!(
+        (&offer["kind"], &offer["value"], &offer["by"], &offer["state"]),
+        (&json!("coupon"), &json!(20.0), &json!("bot"), &json!("suggested")),
+        "{answer}"
+    );
+
+    let path = format!("/conversations/{conv}/offer");
+    let made = json!({"made": true, "accepted": true});
+    let (status, reported) = call(&sys, "POST", &path, Some(made.clone())).await;
+    assert_eq!((status, &reported["offer"]["state"]), (200, &json!("accepted")), "{reported}");
+    assert_eq!(call(&sys, "POST", &path, Some(made)).await, (200, reported), "the storefront's retry");
+    let (status, contradiction) = call(&sys, "POST", &path, Some(json!({"made": false}))).await;
+    assert_eq!((status, contradiction["type"].as_str()), (409, Some("urn:feedback-loop:problem:offer-contradiction")));
+    let (status, bad) = call(&sys, "POST", &path, Some(json!({"made": "yes", "value": 5}))).await;
+    assert_eq!(status, 422, "{bad}");
+    let (status, none) = call(&sys, "POST", &format!("/conversations/{}/offer", unique("c")), Some(json!({"made": true}))).await;
+    assert_eq!((status, none["type"].as_str()), (404, Some("urn:feedback-loop:problem:no-offer")));
+
+    let rating = json!({"conversation_id": conv, "customer_id": customer, "stars": 5, "channel": "app"});
+    assert_eq!(call(&sys, "POST", "/ratings", Some(rating)).await.0, 201);
+    let reorder = || json!({"events": [{"event_id": format!("{customer}-2"), "type": "placed", "order_id": "o-2",
+        "customer_id": customer, "at": jiff::Timestamp::now().to_string(), "total": 59.0, "currency": "CNY"}]});
+    // The stream folds the offer, the trigger and the rating into the profile (within seconds).
+    let mut profile = Value::Null;
+    for _ in 0..80 {
+        profile = call(&sys, "GET", &format!("/customers/{customer}/profile"), None).await.1;
+        if profile["feedback"]["ratings"] == 1 && profile["feedback"]["offers_90d"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let feedback = &profile["feedback"];
+    assert_eq!((&feedback["ratings"], &feedback["average_stars"], &feedback["offers_90d"]), (&json!(1), &json!(5.0), &json!(1)), "{profile}");
+    assert!(feedback["last_trigger"]["category"].is_string(), "{profile}");
+    assert_eq!(call(&sys, "POST", "/orders/events", Some(reorder())).await.0, 200);
+
+    let week = feedback::time::IsoWeek::of(now, &feedback::config::WeekSettings::default().shop_time_zone).to_string();
+    let reports =
+        feedback_aws::dynamo::DynamoReportStore::new(sys.dynamodb().await, "FeedbackTable", Default::default());
+    let offers = feedback::reporting::ReportStore::week_figures(&reports, &week).await.unwrap().all.offers;
+    assert_eq!((offers.suggested, offers.made, offers.accepted, offers.cost_minor), (1, 1, 1, 2_000));
+    assert_eq!((offers.offered_rated, offers.offered_satisfied, offers.offered_repeat), (1, 1, 1), "{offers:?}");
 }

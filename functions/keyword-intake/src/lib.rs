@@ -86,6 +86,9 @@ impl App {
         };
         let conversation_id = batch.conversation_id.clone();
         let customer_id = batch.customer_id.clone();
+        // The strategy as of the batch's last message (a late delivery or a backfill is judged,
+        // and its offer budgeted, in the week it was written), never later than now.
+        let as_of = batch.messages.iter().map(|m| m.sent_at).max().unwrap_or(now).min(now);
         match record_messages(&self.store, &self.alerts, self.rules, &self.settings, batch, now).await {
             Ok(recorded) => {
                 let created = recorded.messages.iter().filter(|m| m.stored == MessageStored::Created).count();
@@ -119,7 +122,7 @@ impl App {
                     &conversation_id,
                     Some(&customer_id),
                     trigger,
-                    now,
+                    as_of,
                 )
                 .await;
                 let mut answer = serde_json::to_value(&recorded).unwrap_or_default();

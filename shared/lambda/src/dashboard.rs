@@ -327,7 +327,11 @@ mod view {
     ) -> Result<String, ViewError> {
         let parsed = IsoWeek::parse(week);
         let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
-        let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now);
+        let settled = parsed
+            .map(|w| w.before(feedback::insights::weekly::OFFERS_SETTLE_WEEKS).to_string())
+            .unwrap_or_default();
+        let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now)
+            .with_settled_offers(&store.week_figures(&settled).await?);
         let trend_weeks: Vec<String> =
             parsed.into_iter().flat_map(|w| (0..TREND_WEEKS).rev().map(move |n| w.before(n).to_string())).collect();
         let trend = store.headlines(&trend_weeks).await?;
@@ -426,6 +430,13 @@ mod view {
                 section {
                     h2 { "Since last week" }
                     ul { @for c in &r.changes { li { (c) } } }
+                }
+            }
+            @let proactive = r.proactive_lines();
+            @if !proactive.is_empty() {
+                section #offers {
+                    h2 { "Offers and proactive messages" }
+                    ul { @for line in &proactive { li { (line) } } }
                 }
             }
         };

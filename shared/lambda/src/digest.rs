@@ -83,6 +83,13 @@ pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
     if let Some(estimated) = h.estimated.sentence() {
         out.push_str(&format!("{estimated}\n"));
     }
+    let proactive = r.proactive_lines();
+    if !proactive.is_empty() {
+        out.push_str("\nOffers and proactive messages:\n");
+        for line in &proactive {
+            out.push_str(&format!("- {line}\n"));
+        }
+    }
     if !r.changes.is_empty() {
         out.push_str("\nSince last week:\n");
         for c in &r.changes {
@@ -148,6 +155,11 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                         }
                         @if let Some(estimated) = h.estimated.sentence() {
                             p style="margin:0 0 16px" { (estimated) }
+                        }
+                        @let proactive = r.proactive_lines();
+                        @if !proactive.is_empty() {
+                            h2 style=(H2) { "Offers and proactive messages" }
+                            ul style="margin:0;padding-left:20px" { @for line in &proactive { li { (line) } } }
                         }
                         @if !r.changes.is_empty() {
                             h2 style=(H2) { "Since last week" }

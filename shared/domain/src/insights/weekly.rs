@@ -297,7 +297,130 @@ pub struct Headline {
     /// Estimated satisfaction over every conversation closed this week (not only the rated ones).
     #[serde(default)]
     pub estimated: Estimated,
+    /// VIP check-ins sent this week.
+    #[serde(default)]
+    pub check_ins_sent: u64,
+    /// Recovery offers decided this week (their payoff so far: ratings and repeat orders keep
+    /// being counted into this week for 30 days; see `WeeklyReport::settled_offers`).
+    #[serde(default)]
+    pub offers: OfferSummary,
 }
+
+/// A week's recovery offers in numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferSummary {
+    pub suggested: u64,
+    pub withheld: u64,
+    pub made: u64,
+    pub accepted: u64,
+    /// Major units: the value of the offers made, and of those accepted (their cost).
+    pub value_made: f64,
+    pub cost: f64,
+    /// Customers who were made an offer, and the comparison: the rules called for one and none
+    /// was made (held out, over budget, or not made).
+    pub offered: Cohort,
+    pub comparison: Cohort,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cohort {
+    pub customers: u64,
+    /// Of them, how many rated the conversation, and the share of those with 4–5★.
+    pub rated: u64,
+    pub csat_pct: Option<f64>,
+    /// How many ordered again within 30 days, and their share.
+    pub repeat: u64,
+    pub repeat_pct: Option<f64>,
+}
+
+/// Both sides need at least this many customers before they are compared.
+pub const PAYOFF_MIN_CUSTOMERS: u64 = 5;
+
+impl Cohort {
+    fn of(customers: u64, rated: u64, satisfied: u64, repeat: u64) -> Cohort {
+        Cohort { customers, rated, csat_pct: pct(satisfied, rated), repeat, repeat_pct: pct(repeat, customers) }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} customers, CSAT {} of {} rated, {} ordered again within 30 days",
+            self.customers,
+            self.csat_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+            self.rated,
+            self.repeat_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+        )
+    }
+}
+
+impl OfferSummary {
+    pub fn of(o: &OfferCounts) -> OfferSummary {
+        OfferSummary {
+            suggested: o.suggested,
+            withheld: o.withheld,
+            made: o.made,
+            accepted: o.accepted,
+            value_made: o.value_made_minor as f64 / 100.0,
+            cost: o.cost_minor as f64 / 100.0,
+            offered: Cohort::of(o.made, o.offered_rated, o.offered_satisfied, o.offered_repeat),
+            comparison: Cohort::of(o.comparison, o.comparison_rated, o.comparison_satisfied, o.comparison_repeat),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.suggested == 0 && self.withheld == 0
+    }
+
+    /// What the offers did this week, in one sentence; none without offers.
+    pub fn activity(&self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            format!(
+                "Recovery offers: {} suggested, {} made ({}), {} accepted (cost {}), {} withheld by the guard rails.",
+                self.suggested,
+                self.made,
+                money((self.value_made * 100.0).round() as i64),
+                self.accepted,
+                money((self.cost * 100.0).round() as i64),
+                self.withheld
+            )
+        })
+    }
+
+    /// Whether the offers paid off: the offered customers against the comparison; "too few" until
+    /// both sides have `PAYOFF_MIN_CUSTOMERS`.
+    pub fn payoff(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let (a, b) = (&self.offered, &self.comparison);
+        if a.customers < PAYOFF_MIN_CUSTOMERS || b.customers < PAYOFF_MIN_CUSTOMERS {
+            return Some(format!(
+                "Too few to compare yet: {} offered, {} in the comparison (at least {PAYOFF_MIN_CUSTOMERS} each).",
+                a.customers, b.customers
+            ));
+        }
+        let lift = |x: Option<f64>, y: Option<f64>| match (x, y) {
+            (Some(x), Some(y)) => format!("{:+.1} pts", x - y),
+            _ => "–".to_owned(),
+        };
+        Some(format!(
+            "With an offer: {}. Without (comparison): {}. Difference: CSAT {}, repeat orders {}.",
+            a.describe(),
+            b.describe(),
+            lift(a.csat_pct, b.csat_pct),
+            lift(a.repeat_pct, b.repeat_pct)
+        ))
+    }
+}
+
+/// The offers of a week whose 30 days of payoff are over (five weeks back), in a later report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettledOffers {
+    pub week: String,
+    pub offers: OfferSummary,
+}
+
+/// How many weeks back a week's offers have had their 30 days.
+pub const OFFERS_SETTLE_WEEKS: i64 = 5;
 
 /// Mergeable sums for a correlation: Σx, Σy, Σx², Σy², Σxy (x expected, y given stars, tenths).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -504,6 +627,8 @@ impl Headline {
             follow_ups_sent: all.follow_ups_sent,
             reminders_sent: all.reminders_sent,
             apologies_sent: all.apologies_sent,
+            check_ins_sent: all.check_ins_sent,
+            offers: OfferSummary::of(&all.offers),
             follow_up_answers: all.follow_up_answers,
             response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
             estimated: Estimated {
@@ -778,6 +903,44 @@ pub struct WeeklyReport {
     pub why_first: Option<String>,
     /// No feedback at all this week.
     pub empty: bool,
+    /// The offers of the week `OFFERS_SETTLE_WEEKS` back, whose payoff is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_offers: Option<SettledOffers>,
+}
+
+impl WeeklyReport {
+    /// "Offers and proactive messages", as sentences (the digest and the dashboard show the same);
+    /// empty when there were none.
+    pub fn proactive_lines(&self) -> Vec<String> {
+        let h = &self.headline;
+        let mut out = Vec::new();
+        if h.apologies_sent + h.check_ins_sent > 0 {
+            out.push(format!(
+                "Reached out before being asked: {} apolog{} for delayed or late orders, {} check-in{} with VIPs left unhappy.",
+                h.apologies_sent,
+                if h.apologies_sent == 1 { "y" } else { "ies" },
+                h.check_ins_sent,
+                if h.check_ins_sent == 1 { "" } else { "s" }
+            ));
+        }
+        out.extend(h.offers.activity());
+        if let Some(payoff) = h.offers.payoff() {
+            out.push(format!("This week's offers so far (ratings and repeat orders count for 30 days): {payoff}"));
+        }
+        if let Some(settled) = &self.settled_offers
+            && let Some(payoff) = settled.offers.payoff()
+        {
+            out.push(format!("Offers of {} (30 days on): {payoff}", settled.week));
+        }
+        out
+    }
+
+    /// Adds the offers of `settled` (the week `OFFERS_SETTLE_WEEKS` back), if it had any.
+    pub fn with_settled_offers(mut self, settled: &WeekFigures) -> Self {
+        let offers = OfferSummary::of(&settled.all.offers);
+        self.settled_offers = (!offers.is_empty()).then(|| SettledOffers { week: settled.week.clone(), offers });
+        self
+    }
 }
 
 /// Builds the report of `current`, comparing with `previous` (the week before).
@@ -801,6 +964,7 @@ pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at:
         headline,
         previous: previous_headline,
         issues,
+        settled_offers: None,
     }
 }
 
@@ -927,6 +1091,43 @@ mod tests {
         let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
         assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["c", "a", "b"]);
         assert!(ranked[1].reasons.last().unwrap().starts_with("Little evidence yet"));
+    }
+
+    #[test]
+    fn offers_are_compared_only_with_enough_customers_on_both_sides() {
+        let mut all = Counts::default();
+        for (name, value) in [
+            ("offers_suggested", 12),
+            ("offers_withheld", 4),
+            ("offers_made", 10),
+            ("offers_accepted", 8),
+            ("offer_value_made_minor", 20_000),
+            ("offer_cost_minor", 16_000),
+            ("offer_rated", 6),
+            ("offer_satisfied", 5),
+            ("offer_repeat", 4),
+            ("comparison_count", 4),
+            ("comparison_rated", 3),
+            ("comparison_satisfied", 1),
+            ("comparison_repeat", 1),
+            ("apologies_sent", 3),
+            ("check_ins_sent", 1),
+        ] {
+            assert!(all.add_counter(name, value), "{name}");
+        }
+        let week = WeekFigures { week: "2026-W48".into(), all: all.clone(), types: BTreeMap::new() };
+        let report = build_report(&week, &WeekFigures::default(), "2026-11-30T01:00:00Z".parse().unwrap());
+        let lines = report.proactive_lines();
+        assert!(lines[0].contains("3 apologies") && lines[0].contains("1 check-in "), "{lines:?}");
+        assert!(lines[1].contains("¥200") && lines[1].contains("cost ¥160"), "{lines:?}");
+        assert!(lines[2].contains("Too few to compare yet: 10 offered, 4 in the comparison"), "{lines:?}");
+        all.add_counter("comparison_count", 1);
+        let settled = WeekFigures { week: "2026-W43".into(), all, types: BTreeMap::new() };
+        let report = report.with_settled_offers(&settled);
+        let last = report.proactive_lines().pop().unwrap();
+        // Offered: 5 of 6 rated satisfied (83.3%), 4 of 10 again (40%); comparison: 1 of 3 (33.3%), 1 of 5 (20%).
+        assert!(last.starts_with("Offers of 2026-W43 (30 days on): With an offer: 10 customers, CSAT 83.3%"), "{last}");
+        assert!(last.ends_with("Difference: CSAT +50.0 pts, repeat orders +20.0 pts."), "{last}");
     }
 
     #[test]

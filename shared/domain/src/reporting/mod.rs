@@ -159,7 +159,9 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
         Some(report) => (report, false),
         None => {
             let previous = ended.before(1).to_string();
-            let built = build_report(&store.week_figures(&week).await?, &store.week_figures(&previous).await?, now);
+            let settled = ended.before(crate::insights::weekly::OFFERS_SETTLE_WEEKS).to_string();
+            let built = build_report(&store.week_figures(&week).await?, &store.week_figures(&previous).await?, now)
+                .with_settled_offers(&store.week_figures(&settled).await?);
             let stored = store.save_report(&built).await?;
             let created = stored == built;
             (stored, created)
