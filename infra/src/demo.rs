@@ -357,11 +357,8 @@ pub async fn seed(
     }
     // Repeat orders come days later, long after the profiles folded the offers in: wait for that
     // (the table's stream), so the orders below meet the offers they follow.
-    let offered_customers: Vec<String> = conversations
-        .iter()
-        .filter(|c| offered.contains(&c.id))
-        .map(|c| c.customer.clone())
-        .collect();
+    let offered_customers: Vec<String> =
+        conversations.iter().filter(|c| offered.contains(&c.id)).map(|c| c.customer.clone()).collect();
     for _ in 0..60 {
         let mut folded = 0;
         for customer in &offered_customers {
@@ -447,8 +444,12 @@ pub async fn seed(
     };
     let reply = send("POST", &format!("{base}/_local/schedules/FollowUpSchedule?time={daytime}"), &[], "").await?;
     summary.follow_up_runs += 1;
-    summary.follow_ups_sent +=
-        reply.json()["follow_ups"].as_array().into_iter().flatten().filter(|f| f["result"]["outcome"] == "sent").count();
+    summary.follow_ups_sent += reply.json()["follow_ups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["result"]["outcome"] == "sent")
+        .count();
     tracing::info!(
         ratings = summary.ratings,
         sent = summary.follow_ups_sent,

@@ -218,13 +218,16 @@ async fn an_offer_is_suggested_reported_folded_into_the_profile_and_paid_off() {
     assert_eq!((status, contradiction["type"].as_str()), (409, Some("urn:feedback-loop:problem:offer-contradiction")));
     let (status, bad) = call(&sys, "POST", &path, Some(json!({"made": "yes", "value": 5}))).await;
     assert_eq!(status, 422, "{bad}");
-    let (status, none) = call(&sys, "POST", &format!("/conversations/{}/offer", unique("c")), Some(json!({"made": true}))).await;
+    let (status, none) =
+        call(&sys, "POST", &format!("/conversations/{}/offer", unique("c")), Some(json!({"made": true}))).await;
     assert_eq!((status, none["type"].as_str()), (404, Some("urn:feedback-loop:problem:no-offer")));
 
     let rating = json!({"conversation_id": conv, "customer_id": customer, "stars": 5, "channel": "app"});
     assert_eq!(call(&sys, "POST", "/ratings", Some(rating)).await.0, 201);
-    let reorder = || json!({"events": [{"event_id": format!("{customer}-2"), "type": "placed", "order_id": "o-2",
-        "customer_id": customer, "at": jiff::Timestamp::now().to_string(), "total": 59.0, "currency": "CNY"}]});
+    let reorder = || {
+        json!({"events": [{"event_id": format!("{customer}-2"), "type": "placed", "order_id": "o-2",
+        "customer_id": customer, "at": jiff::Timestamp::now().to_string(), "total": 59.0, "currency": "CNY"}]})
+    };
     // The stream folds the offer, the trigger and the rating into the profile (within seconds).
     let mut profile = Value::Null;
     for _ in 0..80 {
@@ -235,7 +238,11 @@ async fn an_offer_is_suggested_reported_folded_into_the_profile_and_paid_off() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     let feedback = &profile["feedback"];
-    assert_eq!((&feedback["ratings"], &feedback["average_stars"], &feedback["offers_90d"]), (&json!(1), &json!(5.0), &json!(1)), "{profile}");
+    assert_eq!(
+        (&feedback["ratings"], &feedback["average_stars"], &feedback["offers_90d"]),
+        (&json!(1), &json!(5.0), &json!(1)),
+        "{profile}"
+    );
     assert!(feedback["last_trigger"]["category"].is_string(), "{profile}");
     assert_eq!(call(&sys, "POST", "/orders/events", Some(reorder())).await.0, 200);
 

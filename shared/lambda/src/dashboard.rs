@@ -327,9 +327,8 @@ mod view {
     ) -> Result<String, ViewError> {
         let parsed = IsoWeek::parse(week);
         let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
-        let settled = parsed
-            .map(|w| w.before(feedback::insights::weekly::OFFERS_SETTLE_WEEKS).to_string())
-            .unwrap_or_default();
+        let settled =
+            parsed.map(|w| w.before(feedback::insights::weekly::OFFERS_SETTLE_WEEKS).to_string()).unwrap_or_default();
         let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now)
             .with_settled_offers(&store.week_figures(&settled).await?);
         let trend_weeks: Vec<String> =
