@@ -63,5 +63,8 @@ async fn a_posted_rating_is_analysed_within_seconds() {
     }
     assert_eq!(items, 1);
     let listing = send("GET", &format!("{}/_local/", sys.base_url), &[], "").await.unwrap().json();
-    assert_eq!(listing["streams"].as_array().unwrap().len(), 1, "{listing}");
+    // The table's one stream, read by two event source mappings (the analysis and the profiles).
+    let streams = listing["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 2, "{listing}");
+    assert!(streams.iter().all(|s| s == &streams[0] && s.as_str().unwrap().contains("table/FeedbackTable/stream")));
 }

@@ -32,8 +32,9 @@ async fn call(sys: &RunningSystem, method: &str, path: &str, body: Value) -> Val
     reply.json()
 }
 
-/// A follow-up e-mail sent for real (its rating and unsubscribe tokens) and last week's report.
-async fn seed(sys: &RunningSystem) -> (String, String, String) {
+/// A follow-up e-mail sent for real (its rating and unsubscribe tokens), last week's report and a
+/// suggested offer.
+async fn seed(sys: &RunningSystem) -> Seeded {
     let today = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now()).date();
     let day = |offset: i64| today.checked_add(jiff::Span::new().days(offset)).unwrap();
     call(
@@ -70,7 +71,32 @@ async fn seed(sys: &RunningSystem) -> (String, String, String) {
         text.split(path).nth(1).unwrap().split(['>', '\r', '\n', ' ']).next().unwrap().to_owned()
     };
     let week = feedback::time::IsoWeek::of_date(day(0)).before(1).to_string();
-    (token(&mail.text, "/r/"), token(mail.list_unsubscribe.as_deref().unwrap(), "/u/"), week)
+    // A suggested offer: a complaint about a late order, in a conversation outside the held-out share.
+    let now = jiff::Timestamp::now();
+    let shipped = json!({"events": [{"event_id": "e-api-1", "type": "shipped", "order_id": "o-api", "customer_id": "u-api",
+        "at": (now - jiff::SignedDuration::from_hours(72)).to_string(),
+        "promised_delivery_at": (now - jiff::SignedDuration::from_hours(24)).to_string()}]});
+    call(sys, "POST", "/orders/events", shipped).await;
+    let offer =
+        (0..).map(|n| format!("c-api-offer-{n}")).find(|c| !feedback::customers::offers::held_out(c, 10)).unwrap();
+    let complaint = json!({"messages": [{"message_id": "m-1", "role": "customer", "text": "快递到现在还没到，太慢了，一直没解决",
+        "sent_at": now.to_string(), "customer_id": "u-api", "channel": "app"}]});
+    let answer = call(sys, "POST", &format!("/conversations/{offer}/messages"), complaint).await;
+    assert_eq!(answer["strategy"]["offer"]["state"], "suggested", "{answer}");
+    Seeded {
+        rate: token(&mail.text, "/r/"),
+        unsubscribe: token(mail.list_unsubscribe.as_deref().unwrap(), "/u/"),
+        week,
+        offer,
+    }
+}
+
+/// What the test seeds for schemathesis to start from.
+struct Seeded {
+    rate: String,
+    unsubscribe: String,
+    week: String,
+    offer: String,
 }
 
 fn repo() -> PathBuf {
@@ -89,7 +115,7 @@ fn schemathesis() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_api_keeps_to_openapi_yaml() {
     let sys = RunningSystem::start();
-    let (rate, unsubscribe, week) = seed(&sys).await;
+    let Seeded { rate, unsubscribe, week, offer } = seed(&sys).await;
     let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261201".into());
     let mut cmd = Command::new(schemathesis());
@@ -112,12 +138,19 @@ async fn the_running_api_keeps_to_openapi_yaml() {
     if seed != "random" {
         cmd.args(["--seed", &seed]);
     }
-    cmd.env("LINK_RATE_TOKEN", rate).env("LINK_UNSUBSCRIBE_TOKEN", unsubscribe).env("REPORT_WEEK", week);
+    cmd.env("LINK_RATE_TOKEN", rate)
+        .env("LINK_UNSUBSCRIBE_TOKEN", unsubscribe)
+        .env("REPORT_WEEK", week)
+        .env("OFFER_CONVERSATION", offer);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("schemathesis runs")).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect::<Vec<_>>().join("\n");
     println!("{summary}");
     assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let generated = summary.lines().find(|l| l.contains("generated")).unwrap_or_default();
+    // "1959 generated, 1959 passed, ..." (a warning may mention generated data too).
+    let generated = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()) && l.contains(" generated"))
+        .unwrap_or_default();
     assert!(generated.contains(" passed"), "no test cases ran: {generated}");
 }
