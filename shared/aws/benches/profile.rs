@@ -1,6 +1,7 @@
 //! `GET /customers/{id}/profile` without the network: the stored item read back (serde_dynamo),
-//! the view at now (lateness, tier, churn) and the JSON answer, for a busy customer (25 open
-//! orders, 20 recent closed ones, 20 categories). Target: p99 <= 20 ms. Prints p50/p99/max over
+//! the view at now (lateness, tier, churn, feedback) and the JSON answer, for a busy customer (25
+//! open orders, 20 recent closed ones, 20 categories, a full 90 days of feedback marks). Target:
+//! p99 <= 20 ms. Prints p50/p99/max over
 //! 20,000 requests (`cargo bench -p feedback-aws --bench profile`).
 
 use std::hint::black_box;
@@ -36,6 +37,30 @@ fn busy_profile(now: Timestamp) -> CustomerProfile {
         };
         p.apply(&e, at);
     }
+    // As many feedback marks as a profile keeps: ratings, triggers, closes and offers.
+    use feedback::customers::feedback::{FeedbackEvent, OfferGroup};
+    for n in 0..60i64 {
+        let at = now - jiff::SignedDuration::from_hours(24 * 80 - n * 24);
+        let conversation_id = format!("c-{n}");
+        let e = match n % 4 {
+            0 => FeedbackEvent::Rated { conversation_id, stars: (n % 5 + 1) as u8, at },
+            1 => FeedbackEvent::Triggered {
+                conversation_id,
+                category: "complaint".into(),
+                severity: feedback::analysis::triggers::Severity::High,
+                at,
+            },
+            2 => FeedbackEvent::Closed { conversation_id, resolved: n % 3 == 0, at, expected_stars: Some(2.6), unhappy: true },
+            _ => FeedbackEvent::Offer {
+                conversation_id,
+                week: "2026-W40".into(),
+                group: OfferGroup::Offered,
+                value_minor: 2_000,
+                at,
+            },
+        };
+        p.feedback.apply(&e, now);
+    }
     p
 }
 
@@ -58,8 +83,10 @@ fn main() {
     took.sort();
     let at = |q: f64| took[((took.len() as f64 * q) as usize).min(took.len() - 1)];
     println!(
-        "profile read + view + strategy + JSON ({} orders kept, {bytes} bytes answered): p50 {:?}, p99 {:?}, max {:?}",
+        "profile read + view + strategy + JSON ({} orders and {} feedback marks kept, {} bytes stored as JSON, {bytes} bytes answered): p50 {:?}, p99 {:?}, max {:?}",
         busy_profile(now).orders.len(),
+        busy_profile(now).feedback.marks.len(),
+        serde_json::to_string(&busy_profile(now)).unwrap().len(),
         at(0.50),
         at(0.99),
         took.last().unwrap()
