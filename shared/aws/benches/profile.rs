@@ -50,7 +50,13 @@ fn busy_profile(now: Timestamp) -> CustomerProfile {
                 severity: feedback::analysis::triggers::Severity::High,
                 at,
             },
-            2 => FeedbackEvent::Closed { conversation_id, resolved: n % 3 == 0, at, expected_stars: Some(2.6), unhappy: true },
+            2 => FeedbackEvent::Closed {
+                conversation_id,
+                resolved: n % 3 == 0,
+                at,
+                expected_stars: Some(2.6),
+                unhappy: true,
+            },
             _ => FeedbackEvent::Offer {
                 conversation_id,
                 week: "2026-W40".into(),
