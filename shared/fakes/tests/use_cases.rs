@@ -831,15 +831,23 @@ async fn a_failing_offer_store_leaves_the_offer_out_and_says_so() {
 }
 
 /// A VIP whose conversation closed unresolved and unhappy gets a personal check-in (once, no
-/// reminder, counted as a check-in) where anyone else gets the plain rating request; a VIP whose
-/// unresolved conversation was calm gets the plain request too.
+/// reminder, counted as a check-in; neither a rating given nor an open refund holds it back) where
+/// anyone else gets the plain rating request; a VIP whose unresolved conversation was calm gets the
+/// plain request too.
 #[tokio::test]
 async fn an_unhappy_vip_gets_a_check_in_instead_of_a_rating_request() {
-    use feedback::customers::orders::OrderEventKind::Delivered;
+    use feedback::customers::orders::OrderEventKind::{Delivered, RefundRequested};
     let (store, outbox) = (InMemory::default(), Outbox::default());
     for (customer, conversation, unhappy) in
         [("u-vip", "c-vip", true), ("u-reg", "c-reg", true), ("u-calm", "c-calm", false)]
     {
+        if customer == "u-vip" {
+            // The VIP rated the chat 1 star and has a refund open: neither stops a check-in.
+            store.insert_rating(&rating(conversation, customer, 1, None, "2026-11-18T03:01:00Z")).await.unwrap();
+            let mut refund = order("u-vip-r", RefundRequested, customer, "2026-11-17T02:00:00Z");
+            (refund.order_id, refund.total_minor) = ("o-2".into(), None);
+            feedback::customers::record_order_events(&store, &[refund], at("2026-11-17T02:00:00Z")).await.unwrap();
+        }
         let total = if customer == "u-reg" { 9_900 } else { 900_000 };
         let mut delivered = order(&format!("{customer}-e1"), Delivered, customer, "2026-11-10T02:00:00Z");
         delivered.total_minor = Some(total);
@@ -858,7 +866,7 @@ async fn an_unhappy_vip_gets_a_check_in_instead_of_a_rating_request() {
             _ => None,
         })
     };
-    let vip = subject_to("u-vip@example.com").expect("the VIP is written to");
+    let vip = subject_to("u-vip@example.com").unwrap_or_else(|| panic!("the VIP is written to: {run:?}"));
     assert!(vip.subject.contains("跟进"), "{}", vip.subject);
     assert!(
         vip.text.contains("资深客服") && vip.text.contains("/r/"),

@@ -714,9 +714,19 @@ async fn follow_up_one(
             return Ok(RunOutcome::Skipped { reason: "not_late" });
         }
     }
+    // A VIP whose conversation closed unresolved and unhappy: a personal check-in instead of a
+    // rating request, whether or not they rated, and not held back by their order trouble (that
+    // is what a check-in is for).
+    let check_in = f.kind == FollowUpKind::First
+        && f.unhappy
+        && facts
+            .as_ref()
+            .and_then(|c| c.profile.as_ref())
+            .is_some_and(|p| p.view(&settings.tiers, now).tier == crate::customers::ValueTier::Vip);
+    let rated = rated && !check_in;
     // Held while an order is late or a refund open (not when already rated: nothing to ask then;
-    // not an apology: that is what it is for).
-    let asks_to_rate = f.kind != FollowUpKind::Apology;
+    // not an apology or a check-in: that is what they are for).
+    let asks_to_rate = f.kind != FollowUpKind::Apology && !check_in;
     if let Some(reason) = facts.as_ref().and_then(|c| c.hold(now)).filter(|_| !rated && asks_to_rate) {
         let since = f.held_since.unwrap_or(now);
         if now.duration_since(since) > jiff::SignedDuration::from_hours(24 * HOLD_MAX_DAYS) {
@@ -763,11 +773,6 @@ async fn follow_up_one(
             let unsubscribe_url = format!("{base}/u/{unsubscribe_token}");
             let reminder = f.kind == FollowUpKind::Reminder;
             // A VIP whose conversation closed unresolved and unhappy: a personal check-in.
-            let check_in = f.kind == FollowUpKind::First
-                && f.unhappy
-                && c.profile
-                    .as_ref()
-                    .is_some_and(|p| p.view(&settings.tiers, now).tier == crate::customers::ValueTier::Vip);
             let message = match &f.apology {
                 None if check_in => compose_check_in(language, &settings.shop_name, &rate_url, &unsubscribe_url),
                 Some(apology) => {
