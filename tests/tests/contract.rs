@@ -108,3 +108,9 @@ async fn feedback_and_payoff() {
     let reports = DynamoReportStore::new(client.clone(), &table, WeekSettings::default());
     contract::feedback_and_payoff(&feedback_aws::dynamo::DynamoProfileStore::new(client, &table), &reports).await;
 }
+
+#[tokio::test]
+async fn scorecards() {
+    let t = table().await;
+    contract::scorecards(&t.conversations, &t.ratings, &t.reports).await;
+}

@@ -84,6 +84,7 @@ impl World {
             customer_id: Some(customer.into()),
             channel: Some(Channel::App),
             locale: Some("zh-CN".into()),
+            agent_id: None,
         };
         store.close(&closing, None, Some(at(closed_at) + jiff::SignedDuration::from_hours(24))).await.unwrap();
         conv

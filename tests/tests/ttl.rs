@@ -33,6 +33,7 @@ async fn old_reported_times_do_not_make_items_expire_at_once() {
         customer_id: Some("u-1".into()),
         channel: Some(Channel::App),
         locale: None,
+        agent_id: None,
     };
     store.close(&closing, None, Some(closing.closed_at + jiff::SignedDuration::from_hours(24))).await.unwrap();
     let items = conversation_items(&client, &table, &conv).await;

@@ -221,7 +221,7 @@ async fn bot_messages_and_other_entities_are_skipped() {
     let mut w = world().await;
     let store = DynamoConversationStore::new(w.client.clone(), &w.table, 180);
     let conv = unique("c");
-    store.claim_for_customer(&conv, "u-1", Channel::App, Timestamp::now()).await.unwrap();
+    store.claim_for_customer(&conv, "u-1", Channel::App, &[], Timestamp::now()).await.unwrap();
     let (mut bot, t) = message("m-1", "u-1", "您好，请问有什么可以帮您");
     bot.role = Role::Bot;
     store.insert_messages(&conv, &[(bot, t)], Timestamp::now()).await.unwrap();
@@ -247,6 +247,7 @@ async fn a_rating_after_the_close_is_paired_with_the_estimate_once_even_when_the
         customer_id: Some("u-9".into()),
         channel: None,
         locale: None,
+        agent_id: None,
     };
     // Estimated at 2 stars (judgement -1 on the -2..2 scale).
     let estimate = feedback::analysis::satisfaction::Satisfaction::from_judgement(-1.0);

@@ -43,7 +43,7 @@ fn busy_profile(now: Timestamp) -> CustomerProfile {
         let at = now - jiff::SignedDuration::from_hours(24 * 80 - n * 24);
         let conversation_id = format!("c-{n}");
         let e = match n % 4 {
-            0 => FeedbackEvent::Rated { conversation_id, stars: (n % 5 + 1) as u8, at },
+            0 => FeedbackEvent::Rated { conversation_id, stars: (n % 5 + 1) as u8, at, via_follow_up: false },
             1 => FeedbackEvent::Triggered {
                 conversation_id,
                 category: "complaint".into(),
@@ -81,7 +81,7 @@ fn main() {
         let started = Instant::now();
         let profile: CustomerProfile = serde_dynamo::from_attribute_value(black_box(stored.clone())).unwrap();
         let view = profile.view(&tiers, now);
-        let strategy = rules.decide(&Situation { profile: Some(&view), trigger: None });
+        let strategy = rules.decide(&Situation { profile: Some(&view), trigger: None, arms: &[] });
         let body = serde_json::to_string(&view).unwrap() + &serde_json::to_string(&strategy).unwrap();
         bytes = black_box(body).len();
         took.push(started.elapsed());

@@ -27,6 +27,7 @@ pub mod analysis;
 
 pub mod conversations;
 pub mod customers;
+pub mod experiments;
 pub mod followups;
 pub mod ratings;
 

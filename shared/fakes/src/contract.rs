@@ -84,6 +84,7 @@ pub fn closing(conversation_id: &str, customer_id: Option<&str>, resolved: bool,
         customer_id: customer_id.map(Into::into),
         channel: Some(Channel::App),
         locale: Some("zh-CN".into()),
+        agent_id: None,
     }
 }
 
@@ -117,10 +118,10 @@ pub async fn ratings(store: &impl RatingStore) {
 /// per category, the triggering messages as a set, and turns in the order they were sent.
 pub async fn conversations(store: &impl ConversationStore) {
     let now = at("2026-11-18T03:00:00Z");
-    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::App, now).await.unwrap(), Ownership::Confirmed);
-    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::Web, now).await.unwrap(), Ownership::Confirmed);
+    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::App, &[], now).await.unwrap(), Ownership::Confirmed);
+    assert_eq!(store.claim_for_customer("c-1", "u-1", Channel::Web, &[], now).await.unwrap(), Ownership::Confirmed);
     assert_eq!(
-        store.claim_for_customer("c-1", "u-2", Channel::App, now).await.unwrap(),
+        store.claim_for_customer("c-1", "u-2", Channel::App, &[], now).await.unwrap(),
         Ownership::OtherCustomer("u-1".into())
     );
 
@@ -173,7 +174,7 @@ pub async fn conversations(store: &impl ConversationStore) {
 /// customer queues nothing.
 pub async fn closing_and_follow_up_queue(store: &impl ConversationStore, links: &impl LinkStore) {
     let due = at("2026-11-19T03:00:00Z");
-    store.claim_for_customer("c-2", "u-1", Channel::App, at("2026-11-18T02:00:00Z")).await.unwrap();
+    store.claim_for_customer("c-2", "u-1", Channel::App, &[], at("2026-11-18T02:00:00Z")).await.unwrap();
     let unresolved = closing("c-2", Some("u-1"), false, "2026-11-18T03:00:00Z");
     assert_eq!(store.close(&unresolved, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::Scheduled));
     assert_eq!(store.close(&unresolved, None, Some(due)).await.unwrap(), Closed::Done(FollowUpState::AlreadyScheduled));
@@ -242,7 +243,7 @@ pub async fn follow_ups(
     let due_at = at("2026-11-19T03:00:00Z");
     for (conversation, customer) in [("c-6", "u-6"), ("c-7", "u-7")] {
         conversations
-            .claim_for_customer(conversation, customer, Channel::App, at("2026-11-18T02:00:00Z"))
+            .claim_for_customer(conversation, customer, Channel::App, &[], at("2026-11-18T02:00:00Z"))
             .await
             .unwrap();
         let c = closing(conversation, Some(customer), false, "2026-11-18T03:00:00Z");
@@ -367,7 +368,7 @@ pub async fn analysis_and_aggregates(
         (message("m-2", Role::Agent, "帮您催一下", "2026-11-18T03:00:02Z"), Trigger::NONE),
         (message("m-3", Role::Customer, "快递一周还没到，太慢了", "2026-11-18T03:00:03Z"), Trigger::NONE),
     ];
-    conversations.claim_for_customer("c-8", "u-1", Channel::App, at("2026-11-18T03:00:00Z")).await.unwrap();
+    conversations.claim_for_customer("c-8", "u-1", Channel::App, &[], at("2026-11-18T03:00:00Z")).await.unwrap();
     conversations.insert_messages("c-8", &batch, at("2026-11-18T03:00:04Z")).await.unwrap();
     let third = feedback_of("c-8", "m-3", "快递一周还没到，太慢了", "2026-11-18T03:00:03Z");
     let earlier = store.earlier(&third).await.unwrap();
@@ -525,7 +526,7 @@ pub async fn profiles(store: &impl ProfileStore, contacts: &impl ContactStore) {
 pub async fn standing(store: &impl ConversationStore) {
     assert_eq!(store.standing("c-st").await.unwrap(), None, "never recorded");
     let now = at("2026-11-25T08:00:00Z");
-    store.claim_for_customer("c-st", "u-st", Channel::App, now).await.unwrap();
+    store.claim_for_customer("c-st", "u-st", Channel::App, &[], now).await.unwrap();
     let fresh = store.standing("c-st").await.unwrap().unwrap();
     assert_eq!((fresh.customer_id.as_deref(), fresh.triggers.len()), (Some("u-st"), 0));
     for (category, severity, message) in [
@@ -557,7 +558,7 @@ pub async fn standing(store: &impl ConversationStore) {
 /// holds; a plain deferral (quiet hours) holds nothing.
 pub async fn follow_up_holds(conversations: &impl ConversationStore, store: &impl FollowUpStore) {
     let due_at = at("2026-11-19T03:00:00Z");
-    conversations.claim_for_customer("c-h", "u-h", Channel::App, at("2026-11-18T02:00:00Z")).await.unwrap();
+    conversations.claim_for_customer("c-h", "u-h", Channel::App, &[], at("2026-11-18T02:00:00Z")).await.unwrap();
     conversations.close(&closing("c-h", Some("u-h"), false, "2026-11-18T03:00:00Z"), None, Some(due_at)).await.unwrap();
     let find = |when: Timestamp| async move {
         store.due(when, 72).await.unwrap().into_iter().find(|f| f.conversation_id == "c-h").unwrap()
@@ -700,7 +701,7 @@ pub async fn feedback_and_payoff(profiles: &impl ProfileStore, reports: &impl Re
         at: at("2026-11-20T03:00:00Z"),
     };
     record_feedback(profiles, "u-f", &compared, now).await.unwrap();
-    let rated = FeedbackEvent::Rated { conversation_id: "c-f1".into(), stars: 5, at: at("2026-11-21T02:00:00Z") };
+    let rated = FeedbackEvent::Rated { conversation_id: "c-f1".into(), stars: 5, at: at("2026-11-21T02:00:00Z"), via_follow_up: false };
     assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Applied);
     assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Duplicate);
     let mut placed = order_event("e-f1", OrderEventKind::Placed, "o-f1", "2026-11-24T00:00:00Z");
@@ -713,4 +714,88 @@ pub async fn feedback_and_payoff(profiles: &impl ProfileStore, reports: &impl Re
     let o = reports.week_figures("2026-W47").await.unwrap().all.offers;
     assert_eq!((o.offered_rated, o.offered_satisfied, o.offered_repeat), (1, 1, 1), "each once");
     assert_eq!((o.comparison_rated, o.comparison_repeat), (0, 1));
+}
+
+/// Scorecards: what a close needs is read back (intents, channel, agent, triggers, rating); a
+/// close is counted once, and not without a rating that came meanwhile; a later rating is counted
+/// once into the close's rows; rows are read back by week and dimension.
+pub async fn scorecards(
+    conversations: &impl ConversationStore,
+    ratings: &impl RatingStore,
+    reports: &impl ReportStore,
+) {
+    use feedback::insights::scorecards::{CloseScore, ScoreBy, Scored, close_counters, dimensions};
+    let now = at("2026-11-24T08:00:00Z");
+    let intents = ["track_order".to_owned(), "refund".to_owned()];
+    conversations.claim_for_customer("c-sc", "u-sc", Channel::App, &intents, now).await.unwrap();
+    conversations.claim_for_customer("c-sc", "u-sc", Channel::App, &intents[..1], now).await.unwrap();
+    let event = TriggerEvent {
+        conversation_id: "c-sc",
+        customer_id: "u-sc",
+        category: "want_human",
+        severity: Severity::Medium,
+        rule: None,
+        phrase: None,
+        message_id: "m-1",
+        sent_at: now,
+    };
+    conversations.record_trigger(&event).await.unwrap();
+    let mut close = closing("c-sc", Some("u-sc"), false, "2026-11-24T08:10:00Z");
+    close.agent_id = Some("agent-7".into());
+    conversations.close(&close, None, None).await.unwrap();
+    let mut facts = conversations.closing_facts("c-sc").await.unwrap();
+    facts.intents.sort();
+    assert_eq!(facts.intents, ["refund", "track_order"], "a set: the second claim added nothing");
+    assert_eq!((facts.channel.as_deref(), facts.agent_id.as_deref()), (Some("app"), Some("agent-7")));
+    assert_eq!((facts.triggers.as_slice(), facts.rating), (&["want_human".to_owned()][..], None));
+    let score = |facts: &feedback::insights::scorecards::ClosingFacts| CloseScore {
+        conversation_id: "c-sc".into(),
+        closed_at: close.closed_at,
+        rows: dimensions(facts, &[("warm_apology".into(), "warm".into())]),
+        counters: close_counters(false, None, facts),
+        rated: facts.rating.is_some(),
+        example: Some("客服一直不回".into()),
+    };
+    // A rating lands between the read and the write: the unrated score is refused.
+    ratings.insert_rating(&rating("c-sc", "u-sc", 2, None, "2026-11-24T08:11:00Z")).await.unwrap();
+    assert_eq!(conversations.score_close(&score(&facts)).await.unwrap(), Scored::RatedMeanwhile);
+    let facts = conversations.closing_facts("c-sc").await.unwrap();
+    assert_eq!(facts.rating, Some((2, false)));
+    assert_eq!(conversations.score_close(&score(&facts)).await.unwrap(), Scored::Counted);
+    assert_eq!(conversations.score_close(&score(&facts)).await.unwrap(), Scored::Already, "a retried close");
+    assert!(!conversations.score_rating("c-sc", 2, false).await.unwrap(), "its rating came with the close");
+
+    // Another conversation closed unrated, then rated through a follow-up link.
+    conversations.claim_for_customer("c-sc2", "u-sc", Channel::Web, &intents[..1], now).await.unwrap();
+    conversations.close(&closing("c-sc2", Some("u-sc"), true, "2026-11-24T09:00:00Z"), None, None).await.unwrap();
+    let facts2 = conversations.closing_facts("c-sc2").await.unwrap();
+    let mut s2 = score(&facts2);
+    s2.conversation_id = "c-sc2".into();
+    s2.rows = dimensions(&facts2, &[]);
+    s2.counters = close_counters(true, None, &facts2);
+    s2.example = None;
+    assert_eq!(conversations.score_close(&s2).await.unwrap(), Scored::Counted);
+    assert!(!conversations.score_rating("c-none", 5, true).await.unwrap(), "never closed: nothing to do");
+    assert!(conversations.score_rating("c-sc2", 5, true).await.unwrap());
+    assert!(!conversations.score_rating("c-sc2", 5, true).await.unwrap(), "once");
+
+    let by = |by: ScoreBy| async move {
+        let mut rows = reports.scorecard("2026-W48", by).await.unwrap();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    };
+    let intents = by(ScoreBy::Intent).await;
+    let keys: Vec<&str> = intents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["refund", "track_order"]);
+    let track = &intents[1].1;
+    assert_eq!((track.conversations, track.resolved, track.want_human, track.triggered), (2, 1, 1, 1));
+    assert_eq!((track.ratings, track.satisfied, track.follow_up_answers), (2, 1, 1));
+    assert_eq!(track.examples, ["客服一直不回"]);
+    let channels = by(ScoreBy::Channel).await;
+    assert_eq!(channels.iter().map(|(k, c)| (k.as_str(), c.conversations)).collect::<Vec<_>>(), [("app", 1), ("web", 1)]);
+    let agents = by(ScoreBy::Agent).await;
+    assert_eq!((agents.len(), agents[0].0.as_str(), agents[0].1.ratings), (1, "agent-7", 1));
+    let arms = by(ScoreBy::Arm).await;
+    assert_eq!((arms[0].0.as_str(), arms[0].1.conversations), ("warm_apology:warm", 1));
+    assert!(reports.scorecard("2026-W47", ScoreBy::Intent).await.unwrap().is_empty());
 }

@@ -202,6 +202,12 @@ struct Conversation {
     follow_up: Option<FollowUpItem>,
     /// A proactive apology's order (its queue entry stands where a conversation would).
     apology: Option<feedback::followups::ApologyFor>,
+    /// Bot intents of its bot messages, the agent its close named.
+    intents: BTreeSet<String>,
+    agent_id: Option<String>,
+    /// Where its close was scored (week and rows), and whether with its rating.
+    scored: Option<(String, Vec<feedback::insights::scorecards::ScoreKey>)>,
+    score_rated: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,6 +243,8 @@ struct State {
     order_events: BTreeSet<String>,
     /// Offer decisions by conversation, and each week's reserved budget (minor units).
     offers: BTreeMap<String, feedback::customers::offers::OfferRecord>,
+    /// Scorecard rows by week, dimension and key.
+    scores: BTreeMap<(String, feedback::insights::scorecards::ScoreBy, String), feedback::insights::scorecards::ScoreCounts>,
     offer_budgets: BTreeMap<String, i64>,
     last_follow_up: BTreeMap<String, Timestamp>,
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
@@ -396,6 +404,7 @@ impl ConversationStore for InMemory {
         conversation_id: &str,
         customer_id: &str,
         channel: Channel,
+        intents: &[String],
         _now: Timestamp,
     ) -> Result<Ownership, StoreError> {
         self.with("claim_for_customer", |s| {
@@ -405,6 +414,7 @@ impl ConversationStore for InMemory {
                 _ => {
                     c.customer_id = Some(customer_id.to_owned());
                     c.channel.get_or_insert(channel);
+                    c.intents.extend(intents.iter().cloned());
                     Ok(Ownership::Confirmed)
                 }
             }
@@ -538,6 +548,69 @@ impl ConversationStore for InMemory {
         })
     }
 
+    async fn closing_facts(
+        &self,
+        conversation_id: &str,
+    ) -> Result<feedback::insights::scorecards::ClosingFacts, StoreError> {
+        self.with("closing_facts", |s| {
+            let Some(c) = s.conversations.get(conversation_id) else { return Ok(Default::default()) };
+            Ok(feedback::insights::scorecards::ClosingFacts {
+                channel: c.channel.map(|ch| ch.as_str().to_owned()),
+                intents: c.intents.iter().cloned().collect(),
+                agent_id: c.agent_id.clone(),
+                triggers: c.triggers.keys().cloned().collect(),
+                rating: s.ratings.get(conversation_id).map(|r| (r.submission.stars, r.submission.via_follow_up)),
+            })
+        })
+    }
+
+    async fn score_close(
+        &self,
+        score: &feedback::insights::scorecards::CloseScore,
+    ) -> Result<feedback::insights::scorecards::Scored, StoreError> {
+        use feedback::insights::scorecards::Scored;
+        let week = IsoWeek::of(score.closed_at, &self.weeks.shop_time_zone).to_string();
+        self.with("score_close", |s| {
+            let rated_now = s.ratings.contains_key(&score.conversation_id);
+            let c = s.conversations.entry(score.conversation_id.clone()).or_default();
+            if c.scored.is_some() {
+                return Ok(Scored::Already);
+            }
+            if !score.rated && rated_now {
+                return Ok(Scored::RatedMeanwhile);
+            }
+            c.scored = Some((week.clone(), score.rows.clone()));
+            c.score_rated = score.rated;
+            for row in &score.rows {
+                let counts = s.scores.entry((week.clone(), row.by, row.key.clone())).or_default();
+                for (name, v) in &score.counters {
+                    assert!(counts.add_counter(name, *v), "a score names an unknown counter {name}");
+                }
+                if let Some(example) = &score.example
+                    && counts.examples.len() < feedback::insights::scorecards::SCORE_EXAMPLE_SLOTS as usize
+                {
+                    counts.examples.push(example.clone());
+                }
+            }
+            Ok(Scored::Counted)
+        })
+    }
+
+    async fn score_rating(&self, conversation_id: &str, stars: u8, via_follow_up: bool) -> Result<bool, StoreError> {
+        self.with("score_rating", |s| {
+            let Some(c) = s.conversations.get_mut(conversation_id) else { return Ok(false) };
+            let Some((week, rows)) = c.scored.clone().filter(|_| !c.score_rated) else { return Ok(false) };
+            c.score_rated = true;
+            for row in rows {
+                let counts = s.scores.entry((week.clone(), row.by, row.key)).or_default();
+                for (name, v) in feedback::insights::scorecards::rating_counters(stars, via_follow_up) {
+                    counts.add_counter(name, v);
+                }
+            }
+            Ok(true)
+        })
+    }
+
     async fn close(
         &self,
         closing: &Closing,
@@ -558,6 +631,9 @@ impl ConversationStore for InMemory {
             }
             if c.channel.is_none() {
                 c.channel = closing.channel;
+            }
+            if closing.agent_id.is_some() {
+                c.agent_id = closing.agent_id.clone();
             }
             if closing.locale.is_some() {
                 c.locale = closing.locale.clone();
@@ -1042,6 +1118,20 @@ impl AnalysisStore for InMemory {
 }
 
 impl ReportStore for InMemory {
+    async fn scorecard(
+        &self,
+        week: &str,
+        by: feedback::insights::scorecards::ScoreBy,
+    ) -> Result<Vec<(String, feedback::insights::scorecards::ScoreCounts)>, StoreError> {
+        self.with("scorecard", |s| {
+            Ok(s.scores
+                .iter()
+                .filter(|((w, b, _), _)| w == week && *b == by)
+                .map(|((_, _, key), c)| (key.clone(), c.clone()))
+                .collect())
+        })
+    }
+
     async fn week_figures(&self, week: &str) -> Result<WeekFigures, StoreError> {
         self.with("week_figures", |s| Ok(WeekFigures::from_shards(week, s.counts(week).collect::<Vec<_>>())))
     }

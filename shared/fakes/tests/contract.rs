@@ -75,3 +75,9 @@ async fn feedback_and_payoff() {
     let t = InMemory::default();
     contract::feedback_and_payoff(&t, &t).await;
 }
+
+#[tokio::test]
+async fn scorecards() {
+    let t = InMemory::default();
+    contract::scorecards(&t, &t, &t).await;
+}

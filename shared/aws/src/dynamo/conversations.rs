@@ -276,18 +276,26 @@ impl ConversationStore for DynamoConversationStore {
         conversation_id: &str,
         customer_id: &str,
         channel: Channel,
+        intents: &[String],
         now: Timestamp,
     ) -> Result<Ownership, StoreError> {
-        let update = self
+        let set = "SET entity = :entity, conversation_id = :conv, customer_id = if_not_exists(customer_id, :cust), \
+                   channel = if_not_exists(channel, :channel), first_seen_at = if_not_exists(first_seen_at, :now), \
+                   last_activity_at = :now, expires_at = :expires";
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-            .update_expression(
-                "SET entity = :entity, conversation_id = :conv, customer_id = if_not_exists(customer_id, :cust), \
-                 channel = if_not_exists(channel, :channel), first_seen_at = if_not_exists(first_seen_at, :now), \
-                 last_activity_at = :now, expires_at = :expires",
-            )
+            .set_key(Some(key(keys::conversation(conversation_id), keys::META)));
+        // The bot intents of its bot messages: a set, so a resent batch adds nothing.
+        update = if intents.is_empty() {
+            update.update_expression(set)
+        } else {
+            update
+                .update_expression(format!("{set} ADD intents :intents"))
+                .expression_attribute_values(":intents", AttributeValue::Ss(intents.to_vec()))
+        };
+        let update = update
             .condition_expression("attribute_not_exists(customer_id) OR customer_id = :cust")
             .expression_attribute_values(":entity", s("conversation"))
             .expression_attribute_values(":conv", s(conversation_id))
@@ -471,6 +479,25 @@ impl ConversationStore for DynamoConversationStore {
         Ok(turns.into_iter().skip(skip).map(|t| (t.role, t.text)).collect())
     }
 
+    async fn closing_facts(
+        &self,
+        conversation_id: &str,
+    ) -> Result<feedback::insights::scorecards::ClosingFacts, StoreError> {
+        super::scorecards::closing_facts(&self.client, &self.table, conversation_id).await
+    }
+
+    async fn score_close(
+        &self,
+        score: &feedback::insights::scorecards::CloseScore,
+    ) -> Result<feedback::insights::scorecards::Scored, StoreError> {
+        let week = feedback::time::IsoWeek::of(score.closed_at, &self.weeks.shop_time_zone).to_string();
+        super::scorecards::score_close(&self.client, &self.table, &week, score).await
+    }
+
+    async fn score_rating(&self, conversation_id: &str, stars: u8, via_follow_up: bool) -> Result<bool, StoreError> {
+        super::scorecards::score_rating(&self.client, &self.table, conversation_id, stars, via_follow_up).await
+    }
+
     async fn close(
         &self,
         closing: &Closing,
@@ -511,6 +538,10 @@ impl ConversationStore for DynamoConversationStore {
         if let Some(locale) = &closing.locale {
             set.push_str(", locale = :locale");
             update = update.expression_attribute_values(":locale", s(locale));
+        }
+        if let Some(agent) = &closing.agent_id {
+            set.push_str(", agent_id = :agent");
+            update = update.expression_attribute_values(":agent", s(agent));
         }
         let out = update.update_expression(set).return_values(ReturnValue::AllNew).send().await;
         let meta = match out {

@@ -17,6 +17,7 @@
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
+//! | scorecard row | `SCORE#<week>#<by>`  | `<key>`              |                         |                                          |
 //!
 //! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
@@ -34,6 +35,7 @@ mod profiles;
 mod ratings;
 mod reports;
 mod satisfaction;
+mod scorecards;
 
 use std::time::Duration;
 
@@ -167,6 +169,11 @@ pub mod keys {
         format!("REPORT#{week}")
     }
     pub const REPORT: &str = "REPORT";
+
+    /// A week's scorecard by one dimension (`SCORE#2026-W48#intent`), one item per row.
+    pub fn scorecard(week: &str, by: &str) -> String {
+        format!("SCORE#{week}#{by}")
+    }
 
     pub fn feedback_sort(at: Timestamp, kind: &str, conversation_id: &str) -> String {
         format!("{}#{kind}#{conversation_id}", super::iso(at))

@@ -169,7 +169,12 @@ pub fn read_feedback_record(record: &serde_json::Value) -> feedback::customers::
             let (Some(stars), Some(at)) = (number(new, "stars"), time("created_at")) else {
                 return unreadable("a rating without stars or created_at".into());
             };
-            FeedbackEvent::Rated { conversation_id, stars: stars.clamp(1.0, 5.0) as u8, at }
+            FeedbackEvent::Rated {
+                conversation_id,
+                stars: stars.clamp(1.0, 5.0) as u8,
+                at,
+                via_follow_up: new["via_follow_up"]["BOOL"].as_bool().unwrap_or(false),
+            }
         }
         (Some("trigger"), "INSERT") => {
             let severity = new["severity"]["S"].as_str().map(|s| serde_json::from_value(serde_json::json!(s)));

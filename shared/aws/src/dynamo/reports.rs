@@ -122,6 +122,14 @@ fn row_of(item: &Item) -> FeedbackRow {
 }
 
 impl ReportStore for DynamoReportStore {
+    async fn scorecard(
+        &self,
+        week: &str,
+        by: feedback::insights::scorecards::ScoreBy,
+    ) -> Result<Vec<(String, feedback::insights::scorecards::ScoreCounts)>, StoreError> {
+        super::scorecards::scorecard(&self.client, &self.table, week, by).await
+    }
+
     /// Headlines of the weeks (the `_all` aggregate of every shard; one BatchGetItem per 100 keys).
     async fn headlines(&self, weeks: &[String]) -> Result<Vec<Headline>, StoreError> {
         let keys: Vec<Item> = weeks

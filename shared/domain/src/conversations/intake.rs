@@ -292,8 +292,11 @@ pub async fn record_messages(
 ) -> Result<MessagesRecorded, IntakeError> {
     let conversation_id = batch.conversation_id.as_str();
     let first = &batch.messages[0];
+    let mut intents: Vec<String> = batch.messages.iter().filter_map(|m| m.bot_intent.clone()).collect();
+    intents.sort();
+    intents.dedup();
     if let Ownership::OtherCustomer(_) =
-        store.claim_for_customer(conversation_id, &batch.customer_id, first.channel, now).await?
+        store.claim_for_customer(conversation_id, &batch.customer_id, first.channel, &intents, now).await?
     {
         return Err(IntakeError::OtherCustomer { conversation_id: conversation_id.to_owned() });
     }
@@ -490,7 +493,9 @@ pub async fn close_conversation(
     let satisfaction = estimate_satisfaction(&turns);
     match store.close(&closing, satisfaction, due).await? {
         Closed::OtherCustomer(_) => Err(IntakeError::OtherCustomer { conversation_id: closing.conversation_id.into() }),
-        Closed::Done(state) => Ok(ConversationClosed {
+        Closed::Done(state) => {
+            score_close(store, &closing, satisfaction.as_ref(), &turns).await?;
+            Ok(ConversationClosed {
             follow_up: FollowUp {
                 state: if too_late && matches!(state, FollowUpState::NotNeeded | FollowUpState::Cancelled) {
                     FollowUpState::TooLate
@@ -503,8 +508,50 @@ pub async fn close_conversation(
             resolved: closing.resolved,
             closed_at: closing.closed_at,
             satisfaction,
-        }),
+            })
+        }
     }
+}
+
+/// The customer's last words, when a conversation went badly, kept as a scorecard example.
+pub const SCORE_EXAMPLE_MAX_CHARS: usize = 200;
+
+/// Counts the closed conversation into its scorecard rows (intents, channel, agent, experiment
+/// arms), once; with its rating if it has one, else on the condition that none came meanwhile
+/// (then read again).
+async fn score_close(
+    store: &impl ConversationStore,
+    closing: &Closing,
+    estimate: Option<&crate::analysis::satisfaction::Satisfaction>,
+    turns: &[(Role, String)],
+) -> Result<(), StoreError> {
+    use crate::insights::scorecards::{CloseScore, Scored, close_counters, dimensions};
+    let arms = crate::experiments::Experiments::builtin()
+        .arms_of(&closing.conversation_id, crate::experiments::day_of(closing.closed_at));
+    for _ in 0..4 {
+        let facts = store.closing_facts(&closing.conversation_id).await?;
+        let unhappy = crate::customers::feedback::unhappy_close(estimate.map(|e| e.expected_stars), !facts.triggers.is_empty())
+            || facts.rating.is_some_and(|(stars, _)| stars <= 2);
+        let example = turns
+            .iter()
+            .rev()
+            .find(|(role, text)| *role == Role::Customer && !text.trim().is_empty())
+            .filter(|_| unhappy)
+            .map(|(_, text)| crate::pii::mask_contacts(text).chars().take(SCORE_EXAMPLE_MAX_CHARS).collect());
+        let score = CloseScore {
+            conversation_id: closing.conversation_id.to_string(),
+            closed_at: closing.closed_at,
+            rows: dimensions(&facts, &arms),
+            counters: close_counters(closing.resolved, estimate, &facts),
+            rated: facts.rating.is_some(),
+            example,
+        };
+        match store.score_close(&score).await? {
+            Scored::Counted | Scored::Already => return Ok(()),
+            Scored::RatedMeanwhile => continue,
+        }
+    }
+    Err(StoreError::Unavailable(format!("conversation {} kept being rated while it was scored", closing.conversation_id)))
 }
 
 #[cfg(test)]

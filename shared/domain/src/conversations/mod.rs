@@ -263,6 +263,8 @@ pub struct Closing {
     pub customer_id: Option<crate::ids::CustomerId>,
     pub channel: Option<Channel>,
     pub locale: Option<String>,
+    /// The agent who served the conversation, when one did (its scorecard row).
+    pub agent_id: Option<String>,
 }
 
 pub const CLOSE_BODY_MAX_BYTES: usize = 4 * 1024;
@@ -271,12 +273,13 @@ impl Closing {
     /// `closed_at` defaults to `now` when the platform leaves it out.
     pub fn from_json(conversation_id: String, body: &[u8], now: Timestamp) -> Result<Self, InputError> {
         let object = crate::validate::json_object(body, CLOSE_BODY_MAX_BYTES)?;
-        let mut f = Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale"]);
+        let mut f = Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale", "agent_id"]);
         let resolved = f.bool("resolved");
         let closed_at = timestamp(&mut f, "closed_at", false, now);
         let customer_id = f.id("customer_id", false);
         let channel = f.one_of("channel", false, &Channel::ALL);
         let locale = f.string("locale", false).and_then(|raw| f.keep(crate::validate::check_locale("locale", raw)));
+        let agent_id = f.id("agent_id", false);
         match resolved {
             Some(resolved) if f.errors.is_empty() => Ok(Closing {
                 conversation_id: conversation_id.into(),
@@ -285,6 +288,7 @@ impl Closing {
                 customer_id: customer_id.map(Into::into),
                 channel,
                 locale,
+                agent_id,
             }),
             _ => Err(InputError::Invalid(f.errors)),
         }

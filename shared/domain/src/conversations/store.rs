@@ -83,12 +83,14 @@ pub struct Standing {
 
 pub trait ConversationStore {
     /// Records that the conversation has these messages' customer (the first request decides),
-    /// unless it already belongs to another one.
+    /// unless it already belongs to another one, and the bot intents its bot messages name (its
+    /// scorecard rows).
     fn claim_for_customer(
         &self,
         conversation_id: &str,
         customer_id: &str,
         channel: crate::conversations::Channel,
+        intents: &[String],
         now: crate::Timestamp,
     ) -> impl Future<Output = Result<Ownership, StoreError>> + Send;
 
@@ -142,6 +144,29 @@ pub trait ConversationStore {
         conversation_id: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(crate::conversations::Role, String)>, StoreError>> + Send;
+
+    /// What the close's scorecard needs: the conversation's channel, bot intents, agent, trigger
+    /// categories and rating so far.
+    fn closing_facts(
+        &self,
+        conversation_id: &str,
+    ) -> impl Future<Output = Result<crate::insights::scorecards::ClosingFacts, StoreError>> + Send;
+
+    /// Counts a closed conversation into its scorecard rows once (a marker on the conversation);
+    /// an unrated score only if no rating came meanwhile (`Scored::RatedMeanwhile`).
+    fn score_close(
+        &self,
+        score: &crate::insights::scorecards::CloseScore,
+    ) -> impl Future<Output = Result<crate::insights::scorecards::Scored, StoreError>> + Send;
+
+    /// Counts a rating that came after its conversation's close into the close's rows, once;
+    /// `false` when there is nothing to do (not closed yet: the close counts it; or counted).
+    fn score_rating(
+        &self,
+        conversation_id: &str,
+        stars: u8,
+        via_follow_up: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks the conversation closed with its estimated satisfaction and, when `follow_up_at` is
     /// given, queues its follow-up (once); when it is not, withdraws a queued one not sent yet.

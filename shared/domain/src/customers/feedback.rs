@@ -31,6 +31,8 @@ pub enum FeedbackEvent {
         conversation_id: String,
         stars: u8,
         at: Timestamp,
+        /// Through a follow-up link.
+        via_follow_up: bool,
     },
     Triggered {
         conversation_id: String,
@@ -118,9 +120,12 @@ pub struct FeedbackBatch {
 }
 
 /// Folds a batch of stream records into the profiles in stream order, stopping at the first
-/// failure. A record folded before is a duplicate (its marker), so a redelivery is harmless.
+/// failure. A record folded before is a duplicate (its marker), so a redelivery is harmless. A
+/// rating that came after its conversation closed is also counted into the close's scorecard
+/// rows (once: the close's marker).
 pub async fn record_feedback_batch(
     store: &impl super::ProfileStore,
+    conversations: &impl crate::conversations::store::ConversationStore,
     records: Vec<FeedbackRecord>,
     now: Timestamp,
 ) -> FeedbackBatch {
@@ -134,6 +139,13 @@ pub async fn record_feedback_batch(
                 break;
             }
             FeedbackRecord::Feedback { sequence, customer_id, event } => {
+                if let FeedbackEvent::Rated { conversation_id, stars, via_follow_up, .. } = &event
+                    && let Err(e) = conversations.score_rating(conversation_id, *stars, *via_follow_up).await
+                {
+                    tracing::warn!(error = %e, %sequence, retryable = e.is_retryable(), "rating not scored");
+                    out.failed_from = Some(sequence);
+                    break;
+                }
                 match super::record_feedback(store, &customer_id, &event, now).await {
                     Ok(super::EventOutcome::Applied) => out.applied += 1,
                     Ok(super::EventOutcome::Duplicate) => out.duplicates += 1,
@@ -246,7 +258,7 @@ impl FeedbackHistory {
     pub fn apply(&mut self, e: &FeedbackEvent, now: Timestamp) -> Vec<PayoffCount> {
         let mut payoff = Vec::new();
         match e {
-            FeedbackEvent::Rated { conversation_id, stars, at } => {
+            FeedbackEvent::Rated { conversation_id, stars, at, .. } => {
                 self.ratings += 1;
                 self.stars_sum += u32::from(*stars);
                 if self.last_rating.as_ref().is_none_or(|r| r.at <= *at) {
@@ -455,7 +467,7 @@ mod tests {
     fn ratings_triggers_and_closes_make_the_lately_figures() {
         let now = at("2026-11-30T00:00:00Z");
         let mut h = FeedbackHistory::default();
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 5, at: at("2026-11-01T00:00:00Z") }, now);
+        h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 5, at: at("2026-11-01T00:00:00Z"), via_follow_up: false }, now);
         h.apply(
             &FeedbackEvent::Closed {
                 conversation_id: "c-2".into(),
@@ -475,9 +487,9 @@ mod tests {
             },
             now,
         );
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-2".into(), stars: 1, at: at("2026-11-20T01:00:00Z") }, now);
+        h.apply(&FeedbackEvent::Rated { conversation_id: "c-2".into(), stars: 1, at: at("2026-11-20T01:00:00Z"), via_follow_up: false }, now);
         // Older than 90 days: in the sums, not in the window.
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-0".into(), stars: 3, at: at("2026-06-01T00:00:00Z") }, now);
+        h.apply(&FeedbackEvent::Rated { conversation_id: "c-0".into(), stars: 3, at: at("2026-06-01T00:00:00Z"), via_follow_up: false }, now);
         let v = h.view(now);
         assert_eq!((v.ratings, v.average_stars), (3, Some(3.0)));
         assert_eq!(v.last_rating.as_ref().map(|r| r.stars), Some(1), "the newest rating, not the last to arrive");
@@ -505,11 +517,11 @@ mod tests {
         h.apply(&offer(OfferGroup::Offered), now);
         assert_eq!(h.marks.len(), 1, "one mark per conversation; the later state decides the group");
         assert_eq!(h.offers_since(offered_at), 1);
-        let rated = h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now }, now);
+        let rated = h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false }, now);
         let counters: Vec<&str> = rated.iter().map(|p| p.counter).collect();
         assert_eq!(counters, ["offer_rated", "offer_satisfied"]);
         assert!(rated.iter().all(|p| p.week == "2026-W46"), "counted in the offer's week");
-        assert!(h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now }, now).is_empty());
+        assert!(h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false }, now).is_empty());
         assert!(h.order_placed(at("2026-12-20T00:00:00Z")).is_empty(), "40 days later is not a repeat of it");
         let repeat = h.order_placed(at("2026-11-25T00:00:00Z"));
         assert_eq!(repeat, [PayoffCount { week: "2026-W46".into(), counter: "offer_repeat" }]);
@@ -525,6 +537,7 @@ mod tests {
                 conversation_id: format!("c-{i}"),
                 stars: 4,
                 at: now - jiff::SignedDuration::from_hours(i),
+                via_follow_up: false,
             };
             h.apply(&e, now);
         }

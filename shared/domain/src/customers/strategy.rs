@@ -80,6 +80,8 @@ pub struct Situation<'a> {
     pub profile: Option<&'a ProfileView>,
     /// The category and severity of what the current message triggered, if anything.
     pub trigger: Option<(&'a str, Severity)>,
+    /// The conversation's experiment arms, `(experiment, arm)` (`rules/experiments.toml`).
+    pub arms: &'a [(String, String)],
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +99,8 @@ struct Rule {
     churn: Option<ChurnRisk>,
     route_at_least: Option<Route>,
     tone_is: Option<Tone>,
+    /// Only in this experiment arm (`<experiment>:<arm>`).
+    arm: Option<String>,
     tone: Option<Tone>,
     apologise: Option<bool>,
     priority: Option<Priority>,
@@ -163,6 +167,7 @@ impl StrategyRules {
                 && r.open_order.is_none_or(|want| want == p.is_some_and(|p| !p.open_orders.is_empty()))
                 && r.churn.is_none_or(|min| p.is_some_and(|p| p.churn >= min))
                 && r.route_at_least.is_none_or(|min| out.route >= min)
+                && r.arm.as_deref().is_none_or(|want| s.arms.iter().any(|(x, a)| want == format!("{x}:{a}")))
                 && r.tone_is.is_none_or(|t| out.tone == t);
             if !holds {
                 continue;
@@ -275,7 +280,8 @@ pub async fn strategy_for(
         }
     };
     let view = stored.as_ref().map(|p| p.view(&settings.tiers, now));
-    let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger });
+    let arms = crate::experiments::Experiments::builtin().arms_of(conversation_id, crate::experiments::day_of(now));
+    let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger, arms: &arms });
     if unavailable {
         strategy.reasons.push(Reason {
             rule: "profile_unavailable".into(),
@@ -370,7 +376,7 @@ mod tests {
     fn a_complaint_about_a_late_order_is_apologetic_urgent_and_names_the_order() {
         let rules = StrategyRules::builtin();
         let p = profile(false, true);
-        let s = rules.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)) });
+        let s = rules.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
         assert_eq!(
             (s.tone, s.priority, s.route, s.apologise),
             (Tone::Apologetic, Priority::Urgent, Route::Agent, true)
@@ -396,20 +402,26 @@ mod tests {
         assert_eq!((nobody.tone, nobody.priority, nobody.route), (Tone::Neutral, Priority::Normal, Route::Bot));
         assert_eq!(names(&nobody), ["default"]);
         let vip = profile(true, false);
-        let calm_vip = rules.decide(&Situation { profile: Some(&vip), trigger: None });
+        let calm_vip = rules.decide(&Situation { profile: Some(&vip), trigger: None, arms: &[] });
         assert_eq!((calm_vip.tone, calm_vip.priority), (Tone::Warm, Priority::High));
         assert!(matches!(calm_vip.facts[..], [Fact::OpenOrder { .. }]));
         let angry_vip =
-            rules.decide(&Situation { profile: Some(&vip), trigger: Some(("refund_anger", Severity::High)) });
+            rules.decide(&Situation { profile: Some(&vip), trigger: Some(("refund_anger", Severity::High)), arms: &[] });
         assert_eq!((angry_vip.tone, angry_vip.route), (Tone::Apologetic, Route::SeniorAgent));
-        let human = rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)) });
+        let human = rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)), arms: &[] });
         assert_eq!((human.route, human.tone), (Route::Agent, Tone::Brief), "handed over: the bot keeps it short");
+        // An experiment's arm: the warm arm answers an unhappy customer warmly, the control plainly.
+        let unhappy = Some(("dissatisfied", Severity::Medium));
+        let arm = |a: &str| vec![("warm_apology".to_owned(), a.to_owned())];
+        let (warm, control) = (arm("warm"), arm("control"));
+        assert_eq!(rules.decide(&Situation { profile: None, trigger: unhappy, arms: &warm }).tone, Tone::Warm);
+        assert_eq!(rules.decide(&Situation { profile: None, trigger: unhappy, arms: &control }).tone, Tone::Apologetic);
         // A later rule may not lower: wants_a_person says high, severe said urgent before? Order matters
         // only for tone; priority stays the highest any rule gave.
         let text = include_str!("../../rules/strategy.toml").replace("priority = \"urgent\"", "priority = \"normal\"");
         let lowered = StrategyRules::from_toml(&text).unwrap();
         let p = profile(false, true);
-        let s = lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)) });
+        let s = lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
         assert_eq!(s.priority, Priority::High, "a rule saying normal does not undo the late order's high");
     }
 

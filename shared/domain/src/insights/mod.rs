@@ -6,6 +6,7 @@
 //! transaction conditioned on the item not being analysed yet, so a retried stream batch changes
 //! nothing. The same customer sending the same words twice is linked to the first and not counted.
 
+pub mod scorecards;
 pub mod weekly;
 
 use std::future::Future;

@@ -37,6 +37,12 @@ impl DigestChannel {
 
 /// The weekly picture in storage: aggregates, reports and their digests, the feedback export.
 pub trait ReportStore {
+    /// A week's scorecard rows by one dimension (one Query, whatever the number of conversations).
+    fn scorecard(
+        &self,
+        week: &str,
+        by: crate::insights::scorecards::ScoreBy,
+    ) -> impl Future<Output = Result<Vec<(String, crate::insights::scorecards::ScoreCounts)>, StoreError>> + Send;
     /// The week's aggregates, summed over the shards (a query per shard; no feedback items read).
     fn week_figures(&self, week: &str) -> impl Future<Output = Result<WeekFigures, StoreError>> + Send;
     /// The headline figures of each week (its `_all` aggregates only).

@@ -1,0 +1,266 @@
+//! Scorecards on the feedback table: a row per week, dimension and key, `SCORE#<week>#<by>` /
+//! `<key>` (counters, `example_<n>`), read with one Query per week and dimension. A close is
+//! counted once: one transaction with the conversation's `META` (`scored_week`, `score_rows`, and
+//! `score_rated` when the rating is in) conditioned on no `scored_week`, an unrated close also on
+//! the `RATING` item still being absent. A later rating: `score_rated` set once, its counters on
+//! the rows the close named.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+
+use super::{Item, built, expiry, get_s, key, keys, n, s, store_error};
+use feedback::Timestamp;
+use feedback::errors::StoreError;
+use feedback::insights::scorecards::{
+    ClosingFacts, CloseScore, SCORE_COUNTERS, SCORE_EXAMPLE_SLOTS, ScoreBy, ScoreCounts, ScoreKey, Scored, rating_counters,
+};
+
+/// Rows are kept as long as the weekly aggregates.
+const SCORE_RETENTION_DAYS: u32 = super::AGGREGATE_RETENTION_DAYS;
+
+fn row_name(row: &ScoreKey) -> String {
+    format!("{}={}", row.by.as_str(), row.key)
+}
+
+fn row_of(name: &str) -> Option<ScoreKey> {
+    let (by, key) = name.split_once('=')?;
+    Some(ScoreKey { by: ScoreBy::parse(by)?, key: key.to_owned() })
+}
+
+/// `ADD` the counters (and an example into its slot, if free) on one row.
+fn row_update(
+    table: &str,
+    week: &str,
+    row: &ScoreKey,
+    counters: &[(&'static str, i64)],
+    example: Option<(u32, &str)>,
+    now: Timestamp,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut set = "SET #week = :week, #by = :by, #key = :key, expires_at = if_not_exists(expires_at, :expires)".to_owned();
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(keys::scorecard(week, row.by.as_str()), &row.key)))
+        .expression_attribute_names("#week", "week")
+        .expression_attribute_names("#by", "by")
+        .expression_attribute_names("#key", "row_key")
+        .expression_attribute_values(":week", s(week))
+        .expression_attribute_values(":by", s(row.by.as_str()))
+        .expression_attribute_values(":key", s(&row.key))
+        .expression_attribute_values(":expires", n(expiry(now, SCORE_RETENTION_DAYS)));
+    if let Some((slot, text)) = example {
+        set.push_str(&format!(", example_{slot} = if_not_exists(example_{slot}, :example)"));
+        update = update.expression_attribute_values(":example", s(text));
+    }
+    let adds: Vec<String> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("#c{i} :c{i}"))
+        .collect();
+    for (i, (name, value)) in counters.iter().enumerate() {
+        update = update
+            .expression_attribute_names(format!("#c{i}"), *name)
+            .expression_attribute_values(format!(":c{i}"), n(value));
+    }
+    let expression = if adds.is_empty() { set } else { format!("{set} ADD {}", adds.join(", ")) };
+    Ok(TransactWriteItem::builder().update(built(update.update_expression(expression).build())?).build())
+}
+
+/// Which condition of the transaction failed, if it was cancelled on a condition.
+async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<Option<usize>, StoreError> {
+    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => Ok(None),
+        Err(e) => match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
+                match codes.iter().position(|c| *c == Some("ConditionalCheckFailed")) {
+                    Some(i) if codes.iter().all(|c| matches!(c, None | Some("None" | "ConditionalCheckFailed"))) => {
+                        Ok(Some(i))
+                    }
+                    _ => Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))),
+                }
+            }
+            _ => Err(store_error(e)),
+        },
+    }
+}
+
+/// The conversation's `META` (channel, intents, agent) and, with one Query of the keys from
+/// `OFFER` on (`OFFER`, `RATING`, `TRIGGER#...` sort together there), its rating and triggers.
+pub(crate) async fn closing_facts(client: &Client, table: &str, conversation_id: &str) -> Result<ClosingFacts, StoreError> {
+    let pk = keys::conversation(conversation_id);
+    let meta = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(pk.clone(), keys::META)))
+        .consistent_read(true)
+        .projection_expression("channel, intents, agent_id")
+        .send()
+        .await
+        .map_err(store_error)?
+        .item
+        .unwrap_or_default();
+    let mut facts = ClosingFacts {
+        channel: get_s(&meta, "channel").map(str::to_owned),
+        intents: meta.get("intents").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default(),
+        agent_id: get_s(&meta, "agent_id").map(str::to_owned),
+        ..Default::default()
+    };
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":from", s(keys::OFFER))
+            .projection_expression("sk, category, stars, via_follow_up")
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        for item in out.items() {
+            match get_s(item, "sk") {
+                Some(keys::RATING) => {
+                    let stars = item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok());
+                    let via = item.get("via_follow_up").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+                    facts.rating = stars.map(|s| (s, via));
+                }
+                Some(sk) if sk.starts_with("TRIGGER#") => {
+                    facts.triggers.extend(get_s(item, "category").map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    Ok(facts)
+}
+
+/// Counts a close once (see the module).
+pub(crate) async fn score_close(
+    client: &Client,
+    table: &str,
+    week: &str,
+    score: &CloseScore,
+) -> Result<Scored, StoreError> {
+    let now = Timestamp::now();
+    let pk = keys::conversation(&score.conversation_id);
+    let rows: Vec<String> = score.rows.iter().map(row_name).collect();
+    let mut meta = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(pk.clone(), keys::META)))
+        .update_expression("SET scored_week = :week, score_rows = :rows, score_rated = :rated")
+        .condition_expression("attribute_not_exists(scored_week)")
+        .expression_attribute_values(":week", s(week))
+        .expression_attribute_values(":rows", AttributeValue::L(rows.into_iter().map(s).collect()))
+        .expression_attribute_values(":rated", AttributeValue::Bool(score.rated));
+    meta = meta.return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::None);
+    let mut items = vec![TransactWriteItem::builder().update(built(meta.build())?).build()];
+    if !score.rated {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key(pk, keys::RATING)))
+            .condition_expression("attribute_not_exists(pk)");
+        items.push(TransactWriteItem::builder().condition_check(built(check.build())?).build());
+    }
+    // The example goes to the slot the conversation's id falls in (first to land stays).
+    let slot = feedback::insights::shard_of(&score.conversation_id, SCORE_EXAMPLE_SLOTS as u8) as u32;
+    for row in &score.rows {
+        let example = score.example.as_deref().map(|text| (slot, text));
+        items.push(row_update(table, week, row, &score.counters, example, now)?);
+    }
+    Ok(match transact(client, items).await? {
+        None => Scored::Counted,
+        Some(0) => Scored::Already,
+        Some(_) => Scored::RatedMeanwhile,
+    })
+}
+
+/// Counts a rating that came after its close (see the module); `false` when there is nothing to do.
+pub(crate) async fn score_rating(
+    client: &Client,
+    table: &str,
+    conversation_id: &str,
+    stars: u8,
+    via_follow_up: bool,
+) -> Result<bool, StoreError> {
+    let pk = keys::conversation(conversation_id);
+    let meta: Item = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(pk.clone(), keys::META)))
+        .consistent_read(true)
+        .projection_expression("scored_week, score_rows, score_rated")
+        .send()
+        .await
+        .map_err(store_error)?
+        .item
+        .unwrap_or_default();
+    let Some(week) = get_s(&meta, "scored_week").map(str::to_owned) else { return Ok(false) };
+    if meta.get("score_rated").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false) {
+        return Ok(false);
+    }
+    let rows: Vec<ScoreKey> = meta
+        .get("score_rows")
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok()).filter_map(|n| row_of(n)).collect())
+        .unwrap_or_default();
+    let now = Timestamp::now();
+    let mark = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(pk, keys::META)))
+        .update_expression("SET score_rated = :yes")
+        .condition_expression("attribute_exists(scored_week) AND score_rated = :no")
+        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        .expression_attribute_values(":no", AttributeValue::Bool(false));
+    let mut items = vec![TransactWriteItem::builder().update(built(mark.build())?).build()];
+    let counters = rating_counters(stars, via_follow_up);
+    for row in &rows {
+        items.push(row_update(table, &week, row, &counters, None, now)?);
+    }
+    Ok(transact(client, items).await?.is_none())
+}
+
+/// A week's rows by one dimension.
+pub(crate) async fn scorecard(
+    client: &Client,
+    table: &str,
+    week: &str,
+    by: ScoreBy,
+) -> Result<Vec<(String, ScoreCounts)>, StoreError> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::scorecard(week, by.as_str())))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        for item in page.items() {
+            let Some(key) = get_s(item, "sk") else { continue };
+            let mut c = ScoreCounts::default();
+            for name in SCORE_COUNTERS {
+                let v = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                c.add_counter(name, v);
+            }
+            for slot in 0..SCORE_EXAMPLE_SLOTS {
+                c.examples.extend(get_s(item, &format!("example_{slot}")).map(str::to_owned));
+            }
+            out.push((key.to_owned(), c));
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
