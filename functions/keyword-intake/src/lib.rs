@@ -12,7 +12,7 @@ use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messag
 use feedback::conversations::store::MessageStored;
 use feedback::conversations::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
 use feedback::customers::offers::{OFFER_BODY_MAX_BYTES, OfferReport, ReportError, Withheld, report_offer};
-use feedback::customers::strategy::{StrategySettings, conversation_strategy, strategy_for};
+use feedback::customers::strategy::{Asked, StrategySettings, conversation_strategy, strategy_for};
 use feedback::validate::InputError;
 use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoOfferStore, DynamoProfileStore};
 use feedback_aws::notify::SnsStaffAlerts;
@@ -115,16 +115,15 @@ impl App {
                     .filter_map(|m| m.trigger.as_ref())
                     .filter_map(|t| Some((t.category.as_deref()?, t.severity?)))
                     .max_by_key(|(_, severity)| *severity);
-                let strategy = strategy_for(
-                    &self.profiles,
-                    &self.offers,
-                    &self.strategy,
-                    &conversation_id,
-                    Some(&customer_id),
+                let asked = Asked {
+                    conversation_id: &conversation_id,
+                    customer_id: Some(&customer_id),
                     trigger,
-                    as_of,
-                )
-                .await;
+                    at: as_of,
+                    now,
+                    decide_offer: true,
+                };
+                let strategy = strategy_for(&self.profiles, &self.offers, &self.strategy, asked).await;
                 let mut answer = serde_json::to_value(&recorded).unwrap_or_default();
                 answer["strategy"] = serde_json::to_value(&strategy).unwrap_or_default();
                 Ok(json_response(200, &answer, &[]))

@@ -7,9 +7,9 @@ use std::convert::Infallible;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use feedback::Timestamp;
+use feedback::config::WeekSettings;
 use feedback::config::{ConfigError, Env};
 use feedback::customers::feedback::record_feedback_batch;
-use feedback::config::WeekSettings;
 use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoProfileStore, read_feedback_record};
 use feedback_lambda::observe::emit_metrics;
 use serde_json::Value;

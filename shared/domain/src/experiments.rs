@@ -41,7 +41,10 @@ impl Experiments {
         for x in &e.experiment {
             let total: u32 = x.arm.iter().map(|a| a.share).sum();
             if x.arm.len() < 2 || total != 100 {
-                return Err(format!("experiment {}: at least two arms whose shares add up to 100 (not {total})", x.name));
+                return Err(format!(
+                    "experiment {}: at least two arms whose shares add up to 100 (not {total})",
+                    x.name
+                ));
             }
             if x.name.contains(':') || x.arm.iter().any(|a| a.name.contains(':')) {
                 return Err(format!("experiment {}: names may not contain ':'", x.name));
@@ -161,7 +164,13 @@ pub fn compare(x: &Experiment, counts: &[(String, ScoreCounts)]) -> ExperimentRe
     for a in &x.arm[1..] {
         let c = of(&a.name);
         let metrics: [(&'static str, f64, u64, f64, u64); 4] = [
-            ("estimated satisfaction", control.estimated_satisfied_milli as f64 / 1000.0, control.estimated, c.estimated_satisfied_milli as f64 / 1000.0, c.estimated),
+            (
+                "estimated satisfaction",
+                control.estimated_satisfied_milli as f64 / 1000.0,
+                control.estimated,
+                c.estimated_satisfied_milli as f64 / 1000.0,
+                c.estimated,
+            ),
             ("resolution", control.resolved as f64, control.conversations, c.resolved as f64, c.conversations),
             ("escalation", control.escalated as f64, control.conversations, c.escalated as f64, c.conversations),
             ("rating CSAT", control.satisfied as f64, control.ratings, c.satisfied as f64, c.ratings),
@@ -229,7 +238,8 @@ pub fn two_proportion_p(x1: f64, n1: u64, x2: f64, n2: u64) -> Option<f64> {
 fn normal_cdf(z: f64) -> f64 {
     let x = z.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erf = 1.0 - poly * (-x * x).exp();
     if z >= 0.0 { 0.5 * (1.0 + erf) } else { 0.5 * (1.0 - erf) }
 }
@@ -260,7 +270,12 @@ mod tests {
     fn broken_experiment_files_are_refused() {
         let head = "[[experiment]]\nname = \"x\"\ndescription = \"\"\nstart = \"2026-01-01\"\nhorizon = 10\n";
         assert!(Experiments::from_toml(&format!("{head}[[experiment.arm]]\nname = \"a\"\nshare = 100")).is_err());
-        assert!(Experiments::from_toml(&format!("{head}[[experiment.arm]]\nname = \"a\"\nshare = 60\n[[experiment.arm]]\nname = \"b\"\nshare = 30")).is_err());
+        assert!(
+            Experiments::from_toml(&format!(
+                "{head}[[experiment.arm]]\nname = \"a\"\nshare = 60\n[[experiment.arm]]\nname = \"b\"\nshare = 30"
+            ))
+            .is_err()
+        );
         assert!(Experiments::from_toml(&format!("{head}colour = 1\n")).is_err());
     }
 

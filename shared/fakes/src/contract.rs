@@ -631,6 +631,8 @@ fn offer(conversation_id: &str, customer_id: &str, value_minor: i64) -> OfferRec
         withheld: None,
         decided_at: at("2026-11-24T02:00:00Z"),
         reported_at: None,
+        cap_slot: None,
+        cap_previous: None,
     }
 }
 
@@ -645,7 +647,7 @@ pub async fn offers(store: &impl OfferStore, reports: &impl ReportStore) {
     let mut again = offer("c-o1", "u-o1", 1_000);
     again.state = OfferState::Withheld;
     again.withheld = Some(Withheld::Holdout);
-    assert_eq!(store.decide(&again, 5_000).await.unwrap(), Decided::Existing(first.clone()), "one decision");
+    assert_eq!(store.decide(&again, 5_000).await.unwrap(), Decided::Existing(Box::new(first.clone())), "one decision");
     // 3,000 of 5,000 reserved: 3,000 more does not fit, 2,000 does.
     assert_eq!(store.decide(&offer("c-o2", "u-o2", 3_000), 5_000).await.unwrap(), Decided::OverBudget);
     assert_eq!(store.offer("c-o2").await.unwrap(), None, "nothing stored over budget");
@@ -674,10 +676,32 @@ pub async fn offers(store: &impl OfferStore, reports: &impl ReportStore) {
         Err(ReportError::Withheld(Withheld::WeeklyBudget))
     ));
     assert!(matches!(report_offer(store, "c-none", made, at("2026-11-24T05:00:00Z")).await, Err(ReportError::NoOffer)));
+    // A held-out decision is the comparison.
+    let mut held = offer("c-o4", "u-o4", 2_000);
+    held.state = OfferState::Withheld;
+    held.withheld = Some(Withheld::Holdout);
+    assert_eq!(store.decide(&held, 5_000).await.unwrap(), Decided::Stored);
     let o = reports.week_figures("2026-W48").await.unwrap().all.offers;
-    assert_eq!((o.suggested, o.withheld, o.made, o.accepted), (2, 1, 1, 1));
+    assert_eq!((o.suggested, o.withheld, o.made, o.accepted), (2, 2, 1, 1));
     assert_eq!((o.value_made_minor, o.cost_minor), (5_000, 5_000));
-    assert_eq!(o.comparison, 2, "the one over budget and the one not made");
+    assert_eq!(o.comparison, 1, "held out only: over budget and not made are not random");
+
+    // The customer's cap slot: taken with the decision only if it still holds what was read;
+    // given back when the offer is not made.
+    assert!(store.cap_slots("u-o5").await.unwrap().iter().all(Option::is_none));
+    let mut first = offer("c-o5", "u-o5", 1_000);
+    first.week = "2026-W49".into();
+    first.cap_slot = Some(0);
+    assert_eq!(store.decide(&first, 5_000).await.unwrap(), Decided::Stored);
+    assert_eq!(store.cap_slots("u-o5").await.unwrap(), [Some(first.decided_at)]);
+    let mut second = offer("c-o6", "u-o5", 1_000);
+    second.week = "2026-W49".into();
+    second.cap_slot = Some(0);
+    assert_eq!(store.decide(&second, 5_000).await.unwrap(), Decided::CapTaken, "read before the first took it");
+    assert_eq!(store.offer("c-o6").await.unwrap(), None, "nothing stored");
+    report_offer(store, "c-o5", OfferReport { made: false, accepted: None }, at("2026-11-30T03:00:00Z")).await.unwrap();
+    assert!(store.cap_slots("u-o5").await.unwrap().iter().all(Option::is_none), "given back");
+    assert_eq!(store.decide(&second, 5_000).await.unwrap(), Decided::Stored);
 }
 
 /// Feedback folds into the profile once per piece, and completes an offer's payoff counts (a
@@ -701,7 +725,12 @@ pub async fn feedback_and_payoff(profiles: &impl ProfileStore, reports: &impl Re
         at: at("2026-11-20T03:00:00Z"),
     };
     record_feedback(profiles, "u-f", &compared, now).await.unwrap();
-    let rated = FeedbackEvent::Rated { conversation_id: "c-f1".into(), stars: 5, at: at("2026-11-21T02:00:00Z"), via_follow_up: false };
+    let rated = FeedbackEvent::Rated {
+        conversation_id: "c-f1".into(),
+        stars: 5,
+        at: at("2026-11-21T02:00:00Z"),
+        via_follow_up: false,
+    };
     assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Applied);
     assert_eq!(record_feedback(profiles, "u-f", &rated, now).await.unwrap(), EventOutcome::Duplicate);
     let mut placed = order_event("e-f1", OrderEventKind::Placed, "o-f1", "2026-11-24T00:00:00Z");
@@ -792,7 +821,10 @@ pub async fn scorecards(
     assert_eq!((track.ratings, track.satisfied, track.follow_up_answers), (2, 1, 1));
     assert_eq!(track.examples, ["客服一直不回"]);
     let channels = by(ScoreBy::Channel).await;
-    assert_eq!(channels.iter().map(|(k, c)| (k.as_str(), c.conversations)).collect::<Vec<_>>(), [("app", 1), ("web", 1)]);
+    assert_eq!(
+        channels.iter().map(|(k, c)| (k.as_str(), c.conversations)).collect::<Vec<_>>(),
+        [("app", 1), ("web", 1)]
+    );
     let agents = by(ScoreBy::Agent).await;
     assert_eq!((agents.len(), agents[0].0.as_str(), agents[0].1.ratings), (1, "agent-7", 1));
     let arms = by(ScoreBy::Arm).await;

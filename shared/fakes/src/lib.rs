@@ -244,8 +244,12 @@ struct State {
     /// Offer decisions by conversation, and each week's reserved budget (minor units).
     offers: BTreeMap<String, feedback::customers::offers::OfferRecord>,
     /// Scorecard rows by week, dimension and key.
-    scores: BTreeMap<(String, feedback::insights::scorecards::ScoreBy, String), feedback::insights::scorecards::ScoreCounts>,
+    scores: BTreeMap<
+        (String, feedback::insights::scorecards::ScoreBy, String),
+        feedback::insights::scorecards::ScoreCounts,
+    >,
     offer_budgets: BTreeMap<String, i64>,
+    offer_caps: BTreeMap<String, Vec<Option<Timestamp>>>,
     last_follow_up: BTreeMap<String, Timestamp>,
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
@@ -788,6 +792,10 @@ impl feedback::customers::ProfileStore for InMemory {
 }
 
 impl feedback::customers::offers::OfferStore for InMemory {
+    async fn cap_slots(&self, customer_id: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
+        self.with("cap_slots", |s| Ok(s.offer_caps.get(customer_id).cloned().unwrap_or_default()))
+    }
+
     async fn offer(
         &self,
         conversation_id: &str,
@@ -803,14 +811,24 @@ impl feedback::customers::offers::OfferStore for InMemory {
         use feedback::customers::offers::{Decided, OfferState};
         self.with("decide_offer", |s| {
             if let Some(existing) = s.offers.get(&record.conversation_id) {
-                return Ok(Decided::Existing(existing.clone()));
+                return Ok(Decided::Existing(Box::new(existing.clone())));
             }
             if record.state == OfferState::Suggested {
-                let reserved = s.offer_budgets.entry(record.week.clone()).or_default();
-                if *reserved + record.value_minor > weekly_budget_minor {
+                let reserved = s.offer_budgets.get(&record.week).copied().unwrap_or_default();
+                if reserved + record.value_minor > weekly_budget_minor {
                     return Ok(Decided::OverBudget);
                 }
-                *reserved += record.value_minor;
+                if let Some(slot) = record.cap_slot {
+                    let slots = s.offer_caps.entry(record.customer_id.clone()).or_default();
+                    if slots.get(slot as usize).copied().flatten() != record.cap_previous {
+                        return Ok(Decided::CapTaken);
+                    }
+                    if slots.len() <= slot as usize {
+                        slots.resize(slot as usize + 1, None);
+                    }
+                    slots[slot as usize] = Some(record.decided_at);
+                }
+                *s.offer_budgets.entry(record.week.clone()).or_default() += record.value_minor;
             }
             s.offers.insert(record.conversation_id.clone(), record.clone());
             let shard = shard_of(&record.customer_id, 1);
@@ -832,6 +850,12 @@ impl feedback::customers::offers::OfferStore for InMemory {
             }
             if record.state == OfferState::NotMade {
                 *s.offer_budgets.entry(record.week.clone()).or_default() -= record.value_minor;
+                if let Some(slot) = record.cap_slot
+                    && let Some(held) = s.offer_caps.get_mut(&record.customer_id).and_then(|c| c.get_mut(slot as usize))
+                    && *held == Some(record.decided_at)
+                {
+                    *held = record.cap_previous;
+                }
             }
             s.offers.insert(record.conversation_id.clone(), record.clone());
             s.add(&AggregateDelta::all(
@@ -982,12 +1006,7 @@ impl FollowUpStore for InMemory {
     ) -> Result<(), StoreError> {
         let week = IsoWeek::of(now, &self.weeks.shop_time_zone).to_string();
         let shard = shard_of(&f.customer_id, self.weeks.aggregate_shards);
-        let counter = match f.kind {
-            FollowUpKind::Reminder => "reminders_sent",
-            FollowUpKind::Apology => "apologies_sent",
-            FollowUpKind::CheckIn => "check_ins_sent",
-            FollowUpKind::First => "follow_ups_sent",
-        };
+        let counters: Vec<(&'static str, i64)> = f.kind.sent_counters().iter().map(|c| (*c, 1)).collect();
         self.held_follow_up("mark_sent", f, lease, |item, last, deltas| {
             match reminder_at {
                 Some(at) => {
@@ -999,7 +1018,7 @@ impl FollowUpStore for InMemory {
                 None => item.status = FollowUpStatus::Sent,
             }
             last.insert(f.customer_id.to_string(), now);
-            deltas.push(AggregateDelta::all(&week, shard, vec![(counter, 1)]));
+            deltas.push(AggregateDelta::all(&week, shard, counters));
         })
     }
 

@@ -721,6 +721,23 @@ fn strategy_settings(
     feedback::customers::strategy::StrategySettings { offers, ..Default::default() }
 }
 
+/// A message batch asking for the strategy (offers may be decided), as of `now`.
+fn ask<'a>(
+    conversation_id: &'a str,
+    customer_id: &'a str,
+    trigger: Option<(&'a str, Severity)>,
+    now: feedback::Timestamp,
+) -> feedback::customers::strategy::Asked<'a> {
+    feedback::customers::strategy::Asked {
+        conversation_id,
+        customer_id: Some(customer_id),
+        trigger,
+        at: now,
+        now,
+        decide_offer: true,
+    }
+}
+
 fn no_holdout() -> feedback::customers::offers::OfferSettings {
     feedback::customers::offers::OfferSettings { holdout_percent: 0, ..Default::default() }
 }
@@ -737,14 +754,14 @@ async fn an_unhappy_customer_with_a_late_order_gets_one_offer_and_a_large_one_go
     let settings = strategy_settings(no_holdout());
     late_order_customer(&store, "u-1", 9_900).await;
     let unhappy = Some(("not_resolved", Severity::Medium));
-    let first = strategy_for(&store, &store, &settings, "c-1", Some("u-1"), unhappy, now).await;
+    let first = strategy_for(&store, &store, &settings, ask("c-1", "u-1", unhappy, now)).await;
     let offer = first.offer.clone().expect("an offer");
     assert_eq!(
         (offer.kind, offer.value, offer.by, offer.state),
         (OfferKind::Coupon, 20.0, OfferBy::Bot, OfferState::Suggested)
     );
     assert!(first.reasons.iter().any(|r| r.rule == "offer" && r.why.contains("CNY 20.00")), "{:?}", first.reasons);
-    let later = strategy_for(&store, &store, &settings, "c-1", Some("u-1"), unhappy, now).await;
+    let later = strategy_for(&store, &store, &settings, ask("c-1", "u-1", unhappy, now)).await;
     assert_eq!(later.offer, first.offer, "the same decision");
     let week = store.week_figures("2026-W48").await.unwrap().all.offers;
     assert_eq!(week.suggested, 1, "decided and counted once");
@@ -752,60 +769,66 @@ async fn an_unhappy_customer_with_a_late_order_gets_one_offer_and_a_large_one_go
     // A VIP (a large order) with a severe complaint: 100 is above the bot's 50.
     late_order_customer(&store, "u-vip", 900_000).await;
     let severe = Some(("complaint", Severity::High));
-    let vip = strategy_for(&store, &store, &settings, "c-2", Some("u-vip"), severe, now).await;
+    let vip = strategy_for(&store, &store, &settings, ask("c-2", "u-vip", severe, now)).await;
     let offer = vip.offer.expect("an offer");
     assert_eq!((offer.value, offer.by), (100.0, OfferBy::Agent));
     assert!(vip.route >= Route::Agent);
     // A calm customer gets none.
-    let calm = strategy_for(&store, &store, &settings, "c-3", Some("u-1"), None, now).await;
+    let calm = strategy_for(&store, &store, &settings, ask("c-3", "u-1", None, now)).await;
     assert_eq!(calm.offer, None);
 }
 
-/// The guard rails: the held-out share gets none (and is counted as the comparison), a customer
-/// who had an offer in 90 days gets none, and a spent budget stops the next one.
+/// The guard rails: a customer gets one offer in 90 days, even from two conversations at once,
+/// and gets it back if it was not made; the held-out share gets none and is the comparison; a
+/// spent budget stops the next one (not a comparison: late in a week is not random); a GET shows
+/// a decision but never makes one; an old conversation gets none.
 #[tokio::test]
-async fn offers_stop_at_the_holdout_the_customer_cap_and_the_weekly_budget() {
-    use feedback::customers::feedback::{FeedbackEvent, OfferGroup};
-    use feedback::customers::offers::OfferSettings;
-    use feedback::customers::strategy::strategy_for;
+async fn offers_stop_at_the_customer_cap_the_holdout_and_the_weekly_budget() {
+    use feedback::customers::offers::{OfferReport, OfferSettings, report_offer};
+    use feedback::customers::strategy::{Asked, strategy_for};
     let store = InMemory::default();
     let now = at("2026-11-24T04:00:00Z");
     let unhappy = Some(("dissatisfied", Severity::Medium));
     for c in ["u-1", "u-2", "u-3", "u-4"] {
         late_order_customer(&store, c, 9_900).await;
     }
+    let open = strategy_settings(no_holdout());
+    // A read never decides.
+    let read = Asked { decide_offer: false, ..ask("c-a", "u-2", unhappy, now) };
+    let shown = strategy_for(&store, &store, &open, read).await;
+    assert!(shown.offer.is_none() && shown.reasons.iter().any(|r| r.why.contains("no offer decided yet")));
+    assert!(strategy_for(&store, &store, &open, ask("c-a", "u-2", unhappy, now)).await.offer.is_some());
+    let again = strategy_for(&store, &store, &open, ask("c-b", "u-2", unhappy, now)).await;
+    assert_eq!(again.offer, None, "a second conversation of the customer: the cap");
+    assert!(again.reasons.iter().any(|r| r.why.contains("90 days")), "{:?}", again.reasons);
+    report_offer(&store, "c-a", OfferReport { made: false, accepted: None }, now).await.unwrap();
+    let after = strategy_for(&store, &store, &open, ask("c-c", "u-2", unhappy, now)).await;
+    assert!(after.offer.is_some(), "the offer not made gave the customer's slot back");
+    let shown =
+        strategy_for(&store, &store, &open, Asked { decide_offer: false, ..ask("c-a", "u-2", unhappy, now) }).await;
+    assert_eq!(shown.offer, None, "an offer not made is not offered again");
+
     let all_held = strategy_settings(OfferSettings { holdout_percent: 100, ..Default::default() });
-    let held = strategy_for(&store, &store, &all_held, "c-h", Some("u-1"), unhappy, now).await;
+    let held = strategy_for(&store, &store, &all_held, ask("c-h", "u-1", unhappy, now)).await;
     assert_eq!(held.offer, None);
     assert!(held.reasons.iter().any(|r| r.why.contains("held-out")), "{:?}", held.reasons);
 
-    // u-2 was made an offer last month (the stream folded it into the profile).
-    let earlier = FeedbackEvent::Offer {
-        conversation_id: "c-old".into(),
-        week: "2026-W44".into(),
-        group: OfferGroup::Offered,
-        value_minor: 2_000,
-        at: at("2026-10-28T00:00:00Z"),
-    };
-    feedback::customers::record_feedback(&store, "u-2", &earlier, now).await.unwrap();
-    let capped =
-        strategy_for(&store, &store, &strategy_settings(no_holdout()), "c-cap", Some("u-2"), unhappy, now).await;
-    assert_eq!(capped.offer, None);
-    assert!(capped.reasons.iter().any(|r| r.why.contains("90 days")), "{:?}", capped.reasons);
-
-    // A budget of 30: the first 20 fits, the second does not.
+    // Next week, a budget of 30: the first 20 fits, the second does not.
+    let next_week = now + jiff::SignedDuration::from_hours(24 * 7);
     let small =
         strategy_settings(OfferSettings { holdout_percent: 0, weekly_budget_minor: 3_000, ..Default::default() });
-    assert!(strategy_for(&store, &store, &small, "c-b1", Some("u-3"), unhappy, now).await.offer.is_some());
-    let over = strategy_for(&store, &store, &small, "c-b2", Some("u-4"), unhappy, now).await;
+    assert!(strategy_for(&store, &store, &small, ask("c-b1", "u-3", unhappy, next_week)).await.offer.is_some());
+    let over = strategy_for(&store, &store, &small, ask("c-b2", "u-4", unhappy, next_week)).await;
     assert_eq!(over.offer, None);
     assert!(over.reasons.iter().any(|r| r.why.contains("budget")), "{:?}", over.reasons);
+    // A batch whose last message is 20 days old (a backfill) is judged as of then, without an offer.
+    let old = Asked { now: now + jiff::SignedDuration::from_hours(24 * 20), ..ask("c-old", "u-1", unhappy, now) };
+    let old = strategy_for(&store, &store, &open, old).await;
+    assert!(old.offer.is_none() && old.reasons.iter().any(|r| r.why.contains("days old")), "{:?}", old.reasons);
     let week = store.week_figures("2026-W48").await.unwrap().all.offers;
-    assert_eq!(
-        (week.suggested, week.withheld, week.comparison),
-        (1, 3, 2),
-        "held out and over budget compare; capped does not"
-    );
+    assert_eq!((week.suggested, week.withheld, week.comparison), (2, 2, 1), "only the held-out one compares");
+    let next = store.week_figures("2026-W49").await.unwrap().all.offers;
+    assert_eq!((next.suggested, next.withheld, next.comparison), (1, 1, 0), "over budget does not compare");
 }
 
 /// When the offer cannot be decided (the store fails), the strategy still answers, without one.
@@ -815,16 +838,8 @@ async fn a_failing_offer_store_leaves_the_offer_out_and_says_so() {
     let store = InMemory::default();
     late_order_customer(&store, "u-1", 9_900).await;
     store.faults.next("offer", Fault::Throttle);
-    let s = strategy_for(
-        &store,
-        &store,
-        &strategy_settings(no_holdout()),
-        "c-1",
-        Some("u-1"),
-        Some(("dissatisfied", Severity::Medium)),
-        at("2026-11-24T04:00:00Z"),
-    )
-    .await;
+    let asked = ask("c-1", "u-1", Some(("dissatisfied", Severity::Medium)), at("2026-11-24T04:00:00Z"));
+    let s = strategy_for(&store, &store, &strategy_settings(no_holdout()), asked).await;
     assert_eq!(s.offer, None);
     assert!(s.reasons.iter().any(|r| r.rule == "offer_unavailable"), "{:?}", s.reasons);
     assert!(s.apologise, "the rest of the strategy stands");
@@ -878,7 +893,7 @@ async fn an_unhappy_vip_gets_a_check_in_instead_of_a_rating_request() {
         assert!(m.subject.contains("解决了吗"), "{plain}: {}", m.subject);
     }
     let week = store.week_figures("2026-W47").await.unwrap().all;
-    assert_eq!((week.check_ins_sent, week.follow_ups_sent), (1, 2));
+    assert_eq!((week.check_ins_sent, week.follow_ups_sent), (1, 3), "a check-in is a follow-up too");
     // Two days later: the two rating requests are reminded, the check-in is not.
     let later = day + jiff::SignedDuration::from_hours(49);
     run_follow_ups(&store, &outbox, &signer(), &run_settings(), later).await.unwrap();

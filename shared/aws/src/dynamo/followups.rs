@@ -40,12 +40,12 @@ impl DynamoFollowUpStore {
     fn funnel_counter(
         &self,
         customer_id: &str,
-        counter: &'static str,
+        counters: &[&'static str],
         now: Timestamp,
     ) -> Result<TransactWriteItem, StoreError> {
         let week = IsoWeek::of(now, &self.weeks.shop_time_zone).to_string();
         let shard = feedback::insights::shard_of(customer_id, self.weeks.aggregate_shards);
-        let delta = AggregateDelta::all(&week, shard, vec![(counter, 1)]);
+        let delta = AggregateDelta::all(&week, shard, counters.iter().map(|c| (*c, 1)).collect());
         Ok(TransactWriteItem::builder().update(super::aggregates::update(&self.table, &delta, now)?).build())
     }
 
@@ -268,16 +268,7 @@ impl FollowUpStore for DynamoFollowUpStore {
             TransactWriteItem::builder()
                 .update(fatigue.build().map_err(|e| StoreError::Failed(e.to_string()))?)
                 .build(),
-            self.funnel_counter(
-                &f.customer_id,
-                match f.kind {
-                    FollowUpKind::Reminder => "reminders_sent",
-                    FollowUpKind::Apology => "apologies_sent",
-                    FollowUpKind::CheckIn => "check_ins_sent",
-                    FollowUpKind::First => "follow_ups_sent",
-                },
-                now,
-            )?,
+            self.funnel_counter(&f.customer_id, f.kind.sent_counters(), now)?,
         ];
         self.client
             .transact_write_items()

@@ -1,6 +1,7 @@
 //! `OfferStore` on the feedback table: a conversation's decision is `CONV#<conversation>` /
 //! `OFFER` (written once, then moved on only from the state read), the week's reservations
-//! `OFFERBUDGET#<week>` / `BUDGET` (`reserved`, minor units). Each write is one transaction with
+//! `OFFERBUDGET#<week>` / `BUDGET` (`reserved`, minor units), the customer's cap slots
+//! `CUST#<customer>` / `OFFERCAP` (`slot_<n>`: when a suggestion last took it). Each write is one transaction with
 //! the week's counters on the `_all` aggregate of the customer's shard, so a decision and each
 //! move count once.
 
@@ -93,7 +94,58 @@ impl DynamoOfferStore {
     }
 }
 
+/// The customer's cap slots item.
+const OFFER_CAP: &str = "OFFERCAP";
+/// Slots read back at most (the cap is a handful).
+const CAP_SLOTS_MAX: usize = 32;
+
+impl DynamoOfferStore {
+    /// Takes the record's cap slot if it still holds what was read.
+    fn take_slot(&self, r: &OfferRecord, slot: u32) -> Result<Update, StoreError> {
+        let name = format!("slot_{slot}");
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(&r.customer_id), OFFER_CAP)))
+            .update_expression("SET #slot = :at")
+            .expression_attribute_names("#slot", &name)
+            .expression_attribute_values(":at", s(super::iso(r.decided_at)));
+        let update = match r.cap_previous {
+            Some(previous) => update
+                .condition_expression("#slot = :previous")
+                .expression_attribute_values(":previous", s(super::iso(previous))),
+            None => update.condition_expression("attribute_not_exists(#slot)"),
+        };
+        built(update.build())
+    }
+}
+
 impl OfferStore for DynamoOfferStore {
+    async fn cap_slots(&self, customer_id: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer(customer_id), OFFER_CAP)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?
+            .item
+            .unwrap_or_default();
+        let mut slots = vec![None; CAP_SLOTS_MAX];
+        for (name, value) in &item {
+            if let Some(i) =
+                name.strip_prefix("slot_").and_then(|i| i.parse::<usize>().ok()).filter(|i| *i < CAP_SLOTS_MAX)
+            {
+                slots[i] = value.as_s().ok().and_then(|t| t.parse().ok());
+            }
+        }
+        while slots.last() == Some(&None) {
+            slots.pop();
+        }
+        Ok(slots)
+    }
+
     async fn offer(&self, conversation_id: &str) -> Result<Option<OfferRecord>, StoreError> {
         let out = self
             .client
@@ -124,18 +176,26 @@ impl OfferStore for DynamoOfferStore {
             .set_item(Some(self.item(record, now)?))
             .condition_expression("attribute_not_exists(pk)");
         let mut items = vec![TransactWriteItem::builder().put(built(put.build())?).build()];
+        let (mut budget_at, mut cap_at) = (None, None);
         if reserving {
             let budget = self.budget(&record.week, record.value_minor, Some(room), now)?;
+            budget_at = Some(items.len());
             items.push(TransactWriteItem::builder().update(budget).build());
+            if let Some(slot) = record.cap_slot {
+                cap_at = Some(items.len());
+                items.push(TransactWriteItem::builder().update(self.take_slot(record, slot)?).build());
+            }
         }
         items.extend(self.counters(record, None, now)?.map(|u| TransactWriteItem::builder().update(u).build()));
         match self.transact(items).await? {
             None => Ok(Decided::Stored),
             Some(0) => match self.offer(&record.conversation_id).await? {
-                Some(existing) => Ok(Decided::Existing(existing)),
+                Some(existing) => Ok(Decided::Existing(Box::new(existing))),
                 None => Err(StoreError::Unavailable("an offer decision vanished while read".into())),
             },
-            Some(_) => Ok(Decided::OverBudget),
+            Some(i) if Some(i) == budget_at => Ok(Decided::OverBudget),
+            Some(i) if Some(i) == cap_at => Ok(Decided::CapTaken),
+            Some(i) => Err(StoreError::Unavailable(format!("offer decision cancelled by item {i}"))),
         }
     }
 
@@ -155,6 +215,31 @@ impl OfferStore for DynamoOfferStore {
             items.push(TransactWriteItem::builder().update(release).build());
         }
         items.extend(self.counters(record, Some(from), now)?.map(|u| TransactWriteItem::builder().update(u).build()));
-        Ok(self.transact(items).await?.is_none())
+        if self.transact(items).await?.is_some() {
+            return Ok(false);
+        }
+        if let (OfferState::NotMade, Some(slot)) = (record.state, record.cap_slot) {
+            // Not made: the customer's cap slot goes back to what it held, if this decision still
+            // holds it (best effort: the report itself is recorded either way).
+            let name = format!("slot_{slot}");
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::customer(&record.customer_id), OFFER_CAP)))
+                .condition_expression("#slot = :mine")
+                .expression_attribute_names("#slot", &name)
+                .expression_attribute_values(":mine", s(super::iso(record.decided_at)));
+            let update = match record.cap_previous {
+                Some(previous) => update
+                    .update_expression("SET #slot = :previous")
+                    .expression_attribute_values(":previous", s(super::iso(previous))),
+                None => update.update_expression("REMOVE #slot"),
+            };
+            if let Err(e) = update.send().await {
+                tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "cap slot not given back");
+            }
+        }
+        Ok(true)
     }
 }

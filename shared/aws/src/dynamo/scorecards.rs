@@ -13,7 +13,8 @@ use super::{Item, built, expiry, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::insights::scorecards::{
-    ClosingFacts, CloseScore, SCORE_COUNTERS, SCORE_EXAMPLE_SLOTS, ScoreBy, ScoreCounts, ScoreKey, Scored, rating_counters,
+    CloseScore, ClosingFacts, SCORE_COUNTERS, SCORE_EXAMPLE_SLOTS, ScoreBy, ScoreCounts, ScoreKey, Scored,
+    rating_counters,
 };
 
 /// Rows are kept as long as the weekly aggregates.
@@ -37,7 +38,8 @@ fn row_update(
     example: Option<(u32, &str)>,
     now: Timestamp,
 ) -> Result<TransactWriteItem, StoreError> {
-    let mut set = "SET #week = :week, #by = :by, #key = :key, expires_at = if_not_exists(expires_at, :expires)".to_owned();
+    let mut set =
+        "SET #week = :week, #by = :by, #key = :key, expires_at = if_not_exists(expires_at, :expires)".to_owned();
     let mut update = Update::builder()
         .table_name(table)
         .set_key(Some(key(keys::scorecard(week, row.by.as_str()), &row.key)))
@@ -52,11 +54,7 @@ fn row_update(
         set.push_str(&format!(", example_{slot} = if_not_exists(example_{slot}, :example)"));
         update = update.expression_attribute_values(":example", s(text));
     }
-    let adds: Vec<String> = counters
-        .iter()
-        .enumerate()
-        .map(|(i, _)| format!("#c{i} :c{i}"))
-        .collect();
+    let adds: Vec<String> = counters.iter().enumerate().map(|(i, _)| format!("#c{i} :c{i}")).collect();
     for (i, (name, value)) in counters.iter().enumerate() {
         update = update
             .expression_attribute_names(format!("#c{i}"), *name)
@@ -87,7 +85,11 @@ async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<Opti
 
 /// The conversation's `META` (channel, intents, agent) and, with one Query of the keys from
 /// `OFFER` on (`OFFER`, `RATING`, `TRIGGER#...` sort together there), its rating and triggers.
-pub(crate) async fn closing_facts(client: &Client, table: &str, conversation_id: &str) -> Result<ClosingFacts, StoreError> {
+pub(crate) async fn closing_facts(
+    client: &Client,
+    table: &str,
+    conversation_id: &str,
+) -> Result<ClosingFacts, StoreError> {
     let pk = keys::conversation(conversation_id);
     let meta = client
         .get_item()
@@ -159,7 +161,8 @@ pub(crate) async fn score_close(
         .expression_attribute_values(":week", s(week))
         .expression_attribute_values(":rows", AttributeValue::L(rows.into_iter().map(s).collect()))
         .expression_attribute_values(":rated", AttributeValue::Bool(score.rated));
-    meta = meta.return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::None);
+    meta = meta
+        .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::None);
     let mut items = vec![TransactWriteItem::builder().update(built(meta.build())?).build()];
     if !score.rated {
         let check = ConditionCheck::builder()

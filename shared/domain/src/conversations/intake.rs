@@ -496,18 +496,18 @@ pub async fn close_conversation(
         Closed::Done(state) => {
             score_close(store, &closing, satisfaction.as_ref(), &turns).await?;
             Ok(ConversationClosed {
-            follow_up: FollowUp {
-                state: if too_late && matches!(state, FollowUpState::NotNeeded | FollowUpState::Cancelled) {
-                    FollowUpState::TooLate
-                } else {
-                    state
+                follow_up: FollowUp {
+                    state: if too_late && matches!(state, FollowUpState::NotNeeded | FollowUpState::Cancelled) {
+                        FollowUpState::TooLate
+                    } else {
+                        state
+                    },
+                    due_at: due.filter(|_| matches!(state, FollowUpState::Scheduled | FollowUpState::AlreadyScheduled)),
                 },
-                due_at: due.filter(|_| matches!(state, FollowUpState::Scheduled | FollowUpState::AlreadyScheduled)),
-            },
-            conversation_id: closing.conversation_id,
-            resolved: closing.resolved,
-            closed_at: closing.closed_at,
-            satisfaction,
+                conversation_id: closing.conversation_id,
+                resolved: closing.resolved,
+                closed_at: closing.closed_at,
+                satisfaction,
             })
         }
     }
@@ -530,8 +530,9 @@ async fn score_close(
         .arms_of(&closing.conversation_id, crate::experiments::day_of(closing.closed_at));
     for _ in 0..4 {
         let facts = store.closing_facts(&closing.conversation_id).await?;
-        let unhappy = crate::customers::feedback::unhappy_close(estimate.map(|e| e.expected_stars), !facts.triggers.is_empty())
-            || facts.rating.is_some_and(|(stars, _)| stars <= 2);
+        let unhappy =
+            crate::customers::feedback::unhappy_close(estimate.map(|e| e.expected_stars), !facts.triggers.is_empty())
+                || facts.rating.is_some_and(|(stars, _)| stars <= 2);
         let example = turns
             .iter()
             .rev()
@@ -551,7 +552,10 @@ async fn score_close(
             Scored::RatedMeanwhile => continue,
         }
     }
-    Err(StoreError::Unavailable(format!("conversation {} kept being rated while it was scored", closing.conversation_id)))
+    Err(StoreError::Unavailable(format!(
+        "conversation {} kept being rated while it was scored",
+        closing.conversation_id
+    )))
 }
 
 #[cfg(test)]

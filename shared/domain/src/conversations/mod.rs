@@ -273,7 +273,8 @@ impl Closing {
     /// `closed_at` defaults to `now` when the platform leaves it out.
     pub fn from_json(conversation_id: String, body: &[u8], now: Timestamp) -> Result<Self, InputError> {
         let object = crate::validate::json_object(body, CLOSE_BODY_MAX_BYTES)?;
-        let mut f = Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale", "agent_id"]);
+        let mut f =
+            Fields::new(&object, "", &["resolved", "closed_at", "customer_id", "channel", "locale", "agent_id"]);
         let resolved = f.bool("resolved");
         let closed_at = timestamp(&mut f, "closed_at", false, now);
         let customer_id = f.id("customer_id", false);

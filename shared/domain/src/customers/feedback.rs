@@ -167,8 +167,8 @@ pub async fn record_feedback_batch(
 pub enum OfferGroup {
     /// The storefront made the offer.
     Offered,
-    /// The rules called for an offer and it was not made (held out, capped, over budget, or the
-    /// storefront did not make it): the customers it is compared with.
+    /// The rules called for an offer and the conversation was in the held-out share (random by
+    /// its id): the customers the offered ones are compared with.
     Comparison,
 }
 
@@ -265,22 +265,7 @@ impl FeedbackHistory {
                     self.last_rating =
                         Some(LastRating { stars: *stars, at: *at, conversation_id: conversation_id.clone() });
                 }
-                for m in &mut self.marks {
-                    if let Mark::Offer { conversation_id: c, week, group, rated, .. } = m
-                        && c == conversation_id
-                        && !*rated
-                    {
-                        *rated = true;
-                        let (rated_counter, satisfied_counter) = match group {
-                            OfferGroup::Offered => ("offer_rated", "offer_satisfied"),
-                            OfferGroup::Comparison => ("comparison_rated", "comparison_satisfied"),
-                        };
-                        payoff.push(PayoffCount { week: week.clone(), counter: rated_counter });
-                        if *stars >= 4 {
-                            payoff.push(PayoffCount { week: week.clone(), counter: satisfied_counter });
-                        }
-                    }
-                }
+                payoff.extend(self.rated_offer(conversation_id, *stars));
                 self.mark(Mark::Rating { at: *at, conversation_id: conversation_id.clone(), stars: *stars });
             }
             FeedbackEvent::Triggered { conversation_id, category, severity, at } => {
@@ -321,9 +306,63 @@ impl FeedbackHistory {
                         repeat: false,
                     }),
                 }
+                // The conversation was rated before the offer's state came in (an offer made by an
+                // agent and reported late): its rating pays off now.
+                let stars = self.marks.iter().find_map(|m| match m {
+                    Mark::Rating { conversation_id: c, stars, .. } if c == conversation_id => Some(*stars),
+                    _ => None,
+                });
+                if let Some(stars) = stars {
+                    payoff.extend(self.rated_offer(conversation_id, stars));
+                }
             }
         }
         self.prune(now);
+        payoff
+    }
+
+    /// The rating payoff of the conversation's offer mark, once.
+    fn rated_offer(&mut self, conversation_id: &str, stars: u8) -> Vec<PayoffCount> {
+        let mut payoff = Vec::new();
+        for m in &mut self.marks {
+            if let Mark::Offer { conversation_id: c, week, group, rated, .. } = m
+                && c == conversation_id
+                && !*rated
+            {
+                *rated = true;
+                let (rated_counter, satisfied_counter) = match group {
+                    OfferGroup::Offered => ("offer_rated", "offer_satisfied"),
+                    OfferGroup::Comparison => ("comparison_rated", "comparison_satisfied"),
+                };
+                payoff.push(PayoffCount { week: week.clone(), counter: rated_counter });
+                if stars >= 4 {
+                    payoff.push(PayoffCount { week: week.clone(), counter: satisfied_counter });
+                }
+            }
+        }
+        payoff
+    }
+
+    /// Orders placed before an offer's state came in (`placed`: when each order was first seen)
+    /// that repeat it: counted for its mark once.
+    pub fn repeat_since(&mut self, conversation_id: &str, placed: &[Timestamp]) -> Vec<PayoffCount> {
+        let mut payoff = Vec::new();
+        for m in &mut self.marks {
+            if let Mark::Offer { conversation_id: c, at: offered_at, week, group, repeat, .. } = m
+                && c == conversation_id
+                && !*repeat
+                && placed.iter().any(|p| {
+                    *offered_at < *p && *p <= *offered_at + jiff::SignedDuration::from_hours(24 * REPEAT_WINDOW_DAYS)
+                })
+            {
+                *repeat = true;
+                let counter = match group {
+                    OfferGroup::Offered => "offer_repeat",
+                    OfferGroup::Comparison => "comparison_repeat",
+                };
+                payoff.push(PayoffCount { week: week.clone(), counter });
+            }
+        }
         payoff
     }
 
@@ -467,7 +506,15 @@ mod tests {
     fn ratings_triggers_and_closes_make_the_lately_figures() {
         let now = at("2026-11-30T00:00:00Z");
         let mut h = FeedbackHistory::default();
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 5, at: at("2026-11-01T00:00:00Z"), via_follow_up: false }, now);
+        h.apply(
+            &FeedbackEvent::Rated {
+                conversation_id: "c-1".into(),
+                stars: 5,
+                at: at("2026-11-01T00:00:00Z"),
+                via_follow_up: false,
+            },
+            now,
+        );
         h.apply(
             &FeedbackEvent::Closed {
                 conversation_id: "c-2".into(),
@@ -487,9 +534,25 @@ mod tests {
             },
             now,
         );
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-2".into(), stars: 1, at: at("2026-11-20T01:00:00Z"), via_follow_up: false }, now);
+        h.apply(
+            &FeedbackEvent::Rated {
+                conversation_id: "c-2".into(),
+                stars: 1,
+                at: at("2026-11-20T01:00:00Z"),
+                via_follow_up: false,
+            },
+            now,
+        );
         // Older than 90 days: in the sums, not in the window.
-        h.apply(&FeedbackEvent::Rated { conversation_id: "c-0".into(), stars: 3, at: at("2026-06-01T00:00:00Z"), via_follow_up: false }, now);
+        h.apply(
+            &FeedbackEvent::Rated {
+                conversation_id: "c-0".into(),
+                stars: 3,
+                at: at("2026-06-01T00:00:00Z"),
+                via_follow_up: false,
+            },
+            now,
+        );
         let v = h.view(now);
         assert_eq!((v.ratings, v.average_stars), (3, Some(3.0)));
         assert_eq!(v.last_rating.as_ref().map(|r| r.stars), Some(1), "the newest rating, not the last to arrive");
@@ -517,15 +580,50 @@ mod tests {
         h.apply(&offer(OfferGroup::Offered), now);
         assert_eq!(h.marks.len(), 1, "one mark per conversation; the later state decides the group");
         assert_eq!(h.offers_since(offered_at), 1);
-        let rated = h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false }, now);
+        let rated = h.apply(
+            &FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false },
+            now,
+        );
         let counters: Vec<&str> = rated.iter().map(|p| p.counter).collect();
         assert_eq!(counters, ["offer_rated", "offer_satisfied"]);
         assert!(rated.iter().all(|p| p.week == "2026-W46"), "counted in the offer's week");
-        assert!(h.apply(&FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false }, now).is_empty());
+        assert!(
+            h.apply(
+                &FeedbackEvent::Rated { conversation_id: "c-1".into(), stars: 4, at: now, via_follow_up: false },
+                now
+            )
+            .is_empty()
+        );
         assert!(h.order_placed(at("2026-12-20T00:00:00Z")).is_empty(), "40 days later is not a repeat of it");
         let repeat = h.order_placed(at("2026-11-25T00:00:00Z"));
         assert_eq!(repeat, [PayoffCount { week: "2026-W46".into(), counter: "offer_repeat" }]);
         assert!(h.order_placed(at("2026-11-26T00:00:00Z")).is_empty(), "once");
+    }
+
+    #[test]
+    fn an_offer_reported_after_the_rating_and_a_reorder_still_pays_off() {
+        let now = at("2026-11-30T00:00:00Z");
+        let mut h = FeedbackHistory::default();
+        let rated = FeedbackEvent::Rated {
+            conversation_id: "c-1".into(),
+            stars: 5,
+            at: at("2026-11-21T00:00:00Z"),
+            via_follow_up: false,
+        };
+        assert!(h.apply(&rated, now).is_empty(), "no offer known yet");
+        let offer = FeedbackEvent::Offer {
+            conversation_id: "c-1".into(),
+            week: "2026-W47".into(),
+            group: OfferGroup::Offered,
+            value_minor: 2_000,
+            at: at("2026-11-20T00:00:00Z"),
+        };
+        let counters: Vec<&str> = h.apply(&offer, now).iter().map(|p| p.counter).collect();
+        assert_eq!(counters, ["offer_rated", "offer_satisfied"]);
+        let placed = [at("2026-11-19T00:00:00Z"), at("2026-11-25T00:00:00Z")];
+        assert_eq!(h.repeat_since("c-1", &placed).len(), 1, "the order after the offer");
+        assert!(h.repeat_since("c-1", &placed).is_empty(), "once");
+        assert!(h.apply(&offer, now).is_empty(), "its rating counted once");
     }
 
     #[test]

@@ -486,7 +486,12 @@ pub async fn record_feedback(
             Some(v) => (v.profile, v.version),
             None => (CustomerProfile::new(customer_id), 0),
         };
-        let payoff = profile.feedback.apply(event, now);
+        let mut payoff = profile.feedback.apply(event, now);
+        if let FeedbackEvent::Offer { conversation_id, .. } = event {
+            // Orders placed before the offer's state came in may already repeat it.
+            let placed: Vec<Timestamp> = profile.orders.iter().map(|o| o.first_at).collect();
+            payoff.extend(profile.feedback.repeat_since(conversation_id, &placed));
+        }
         profile.updated_at = Some(now);
         let along = AlongWith { apology: None, payoff };
         match store.save_with_event(&profile, version, &event.key(), &along, now).await? {

@@ -1,7 +1,9 @@
 //! Recovery offers: a gesture (a coupon, shipping refunded) the reply strategy may suggest when
 //! the rules call for one (`offer_kind`/`offer_value` in `rules/strategy.toml`), behind guard
-//! rails: a share of such conversations held out as the comparison, a cap per customer over 90
-//! days, a weekly budget (reserved when suggested, released when not made), and offers above a
+//! rails, in this order: a cap per customer over 90 days (slots in the customer's partition,
+//! taken in the same write as the decision, so two conversations at once cannot both pass), a
+//! share of the rest held out as the comparison (random by conversation id: the only fair one),
+//! a weekly budget (reserved when suggested, released when not made), and offers above a
 //! threshold only as a suggestion for an agent. One decision per conversation: every later
 //! message of it gets the same answer. The storefront reports what happened
 //! (`POST /conversations/{id}/offer`), and the weekly report shows the cost and the payoff
@@ -134,16 +136,22 @@ pub struct OfferRecord {
     pub decided_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_at: Option<Timestamp>,
+    /// The customer's cap slot a suggestion took, and what the slot held before (given back when
+    /// the offer is not made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_slot: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_previous: Option<Timestamp>,
 }
 
 impl OfferRecord {
-    /// Which side of the payoff comparison this decision puts its customer on, if any (a capped
-    /// customer got an offer lately: neither).
+    /// Which side of the payoff comparison this decision puts its customer on, if any: made, or
+    /// held out. Over budget (late in a week) and not made (the storefront's choice) are not
+    /// random, and a capped customer had an offer lately: neither side.
     pub fn group(&self) -> Option<OfferGroup> {
         match (self.state, self.withheld) {
             (OfferState::Made | OfferState::Accepted | OfferState::Declined, _) => Some(OfferGroup::Offered),
-            (OfferState::NotMade, _) => Some(OfferGroup::Comparison),
-            (OfferState::Withheld, Some(Withheld::Holdout | Withheld::WeeklyBudget)) => Some(OfferGroup::Comparison),
+            (OfferState::Withheld, Some(Withheld::Holdout)) => Some(OfferGroup::Comparison),
             _ => None,
         }
     }
@@ -177,7 +185,7 @@ impl OfferRecord {
                     out.push(("offers_made", 1));
                     out.push(("offer_value_made_minor", value));
                 }
-                OfferState::NotMade => out.push(("comparison_count", 1)),
+                OfferState::NotMade => {}
                 OfferState::Accepted => {
                     out.push(("offers_accepted", 1));
                     out.push(("offer_cost_minor", value));
@@ -218,23 +226,28 @@ pub struct RecoveryOffer {
 pub enum Decided {
     Stored,
     /// The conversation already has a decision (a concurrent message decided first): that one.
-    Existing(OfferRecord),
+    Existing(Box<OfferRecord>),
     /// A suggestion did not fit in the week's budget; nothing stored.
     OverBudget,
+    /// Another decision took the customer's cap slot meanwhile; nothing stored: read again.
+    CapTaken,
 }
 
 /// Where offer decisions live: one per conversation, with the week's budget and counters.
 pub trait OfferStore {
     fn offer(&self, conversation_id: &str) -> impl Future<Output = Result<Option<OfferRecord>, StoreError>> + Send;
+    /// The customer's cap slots: when each was last taken by a suggestion (`None`: never).
+    fn cap_slots(&self, customer_id: &str) -> impl Future<Output = Result<Vec<Option<Timestamp>>, StoreError>> + Send;
     /// Stores a new decision if the conversation has none; a suggestion only if the week's budget
-    /// has room for its value (reserving it). Adds the decision's counters to its week.
+    /// has room for its value (reserving it) and its cap slot still holds `cap_previous` (taking
+    /// it). Adds the decision's counters to its week.
     fn decide(
         &self,
         record: &OfferRecord,
         weekly_budget_minor: i64,
     ) -> impl Future<Output = Result<Decided, StoreError>> + Send;
     /// Moves a decision on, if it is still in `from` (else `false`: read it again); releases the
-    /// reservation when not made; adds the move's counters.
+    /// reservation and gives the cap slot back when not made; adds the move's counters.
     fn report(&self, record: &OfferRecord, from: OfferState) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
@@ -254,8 +267,13 @@ pub struct OfferDecision {
     pub note: String,
 }
 
-/// Decides a conversation's offer once: the decision already made, or a new one behind the guard
-/// rails (holdout, per-customer cap, agent threshold, weekly budget).
+/// How far back a conversation may be and still get an offer (a late delivery of its messages);
+/// an older one is history, and its week's budget is not spent on it.
+pub const OFFER_BACKDATE_MAX_DAYS: i64 = 14;
+
+/// Decides a conversation's offer once, as of `at` (its last message, at most
+/// `OFFER_BACKDATE_MAX_DAYS` before `now`): the decision already made, or a new one behind the
+/// guard rails (per-customer cap, holdout, weekly budget of `at`'s week, agent threshold).
 #[allow(clippy::too_many_arguments)]
 pub async fn decide_offer(
     store: &impl OfferStore,
@@ -263,18 +281,24 @@ pub async fn decide_offer(
     candidate: &OfferCandidate,
     conversation_id: &str,
     customer_id: &str,
-    offers_lately: u32,
-    week: &str,
+    shop_time_zone: &jiff::tz::TimeZone,
+    at: Timestamp,
     now: Timestamp,
 ) -> Result<OfferDecision, StoreError> {
     if let Some(existing) = store.offer(conversation_id).await? {
         return Ok(decision_of(&existing));
     }
+    if at < now - jiff::SignedDuration::from_hours(24 * OFFER_BACKDATE_MAX_DAYS) {
+        return Ok(OfferDecision {
+            offer: None,
+            note: format!("no offer: the conversation is more than {OFFER_BACKDATE_MAX_DAYS} days old"),
+        });
+    }
     let by = if candidate.value_minor > settings.agent_above_minor { OfferBy::Agent } else { OfferBy::Bot };
     let mut record = OfferRecord {
         conversation_id: conversation_id.to_owned(),
         customer_id: customer_id.to_owned(),
-        week: week.to_owned(),
+        week: crate::time::IsoWeek::of(at, shop_time_zone).to_string(),
         kind: candidate.kind,
         value_minor: candidate.value_minor,
         currency: settings.currency.clone(),
@@ -283,34 +307,53 @@ pub async fn decide_offer(
         by,
         state: OfferState::Suggested,
         withheld: None,
-        decided_at: now,
+        decided_at: at,
         reported_at: None,
+        cap_slot: None,
+        cap_previous: None,
     };
-    let withheld = if held_out(conversation_id, settings.holdout_percent) {
-        Some(Withheld::Holdout)
-    } else if offers_lately >= settings.per_customer_90d {
-        Some(Withheld::CustomerCap)
-    } else {
-        None
-    };
-    if withheld.is_none() {
-        match store.decide(&record, settings.weekly_budget_minor).await? {
-            Decided::Stored => return Ok(decision_of(&record)),
-            Decided::Existing(existing) => return Ok(decision_of(&existing)),
-            Decided::OverBudget => {}
+    let since = at - jiff::SignedDuration::from_hours(24 * super::feedback::FEEDBACK_WINDOW_DAYS);
+    for _ in 0..4 {
+        let slots = store.cap_slots(customer_id).await?;
+        let cap = settings.per_customer_90d as usize;
+        let free = (0..cap).find(|&i| slots.get(i).copied().flatten().is_none_or(|t| t < since));
+        let withheld = match free {
+            None => Some(Withheld::CustomerCap),
+            Some(_) if held_out(conversation_id, settings.holdout_percent) => Some(Withheld::Holdout),
+            Some(_) => None,
+        };
+        if withheld.is_none() {
+            record.cap_slot = free.map(|i| i as u32);
+            record.cap_previous = free.and_then(|i| slots.get(i).copied().flatten());
+            match store.decide(&record, settings.weekly_budget_minor).await? {
+                Decided::Stored => return Ok(decision_of(&record)),
+                Decided::Existing(existing) => return Ok(decision_of(&existing)),
+                Decided::CapTaken => continue,
+                Decided::OverBudget => {}
+            }
         }
+        record.state = OfferState::Withheld;
+        record.withheld = Some(withheld.unwrap_or(Withheld::WeeklyBudget));
+        (record.cap_slot, record.cap_previous) = (None, None);
+        return match store.decide(&record, settings.weekly_budget_minor).await? {
+            Decided::Existing(existing) => Ok(decision_of(&existing)),
+            _ => Ok(decision_of(&record)),
+        };
     }
-    record.state = OfferState::Withheld;
-    record.withheld = Some(withheld.unwrap_or(Withheld::WeeklyBudget));
-    match store.decide(&record, settings.weekly_budget_minor).await? {
-        Decided::Existing(existing) => Ok(decision_of(&existing)),
-        _ => Ok(decision_of(&record)),
-    }
+    Err(StoreError::Unavailable(format!("the offer cap of {customer_id} kept being taken")))
 }
 
-fn decision_of(r: &OfferRecord) -> OfferDecision {
+/// The decision as the strategy shows it: an offer still to make or made; none once it was not
+/// made or was declined (the bot must not offer it again).
+pub fn decision_of(r: &OfferRecord) -> OfferDecision {
     let value = format!("{} {:.2}", r.currency, r.value_minor as f64 / 100.0);
     match (r.state, r.withheld) {
+        (OfferState::NotMade, _) => {
+            OfferDecision { offer: None, note: format!("no offer: the {value} offer was not made") }
+        }
+        (OfferState::Declined, _) => {
+            OfferDecision { offer: None, note: format!("no offer: the customer declined the {value} offer") }
+        }
         (OfferState::Withheld, Some(w)) => OfferDecision {
             offer: None,
             note: match w {
@@ -462,6 +505,8 @@ mod tests {
             withheld,
             decided_at: "2026-11-24T00:00:00Z".parse().unwrap(),
             reported_at: None,
+            cap_slot: None,
+            cap_previous: None,
         }
     }
 
@@ -484,7 +529,8 @@ mod tests {
         assert_eq!(record(OfferState::Declined, None).counters_from(Some(OfferState::Made)), []);
         assert_eq!(
             record(OfferState::NotMade, None).counters_from(Some(OfferState::Suggested)),
-            [("comparison_count", 1)]
+            [],
+            "not made is the storefront's choice, not random: not a comparison"
         );
         assert_eq!(
             record(OfferState::Withheld, Some(Withheld::Holdout)).counters_from(None),
@@ -494,6 +540,11 @@ mod tests {
             record(OfferState::Withheld, Some(Withheld::CustomerCap)).counters_from(None),
             [("offers_withheld", 1)],
             "a capped customer had an offer lately: not a comparison"
+        );
+        assert_eq!(
+            record(OfferState::Withheld, Some(Withheld::WeeklyBudget)).counters_from(None),
+            [("offers_withheld", 1)],
+            "over budget is late in a week, not random: not a comparison"
         );
     }
 

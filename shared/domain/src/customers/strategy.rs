@@ -254,6 +254,21 @@ impl StrategySettings {
     }
 }
 
+/// What the strategy is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub conversation_id: &'a str,
+    pub customer_id: Option<&'a str>,
+    /// The category and severity of the most severe trigger, if any.
+    pub trigger: Option<(&'a str, Severity)>,
+    /// As of when: the batch's last message (lateness, the offer's week and cap window).
+    pub at: crate::Timestamp,
+    pub now: crate::Timestamp,
+    /// Whether a new offer may be decided (a message batch), or an existing decision only shown
+    /// (a read: `GET /conversations/{id}/strategy` writes nothing).
+    pub decide_offer: bool,
+}
+
 /// The strategy for a customer now: their profile (one read) and what the message triggered.
 /// Without a profile (an unknown customer, or one whose profile cannot be read: the message is
 /// answered all the same) the message alone decides, and the reasons say so. An offer the rules
@@ -263,11 +278,9 @@ pub async fn strategy_for(
     profiles: &impl super::ProfileStore,
     offers: &impl OfferStore,
     settings: &StrategySettings,
-    conversation_id: &str,
-    customer_id: Option<&str>,
-    trigger: Option<(&str, Severity)>,
-    now: crate::Timestamp,
+    asked: Asked<'_>,
 ) -> ReplyStrategy {
+    let Asked { conversation_id, customer_id, trigger, at, now, decide_offer } = asked;
     let read = match customer_id {
         Some(c) => profiles.profile(c).await,
         None => Ok(None),
@@ -279,8 +292,8 @@ pub async fn strategy_for(
             (None, true)
         }
     };
-    let view = stored.as_ref().map(|p| p.view(&settings.tiers, now));
-    let arms = crate::experiments::Experiments::builtin().arms_of(conversation_id, crate::experiments::day_of(now));
+    let view = stored.as_ref().map(|p| p.view(&settings.tiers, at));
+    let arms = crate::experiments::Experiments::builtin().arms_of(conversation_id, crate::experiments::day_of(at));
     let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger, arms: &arms });
     if unavailable {
         strategy.reasons.push(Reason {
@@ -289,20 +302,27 @@ pub async fn strategy_for(
         });
     }
     if let (Some(candidate), Some(customer)) = (strategy.offer_candidate.clone(), customer_id) {
-        let since = now - jiff::SignedDuration::from_hours(24 * super::feedback::FEEDBACK_WINDOW_DAYS);
-        let lately = stored.as_ref().map_or(0, |p| p.feedback.offers_since(since));
-        let week = crate::time::IsoWeek::of(now, &settings.shop_time_zone).to_string();
-        let decided = super::offers::decide_offer(
-            offers,
-            &settings.offers,
-            &candidate,
-            conversation_id,
-            customer,
-            lately,
-            &week,
-            now,
-        )
-        .await;
+        let decided = if decide_offer {
+            super::offers::decide_offer(
+                offers,
+                &settings.offers,
+                &candidate,
+                conversation_id,
+                customer,
+                &settings.shop_time_zone,
+                at,
+                now,
+            )
+            .await
+        } else {
+            offers.offer(conversation_id).await.map(|existing| match existing {
+                Some(r) => super::offers::decision_of(&r),
+                None => super::offers::OfferDecision {
+                    offer: None,
+                    note: "no offer decided yet (the next message decides it)".into(),
+                },
+            })
+        };
         match decided {
             Ok(d) => {
                 if d.offer.as_ref().is_some_and(|o| o.by == OfferBy::Agent) && strategy.route < Route::Agent {
@@ -324,7 +344,7 @@ pub async fn strategy_for(
 }
 
 /// `GET /conversations/{id}/strategy`: the conversation's customer and its most severe trigger so
-/// far; `None` for a conversation never recorded.
+/// far; `None` for a conversation never recorded. Reads only: an offer is shown if one was decided.
 pub async fn conversation_strategy(
     conversations: &impl crate::conversations::store::ConversationStore,
     profiles: &impl super::ProfileStore,
@@ -335,9 +355,15 @@ pub async fn conversation_strategy(
 ) -> Result<Option<ReplyStrategy>, crate::errors::StoreError> {
     let Some(standing) = conversations.standing(conversation_id).await? else { return Ok(None) };
     let trigger = standing.triggers.first().map(|(c, s)| (c.as_str(), *s));
-    Ok(Some(
-        strategy_for(profiles, offers, settings, conversation_id, standing.customer_id.as_deref(), trigger, now).await,
-    ))
+    let asked = Asked {
+        conversation_id,
+        customer_id: standing.customer_id.as_deref(),
+        trigger,
+        at: now,
+        now,
+        decide_offer: false,
+    };
+    Ok(Some(strategy_for(profiles, offers, settings, asked).await))
 }
 
 #[cfg(test)]
@@ -405,10 +431,14 @@ mod tests {
         let calm_vip = rules.decide(&Situation { profile: Some(&vip), trigger: None, arms: &[] });
         assert_eq!((calm_vip.tone, calm_vip.priority), (Tone::Warm, Priority::High));
         assert!(matches!(calm_vip.facts[..], [Fact::OpenOrder { .. }]));
-        let angry_vip =
-            rules.decide(&Situation { profile: Some(&vip), trigger: Some(("refund_anger", Severity::High)), arms: &[] });
+        let angry_vip = rules.decide(&Situation {
+            profile: Some(&vip),
+            trigger: Some(("refund_anger", Severity::High)),
+            arms: &[],
+        });
         assert_eq!((angry_vip.tone, angry_vip.route), (Tone::Apologetic, Route::SeniorAgent));
-        let human = rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)), arms: &[] });
+        let human =
+            rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)), arms: &[] });
         assert_eq!((human.route, human.tone), (Route::Agent, Tone::Brief), "handed over: the bot keeps it short");
         // An experiment's arm: the warm arm answers an unhappy customer warmly, the control plainly.
         let unhappy = Some(("dissatisfied", Severity::Medium));
@@ -421,7 +451,8 @@ mod tests {
         let text = include_str!("../../rules/strategy.toml").replace("priority = \"urgent\"", "priority = \"normal\"");
         let lowered = StrategyRules::from_toml(&text).unwrap();
         let p = profile(false, true);
-        let s = lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
+        let s =
+            lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
         assert_eq!(s.priority, Priority::High, "a rule saying normal does not undo the late order's high");
     }
 

@@ -492,6 +492,19 @@ pub enum FollowUpKind {
     CheckIn,
 }
 
+impl FollowUpKind {
+    /// The weekly counters a sent one adds. A check-in carries a rating link like a first
+    /// request, so it counts as one too (answers through it are follow-up answers).
+    pub fn sent_counters(self) -> &'static [&'static str] {
+        match self {
+            FollowUpKind::First => &["follow_ups_sent"],
+            FollowUpKind::Reminder => &["reminders_sent"],
+            FollowUpKind::Apology => &["apologies_sent"],
+            FollowUpKind::CheckIn => &["follow_ups_sent", "check_ins_sent"],
+        }
+    }
+}
+
 /// What a proactive apology is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApologyFor {

@@ -96,7 +96,11 @@ pub const ESCALATED: &str = "repeated_dissatisfaction";
 
 /// What a conversation's close adds to each of its rows (its rating, if it has one by then,
 /// included).
-pub fn close_counters(resolved: bool, estimate: Option<&Satisfaction>, facts: &ClosingFacts) -> Vec<(&'static str, i64)> {
+pub fn close_counters(
+    resolved: bool,
+    estimate: Option<&Satisfaction>,
+    facts: &ClosingFacts,
+) -> Vec<(&'static str, i64)> {
     let mut out = vec![("conversations", 1)];
     if resolved {
         out.push(("resolved", 1));
@@ -389,7 +393,12 @@ mod tests {
     #[test]
     fn the_worst_rows_come_first_by_the_satisfaction_they_lose() {
         let good = counts(&[("conversations", 40), ("estimated", 40), ("estimated_satisfied_milli", 40 * 800)]);
-        let bad = counts(&[("conversations", 20), ("estimated", 20), ("estimated_satisfied_milli", 20 * 300), ("escalated", 5)]);
+        let bad = counts(&[
+            ("conversations", 20),
+            ("estimated", 20),
+            ("estimated_satisfied_milli", 20 * 300),
+            ("escalated", 5),
+        ]);
         let tiny = counts(&[("conversations", 1), ("estimated", 1), ("estimated_satisfied_milli", 0)]);
         let before = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", 10 * 500)]);
         let week = vec![("good".to_owned(), good), ("bad".to_owned(), bad), ("tiny".to_owned(), tiny)];
@@ -401,6 +410,9 @@ mod tests {
         assert_eq!(rows[0].escalation_pct, Some(25.0));
         let hurting = hurting_most(&rows, 3);
         assert_eq!(hurting.len(), 1);
-        assert!(hurting_line(hurting[0]).starts_with("bad: 20 conversations, satisfaction 30.0%, -20.0 pts since last week"));
+        assert!(
+            hurting_line(hurting[0])
+                .starts_with("bad: 20 conversations, satisfaction 30.0%, -20.0 pts since last week")
+        );
     }
 }
