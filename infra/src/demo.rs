@@ -301,6 +301,15 @@ pub async fn seed(
     for c in &conversations {
         let mut messages = vec![json!({"message_id": format!("{}-m1", c.id), "role": "customer", "text": c.text,
             "sent_at": c.at.to_string(), "customer_id": c.customer, "channel": "app"})];
+        // The bot answers under an intent; the chat platform follows the reply strategy's
+        // experiment arm (a warm, personal apology) for an unhappy customer.
+        let (intent, reply, reaction) = bot_reply(c);
+        messages.push(json!({"message_id": format!("{}-m2", c.id), "role": "bot", "text": reply, "bot_intent": intent,
+            "sent_at": (c.at + jiff::Span::new().seconds(30)).to_string(), "customer_id": c.customer, "channel": "app"}));
+        if let Some(reaction) = reaction {
+            messages.push(json!({"message_id": format!("{}-m4", c.id), "role": "customer", "text": reaction,
+                "sent_at": (c.at + jiff::Span::new().seconds(60)).to_string(), "customer_id": c.customer, "channel": "app"}));
+        }
         if let Some(e) = &c.escalation {
             messages.push(json!({"message_id": format!("{}-m3", c.id), "role": "customer", "text": e,
                 "sent_at": (c.at + jiff::Span::new().seconds(90)).to_string(), "customer_id": c.customer, "channel": "app"}));
@@ -314,8 +323,13 @@ pub async fn seed(
     let closes = conversations
         .iter()
         .map(|c| {
-            let body = json!({"resolved": c.resolved, "closed_at": (c.at + jiff::Span::new().minutes(3)).to_string(),
-                              "customer_id": c.customer, "channel": "app"});
+            let mut body = json!({"resolved": c.resolved, "closed_at": (c.at + jiff::Span::new().minutes(3)).to_string(),
+                                  "customer_id": c.customer, "channel": "app"});
+            if c.escalation.is_some() {
+                // Escalated chats end with one of three agents.
+                let pick = c.id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+                body["agent_id"] = json!(format!("agent-{}", 1 + pick % 3));
+            }
             ("POST", format!("{base}/conversations/{}/close", c.id), body)
         })
         .collect();
@@ -481,6 +495,47 @@ pub async fn seed(
     summary.report_week = reply.json()["run"]["week"].as_str().map(str::to_owned);
     summary.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     Ok(summary)
+}
+
+/// The bot's answer in a demo conversation (its intent and words) and how the customer takes it.
+/// Order tracking answers with the parcel's news and is mostly thanked; the refund flow only asks
+/// for patience and mostly angers (the demo's worst intent); an unhappy customer in the `warm` arm
+/// of the tone experiment gets a warm, personal apology and takes it better. Deterministic: by a
+/// hash of the conversation's id.
+fn bot_reply(c: &Conversation) -> (&'static str, &'static str, Option<&'static str>) {
+    let intent = match c.scenario {
+        "logistics" => "track_order",
+        "refund_return" => "refund_request",
+        "quality" | "packaging" => "product_issue",
+        "praise" => "thanks",
+        _ => "faq",
+    };
+    let warm = feedback::experiments::Experiments::builtin()
+        .arms_of(&c.id, feedback::experiments::day_of(c.at))
+        .iter()
+        .any(|(x, arm)| x == "warm_apology" && arm == "warm");
+    let unhappy = !matches!(c.scenario, "praise" | "question");
+    let reply = match intent {
+        "refund_request" => "请耐心等待，退款会在7-15个工作日内原路退回。",
+        _ if unhappy && warm => "真的非常抱歉给您添麻烦了！我已经亲自帮您加急处理，今天之内一定给您答复，辛苦您了。",
+        "track_order" => "已为您查询：包裹已到达本地分拣中心，预计今天送达。",
+        "product_issue" => "很抱歉，已为您登记，可以申请退换货，我们承担运费。",
+        "thanks" => "感谢您的支持，欢迎再来！",
+        _ => "您好，已为您解答，还有其他问题随时找我。",
+    };
+    if !unhappy {
+        return (intent, reply, None);
+    }
+    // How likely the customer is pleased by the answer, in percent.
+    let pleased = match intent {
+        "refund_request" => 10,
+        "track_order" => 45,
+        _ => 35,
+    } + if warm { 55 } else { 0 };
+    let roll = c.id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) % 100;
+    let reaction =
+        if roll < pleased { "好的，谢谢，辛苦了" } else { "又让我等，每次都这样，太失望了" };
+    (intent, reply, Some(reaction))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -190,6 +190,33 @@ impl App {
             } else if path.ends_with("/dashboard/view") {
                 let week = board::view_week(query.first("week"), today)?;
                 Ok(text(200, "text/html; charset=utf-8", board::week_view(&self.store, &week, today, now).await?))
+            } else if path.ends_with("/scorecards") {
+                let week = board::view_week(query.first("week"), today)?;
+                let by_raw = query.first("by").unwrap_or("intent");
+                let by = feedback::insights::scorecards::ScoreBy::parse(by_raw).ok_or_else(|| {
+                    let mut p = Problem::new(
+                        400,
+                        "invalid-query",
+                        "Invalid scorecard dimension",
+                        format!("by={by_raw:?}: one of intent, agent, channel, arm"),
+                    );
+                    p.invalid_params =
+                        vec![feedback::validate::FieldError::new("by", "one_of", "intent, agent, channel or arm")];
+                    Refusal::from(p)
+                })?;
+                let week =
+                    feedback::time::IsoWeek::parse(&week).unwrap_or_else(|| feedback::time::IsoWeek::of_date(today));
+                let card = feedback::reporting::service::week_scorecard(&self.store, week, by).await?;
+                Ok(json_response(200, &card, &[("cache-control", "no-store")]))
+            } else if path.ends_with("/experiments") {
+                let week = feedback::time::IsoWeek::of_date(today);
+                let reports = feedback::reporting::service::experiment_reports(
+                    &self.store,
+                    feedback::experiments::Experiments::builtin(),
+                    week,
+                )
+                .await?;
+                Ok(json_response(200, &serde_json::json!({ "experiments": reports }), &[("cache-control", "no-store")]))
             } else if path.ends_with("/stats") {
                 let (from, to) = board::date_range(
                     query.first("from"),

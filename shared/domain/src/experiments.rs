@@ -103,7 +103,7 @@ pub fn day_of(at: crate::Timestamp) -> jiff::civil::Date {
 }
 
 /// One arm's figures since the experiment started.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArmFigures {
     pub arm: String,
     pub conversations: u64,
@@ -115,9 +115,9 @@ pub struct ArmFigures {
 }
 
 /// One metric compared between the first arm (the control) and another.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
-    pub metric: &'static str,
+    pub metric: String,
     pub arm: String,
     pub control_pct: Option<f64>,
     pub arm_pct: Option<f64>,
@@ -125,7 +125,7 @@ pub struct Comparison {
     pub p_value: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentReport {
     pub name: String,
     pub description: String,
@@ -177,7 +177,7 @@ pub fn compare(x: &Experiment, counts: &[(String, ScoreCounts)]) -> ExperimentRe
         ];
         for (metric, x1, n1, x2, n2) in metrics {
             comparisons.push(Comparison {
-                metric,
+                metric: metric.to_owned(),
                 arm: a.name.clone(),
                 control_pct: rate(x1, n1),
                 arm_pct: rate(x2, n2),
@@ -292,8 +292,8 @@ mod tests {
             c.add_counter("estimated_satisfied_milli", (satisfied * 1000.0 * n as f64) as i64);
             c
         };
-        let early = compare(x, &[("control".into(), arm(150, 0.4)), ("warm".into(), arm(150, 0.7))]);
-        assert!(early.verdict.starts_with("not enough data yet (150 of 200"), "{}", early.verdict);
+        let early = compare(x, &[("control".into(), arm(120, 0.4)), ("warm".into(), arm(149, 0.7))]);
+        assert!(early.verdict.starts_with("not enough data yet (120 of 150"), "{}", early.verdict);
         let done = compare(x, &[("control".into(), arm(220, 0.4)), ("warm".into(), arm(210, 0.55))]);
         assert_eq!(done.verdict, "warm better than control on estimated satisfaction, 95%");
         let flat = compare(x, &[("control".into(), arm(220, 0.5)), ("warm".into(), arm(210, 0.51))]);

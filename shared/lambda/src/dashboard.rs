@@ -191,6 +191,26 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     load(location.search);
   }
   view.addEventListener('click', function (ev) {
+    // A sortable table's header: sort its rows by that column (numbers by value, blanks last),
+    // the other way on a second click.
+    var th = ev.target.closest('th[data-sort]');
+    if (th) {
+      var table = th.closest('table'), column = Array.prototype.indexOf.call(th.parentNode.children, th);
+      var down = th.getAttribute('aria-sort') !== 'descending';
+      Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', down ? 'descending' : 'ascending');
+      var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+      var value = function (r) { var v = r.cells[column].getAttribute('data-value'); return v === null || v === '' ? null : v; };
+      rows.sort(function (x, y) {
+        var a = value(x), b = value(y);
+        if (a === null || b === null) { return (a === null) - (b === null); }
+        var na = parseFloat(a), nb = parseFloat(b);
+        var c = (isNaN(na) || isNaN(nb)) ? a.localeCompare(b) : na - nb;
+        return down ? -c : c;
+      });
+      rows.forEach(function (r) { table.tBodies[0].appendChild(r); });
+      return;
+    }
     var a = ev.target.closest('a');
     if (!a) { return; }
     var token = sessionStorage.getItem('staffToken');
@@ -227,7 +247,10 @@ header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16
 figure{margin:0;background:#fff;border-radius:8px;padding:8px}figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#6b7280}\
 section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}section h2{font-size:16px;margin:4px 0 8px}\
 ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#16a34a}.flat{color:#6b7280}\
-blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}";
+blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}\
+table.scores{border-collapse:collapse;width:100%;font-size:13px}table.scores th,table.scores td{padding:4px 6px;border-bottom:1px solid #e5e7eb;text-align:right}\
+table.scores th:first-child,table.scores td:first-child{text-align:left}table.scores th[data-sort]{cursor:pointer;color:#1d4ed8}\
+.scroll{overflow-x:auto}";
 
 /// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
 /// origin, e.g. Cognito's hosted UI `https://<prefix>.auth.<region>.amazoncognito.com`) and the
@@ -329,12 +352,33 @@ mod view {
         let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
         let settled =
             parsed.map(|w| w.before(feedback::insights::weekly::OFFERS_SETTLE_WEEKS).to_string()).unwrap_or_default();
+        let intents = match parsed {
+            Some(w) => {
+                feedback::reporting::service::week_scorecard(store, w, feedback::insights::scorecards::ScoreBy::Intent)
+                    .await?
+                    .rows
+            }
+            None => Vec::new(),
+        };
+        let experiments = match parsed {
+            Some(w) => {
+                feedback::reporting::service::experiment_reports(
+                    store,
+                    feedback::experiments::Experiments::builtin(),
+                    w,
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        let hurting = feedback::insights::scorecards::hurting_most(&intents, 3).into_iter().cloned().collect();
         let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now)
-            .with_settled_offers(&store.week_figures(&settled).await?);
+            .with_settled_offers(&store.week_figures(&settled).await?)
+            .with_service(hurting, experiments);
         let trend_weeks: Vec<String> =
             parsed.into_iter().flat_map(|w| (0..TREND_WEEKS).rev().map(move |n| w.before(n).to_string())).collect();
         let trend = store.headlines(&trend_weeks).await?;
-        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string())?)
+        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents)?)
     }
 
     fn opt(v: Option<f64>, unit: &str) -> String {
@@ -343,7 +387,12 @@ mod view {
 
     /// The view of one week: tiles, the four charts (inline SVG), the ranked issues with their
     /// reasons and example comments, and the export link.
-    pub fn render_view(r: &WeeklyReport, trend: &[Headline], current_week: &str) -> Result<String, ChartError> {
+    pub fn render_view(
+        r: &WeeklyReport,
+        trend: &[Headline],
+        current_week: &str,
+        intents: &[feedback::insights::scorecards::ScoreRow],
+    ) -> Result<String, ChartError> {
         let h = &r.headline;
         let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
         let (previous, next) = (step(1), step(-1));
@@ -436,6 +485,69 @@ mod view {
                 section #offers {
                     h2 { "Offers and proactive messages" }
                     ul { @for line in &proactive { li { (line) } } }
+                }
+            }
+            @if !intents.is_empty() {
+                section #scorecard {
+                    h2 { "Scorecard: bot intents (worst first)" }
+                    div.scroll {
+                        table.scores #intent-scores {
+                            thead { tr {
+                                th data-sort="text" scope="col" { "Intent" }
+                                th data-sort="number" scope="col" { "Conversations" }
+                                th data-sort="number" scope="col" { "Satisfaction (est.)" }
+                                th data-sort="number" scope="col" { "CSAT (rated)" }
+                                th data-sort="number" scope="col" { "Resolved" }
+                                th data-sort="number" scope="col" { "Escalated" }
+                                th data-sort="number" scope="col" { "Asked for a person" }
+                                th data-sort="number" scope="col" { "Change" }
+                                th data-sort="number" scope="col" { "Short of average" }
+                            } }
+                            tbody {
+                                @for row in intents {
+                                    @let pct = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+                                    tr data-intent=(row.key) {
+                                        td data-value=(row.key) { (row.key) }
+                                        td data-value=(row.conversations) { (row.conversations) }
+                                        td data-value=(pct(row.estimated_csat_pct)) { (opt(row.estimated_csat_pct, "%")) }
+                                        td data-value=(pct(row.csat_pct)) { (opt(row.csat_pct, "%")) " (" (row.ratings) ")" }
+                                        td data-value=(pct(row.resolution_pct)) { (opt(row.resolution_pct, "%")) }
+                                        td data-value=(pct(row.escalation_pct)) { (opt(row.escalation_pct, "%")) }
+                                        td data-value=(pct(row.want_human_pct)) { (opt(row.want_human_pct, "%")) }
+                                        td data-value=(pct(row.change_pts)) { (row.change_pts.map_or("–".to_owned(), |c| format!("{c:+.1} pts"))) }
+                                        td data-value=(format!("{:.1}", row.shortfall)) { (format!("{:.1}", row.shortfall)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @for row in r.intents_hurting.iter() {
+                        @if !row.examples.is_empty() {
+                            p { strong { (row.key) } ": what customers said" }
+                            @for ex in &row.examples { blockquote { (ex) } }
+                        }
+                    }
+                }
+            }
+            @if !r.experiments.is_empty() {
+                section #experiments {
+                    h2 { "Experiments" }
+                    @for x in &r.experiments {
+                        div data-experiment=(x.name) {
+                            p { strong { (x.name) } " — " (x.description) ". " span.verdict { (x.verdict) } }
+                            div.scroll { table.scores {
+                                thead { tr {
+                                    th scope="col" { "Arm" } th scope="col" { "Conversations" } th scope="col" { "Satisfaction (est.)" }
+                                    th scope="col" { "Resolved" } th scope="col" { "Escalated" } th scope="col" { "CSAT (rated)" }
+                                } }
+                                tbody { @for a in &x.arms { tr {
+                                    td { (a.arm) } td { (a.conversations) } td { (opt(a.estimated_csat_pct, "%")) }
+                                    td { (opt(a.resolution_pct, "%")) } td { (opt(a.escalation_pct, "%")) }
+                                    td { (opt(a.csat_pct, "%")) " (" (a.ratings) ")" }
+                                } } }
+                            } }
+                        }
+                    }
                 }
             }
         };

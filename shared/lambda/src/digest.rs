@@ -83,6 +83,13 @@ pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
     if let Some(estimated) = h.estimated.sentence() {
         out.push_str(&format!("{estimated}\n"));
     }
+    let service = r.service_lines();
+    if !service.is_empty() {
+        out.push_str("\nHow the service did:\n");
+        for line in &service {
+            out.push_str(&format!("- {line}\n"));
+        }
+    }
     let proactive = r.proactive_lines();
     if !proactive.is_empty() {
         out.push_str("\nOffers and proactive messages:\n");
@@ -155,6 +162,11 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                         }
                         @if let Some(estimated) = h.estimated.sentence() {
                             p style="margin:0 0 16px" { (estimated) }
+                        }
+                        @let service = r.service_lines();
+                        @if !service.is_empty() {
+                            h2 style=(H2) { "How the service did" }
+                            ul style="margin:0;padding-left:20px" { @for line in &service { li { (line) } } }
                         }
                         @let proactive = r.proactive_lines();
                         @if !proactive.is_empty() {

@@ -264,7 +264,7 @@ fn pct(part: u64, whole: u64) -> Option<f64> {
 }
 
 /// One row of a scorecard, as staff read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRow {
     pub key: String,
     pub conversations: u64,

@@ -906,9 +906,41 @@ pub struct WeeklyReport {
     /// The offers of the week `OFFERS_SETTLE_WEEKS` back, whose payoff is complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_offers: Option<SettledOffers>,
+    /// The bot intents that hurt satisfaction most this week (worst first, at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intents_hurting: Vec<crate::insights::scorecards::ScoreRow>,
+    /// The experiments on reply strategies, each compared since its start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<crate::experiments::ExperimentReport>,
 }
 
 impl WeeklyReport {
+    /// The service's own figures: the intents that hurt most, the experiments.
+    pub fn with_service(
+        mut self,
+        intents_hurting: Vec<crate::insights::scorecards::ScoreRow>,
+        experiments: Vec<crate::experiments::ExperimentReport>,
+    ) -> Self {
+        self.intents_hurting = intents_hurting;
+        self.experiments = experiments;
+        self
+    }
+
+    /// "How the service did", as sentences (the digest and the dashboard show the same): the
+    /// intents that hurt satisfaction most, and each experiment's verdict.
+    pub fn service_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .intents_hurting
+            .iter()
+            .map(|r| format!("Bot intent {}", crate::insights::scorecards::hurting_line(r)))
+            .collect();
+        for x in &self.experiments {
+            let sizes: Vec<String> = x.arms.iter().map(|a| format!("{} {}", a.arm, a.conversations)).collect();
+            out.push(format!("Experiment {} ({}): {}", x.name, sizes.join(", "), x.verdict));
+        }
+        out
+    }
+
     /// "Offers and proactive messages", as sentences (the digest and the dashboard show the same);
     /// empty when there were none.
     pub fn proactive_lines(&self) -> Vec<String> {
@@ -965,6 +997,8 @@ pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at:
         previous: previous_headline,
         issues,
         settled_offers: None,
+        intents_hurting: Vec::new(),
+        experiments: Vec::new(),
     }
 }
 

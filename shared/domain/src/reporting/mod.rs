@@ -10,6 +10,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
+pub mod service;
 pub mod stats;
 
 use crate::Timestamp;
@@ -166,8 +167,13 @@ pub async fn run_weekly<S: ReportStore, N: DigestSender>(
         None => {
             let previous = ended.before(1).to_string();
             let settled = ended.before(crate::insights::weekly::OFFERS_SETTLE_WEEKS).to_string();
+            let intents = service::week_scorecard(store, ended, crate::insights::scorecards::ScoreBy::Intent).await?;
+            let hurting = crate::insights::scorecards::hurting_most(&intents.rows, 3).into_iter().cloned().collect();
+            let experiments =
+                service::experiment_reports(store, crate::experiments::Experiments::builtin(), ended).await?;
             let built = build_report(&store.week_figures(&week).await?, &store.week_figures(&previous).await?, now)
-                .with_settled_offers(&store.week_figures(&settled).await?);
+                .with_settled_offers(&store.week_figures(&settled).await?)
+                .with_service(hurting, experiments);
             let stored = store.save_report(&built).await?;
             let created = stored == built;
             (stored, created)
