@@ -224,6 +224,27 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         let ranking_chart = figures[2]["text"].as_str().unwrap().to_owned();
         assert!(ranking_chart.contains("Shipping and delivery"), "{ranking_chart}");
         assert_eq!(b.eval("document.getElementById('week').textContent"), json!(week));
+        // The intents' scorecard: worst first; a header click sorts by that column, again the other way.
+        let column = |n: usize| {
+            format!("Array.from(document.querySelectorAll('#intent-scores tbody tr')).map(r => r.cells[{n}].getAttribute('data-value'))")
+        };
+        let intents: Vec<String> = serde_json::from_value(b.eval(&column(0))).unwrap();
+        assert!(intents.len() >= 3, "the demo's intents: {intents:?}");
+        b.eval("document.querySelectorAll('#intent-scores th')[1].click(); true");
+        let counts: Vec<f64> = serde_json::from_value::<Vec<String>>(b.eval(&column(1)))
+            .unwrap()
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "sorted by conversations, most first: {counts:?}");
+        b.eval("document.querySelectorAll('#intent-scores th')[1].click(); true");
+        let counts: Vec<f64> = serde_json::from_value::<Vec<String>>(b.eval(&column(1)))
+            .unwrap()
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "then the other way: {counts:?}");
+        assert_eq!(b.eval("document.querySelector('#experiments [data-experiment]').dataset.experiment"), json!("warm_apology"));
         let first = b.screenshot("dashboard.png");
 
         // The page's script: the previous-week link loads that week with the token it kept.

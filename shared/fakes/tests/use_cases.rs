@@ -900,3 +900,67 @@ async fn an_unhappy_vip_gets_a_check_in_instead_of_a_rating_request() {
     assert_eq!(emails_to(&outbox, "u-vip@example.com"), 1);
     assert_eq!(emails_to(&outbox, "u-reg@example.com"), 2);
 }
+
+// Scorecards and experiments -----------------------------------------------------------------------
+
+/// Conversations under two bot intents, one clearly worse: the close counts each once (a retried
+/// close counts nothing), a later rating lands in its rows, the week's scorecard puts the worse
+/// intent first, and the Monday report names it with its change since last week.
+#[tokio::test]
+async fn the_scorecard_puts_the_intent_that_hurts_first_and_the_monday_report_names_it() {
+    use feedback::customers::feedback::{FeedbackRecord, record_feedback_batch};
+    use feedback::insights::scorecards::ScoreBy;
+    use feedback::reporting::service::week_scorecard;
+    let (store, outbox, rules) = (InMemory::default(), Outbox::default(), TriggerRules::builtin());
+    let settings = CloseSettings { follow_up_delay_hours: 24 };
+    let chat = |conversation: &str, intent: &str, bot: &str, customer_after: &str| {
+        let mut b = batch(conversation, &[("m-1", "我的退款什么时候到账")]);
+        let mut reply = message("m-2", Role::Bot, bot, "2026-11-18T03:00:05Z");
+        reply.bot_intent = Some(intent.to_owned());
+        b.messages.push(reply);
+        b.messages.push(message("m-3", Role::Customer, customer_after, "2026-11-18T03:00:08Z"));
+        b
+    };
+    for n in 0..4 {
+        let (good, bad) = (format!("c-good-{n}"), format!("c-bad-{n}"));
+        let b = chat(&good, "track_order", "已为您查询：包裹今天送达", "好的，谢谢，辛苦了");
+        record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b, at("2026-11-18T03:00:09Z")).await.unwrap();
+        let b = chat(&bad, "refund_request", "请耐心等待", "又让我等，每次都这样，太失望了，我要投诉");
+        record_messages(&store, &outbox, rules, &EVERY_CATEGORY, b, at("2026-11-18T03:00:09Z")).await.unwrap();
+        for (c, resolved) in [(&good, true), (&bad, false)] {
+            let close = closing(c, Some("u-1"), resolved, "2026-11-18T04:00:00Z");
+            close_conversation(&store, &settings, close.clone(), at("2026-11-18T04:00:00Z")).await.unwrap();
+            close_conversation(&store, &settings, close, at("2026-11-18T04:00:01Z")).await.unwrap();
+        }
+    }
+    // A rating after the close, through the stream's second reader.
+    store.insert_rating(&rating("c-bad-0", "u-1", 1, None, "2026-11-18T05:00:00Z")).await.unwrap();
+    let rated = feedback::customers::feedback::FeedbackEvent::Rated {
+        conversation_id: "c-bad-0".into(),
+        stars: 1,
+        at: at("2026-11-18T05:00:00Z"),
+        via_follow_up: false,
+    };
+    let record = FeedbackRecord::Feedback { sequence: "1".into(), customer_id: "u-1".into(), event: rated };
+    for _ in 0..2 {
+        record_feedback_batch(&store, &store, vec![record.clone()], at("2026-11-18T05:00:01Z")).await;
+    }
+    let week = feedback::time::IsoWeek::parse("2026-W47").unwrap();
+    let card = week_scorecard(&store, week, ScoreBy::Intent).await.unwrap();
+    let keys: Vec<&str> = card.rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["refund_request", "track_order"], "{:#?}", card.rows);
+    let (bad, good) = (&card.rows[0], &card.rows[1]);
+    assert_eq!((bad.conversations, good.conversations), (4, 4), "a retried close counts nothing");
+    assert_eq!((bad.resolution_pct, good.resolution_pct), (Some(0.0), Some(100.0)));
+    assert!(bad.estimated_csat_pct < good.estimated_csat_pct, "{bad:?} {good:?}");
+    assert_eq!((bad.ratings, bad.csat_pct), (1, Some(0.0)), "the late rating, once");
+    assert!(bad.examples.iter().any(|e| e.contains("太失望")), "{:?}", bad.examples);
+
+    // The Monday after: the report names the intent that hurts and the experiment's state.
+    let run = run_weekly(&store, &outbox, &digest_settings(), at("2026-11-24T01:00:00Z"), &PlainDigest).await.unwrap();
+    let report = store.report(&run.week).await.unwrap().unwrap();
+    assert_eq!(report.intents_hurting.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["refund_request"]);
+    let lines = report.service_lines();
+    assert!(lines[0].starts_with("Bot intent refund_request: 4 conversations"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("Experiment warm_apology") && l.contains("not enough data yet")), "{lines:?}");
+}
