@@ -962,5 +962,8 @@ async fn the_scorecard_puts_the_intent_that_hurts_first_and_the_monday_report_na
     assert_eq!(report.intents_hurting.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["refund_request"]);
     let lines = report.service_lines();
     assert!(lines[0].starts_with("Bot intent refund_request: 4 conversations"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("Experiment warm_apology") && l.contains("not enough data yet")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Experiment warm_apology") && l.contains("not enough data yet")),
+        "{lines:?}"
+    );
 }
