@@ -126,9 +126,7 @@ fn bigram_overlap(a: &str, b: &str) -> f32 {
 impl ChatModel {
     pub fn builtin() -> &'static ChatModel {
         static M: OnceLock<ChatModel> = OnceLock::new();
-        M.get_or_init(|| {
-            ChatModel::from_bytes(include_bytes!("../../models/chat-zh.bin")).expect("model checked by tests")
-        })
+        M.get_or_init(|| ChatModel::from_bytes(CHAT_MODEL).expect("model checked by tests"))
     }
 
     pub fn new(heads: [LinearModel; HEADS], numeric: [[f32; NUMERIC]; HEADS], thresholds: Thresholds) -> Self {
@@ -276,3 +274,6 @@ mod tests {
         assert!(ChatModel::from_bytes(b"FLCHAT01 short").is_err());
     }
 }
+
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const CHAT_MODEL: &[u8] = include_bytes!("../../models/chat-zh.bin");

@@ -78,9 +78,7 @@ fn decode_models(bytes: &'static [u8]) -> Result<Vec<(&'static str, LinearModel)
 impl IssueClassifier {
     pub fn builtin() -> &'static IssueClassifier {
         static C: OnceLock<IssueClassifier> = OnceLock::new();
-        C.get_or_init(|| {
-            IssueClassifier::new(include_bytes!("../../models/issue-types.bin")).expect("issue models checked by tests")
-        })
+        C.get_or_init(|| IssueClassifier::new(ISSUE_MODEL).expect("issue models checked by tests"))
     }
 
     pub fn new(model_bytes: &'static [u8]) -> Result<Self, ModelError> {
@@ -268,3 +266,6 @@ mod tests {
         }
     }
 }
+
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const ISSUE_MODEL: &[u8] = include_bytes!("../../models/issue-types.bin");

@@ -143,10 +143,7 @@ impl SatisfactionModel {
     /// The model shipped in the repository (used in place from the binary).
     pub fn builtin() -> &'static SatisfactionModel {
         static M: OnceLock<SatisfactionModel> = OnceLock::new();
-        M.get_or_init(|| {
-            SatisfactionModel::from_bytes(include_bytes!("../../models/satisfaction-zh.bin"))
-                .expect("model checked by tests")
-        })
+        M.get_or_init(|| SatisfactionModel::from_bytes(SATISFACTION_MODEL).expect("model checked by tests"))
     }
 
     pub fn new(linear: LinearModel, numeric: [f32; NUMERIC], knots: Vec<(f32, f32)>) -> Self {
@@ -460,3 +457,6 @@ mod tests {
         }
     }
 }
+
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");

@@ -27,12 +27,7 @@ impl SentimentModel {
     /// are used in place).
     pub fn builtin() -> &'static SentimentModel {
         static M: OnceLock<SentimentModel> = OnceLock::new();
-        M.get_or_init(|| {
-            SentimentModel(
-                LinearModel::from_bytes(include_bytes!("../../models/sentiment-zh.bin"))
-                    .expect("model checked by tests"),
-            )
-        })
+        M.get_or_init(|| SentimentModel(LinearModel::from_bytes(SENTIMENT_MODEL).expect("model checked by tests")))
     }
 }
 
@@ -275,3 +270,6 @@ mod tests {
         }
     }
 }
+
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const SENTIMENT_MODEL: &[u8] = include_bytes!("../../models/sentiment-zh.bin");

@@ -59,6 +59,8 @@ pub struct AnalysedFeedback {
     /// A digest of the normalised text, to recognise the same customer repeating themselves.
     #[serde(skip)]
     pub text_digest: Option<String>,
+    /// The models and rules it was made with (`analysis::model_version`), stored with it.
+    pub model_version: &'static str,
 }
 
 impl AnalysedFeedback {
@@ -226,7 +228,14 @@ pub fn analyse_in_context(
     if counted_types.is_empty() && negative && valid {
         counted_types.push("other".to_owned());
     }
-    AnalysedFeedback { week: IsoWeek::of(item.at, tz).to_string(), item, analysis, counted_types, text_digest }
+    AnalysedFeedback {
+        week: IsoWeek::of(item.at, tz).to_string(),
+        item,
+        analysis,
+        counted_types,
+        text_digest,
+        model_version: crate::analysis::model_version(),
+    }
 }
 
 /// What applying an analysis did.
@@ -356,6 +365,25 @@ mod tests {
             text: text.map(str::to_owned),
             at: "2026-11-29T17:00:00Z".parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn every_analysis_records_the_models_it_was_made_with() {
+        let version = crate::analysis::model_version();
+        assert!(version.starts_with("m-") && version.len() == 18, "{version}");
+        let item = StoredFeedback {
+            pk: "CONV#c-1".into(),
+            sk: "MSG#m-1".into(),
+            kind: FeedbackKind::Message,
+            conversation_id: "c-1".into(),
+            customer_id: "u-1".into(),
+            text: Some("快递一周还没到".into()),
+            at: "2026-11-18T03:00:00Z".parse().unwrap(),
+        };
+        let a = analyse(&mut Analyzer::new(), item, &jiff::tz::TimeZone::UTC);
+        assert_eq!(a.model_version, version);
+        let stored = serde_json::to_value(&a).unwrap();
+        assert_eq!(stored["model_version"], version, "stored with the analysis");
     }
 
     #[test]
