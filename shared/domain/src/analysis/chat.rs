@@ -241,6 +241,9 @@ pub fn train(rows: &[Row], bits: u32, ridge_lambda: f32, folds: u32) -> (ChatMod
     (fit(&all), oof)
 }
 
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const CHAT_MODEL: &[u8] = include_bytes!("../../models/chat-zh.bin");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +277,3 @@ mod tests {
         assert!(ChatModel::from_bytes(b"FLCHAT01 short").is_err());
     }
 }
-
-/// The model's bytes as built in (see `crate::analysis::model_version`).
-pub(crate) const CHAT_MODEL: &[u8] = include_bytes!("../../models/chat-zh.bin");

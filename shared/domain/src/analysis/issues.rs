@@ -220,6 +220,9 @@ impl Interleaved {
     }
 }
 
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const ISSUE_MODEL: &[u8] = include_bytes!("../../models/issue-types.bin");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +269,3 @@ mod tests {
         }
     }
 }
-
-/// The model's bytes as built in (see `crate::analysis::model_version`).
-pub(crate) const ISSUE_MODEL: &[u8] = include_bytes!("../../models/issue-types.bin");

@@ -213,6 +213,34 @@ pub fn severity(sentiment: &Sentiment, stars: Option<u8>, trigger: &Trigger, iss
     (base + u8::from(serious && base >= 2)).min(5)
 }
 
+/// Which models and rules an analysis was made with: `m-` and 16 hex digits of an FNV-1a hash
+/// over the built-in model files and the rule tables that shape the analysis (triggers, issue
+/// types, cleaning, the neutral and English sentiment rules). Two analyses with the same version
+/// were made the same way; a retrained model or an edited rule gives a new one.
+pub fn model_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let parts: [&[u8]; 9] = [
+            sentiment::SENTIMENT_MODEL,
+            issues::ISSUE_MODEL,
+            chat::CHAT_MODEL,
+            satisfaction::SATISFACTION_MODEL,
+            include_bytes!("../../rules/triggers.toml"),
+            include_bytes!("../../rules/issue_types.toml"),
+            include_bytes!("../../rules/cleaning.toml"),
+            include_bytes!("../../rules/neutral.toml"),
+            include_bytes!("../../rules/sentiment_en.toml"),
+        ];
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in parts {
+            for b in part.iter().chain(b"\0") {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("m-{h:016x}")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,32 +299,4 @@ mod tests {
             prop_assert_eq!(first, a.analyze(&s, stars));
         }
     }
-}
-
-/// Which models and rules an analysis was made with: `m-` and 16 hex digits of an FNV-1a hash
-/// over the built-in model files and the rule tables that shape the analysis (triggers, issue
-/// types, cleaning, the neutral and English sentiment rules). Two analyses with the same version
-/// were made the same way; a retrained model or an edited rule gives a new one.
-pub fn model_version() -> &'static str {
-    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    V.get_or_init(|| {
-        let parts: [&[u8]; 9] = [
-            sentiment::SENTIMENT_MODEL,
-            issues::ISSUE_MODEL,
-            chat::CHAT_MODEL,
-            satisfaction::SATISFACTION_MODEL,
-            include_bytes!("../../rules/triggers.toml"),
-            include_bytes!("../../rules/issue_types.toml"),
-            include_bytes!("../../rules/cleaning.toml"),
-            include_bytes!("../../rules/neutral.toml"),
-            include_bytes!("../../rules/sentiment_en.toml"),
-        ];
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for part in parts {
-            for b in part.iter().chain(b"\0") {
-                h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
-        format!("m-{h:016x}")
-    })
 }

@@ -390,6 +390,9 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
     if va == 0.0 || vb == 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
 }
 
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +460,3 @@ mod tests {
         }
     }
 }
-
-/// The model's bytes as built in (see `crate::analysis::model_version`).
-pub(crate) const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");

@@ -222,6 +222,9 @@ fn label(score: f32, opinionated: bool) -> Polarity {
     }
 }
 
+/// The model's bytes as built in (see `crate::analysis::model_version`).
+pub(crate) const SENTIMENT_MODEL: &[u8] = include_bytes!("../../models/sentiment-zh.bin");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +273,3 @@ mod tests {
         }
     }
 }
-
-/// The model's bytes as built in (see `crate::analysis::model_version`).
-pub(crate) const SENTIMENT_MODEL: &[u8] = include_bytes!("../../models/sentiment-zh.bin");
