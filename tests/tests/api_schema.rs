@@ -83,11 +83,14 @@ async fn seed(sys: &RunningSystem) -> Seeded {
         "sent_at": now.to_string(), "customer_id": "u-api", "channel": "app"}]});
     let answer = call(sys, "POST", &format!("/conversations/{offer}/messages"), complaint).await;
     assert_eq!(answer["strategy"]["offer"]["state"], "suggested", "{answer}");
+    // Its customer message is analysed through the stream within a moment: correctable.
+    let correction = format!("message~{offer}~m-1");
     Seeded {
         rate: token(&mail.text, "/r/"),
         unsubscribe: token(mail.list_unsubscribe.as_deref().unwrap(), "/u/"),
         week,
         offer,
+        correction,
     }
 }
 
@@ -97,6 +100,7 @@ struct Seeded {
     unsubscribe: String,
     week: String,
     offer: String,
+    correction: String,
 }
 
 fn repo() -> PathBuf {
@@ -115,7 +119,7 @@ fn schemathesis() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_api_keeps_to_openapi_yaml() {
     let sys = RunningSystem::start();
-    let Seeded { rate, unsubscribe, week, offer } = seed(&sys).await;
+    let Seeded { rate, unsubscribe, week, offer, correction } = seed(&sys).await;
     let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "50".into());
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261201".into());
     let mut cmd = Command::new(schemathesis());
@@ -141,7 +145,8 @@ async fn the_running_api_keeps_to_openapi_yaml() {
     cmd.env("LINK_RATE_TOKEN", rate)
         .env("LINK_UNSUBSCRIBE_TOKEN", unsubscribe)
         .env("REPORT_WEEK", week)
-        .env("OFFER_CONVERSATION", offer);
+        .env("OFFER_CONVERSATION", offer)
+        .env("CORRECTION_REF", correction);
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("schemathesis runs")).await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = stdout.lines().skip_while(|l| !l.contains("SUMMARY")).collect::<Vec<_>>().join("\n");

@@ -114,3 +114,19 @@ async fn scorecards() {
     let t = table().await;
     contract::scorecards(&t.conversations, &t.ratings, &t.reports).await;
 }
+
+#[tokio::test]
+async fn corrections() {
+    let (client, table) = fresh_feedback_table().await;
+    let weeks = WeekSettings::default();
+    let t = Table {
+        ratings: DynamoRatingStore::new(client.clone(), &table, 730),
+        conversations: DynamoConversationStore::new(client.clone(), &table, 180).with_weeks(weeks.clone()),
+        follow_ups: DynamoFollowUpStore::new(client.clone(), &table).with_weeks(weeks.clone()),
+        contacts: DynamoContactStore::new(client.clone(), &table),
+        analysis: DynamoAnalysisStore::new(client.clone(), &table, weeks.aggregate_shards),
+        reports: DynamoReportStore::new(client.clone(), &table, weeks),
+    };
+    let store = feedback_aws::dynamo::DynamoCorrectionStore::new(client, &table);
+    contract::corrections(&t.conversations, &t.analysis, &t.reports, &store).await;
+}

@@ -23,6 +23,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 pub struct App {
     store: DynamoReportStore,
+    corrections: feedback_aws::dynamo::DynamoCorrectionStore,
     weeks: WeekSettings,
     /// The group (or scope) a staff token must carry; `None`: any token of the issuer will do.
     staff_group: Option<String>,
@@ -108,6 +109,7 @@ impl App {
 
     pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
         App {
+            corrections: feedback_aws::dynamo::DynamoCorrectionStore::new(client.clone(), table),
             store: DynamoReportStore::new(client, table, weeks.clone()),
             weeks,
             staff_group: None,
@@ -162,8 +164,37 @@ impl App {
         let today = self.weeks.shop_time_zone.to_datetime(now).date();
         let query = req.query_string_parameters_ref().cloned().unwrap_or_default();
         let answer: Result<Response<Body>, Refusal> = async {
-            // The route with a path parameter first: its value may itself end like another route
+            // The routes with a path parameter first: its value may itself end like another route
             // (`/reports/stats`).
+            if let Some(raw) = path_parameter(&req, "ref") {
+                use feedback::insights::corrections::{Correction, FeedbackRef, correct_feedback};
+                let Some(item) = FeedbackRef::parse(&raw) else {
+                    let mut p = Problem::new(
+                        400,
+                        "invalid-ref",
+                        "Invalid feedback reference",
+                        format!("{raw:?} is not rating~<conversation> or message~<conversation>~<message>"),
+                    );
+                    p.invalid_params = vec![feedback::validate::FieldError::new("ref", "format", "rating~<conversation> or message~<conversation>~<message>")];
+                    return Err(p.into());
+                };
+                let correction = feedback_lambda::http::json_body(&req, feedback::insights::corrections::CORRECTION_BODY_MAX_BYTES)
+                    .and_then(Correction::from_json)
+                    .map_err(Problem::from)?;
+                return match correct_feedback(&self.corrections, &item, &correction, &staff, now).await? {
+                    Some(done) => {
+                        tracing::info!(%staff, reference = %done.reference, version = done.version, "feedback corrected");
+                        Ok(json_response(200, &done, &[("cache-control", "no-store")]))
+                    }
+                    None => Err(Problem::new(
+                        404,
+                        "not-correctable",
+                        "Nothing to correct",
+                        format!("{} is not a counted feedback item (unknown, a repeat, or analysed before corrections)", item.as_string()),
+                    )
+                    .into()),
+                };
+            }
             if let Some(week) = path_parameter(&req, "week") {
                 let Some(week) = feedback::time::IsoWeek::parse(&week).map(|w| w.to_string()) else {
                     let mut p = Problem::new(

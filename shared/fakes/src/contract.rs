@@ -831,3 +831,64 @@ pub async fn scorecards(
     assert_eq!((arms[0].0.as_str(), arms[0].1.conversations), ("warm_apology:warm", 1));
     assert!(reports.scorecard("2026-W47", ScoreBy::Intent).await.unwrap().is_empty());
 }
+
+/// Corrections: an analysed message can be corrected; the aggregates move by the difference once
+/// (a retry moves nothing), a second correction moves from the first, a duplicate is not
+/// correctable, a stale read is refused, and each correction is kept.
+pub async fn corrections(
+    conversations: &impl ConversationStore,
+    store: &impl AnalysisStore,
+    reports: &impl ReportStore,
+    corrections: &impl feedback::insights::corrections::CorrectionStore,
+) {
+    use feedback::analysis::sentiment::Polarity;
+    use feedback::insights::corrections::{Correction, FeedbackRef, correct_feedback};
+    let tz = WeekSettings::default().shop_time_zone;
+    let mut analyzer = Analyzer::new();
+    let batch = [
+        (message("m-1", Role::Customer, "快递一周还没到，太慢了", "2026-11-18T03:00:01Z"), Trigger::NONE),
+        (message("m-2", Role::Customer, "快递一周还没到，太慢了", "2026-11-18T03:00:03Z"), Trigger::NONE),
+    ];
+    conversations.claim_for_customer("c-cr", "u-1", Channel::App, &[], at("2026-11-18T03:00:00Z")).await.unwrap();
+    conversations.insert_messages("c-cr", &batch, at("2026-11-18T03:00:04Z")).await.unwrap();
+    let first =
+        analyse(&mut analyzer, feedback_of("c-cr", "m-1", "快递一周还没到，太慢了", "2026-11-18T03:00:01Z"), &tz);
+    assert_eq!(store.apply(&first).await.unwrap(), Applied::Counted);
+    let repeat =
+        analyse(&mut analyzer, feedback_of("c-cr", "m-2", "快递一周还没到，太慢了", "2026-11-18T03:00:03Z"), &tz);
+    assert!(matches!(store.apply(&repeat).await.unwrap(), Applied::Duplicate { .. }));
+    let before = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((before.all.sentiment_negative, before.types["logistics"].items), (1, 1));
+
+    let item = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-1".into() };
+    let read = corrections.countable(&item).await.unwrap().expect("a counted message is correctable");
+    assert_eq!((read.version, read.text.as_deref()), (0, Some("快递一周还没到，太慢了")));
+    let to_price = Correction {
+        sentiment: Some(Polarity::Neutral),
+        issue_types: Some(vec!["price".into()]),
+        ..Default::default()
+    };
+    let done =
+        correct_feedback(corrections, &item, &to_price, "staff-1", at("2026-11-20T00:00:00Z")).await.unwrap().unwrap();
+    assert_eq!((done.version, done.by.as_str()), (1, "staff-1"));
+    let week = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((week.all.items, week.all.sentiment_negative, week.all.sentiment_neutral), (1, 0, 1));
+    assert_eq!(week.types.get("logistics").map_or(0, |c| c.items), 0, "moved out of logistics");
+    assert_eq!(week.types["price"].items, 1);
+    // The same correction again (a retry after the first went through) moves nothing.
+    correct_feedback(corrections, &item, &to_price, "staff-1", at("2026-11-20T00:01:00Z")).await.unwrap();
+    let again = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((again.all.sentiment_neutral, again.types["price"].items), (1, 1));
+    // A stale read is refused.
+    assert!(!corrections.save_correction(&item, &to_price, &done, &[], 0).await.unwrap());
+    // Corrected again: invalid after all; everything it counted goes.
+    let invalid = Correction { invalid: true, ..Default::default() };
+    let third =
+        correct_feedback(corrections, &item, &invalid, "staff-2", at("2026-11-21T00:00:00Z")).await.unwrap().unwrap();
+    assert_eq!(third.version, 3);
+    let after = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((after.all.items, after.all.sentiment_neutral, after.types["price"].items), (0, 0, 0));
+    let duplicate = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-2".into() };
+    assert!(corrections.countable(&duplicate).await.unwrap().is_none(), "a repeat counted nothing: nothing to correct");
+    assert!(corrections.countable(&FeedbackRef::Rating { conversation_id: "c-none".into() }).await.unwrap().is_none());
+}

@@ -212,7 +212,8 @@ struct Conversation {
 
 #[derive(Debug, Clone, Default)]
 struct Aggregate {
-    counts: Counts,
+    /// Signed sums per stored counter name, as DynamoDB's `ADD` keeps them (a correction subtracts).
+    counters: BTreeMap<&'static str, i64>,
     customers: BTreeSet<String>,
     examples: BTreeMap<u32, Example>,
 }
@@ -254,6 +255,9 @@ struct State {
     /// Analyses by item (`pk`, `sk`), with what they were linked to as a repeat.
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
     repeat_markers: BTreeMap<(String, String), String>,
+    /// Staff corrections by item reference: how it counts now and the version; the labelled examples.
+    corrections: BTreeMap<String, (feedback::insights::corrections::CountedAs, u32)>,
+    labelled: Vec<(feedback::insights::corrections::Corrected, feedback::insights::corrections::Correction)>,
     aggregates: BTreeMap<(String, u8, String), Aggregate>,
     reports: BTreeMap<String, StoredReport>,
 }
@@ -262,7 +266,8 @@ impl State {
     fn add(&mut self, delta: &AggregateDelta) {
         let a = self.aggregates.entry((delta.week.clone(), delta.shard, delta.issue_type.clone())).or_default();
         for (name, value) in &delta.counters {
-            assert!(a.counts.add_counter(name, *value), "an AggregateDelta names an unknown counter {name}");
+            assert!(Counts::default().add_counter(name, 0), "an AggregateDelta names an unknown counter {name}");
+            *a.counters.entry(name).or_default() += *value;
         }
         if let Some(customer) = &delta.customer {
             a.customers.insert(customer.clone());
@@ -274,7 +279,10 @@ impl State {
 
     fn counts<'a>(&'a self, week: &'a str) -> impl Iterator<Item = (String, Counts)> + 'a {
         self.aggregates.iter().filter(move |((w, _, _), _)| w == week).map(|((_, _, issue_type), a)| {
-            let mut c = a.counts.clone();
+            let mut c = Counts::default();
+            for (name, value) in &a.counters {
+                c.add_counter(name, *value);
+            }
             c.customers = a.customers.len() as u64;
             c.examples = a.examples.values().cloned().collect();
             (issue_type.clone(), c)
@@ -863,6 +871,62 @@ impl feedback::customers::offers::OfferStore for InMemory {
                 shard_of(&record.customer_id, 1),
                 record.counters_from(Some(from)),
             ));
+            Ok(true)
+        })
+    }
+}
+
+impl InMemory {
+    /// The labelled examples staff corrections made (reference and correction), for tests.
+    pub fn labelled_examples(&self) -> Vec<(String, feedback::insights::corrections::Correction)> {
+        self.state().labelled.iter().map(|(c, x)| (c.reference.clone(), x.clone())).collect()
+    }
+}
+
+impl feedback::insights::corrections::CorrectionStore for InMemory {
+    async fn countable(
+        &self,
+        item: &feedback::insights::corrections::FeedbackRef,
+    ) -> Result<Option<feedback::insights::corrections::Countable>, StoreError> {
+        use feedback::insights::corrections::{Countable, FeedbackRef};
+        let shards = self.weeks.aggregate_shards;
+        self.with("countable", |s| {
+            let key = match item {
+                FeedbackRef::Rating { conversation_id } => (format!("CONV#{conversation_id}"), "RATING".to_owned()),
+                FeedbackRef::Message { conversation_id, message_id } => {
+                    (format!("CONV#{conversation_id}"), format!("MSG#{message_id}"))
+                }
+            };
+            let Some((a, duplicate_of)) = s.analyses.get(&key) else { return Ok(None) };
+            if let Some((counted, version)) = s.corrections.get(&item.as_string()) {
+                return Ok(Some(Countable { counted: counted.clone(), version: *version, text: a.item.text.clone() }));
+            }
+            Ok((a.counts() && duplicate_of.is_none()).then(|| Countable {
+                counted: a.counted_as(shards),
+                version: 0,
+                text: a.item.text.clone(),
+            }))
+        })
+    }
+
+    async fn save_correction(
+        &self,
+        item: &feedback::insights::corrections::FeedbackRef,
+        correction: &feedback::insights::corrections::Correction,
+        corrected: &feedback::insights::corrections::Corrected,
+        difference: &[AggregateDelta],
+        read_version: u32,
+    ) -> Result<bool, StoreError> {
+        self.with("save_correction", |s| {
+            let current = s.corrections.get(&item.as_string()).map_or(0, |(_, v)| *v);
+            if current != read_version {
+                return Ok(false);
+            }
+            s.corrections.insert(item.as_string(), (corrected.after.clone(), corrected.version));
+            for d in difference {
+                s.add(d);
+            }
+            s.labelled.push((corrected.clone(), correction.clone()));
             Ok(true)
         })
     }

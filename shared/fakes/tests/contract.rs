@@ -81,3 +81,9 @@ async fn scorecards() {
     let t = InMemory::default();
     contract::scorecards(&t, &t, &t).await;
 }
+
+#[tokio::test]
+async fn corrections() {
+    let t = InMemory::default();
+    contract::corrections(&t, &t, &t, &t).await;
+}

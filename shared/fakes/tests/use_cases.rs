@@ -967,3 +967,28 @@ async fn the_scorecard_puts_the_intent_that_hurts_first_and_the_monday_report_na
         "{lines:?}"
     );
 }
+
+/// A correction whose write took effect but timed out is retried by the caller: the aggregates
+/// moved once, not twice.
+#[tokio::test]
+async fn a_correction_that_timed_out_and_is_retried_moves_the_aggregates_once() {
+    use feedback::analysis::sentiment::Polarity;
+    use feedback::insights::corrections::{Correction, FeedbackRef, correct_feedback};
+    let store = InMemory::default();
+    let items = stored_messages(&store, &["快递一周还没到，太慢了"]).await;
+    let outcome = process_batch(&store, &mut Analyzer::new(), &WeekSettings::default().shop_time_zone, items).await;
+    assert_eq!(outcome.counted, 1);
+    let week = store.week_figures("2026-W47").await.unwrap();
+    assert_eq!(week.all.sentiment_negative, 1);
+    let item = FeedbackRef::Message { conversation_id: "c-1".into(), message_id: "m-0".into() };
+    let neutral = Correction { sentiment: Some(Polarity::Neutral), ..Default::default() };
+    store.faults.next("save_correction", Fault::TimeoutAfter);
+    let first = correct_feedback(&store, &item, &neutral, "staff-1", at("2026-11-20T00:00:00Z")).await;
+    assert!(matches!(&first, Err(e) if e.is_retryable()), "{first:?}");
+    let retry =
+        correct_feedback(&store, &item, &neutral, "staff-1", at("2026-11-20T00:00:05Z")).await.unwrap().unwrap();
+    assert_eq!(retry.version, 2, "the retry found the first one written");
+    let week = store.week_figures("2026-W47").await.unwrap();
+    assert_eq!((week.all.sentiment_negative, week.all.sentiment_neutral, week.all.items), (0, 1, 1), "moved once");
+    assert_eq!(store.labelled_examples().len(), 2, "each correction kept");
+}

@@ -72,10 +72,18 @@ impl DynamoAnalysisStore {
     ) -> Result<TransactWriteItem, StoreError> {
         let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(a)
             .map_err(|e| StoreError::Failed(format!("cannot map analysis: {e}")))?;
+        // How it is counted, for a staff correction to move by the difference later.
+        let counted = (a.counts() && duplicate_of.is_none())
+            .then(|| serde_dynamo::to_attribute_value::<_, AttributeValue>(a.counted_as(self.shards)))
+            .transpose()
+            .map_err(|e| StoreError::Failed(format!("cannot map counted: {e}")))?;
         if let Some(expires_at) = message_expires_at {
             let mut item = key(a.item.pk.clone(), &keys::analysis_of(&a.item.sk));
             item.insert("entity".into(), s("analysis"));
             item.insert("analysis".into(), value);
+            if let Some(counted) = counted {
+                item.insert("counted".into(), counted);
+            }
             item.insert("analyzed_at".into(), s(iso(now)));
             item.insert("expires_at".into(), expires_at.clone());
             if let Some(first) = duplicate_of {
@@ -98,6 +106,10 @@ impl DynamoAnalysisStore {
         if let Some(first) = duplicate_of {
             set.push_str(", duplicate_of = :first");
             update = update.expression_attribute_values(":first", s(first));
+        }
+        if let Some(counted) = counted {
+            set.push_str(", counted = :counted");
+            update = update.expression_attribute_values(":counted", counted);
         }
         Ok(TransactWriteItem::builder().update(built(update.update_expression(set).build())?).build())
     }

@@ -18,6 +18,7 @@
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
 //! | scorecard row | `SCORE#<week>#<by>`  | `<key>`              |                         |                                          |
+//! | correction   | `CORRECTION#<yyyy-mm>` | `<feedback ref>`   |                         |                                          |
 //!
 //! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
 //! follow-ups due (a cancelled or sent follow-up leaves it). `expires_at` (epoch seconds) is the
@@ -26,6 +27,7 @@
 mod aggregates;
 mod contacts;
 mod conversations;
+mod corrections;
 mod customer;
 mod followups;
 mod insights;
@@ -45,6 +47,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 pub use aws_sdk_dynamodb::Client;
 pub use contacts::DynamoContactStore;
 pub use conversations::DynamoConversationStore;
+pub use corrections::DynamoCorrectionStore;
 pub use followups::DynamoFollowUpStore;
 pub use insights::{DynamoAnalysisStore, read_stream_record};
 pub use offers::DynamoOfferStore;

@@ -6,6 +6,7 @@
 //! transaction conditioned on the item not being analysed yet, so a retried stream batch changes
 //! nothing. The same customer sending the same words twice is linked to the first and not counted.
 
+pub mod corrections;
 pub mod scorecards;
 pub mod weekly;
 
@@ -102,50 +103,39 @@ impl AnalysedFeedback {
     /// What this feedback adds to its week's aggregates: one delta per counted issue type and one
     /// for the whole week (`ALL`), all on the customer's shard of `shards`.
     pub fn aggregate_deltas(&self, shards: u8) -> Vec<AggregateDelta> {
-        let shard = shard_of(&self.item.customer_id, shards);
-        let sentiment = match self.analysis.sentiment.label {
-            Polarity::Positive => "sentiment_positive",
-            Polarity::Neutral => "sentiment_neutral",
-            Polarity::Negative => "sentiment_negative",
-        };
-        let mut counters: Vec<(&'static str, i64)> =
-            vec![("items", 1), ("severity_sum", i64::from(self.analysis.severity)), (sentiment, 1)];
-        if let Some(stars) = self.stars() {
-            counters.push(("ratings", 1));
-            counters
-                .push((["stars_1", "stars_2", "stars_3", "stars_4", "stars_5"][usize::from(stars.clamp(1, 5) - 1)], 1));
-        }
-        if self.analysis.trigger.fired {
-            counters.push(("triggers", 1));
-        }
-        if let Some(value) = self.order_value_minor() {
-            counters.push(("order_value_minor_sum", value));
-            counters.push(("orders_with_value", 1));
-        }
-        if self.analysis.severity >= 3 {
-            counters.push(("severe", 1));
-        }
         let example = self.example_text().map(|text| {
             let slot = u32::from(shard_of(&format!("{}/{}", self.item.pk, self.item.sk), EXAMPLE_SLOTS as u8));
             (slot, Example { text, severity: self.analysis.severity, at: iso_millis(self.item.at) })
         });
-        let delta =
-            |issue_type: &str, counters: Vec<(&'static str, i64)>, example: Option<(u32, Example)>| AggregateDelta {
-                week: self.week.clone(),
-                shard,
-                issue_type: issue_type.to_owned(),
-                counters,
-                customer: Some(self.item.customer_id.to_string()),
-                example,
-            };
-        let mut out: Vec<AggregateDelta> =
-            self.counted_types.iter().map(|t| delta(t, counters.clone(), example.clone())).collect();
-        let mut all = counters;
-        if self.answers_follow_up() {
-            all.push(("follow_up_answers", 1));
+        let mut out = self.counted_as(shards).deltas();
+        for d in &mut out {
+            d.customer = Some(self.item.customer_id.to_string());
+            if d.issue_type != ALL {
+                d.example = example.clone();
+            }
         }
-        out.push(delta(ALL, all, None));
+        if self.answers_follow_up()
+            && let Some(all) = out.iter_mut().find(|d| d.issue_type == ALL)
+        {
+            all.counters.push(("follow_up_answers", 1));
+        }
         out
+    }
+
+    /// How this feedback is counted, in the terms a staff correction can change (see
+    /// `corrections`): stored with the analysis.
+    pub fn counted_as(&self, shards: u8) -> corrections::CountedAs {
+        corrections::CountedAs {
+            week: self.week.clone(),
+            shard: shard_of(&self.item.customer_id, shards),
+            types: self.counted_types.clone(),
+            sentiment: self.analysis.sentiment.label,
+            severity: self.analysis.severity,
+            triggered: self.analysis.trigger.fired,
+            stars: self.stars(),
+            order_value_minor: self.order_value_minor(),
+            counts: true,
+        }
     }
 
     pub fn stars(&self) -> Option<u8> {

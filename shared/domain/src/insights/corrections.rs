@@ -1,0 +1,379 @@
+//! Staff corrections of the analysis: the right sentiment, issue types or trigger, or "invalid" /
+//! "duplicate" for an item that should not count. A correction moves the week's aggregates by the
+//! difference between how the item is counted now (`CountedAs`, stored with its analysis) and how
+//! it should be, once: the store writes the new `CountedAs` and the difference in one transaction
+//! conditioned on the version it read, so a retried correction moves nothing twice, and a later
+//! correction moves from the corrected state. Each correction is kept as a labelled example.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use super::weekly::{ALL, AggregateDelta};
+use crate::Timestamp;
+use crate::analysis::sentiment::Polarity;
+use crate::errors::StoreError;
+
+/// How an item is counted in its week's aggregates, in the terms a correction can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountedAs {
+    pub week: String,
+    pub shard: u8,
+    pub types: Vec<String>,
+    pub sentiment: Polarity,
+    pub severity: u8,
+    pub triggered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stars: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_value_minor: Option<i64>,
+    /// `false` once corrected to invalid or duplicate: it counts nothing.
+    pub counts: bool,
+}
+
+impl CountedAs {
+    /// Its counters, per counted issue type and for the whole week (`ALL`); none when it does not
+    /// count. (Unique customers, examples and follow-up answers are not a correction's business.)
+    pub fn deltas(&self) -> Vec<AggregateDelta> {
+        if !self.counts {
+            return Vec::new();
+        }
+        let sentiment = match self.sentiment {
+            Polarity::Positive => "sentiment_positive",
+            Polarity::Neutral => "sentiment_neutral",
+            Polarity::Negative => "sentiment_negative",
+        };
+        let mut counters: Vec<(&'static str, i64)> =
+            vec![("items", 1), ("severity_sum", i64::from(self.severity)), (sentiment, 1)];
+        if let Some(stars) = self.stars {
+            counters.push(("ratings", 1));
+            counters
+                .push((["stars_1", "stars_2", "stars_3", "stars_4", "stars_5"][usize::from(stars.clamp(1, 5) - 1)], 1));
+        }
+        if self.triggered {
+            counters.push(("triggers", 1));
+        }
+        if let Some(value) = self.order_value_minor {
+            counters.push(("order_value_minor_sum", value));
+            counters.push(("orders_with_value", 1));
+        }
+        if self.severity >= 3 {
+            counters.push(("severe", 1));
+        }
+        let delta = |issue_type: &str| AggregateDelta {
+            week: self.week.clone(),
+            shard: self.shard,
+            issue_type: issue_type.to_owned(),
+            counters: counters.clone(),
+            customer: None,
+            example: None,
+        };
+        let mut out: Vec<AggregateDelta> = self.types.iter().map(|t| delta(t)).collect();
+        out.push(delta(ALL));
+        out
+    }
+
+    /// As it should be counted after `c`.
+    pub fn corrected(&self, c: &Correction) -> CountedAs {
+        let mut out = self.clone();
+        if let Some(s) = c.sentiment {
+            out.sentiment = s;
+        }
+        if let Some(types) = &c.issue_types {
+            out.types = types.clone();
+        }
+        if let Some(t) = c.triggered {
+            out.triggered = t;
+        }
+        out.counts = !(c.invalid || c.duplicate);
+        out
+    }
+}
+
+/// What moves when an item goes from `before` to `after`: per aggregate item (week, shard,
+/// issue type), the counters' differences, zeros left out.
+pub fn difference(before: &CountedAs, after: &CountedAs) -> Vec<AggregateDelta> {
+    let mut sums: BTreeMap<(String, u8, String), BTreeMap<&'static str, i64>> = BTreeMap::new();
+    for (sign, deltas) in [(-1, before.deltas()), (1, after.deltas())] {
+        for d in deltas {
+            let entry = sums.entry((d.week.clone(), d.shard, d.issue_type.clone())).or_default();
+            for (name, v) in d.counters {
+                *entry.entry(name).or_default() += sign * v;
+            }
+        }
+    }
+    sums.into_iter()
+        .filter_map(|((week, shard, issue_type), counters)| {
+            let counters: Vec<(&'static str, i64)> = counters.into_iter().filter(|(_, v)| *v != 0).collect();
+            (!counters.is_empty()).then_some(AggregateDelta {
+                week,
+                shard,
+                issue_type,
+                counters,
+                customer: None,
+                example: None,
+            })
+        })
+        .collect()
+}
+
+/// What staff say an item should be (absent: as it is).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Correction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<Polarity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_types: Option<Vec<String>>,
+    /// Whether a trigger (a complaint, anger...) should have fired on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered: Option<bool>,
+    #[serde(default)]
+    pub invalid: bool,
+    #[serde(default)]
+    pub duplicate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub const CORRECTION_BODY_MAX_BYTES: usize = 4 * 1024;
+
+impl Correction {
+    /// `{"sentiment"?, "issue_types"?, "triggered"?, "invalid"?, "duplicate"?, "note"?}`: at least
+    /// one change; issue types from the taxonomy; every problem named.
+    pub fn from_json(body: &[u8]) -> Result<Correction, crate::validate::InputError> {
+        use crate::validate::{FieldError, InputError, json_object};
+        use serde_json::Value;
+        let object = json_object(body, CORRECTION_BODY_MAX_BYTES)?;
+        let known = ["sentiment", "issue_types", "triggered", "invalid", "duplicate", "note"];
+        let mut errors: Vec<FieldError> = object
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| {
+                FieldError::new(
+                    k,
+                    "unknown_field",
+                    format!("is not a known field; expected one of: {}", known.join(", ")),
+                )
+            })
+            .collect();
+        let mut c = Correction::default();
+        match object.get("sentiment") {
+            None | Some(Value::Null) => {}
+            Some(v) => match serde_json::from_value::<Polarity>(v.clone()) {
+                Ok(p) => c.sentiment = Some(p),
+                Err(_) => errors.push(FieldError::new("sentiment", "one_of", "positive, neutral or negative")),
+            },
+        }
+        match object.get("issue_types") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                let taxonomy = crate::analysis::taxonomy::Taxonomy::builtin();
+                let mut types = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().filter(|t| taxonomy.contains(t) || *t == super::weekly::OTHER) {
+                        Some(t) if !types.iter().any(|x: &String| x == t) => types.push(t.to_owned()),
+                        Some(_) => {}
+                        None => errors.push(FieldError::new(
+                            format!("issue_types[{i}]"),
+                            "one_of",
+                            "an issue type of the taxonomy",
+                        )),
+                    }
+                }
+                c.issue_types = Some(types);
+            }
+            Some(_) => errors.push(FieldError::new("issue_types", "type", "a list of issue types")),
+        }
+        for (field, slot) in [("triggered", 0), ("invalid", 1), ("duplicate", 2)] {
+            match object.get(field) {
+                None | Some(Value::Null) => {}
+                Some(Value::Bool(b)) => match slot {
+                    0 => c.triggered = Some(*b),
+                    1 => c.invalid = *b,
+                    _ => c.duplicate = *b,
+                },
+                Some(_) => errors.push(FieldError::new(field, "type", "true or false")),
+            }
+        }
+        match object.get("note") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(n)) if n.chars().count() <= 500 => c.note = Some(n.clone()),
+            Some(_) => errors.push(FieldError::new("note", "length", "a text of at most 500 characters")),
+        }
+        let changes =
+            c.sentiment.is_some() || c.issue_types.is_some() || c.triggered.is_some() || c.invalid || c.duplicate;
+        if errors.is_empty() && !changes {
+            errors.push(FieldError::new(
+                "body",
+                "required",
+                "says nothing to change: give sentiment, issue_types, triggered, invalid or duplicate",
+            ));
+        }
+        if errors.is_empty() { Ok(c) } else { Err(InputError::Invalid(errors)) }
+    }
+}
+
+/// Which feedback item: a conversation's rating (`rating~<conversation>`) or one of its
+/// customer's messages (`message~<conversation>~<message id>`). Ids never contain `~`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeedbackRef {
+    Rating { conversation_id: String },
+    Message { conversation_id: String, message_id: String },
+}
+
+impl FeedbackRef {
+    pub fn parse(raw: &str) -> Option<FeedbackRef> {
+        let id = |s: &str| crate::validate::check_id("ref", s).ok().map(|s| s.to_string());
+        match raw.split('~').collect::<Vec<_>>().as_slice() {
+            ["rating", c] => Some(FeedbackRef::Rating { conversation_id: id(c)? }),
+            ["message", c, m] => Some(FeedbackRef::Message { conversation_id: id(c)?, message_id: id(m)? }),
+            _ => None,
+        }
+    }
+
+    pub fn as_string(&self) -> String {
+        match self {
+            FeedbackRef::Rating { conversation_id } => format!("rating~{conversation_id}"),
+            FeedbackRef::Message { conversation_id, message_id } => format!("message~{conversation_id}~{message_id}"),
+        }
+    }
+}
+
+/// An item as a correction reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Countable {
+    pub counted: CountedAs,
+    /// 0 before any correction.
+    pub version: u32,
+    pub text: Option<String>,
+}
+
+/// What a correction did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Corrected {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub before: CountedAs,
+    pub after: CountedAs,
+    pub version: u32,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// Where corrections go: the item's `CountedAs` and version, the aggregates and a labelled example.
+pub trait CorrectionStore {
+    /// `None`: no such item, or it was analysed before analyses recorded how they count.
+    fn countable(&self, item: &FeedbackRef) -> impl Future<Output = Result<Option<Countable>, StoreError>> + Send;
+    /// Writes the correction if the item is still at `read_version` (else `false`: read again):
+    /// its new `CountedAs`, the difference on the aggregates, the labelled example.
+    fn save_correction(
+        &self,
+        item: &FeedbackRef,
+        correction: &Correction,
+        corrected: &Corrected,
+        difference: &[AggregateDelta],
+        read_version: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Applies a staff correction once: `None` when the item is unknown (or predates corrections).
+pub async fn correct_feedback(
+    store: &impl CorrectionStore,
+    item: &FeedbackRef,
+    correction: &Correction,
+    by: &str,
+    now: Timestamp,
+) -> Result<Option<Corrected>, StoreError> {
+    for _ in 0..4 {
+        let Some(read) = store.countable(item).await? else { return Ok(None) };
+        let after = read.counted.corrected(correction);
+        let corrected = Corrected {
+            reference: item.as_string(),
+            before: read.counted.clone(),
+            after: after.clone(),
+            version: read.version + 1,
+            by: by.to_owned(),
+            at: now,
+        };
+        let diff = difference(&read.counted, &after);
+        if store.save_correction(item, correction, &corrected, &diff, read.version).await? {
+            return Ok(Some(corrected));
+        }
+    }
+    Err(StoreError::Unavailable(format!("{} kept being corrected meanwhile", item.as_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted() -> CountedAs {
+        CountedAs {
+            week: "2026-W47".into(),
+            shard: 3,
+            types: vec!["logistics".into()],
+            sentiment: Polarity::Negative,
+            severity: 3,
+            triggered: true,
+            stars: Some(2),
+            order_value_minor: Some(10_000),
+            counts: true,
+        }
+    }
+
+    #[test]
+    fn a_correction_moves_counters_between_types_and_sentiments_by_the_difference() {
+        let before = counted();
+        let c = Correction {
+            sentiment: Some(Polarity::Neutral),
+            issue_types: Some(vec!["price".into()]),
+            ..Default::default()
+        };
+        let after = before.corrected(&c);
+        let diff = difference(&before, &after);
+        let find = |t: &str| diff.iter().find(|d| d.issue_type == t).map(|d| d.counters.clone()).unwrap_or_default();
+        assert!(
+            find("logistics").contains(&("items", -1))
+                && find("logistics").contains(&("order_value_minor_sum", -10_000))
+        );
+        assert!(find("price").contains(&("items", 1)) && find("price").contains(&("stars_2", 1)));
+        assert_eq!(
+            find(ALL),
+            [("sentiment_negative", -1), ("sentiment_neutral", 1)],
+            "the week's total keeps its items"
+        );
+        assert!(difference(&after, &after).is_empty(), "the same correction again moves nothing");
+        let invalid = before.corrected(&Correction { invalid: true, ..Default::default() });
+        let gone = difference(&before, &invalid);
+        assert!(gone.iter().all(|d| d.counters.iter().all(|(_, v)| *v <= 0)) && find(ALL).len() == 2);
+        assert_eq!(gone.iter().find(|d| d.issue_type == ALL).unwrap().counters[0], ("items", -1));
+    }
+
+    #[test]
+    fn refs_and_bodies_are_read_strictly() {
+        assert_eq!(
+            FeedbackRef::parse("message~c-1~m-2"),
+            Some(FeedbackRef::Message { conversation_id: "c-1".into(), message_id: "m-2".into() })
+        );
+        assert_eq!(FeedbackRef::parse("rating~c-1").unwrap().as_string(), "rating~c-1");
+        assert!(FeedbackRef::parse("rating~c 1").is_none() && FeedbackRef::parse("review~c-1").is_none());
+        let ok = Correction::from_json(
+            br#"{"sentiment": "neutral", "issue_types": ["price", "price"], "note": "a question"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.sentiment, ok.issue_types.as_deref()),
+            (Some(Polarity::Neutral), Some(&["price".to_owned()][..]))
+        );
+        let Err(crate::validate::InputError::Invalid(e)) =
+            Correction::from_json(br#"{"sentiment": "angry", "issue_types": ["teleport"], "colour": 1}"#)
+        else {
+            panic!()
+        };
+        let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["colour", "sentiment", "issue_types[0]"]);
+        assert!(Correction::from_json(b"{}").is_err(), "nothing to change");
+    }
+}
