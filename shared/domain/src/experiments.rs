@@ -38,7 +38,13 @@ pub struct Experiments {
 impl Experiments {
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let e: Experiments = toml::from_str(text).map_err(|e| e.to_string())?;
-        for x in &e.experiment {
+        for (i, x) in e.experiment.iter().enumerate() {
+            if e.experiment[..i].iter().any(|y| y.name == x.name) {
+                return Err(format!("experiment {} is named twice", x.name));
+            }
+            if x.arm.iter().enumerate().any(|(j, a)| x.arm[..j].iter().any(|b| b.name == a.name)) {
+                return Err(format!("experiment {}: an arm is named twice", x.name));
+            }
             let total: u32 = x.arm.iter().map(|a| a.share).sum();
             if x.arm.len() < 2 || total != 100 {
                 return Err(format!(
@@ -277,6 +283,10 @@ mod tests {
             .is_err()
         );
         assert!(Experiments::from_toml(&format!("{head}colour = 1\n")).is_err());
+        let arms = "[[experiment.arm]]\nname = \"a\"\nshare = 50\n[[experiment.arm]]\nname = \"b\"\nshare = 50\n";
+        assert!(Experiments::from_toml(&format!("{head}{arms}{head}{arms}")).unwrap_err().contains("named twice"));
+        let same = "[[experiment.arm]]\nname = \"a\"\nshare = 50\n[[experiment.arm]]\nname = \"a\"\nshare = 50\n";
+        assert!(Experiments::from_toml(&format!("{head}{same}")).is_err());
     }
 
     #[test]

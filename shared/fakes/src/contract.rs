@@ -863,6 +863,7 @@ pub async fn corrections(
     let item = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-1".into() };
     let read = corrections.countable(&item).await.unwrap().expect("a counted message is correctable");
     assert_eq!((read.version, read.text.as_deref()), (0, Some("快递一周还没到，太慢了")));
+    assert_eq!(read.model_version.as_deref(), Some(feedback::analysis::model_version()), "what made the analysis");
     let to_price = Correction {
         sentiment: Some(Polarity::Neutral),
         issue_types: Some(vec!["price".into()]),
@@ -880,9 +881,9 @@ pub async fn corrections(
     let again = reports.week_figures("2026-W47").await.unwrap();
     assert_eq!((again.all.sentiment_neutral, again.types["price"].items), (1, 1));
     // A stale read is refused.
-    assert!(!corrections.save_correction(&item, &to_price, &done, &[], 0).await.unwrap());
+    assert!(!corrections.save_correction(&item, &to_price, &done, &[], 0, None).await.unwrap());
     // Corrected again: invalid after all; everything it counted goes.
-    let invalid = Correction { invalid: true, ..Default::default() };
+    let invalid = Correction { invalid: Some(true), ..Default::default() };
     let third =
         correct_feedback(corrections, &item, &invalid, "staff-2", at("2026-11-21T00:00:00Z")).await.unwrap().unwrap();
     assert_eq!(third.version, 3);

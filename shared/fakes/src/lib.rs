@@ -899,12 +899,18 @@ impl feedback::insights::corrections::CorrectionStore for InMemory {
             };
             let Some((a, duplicate_of)) = s.analyses.get(&key) else { return Ok(None) };
             if let Some((counted, version)) = s.corrections.get(&item.as_string()) {
-                return Ok(Some(Countable { counted: counted.clone(), version: *version, text: a.item.text.clone() }));
+                return Ok(Some(Countable {
+                    counted: counted.clone(),
+                    version: *version,
+                    text: a.item.text.clone(),
+                    model_version: Some(a.model_version.to_owned()),
+                }));
             }
             Ok((a.counts() && duplicate_of.is_none()).then(|| Countable {
                 counted: a.counted_as(shards),
                 version: 0,
                 text: a.item.text.clone(),
+                model_version: Some(a.model_version.to_owned()),
             }))
         })
     }
@@ -916,6 +922,7 @@ impl feedback::insights::corrections::CorrectionStore for InMemory {
         corrected: &feedback::insights::corrections::Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
+        _model_version: Option<&str>,
     ) -> Result<bool, StoreError> {
         self.with("save_correction", |s| {
             let current = s.corrections.get(&item.as_string()).map_or(0, |(_, v)| *v);

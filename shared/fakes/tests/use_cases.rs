@@ -992,3 +992,38 @@ async fn a_correction_that_timed_out_and_is_retried_moves_the_aggregates_once() 
     assert_eq!((week.all.sentiment_negative, week.all.sentiment_neutral, week.all.items), (0, 1, 1), "moved once");
     assert_eq!(store.labelled_examples().len(), 2, "each correction kept");
 }
+
+/// The experiment's verdict is made on the weeks up to the one its horizon was reached in: the
+/// conversations of later weeks (however they go) do not change it.
+#[tokio::test]
+async fn an_experiment_is_judged_at_its_horizon_and_later_weeks_do_not_change_it() {
+    use feedback::conversations::store::ConversationStore;
+    use feedback::insights::scorecards::{CloseScore, ScoreBy, ScoreKey};
+    use feedback::reporting::service::experiment_reports;
+    let store = InMemory::default();
+    let experiments = feedback::experiments::Experiments::builtin();
+    let horizon = experiments.all()[0].horizon as usize;
+    // (week's Monday, satisfied share of control, of warm): the horizon is reached in the first.
+    let weeks = [("2026-11-02T03:00:00Z", 0.3, 0.6), ("2026-11-09T03:00:00Z", 0.9, 0.1)];
+    for (w, (monday, control, warm)) in weeks.iter().enumerate() {
+        for (arm, share) in [("control", *control), ("warm", *warm)] {
+            for n in 0..horizon {
+                let satisfied = if (n as f64) < share * horizon as f64 { 1000 } else { 0 };
+                let score = CloseScore {
+                    conversation_id: format!("c-{w}-{arm}-{n}"),
+                    closed_at: at(monday),
+                    rows: vec![ScoreKey { by: ScoreBy::Arm, key: format!("warm_apology:{arm}") }],
+                    counters: vec![("conversations", 1), ("estimated", 1), ("estimated_satisfied_milli", satisfied)],
+                    rated: true,
+                    example: None,
+                };
+                store.score_close(&score).await.unwrap();
+            }
+        }
+    }
+    let later = feedback::time::IsoWeek::parse("2026-W47").unwrap();
+    let report = &experiment_reports(&store, experiments, later).await.unwrap()[0];
+    let sizes: Vec<u64> = report.arms.iter().map(|a| a.conversations).collect();
+    assert_eq!(sizes, [horizon as u64, horizon as u64], "only the weeks up to the horizon");
+    assert_eq!(report.verdict, "warm better than control on estimated satisfaction, 95%");
+}

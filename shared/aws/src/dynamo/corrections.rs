@@ -52,8 +52,9 @@ impl CorrectionStore for DynamoCorrectionStore {
             .table_name(&self.table)
             .set_key(Some(key(analysis_key.0.clone(), &analysis_key.1)))
             .consistent_read(true)
-            .projection_expression("counted, correction_version, #c")
+            .projection_expression("counted, correction_version, #c, #a.model_version")
             .expression_attribute_names("#c", "comment")
+            .expression_attribute_names("#a", "analysis")
             .send()
             .await
             .map_err(store_error)?;
@@ -81,7 +82,12 @@ impl CorrectionStore for DynamoCorrectionStore {
                 get_s(&message, "text").map(str::to_owned)
             }
         };
-        Ok(Some(Countable { counted, version, text }))
+        let model_version = stored
+            .get("analysis")
+            .and_then(|a| a.as_m().ok())
+            .and_then(|a| get_s(a, "model_version"))
+            .map(str::to_owned);
+        Ok(Some(Countable { counted, version, text, model_version }))
     }
 
     async fn save_correction(
@@ -91,7 +97,9 @@ impl CorrectionStore for DynamoCorrectionStore {
         corrected: &Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
+        model_version: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let model_version = model_version.map(str::to_owned);
         let now = Timestamp::now();
         let after = serde_dynamo::to_attribute_value::<_, AttributeValue>(&corrected.after)
             .map_err(|e| StoreError::Failed(format!("cannot map counted: {e}")))?;
@@ -122,14 +130,18 @@ impl CorrectionStore for DynamoCorrectionStore {
             items.push(TransactWriteItem::builder().update(super::aggregates::update(&self.table, d, now)?).build());
         }
         let month = jiff::tz::TimeZone::UTC.to_datetime(corrected.at).strftime("%Y-%m").to_string();
-        let mut label = key(format!("CORRECTION#{month}"), &corrected.reference);
+        // One example per version: a later correction (or a retried one) never overwrites what
+        // staff said before.
+        let mut label = key(format!("CORRECTION#{month}"), &format!("{}#v{}", corrected.reference, corrected.version));
         label.insert("entity".into(), s("correction"));
         label.insert(
             "corrected".into(),
             serde_dynamo::to_attribute_value(corrected).map_err(|e| StoreError::Failed(e.to_string()))?,
         );
         label.insert("correction".into(), correction_value);
-        label.insert("model_version".into(), s(feedback::analysis::model_version()));
+        if let Some(version) = &model_version {
+            label.insert("model_version".into(), s(version));
+        }
         label.insert("expires_at".into(), n(super::expiry(now, LABEL_RETENTION_DAYS)));
         items.push(
             TransactWriteItem::builder()

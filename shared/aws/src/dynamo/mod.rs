@@ -17,7 +17,7 @@
 //! | aggregate    | `AGG#<week>#SHARD#<n>` | `TYPE#<issue type>` |                         |                                          |
 //! | repeat mark  | `DEDUP#<customer>`    | `<text digest>`      |                         |                                          |
 //! | report       | `REPORT#<week>`       | `REPORT`             |                         |                                          |
-//! | scorecard row | `SCORE#<week>#<by>`  | `<key>`              |                         |                                          |
+//! | scorecard row | `SCORE#<week>#<by>#<n>` | `<key>`            |                         |                                          |
 //! | correction   | `CORRECTION#<yyyy-mm>` | `<feedback ref>`   |                         |                                          |
 //!
 //! `gsi1` is the time-bucketed index: one partition per UTC day of feedback, one per UTC hour of
@@ -173,9 +173,9 @@ pub mod keys {
     }
     pub const REPORT: &str = "REPORT";
 
-    /// A week's scorecard by one dimension (`SCORE#2026-W48#intent`), one item per row.
-    pub fn scorecard(week: &str, by: &str) -> String {
-        format!("SCORE#{week}#{by}")
+    /// A shard of a week's scorecard by one dimension (`SCORE#2026-W48#intent#3`), one item per row.
+    pub fn scorecard(week: &str, by: &str, shard: u8) -> String {
+        format!("SCORE#{week}#{by}#{shard}")
     }
 
     pub fn feedback_sort(at: Timestamp, kind: &str, conversation_id: &str) -> String {

@@ -1,5 +1,8 @@
-//! Scorecards on the feedback table: a row per week, dimension and key, `SCORE#<week>#<by>` /
-//! `<key>` (counters, `example_<n>`), read with one Query per week and dimension. A close is
+//! Scorecards on the feedback table: a row per week, dimension, shard and key,
+//! `SCORE#<week>#<by>#<shard>` / `<key>` (counters, `example_<n>`), read with one Query per shard
+//! and summed. A conversation's rows are on the shard of its id (`SCORE_SHARDS` of them), so
+//! concurrent closes of busy rows (one channel, the experiment arms) rarely meet in one item: two
+//! transactions on one item at once cancel one of them. A close is
 //! counted once: one transaction with the conversation's `META` (`scored_week`, `score_rows`, and
 //! `score_rated` when the rating is in) conditioned on no `scored_week`, an unrated close also on
 //! the `RATING` item still being absent. A later rating: `score_rated` set once, its counters on
@@ -17,6 +20,13 @@ use feedback::insights::scorecards::{
     rating_counters,
 };
 
+/// Shards per week and dimension.
+pub(crate) const SCORE_SHARDS: u8 = 8;
+
+fn shard_of(conversation_id: &str) -> u8 {
+    feedback::insights::shard_of(conversation_id, SCORE_SHARDS)
+}
+
 /// Rows are kept as long as the weekly aggregates.
 const SCORE_RETENTION_DAYS: u32 = super::AGGREGATE_RETENTION_DAYS;
 
@@ -33,6 +43,7 @@ fn row_of(name: &str) -> Option<ScoreKey> {
 fn row_update(
     table: &str,
     week: &str,
+    shard: u8,
     row: &ScoreKey,
     counters: &[(&'static str, i64)],
     example: Option<(u32, &str)>,
@@ -42,7 +53,7 @@ fn row_update(
         "SET #week = :week, #by = :by, #key = :key, expires_at = if_not_exists(expires_at, :expires)".to_owned();
     let mut update = Update::builder()
         .table_name(table)
-        .set_key(Some(key(keys::scorecard(week, row.by.as_str()), &row.key)))
+        .set_key(Some(key(keys::scorecard(week, row.by.as_str(), shard), &row.key)))
         .expression_attribute_names("#week", "week")
         .expression_attribute_names("#by", "by")
         .expression_attribute_names("#key", "row_key")
@@ -175,7 +186,7 @@ pub(crate) async fn score_close(
     let slot = feedback::insights::shard_of(&score.conversation_id, SCORE_EXAMPLE_SLOTS as u8) as u32;
     for row in &score.rows {
         let example = score.example.as_deref().map(|text| (slot, text));
-        items.push(row_update(table, week, row, &score.counters, example, now)?);
+        items.push(row_update(table, week, shard_of(&score.conversation_id), row, &score.counters, example, now)?);
     }
     Ok(match transact(client, items).await? {
         None => Scored::Counted,
@@ -224,46 +235,54 @@ pub(crate) async fn score_rating(
     let mut items = vec![TransactWriteItem::builder().update(built(mark.build())?).build()];
     let counters = rating_counters(stars, via_follow_up);
     for row in &rows {
-        items.push(row_update(table, &week, row, &counters, None, now)?);
+        items.push(row_update(table, &week, shard_of(conversation_id), row, &counters, None, now)?);
     }
     Ok(transact(client, items).await?.is_none())
 }
 
-/// A week's rows by one dimension.
+/// A week's rows by one dimension: its shards summed per key.
 pub(crate) async fn scorecard(
     client: &Client,
     table: &str,
     week: &str,
     by: ScoreBy,
 ) -> Result<Vec<(String, ScoreCounts)>, StoreError> {
-    let mut out = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(keys::scorecard(week, by.as_str())))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(store_error)?;
-        for item in page.items() {
-            let Some(key) = get_s(item, "sk") else { continue };
-            let mut c = ScoreCounts::default();
-            for name in SCORE_COUNTERS {
-                let v = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                c.add_counter(name, v);
+    let mut out: Vec<(String, ScoreCounts)> = Vec::new();
+    for shard in 0..SCORE_SHARDS {
+        let mut start = None;
+        loop {
+            let page = client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(keys::scorecard(week, by.as_str(), shard)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items() {
+                let Some(key) = get_s(item, "sk") else { continue };
+                let mut c = ScoreCounts::default();
+                for name in SCORE_COUNTERS {
+                    let v = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                    c.add_counter(name, v);
+                }
+                for slot in 0..SCORE_EXAMPLE_SLOTS {
+                    c.examples.extend(get_s(item, &format!("example_{slot}")).map(str::to_owned));
+                }
+                match out.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, sum)) => sum.add(&c),
+                    None => out.push((key.to_owned(), c)),
+                }
             }
-            for slot in 0..SCORE_EXAMPLE_SLOTS {
-                c.examples.extend(get_s(item, &format!("example_{slot}")).map(str::to_owned));
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
             }
-            out.push((key.to_owned(), c));
         }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
-        }
+    }
+    for (_, c) in &mut out {
+        c.examples.truncate(SCORE_EXAMPLE_SLOTS as usize);
     }
     Ok(out)
 }

@@ -86,7 +86,11 @@ impl CountedAs {
         if let Some(t) = c.triggered {
             out.triggered = t;
         }
-        out.counts = !(c.invalid || c.duplicate);
+        // Said either way, invalid or duplicate decides whether it counts; left out, it stays.
+        match (c.invalid, c.duplicate) {
+            (None, None) => {}
+            (invalid, duplicate) => out.counts = !(invalid.unwrap_or(false) || duplicate.unwrap_or(false)),
+        }
         out
     }
 }
@@ -128,10 +132,10 @@ pub struct Correction {
     /// Whether a trigger (a complaint, anger...) should have fired on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggered: Option<bool>,
-    #[serde(default)]
-    pub invalid: bool,
-    #[serde(default)]
-    pub duplicate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -190,8 +194,8 @@ impl Correction {
                 None | Some(Value::Null) => {}
                 Some(Value::Bool(b)) => match slot {
                     0 => c.triggered = Some(*b),
-                    1 => c.invalid = *b,
-                    _ => c.duplicate = *b,
+                    1 => c.invalid = Some(*b),
+                    _ => c.duplicate = Some(*b),
                 },
                 Some(_) => errors.push(FieldError::new(field, "type", "true or false")),
             }
@@ -201,8 +205,11 @@ impl Correction {
             Some(Value::String(n)) if n.chars().count() <= 500 => c.note = Some(n.clone()),
             Some(_) => errors.push(FieldError::new("note", "length", "a text of at most 500 characters")),
         }
-        let changes =
-            c.sentiment.is_some() || c.issue_types.is_some() || c.triggered.is_some() || c.invalid || c.duplicate;
+        let changes = c.sentiment.is_some()
+            || c.issue_types.is_some()
+            || c.triggered.is_some()
+            || c.invalid.is_some()
+            || c.duplicate.is_some();
         if errors.is_empty() && !changes {
             errors.push(FieldError::new(
                 "body",
@@ -248,6 +255,8 @@ pub struct Countable {
     /// 0 before any correction.
     pub version: u32,
     pub text: Option<String>,
+    /// The models the item was analysed with (what the labelled example corrects).
+    pub model_version: Option<String>,
 }
 
 /// What a correction did.
@@ -275,6 +284,7 @@ pub trait CorrectionStore {
         corrected: &Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
+        model_version: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
@@ -298,7 +308,10 @@ pub async fn correct_feedback(
             at: now,
         };
         let diff = difference(&read.counted, &after);
-        if store.save_correction(item, correction, &corrected, &diff, read.version).await? {
+        if store
+            .save_correction(item, correction, &corrected, &diff, read.version, read.model_version.as_deref())
+            .await?
+        {
             return Ok(Some(corrected));
         }
     }
@@ -345,7 +358,10 @@ mod tests {
             "the week's total keeps its items"
         );
         assert!(difference(&after, &after).is_empty(), "the same correction again moves nothing");
-        let invalid = before.corrected(&Correction { invalid: true, ..Default::default() });
+        let invalid = before.corrected(&Correction { invalid: Some(true), ..Default::default() });
+        let later = invalid.corrected(&Correction { sentiment: Some(Polarity::Neutral), ..Default::default() });
+        assert!(!later.counts, "a later correction that says nothing of validity keeps it uncounted");
+        assert!(invalid.corrected(&Correction { invalid: Some(false), ..Default::default() }).counts);
         let gone = difference(&before, &invalid);
         assert!(gone.iter().all(|d| d.counters.iter().all(|(_, v)| *v <= 0)) && find(ALL).len() == 2);
         assert_eq!(gone.iter().find(|d| d.issue_type == ALL).unwrap().counters[0], ("items", -1));

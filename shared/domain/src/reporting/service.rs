@@ -9,8 +9,9 @@ use crate::experiments::{ExperimentReport, Experiments, compare};
 use crate::insights::scorecards::{ScoreBy, ScoreCounts, ScoreRow, scorecard};
 use crate::time::IsoWeek;
 
-/// Weeks an experiment's comparison reads at most (from its start).
-pub const EXPERIMENT_WEEKS_MAX: i64 = 26;
+/// Weeks an experiment's comparison reads at most (from its start): an experiment runs for a
+/// year at the longest.
+pub const EXPERIMENT_WEEKS_MAX: usize = 53;
 
 /// `GET /scorecards`: a week's rows by one dimension, worst first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,8 +28,10 @@ pub async fn week_scorecard(store: &impl ReportStore, week: IsoWeek, by: ScoreBy
     Ok(Scorecard { week: week.to_string(), by, rows: scorecard(&now, &before) })
 }
 
-/// Every experiment of `experiments` compared from its start to `week` (one Query per week, at
-/// most `EXPERIMENT_WEEKS_MAX`).
+/// Every experiment of `experiments` compared from its start week by week up to `week`, and no
+/// further than the week every arm reached the horizon: a fixed horizon, so the verdict is made
+/// once, on those conversations, and later weeks (or later looks) cannot change it. One Query per
+/// week read.
 pub async fn experiment_reports(
     store: &impl ReportStore,
     experiments: &Experiments,
@@ -36,11 +39,10 @@ pub async fn experiment_reports(
 ) -> Result<Vec<ExperimentReport>, StoreError> {
     let mut out = Vec::new();
     for x in experiments.all() {
-        let first = IsoWeek::of_date(x.start);
         let mut counts: Vec<(String, ScoreCounts)> = Vec::new();
-        let mut w = week;
+        let mut w = IsoWeek::of_date(x.start);
         for _ in 0..EXPERIMENT_WEEKS_MAX {
-            if w < first {
+            if w > week {
                 break;
             }
             for (key, c) in store.scorecard(&w.to_string(), ScoreBy::Arm).await? {
@@ -50,7 +52,13 @@ pub async fn experiment_reports(
                     None => counts.push((arm.to_owned(), c)),
                 }
             }
-            w = w.before(1);
+            let reached = x.arm.iter().all(|a| {
+                counts.iter().find(|(name, _)| *name == a.name).is_some_and(|(_, c)| c.conversations >= x.horizon)
+            });
+            if reached {
+                break;
+            }
+            w = w.before(-1);
         }
         out.push(compare(x, &counts));
     }
