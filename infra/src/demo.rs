@@ -327,8 +327,7 @@ pub async fn seed(
                                   "customer_id": c.customer, "channel": "app"});
             if c.escalation.is_some() {
                 // Escalated chats end with one of three agents.
-                let pick = c.id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-                body["agent_id"] = json!(format!("agent-{}", 1 + pick % 3));
+                body["agent_id"] = json!(format!("agent-{}", 1 + feedback::insights::shard_of(&c.id, 3)));
             }
             ("POST", format!("{base}/conversations/{}/close", c.id), body)
         })
@@ -532,7 +531,7 @@ fn bot_reply(c: &Conversation) -> (&'static str, &'static str, Option<&'static s
         "track_order" => 45,
         _ => 35,
     } + if warm { 55 } else { 0 };
-    let roll = c.id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) % 100;
+    let roll = u32::from(feedback::insights::shard_of(&c.id, 100));
     let reaction =
         if roll < pleased { "好的，谢谢，辛苦了" } else { "又让我等，每次都这样，太失望了" };
     (intent, reply, Some(reaction))

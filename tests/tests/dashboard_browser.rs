@@ -230,19 +230,15 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         };
         let intents: Vec<String> = serde_json::from_value(b.eval(&column(0))).unwrap();
         assert!(intents.len() >= 3, "the demo's intents: {intents:?}");
-        b.eval("document.querySelectorAll('#intent-scores th')[1].click(); true");
-        let counts: Vec<f64> = serde_json::from_value::<Vec<String>>(b.eval(&column(1)))
-            .unwrap()
-            .iter()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "sorted by conversations, most first: {counts:?}");
-        b.eval("document.querySelectorAll('#intent-scores th')[1].click(); true");
-        let counts: Vec<f64> = serde_json::from_value::<Vec<String>>(b.eval(&column(1)))
-            .unwrap()
-            .iter()
-            .map(|v| v.parse().unwrap())
-            .collect();
+        // Sorted by conversations (a click on the header), most first, then (again) the other way.
+        let mut sort_by_conversations = || {
+            b.eval("document.querySelectorAll('#intent-scores th')[1].click(); true");
+            let values: Vec<String> = serde_json::from_value(b.eval(&column(1))).unwrap();
+            values.iter().map(|v| v.parse().unwrap()).collect::<Vec<f64>>()
+        };
+        let counts = sort_by_conversations();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most first: {counts:?}");
+        let counts = sort_by_conversations();
         assert!(counts.windows(2).all(|w| w[0] <= w[1]), "then the other way: {counts:?}");
         assert_eq!(b.eval("document.querySelector('#experiments [data-experiment]').dataset.experiment"), json!("warm_apology"));
         let first = b.screenshot("dashboard.png");

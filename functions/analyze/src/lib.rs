@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use feedback::analysis::Analyzer;
 use feedback::config::{ConfigError, Env, WeekSettings};
 use feedback::insights::{StreamItem, process_batch};
@@ -76,12 +76,6 @@ impl App {
                 ("UnreadableRecords", outcome.unreadable as f64, "Count"),
             ],
         );
-        let mut response = DynamoDbEventResponse::default();
-        if let Some(sequence) = outcome.failed_from {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            response.batch_item_failures.push(failure);
-        }
-        Ok(response)
+        Ok(feedback_lambda::stream::resume_from(outcome.failed_from))
     }
 }

@@ -11,7 +11,7 @@ use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::conversations::store::MessageStored;
 use feedback::conversations::{MESSAGES_BODY_MAX_BYTES, MessageBatch, check_conversation_id};
-use feedback::customers::offers::{OFFER_BODY_MAX_BYTES, OfferReport, ReportError, Withheld, report_offer};
+use feedback::customers::offers::{OFFER_BODY_MAX_BYTES, OfferReport, report_offer};
 use feedback::customers::strategy::{Asked, StrategySettings, conversation_strategy, strategy_for};
 use feedback::validate::InputError;
 use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoOfferStore, DynamoProfileStore};
@@ -178,43 +178,7 @@ impl App {
                 tracing::info!(conversation_id = %conversation_id, state = ?offer.state, "offer reported");
                 json_response(200, &serde_json::json!({ "conversation_id": conversation_id, "offer": offer }), &[])
             }
-            Err(ReportError::Store(e)) => refused(&Problem::from_store(&e, reference), &e, "offer"),
-            Err(e) => {
-                let p = match &e {
-                    ReportError::NoOffer => Problem::new(
-                        404,
-                        "no-offer",
-                        "No offer for this conversation",
-                        format!("No reply strategy suggested an offer in conversation {conversation_id}"),
-                    ),
-                    ReportError::Withheld(why) => Problem::new(
-                        409,
-                        "offer-withheld",
-                        "No offer was to be made",
-                        format!(
-                            "The strategy withheld the offer of conversation {conversation_id} ({})",
-                            match why {
-                                Withheld::Holdout => "held-out comparison",
-                                Withheld::CustomerCap => "the customer's cap over 90 days",
-                                Withheld::WeeklyBudget => "the week's budget",
-                            }
-                        ),
-                    ),
-                    ReportError::Contradicts { state } => Problem::new(
-                        409,
-                        "offer-contradiction",
-                        "The report contradicts an earlier one",
-                        format!("The offer of conversation {conversation_id} was already reported {state:?}"),
-                    ),
-                    ReportError::AcceptedNotMade | ReportError::Store(_) => Problem::new(
-                        422,
-                        "invalid-input",
-                        "accepted needs made",
-                        "An offer that was not made cannot be accepted or declined: drop `accepted` or set `made`",
-                    ),
-                };
-                refused(&p, &format!("{e:?}"), "offer")
-            }
+            Err(e) => refused(&Problem::from_offer_report(&e, &conversation_id, reference), &format!("{e:?}"), "offer"),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use feedback::Timestamp;
 use feedback::config::WeekSettings;
 use feedback::config::{ConfigError, Env};
@@ -48,12 +48,6 @@ impl App {
             failed_from = ?outcome.failed_from, "stream batch folded into profiles"
         );
         emit_metrics(&[("Function", "profile-feedback")], &[("FeedbackFolded", outcome.applied as f64, "Count")]);
-        let mut response = DynamoDbEventResponse::default();
-        if let Some(sequence) = outcome.failed_from {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            response.batch_item_failures.push(failure);
-        }
-        Ok(response)
+        Ok(feedback_lambda::stream::resume_from(outcome.failed_from))
     }
 }

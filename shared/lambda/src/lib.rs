@@ -1,5 +1,6 @@
 //! Feedback Loop's Lambda/HTTP glue and renderers: API Gateway requests into domain input
 //! (`http`), domain errors into problem+json (`problem`, the one mapping), metrics (`observe`),
+//! a stream batch's partial answer (`stream`),
 //! and what people read: the digest's messages (`digest`), the dashboard (`dashboard`), the link
 //! pages (`pages`) and the charts (`charts`, feature `charts`).
 
@@ -11,3 +12,4 @@ pub mod http;
 pub mod observe;
 pub mod pages;
 pub mod problem;
+pub mod stream;

@@ -169,6 +169,49 @@ impl Problem {
             IntakeError::AlertInProgress => Problem::unavailable(reference),
         }
     }
+
+    /// `POST /conversations/{id}/offer` refused.
+    pub fn from_offer_report(
+        e: &feedback::customers::offers::ReportError,
+        conversation_id: &str,
+        reference: &str,
+    ) -> Self {
+        use feedback::customers::offers::{ReportError, Withheld};
+        match e {
+            ReportError::NoOffer => Problem::new(
+                404,
+                "no-offer",
+                "No offer for this conversation",
+                format!("No reply strategy suggested an offer in conversation {conversation_id}"),
+            ),
+            ReportError::Withheld(why) => Problem::new(
+                409,
+                "offer-withheld",
+                "No offer was to be made",
+                format!(
+                    "The strategy withheld the offer of conversation {conversation_id} ({})",
+                    match why {
+                        Withheld::Holdout => "held-out comparison",
+                        Withheld::CustomerCap => "the customer's cap over 90 days",
+                        Withheld::WeeklyBudget => "the week's budget",
+                    }
+                ),
+            ),
+            ReportError::Contradicts { state } => Problem::new(
+                409,
+                "offer-contradiction",
+                "The report contradicts an earlier one",
+                format!("The offer of conversation {conversation_id} was already reported {state:?}"),
+            ),
+            ReportError::AcceptedNotMade => Problem::new(
+                422,
+                "invalid-input",
+                "accepted needs made",
+                "An offer that was not made cannot be accepted or declined: drop `accepted` or set `made`",
+            ),
+            ReportError::Store(s) => Problem::from_store(s, reference),
+        }
+    }
 }
 
 #[cfg(test)]

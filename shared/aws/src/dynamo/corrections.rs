@@ -5,7 +5,6 @@
 //! month) in one transaction, conditioned on the version read.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use super::{built, get_s, iso, key, keys, n, s, store_error};
@@ -99,7 +98,6 @@ impl CorrectionStore for DynamoCorrectionStore {
         read_version: u32,
         model_version: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let model_version = model_version.map(str::to_owned);
         let now = Timestamp::now();
         let after = serde_dynamo::to_attribute_value::<_, AttributeValue>(&corrected.after)
             .map_err(|e| StoreError::Failed(format!("cannot map counted: {e}")))?;
@@ -139,7 +137,7 @@ impl CorrectionStore for DynamoCorrectionStore {
             serde_dynamo::to_attribute_value(corrected).map_err(|e| StoreError::Failed(e.to_string()))?,
         );
         label.insert("correction".into(), correction_value);
-        if let Some(version) = &model_version {
+        if let Some(version) = model_version {
             label.insert("model_version".into(), s(version));
         }
         label.insert("expires_at".into(), n(super::expiry(now, LABEL_RETENTION_DAYS)));
@@ -148,19 +146,7 @@ impl CorrectionStore for DynamoCorrectionStore {
                 .put(built(Put::builder().table_name(&self.table).set_item(Some(label)).build())?)
                 .build(),
         );
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-                    let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
-                    if codes.first().copied().flatten() == Some("ConditionalCheckFailed") {
-                        Ok(false)
-                    } else {
-                        Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
-                    }
-                }
-                _ => Err(store_error(e)),
-            },
-        }
+        // Only the item's own write has a condition: it failing means someone corrected it since.
+        Ok(super::transact_on_conditions(&self.client, items).await?.is_none())
     }
 }

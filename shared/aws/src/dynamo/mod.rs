@@ -211,6 +211,31 @@ where
 
 pub(crate) type Item = std::collections::HashMap<String, AttributeValue>;
 
+/// Runs a transaction whose items may carry conditions: `Ok(None)` when it went through,
+/// `Ok(Some(i))` when it was cancelled because the `i`th item's condition failed (and nothing
+/// else). Any other cancellation (a conflicting transaction, throttling) is worth retrying.
+pub(crate) async fn transact_on_conditions(
+    client: &Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<Option<usize>, StoreError> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => Ok(None),
+        Err(e) => match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+                let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
+                match codes.iter().position(|c| *c == Some("ConditionalCheckFailed")) {
+                    Some(i) if codes.iter().all(|c| matches!(c, None | Some("None" | "ConditionalCheckFailed"))) => {
+                        Ok(Some(i))
+                    }
+                    _ => Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))),
+                }
+            }
+            _ => Err(store_error(e)),
+        },
+    }
+}
+
 /// A request the SDK's builder refused (a missing required field: a bug of ours, not retryable).
 pub(crate) fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Failed(e.to_string()))

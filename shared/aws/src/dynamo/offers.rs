@@ -6,7 +6,6 @@
 //! move count once.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 
 use super::{built, expiry, key, keys, n, s, store_error};
@@ -70,27 +69,6 @@ impl DynamoOfferStore {
             None => update,
         };
         built(update.build())
-    }
-
-    /// Runs the transaction: `Ok(None)` done, `Ok(Some(i))` the `i`th item's condition failed.
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<usize>, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(None),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-                    let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
-                    match codes.iter().position(|c| *c == Some("ConditionalCheckFailed")) {
-                        Some(i)
-                            if codes.iter().all(|c| matches!(c, None | Some("None" | "ConditionalCheckFailed"))) =>
-                        {
-                            Ok(Some(i))
-                        }
-                        _ => Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))),
-                    }
-                }
-                _ => Err(store_error(e)),
-            },
-        }
     }
 }
 
@@ -187,7 +165,7 @@ impl OfferStore for DynamoOfferStore {
             }
         }
         items.extend(self.counters(record, None, now)?.map(|u| TransactWriteItem::builder().update(u).build()));
-        match self.transact(items).await? {
+        match super::transact_on_conditions(&self.client, items).await? {
             None => Ok(Decided::Stored),
             Some(0) => match self.offer(&record.conversation_id).await? {
                 Some(existing) => Ok(Decided::Existing(Box::new(existing))),
@@ -215,7 +193,7 @@ impl OfferStore for DynamoOfferStore {
             items.push(TransactWriteItem::builder().update(release).build());
         }
         items.extend(self.counters(record, Some(from), now)?.map(|u| TransactWriteItem::builder().update(u).build()));
-        if self.transact(items).await?.is_some() {
+        if super::transact_on_conditions(&self.client, items).await?.is_some() {
             return Ok(false);
         }
         if let (OfferState::NotMade, Some(slot)) = (record.state, record.cap_slot) {

@@ -9,7 +9,6 @@
 //! the rows the close named.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
 use super::{Item, built, expiry, get_s, key, keys, n, s, store_error};
@@ -73,25 +72,6 @@ fn row_update(
     }
     let expression = if adds.is_empty() { set } else { format!("{set} ADD {}", adds.join(", ")) };
     Ok(TransactWriteItem::builder().update(built(update.update_expression(expression).build())?).build())
-}
-
-/// Which condition of the transaction failed, if it was cancelled on a condition.
-async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<Option<usize>, StoreError> {
-    match client.transact_write_items().set_transact_items(Some(items)).send().await {
-        Ok(_) => Ok(None),
-        Err(e) => match e.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
-                let codes: Vec<Option<&str>> = t.cancellation_reasons().iter().map(|r| r.code()).collect();
-                match codes.iter().position(|c| *c == Some("ConditionalCheckFailed")) {
-                    Some(i) if codes.iter().all(|c| matches!(c, None | Some("None" | "ConditionalCheckFailed"))) => {
-                        Ok(Some(i))
-                    }
-                    _ => Err(StoreError::Unavailable(format!("transaction cancelled: {codes:?}"))),
-                }
-            }
-            _ => Err(store_error(e)),
-        },
-    }
 }
 
 /// The conversation's `META` (channel, intents, agent) and, with one Query of the keys from
@@ -188,7 +168,7 @@ pub(crate) async fn score_close(
         let example = score.example.as_deref().map(|text| (slot, text));
         items.push(row_update(table, week, shard_of(&score.conversation_id), row, &score.counters, example, now)?);
     }
-    Ok(match transact(client, items).await? {
+    Ok(match super::transact_on_conditions(client, items).await? {
         None => Scored::Counted,
         Some(0) => Scored::Already,
         Some(_) => Scored::RatedMeanwhile,
@@ -237,7 +217,7 @@ pub(crate) async fn score_rating(
     for row in &rows {
         items.push(row_update(table, &week, shard_of(conversation_id), row, &counters, None, now)?);
     }
-    Ok(transact(client, items).await?.is_none())
+    Ok(super::transact_on_conditions(client, items).await?.is_none())
 }
 
 /// A week's rows by one dimension: its shards summed per key.

@@ -429,6 +429,31 @@ pub enum EventOutcome {
     Duplicate,
 }
 
+/// Folds one piece into a customer's profile once: read the profile (with the customer's locale),
+/// let `fold` change it and say what goes with it, save it with the piece's marker over the
+/// version read; a concurrent writer makes it read again (a few times at most).
+async fn fold_once(
+    store: &impl ProfileStore,
+    customer_id: &str,
+    marker: &str,
+    now: Timestamp,
+    mut fold: impl FnMut(&mut CustomerProfile, Option<String>) -> AlongWith,
+) -> Result<EventOutcome, StoreError> {
+    for _ in 0..8 {
+        let (mut profile, version, locale) = match store.profile(customer_id).await? {
+            Some(v) => (v.profile, v.version, v.contact.and_then(|c| c.locale)),
+            None => (CustomerProfile::new(customer_id), 0, None),
+        };
+        let along = fold(&mut profile, locale);
+        match store.save_with_event(&profile, version, marker, &along, now).await? {
+            Saved::Applied => return Ok(EventOutcome::Applied),
+            Saved::Duplicate => return Ok(EventOutcome::Duplicate),
+            Saved::Conflict => continue,
+        }
+    }
+    Err(StoreError::Unavailable(format!("profile of {customer_id} kept changing while {marker} was recorded")))
+}
+
 /// Records order events, each once, in the order given (events of one customer are folded one
 /// after the other; a conflict with a concurrent writer is read again and retried).
 pub async fn record_order_events(
@@ -438,14 +463,7 @@ pub async fn record_order_events(
 ) -> Result<Vec<(String, EventOutcome)>, StoreError> {
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let mut attempts = 0;
-        let outcome = loop {
-            attempts += 1;
-            let read = store.profile(&e.customer_id).await?;
-            let (mut profile, version, locale) = match read {
-                Some(v) => (v.profile, v.version, v.contact.and_then(|c| c.locale)),
-                None => (CustomerProfile::new(&e.customer_id), 0, None),
-            };
+        let outcome = fold_once(store, &e.customer_id, &e.event_id, now, |profile, locale| {
             let orders_before = profile.order_count;
             profile.apply(e, now);
             let payoff = if profile.order_count > orders_before {
@@ -455,19 +473,9 @@ pub async fn record_order_events(
             } else {
                 Vec::new()
             };
-            let along = AlongWith { apology: apology_for(&mut profile, e, locale, now), payoff };
-            match store.save_with_event(&profile, version, &e.event_id, &along, now).await? {
-                Saved::Applied => break EventOutcome::Applied,
-                Saved::Duplicate => break EventOutcome::Duplicate,
-                Saved::Conflict if attempts < 8 => continue,
-                Saved::Conflict => {
-                    return Err(StoreError::Unavailable(format!(
-                        "profile of {} kept changing while event {} was recorded",
-                        e.customer_id, e.event_id
-                    )));
-                }
-            }
-        };
+            AlongWith { apology: apology_for(profile, e, locale, now), payoff }
+        })
+        .await?;
         out.push((e.event_id.clone(), outcome));
     }
     Ok(out)
@@ -481,11 +489,7 @@ pub async fn record_feedback(
     event: &FeedbackEvent,
     now: Timestamp,
 ) -> Result<EventOutcome, StoreError> {
-    for _ in 0..8 {
-        let (mut profile, version) = match store.profile(customer_id).await? {
-            Some(v) => (v.profile, v.version),
-            None => (CustomerProfile::new(customer_id), 0),
-        };
+    fold_once(store, customer_id, &event.key(), now, |profile, _| {
         let mut payoff = profile.feedback.apply(event, now);
         if let FeedbackEvent::Offer { conversation_id, .. } = event {
             // Orders placed before the offer's state came in may already repeat it.
@@ -493,14 +497,9 @@ pub async fn record_feedback(
             payoff.extend(profile.feedback.repeat_since(conversation_id, &placed));
         }
         profile.updated_at = Some(now);
-        let along = AlongWith { apology: None, payoff };
-        match store.save_with_event(&profile, version, &event.key(), &along, now).await? {
-            Saved::Applied => return Ok(EventOutcome::Applied),
-            Saved::Duplicate => return Ok(EventOutcome::Duplicate),
-            Saved::Conflict => continue,
-        }
-    }
-    Err(StoreError::Unavailable(format!("profile of {customer_id} kept changing while feedback was recorded")))
+        AlongWith { apology: None, payoff }
+    })
+    .await
 }
 
 #[cfg(test)]

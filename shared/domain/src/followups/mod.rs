@@ -206,15 +206,10 @@ pub fn compose_apology(
             .replace("{unsubscribe}", unsubscribe)
     };
     let text = fill(&t.apology_text);
-    let mut html = escape_html(&t.apology_text)
-        .replace("{shop}", &escape_html(shop))
-        .replace("{order}", &escape_html(&apology.order_id))
-        .replace("{date}", &escape_html(&date));
-    let url = escape_html(unsubscribe);
-    html = html.replace("{unsubscribe}", &format!("<a href=\"{url}\">{url}</a>"));
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
-        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    let html = html_of(
+        &t.apology_text,
+        &[("{shop}", shop), ("{order}", &apology.order_id), ("{date}", &date)],
+        &[("{unsubscribe}", unsubscribe, None)],
     );
     FollowUpMessage { subject: fill(&t.apology_subject), text, html, sms: fill(&t.apology_sms) }
 }
@@ -230,15 +225,8 @@ pub fn compose_check_in(
     let t = templates(language);
     let fill =
         |template: &str| template.replace("{shop}", shop).replace("{link}", link).replace("{unsubscribe}", unsubscribe);
-    let mut html = escape_html(&t.check_in_text).replace("{shop}", &escape_html(shop));
-    for (placeholder, url) in [("{link}", link), ("{unsubscribe}", unsubscribe)] {
-        let url = escape_html(url);
-        html = html.replace(placeholder, &format!("<a href=\"{url}\">{url}</a>"));
-    }
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
-        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
-    );
+    let html =
+        html_of(&t.check_in_text, &[("{shop}", shop)], &[("{link}", link, None), ("{unsubscribe}", unsubscribe, None)]);
     FollowUpMessage {
         subject: fill(&t.check_in_subject),
         text: fill(&t.check_in_text),
@@ -258,6 +246,24 @@ fn templates(language: crate::language::Language) -> &'static Templates {
     }
 }
 
+/// The HTML part of a message: its text template escaped, the placeholders filled (escaped), the
+/// links made clickable (their `label`, or the URL itself), paragraphs and line breaks kept.
+fn html_of(template: &str, values: &[(&str, &str)], links: &[(&str, &str, Option<&str>)]) -> String {
+    let mut html = escape_html(template);
+    for (placeholder, value) in values {
+        html = html.replace(placeholder, &escape_html(value));
+    }
+    for (placeholder, url, label) in links {
+        let url = escape_html(url);
+        let label = label.map_or_else(|| url.clone(), str::to_owned);
+        html = html.replace(placeholder, &format!("<a href=\"{url}\">{label}</a>"));
+    }
+    format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
+        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    )
+}
+
 pub fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -274,16 +280,10 @@ pub fn compose(
     let fill =
         |template: &str| template.replace("{shop}", shop).replace("{link}", link).replace("{unsubscribe}", unsubscribe);
     let text = fill(&t.text);
-    // The HTML part is the text part, escaped, with the two links clickable.
-    let mut html = escape_html(&t.text).replace("{shop}", &escape_html(shop));
-    for (placeholder, url, label) in [("{link}", link, "⭐⭐⭐⭐⭐"), ("{unsubscribe}", unsubscribe, "")] {
-        let url = escape_html(url);
-        let label = if label.is_empty() { url.clone() } else { label.to_owned() };
-        html = html.replace(placeholder, &format!("<a href=\"{url}\">{label}</a>"));
-    }
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.6\">{}</body></html>",
-        html.split("\n\n").map(|p| format!("<p>{}</p>", p.replace('\n', "<br>"))).collect::<String>()
+    let html = html_of(
+        &t.text,
+        &[("{shop}", shop)],
+        &[("{link}", link, Some("⭐⭐⭐⭐⭐")), ("{unsubscribe}", unsubscribe, None)],
     );
     FollowUpMessage {
         subject: fill(if reminder { &t.reminder_subject } else { &t.subject }),

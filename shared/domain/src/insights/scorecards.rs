@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::weekly::{pct, round1};
 use crate::analysis::satisfaction::Satisfaction;
 
 /// At most this many bot intents of one conversation are scored (the first ones, in name order).
@@ -193,49 +194,41 @@ pub struct ScoreCounts {
 }
 
 impl ScoreCounts {
+    /// Each counter with its stored name (`SCORE_COUNTERS`, in that order): the one place that
+    /// ties the names to the fields.
+    fn named(&mut self) -> [(&'static str, &mut u64); 11] {
+        [
+            ("conversations", &mut self.conversations),
+            ("resolved", &mut self.resolved),
+            ("estimated", &mut self.estimated),
+            ("estimated_satisfied_milli", &mut self.estimated_satisfied_milli),
+            ("estimated_stars_tenths", &mut self.estimated_stars_tenths),
+            ("triggered", &mut self.triggered),
+            ("want_human", &mut self.want_human),
+            ("escalated", &mut self.escalated),
+            ("ratings", &mut self.ratings),
+            ("satisfied", &mut self.satisfied),
+            ("follow_up_answers", &mut self.follow_up_answers),
+        ]
+    }
+
     /// Adds a stored counter by its name; false for any other name.
     pub fn add_counter(&mut self, name: &str, value: i64) -> bool {
-        let v = value.max(0) as u64;
-        let field = match name {
-            "conversations" => &mut self.conversations,
-            "resolved" => &mut self.resolved,
-            "estimated" => &mut self.estimated,
-            "estimated_satisfied_milli" => &mut self.estimated_satisfied_milli,
-            "estimated_stars_tenths" => &mut self.estimated_stars_tenths,
-            "triggered" => &mut self.triggered,
-            "want_human" => &mut self.want_human,
-            "escalated" => &mut self.escalated,
-            "ratings" => &mut self.ratings,
-            "satisfied" => &mut self.satisfied,
-            "follow_up_answers" => &mut self.follow_up_answers,
-            _ => return false,
-        };
-        *field += v;
-        true
+        match self.named().into_iter().find(|(n, _)| *n == name) {
+            Some((_, field)) => {
+                *field += value.max(0) as u64;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn add(&mut self, o: &ScoreCounts) {
-        for name in SCORE_COUNTERS {
-            self.add_counter(name, o.get(name) as i64);
+        let mut o = o.clone();
+        for ((_, mine), (_, theirs)) in self.named().into_iter().zip(o.named()) {
+            *mine += *theirs;
         }
-        self.examples.extend(o.examples.iter().cloned());
-    }
-
-    fn get(&self, name: &str) -> u64 {
-        match name {
-            "conversations" => self.conversations,
-            "resolved" => self.resolved,
-            "estimated" => self.estimated,
-            "estimated_satisfied_milli" => self.estimated_satisfied_milli,
-            "estimated_stars_tenths" => self.estimated_stars_tenths,
-            "triggered" => self.triggered,
-            "want_human" => self.want_human,
-            "escalated" => self.escalated,
-            "ratings" => self.ratings,
-            "satisfied" => self.satisfied,
-            "follow_up_answers" => self.follow_up_answers,
-            _ => 0,
-        }
+        self.examples.append(&mut o.examples);
     }
 
     /// Estimated CSAT over the closed conversations with an estimate, in percent.
@@ -253,14 +246,6 @@ impl ScoreCounts {
     pub fn satisfaction_pct(&self) -> Option<f64> {
         self.estimated_csat_pct().or_else(|| self.csat_pct())
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn pct(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| round1(part as f64 * 100.0 / whole as f64))
 }
 
 /// One row of a scorecard, as staff read it.
