@@ -400,4 +400,17 @@ mod tests {
                 .starts_with("bad: 20 conversations, satisfaction 30.0%, -20.0 pts since last week")
         );
     }
+
+    #[test]
+    fn every_stored_counter_has_its_field() {
+        let mut c = ScoreCounts::default();
+        assert_eq!(c.named().map(|(n, _)| n), SCORE_COUNTERS);
+        for (i, name) in SCORE_COUNTERS.iter().enumerate() {
+            assert!(c.add_counter(name, i as i64 + 1));
+        }
+        let mut twice = c.clone();
+        twice.add(&c);
+        assert_eq!(twice.follow_up_answers, 2 * 11);
+        assert!(!c.add_counter("colour", 1));
+    }
 }
