@@ -14,7 +14,7 @@ fn as_feedback(conv: &str, message: &ChatMessage) -> StoredFeedback {
     StoredFeedback {
         pk: format!("CONV#{conv}"),
         sk: format!("MSG#{}", message.message_id),
-        kind: FeedbackKind::Message,
+        kind: FeedbackKind::Message { message_id: message.message_id.clone() },
         conversation_id: conv.into(),
         customer_id: message.customer_id.clone(),
         text: Some(message.text.clone()),

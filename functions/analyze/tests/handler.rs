@@ -291,7 +291,7 @@ async fn a_customer_message_is_read_in_the_context_of_the_messages_before_it() {
     let item = feedback::insights::StoredFeedback {
         pk: format!("CONV#{conv}"),
         sk: "MSG#m-1".into(),
-        kind: feedback::insights::FeedbackKind::Message,
+        kind: feedback::insights::FeedbackKind::Message { message_id: "m-1".into() },
         conversation_id: conv.clone().into(),
         customer_id: "u-1".into(),
         text: Some("好的谢谢".into()),

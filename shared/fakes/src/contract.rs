@@ -341,7 +341,7 @@ fn feedback_of(conversation_id: &str, message_id: &str, text: &str, sent: &str) 
     StoredFeedback {
         pk: format!("CONV#{conversation_id}"),
         sk: format!("MSG#{message_id}"),
-        kind: FeedbackKind::Message,
+        kind: FeedbackKind::Message { message_id: message_id.to_owned() },
         conversation_id: conversation_id.into(),
         customer_id: "u-1".into(),
         text: Some(text.to_owned()),
@@ -859,6 +859,8 @@ pub async fn corrections(
     assert!(matches!(store.apply(&repeat).await.unwrap(), Applied::Duplicate { .. }));
     let before = reports.week_figures("2026-W47").await.unwrap();
     assert_eq!((before.all.sentiment_negative, before.types["logistics"].items), (1, 1));
+    let examples = &before.types["logistics"].examples;
+    assert_eq!(examples[0].reference.as_deref(), Some("message~c-cr~m-1"), "an example says which item to correct");
 
     let item = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-1".into() };
     let read = corrections.countable(&item).await.unwrap().expect("a counted message is correctable");
@@ -876,12 +878,16 @@ pub async fn corrections(
     assert_eq!((week.all.items, week.all.sentiment_negative, week.all.sentiment_neutral), (1, 0, 1));
     assert_eq!(week.types.get("logistics").map_or(0, |c| c.items), 0, "moved out of logistics");
     assert_eq!(week.types["price"].items, 1);
+    assert_eq!((week.all.reviewed, week.all.disagreed), (1, 1), "staff read it differently from the model");
     // The same correction again (a retry after the first went through) moves nothing.
     correct_feedback(corrections, &item, &to_price, "staff-1", at("2026-11-20T00:01:00Z")).await.unwrap();
     let again = reports.week_figures("2026-W47").await.unwrap();
     assert_eq!((again.all.sentiment_neutral, again.types["price"].items), (1, 1));
+    assert_eq!((again.all.reviewed, again.all.disagreed), (1, 1), "reviewed once, however often corrected");
     // A stale read is refused.
-    assert!(!corrections.save_correction(&item, &to_price, &done, &[], 0, None).await.unwrap());
+    let examples =
+        feedback::insights::corrections::labelled_examples(corrections, &["2026-11".to_owned()]).await.unwrap();
+    assert!(!corrections.save_correction(&item, &to_price, &done, &[], 0, &examples[0]).await.unwrap());
     // Corrected again: invalid after all; everything it counted goes.
     let invalid = Correction { invalid: Some(true), ..Default::default() };
     let third =
@@ -889,6 +895,33 @@ pub async fn corrections(
     assert_eq!(third.version, 3);
     let after = reports.week_figures("2026-W47").await.unwrap();
     assert_eq!((after.all.items, after.all.sentiment_neutral, after.types["price"].items), (0, 0, 0));
+    assert_eq!((after.all.reviewed, after.all.disagreed), (1, 1));
+    // Staff take it all back: as the model read it after all, so no longer a disagreement.
+    let back = Correction {
+        sentiment: Some(Polarity::Negative),
+        issue_types: Some(vec!["logistics".into()]),
+        invalid: Some(false),
+        ..Default::default()
+    };
+    correct_feedback(corrections, &item, &back, "staff-1", at("2026-12-01T00:00:00Z")).await.unwrap().unwrap();
+    let agreed = reports.week_figures("2026-W47").await.unwrap();
+    assert_eq!((agreed.all.items, agreed.types["logistics"].items, agreed.types["price"].items), (1, 1, 0));
+    assert_eq!((agreed.all.reviewed, agreed.all.disagreed), (1, 0), "the model was right after all");
+    // Each correction is a labelled example with the model's reading and the text; the export
+    // keeps the latest of each item, whichever month it was made in.
+    let months = ["2026-11".to_owned(), "2026-12".to_owned()];
+    let examples = feedback::insights::corrections::labelled_examples(corrections, &months).await.unwrap();
+    assert_eq!(examples.len(), 1, "{examples:?}");
+    let latest = &examples[0];
+    assert_eq!((latest.reference.as_str(), latest.kind.as_str(), latest.version), ("message~c-cr~m-1", "message", 4));
+    assert_eq!((latest.week.as_str(), latest.text.as_deref()), ("2026-W47", Some("快递一周还没到，太慢了")));
+    assert_eq!(
+        (latest.model.sentiment, latest.staff.sentiment, latest.disagrees()),
+        (Polarity::Negative, Polarity::Negative, false)
+    );
+    assert_eq!(latest.model_version.as_deref(), Some(feedback::analysis::model_version()));
+    let november = feedback::insights::corrections::labelled_examples(corrections, &months[..1]).await.unwrap();
+    assert_eq!((november[0].version, november[0].staff.counts, november[0].disagrees()), (3, false, true));
     let duplicate = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-2".into() };
     assert!(corrections.countable(&duplicate).await.unwrap().is_none(), "a repeat counted nothing: nothing to correct");
     assert!(corrections.countable(&FeedbackRef::Rating { conversation_id: "c-none".into() }).await.unwrap().is_none());

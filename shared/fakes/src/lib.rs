@@ -256,8 +256,14 @@ struct State {
     analyses: BTreeMap<(String, String), (AnalysedFeedback, Option<String>)>,
     repeat_markers: BTreeMap<(String, String), String>,
     /// Staff corrections by item reference: how it counts now and the version; the labelled examples.
-    corrections: BTreeMap<String, (feedback::insights::corrections::CountedAs, u32)>,
-    labelled: Vec<(feedback::insights::corrections::Corrected, feedback::insights::corrections::Correction)>,
+    /// (how it counts now, how the analysis counted it, the version).
+    corrections:
+        BTreeMap<String, (feedback::insights::corrections::CountedAs, feedback::insights::corrections::CountedAs, u32)>,
+    labelled: Vec<(
+        feedback::insights::corrections::Corrected,
+        feedback::insights::corrections::Correction,
+        feedback::insights::corrections::LabelledExample,
+    )>,
     aggregates: BTreeMap<(String, u8, String), Aggregate>,
     reports: BTreeMap<String, StoredReport>,
 }
@@ -879,7 +885,7 @@ impl feedback::customers::offers::OfferStore for InMemory {
 impl InMemory {
     /// The labelled examples staff corrections made (reference and correction), for tests.
     pub fn labelled_examples(&self) -> Vec<(String, feedback::insights::corrections::Correction)> {
-        self.state().labelled.iter().map(|(c, x)| (c.reference.clone(), x.clone())).collect()
+        self.state().labelled.iter().map(|(c, x, _)| (c.reference.clone(), x.clone())).collect()
     }
 }
 
@@ -898,9 +904,10 @@ impl feedback::insights::corrections::CorrectionStore for InMemory {
                 }
             };
             let Some((a, duplicate_of)) = s.analyses.get(&key) else { return Ok(None) };
-            if let Some((counted, version)) = s.corrections.get(&item.as_string()) {
+            if let Some((counted, original, version)) = s.corrections.get(&item.as_string()) {
                 return Ok(Some(Countable {
                     counted: counted.clone(),
+                    original: Some(original.clone()),
                     version: *version,
                     text: a.item.text.clone(),
                     model_version: Some(a.model_version.to_owned()),
@@ -908,6 +915,7 @@ impl feedback::insights::corrections::CorrectionStore for InMemory {
             }
             Ok((a.counts() && duplicate_of.is_none()).then(|| Countable {
                 counted: a.counted_as(shards),
+                original: None,
                 version: 0,
                 text: a.item.text.clone(),
                 model_version: Some(a.model_version.to_owned()),
@@ -922,19 +930,31 @@ impl feedback::insights::corrections::CorrectionStore for InMemory {
         corrected: &feedback::insights::corrections::Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
-        _model_version: Option<&str>,
+        example: &feedback::insights::corrections::LabelledExample,
     ) -> Result<bool, StoreError> {
         self.with("save_correction", |s| {
-            let current = s.corrections.get(&item.as_string()).map_or(0, |(_, v)| *v);
-            if current != read_version {
+            let kept = s.corrections.get(&item.as_string()).cloned();
+            if kept.as_ref().map_or(0, |(_, _, v)| *v) != read_version {
                 return Ok(false);
             }
-            s.corrections.insert(item.as_string(), (corrected.after.clone(), corrected.version));
+            let original = kept.map_or_else(|| corrected.before.clone(), |(_, original, _)| original);
+            s.corrections.insert(item.as_string(), (corrected.after.clone(), original, corrected.version));
             for d in difference {
                 s.add(d);
             }
-            s.labelled.push((corrected.clone(), correction.clone()));
+            s.labelled.push((corrected.clone(), correction.clone(), example.clone()));
             Ok(true)
+        })
+    }
+
+    async fn labelled(&self, month: &str) -> Result<Vec<feedback::insights::corrections::LabelledExample>, StoreError> {
+        let month = month.to_owned();
+        self.with("labelled", move |s| {
+            Ok(s.labelled
+                .iter()
+                .filter(|(c, _, _)| jiff::tz::TimeZone::UTC.to_datetime(c.at).strftime("%Y-%m").to_string() == month)
+                .map(|(_, _, e)| e.clone())
+                .collect())
         })
     }
 }
@@ -1162,7 +1182,7 @@ impl AnalysisStore for InMemory {
                 return Ok(Applied::AlreadyApplied);
             }
             let marker = match (&a.item.kind, &a.text_digest) {
-                (FeedbackKind::Message, Some(digest)) if a.counts() => {
+                (FeedbackKind::Message { .. }, Some(digest)) if a.counts() => {
                     Some((a.item.customer_id.to_string(), digest.clone()))
                 }
                 _ => None,

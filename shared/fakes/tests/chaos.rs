@@ -126,7 +126,7 @@ async fn week(chaos: Option<u64>) -> (Week, BTreeMap<&'static str, u64>) {
             stream.push(StoredFeedback {
                 pk: format!("CONV#{conv}"),
                 sk: format!("MSG#{}", m.message_id),
-                kind: FeedbackKind::Message,
+                kind: FeedbackKind::Message { message_id: m.message_id.clone() },
                 conversation_id: conv.clone().into(),
                 customer_id: customer.clone().into(),
                 text: Some(m.text.clone()),

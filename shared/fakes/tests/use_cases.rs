@@ -363,7 +363,7 @@ async fn stored_messages(store: &InMemory, texts: &[&str]) -> Vec<StreamItem> {
             item: StoredFeedback {
                 pk: "CONV#c-1".into(),
                 sk: format!("MSG#{}", m.message_id),
-                kind: FeedbackKind::Message,
+                kind: FeedbackKind::Message { message_id: m.message_id.clone() },
                 conversation_id: "c-1".into(),
                 customer_id: "u-1".into(),
                 text: Some(m.text.clone()),

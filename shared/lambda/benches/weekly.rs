@@ -25,6 +25,7 @@ fn week(name: &str, scale: u64) -> WeekFigures {
                     text: "快递一个星期都没到，客服也不回复".into(),
                     severity: 4,
                     at: "2026-11-18T03:00:00Z".into(),
+                    reference: None,
                 }],
                 ..Default::default()
             };

@@ -318,6 +318,7 @@ mod tests {
             text: "快递<b>一周</b>还没到，电话 138****5678".into(),
             severity: 4,
             at: "2026-11-17T02:00:00Z".into(),
+            reference: None,
         }];
         let now = WeekFigures {
             week: "2026-W47".into(),

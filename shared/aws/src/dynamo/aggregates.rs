@@ -46,12 +46,16 @@ pub(crate) fn update(table: &str, delta: &AggregateDelta, now: Timestamp) -> Res
         // The first example to land in each slot stays.
         let slot = name(&format!("example_{slot}"));
         set.push_str(&format!(", {slot} = if_not_exists({slot}, :example)"));
-        let stored = [
+        let mut stored: std::collections::HashMap<String, AttributeValue> = [
             ("text".to_owned(), s(&example.text)),
             ("severity".to_owned(), n(example.severity)),
             ("at".to_owned(), s(&example.at)),
-        ];
-        values.push((":example".into(), AttributeValue::M(stored.into())));
+        ]
+        .into();
+        if let Some(reference) = &example.reference {
+            stored.insert("ref".to_owned(), s(reference));
+        }
+        values.push((":example".into(), AttributeValue::M(stored)));
     }
     let expression = if adds.is_empty() { set } else { format!("{set} ADD {}", adds.join(", ")) };
     Update::builder()
@@ -144,6 +148,7 @@ pub(crate) fn counts_of(item: &Item) -> Option<(String, Counts)> {
                 text: get_s(m, "text").unwrap_or_default().to_owned(),
                 severity: signed(m, "severity").clamp(0, 5) as u8,
                 at: get_s(m, "at").unwrap_or_default().to_owned(),
+                reference: get_s(m, "ref").map(str::to_owned),
             });
         }
     }

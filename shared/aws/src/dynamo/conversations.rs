@@ -83,7 +83,7 @@ impl MessageItem {
             at: self.sent_at.parse().map_err(|e| format!("bad sent_at {:?}: {e}", self.sent_at))?,
             pk: self.pk,
             sk: self.sk,
-            kind: FeedbackKind::Message,
+            kind: FeedbackKind::Message { message_id: self.message_id },
             conversation_id: self.conversation_id.into(),
             customer_id: self.customer_id.into(),
             text: Some(self.text),

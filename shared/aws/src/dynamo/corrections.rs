@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use super::{built, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
-use feedback::insights::corrections::{Corrected, Correction, CorrectionStore, Countable, CountedAs, FeedbackRef};
+use feedback::insights::corrections::{
+    Corrected, Correction, CorrectionStore, Countable, CountedAs, FeedbackRef, LabelledExample,
+};
 use feedback::insights::weekly::AggregateDelta;
 
 #[derive(Clone)]
@@ -51,7 +53,7 @@ impl CorrectionStore for DynamoCorrectionStore {
             .table_name(&self.table)
             .set_key(Some(key(analysis_key.0.clone(), &analysis_key.1)))
             .consistent_read(true)
-            .projection_expression("counted, correction_version, #c, #a.model_version")
+            .projection_expression("counted, counted_original, correction_version, #c, #a.model_version")
             .expression_attribute_names("#c", "comment")
             .expression_attribute_names("#a", "analysis")
             .send()
@@ -59,8 +61,12 @@ impl CorrectionStore for DynamoCorrectionStore {
             .map_err(store_error)?;
         let Some(stored) = out.item else { return Ok(None) };
         let Some(counted) = stored.get("counted") else { return Ok(None) };
-        let counted: CountedAs = serde_dynamo::from_attribute_value(counted.clone())
-            .map_err(|e| StoreError::Failed(format!("unreadable counted of {}: {e}", item.as_string())))?;
+        let read_counted = |value: &AttributeValue| {
+            serde_dynamo::from_attribute_value::<_, CountedAs>(value.clone())
+                .map_err(|e| StoreError::Failed(format!("unreadable counted of {}: {e}", item.as_string())))
+        };
+        let counted = read_counted(counted)?;
+        let original = stored.get("counted_original").map(read_counted).transpose()?;
         let version =
             stored.get("correction_version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
         let text = match item {
@@ -86,7 +92,7 @@ impl CorrectionStore for DynamoCorrectionStore {
             .and_then(|a| a.as_m().ok())
             .and_then(|a| get_s(a, "model_version"))
             .map(str::to_owned);
-        Ok(Some(Countable { counted, version, text, model_version }))
+        Ok(Some(Countable { counted, original, version, text, model_version }))
     }
 
     async fn save_correction(
@@ -96,7 +102,7 @@ impl CorrectionStore for DynamoCorrectionStore {
         corrected: &Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
-        model_version: Option<&str>,
+        example: &LabelledExample,
     ) -> Result<bool, StoreError> {
         let now = Timestamp::now();
         let after = serde_dynamo::to_attribute_value::<_, AttributeValue>(&corrected.after)
@@ -104,22 +110,27 @@ impl CorrectionStore for DynamoCorrectionStore {
         let correction_value = serde_dynamo::to_attribute_value::<_, AttributeValue>(correction)
             .map_err(|e| StoreError::Failed(format!("cannot map correction: {e}")))?;
         let (analysis_key, _) = Self::keys_of(item);
+        const SET: &str = "SET counted = :after, correction = :correction, correction_version = :version, \
+                           corrected_by = :by, corrected_at = :at";
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(analysis_key.0, &analysis_key.1)))
-            .update_expression(
-                "SET counted = :after, correction = :correction, correction_version = :version, \
-                 corrected_by = :by, corrected_at = :at",
-            )
             .expression_attribute_values(":after", after)
             .expression_attribute_values(":correction", correction_value.clone())
             .expression_attribute_values(":version", n(corrected.version))
             .expression_attribute_values(":by", s(&corrected.by))
             .expression_attribute_values(":at", s(iso(corrected.at)));
         let update = if read_version == 0 {
-            update.condition_expression("attribute_exists(counted) AND attribute_not_exists(correction_version)")
+            // The first correction keeps how the analysis counted it: what staff disagree with.
+            let original = serde_dynamo::to_attribute_value::<_, AttributeValue>(&corrected.before)
+                .map_err(|e| StoreError::Failed(format!("cannot map counted: {e}")))?;
+            update
+                .update_expression(format!("{SET}, counted_original = :original"))
+                .expression_attribute_values(":original", original)
+                .condition_expression("attribute_exists(counted) AND attribute_not_exists(correction_version)")
         } else {
             update
+                .update_expression(SET)
                 .condition_expression("correction_version = :read")
                 .expression_attribute_values(":read", n(read_version))
         };
@@ -133,13 +144,10 @@ impl CorrectionStore for DynamoCorrectionStore {
         let mut label = key(format!("CORRECTION#{month}"), &format!("{}#v{}", corrected.reference, corrected.version));
         label.insert("entity".into(), s("correction"));
         label.insert(
-            "corrected".into(),
-            serde_dynamo::to_attribute_value(corrected).map_err(|e| StoreError::Failed(e.to_string()))?,
+            "example".into(),
+            serde_dynamo::to_attribute_value(example).map_err(|e| StoreError::Failed(e.to_string()))?,
         );
         label.insert("correction".into(), correction_value);
-        if let Some(version) = model_version {
-            label.insert("model_version".into(), s(version));
-        }
         label.insert("expires_at".into(), n(super::expiry(now, LABEL_RETENTION_DAYS)));
         items.push(
             TransactWriteItem::builder()
@@ -148,5 +156,31 @@ impl CorrectionStore for DynamoCorrectionStore {
         );
         // Only the item's own write has a condition: it failing means someone corrected it since.
         Ok(super::transact_on_conditions(&self.client, items).await?.is_none())
+    }
+
+    async fn labelled(&self, month: &str) -> Result<Vec<LabelledExample>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("CORRECTION#{month}")))
+            .projection_expression("sk, example")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for item in page.map_err(store_error)?.items.unwrap_or_default() {
+                let Some(example) = item.get("example") else {
+                    // Kept before examples carried their text and the model's reading.
+                    continue;
+                };
+                match serde_dynamo::from_attribute_value::<_, LabelledExample>(example.clone()) {
+                    Ok(example) => out.push(example),
+                    Err(e) => tracing::warn!(sk = get_s(&item, "sk"), error = %e, "unreadable labelled example"),
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -194,7 +194,7 @@ impl AnalysisStore for DynamoAnalysisStore {
         // A message is read first (one read, no write): gone, analysed in an earlier layout (the
         // analysis on the message itself), or there, with the expiry its analysis takes over.
         let message_expires_at = match a.item.kind {
-            FeedbackKind::Message => match self.item_exists(&a.item.pk, &a.item.sk).await? {
+            FeedbackKind::Message { .. } => match self.item_exists(&a.item.pk, &a.item.sk).await? {
                 None => return Ok(Applied::Gone),
                 Some(message) if message.contains_key("analysis") => return Ok(Applied::AlreadyApplied),
                 Some(mut message) => Some(
@@ -206,7 +206,7 @@ impl AnalysisStore for DynamoAnalysisStore {
             FeedbackKind::Rating { .. } => None,
         };
         let repeat_marker = match (&a.item.kind, &a.text_digest) {
-            (FeedbackKind::Message, Some(digest)) if a.counts() => {
+            (FeedbackKind::Message { .. }, Some(digest)) if a.counts() => {
                 Some((keys::repeat(&a.item.customer_id), digest.clone()))
             }
             _ => None,

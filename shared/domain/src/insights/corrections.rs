@@ -33,6 +33,20 @@ pub struct CountedAs {
 }
 
 impl CountedAs {
+    /// Whether two countings read the item the same way: sentiment, issue types (in any order),
+    /// trigger and whether it counts.
+    pub fn same_reading(&self, other: &CountedAs) -> bool {
+        let sorted = |t: &[String]| {
+            let mut t = t.to_vec();
+            t.sort();
+            t
+        };
+        self.sentiment == other.sentiment
+            && self.triggered == other.triggered
+            && self.counts == other.counts
+            && sorted(&self.types) == sorted(&other.types)
+    }
+
     /// Its counters, per counted issue type and for the whole week (`ALL`); none when it does not
     /// count. (Unique customers, examples and follow-up answers are not a correction's business.)
     pub fn deltas(&self) -> Vec<AggregateDelta> {
@@ -231,6 +245,24 @@ pub enum FeedbackRef {
 }
 
 impl FeedbackRef {
+    /// The reference of an analysed item.
+    pub fn of_item(item: &super::StoredFeedback) -> FeedbackRef {
+        let conversation_id = item.conversation_id.to_string();
+        match &item.kind {
+            super::FeedbackKind::Rating { .. } => FeedbackRef::Rating { conversation_id },
+            super::FeedbackKind::Message { message_id } => {
+                FeedbackRef::Message { conversation_id, message_id: message_id.clone() }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FeedbackRef::Rating { .. } => "rating",
+            FeedbackRef::Message { .. } => "message",
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<FeedbackRef> {
         let id = |s: &str| crate::validate::check_id("ref", s).ok().map(|s| s.to_string());
         match raw.split('~').collect::<Vec<_>>().as_slice() {
@@ -248,10 +280,104 @@ impl FeedbackRef {
     }
 }
 
+/// The review counters a correction moves on its week's `_all` item: `reviewed` on an item's
+/// first correction, and `disagreed` by whether staff now read it differently from the model
+/// (`original`) where they did not before, or the other way round.
+pub fn review_counters(
+    original: &CountedAs,
+    before: &CountedAs,
+    after: &CountedAs,
+    first: bool,
+) -> Vec<(&'static str, i64)> {
+    let mut counters = Vec::new();
+    if first {
+        counters.push(("reviewed", 1));
+    }
+    let was = !first && !original.same_reading(before);
+    let now = !original.same_reading(after);
+    if was != now {
+        counters.push(("disagreed", if now { 1 } else { -1 }));
+    }
+    counters
+}
+
+/// `difference` plus the review counters on the original week's `_all` item of the shard, merged
+/// into one delta per aggregate item (a transaction may touch an item once).
+pub fn correction_deltas(
+    original: &CountedAs,
+    before: &CountedAs,
+    after: &CountedAs,
+    first: bool,
+) -> Vec<AggregateDelta> {
+    let mut deltas = difference(before, after);
+    let review = review_counters(original, before, after, first);
+    if review.is_empty() {
+        return deltas;
+    }
+    match deltas.iter_mut().find(|d| d.issue_type == ALL && d.week == original.week && d.shard == original.shard) {
+        Some(all) => all.counters.extend(review),
+        None => deltas.push(AggregateDelta::all(&original.week, original.shard, review)),
+    }
+    deltas
+}
+
+/// A staff correction as training and evaluation data: what the model made of the item
+/// (`model`), what staff say it is (`staff`), its text (contacts masked) and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelledExample {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `message` (a chat turn) or `rating` (a rating's comment).
+    pub kind: String,
+    /// The week the item counts in.
+    pub week: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    pub model: CountedAs,
+    pub staff: CountedAs,
+    pub version: u32,
+    pub by: String,
+    pub corrected_at: Timestamp,
+}
+
+impl LabelledExample {
+    /// Whether staff read it differently from the model.
+    pub fn disagrees(&self) -> bool {
+        !self.model.same_reading(&self.staff)
+    }
+}
+
+/// The labelled examples of the given months (`yyyy-mm`), the latest correction of each item only,
+/// oldest first: what `feedback export-corrections` writes.
+pub async fn labelled_examples(
+    store: &impl CorrectionStore,
+    months: &[String],
+) -> Result<Vec<LabelledExample>, StoreError> {
+    let mut latest: BTreeMap<String, LabelledExample> = BTreeMap::new();
+    for month in months {
+        for example in store.labelled(month).await? {
+            match latest.get(&example.reference) {
+                Some(kept) if kept.version >= example.version => {}
+                _ => {
+                    latest.insert(example.reference.clone(), example);
+                }
+            }
+        }
+    }
+    let mut out: Vec<LabelledExample> = latest.into_values().collect();
+    out.sort_by(|a, b| (a.corrected_at, &a.reference).cmp(&(b.corrected_at, &b.reference)));
+    Ok(out)
+}
+
 /// An item as a correction reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Countable {
     pub counted: CountedAs,
+    /// How the analysis counted it, before any correction (`None`: not corrected yet, so
+    /// `counted`).
+    pub original: Option<CountedAs>,
     /// 0 before any correction.
     pub version: u32,
     pub text: Option<String>,
@@ -276,7 +402,8 @@ pub trait CorrectionStore {
     /// `None`: no such item, or it was analysed before analyses recorded how they count.
     fn countable(&self, item: &FeedbackRef) -> impl Future<Output = Result<Option<Countable>, StoreError>> + Send;
     /// Writes the correction if the item is still at `read_version` (else `false`: read again):
-    /// its new `CountedAs`, the difference on the aggregates, the labelled example.
+    /// its new `CountedAs` (and on the first, the original), the difference on the aggregates, the
+    /// labelled example (kept per version, by the month it was made in).
     fn save_correction(
         &self,
         item: &FeedbackRef,
@@ -284,8 +411,10 @@ pub trait CorrectionStore {
         corrected: &Corrected,
         difference: &[AggregateDelta],
         read_version: u32,
-        model_version: Option<&str>,
+        example: &LabelledExample,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The labelled examples made in a month (`yyyy-mm`), every version.
+    fn labelled(&self, month: &str) -> impl Future<Output = Result<Vec<LabelledExample>, StoreError>> + Send;
 }
 
 /// Applies a staff correction once: `None` when the item is unknown (or predates corrections).
@@ -307,11 +436,21 @@ pub async fn correct_feedback(
             by: by.to_owned(),
             at: now,
         };
-        let diff = difference(&read.counted, &after);
-        if store
-            .save_correction(item, correction, &corrected, &diff, read.version, read.model_version.as_deref())
-            .await?
-        {
+        let original = read.original.clone().unwrap_or_else(|| read.counted.clone());
+        let diff = correction_deltas(&original, &read.counted, &after, read.version == 0);
+        let example = LabelledExample {
+            reference: item.as_string(),
+            kind: item.kind().to_owned(),
+            week: original.week.clone(),
+            text: read.text.as_deref().map(|t| crate::pii::mask_contacts(t).into_owned()),
+            model_version: read.model_version.clone(),
+            model: original,
+            staff: after.clone(),
+            version: corrected.version,
+            by: by.to_owned(),
+            corrected_at: now,
+        };
+        if store.save_correction(item, correction, &corrected, &diff, read.version, &example).await? {
             return Ok(Some(corrected));
         }
     }

@@ -27,8 +27,8 @@ pub enum FeedbackKind {
     /// A rating; `chosen_types` are the issue types the customer picked in the feedback form;
     /// `via_follow_up` when it came through a follow-up request's signed link.
     Rating { stars: u8, chosen_types: Vec<String>, order_value_minor: Option<i64>, via_follow_up: bool },
-    /// A customer's chat message.
-    Message,
+    /// A customer's chat message, by its id in the conversation.
+    Message { message_id: String },
 }
 
 /// A feedback item as stored, identified by its table key.
@@ -73,7 +73,7 @@ impl AnalysedFeedback {
     pub fn order_value_minor(&self) -> Option<i64> {
         match self.item.kind {
             FeedbackKind::Rating { order_value_minor, .. } => order_value_minor,
-            FeedbackKind::Message => None,
+            FeedbackKind::Message { .. } => None,
         }
     }
 
@@ -105,7 +105,8 @@ impl AnalysedFeedback {
     pub fn aggregate_deltas(&self, shards: u8) -> Vec<AggregateDelta> {
         let example = self.example_text().map(|text| {
             let slot = u32::from(shard_of(&format!("{}/{}", self.item.pk, self.item.sk), EXAMPLE_SLOTS as u8));
-            (slot, Example { text, severity: self.analysis.severity, at: iso_millis(self.item.at) })
+            let reference = Some(corrections::FeedbackRef::of_item(&self.item).as_string());
+            (slot, Example { text, severity: self.analysis.severity, at: iso_millis(self.item.at), reference })
         });
         let mut out = self.counted_as(shards).deltas();
         for d in &mut out {
@@ -141,7 +142,7 @@ impl AnalysedFeedback {
     pub fn stars(&self) -> Option<u8> {
         match self.item.kind {
             FeedbackKind::Rating { stars, .. } => Some(stars),
-            FeedbackKind::Message => None,
+            FeedbackKind::Message { .. } => None,
         }
     }
 }
@@ -182,11 +183,11 @@ pub fn analyse_in_context(
 ) -> AnalysedFeedback {
     let stars = match &item.kind {
         FeedbackKind::Rating { stars, .. } => Some(*stars),
-        FeedbackKind::Message => None,
+        FeedbackKind::Message { .. } => None,
     };
     let text = item.text.as_deref().unwrap_or("");
     let analysis = match item.kind {
-        FeedbackKind::Message => {
+        FeedbackKind::Message { .. } => {
             let context = crate::analysis::chat::TurnContext {
                 previous_shop: earlier.shop.as_deref(),
                 previous_customer: earlier.customer.as_deref(),
@@ -202,7 +203,7 @@ pub fn analyse_in_context(
     });
     let mut counted_types: Vec<String> = match &item.kind {
         FeedbackKind::Rating { chosen_types, .. } => chosen_types.clone(),
-        FeedbackKind::Message => Vec::new(),
+        FeedbackKind::Message { .. } => Vec::new(),
     };
     let negative =
         analysis.sentiment.label == Polarity::Negative || stars.is_some_and(|s| s <= 2) || analysis.trigger.fired;
@@ -310,7 +311,7 @@ pub async fn process_batch(
             StreamItem::Feedback { sequence, item } => {
                 let readable = item.text.as_deref().is_some_and(|t| analyzer.has_words(t));
                 let earlier = match item.kind {
-                    FeedbackKind::Message if readable => match store.earlier(&item).await {
+                    FeedbackKind::Message { .. } if readable => match store.earlier(&item).await {
                         Ok(earlier) => earlier,
                         Err(e) => {
                             tracing::warn!(error = %e, sequence = %sequence, retryable = e.is_retryable(), "context not read");
@@ -364,7 +365,7 @@ mod tests {
         let item = StoredFeedback {
             pk: "CONV#c-1".into(),
             sk: "MSG#m-1".into(),
-            kind: FeedbackKind::Message,
+            kind: FeedbackKind::Message { message_id: "m-1".into() },
             conversation_id: "c-1".into(),
             customer_id: "u-1".into(),
             text: Some("快递一周还没到".into()),
@@ -407,12 +408,14 @@ mod tests {
         );
         assert_eq!(bare.counted_types, ["other"]);
         assert!(bare.counts());
-        let happy = analyse(&mut a, item(FeedbackKind::Message, Some("谢谢，很满意")), &tz);
+        let happy =
+            analyse(&mut a, item(FeedbackKind::Message { message_id: "m-1".into() }, Some("谢谢，很满意")), &tz);
         assert!(happy.counted_types.is_empty());
         assert_eq!(happy.example_text(), None, "praise is no example of a problem");
-        let question = analyse(&mut a, item(FeedbackKind::Message, Some("请问什么时候发货？")), &tz);
+        let question =
+            analyse(&mut a, item(FeedbackKind::Message { message_id: "m-1".into() }, Some("请问什么时候发货？")), &tz);
         assert!(question.counted_types.is_empty(), "a topic, not a problem: {:?}", question.counted_types);
-        let noise = analyse(&mut a, item(FeedbackKind::Message, Some("1111")), &tz);
+        let noise = analyse(&mut a, item(FeedbackKind::Message { message_id: "m-1".into() }, Some("1111")), &tz);
         assert!(!noise.counts());
     }
 }

@@ -59,6 +59,10 @@ pub struct Example {
     pub text: String,
     pub severity: u8,
     pub at: String,
+    /// The item it came from (`corrections::FeedbackRef`), so staff can correct its analysis
+    /// from the dashboard; absent on examples kept before refs were.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The counters of one issue type (or of the whole week, [`ALL`]), summed over the shards.
@@ -110,6 +114,12 @@ pub struct Counts {
     /// Recovery offers decided this week and how they paid off (see `customers::offers`).
     #[serde(default)]
     pub offers: OfferCounts,
+    /// Items of this week staff reviewed (corrected, or confirmed by a correction that changed
+    /// nothing), and of those, how many staff read differently from the model: the quality trend.
+    #[serde(default)]
+    pub reviewed: u64,
+    #[serde(default)]
+    pub disagreed: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
 }
@@ -183,6 +193,8 @@ impl Counts {
         self.paired_sums.add(&o.paired_sums);
         self.check_ins_sent += o.check_ins_sent;
         self.offers.add(&o.offers);
+        self.reviewed += o.reviewed;
+        self.disagreed += o.disagreed;
         self.examples.extend(o.examples.iter().cloned());
     }
 
@@ -236,6 +248,8 @@ impl Counts {
             "comparison_rated" => self.offers.comparison_rated += unsigned,
             "comparison_satisfied" => self.offers.comparison_satisfied += unsigned,
             "comparison_repeat" => self.offers.comparison_repeat += unsigned,
+            "reviewed" => self.reviewed += unsigned,
+            "disagreed" => self.disagreed += unsigned,
             _ => return false,
         }
         true
@@ -452,7 +466,7 @@ impl PairSums {
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
 /// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
-pub const COUNTERS: [&str; 45] = [
+pub const COUNTERS: [&str; 47] = [
     "items",
     "severity_sum",
     "severe",
@@ -498,6 +512,8 @@ pub const COUNTERS: [&str; 45] = [
     "comparison_rated",
     "comparison_satisfied",
     "comparison_repeat",
+    "reviewed",
+    "disagreed",
 ];
 
 fn tenths(stars: f32) -> i64 {
@@ -1268,7 +1284,12 @@ mod tests {
 
     #[test]
     fn examples_are_the_most_severe_distinct_three() {
-        let ex = |t: &str, s: u8| Example { text: t.into(), severity: s, at: "2026-11-17T00:00:00Z".into() };
+        let ex = |t: &str, s: u8| Example {
+            text: t.into(),
+            severity: s,
+            at: "2026-11-17T00:00:00Z".into(),
+            reference: None,
+        };
         let mut c = counts(5, 15, 5, 5);
         c.examples = vec![ex("a", 2), ex("b", 5), ex("b", 5), ex("c", 3), ex("d", 4)];
         let ranked = rank_issues(&week("2026-W47", &[("logistics", c)]), &WeekFigures::default(), &WEIGHTS);
