@@ -129,4 +129,26 @@ async fn corrections() {
     };
     let store = feedback_aws::dynamo::DynamoCorrectionStore::new(client, &table);
     contract::corrections(&t.conversations, &t.analysis, &t.reports, &store).await;
+
+    // `feedback export-corrections` writes what the suite corrected as training data, through the
+    // SDK configured by the environment alone, as it would against AWS.
+    let out = std::process::Command::new(testkit::bin_dir().join("feedback"))
+        .args(["export-corrections", "--since", "2026-10", "--until", "2026-12"])
+        .env("TABLE_NAME", &table)
+        .env("AWS_ENDPOINT_URL", testkit::moto_url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("cargo build --workspace --bins first");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "the latest correction of the one corrected item: {lines:?}");
+    assert_eq!((lines[0]["ref"].as_str(), lines[0]["version"].as_u64()), (Some("message~c-cr~m-1"), Some(4)));
+    assert_eq!(lines[0]["text"], "快递一周还没到，太慢了");
+    assert_eq!(
+        (lines[0]["model"]["sentiment"].as_str(), lines[0]["staff"]["counts"].as_bool()),
+        (Some("negative"), Some(true))
+    );
 }

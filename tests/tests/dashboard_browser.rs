@@ -241,6 +241,22 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         let counts = sort_by_conversations();
         assert!(counts.windows(2).all(|w| w[0] <= w[1]), "then the other way: {counts:?}");
         assert_eq!(b.eval("document.querySelector('#experiments [data-experiment]').dataset.experiment"), json!("warm_apology"));
+        // Staff correct an example's reading from the page: saved once, and the quality table of
+        // the reloaded view counts it as reviewed and disagreed in the example's week.
+        assert!(b.eval("document.querySelector('#quality .note') !== null").as_bool().unwrap(), "no corrections yet");
+        b.eval(
+            "var f = document.querySelector('#ranking form[data-ref]'); f.closest('details').open = true; \
+             f.sentiment.value = 'positive'; f.querySelector('button').click(); true",
+        );
+        b.wait_for("document.querySelector('#ranking form[data-saved]') !== null", Duration::from_secs(30));
+        let saved = b.eval("document.querySelector('#ranking form[data-saved] output').textContent");
+        assert!(saved.as_str().unwrap().starts_with("Saved (version 1): now positive"), "{saved}");
+        b.call("Page.reload", json!({}));
+        b.wait_for("document.body && document.body.dataset.state === 'ready'", Duration::from_secs(30));
+        let row = b.eval(&format!(
+            "Array.from(document.querySelectorAll('#disagreement tr[data-week=\"{week}\"] td')).map(td => td.textContent)"
+        ));
+        assert_eq!(row, json!([week, "1", "1", "100.0%"]), "reviewed and disagreed once");
         let first = b.screenshot("dashboard.png");
 
         // The page's script: the previous-week link loads that week with the token it kept.

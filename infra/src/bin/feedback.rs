@@ -23,10 +23,21 @@ const USAGE: &str = "usage:
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
   feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all]
       (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
-  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--bits N] [--ridge X]
-      (our labelled JDDC turns, train split; thresholds from out-of-fold predictions)
-  feedback eval [DATA_DIR] [LABELS.tsv]
-      (every figure of the chat analysis; defaults ../shared/data and shared/labels/jddc_turns.tsv)";
+  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--corrections C.jsonl] [--bits N] [--ridge X]
+      (our labelled JDDC turns, train split; thresholds from out-of-fold predictions; staff corrections
+       of chat turns as extra rows)
+  feedback eval [DATA_DIR] [LABELS.tsv] [--corrections C.jsonl]
+      (every figure of the chat analysis; defaults ../shared/data and shared/labels/jddc_turns.tsv;
+       with corrections, the agreement with staff per week)
+  feedback export-corrections [--since YYYY-MM] [--until YYYY-MM] > corrections.jsonl
+      (staff corrections from the table TABLE_NAME, AWS credentials and endpoint from the environment;
+       the latest correction of each item, with its text (contacts masked) and the model's reading;
+       default: the last 12 months)
+  feedback eval-corrections C.jsonl [--chat CANDIDATE.bin]
+      (per week: how often the recorded model, the current models and a candidate read as staff did)
+  feedback gate CANDIDATE.bin --corrections C.jsonl [DATA_DIR] [LABELS.tsv]
+      (a candidate chat model ships only if no worse on any fixed set and better on the corrections:
+       exit 0 to ship, 1 to keep the current model)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +54,15 @@ fn main() {
         Some("train-satisfaction") => exit_on_error(train_satisfaction(&args[1..])),
         Some("train-chat") => exit_on_error(train_chat(&args[1..])),
         Some("eval") => exit_on_error(eval(&args[1..])),
+        Some("export-corrections") => exit_on_error(export_corrections(&args[1..])),
+        Some("eval-corrections") => exit_on_error(eval_corrections(&args[1..])),
+        Some("gate") => match gate(&args[1..]) {
+            Ok(ships) => std::process::exit(if ships { 0 } else { 1 }),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(2);
+            }
+        },
         Some("-h" | "--help") => println!("{USAGE}"),
         _ => {
             eprintln!("{USAGE}");
@@ -459,7 +479,8 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let extra: String = flag(args, "--extra", String::new())?;
     let extra = (!extra.is_empty()).then_some(extra.as_str());
-    let (model, report) = infra::cli::evaluation::train_chat(dir, labels, extra, bits, ridge)?;
+    let corrections = corrections_flag(args)?;
+    let (model, report) = infra::cli::evaluation::train_chat(dir, labels, extra, &corrections, bits, ridge)?;
     std::fs::write(out, model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{report}");
     Ok(())
@@ -470,6 +491,10 @@ fn eval(args: &[String]) -> Result<(), String> {
     let dir = files.first().map_or("../shared/data", |s| s.as_str());
     let labels = files.get(1).map_or("shared/labels/jddc_turns.tsv", |s| s.as_str());
     let mut report = infra::cli::evaluation::eval(dir, labels)?;
+    let corrections = corrections_flag(args)?;
+    if !corrections.is_empty() {
+        report.push_str(&infra::cli::corrections::eval_corrections(&corrections, None));
+    }
     let test = format!("{dir}/splits/online_shopping_10_cats.test.tsv");
     let rows = labelled(&test)?;
     let (accuracy, f1) = score(feedback::analysis::sentiment::SentimentModel::builtin(), &rows);
@@ -480,4 +505,97 @@ fn eval(args: &[String]) -> Result<(), String> {
     // A closed pipe (`| head`) is a normal way to stop reading.
     let _ = io::stdout().lock().write_all(report.as_bytes());
     Ok(())
+}
+
+/// `--corrections FILE`: the labelled examples of `export-corrections` (none without the flag).
+fn corrections_flag(args: &[String]) -> Result<Vec<feedback::insights::corrections::LabelledExample>, String> {
+    let path: String = flag(args, "--corrections", String::new())?;
+    if path.is_empty() { Ok(Vec::new()) } else { infra::cli::corrections::read_corrections(&path) }
+}
+
+/// A chat model from a file, for the process's lifetime (the analyzer holds models by reference).
+fn chat_model(path: &str) -> Result<&'static feedback::analysis::chat::ChatModel, String> {
+    let bytes: &'static [u8] = Box::leak(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?.into_boxed_slice());
+    let model = feedback::analysis::chat::ChatModel::from_bytes(bytes).map_err(|e| format!("{path}: {e}"))?;
+    Ok(Box::leak(Box::new(model)))
+}
+
+fn eval_corrections(args: &[String]) -> Result<(), String> {
+    let files = positional(args);
+    let [path] = files.as_slice() else { return Err(USAGE.into()) };
+    let candidate: String = flag(args, "--chat", String::new())?;
+    let candidate = if candidate.is_empty() { None } else { Some(chat_model(&candidate)?) };
+    let corrections = infra::cli::corrections::read_corrections(path)?;
+    let _ =
+        io::stdout().lock().write_all(infra::cli::corrections::eval_corrections(&corrections, candidate).as_bytes());
+    Ok(())
+}
+
+fn gate(args: &[String]) -> Result<bool, String> {
+    use infra::cli::corrections::{gate_figures, verdict};
+    let files = positional(args);
+    let Some(candidate) = files.first() else { return Err(USAGE.into()) };
+    let dir = files.get(1).map_or("../shared/data", |s| s.as_str());
+    let labels = files.get(2).map_or("shared/labels/jddc_turns.tsv", |s| s.as_str());
+    let corrections = corrections_flag(args)?;
+    let current = gate_figures(&mut feedback::analysis::Analyzer::new(), dir, labels, &corrections)?;
+    let mut next = feedback::analysis::Analyzer::new().with_chat(chat_model(candidate)?);
+    let proposed = gate_figures(&mut next, dir, labels, &corrections)?;
+    let (ships, report) = verdict(&current, &proposed);
+    let _ = io::stdout().lock().write_all(format!("gate for {candidate}:\n{report}").as_bytes());
+    Ok(ships)
+}
+
+/// Months `yyyy-mm` from `since` to `until`, inclusive.
+fn months(since: &str, until: &str) -> Result<Vec<String>, String> {
+    let parse = |m: &str| -> Result<(i32, u32), String> {
+        let (y, mo) = m.split_once('-').ok_or_else(|| format!("{m:?} is not YYYY-MM"))?;
+        let (y, mo) = (
+            y.parse().map_err(|_| format!("{m:?} is not YYYY-MM"))?,
+            mo.parse().map_err(|_| format!("{m:?} is not YYYY-MM"))?,
+        );
+        if (1..=12).contains(&mo) { Ok((y, mo)) } else { Err(format!("{m:?} is not YYYY-MM")) }
+    };
+    let (mut y, mut m) = parse(since)?;
+    let end = parse(until)?;
+    let mut out = Vec::new();
+    while (y, m) <= end && out.len() < 240 {
+        out.push(format!("{y:04}-{m:02}"));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    Ok(out)
+}
+
+fn export_corrections(args: &[String]) -> Result<(), String> {
+    let now = jiff::tz::TimeZone::UTC.to_datetime(jiff::Timestamp::now());
+    let until: String = flag(args, "--until", now.strftime("%Y-%m").to_string())?;
+    let (y, m) = (i32::from(now.year()), now.month());
+    let year_ago = if m == 12 { format!("{y:04}-01") } else { format!("{:04}-{:02}", y - 1, m + 1) };
+    let since: String = flag(args, "--since", year_ago)?;
+    let months = months(&since, &until)?;
+    let table = std::env::var("TABLE_NAME").map_err(|_| "set TABLE_NAME to the feedback table".to_owned())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let examples = runtime.block_on(async {
+        let client = feedback_aws::sdk::dynamodb_client(&feedback_aws::sdk::sdk_config().await);
+        let store = feedback_aws::dynamo::DynamoCorrectionStore::new(client, &table);
+        feedback::insights::corrections::labelled_examples(&store, &months).await.map_err(|e| e.to_string())
+    })?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for e in &examples {
+        serde_json::to_writer(&mut out, e).map_err(|e| e.to_string())?;
+        out.write_all(b"\n").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    eprintln!("{} corrected items from {since} to {until}", examples.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn months_run_across_years_and_refuse_what_is_not_a_month() {
+        assert_eq!(super::months("2026-11", "2027-02").unwrap(), ["2026-11", "2026-12", "2027-01", "2027-02"]);
+        assert!(super::months("2026-13", "2027-01").is_err() && super::months("nov", "2027-01").is_err());
+        assert!(super::months("2027-01", "2026-01").unwrap().is_empty());
+    }
 }

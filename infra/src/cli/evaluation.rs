@@ -169,6 +169,7 @@ pub fn train_chat(
     dir: &str,
     labels_path: &str,
     extra_labels: Option<&str>,
+    corrections: &[feedback::insights::corrections::LabelledExample],
     bits: u32,
     ridge: f32,
 ) -> Result<(ChatModel, String), String> {
@@ -185,6 +186,15 @@ pub fn train_chat(
     // always trained on; the thresholds are still chosen on the shop chats alone.
     if let Some(extra) = extra_labels {
         add_stc3_rows(dir, extra, &mut builder, &mut rows)?;
+    }
+    // Staff corrections of chat turns (`feedback export-corrections`), like the helpdesk turns:
+    // always trained on, read without their context (the export does not keep it).
+    let mut corrected = 0;
+    for e in corrections {
+        if let (Some(label), Some(text)) = (super::corrections::label_of(e), e.text.as_deref()) {
+            rows.push(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), &label, None));
+            corrected += 1;
+        }
     }
     let total = rows.len();
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
@@ -220,11 +230,11 @@ pub fn train_chat(
     }
     model.thresholds = Thresholds { unhappy: t_unhappy, negative: t_neg, positive: t_pos };
     let report = format!(
-        "trained on {} labelled JDDC train turns and {} STC-3 turns ({bits} bits, ridge {ridge}); out-of-fold on JDDC (5 folds by session): \
+        "trained on {} labelled JDDC train turns, {} STC-3 turns and {corrected} staff corrections ({bits} bits, ridge {ridge}); out-of-fold on JDDC (5 folds by session): \
          unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), sentiment thresholds negative {t_neg:.2} \
          positive {t_pos:.2} (macro-F1 {best:.3})",
         rows.len(),
-        total - rows.len(),
+        total - rows.len() - corrected,
         auc(&unhappy)
     );
     Ok((model, report))
@@ -298,14 +308,18 @@ fn f1_of(truth: &[&str], predicted: &[&str], class: &str) -> f64 {
 
 /// Precision and recall counts.
 #[derive(Default, Clone, Copy)]
-struct Counts {
+pub struct Counts {
     tp: f64,
     fp: f64,
     fn_: f64,
 }
 
 impl Counts {
-    fn add(&mut self, truth: bool, predicted: bool) {
+    pub fn f1(&self) -> f64 {
+        2.0 * self.tp / (2.0 * self.tp + self.fp + self.fn_).max(1.0)
+    }
+
+    pub fn add(&mut self, truth: bool, predicted: bool) {
         match (truth, predicted) {
             (true, true) => self.tp += 1.0,
             (false, true) => self.fp += 1.0,

@@ -232,6 +232,35 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
         .catch(function (e) { alert(e.message); });
     }
   });
+  // A correction under an example: only what staff changed is sent; the answer says how the
+  // item counts now, or what was wrong.
+  view.addEventListener('submit', function (ev) {
+    var form = ev.target.closest('form[data-ref]');
+    if (!form) { return; }
+    ev.preventDefault();
+    var out = form.querySelector('output'), body = {};
+    if (form.sentiment.value) { body.sentiment = form.sentiment.value; }
+    if (form.triggered.value) { body.triggered = form.triggered.value === 'true'; }
+    var types = Array.prototype.filter.call(form.querySelectorAll('input[name=issue_types]'), function (c) { return c.checked !== c.defaultChecked; });
+    if (types.length) {
+      body.issue_types = Array.prototype.filter.call(form.querySelectorAll('input[name=issue_types]'), function (c) { return c.checked; }).map(function (c) { return c.value; });
+    }
+    if (form.invalid.checked) { body.invalid = true; }
+    if (!Object.keys(body).length) { out.textContent = 'Change something first.'; return; }
+    var api = base.replace(/\/dashboard$/, '');
+    fetch(api + '/feedback/' + encodeURIComponent(form.getAttribute('data-ref')) + '/correction', {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + sessionStorage.getItem('staffToken'), 'Content-Type': 'application/json' },
+      body: JSON.stringify(body)
+    })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (a) {
+        if (!a.ok) { throw new Error(a.j.detail || a.j.title || 'Not saved'); }
+        out.textContent = 'Saved (version ' + a.j.version + '): now ' + a.j.after.sentiment + (a.j.after.counts ? '' : ', not counted') + '.';
+        form.setAttribute('data-saved', a.j.version);
+      })
+      .catch(function (e) { out.textContent = e.message; });
+  });
   window.addEventListener('popstate', function () { load(location.search); });
 })();"#;
 
@@ -250,7 +279,8 @@ ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4p
 blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}\
 table.scores{border-collapse:collapse;width:100%;font-size:13px}table.scores th,table.scores td{padding:4px 6px;border-bottom:1px solid #e5e7eb;text-align:right}\
 table.scores th:first-child,table.scores td:first-child{text-align:left}table.scores th[data-sort]{cursor:pointer;color:#1d4ed8}\
-.scroll{overflow-x:auto}";
+.scroll{overflow-x:auto}details.correct{margin:0 0 8px 16px;font-size:13px}details.correct form{display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
+details.correct fieldset{border:0;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:6px}details.correct output{color:#065f46}";
 
 /// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
 /// origin, e.g. Cognito's hosted UI `https://<prefix>.auth.<region>.amazoncognito.com`) and the
@@ -381,6 +411,35 @@ mod view {
         Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents)?)
     }
 
+    /// A folded form under an example: staff say how it should have been read; the page's script
+    /// posts what they changed to `POST /feedback/{ref}/correction`.
+    fn correction_form(reference: &str, issue_type: &str) -> maud::Markup {
+        let taxonomy = feedback::analysis::taxonomy::Taxonomy::builtin();
+        html! {
+            details.correct {
+                summary { "Correct this" }
+                form data-ref=(reference) {
+                    label { "Sentiment " select name="sentiment" {
+                        option value="" { "as read" } option value="negative" { "negative" }
+                        option value="neutral" { "neutral" } option value="positive" { "positive" }
+                    } }
+                    label { "Alert-worthy " select name="triggered" {
+                        option value="" { "as read" } option value="true" { "yes" } option value="false" { "no" }
+                    } }
+                    fieldset {
+                        legend { "Issue types" }
+                        @for id in taxonomy.ids() {
+                            label { input type="checkbox" name="issue_types" value=(id) checked[id == issue_type]; " " (taxonomy.get(id).map_or(id, |t| t.label(feedback::language::Language::Zh))) }
+                        }
+                    }
+                    label { input type="checkbox" name="invalid" value="true"; " Not feedback (noise, spam)" }
+                    button type="submit" { "Save correction" }
+                    output {}
+                }
+            }
+        }
+    }
+
     fn opt(v: Option<f64>, unit: &str) -> String {
         v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))
     }
@@ -469,9 +528,31 @@ mod view {
                             " — priority " (format!("{:.0}", i.priority)) ", " (i.items) " mentions, " (i.customers) " customers "
                             span class=(class) { (i.trend.arrow()) }
                             ul.reasons { @for reason in &i.reasons { li { (reason) } } }
-                            @for ex in &i.examples { blockquote { (ex.text) } }
+                            @for ex in &i.examples {
+                                blockquote { (ex.text) }
+                                @if let Some(reference) = &ex.reference {
+                                    (correction_form(reference, &i.issue_type))
+                                }
+                            }
                         }
                     }
+                }
+            }
+            section #quality {
+                h2 { "Model quality: staff corrections" }
+                @let reviewed: Vec<&Headline> = trend.iter().filter(|h| h.reviewed > 0).collect();
+                @if reviewed.is_empty() {
+                    p.note { "No staff corrections in these weeks yet. Use “Correct this” under an example to fix a wrong reading: the figures move once, and the correction trains the next model." }
+                } @else {
+                    div.scroll { table.scores #disagreement {
+                        caption { "How often staff read an item differently from the model, by the week of the item" }
+                        thead { tr {
+                            th scope="col" { "Week" } th scope="col" { "Reviewed" } th scope="col" { "Disagreed" } th scope="col" { "Disagreement" }
+                        } }
+                        tbody { @for h in &reviewed { tr data-week=(h.week) {
+                            td { (h.week) } td { (h.reviewed) } td { (h.disagreed) } td { (opt(h.disagreed_pct, "%")) }
+                        } } }
+                    } }
                 }
             }
             @if !r.changes.is_empty() {

@@ -70,6 +70,12 @@ impl Analyzer {
         }
     }
 
+    /// The same analyzer with another chat model (a candidate being evaluated before it ships).
+    pub fn with_chat(mut self, chat: &'static ChatModel) -> Self {
+        self.chat = chat;
+        self
+    }
+
     /// Whether a text has anything to read (not empty, not noise): what the chat model would
     /// read, so a caller can skip fetching its context otherwise.
     pub fn has_words(&mut self, text: &str) -> bool {

@@ -318,6 +318,14 @@ pub struct Headline {
     /// being counted into this week for 30 days; see `WeeklyReport::settled_offers`).
     #[serde(default)]
     pub offers: OfferSummary,
+    /// Items of this week staff reviewed through corrections, how many they read differently from
+    /// the model, and that share in percent: the model's quality as staff see it.
+    #[serde(default)]
+    pub reviewed: u64,
+    #[serde(default)]
+    pub disagreed: u64,
+    #[serde(default)]
+    pub disagreed_pct: Option<f64>,
 }
 
 /// A week's recovery offers in numbers.
@@ -648,6 +656,9 @@ impl Headline {
             offers: OfferSummary::of(&all.offers),
             follow_up_answers: all.follow_up_answers,
             response_rate_pct: pct(all.follow_up_answers, all.follow_ups_sent),
+            reviewed: all.reviewed,
+            disagreed: all.disagreed,
+            disagreed_pct: pct(all.disagreed, all.reviewed),
             estimated: Estimated {
                 conversations: all.estimated,
                 csat_pct: (all.estimated > 0)
