@@ -12,7 +12,7 @@ export CARGO_TERM_COLOR ?= never
 PY               := $(VENV)/bin/python
 STAMP            := $(VENV)/.installed-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test venv build browser lint-template lint deny bench sam-build clean-cache fuzz toolchain
+.PHONY: run demo test venv build browser lint-template lint deny bench sam-build clean-cache fuzz toolchain models
 
 # The pinned toolchain (rust-toolchain.toml). rustup installs it where it can download; on an
 # offline machine whose stable is that very version, the installed one is linked under its name
@@ -92,6 +92,19 @@ bench: toolchain $(STAMP)
 sam-build: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-deploy.txt
 	PATH="$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} sam build
+
+# Retrain the chat model with staff corrections, and ship it only through the gate: no worse on any
+# fixed set (JDDC dev, the chatbot users' test split), better on the corrections. CORRECTIONS is a
+# file from `feedback export-corrections` (TABLE_NAME and AWS credentials of the deployed stack).
+# On SHIP the candidate replaces shared/domain/models/chat-zh.bin: rebuild, test, commit it with
+# the gate's report in models/CHAT.md. On KEEP nothing changes (and make says so with exit 1).
+models: toolchain
+	@test -n "$(CORRECTIONS)" || { echo "make models CORRECTIONS=<file from feedback export-corrections>"; exit 2; }
+	cargo build --release -p feedback-infra --bin feedback
+	$(CARGO_TARGET_DIR)/release/feedback train-chat $(CACHE)/chat-candidate.bin $(TEAM_DATA) shared/labels/jddc_turns.tsv \
+	  --extra shared/labels/stc3_turns.tsv --corrections $(CORRECTIONS)
+	$(CARGO_TARGET_DIR)/release/feedback gate $(CACHE)/chat-candidate.bin --corrections $(CORRECTIONS) $(TEAM_DATA)
+	cp $(CACHE)/chat-candidate.bin shared/domain/models/chat-zh.bin
 
 clean-cache:
 	rm -rf $(CACHE)
