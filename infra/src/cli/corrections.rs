@@ -41,16 +41,17 @@ fn reread(analyzer: &mut Analyzer, e: &LabelledExample) -> Option<Reading> {
     let a = if e.kind == "message" {
         analyzer.analyze_turn(text, &TurnContext::default())
     } else {
-        analyzer.analyze(text, e.model.stars)
+        analyzer.analyze(text, e.staff.stars)
     };
     Some((a.sentiment.label, a.trigger.fired, e.kind != "message" || !a.invalid.is_invalid))
 }
 
-/// How many corrections (with a text) `analyzer` now reads as staff do, of how many.
+/// How many corrections (with a text) `analyzer` now reads as staff do, of how many. Repeats are
+/// left out: whether a text repeats an earlier one is no model's reading.
 pub fn agreement(analyzer: &mut Analyzer, corrections: &[LabelledExample]) -> (usize, usize) {
     let mut agreed = 0;
     let mut n = 0;
-    for e in corrections {
+    for e in corrections.iter().filter(|e| !e.duplicate) {
         if let Some(r) = reread(analyzer, e) {
             n += 1;
             agreed += usize::from(r == reading_of(&e.staff));
@@ -92,14 +93,15 @@ pub fn eval_corrections(corrections: &[LabelledExample], candidate: Option<&'sta
         weeks.into_iter().map(|(w, es)| (w.to_owned(), es.into_iter().cloned().collect())).collect();
     rows.push(("all".to_owned(), corrections.to_vec()));
     for (week, examples) in rows {
-        let recorded = examples.iter().filter(|e| reading_of(&e.model) == reading_of(&e.staff)).count();
+        let known: Vec<&LabelledExample> = examples.iter().filter(|e| e.model.is_some() && !e.duplicate).collect();
+        let recorded = known.iter().filter(|e| e.model.as_ref().map(reading_of) == Some(reading_of(&e.staff))).count();
         let (now, n) = agreement(&mut current, &examples);
         let cand = next.as_mut().map(|a| agreement(a, &examples));
         let _ = writeln!(
             out,
             "  {week:<10} {:>6} {:>10} {:>10}{}",
             examples.len(),
-            pct(recorded, examples.len()),
+            pct(recorded, known.len()),
             pct(now, n),
             cand.map_or(String::new(), |(a, n)| format!("  {:>9}", pct(a, n)))
         );
@@ -203,8 +205,10 @@ pub fn verdict(current: &GateFigures, candidate: &GateFigures) -> (bool, String)
 /// Training rows' labels for a correction of a chat turn: unhappy when staff say a trigger should
 /// fire, and staff's sentiment. Corrections do not say which unhappy category, so they never teach
 /// `not_resolved`.
+/// A repeat is left out (its text is no noise, but it counts nothing). A want_human trigger staff
+/// confirm is taught as unhappy: a correction does not name the trigger's category.
 pub fn label_of(e: &LabelledExample) -> Option<Label> {
-    (e.kind == "message" && e.text.is_some()).then(|| Label {
+    (e.kind == "message" && e.text.is_some() && !e.duplicate).then(|| Label {
         session: e.reference.clone(),
         turn: 0,
         dev: false,
@@ -245,8 +249,9 @@ mod tests {
             week: model.week.clone(),
             text: Some(text.into()),
             model_version: None,
-            model,
+            model: Some(model),
             staff,
+            duplicate: false,
             version: 1,
             by: "staff".into(),
             corrected_at: "2026-11-20T00:00:00Z".parse().unwrap(),

@@ -916,12 +916,12 @@ pub async fn corrections(
     assert_eq!((latest.reference.as_str(), latest.kind.as_str(), latest.version), ("message~c-cr~m-1", "message", 4));
     assert_eq!((latest.week.as_str(), latest.text.as_deref()), ("2026-W47", Some("快递一周还没到，太慢了")));
     assert_eq!(
-        (latest.model.sentiment, latest.staff.sentiment, latest.disagrees()),
-        (Polarity::Negative, Polarity::Negative, false)
+        (latest.model.as_ref().map(|m| m.sentiment), latest.staff.sentiment, latest.disagrees()),
+        (Some(Polarity::Negative), Polarity::Negative, Some(false))
     );
     assert_eq!(latest.model_version.as_deref(), Some(feedback::analysis::model_version()));
     let november = feedback::insights::corrections::labelled_examples(corrections, &months[..1]).await.unwrap();
-    assert_eq!((november[0].version, november[0].staff.counts, november[0].disagrees()), (3, false, true));
+    assert_eq!((november[0].version, november[0].staff.counts, november[0].disagrees()), (3, false, Some(true)));
     let duplicate = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-2".into() };
     assert!(corrections.countable(&duplicate).await.unwrap().is_none(), "a repeat counted nothing: nothing to correct");
     assert!(corrections.countable(&FeedbackRef::Rating { conversation_id: "c-none".into() }).await.unwrap().is_none());

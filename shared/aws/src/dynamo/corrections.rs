@@ -1,8 +1,8 @@
 //! `CorrectionStore` on the feedback table: an item's `counted` (how it is counted, written with
 //! its analysis: on the rating, or on the message's `ANALYSIS#MSG#<id>`) and `correction_version`;
 //! a correction writes the new `counted`, the correction and the version, the difference on the
-//! weekly aggregates and the labelled example (`CORRECTION#<yyyy-mm>` / `<ref>`, the latest of the
-//! month) in one transaction, conditioned on the version read.
+//! weekly aggregates (with the review counters) and the labelled example (`CORRECTION#<yyyy-mm>` /
+//! `<ref>#v<n>`, one per version) in one transaction, conditioned on the version read.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};

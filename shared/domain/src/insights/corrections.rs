@@ -100,6 +100,12 @@ impl CountedAs {
         if let Some(t) = c.triggered {
             out.triggered = t;
         }
+        // Positive or neutral feedback names no problem (as the analysis counts it): read so by
+        // staff without saying its issue types, it leaves them and counts in the totals only.
+        let problem = out.sentiment == Polarity::Negative || out.triggered || out.stars.is_some_and(|s| s <= 2);
+        if c.issue_types.is_none() && !problem {
+            out.types.clear();
+        }
         // Said either way, invalid or duplicate decides whether it counts; left out, it stays.
         match (c.invalid, c.duplicate) {
             (None, None) => {}
@@ -335,17 +341,23 @@ pub struct LabelledExample {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
-    pub model: CountedAs,
+    /// `None` for an item corrected before corrections kept the analysis's own reading (its
+    /// earlier readings were staff's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<CountedAs>,
     pub staff: CountedAs,
+    /// Staff said it repeats an earlier item: it counts nothing, but its text is no noise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
     pub version: u32,
     pub by: String,
     pub corrected_at: Timestamp,
 }
 
 impl LabelledExample {
-    /// Whether staff read it differently from the model.
-    pub fn disagrees(&self) -> bool {
-        !self.model.same_reading(&self.staff)
+    /// Whether staff read it differently from the model (`None`: the model's reading is unknown).
+    pub fn disagrees(&self) -> Option<bool> {
+        self.model.as_ref().map(|m| !m.same_reading(&self.staff))
     }
 }
 
@@ -383,6 +395,18 @@ pub struct Countable {
     pub text: Option<String>,
     /// The models the item was analysed with (what the labelled example corrects).
     pub model_version: Option<String>,
+}
+
+impl Countable {
+    /// The analysis's own reading: kept by the first correction; before any, what it counts now.
+    /// An item corrected before that was kept has neither (no review counters move for it).
+    pub fn model_reading(&self) -> Option<CountedAs> {
+        match (&self.original, self.version) {
+            (Some(original), _) => Some(original.clone()),
+            (None, 0) => Some(self.counted.clone()),
+            (None, _) => None,
+        }
+    }
 }
 
 /// What a correction did.
@@ -436,16 +460,20 @@ pub async fn correct_feedback(
             by: by.to_owned(),
             at: now,
         };
-        let original = read.original.clone().unwrap_or_else(|| read.counted.clone());
-        let diff = correction_deltas(&original, &read.counted, &after, read.version == 0);
+        let original = read.model_reading();
+        let diff = match &original {
+            Some(original) => correction_deltas(original, &read.counted, &after, read.version == 0),
+            None => difference(&read.counted, &after),
+        };
         let example = LabelledExample {
             reference: item.as_string(),
             kind: item.kind().to_owned(),
-            week: original.week.clone(),
+            week: read.counted.week.clone(),
             text: read.text.as_deref().map(|t| crate::pii::mask_contacts(t).into_owned()),
             model_version: read.model_version.clone(),
             model: original,
             staff: after.clone(),
+            duplicate: correction.duplicate == Some(true),
             version: corrected.version,
             by: by.to_owned(),
             corrected_at: now,
@@ -504,6 +532,33 @@ mod tests {
         let gone = difference(&before, &invalid);
         assert!(gone.iter().all(|d| d.counters.iter().all(|(_, v)| *v <= 0)) && find(ALL).len() == 2);
         assert_eq!(gone.iter().find(|d| d.issue_type == ALL).unwrap().counters[0], ("items", -1));
+    }
+
+    #[test]
+    fn a_reading_made_positive_names_no_problem_and_an_unknown_model_reading_moves_no_review() {
+        let mut calm = counted();
+        calm.triggered = false;
+        calm.stars = Some(4);
+        let positive = calm.corrected(&Correction { sentiment: Some(Polarity::Positive), ..Default::default() });
+        assert!(positive.types.is_empty() && positive.counts, "counts in the totals only");
+        let still = counted().corrected(&Correction { sentiment: Some(Polarity::Positive), ..Default::default() });
+        assert_eq!(still.types, ["logistics"], "a trigger or 1-2 stars is still a problem");
+        let chosen = calm.corrected(&Correction {
+            sentiment: Some(Polarity::Neutral),
+            issue_types: Some(vec!["price".into()]),
+            ..Default::default()
+        });
+        assert_eq!(chosen.types, ["price"], "types staff give are kept");
+        let read = |original: Option<CountedAs>, version| Countable {
+            counted: calm.clone(),
+            original,
+            version,
+            text: None,
+            model_version: None,
+        };
+        assert_eq!(read(None, 0).model_reading(), Some(calm.clone()));
+        assert_eq!(read(Some(counted()), 2).model_reading(), Some(counted()));
+        assert_eq!(read(None, 2).model_reading(), None, "corrected before the analysis's reading was kept");
     }
 
     #[test]
