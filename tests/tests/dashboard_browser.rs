@@ -258,6 +258,14 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         ));
         assert_eq!(row, json!([week, "1", "1", "100.0%"]), "reviewed and disagreed once");
         let first = b.screenshot("dashboard.png");
+        // On a phone (390 px wide): nothing wider than the screen but the tables' own scrollers.
+        b.call("Emulation.setDeviceMetricsOverride", json!({"width": 390, "height": 1800, "deviceScaleFactor": 2, "mobile": true}));
+        let width = b.eval("document.documentElement.scrollWidth");
+        assert!(width.as_f64().unwrap() <= 390.0, "the page is {width} px wide on a 390 px phone");
+        let charts = b.eval("Array.from(document.querySelectorAll('figure svg')).map(s => Math.round(s.getBoundingClientRect().right))");
+        assert!(charts.as_array().unwrap().iter().all(|r| r.as_f64().unwrap() <= 390.0), "charts fit: {charts}");
+        b.screenshot("dashboard-390px.png");
+        b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1800, "deviceScaleFactor": 1, "mobile": false}));
 
         // The page's script: the previous-week link loads that week with the token it kept.
         b.eval("document.querySelector('a[data-week]').click(); true");

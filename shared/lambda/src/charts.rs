@@ -296,7 +296,9 @@ impl Chart {
             Chart::Funnel { title, stages } => {
                 let max = stages.iter().map(|s| s.1).max().unwrap_or(0).max(4) as f64 * 1.2;
                 let names: Vec<String> = stages.iter().map(|s| s.0.clone()).collect();
-                let mut chart = columns(root, title, &names, max, &|y| format!("{y:.0}"))?;
+                // Counts: a label on whole numbers only (a tick at 0.5 would read "0 0 1 1 2 2").
+                let whole = |y: &f64| if (y - y.round()).abs() < 1e-6 { format!("{y:.0}") } else { String::new() };
+                let mut chart = columns(root, title, &names, max, &whole)?;
                 chart
                     .draw_series(stages.iter().enumerate().map(|(i, (_, v))| {
                         let i = i as i32;
@@ -417,6 +419,22 @@ mod tests {
         let trend = Chart::csat_trend(&[r.previous.clone(), r.headline.clone()]);
         assert!(trend.svg(560, 260).unwrap().contains("W47"));
         assert_eq!(trend.describe(), "CSAT (4-5 stars), % of ratings: W46 -, W47 60%");
+    }
+
+    #[test]
+    fn count_axes_label_whole_numbers_once() {
+        let funnel = Chart::Funnel { title: "f".into(), stages: vec![("Sent".into(), 3), ("Answered".into(), 1)] };
+        let svg = funnel.svg(560, 260).unwrap();
+        let labels: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').and_then(|(_, rest)| rest.split_once("</text>")).map(|(l, _)| l.trim()))
+            .filter(|l| l.parse::<f64>().is_ok())
+            .collect();
+        let mut unique = labels.clone();
+        unique.dedup();
+        assert!(labels.len() >= 3 && unique == labels, "each tick once, whole numbers only: {labels:?}");
+        assert!(labels.iter().all(|l| !l.contains('.')), "{labels:?}");
     }
 
     mod properties {

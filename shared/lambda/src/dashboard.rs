@@ -241,10 +241,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     var out = form.querySelector('output'), body = {};
     if (form.sentiment.value) { body.sentiment = form.sentiment.value; }
     if (form.triggered.value) { body.triggered = form.triggered.value === 'true'; }
-    var types = Array.prototype.filter.call(form.querySelectorAll('input[name=issue_types]'), function (c) { return c.checked !== c.defaultChecked; });
-    if (types.length) {
-      body.issue_types = Array.prototype.filter.call(form.querySelectorAll('input[name=issue_types]'), function (c) { return c.checked; }).map(function (c) { return c.value; });
-    }
+    if (form.issue_type.value) { body.issue_types = [form.issue_type.value]; }
     if (form.invalid.checked) { body.invalid = true; }
     if (!Object.keys(body).length) { out.textContent = 'Change something first.'; return; }
     var api = base.replace(/\/dashboard$/, '');
@@ -253,9 +250,10 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
       headers: { Authorization: 'Bearer ' + sessionStorage.getItem('staffToken'), 'Content-Type': 'application/json' },
       body: JSON.stringify(body)
     })
-      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, status: r.status, j: j }; }); })
       .then(function (a) {
-        if (!a.ok) { throw new Error(a.j.detail || a.j.title || 'Not saved'); }
+        if (a.status === 401) { throw new Error('Your sign-in has expired: reload the page to sign in again.'); }
+        if (!a.ok) { throw new Error(a.j.detail || a.j.title || a.j.message || 'Not saved'); }
         out.textContent = 'Saved (version ' + a.j.version + '): now ' + a.j.after.sentiment + (a.j.after.counts ? '' : ', not counted') + '.';
         form.setAttribute('data-saved', a.j.version);
       })
@@ -266,13 +264,13 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
 
 const SHELL_STYLE: &str = "body{margin:0;font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;background:#f3f4f6;color:#1f2937}\
 header{background:#111827;color:#fff;padding:12px 20px;display:flex;align-items:baseline;gap:16px}\
-header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16px}\
+header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16px;overflow-wrap:anywhere}\
 .note{background:#fff;padding:16px;border-radius:8px}.error{color:#b91c1c}\
-.nav{display:flex;gap:12px;align-items:center;margin-bottom:12px}.nav a{color:#2563eb}\
+.nav{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin-bottom:12px}.nav a{color:#2563eb}\
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-bottom:16px}\
 .tile{background:#fff;border-radius:8px;padding:12px;text-align:center}.tile b{display:block;font-size:24px}.tile span{font-size:12px;color:#6b7280}\
 .estimated{margin:0 0 16px;color:#374151}\
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:12px;margin-bottom:16px}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(520px,100%),1fr));gap:12px;margin-bottom:16px}\
 figure{margin:0;background:#fff;border-radius:8px;padding:8px}figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#6b7280}\
 section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}section h2{font-size:16px;margin:4px 0 8px}\
 ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#16a34a}.flat{color:#6b7280}\
@@ -280,7 +278,7 @@ blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;f
 table.scores{border-collapse:collapse;width:100%;font-size:13px}table.scores th,table.scores td{padding:4px 6px;border-bottom:1px solid #e5e7eb;text-align:right}\
 table.scores th:first-child,table.scores td:first-child{text-align:left}table.scores th[data-sort]{cursor:pointer;color:#1d4ed8}\
 .scroll{overflow-x:auto}details.correct{margin:0 0 8px 16px;font-size:13px}details.correct form{display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
-details.correct fieldset{border:0;padding:0;margin:0;display:flex;flex-wrap:wrap;gap:6px}details.correct output{color:#065f46}";
+details.correct output{color:#065f46}";
 
 /// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
 /// origin, e.g. Cognito's hosted UI `https://<prefix>.auth.<region>.amazoncognito.com`) and the
@@ -356,7 +354,7 @@ pub use view::{ViewError, render_view, week_view};
 mod view {
     use crate::charts::{Chart, ChartError};
     use feedback::errors::StoreError;
-    use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report};
+    use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report, build_report_so_far};
     use feedback::reporting::ReportStore;
     use feedback::reporting::stats::TREND_WEEKS;
     use feedback::time::IsoWeek;
@@ -402,7 +400,9 @@ mod view {
             None => Vec::new(),
         };
         let hurting = feedback::insights::scorecards::hurting_most(&intents, 3).into_iter().cloned().collect();
-        let report = build_report(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now)
+        // The week still running is not compared with a whole week.
+        let build = if week == IsoWeek::of_date(today).to_string() { build_report_so_far } else { build_report };
+        let report = build(&store.week_figures(week).await?, &store.week_figures(&previous).await?, now)
             .with_settled_offers(&store.week_figures(&settled).await?)
             .with_service(hurting, experiments);
         let trend_weeks: Vec<String> =
@@ -426,12 +426,12 @@ mod view {
                     label { "Alert-worthy " select name="triggered" {
                         option value="" { "as read" } option value="true" { "yes" } option value="false" { "no" }
                     } }
-                    fieldset {
-                        legend { "Issue types" }
-                        @for id in taxonomy.ids() {
-                            label { input type="checkbox" name="issue_types" value=(id) checked[id == issue_type]; " " (taxonomy.get(id).map_or(id, |t| t.label(feedback::language::Language::Zh))) }
+                    label { "Count under " select name="issue_type" {
+                        option value="" { "as read" }
+                        @for id in taxonomy.ids().filter(|id| *id != issue_type) {
+                            option value=(id) { "only " (taxonomy.get(id).map_or(id, |t| t.label(feedback::language::Language::Zh))) }
                         }
-                    }
+                    } }
                     label { input type="checkbox" name="invalid" value="true"; " Not feedback (noise, spam)" }
                     button type="submit" { "Save correction" }
                     output {}
@@ -521,7 +521,7 @@ mod view {
                             Trend::Up { .. } => "up",
                             Trend::Down { .. } => "down",
                             Trend::New => "new",
-                            Trend::Flat => "flat",
+                            Trend::Flat | Trend::Few | Trend::SoFar => "flat",
                         };
                         li data-issue-type=(i.issue_type) {
                             strong { (i.label_zh) " · " (i.label_en) }

@@ -186,7 +186,7 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                                 @let colour = match i.trend {
                                     Trend::Up { .. } | Trend::New => "#dc2626",
                                     Trend::Down { .. } => "#16a34a",
-                                    Trend::Flat => "#6b7280",
+                                    Trend::Flat | Trend::Few | Trend::SoFar => "#6b7280",
                                 };
                                 li style="margin-bottom:10px" {
                                     strong { (i.label_en) " " (i.label_zh) }

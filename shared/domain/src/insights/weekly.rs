@@ -691,12 +691,23 @@ pub enum Trend {
     },
     /// Within ±10%.
     Flat,
+    /// Fewer than `MIN_TREND_ITEMS` both weeks: too few to call it up or down (1 → 2 is no
+    /// doubling anyone should act on).
+    Few,
+    /// The week is still running: a part of a week is not compared with a whole one.
+    SoFar,
 }
+
+/// A trend is called up or down only when one of the two weeks has at least this many items.
+pub const MIN_TREND_ITEMS: u64 = 5;
 
 impl Trend {
     pub fn of(now: u64, before: u64) -> Trend {
         if before == 0 {
             return Trend::New;
+        }
+        if now.max(before) < MIN_TREND_ITEMS {
+            return Trend::Few;
         }
         let change = ((now as f64 - before as f64) * 100.0 / before as f64).round() as i64;
         match change {
@@ -713,6 +724,8 @@ impl Trend {
             Trend::Up { pct } => format!("↑ {pct}%"),
             Trend::Down { pct } => format!("↓ {pct}%"),
             Trend::Flat => "→".into(),
+            Trend::Few => "too few to tell".into(),
+            Trend::SoFar => "so far".into(),
         }
     }
 }
@@ -757,6 +770,12 @@ pub struct RankedIssue {
 
 /// Ranks the issue types of `current`, using `previous` (the week before) for the trend.
 pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -> Vec<RankedIssue> {
+    rank(current, previous, w, true)
+}
+
+/// `compare`: false for a week still running, whose counts are not compared with a whole week's
+/// (no trend; the trend's part of the priority neutral).
+fn rank(current: &WeekFigures, previous: &WeekFigures, w: &Weights, compare: bool) -> Vec<RankedIssue> {
     let types: Vec<(&String, &Counts)> = current.types.iter().filter(|(_, c)| c.items > 0).collect();
     let max_items = types.iter().map(|(_, c)| c.items).max().unwrap_or(0).max(1) as f64;
     let max_customers = types.iter().map(|(_, c)| c.customers).max().unwrap_or(0).max(1) as f64;
@@ -784,7 +803,7 @@ pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -
                 frequency: n / max_items,
                 severity: (0.4 * (mean_severity / 5.0).min(1.0) + 0.3 * bad_share + 0.3 * trigger_share).min(1.0),
                 reach: reach.min(1.0),
-                trend: (0.5 + growth).clamp(0.0, 1.0),
+                trend: if compare { (0.5 + growth).clamp(0.0, 1.0) } else { 0.5 },
                 evidence: n / (n + w.evidence),
             };
             let priority = 100.0
@@ -797,7 +816,9 @@ pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -
             let mut examples = c.examples.clone();
             examples
                 .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)).then(a.text.cmp(&b.text)));
-            examples.dedup_by(|a, b| a.text == b.text);
+            // The same complaint twice (only punctuation, spaces or emoji apart) is shown once.
+            let mut seen = std::collections::HashSet::new();
+            examples.retain(|e| seen.insert(example_key(&e.text)));
             examples.truncate(3);
             RankedIssue {
                 rank: 0,
@@ -809,7 +830,7 @@ pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -
                 items: c.items,
                 share_pct: pct(c.items, mentions).unwrap_or(0.0),
                 previous_items: before,
-                trend: Trend::of(c.items, before),
+                trend: if compare { Trend::of(c.items, before) } else { Trend::SoFar },
                 mean_severity: (mean_severity * 100.0).round() / 100.0,
                 negative_pct: round1(bad_share * 100.0),
                 severe: c.severe,
@@ -882,6 +903,12 @@ fn reasons(issue: &RankedIssue, w: &Weights) -> Vec<String> {
                     format!("Trend: down {pct}% on last week ({} → {})", issue.previous_items, issue.items)
                 }
                 Trend::Flat => format!("Trend: steady ({} → {})", issue.previous_items, issue.items),
+                Trend::Few => {
+                    format!("Trend: too few to tell ({} → {})", issue.previous_items, issue.items)
+                }
+                Trend::SoFar => {
+                    format!("Trend: {} so far this week ({} all last week)", issue.items, issue.previous_items)
+                }
             },
         ),
     ];
@@ -931,6 +958,9 @@ pub struct WeeklyReport {
     pub why_first: Option<String>,
     /// No feedback at all this week.
     pub empty: bool,
+    /// The week is still running: nothing in it is compared with a whole week.
+    #[serde(default)]
+    pub in_progress: bool,
     /// The offers of the week `OFFERS_SETTLE_WEEKS` back, whose payoff is complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_offers: Option<SettledOffers>,
@@ -1004,8 +1034,24 @@ impl WeeklyReport {
 }
 
 /// Builds the report of `current`, comparing with `previous` (the week before).
+/// What makes two example comments the same for the reader: their letters and digits, lowercased
+/// (punctuation, spaces and emoji dropped).
+pub fn example_key(text: &str) -> String {
+    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
 pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp) -> WeeklyReport {
-    let issues = rank_issues(current, previous, &WEIGHTS);
+    report(current, previous, generated_at, false)
+}
+
+/// The report of a week still running (the dashboard's current week): its counts are not
+/// compared with last week's whole week (no trends, no count changes; shares are marked "so far").
+pub fn build_report_so_far(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp) -> WeeklyReport {
+    report(current, previous, generated_at, true)
+}
+
+fn report(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp, in_progress: bool) -> WeeklyReport {
+    let issues = rank(current, previous, &WEIGHTS, !in_progress);
     let before = rank_issues(previous, &WeekFigures::default(), &WEIGHTS);
     let headline = Headline::of(&current.week, &current.all);
     let previous_headline = Headline::of(&previous.week, &previous.all);
@@ -1014,7 +1060,8 @@ pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at:
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .unwrap_or_default();
     WeeklyReport {
-        changes: changes(&headline, &previous_headline, &issues, &before),
+        changes: changes(&headline, &previous_headline, &issues, &before, in_progress),
+        in_progress,
         why_first: issues.first().map(why_first),
         empty: current.all.items == 0 && current.types.values().all(|c| c.items == 0),
         week: current.week.clone(),
@@ -1048,21 +1095,29 @@ fn why_first(issue: &RankedIssue) -> String {
     format!("{} is first because {} and {}.", issue.label_en, parts[0].1, parts[1].1)
 }
 
-fn changes(now: &Headline, before: &Headline, issues: &[RankedIssue], previous: &[RankedIssue]) -> Vec<String> {
+fn changes(
+    now: &Headline,
+    before: &Headline,
+    issues: &[RankedIssue],
+    previous: &[RankedIssue],
+    in_progress: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
+    // Shares compare across a part of a week (marked so); counts do not.
+    let so_far = if in_progress { " so far" } else { "" };
     match (now.csat_pct, before.csat_pct) {
-        (Some(a), Some(b)) => out.push(format!("CSAT {b:.1}% → {a:.1}% ({:+.1} pts)", a - b)),
-        (Some(a), None) => out.push(format!("CSAT {a:.1}% (no ratings the week before)")),
+        (Some(a), Some(b)) => out.push(format!("CSAT {b:.1}% → {a:.1}%{so_far} ({:+.1} pts)", a - b)),
+        (Some(a), None) => out.push(format!("CSAT {a:.1}%{so_far} (no ratings the week before)")),
         _ => {}
     }
-    if now.ratings != before.ratings {
+    if now.ratings != before.ratings && !in_progress {
         out.push(format!("Ratings {} → {}", before.ratings, now.ratings));
     }
     let negative = |h: &Headline| pct(h.negative, h.feedback);
     if let (Some(a), Some(b)) = (negative(now), negative(before))
         && (a - b).abs() >= 1.0
     {
-        out.push(format!("Negative feedback {b:.1}% → {a:.1}% of items"));
+        out.push(format!("Negative feedback {b:.1}% → {a:.1}% of items{so_far}"));
     }
     for issue in issues.iter().take(3) {
         match previous.iter().find(|p| p.issue_type == issue.issue_type) {
@@ -1207,6 +1262,68 @@ mod tests {
         assert_eq!((h.csat_pct, h.average_stars, h.response_rate_pct), (Some(75.0), Some(3.88), Some(25.0)));
         let none = Headline::of("2026-W47", &Counts::default());
         assert_eq!((none.csat_pct, none.average_stars, none.response_rate_pct), (None, None, None));
+    }
+
+    #[test]
+    fn trends_need_enough_items_and_a_week_in_progress_is_not_compared() {
+        assert_eq!(Trend::of(2, 1), Trend::Few, "1 → 2 is no doubling to act on");
+        assert_eq!(Trend::of(4, 3), Trend::Few);
+        assert_eq!(Trend::of(6, 3), Trend::Up { pct: 100 });
+        assert_eq!(Trend::of(1, 9), Trend::Down { pct: 89 });
+        assert_eq!(Trend::of(3, 0), Trend::New);
+        // Tuesday: two days of this week against all of last week.
+        let mut now = WeekFigures { week: "2026-W49".into(), ..Default::default() };
+        now.types.insert("logistics".into(), Counts { items: 2, ..Default::default() });
+        now.all.items = 2;
+        now.all.ratings = 1;
+        now.all.stars = [0, 0, 0, 0, 1];
+        let mut before = WeekFigures { week: "2026-W48".into(), ..Default::default() };
+        before.types.insert("logistics".into(), Counts { items: 18, ..Default::default() });
+        before.all.items = 18;
+        before.all.ratings = 10;
+        before.all.stars = [5, 0, 0, 0, 5];
+        let at: Timestamp = "2026-12-01T09:00:00Z".parse().unwrap();
+        let whole = build_report(&now, &before, at);
+        assert_eq!(whole.issues[0].trend, Trend::Down { pct: 89 }, "an ended week is compared");
+        let so_far = build_report_so_far(&now, &before, at);
+        assert!(so_far.in_progress && !whole.in_progress);
+        assert_eq!(so_far.issues[0].trend, Trend::SoFar);
+        assert_eq!(so_far.issues[0].components.trend, 0.5, "no trend in the priority either");
+        assert!(so_far.changes.iter().all(|c| !c.starts_with("Ratings")), "{:?}", so_far.changes);
+        assert!(so_far.changes.iter().any(|c| c.starts_with("CSAT") && c.contains("so far")), "{:?}", so_far.changes);
+        assert!(
+            so_far.issues[0].reasons.iter().any(|r| r.contains("so far this week")),
+            "{:?}",
+            so_far.issues[0].reasons
+        );
+    }
+
+    #[test]
+    fn examples_that_differ_only_in_punctuation_show_once() {
+        let mut now = WeekFigures { week: "2026-W48".into(), ..Default::default() };
+        let ex = |t: &str, severity: u8| Example {
+            text: t.into(),
+            severity,
+            at: "2026-11-24T00:00:00Z".into(),
+            reference: None,
+        };
+        now.types.insert(
+            "refund_return".into(),
+            Counts {
+                items: 4,
+                examples: vec![
+                    ex("要求退款，客服一直拖着。。", 4),
+                    ex("要求退款，客服一直拖着！", 4),
+                    ex("要求退款 客服一直拖着 😡", 4),
+                    ex("退款申请了8天还没到账", 3),
+                ],
+                ..Default::default()
+            },
+        );
+        let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
+        let texts: Vec<&str> = ranked[0].examples.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert_eq!(example_key("要求退款，客服一直拖着。。"), example_key("要求退款 客服一直拖着 😡"));
     }
 
     #[test]
