@@ -89,6 +89,15 @@ async fn follow_up_holds() {
 }
 
 #[tokio::test]
+async fn surveys() {
+    let (client, table) = fresh_feedback_table().await;
+    let follow_ups = feedback_aws::dynamo::DynamoFollowUpStore::new(client.clone(), &table);
+    let contacts = feedback_aws::dynamo::DynamoContactStore::new(client.clone(), &table);
+    let store = feedback_aws::dynamo::DynamoSurveyStore::new(client, &table);
+    contract::surveys(&store, &contacts, &follow_ups, &follow_ups).await;
+}
+
+#[tokio::test]
 async fn apology_queue() {
     let (client, table) = fresh_feedback_table().await;
     let follow_ups = feedback_aws::dynamo::DynamoFollowUpStore::new(client.clone(), &table);

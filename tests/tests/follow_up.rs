@@ -93,7 +93,7 @@ impl World {
     /// A customer with e-mail consent and an unresolved conversation: (e-mail, customer, conversation).
     async fn emailable(&self) -> (String, String, String) {
         let email = format!("{}@example.com", unique("buyer"));
-        let customer = self.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+        let customer = self.customer(Some(&email), None, Consent { email: true, sms: false, research: false }).await;
         let conv = self.unresolved(&customer, "2026-11-01T01:00:00Z").await;
         (email, customer, conv)
     }
@@ -152,7 +152,7 @@ fn outcome<'a>(outcomes: &'a [(String, RunOutcome)], conv: &str) -> Option<&'a R
 async fn an_unresolved_conversation_gets_one_email_then_one_reminder() {
     let w = world().await;
     let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false, research: false }).await;
     // Closed 09:00 Shanghai on the 1st; due 09:00 on the 2nd; the run at 10:00 sends.
     let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
     assert_eq!(outcome(&w.run("2026-11-02T00:30:00Z").await, &conv), None, "not due yet");
@@ -182,7 +182,8 @@ async fn an_unresolved_conversation_gets_one_email_then_one_reminder() {
 async fn sms_when_only_the_phone_is_consented_and_quiet_hours_defer() {
     let w = world().await;
     let phone = reachable_phone();
-    let customer = w.customer(Some("x@example.com"), Some(&phone), Consent { email: false, sms: true }).await;
+    let customer =
+        w.customer(Some("x@example.com"), Some(&phone), Consent { email: false, sms: true, research: false }).await;
     let conv = w.unresolved(&customer, "2026-11-01T14:00:00Z").await; // due 22:00 Shanghai on the 2nd
     let outcomes = w.run("2026-11-02T14:30:00Z").await;
     assert_eq!(outcome(&outcomes, &conv), Some(&RunOutcome::Deferred { until: at("2026-11-03T01:00:00Z") }));
@@ -198,14 +199,14 @@ async fn sms_when_only_the_phone_is_consented_and_quiet_hours_defer() {
 async fn the_fatigue_budget_rated_conversations_and_missing_consent_are_skipped_with_a_reason() {
     let w = world().await;
     let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false, research: false }).await;
     let first = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
     let second = w.unresolved(&customer, "2026-11-01T02:00:00Z").await;
     let outcomes = w.run("2026-11-02T03:00:00Z").await;
     assert_eq!(outcome(&outcomes, &first), Some(&RunOutcome::Sent { channel: FollowUpChannel::Email }));
     assert_eq!(outcome(&outcomes, &second), Some(&RunOutcome::Skipped { reason: "fatigue_budget" }));
     assert_eq!(w.follow_up_item(&second).await["skip_reason"].as_s().unwrap(), "fatigue_budget");
-    let silent = w.customer(None, None, Consent { email: false, sms: false }).await;
+    let silent = w.customer(None, None, Consent { email: false, sms: false, research: false }).await;
     let third = w.unresolved(&silent, "2026-11-01T01:00:00Z").await;
     let outcomes = w.run("2026-11-02T03:00:00Z").await;
     assert_eq!(outcome(&outcomes, &third), Some(&RunOutcome::Skipped { reason: "no_consented_channel" }));
@@ -215,7 +216,7 @@ async fn the_fatigue_budget_rated_conversations_and_missing_consent_are_skipped_
 async fn two_runs_at_once_send_one_email() {
     let w = world().await;
     let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false, research: false }).await;
     let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
     let (a, b) = tokio::join!(w.run("2026-11-02T02:00:00Z"), w.run("2026-11-02T02:00:00Z"));
     let sent =
@@ -239,7 +240,7 @@ async fn a_number_sns_reports_as_opted_out_gets_no_sms() {
     let w = world().await;
     // moto's stand-in for a handset that replied STOP: the number ends in 99.
     let phone = format!("+86139{:06}99", rand_digits() % 1_000_000);
-    let customer = w.customer(None, Some(&phone), Consent { email: false, sms: true }).await;
+    let customer = w.customer(None, Some(&phone), Consent { email: false, sms: true, research: false }).await;
     let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
     let outcomes = w.run("2026-11-02T02:00:00Z").await;
     assert_eq!(outcome(&outcomes, &conv), Some(&RunOutcome::Skipped { reason: "opted_out" }));
@@ -255,7 +256,7 @@ async fn a_failed_send_is_retried_later_and_sent_once() {
     w.sender.from_address = unverified.clone();
     w.settings.from_address = unverified.clone();
     let email = format!("{}@example.com", unique("buyer"));
-    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false }).await;
+    let customer = w.customer(Some(&email), None, Consent { email: true, sms: false, research: false }).await;
     let conv = w.unresolved(&customer, "2026-11-01T01:00:00Z").await;
     let outcomes = w.run("2026-11-02T02:00:00Z").await;
     let Some(RunOutcome::Failed { retry_at: Some(retry_at) }) = outcome(&outcomes, &conv).cloned() else {

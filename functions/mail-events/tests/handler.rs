@@ -38,7 +38,7 @@ async fn complaints_and_hard_bounces_stop_follow_up_email_to_that_address() {
                 customer_id: customer.as_str().into(),
                 email: Some(format!("{customer}@example.com")),
                 phone: Some("+8613812345670".into()),
-                consent: Consent { email: true, sms: true },
+                consent: Consent { email: true, sms: true, research: false },
                 time_zone: "Asia/Shanghai".into(),
                 locale: "zh-CN".into(),
                 updated_at: "2026-11-01T00:00:00Z".parse().unwrap(),

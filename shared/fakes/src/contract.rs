@@ -93,7 +93,7 @@ fn contact(customer_id: &str) -> ContactDetails {
         customer_id: customer_id.into(),
         email: Some(format!("{customer_id}@example.com")),
         phone: Some("+8613812345670".into()),
-        consent: Consent { email: true, sms: false },
+        consent: Consent { email: true, sms: false, research: false },
         time_zone: "Asia/Shanghai".into(),
         locale: "zh-CN".into(),
         updated_at: at("2026-11-01T00:00:00Z"),
@@ -925,4 +925,66 @@ pub async fn corrections(
     let duplicate = FeedbackRef::Message { conversation_id: "c-cr".into(), message_id: "m-2".into() };
     assert!(corrections.countable(&duplicate).await.unwrap().is_none(), "a repeat counted nothing: nothing to correct");
     assert!(corrections.countable(&FeedbackRef::Rating { conversation_id: "c-none".into() }).await.unwrap().is_none());
+}
+
+/// The research panel: only a contact with research consent is a member; an invitation is queued
+/// as a follow-up (with the member's locale) and marked, once; a response is kept once and read
+/// back as it was written.
+pub async fn surveys(
+    store: &impl feedback::followups::survey::SurveyStore,
+    contacts: &impl ContactStore,
+    follow_ups: &impl FollowUpStore,
+    links: &impl LinkStore,
+) {
+    use feedback::analysis::sentiment::Polarity;
+    use feedback::followups::survey::{Answer, AnswerValue, SurveyResponse, invitation_key};
+    let now = at("2026-12-01T02:00:00Z");
+    let member = ContactDetails {
+        consent: Consent { email: true, sms: false, research: true },
+        locale: "en".into(),
+        ..contact("u-panel")
+    };
+    contacts.put_contact(&member).await.unwrap();
+    contacts.put_contact(&contact("u-out")).await.unwrap();
+    assert_eq!(store.panel_member("u-panel").await.unwrap(), Some(Some("en".to_owned())));
+    assert_eq!(store.panel_member("u-out").await.unwrap(), None, "no research consent");
+    assert_eq!(store.panel_member("u-nobody").await.unwrap(), None);
+
+    assert!(store.invite("delivery-2026-12", "u-panel", Some("en"), now).await.unwrap());
+    assert!(!store.invite("delivery-2026-12", "u-panel", Some("en"), now).await.unwrap(), "once");
+    let key = invitation_key("delivery-2026-12", "u-panel");
+    let due = follow_ups.due(now + minutes(1), 72).await.unwrap();
+    let queued: Vec<_> = due.iter().filter(|f| f.conversation_id.as_str() == key).collect();
+    assert_eq!(queued.len(), 1, "{due:?}");
+    assert_eq!(
+        (queued[0].kind, queued[0].customer_id.as_str(), queued[0].locale.as_deref()),
+        (FollowUpKind::Survey, "u-panel", Some("en"))
+    );
+    assert_eq!(links.follow_up_of(&key).await.unwrap(), Some(("u-panel".to_owned(), Some("en".to_owned()))));
+
+    let response = SurveyResponse {
+        survey_id: "delivery-2026-12".into(),
+        customer_id: "u-panel".into(),
+        answers: vec![
+            Answer { question: "overall".into(), value: AnswerValue::Stars { stars: 2 } },
+            Answer { question: "matters".into(), value: AnswerValue::Choice { option: "speed".into() } },
+            Answer {
+                question: "improve".into(),
+                value: AnswerValue::Text {
+                    text: "快递太慢了".into(),
+                    sentiment: Polarity::Negative,
+                    issue_types: vec!["logistics".into()],
+                    severity: 3,
+                },
+            },
+        ],
+        answered_at: now,
+    };
+    assert!(!store.answered("delivery-2026-12", "u-panel").await.unwrap());
+    assert!(store.save_response(&response).await.unwrap());
+    let again = SurveyResponse { answers: Vec::new(), ..response.clone() };
+    assert!(!store.save_response(&again).await.unwrap(), "a second response is refused");
+    assert!(store.answered("delivery-2026-12", "u-panel").await.unwrap());
+    assert_eq!(store.survey_state("delivery-2026-12").await.unwrap(), (1, vec![response]));
+    assert_eq!(store.survey_state("another").await.unwrap(), (0, Vec::new()));
 }

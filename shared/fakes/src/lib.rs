@@ -259,6 +259,9 @@ struct State {
     /// (how it counts now, how the analysis counted it, the version).
     corrections:
         BTreeMap<String, (feedback::insights::corrections::CountedAs, feedback::insights::corrections::CountedAs, u32)>,
+    /// Research panel: who was invited to which survey, and the responses.
+    survey_invited: BTreeSet<(String, String)>,
+    survey_responses: BTreeMap<(String, String), feedback::followups::survey::SurveyResponse>,
     labelled: Vec<(
         feedback::insights::corrections::Corrected,
         feedback::insights::corrections::Correction,
@@ -805,6 +808,71 @@ impl feedback::customers::ProfileStore for InMemory {
     }
 }
 
+impl feedback::followups::survey::SurveyStore for InMemory {
+    async fn panel_member(&self, customer_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        self.with("panel_member", |s| {
+            Ok(s.contacts.get(customer_id).filter(|c| c.consent.research).map(|c| Some(c.locale.clone())))
+        })
+    }
+
+    async fn invite(
+        &self,
+        survey_id: &str,
+        customer_id: &str,
+        locale: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.with("invite", |s| {
+            if !s.survey_invited.insert((survey_id.to_owned(), customer_id.to_owned())) {
+                return Ok(false);
+            }
+            let key = feedback::followups::survey::invitation_key(survey_id, customer_id);
+            s.conversations.entry(key).or_default().follow_up = Some(FollowUpItem {
+                customer_id: customer_id.to_owned(),
+                locale: locale.map(str::to_owned),
+                status: FollowUpStatus::Due,
+                due_at: now,
+                kind: FollowUpKind::Survey,
+                attempts: 0,
+                lease: None,
+                last_failure: None,
+                skip_reason: None,
+                late: false,
+                held_since: None,
+                unhappy: false,
+            });
+            Ok(true)
+        })
+    }
+
+    async fn answered(&self, survey_id: &str, customer_id: &str) -> Result<bool, StoreError> {
+        self.with("answered", |s| Ok(s.survey_responses.contains_key(&(survey_id.to_owned(), customer_id.to_owned()))))
+    }
+
+    async fn save_response(&self, r: &feedback::followups::survey::SurveyResponse) -> Result<bool, StoreError> {
+        self.with("save_response", |s| {
+            let key = (r.survey_id.clone(), r.customer_id.clone());
+            if s.survey_responses.contains_key(&key) {
+                return Ok(false);
+            }
+            s.survey_responses.insert(key, r.clone());
+            Ok(true)
+        })
+    }
+
+    async fn survey_state(
+        &self,
+        survey_id: &str,
+    ) -> Result<(u64, Vec<feedback::followups::survey::SurveyResponse>), StoreError> {
+        self.with("survey_state", |s| {
+            let invited = s.survey_invited.iter().filter(|(id, _)| id == survey_id).count() as u64;
+            let responses =
+                s.survey_responses.iter().filter(|((id, _), _)| id == survey_id).map(|(_, r)| r.clone()).collect();
+            Ok((invited, responses))
+        })
+    }
+}
+
 impl feedback::customers::offers::OfferStore for InMemory {
     async fn cap_slots(&self, customer_id: &str) -> Result<Vec<Option<Timestamp>>, StoreError> {
         self.with("cap_slots", |s| Ok(s.offer_caps.get(customer_id).cloned().unwrap_or_default()))
@@ -1073,6 +1141,7 @@ impl FollowUpStore for InMemory {
                 phone: c.phone.clone(),
                 consent_email: c.consent.email,
                 consent_sms: c.consent.sms,
+                consent_research: c.consent.research,
                 opted_out_email: out || suppressed,
                 opted_out_sms: out,
                 time_zone: Some(c.time_zone.clone()),

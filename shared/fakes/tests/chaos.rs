@@ -81,7 +81,7 @@ async fn week(chaos: Option<u64>) -> (Week, BTreeMap<&'static str, u64>) {
                 customer_id: customer.clone().into(),
                 email: Some(format!("{customer}@example.com")),
                 phone: None,
-                consent: Consent { email: true, sms: false },
+                consent: Consent { email: true, sms: false, research: false },
                 time_zone: "Asia/Shanghai".into(),
                 locale: "zh-CN".into(),
                 updated_at: sent,

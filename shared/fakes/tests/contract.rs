@@ -59,6 +59,12 @@ async fn follow_up_holds() {
 }
 
 #[tokio::test]
+async fn surveys() {
+    let t = InMemory::default();
+    contract::surveys(&t, &t, &t, &t).await;
+}
+
+#[tokio::test]
 async fn apology_queue() {
     let t = InMemory::default();
     contract::apology_queue(&t, &t).await;

@@ -198,7 +198,7 @@ async fn queued(store: &InMemory, conversation_id: &str, customer_id: &str) {
             customer_id: customer_id.into(),
             email: Some(format!("{customer_id}@example.com")),
             phone: None,
-            consent: Consent { email: true, sms: false },
+            consent: Consent { email: true, sms: false, research: false },
             time_zone: "Asia/Shanghai".into(),
             locale: "zh-CN".into(),
             updated_at: at("2026-11-01T00:00:00Z"),
@@ -672,7 +672,7 @@ async fn an_order_late_against_its_promise_gets_an_apology_and_one_delivered_in_
                 customer_id: customer.into(),
                 email: Some(format!("{customer}@example.com")),
                 phone: None,
-                consent: Consent { email: true, sms: false },
+                consent: Consent { email: true, sms: false, research: false },
                 time_zone: "Asia/Shanghai".into(),
                 locale: "en".into(),
                 updated_at: at("2026-11-01T00:00:00Z"),
@@ -1026,4 +1026,93 @@ async fn an_experiment_is_judged_at_its_horizon_and_later_weeks_do_not_change_it
     let sizes: Vec<u64> = report.arms.iter().map(|a| a.conversations).collect();
     assert_eq!(sizes, [horizon as u64, horizon as u64], "only the weeks up to the horizon");
     assert_eq!(report.verdict, "warm better than control on estimated satisfaction, 95%");
+}
+
+// Research panel -----------------------------------------------------------------------------------
+
+async fn panel_contact(store: &InMemory, customer_id: &str, research: bool, locale: &str) {
+    store
+        .put_contact(&ContactDetails {
+            customer_id: customer_id.into(),
+            email: Some(format!("{customer_id}@example.com")),
+            phone: None,
+            consent: Consent { email: true, sms: false, research },
+            time_zone: "Asia/Shanghai".into(),
+            locale: locale.into(),
+            updated_at: at("2026-11-01T00:00:00Z"),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_panel_survey_goes_only_to_members_under_the_follow_up_rules_and_is_answered_once() {
+    use feedback::followups::survey::{Invited, SurveyPage, Surveys, invite, open_survey, survey_reports};
+    let (store, outbox) = (InMemory::default(), Outbox::default());
+    let survey = Surveys::builtin().get("delivery-2026-12").unwrap();
+    panel_contact(&store, "u-member", true, "en").await;
+    panel_contact(&store, "u-later-out", true, "zh-CN").await;
+    panel_contact(&store, "u-not", false, "zh-CN").await;
+    // u-tired had a rating request this morning: the one fatigue budget holds for surveys too.
+    queued(&store, "c-tired", "u-tired").await;
+    panel_contact(&store, "u-tired", true, "zh-CN").await;
+    let s = run_settings();
+    let morning = at("2026-11-19T03:00:00Z");
+    run_follow_ups(&store, &outbox, &signer(), &s, morning).await.unwrap();
+
+    let noon = at("2026-11-19T04:00:00Z");
+    let ids: Vec<String> = ["u-member", "u-later-out", "u-not", "u-tired", "u-member"].map(str::to_owned).into();
+    let invited = invite(&store, survey, &ids, noon).await.unwrap();
+    let outcomes: Vec<Invited> = invited.iter().map(|(_, o)| *o).collect();
+    assert_eq!(
+        outcomes,
+        [Invited::Queued, Invited::Queued, Invited::NotInPanel, Invited::Queued, Invited::AlreadyInvited]
+    );
+    // Consent withdrawn after the invitation was queued: the run checks it again.
+    panel_contact(&store, "u-later-out", false, "zh-CN").await;
+    let run = run_follow_ups(&store, &outbox, &signer(), &s, noon).await.unwrap();
+    let outcome = |customer: &str| {
+        let key = feedback::followups::survey::invitation_key(&survey.id, customer);
+        run.iter().find(|(k, _)| *k == key).map(|(_, o)| o.clone())
+    };
+    assert_eq!(outcome("u-member"), Some(RunOutcome::Sent { channel: FollowUpChannel::Email }));
+    assert_eq!(outcome("u-later-out"), Some(RunOutcome::Skipped { reason: "not_in_panel" }));
+    assert_eq!(outcome("u-tired"), Some(RunOutcome::Skipped { reason: "fatigue_budget" }));
+    let mail = outbox
+        .sent()
+        .into_iter()
+        .find_map(|m| match m {
+            Sent::Email { to, raw } if to.iter().any(|t| t == "u-member@example.com") => Some(raw),
+            _ => None,
+        })
+        .unwrap();
+    let text = decoded_text(&mail);
+    assert!(text.contains("How was your delivery?"), "in the member's language: {text}");
+    let token = text.split("/s/").nth(1).and_then(|t| t.split_whitespace().next()).expect("a survey link").to_owned();
+    assert!(signer().verify(&token, noon).is_err(), "a survey token rates nothing");
+    assert_eq!(store.week_figures("2026-W47").await.unwrap().all.survey_invites_sent, 1);
+
+    let open = |form: Option<std::collections::BTreeMap<String, String>>| {
+        let (store, token) = (&store, token.clone());
+        async move { open_survey(&signer(), store, store, Surveys::builtin(), &token, form.as_ref(), noon).await.unwrap() }
+    };
+    let (page, language) = open(None).await;
+    assert!(matches!(page, SurveyPage::Form { ref problems, .. } if problems.is_empty()));
+    assert_eq!(language, feedback::language::Language::En);
+    let answers = |pairs: &[(&str, &str)]| Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let (bad, _) = open(answers(&[("overall", "9")])).await;
+    assert!(matches!(bad, SurveyPage::Form { ref problems, .. } if problems == &["overall".to_owned()]));
+    let given = [("overall", "2"), ("matters", "updates"), ("improve", "物流信息三天没更新，电话13812345678")];
+    assert_eq!(open(answers(&given)).await.0, SurveyPage::Thanks);
+    assert_eq!(open(answers(&given)).await.0, SurveyPage::AlreadyAnswered, "answered once");
+    assert_eq!(open(None).await.0, SurveyPage::AlreadyAnswered);
+
+    let reports = survey_reports(&store, Surveys::builtin()).await.unwrap();
+    let r = &reports[0];
+    assert_eq!((r.invited, r.answered, r.response_rate_pct), (3, 1, Some(33.3)));
+    assert_eq!(r.questions[0].stars, Some([0, 1, 0, 0, 0]));
+    let text = &r.questions[2];
+    assert_eq!(text.sentiment, Some([1, 0, 0]), "the text answer is analysed like a comment");
+    assert!(text.issue_types.contains_key("logistics"), "{:?}", text.issue_types);
+    assert!(!text.examples[0].contains("13812345678"), "contacts masked: {}", text.examples[0]);
 }

@@ -15,6 +15,9 @@ pub(crate) struct Channels {
     pub email: bool,
     #[serde(default)]
     pub sms: bool,
+    /// `CONTACT` only: the research panel.
+    #[serde(default)]
+    pub research: bool,
 }
 
 /// `CONTACT` as a run reads it.

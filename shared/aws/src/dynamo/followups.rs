@@ -3,7 +3,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::lease::{LeaseAttrs, claim_values, lost_or_error, owner_value};
-use super::{Item, iso, key, keys, s, store_error};
+use super::{Item, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpStore};
@@ -58,6 +58,34 @@ impl DynamoFollowUpStore {
     }
 }
 
+/// A follow-up queued outside a conversation's close (an apology, a survey invitation), in the
+/// partition of its own `key`: due at `due_at`, found by the run through its due-hour bucket, kept
+/// as long as its unsubscribe link works.
+pub(crate) fn queued_item(
+    queue_key: &str,
+    customer_id: &str,
+    locale: Option<&str>,
+    kind: &str,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> Item {
+    let mut item = key(keys::conversation(queue_key), keys::FOLLOW_UP);
+    item.insert("entity".into(), s("follow_up"));
+    item.insert("conversation_id".into(), s(queue_key));
+    item.insert("customer_id".into(), s(customer_id));
+    if let Some(locale) = locale {
+        item.insert("locale".into(), s(locale));
+    }
+    item.insert("state".into(), s("due"));
+    item.insert("kind".into(), s(kind));
+    item.insert("due_at".into(), s(iso(due_at)));
+    item.insert("attempts".into(), n(0));
+    item.insert("gsi1pk".into(), s(keys::follow_up_bucket(due_at, now)));
+    item.insert("gsi1sk".into(), s(keys::follow_up_due_sort(due_at, queue_key)));
+    item.insert("expires_at".into(), n(super::expiry(now, feedback::followups::UNSUBSCRIBE_LINK_VALID_DAYS + 31)));
+    item
+}
+
 /// The parts of a `FOLLOWUP` item a run reads (serde_dynamo; other attributes are ignored).
 #[derive(serde::Deserialize)]
 struct FollowUpRead {
@@ -88,6 +116,7 @@ fn due_from_item(item: &Item) -> Option<DueFollowUp> {
         kind: match f.kind.as_deref() {
             Some("reminder") => FollowUpKind::Reminder,
             Some("apology") => FollowUpKind::Apology,
+            Some("survey") => FollowUpKind::Survey,
             _ => FollowUpKind::First,
         },
         attempts: f.attempts,
@@ -192,6 +221,7 @@ impl FollowUpStore for DynamoFollowUpStore {
             phone: contact.phone,
             consent_email: contact.consent.email,
             consent_sms: contact.consent.sms,
+            consent_research: contact.consent.research,
             opted_out_email: suppressed || optout.email,
             opted_out_sms: optout.sms,
             time_zone: contact.time_zone,

@@ -38,6 +38,7 @@ mod ratings;
 mod reports;
 mod satisfaction;
 mod scorecards;
+mod surveys;
 
 use std::time::Duration;
 
@@ -54,6 +55,7 @@ pub use offers::DynamoOfferStore;
 pub use profiles::{DynamoProfileStore, read_feedback_record};
 pub use ratings::DynamoRatingStore;
 pub use reports::DynamoReportStore;
+pub use surveys::DynamoSurveyStore;
 
 use feedback::errors::StoreError;
 

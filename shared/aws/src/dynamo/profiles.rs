@@ -98,25 +98,13 @@ impl ProfileStore for DynamoProfileStore {
         if let Some(a) = &along.apology {
             // Queued like a follow-up (the run sends it under the same rules), in its own
             // partition; the event's marker above makes it once.
-            let mut item = key(keys::conversation(&a.key), keys::FOLLOW_UP);
-            item.insert("entity".into(), s("follow_up"));
-            item.insert("conversation_id".into(), s(&a.key));
-            item.insert("customer_id".into(), s(&a.customer_id));
-            if let Some(locale) = &a.locale {
-                item.insert("locale".into(), s(locale));
-            }
-            item.insert("state".into(), s("due"));
-            item.insert("kind".into(), s("apology"));
+            let mut item =
+                super::followups::queued_item(&a.key, &a.customer_id, a.locale.as_deref(), "apology", a.due_at, now);
             item.insert("order_id".into(), s(&a.order_id));
             if let Some(promised) = a.promised_delivery_at {
                 item.insert("promised_delivery_at".into(), s(iso(promised)));
             }
-            item.insert("due_at".into(), s(iso(a.due_at)));
             item.insert("only_if_late".into(), AttributeValue::Bool(a.only_if_late));
-            item.insert("attempts".into(), n(0));
-            item.insert("gsi1pk".into(), s(keys::follow_up_bucket(a.due_at, now)));
-            item.insert("gsi1sk".into(), s(keys::follow_up_due_sort(a.due_at, &a.key)));
-            item.insert("expires_at".into(), n(expiry(now, feedback::followups::UNSUBSCRIBE_LINK_VALID_DAYS + 31)));
             items.push(
                 TransactWriteItem::builder()
                     .put(built(Put::builder().table_name(&self.table).set_item(Some(item)).build())?)

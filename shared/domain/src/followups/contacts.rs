@@ -21,6 +21,9 @@ pub const FIELDS: &[&str] = &["email", "phone", "consent", "time_zone", "locale"
 pub struct Consent {
     pub email: bool,
     pub sms: bool,
+    /// Agreed to take part in the research panel (invitations to surveys, by a consented
+    /// channel). Optional in the body, default false.
+    pub research: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,9 +101,13 @@ impl ContactDetails {
         let phone = f.string("phone", false).and_then(|raw| f.keep(check_phone("phone", raw)));
         let consent = match object.get("consent") {
             Some(Value::Object(o)) => {
-                let mut c = Fields::new(o, "consent", &["email", "sms"]);
-                let consent = match (c.bool("email"), c.bool("sms")) {
-                    (Some(email), Some(sms)) => Some(Consent { email, sms }),
+                let mut c = Fields::new(o, "consent", &["email", "sms", "research"]);
+                let research = match o.get("research") {
+                    None | Some(Value::Null) => Some(false),
+                    Some(_) => c.bool("research"),
+                };
+                let consent = match (c.bool("email"), c.bool("sms"), research) {
+                    (Some(email), Some(sms), Some(research)) => Some(Consent { email, sms, research }),
                     _ => None,
                 };
                 f.errors.append(&mut c.errors);

@@ -41,6 +41,8 @@ pub enum LinkError {
 pub enum LinkPurpose {
     Rate,
     Unsubscribe,
+    /// Answer a survey of the research panel (`/s/`).
+    Survey,
 }
 
 /// Signs links with the first configured key and verifies them with any (the keys come from
@@ -92,9 +94,11 @@ impl LinkSigner {
             mac.update(id.as_bytes());
             mac.update(b"\0");
         }
-        if purpose == LinkPurpose::Unsubscribe {
-            // A different message for the same payload: an unsubscribe token never rates.
-            mac.update(b"unsubscribe\0");
+        // A different message for the same payload: a token signed for one purpose does no other.
+        match purpose {
+            LinkPurpose::Rate => {}
+            LinkPurpose::Unsubscribe => mac.update(b"unsubscribe\0"),
+            LinkPurpose::Survey => mac.update(b"survey\0"),
         }
         mac.update(payload);
         mac

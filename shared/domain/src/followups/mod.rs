@@ -6,6 +6,7 @@
 pub mod contacts;
 pub mod link;
 pub mod mail_events;
+pub mod survey;
 
 use serde::Serialize;
 
@@ -51,6 +52,8 @@ pub struct CustomerFacts {
     pub phone: Option<String>,
     pub consent_email: bool,
     pub consent_sms: bool,
+    /// Agreed to take part in the research panel (surveys).
+    pub consent_research: bool,
     pub opted_out_email: bool,
     /// Unsubscribed by SMS (STOP) or opted out at the SMS provider.
     pub opted_out_sms: bool,
@@ -182,6 +185,9 @@ struct Templates {
     check_in_subject: String,
     check_in_text: String,
     check_in_sms: String,
+    survey_subject: String,
+    survey_text: String,
+    survey_sms: String,
 }
 
 /// A proactive apology for a delayed order: what went wrong, the new date when known, the
@@ -233,6 +239,30 @@ pub fn compose_check_in(
         html,
         sms: fill(&t.check_in_sms),
     }
+}
+
+/// An invitation to a survey of the research panel: its title and the link to it.
+pub fn compose_survey_invitation(
+    language: crate::language::Language,
+    shop: &str,
+    title: &str,
+    link: &str,
+    unsubscribe: &str,
+) -> FollowUpMessage {
+    let t = templates(language);
+    let fill = |template: &str| {
+        template
+            .replace("{shop}", shop)
+            .replace("{title}", title)
+            .replace("{link}", link)
+            .replace("{unsubscribe}", unsubscribe)
+    };
+    let html = html_of(
+        &t.survey_text,
+        &[("{shop}", shop), ("{title}", title)],
+        &[("{link}", link, None), ("{unsubscribe}", unsubscribe, None)],
+    );
+    FollowUpMessage { subject: fill(&t.survey_subject), text: fill(&t.survey_text), html, sms: fill(&t.survey_sms) }
 }
 
 fn templates(language: crate::language::Language) -> &'static Templates {
@@ -383,6 +413,7 @@ mod tests {
             phone: Some("+8613812345678".into()),
             consent_email: true,
             consent_sms: true,
+            consent_research: false,
             opted_out_email: false,
             opted_out_sms: false,
             time_zone: Some("Asia/Shanghai".into()),
@@ -490,6 +521,9 @@ pub enum FollowUpKind {
     /// A first follow-up sent as a personal check-in: a VIP whose conversation closed unresolved
     /// and unhappy. Only ever the kind a first follow-up is sent as (`mark_sent` counts it so).
     CheckIn,
+    /// An invitation to a survey of the research panel (its queue entry's id names the survey and
+    /// the customer: `survey::invitation_key`).
+    Survey,
 }
 
 impl FollowUpKind {
@@ -501,6 +535,7 @@ impl FollowUpKind {
             FollowUpKind::Reminder => &["reminders_sent"],
             FollowUpKind::Apology => &["apologies_sent"],
             FollowUpKind::CheckIn => &["follow_ups_sent", "check_ins_sent"],
+            FollowUpKind::Survey => &["survey_invites_sent"],
         }
     }
 }
@@ -690,8 +725,9 @@ async fn follow_up_one(
     // Nothing is sent before the reads: if one fails, free the follow-up at once (due as it was,
     // the failure kept on it) for the retry, rather than leave it claimed until the lease lapses.
     let read = async {
-        // An apology's queue entry is no conversation: nothing to have rated.
-        let rated = f.kind != FollowUpKind::Apology && store.is_rated(&f.conversation_id).await?;
+        // An apology's or an invitation's queue entry is no conversation: nothing to have rated.
+        let rated = !matches!(f.kind, FollowUpKind::Apology | FollowUpKind::Survey)
+            && store.is_rated(&f.conversation_id).await?;
         Ok::<_, StoreError>((rated, store.customer_facts(&f.customer_id).await?))
     };
     let (rated, mut facts) = match read.await {
@@ -727,6 +763,25 @@ async fn follow_up_one(
             return Ok(RunOutcome::Skipped { reason: "not_late" });
         }
     }
+    // A survey invitation: only to a member of the panel (consent can be withdrawn after the
+    // invitation was queued), and only to a survey still run.
+    let survey = match f.kind {
+        FollowUpKind::Survey => {
+            let survey =
+                survey::invitation_of(&f.conversation_id).and_then(|(id, _)| survey::Surveys::builtin().get(id));
+            let reason = match (&survey, &facts) {
+                (None, _) => Some("survey_ended"),
+                (_, Some(c)) if !c.consent_research => Some("not_in_panel"),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                store.skip(f, lease, reason, now).await?;
+                return Ok(RunOutcome::Skipped { reason });
+            }
+            survey
+        }
+        _ => None,
+    };
     // A VIP whose conversation closed unresolved and unhappy: a personal check-in instead of a
     // rating request, whether or not they rated, and not held back by their order trouble (that
     // is what a check-in is for).
@@ -739,7 +794,7 @@ async fn follow_up_one(
     let rated = rated && !check_in;
     // Held while an order is late or a refund open (not when already rated: nothing to ask then;
     // not an apology or a check-in: that is what they are for).
-    let asks_to_rate = f.kind != FollowUpKind::Apology && !check_in;
+    let asks_to_rate = !matches!(f.kind, FollowUpKind::Apology | FollowUpKind::Survey) && !check_in;
     if let Some(reason) = facts.as_ref().and_then(|c| c.hold(now)).filter(|_| !rated && asks_to_rate) {
         let since = f.held_since.unwrap_or(now);
         if now.duration_since(since) > jiff::SignedDuration::from_hours(24 * HOLD_MAX_DAYS) {
@@ -772,7 +827,12 @@ async fn follow_up_one(
                 expires_at: now + jiff::SignedDuration::from_hours(24 * i64::from(settings.link_valid_days)),
                 nonce,
             };
-            let token = signer.sign(&link);
+            let purpose = if survey.is_some() {
+                crate::followups::link::LinkPurpose::Survey
+            } else {
+                crate::followups::link::LinkPurpose::Rate
+            };
+            let token = signer.sign_for(purpose, &link);
             // Unsubscribing must keep working long after the rating link expired (e-mail
             // providers and laws expect it to): its own token, valid UNSUBSCRIBE_LINK_VALID_DAYS.
             let unsubscribe = crate::followups::link::RatingLink {
@@ -781,13 +841,20 @@ async fn follow_up_one(
                 ..link
             };
             let base = settings.public_base_url.trim_end_matches('/');
-            let rate_url = format!("{base}/r/{token}");
+            let rate_url = format!("{base}/{}/{token}", if survey.is_some() { "s" } else { "r" });
             let unsubscribe_token = signer.sign_for(crate::followups::link::LinkPurpose::Unsubscribe, &unsubscribe);
             let unsubscribe_url = format!("{base}/u/{unsubscribe_token}");
             let reminder = f.kind == FollowUpKind::Reminder;
             // A VIP whose conversation closed unresolved and unhappy: a personal check-in.
             let message = match &f.apology {
                 None if check_in => compose_check_in(language, &settings.shop_name, &rate_url, &unsubscribe_url),
+                None if let Some(s) = survey => compose_survey_invitation(
+                    language,
+                    &settings.shop_name,
+                    s.title(language),
+                    &rate_url,
+                    &unsubscribe_url,
+                ),
                 Some(apology) => {
                     let tz = c
                         .time_zone

@@ -111,6 +111,9 @@ pub struct Counts {
     /// VIP check-ins sent (an unresolved, unhappy conversation), through the follow-up run.
     #[serde(default)]
     pub check_ins_sent: u64,
+    /// Invitations to surveys of the research panel sent, through the follow-up run.
+    #[serde(default)]
+    pub survey_invites_sent: u64,
     /// Recovery offers decided this week and how they paid off (see `customers::offers`).
     #[serde(default)]
     pub offers: OfferCounts,
@@ -192,6 +195,7 @@ impl Counts {
         self.paired_error_tenths += o.paired_error_tenths;
         self.paired_sums.add(&o.paired_sums);
         self.check_ins_sent += o.check_ins_sent;
+        self.survey_invites_sent += o.survey_invites_sent;
         self.offers.add(&o.offers);
         self.reviewed += o.reviewed;
         self.disagreed += o.disagreed;
@@ -235,6 +239,7 @@ impl Counts {
             "paired_yy" => self.paired_sums.yy += value,
             "paired_xy" => self.paired_sums.xy += value,
             "check_ins_sent" => self.check_ins_sent += unsigned,
+            "survey_invites_sent" => self.survey_invites_sent += unsigned,
             "offers_suggested" => self.offers.suggested += unsigned,
             "offers_withheld" => self.offers.withheld += unsigned,
             "offers_made" => self.offers.made += unsigned,
@@ -474,7 +479,7 @@ impl PairSums {
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
 /// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
-pub const COUNTERS: [&str; 47] = [
+pub const COUNTERS: [&str; 48] = [
     "items",
     "severity_sum",
     "severe",
@@ -522,6 +527,7 @@ pub const COUNTERS: [&str; 47] = [
     "comparison_repeat",
     "reviewed",
     "disagreed",
+    "survey_invites_sent",
 ];
 
 fn tenths(stars: f32) -> i64 {
