@@ -121,3 +121,85 @@ async fn firing_the_schedule_sends_the_follow_up_of_an_unresolved_conversation()
         .expect("opt-out recorded");
     assert_eq!(optout["email"].as_bool().unwrap(), &true);
 }
+
+/// The research panel through the running system: a member and a customer who did not join, a
+/// staff invitation, the schedule's run mailing only the member a link to the survey, the answers
+/// kept once, and the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panel_member_is_invited_answers_once_and_the_survey_is_reported() {
+    let sys = RunningSystem::start();
+    let (member, other) = (unique("u"), unique("u"));
+    for (customer, research) in [(&member, true), (&other, false)] {
+        let contact = json!({"email": format!("{customer}@example.com"), "consent": {"email": true, "sms": false, "research": research},
+            "time_zone": "Asia/Shanghai", "locale": "en"});
+        let (status, body) = call(&sys, "PUT", &format!("/customers/{customer}/contact"), contact).await;
+        assert_eq!((status, &body["consent"]["research"]), (200, &json!(research)), "{body}");
+    }
+    let staff = format!("Bearer {}", infra::STAFF_DEV_TOKEN);
+    let staff_headers = [("authorization", staff.as_str()), ("content-type", "application/json")];
+    let invite = |body: Value| {
+        let url = format!("{}/surveys/delivery-2026-12/invitations", sys.base_url);
+        async move { send("POST", &url, &staff_headers, body.to_string()).await.unwrap() }
+    };
+    let invited = invite(json!({"customer_ids": [member, other]})).await;
+    assert_eq!(invited.status, 200, "{:?}", invited.json());
+    let outcomes: Vec<Value> =
+        invited.json()["results"].as_array().unwrap().iter().map(|r| r["outcome"].clone()).collect();
+    assert_eq!(outcomes, [json!("queued"), json!("not_in_panel")]);
+    assert_eq!(invite(json!({"customer_ids": [member]})).await.json()["results"][0]["outcome"], "already_invited");
+    let unknown = send(
+        "POST",
+        &format!("{}/surveys/nope/invitations", sys.base_url),
+        &staff_headers,
+        r#"{"customer_ids":["u-1"]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status, 404);
+
+    // Tomorrow at noon in Shanghai: outside quiet hours, within the run's look-back.
+    let tomorrow = jiff::tz::TimeZone::UTC
+        .to_datetime(jiff::Timestamp::now())
+        .date()
+        .checked_add(jiff::Span::new().days(1))
+        .unwrap();
+    let run =
+        send("POST", &format!("{}/_local/schedules/FollowUpSchedule?time={tomorrow}T04:00:00Z", sys.base_url), &[], "")
+            .await
+            .unwrap();
+    assert_eq!((run.status, &run.json()["sent"]), (200, &json!(1)), "{:?}", run.json());
+    let data: Value = infra::local::moto::data(&sys.moto_url).await.unwrap();
+    let mails: Vec<&str> =
+        data["ses"]["RawMessage"].as_array().into_iter().flatten().filter_map(|m| m["raw_data"].as_str()).collect();
+    assert!(!mails.iter().any(|m| m.contains(&format!("{other}@example.com"))), "only the member is mailed");
+    let mail = mails.iter().find(|m| m.contains(&format!("{member}@example.com"))).expect("the member's invitation");
+    let text = fakes::mail::read(mail).unwrap().text;
+    let token = text.split("/s/").nth(1).unwrap().split(['\r', '\n', ' ']).next().unwrap().to_owned();
+
+    let page = send("GET", &format!("{}/s/{token}", sys.base_url), &[], "").await.unwrap();
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert_eq!(page.status, 200);
+    assert!(html.contains("How was your delivery?") && html.contains("name=\"matters\""), "{html}");
+    let rate = send("GET", &format!("{}/r/{token}", sys.base_url), &[], "").await.unwrap();
+    assert_eq!(rate.status, 404, "a survey link rates nothing");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let answers = "overall=2&matters=updates&improve=%E7%89%A9%E6%B5%81%E4%BF%A1%E6%81%AF%E4%B8%89%E5%A4%A9%E6%B2%A1%E6%9B%B4%E6%96%B0";
+    let bad = send("POST", &format!("{}/s/{token}", sys.base_url), &form, "overall=9").await.unwrap();
+    assert_eq!(bad.status, 422);
+    for expected in ["Thank you for your answers", "already answered"] {
+        let saved = send("POST", &format!("{}/s/{token}", sys.base_url), &form, answers).await.unwrap();
+        assert_eq!(saved.status, 200);
+        assert!(String::from_utf8_lossy(&saved.body).contains(expected));
+    }
+
+    let report = send("GET", &format!("{}/surveys", sys.base_url), &staff_headers, "").await.unwrap();
+    assert_eq!(report.status, 200, "{:?}", report.json());
+    let survey = &report.json()["surveys"][0];
+    assert_eq!((&survey["invited"], &survey["answered"]), (&json!(1), &json!(1)), "{survey}");
+    assert_eq!(survey["questions"][0]["stars"], json!([0, 1, 0, 0, 0]));
+    assert_eq!(survey["questions"][2]["sentiment"], json!([1, 0, 0]), "the text answer read as negative");
+    assert_eq!(survey["questions"][2]["examples"][0], "物流信息三天没更新");
+    let view = send("GET", &format!("{}/dashboard/view", sys.base_url), &staff_headers, "").await.unwrap();
+    let view = String::from_utf8_lossy(&view.body).into_owned();
+    assert!(view.contains("data-survey=\"delivery-2026-12\"") && view.contains("1 of 1 invited answered"), "{view}");
+}

@@ -24,6 +24,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 pub struct App {
     store: DynamoReportStore,
     corrections: feedback_aws::dynamo::DynamoCorrectionStore,
+    surveys: feedback_aws::dynamo::DynamoSurveyStore,
     weeks: WeekSettings,
     /// The group (or scope) a staff token must carry; `None`: any token of the issuer will do.
     staff_group: Option<String>,
@@ -110,6 +111,7 @@ impl App {
     pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
         App {
             corrections: feedback_aws::dynamo::DynamoCorrectionStore::new(client.clone(), table),
+            surveys: feedback_aws::dynamo::DynamoSurveyStore::new(client.clone(), table),
             store: DynamoReportStore::new(client, table, weeks.clone()),
             weeks,
             staff_group: None,
@@ -195,6 +197,32 @@ impl App {
                     .into()),
                 };
             }
+            if let Some(id) = path_parameter(&req, "survey") {
+                use feedback::followups::survey::{Surveys, invitation_body, invite};
+                let Some(survey) = Surveys::builtin().get(&id) else {
+                    return Err(Problem::new(
+                        404,
+                        "unknown-survey",
+                        "No such survey",
+                        format!("{id:?} is not a survey of rules/surveys.toml"),
+                    )
+                    .into());
+                };
+                let customers = feedback_lambda::http::json_body(&req, 16 * 1024)
+                    .and_then(invitation_body)
+                    .map_err(Problem::from)?;
+                let results = invite(&self.surveys, survey, &customers, now).await?;
+                tracing::info!(%staff, survey = %survey.id, customers = customers.len(), "panel invited");
+                let results: Vec<serde_json::Value> = results
+                    .iter()
+                    .map(|(customer_id, outcome)| serde_json::json!({ "customer_id": customer_id, "outcome": outcome }))
+                    .collect();
+                return Ok(json_response(
+                    200,
+                    &serde_json::json!({ "survey": survey.id, "results": results }),
+                    &[("cache-control", "no-store")],
+                ));
+            }
             if let Some(week) = path_parameter(&req, "week") {
                 let Some(week) = feedback::time::IsoWeek::parse(&week).map(|w| w.to_string()) else {
                     let mut p = Problem::new(
@@ -220,7 +248,13 @@ impl App {
                 }
             } else if path.ends_with("/dashboard/view") {
                 let week = board::view_week(query.first("week"), today)?;
-                Ok(text(200, "text/html; charset=utf-8", board::week_view(&self.store, &week, today, now).await?))
+                let surveys = feedback::followups::survey::survey_reports(
+                    &self.surveys,
+                    feedback::followups::survey::Surveys::builtin(),
+                )
+                .await?;
+                let view = board::week_view(&self.store, &week, today, now, &surveys).await?;
+                Ok(text(200, "text/html; charset=utf-8", view))
             } else if path.ends_with("/scorecards") {
                 let week = board::view_week(query.first("week"), today)?;
                 let by_raw = query.first("by").unwrap_or("intent");
@@ -239,6 +273,13 @@ impl App {
                     feedback::time::IsoWeek::parse(&week).unwrap_or_else(|| feedback::time::IsoWeek::of_date(today));
                 let card = feedback::reporting::service::week_scorecard(&self.store, week, by).await?;
                 Ok(json_response(200, &card, &[("cache-control", "no-store")]))
+            } else if path.ends_with("/surveys") {
+                let reports = feedback::followups::survey::survey_reports(
+                    &self.surveys,
+                    feedback::followups::survey::Surveys::builtin(),
+                )
+                .await?;
+                Ok(json_response(200, &serde_json::json!({ "surveys": reports }), &[("cache-control", "no-store")]))
             } else if path.ends_with("/experiments") {
                 let week = feedback::time::IsoWeek::of_date(today);
                 let reports = feedback::reporting::service::experiment_reports(

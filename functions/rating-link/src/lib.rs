@@ -17,6 +17,7 @@ pub struct App {
     signer: LinkSigner,
     links: DynamoFollowUpStore,
     ratings: DynamoRatingStore,
+    surveys: feedback_aws::dynamo::DynamoSurveyStore,
 }
 
 impl App {
@@ -37,12 +38,16 @@ impl App {
         Some(App {
             signer: LinkSigner::new(key)?,
             links: DynamoFollowUpStore::new(client.clone(), &settings.table_name),
+            surveys: feedback_aws::dynamo::DynamoSurveyStore::new(client.clone(), &settings.table_name),
             ratings: DynamoRatingStore::new(client, &settings.table_name, settings.rating_retention_days),
         })
     }
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let token = path_parameter(&req, "token").unwrap_or_default();
+        if req.uri().path().contains("/s/") {
+            return Ok(self.survey(&req, &token).await);
+        }
         let unsubscribe = req.uri().path().contains("/u/");
         // A form that does not decode is an empty one (the page then asks for the stars again).
         let form = (req.method() == Method::POST)
@@ -53,15 +58,7 @@ impl App {
                 .await;
         let (page, language) = match outcome {
             Ok(answer) => answer,
-            Err(e) => {
-                let problem = Problem::from_store(&e, &request_reference(&req));
-                tracing::error!(error = %e, "link page failed");
-                let mut res = html(problem.status, feedback_lambda::pages::trouble());
-                if let Some(seconds) = problem.retry_after {
-                    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-                }
-                return Ok(res);
-            }
+            Err(e) => return Ok(trouble(&req, &e)),
         };
         if page != LinkPage::RatingForm && page != LinkPage::UnsubscribeForm {
             tracing::info!(page = ?page, post = form.is_some(), "link page");
@@ -69,6 +66,48 @@ impl App {
         let (status, body) = render(&page, language, &action);
         Ok(html(status, body))
     }
+}
+
+impl App {
+    /// `GET`/`POST /s/{token}`: a panel survey's page.
+    async fn survey(&self, req: &Request, token: &str) -> Response<Body> {
+        use feedback::followups::survey::{SurveyPage, Surveys, open_survey};
+        // A form that does not decode is an empty one (the page then asks again).
+        let form = (req.method() == Method::POST).then(|| {
+            req.form_url_encoded::<std::collections::BTreeMap<String, String>>().ok().flatten().unwrap_or_default()
+        });
+        let outcome = open_survey(
+            &self.signer,
+            &self.links,
+            &self.surveys,
+            Surveys::builtin(),
+            token,
+            form.as_ref(),
+            Timestamp::now(),
+        )
+        .await;
+        match outcome {
+            Ok((page, language)) => {
+                if !matches!(page, SurveyPage::Form { .. }) || form.is_some() {
+                    tracing::info!(page = ?std::mem::discriminant(&page), post = form.is_some(), "survey page");
+                }
+                let (status, body) = feedback_lambda::pages::render_survey(&page, language, &format!("../s/{token}"));
+                html(status, body)
+            }
+            Err(e) => trouble(req, &e),
+        }
+    }
+}
+
+/// Storage failed: the page in both languages, with the status (and `Retry-After`) it maps to.
+fn trouble(req: &Request, e: &feedback::errors::StoreError) -> Response<Body> {
+    let problem = Problem::from_store(e, &request_reference(req));
+    tracing::error!(error = %e, "link page failed");
+    let mut res = html(problem.status, feedback_lambda::pages::trouble());
+    if let Some(seconds) = problem.retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    res
 }
 
 /// Pages carry the token in their URL: not cached, not indexed, not sent on as a referrer.

@@ -375,6 +375,7 @@ mod view {
         week: &str,
         today: jiff::civil::Date,
         now: feedback::Timestamp,
+        surveys: &[feedback::followups::survey::SurveyReport],
     ) -> Result<String, ViewError> {
         let parsed = IsoWeek::parse(week);
         let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
@@ -408,7 +409,7 @@ mod view {
         let trend_weeks: Vec<String> =
             parsed.into_iter().flat_map(|w| (0..TREND_WEEKS).rev().map(move |n| w.before(n).to_string())).collect();
         let trend = store.headlines(&trend_weeks).await?;
-        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents)?)
+        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents, surveys)?)
     }
 
     /// A folded form under an example: staff say how it should have been read; the page's script
@@ -451,6 +452,7 @@ mod view {
         trend: &[Headline],
         current_week: &str,
         intents: &[feedback::insights::scorecards::ScoreRow],
+        surveys: &[feedback::followups::survey::SurveyReport],
     ) -> Result<String, ChartError> {
         let h = &r.headline;
         let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
@@ -606,6 +608,28 @@ mod view {
                         @if !row.examples.is_empty() {
                             p { strong { (row.key) } ": what customers said" }
                             @for ex in &row.examples { blockquote { (ex) } }
+                        }
+                    }
+                }
+            }
+            @if !surveys.is_empty() {
+                section #panel {
+                    h2 { "Research panel" }
+                    @for s in surveys {
+                        div data-survey=(s.id) {
+                            p { strong { (s.title_zh) " · " (s.title_en) } " — " (s.answered) " of " (s.invited) " invited answered"
+                                @if let Some(rate) = s.response_rate_pct { " (" (format!("{rate:.1}")) "%)" } }
+                            ul {
+                                @for q in &s.questions {
+                                    li {
+                                        (q.prompt_en) " — " (q.answered) " answers"
+                                        @if let Some(avg) = q.average_stars { ", average " (format!("{avg:.2}")) "★" }
+                                        @for (_, label, n) in &q.choices { ", " (label) " " (n) }
+                                        @if let Some([neg, neu, pos]) = q.sentiment { ", " (neg) " negative, " (neu) " neutral, " (pos) " positive" }
+                                        @for ex in &q.examples { blockquote { (ex) } }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

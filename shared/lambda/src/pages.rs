@@ -46,6 +46,59 @@ pub fn render(page: &LinkPage, language: Language, action: &str) -> (u16, String
     (status, shell(lang, title, body))
 }
 
+/// A panel survey's page: its questions (each may be left out), thanks, or why not.
+pub fn render_survey(
+    page: &feedback::followups::survey::SurveyPage,
+    language: Language,
+    action: &str,
+) -> (u16, String) {
+    use feedback::followups::survey::{QuestionKind, SurveyPage};
+    let zh = language == Language::Zh;
+    let t = |zh_text: &'static str, en_text: &'static str| if zh { zh_text } else { en_text };
+    let (status, title, body) = match page {
+        SurveyPage::Form { survey, problems } => {
+            let form = html! {
+                p { (survey.intro(language)) }
+                @if !problems.is_empty() {
+                    p.problem role="alert" { (t("请检查标出的问题。", "Please check the questions marked.")) @if problems.iter().any(String::is_empty) { " " (t("至少回答一个问题。", "Answer at least one question.")) } }
+                }
+                form method="post" action=(action) {
+                    @for q in &survey.questions {
+                        fieldset.q.bad[problems.contains(&q.id)] {
+                            legend { (q.prompt(language)) }
+                            @match q.kind {
+                                QuestionKind::Stars => {
+                                    @for n in (1..=5).rev() {
+                                        label.s { input type="radio" name=(q.id) value=(n); " " ("★".repeat(n)) " " (n) }
+                                    }
+                                }
+                                QuestionKind::Choice => {
+                                    @for o in &q.options {
+                                        label.s { input type="radio" name=(q.id) value=(o.id); " " (o.label(language)) }
+                                    }
+                                }
+                                QuestionKind::Text => {
+                                    textarea name=(q.id) maxlength="2000" aria-label=(q.prompt(language)) {}
+                                }
+                            }
+                        }
+                    }
+                    button { (t("提交", "Send")) }
+                }
+            };
+            (if problems.is_empty() { 200 } else { 422 }, survey.title(language).to_owned(), form)
+        }
+        SurveyPage::Thanks => (200, t("谢谢您的回答！", "Thank you for your answers!").to_owned(), html! {}),
+        SurveyPage::AlreadyAnswered => {
+            (200, t("您已经回答过了，谢谢！", "You already answered this survey. Thank you!").to_owned(), html! {})
+        }
+        SurveyPage::Expired => (410, t("链接已过期", "This link has expired").to_owned(), html! {}),
+        SurveyPage::Invalid => (404, t("链接无效", "This link is not valid").to_owned(), html! {}),
+    };
+    let lang = if zh { "zh-CN" } else { "en" };
+    (status, shell(lang, &title, body))
+}
+
 /// The page when storage fails: in both languages (the link's language is not known then), and
 /// saying what to do.
 pub fn trouble() -> String {
@@ -62,7 +115,8 @@ pub fn trouble() -> String {
 fn shell(lang: &str, title: &str, body: Markup) -> String {
     const STYLE: &str = "body{font-family:sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem}\
          .s{display:block;font-size:1.4rem;margin:.4rem 0}textarea{width:100%;height:6rem;margin:.8rem 0}\
-         button{font-size:1.1rem;padding:.5rem 1.5rem}";
+         button{font-size:1.1rem;padding:.5rem 1.5rem}fieldset.q{border:0;padding:0;margin:1rem 0}\
+         fieldset.q legend{font-weight:bold}fieldset.bad legend,.problem{color:#b91c1c}";
     html! {
         (DOCTYPE)
         html lang=(lang) {
@@ -94,5 +148,21 @@ mod tests {
         assert_eq!(status, 410);
         assert!(page.contains("This link has expired"));
         assert!(trouble().contains("请一分钟后") && trouble().contains("in a minute"));
+    }
+
+    #[test]
+    fn a_survey_page_asks_each_question_in_the_links_language_and_marks_what_was_wrong() {
+        use feedback::followups::survey::{SurveyPage, Surveys};
+        let survey = Surveys::builtin().get("delivery-2026-12").unwrap().clone();
+        let (status, page) =
+            render_survey(&SurveyPage::Form { survey: survey.clone(), problems: Vec::new() }, Language::En, "../s/t");
+        assert_eq!(status, 200);
+        assert!(page.contains("How was your delivery?") && page.contains("Timely tracking updates"), "{page}");
+        assert!(page.contains("name=\"overall\"") && page.contains("<textarea name=\"improve\""), "{page}");
+        let (status, page) =
+            render_survey(&SurveyPage::Form { survey, problems: vec!["overall".into()] }, Language::Zh, "../s/t");
+        assert_eq!(status, 422);
+        assert!(page.contains("配送体验调研") && page.contains("class=\"q bad\""), "{page}");
+        assert_eq!(render_survey(&SurveyPage::Invalid, Language::Zh, "").0, 404);
     }
 }
