@@ -949,6 +949,11 @@ pub async fn surveys(
     assert_eq!(store.panel_member("u-panel").await.unwrap(), Some(Some("en".to_owned())));
     assert_eq!(store.panel_member("u-out").await.unwrap(), None, "no research consent");
     assert_eq!(store.panel_member("u-nobody").await.unwrap(), None);
+    let leaving = ContactDetails { customer_id: "u-leaving".into(), ..member.clone() };
+    contacts.put_contact(&leaving).await.unwrap();
+    assert!(store.panel_member("u-leaving").await.unwrap().is_some());
+    links.opt_out("u-leaving", now).await.unwrap();
+    assert_eq!(store.panel_member("u-leaving").await.unwrap(), None, "unsubscribed from everything");
 
     assert!(store.invite("delivery-2026-12", "u-panel", Some("en"), now).await.unwrap());
     assert!(!store.invite("delivery-2026-12", "u-panel", Some("en"), now).await.unwrap(), "once");

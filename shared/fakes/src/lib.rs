@@ -811,7 +811,11 @@ impl feedback::customers::ProfileStore for InMemory {
 impl feedback::followups::survey::SurveyStore for InMemory {
     async fn panel_member(&self, customer_id: &str) -> Result<Option<Option<String>>, StoreError> {
         self.with("panel_member", |s| {
-            Ok(s.contacts.get(customer_id).filter(|c| c.consent.research).map(|c| Some(c.locale.clone())))
+            let unsubscribed = s.opted_out.contains(customer_id);
+            Ok(s.contacts
+                .get(customer_id)
+                .filter(|c| c.consent.research && !unsubscribed)
+                .map(|c| Some(c.locale.clone())))
         })
     }
 
@@ -823,10 +827,13 @@ impl feedback::followups::survey::SurveyStore for InMemory {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         self.with("invite", |s| {
-            if !s.survey_invited.insert((survey_id.to_owned(), customer_id.to_owned())) {
+            let key = feedback::followups::survey::invitation_key(survey_id, customer_id);
+            // As the adapter's transaction: neither the marker nor the queue entry may exist.
+            if s.conversations.get(&key).is_some_and(|c| c.follow_up.is_some())
+                || !s.survey_invited.insert((survey_id.to_owned(), customer_id.to_owned()))
+            {
                 return Ok(false);
             }
-            let key = feedback::followups::survey::invitation_key(survey_id, customer_id);
             s.conversations.entry(key).or_default().follow_up = Some(FollowUpItem {
                 customer_id: customer_id.to_owned(),
                 locale: locale.map(str::to_owned),

@@ -1077,7 +1077,15 @@ async fn a_panel_survey_goes_only_to_members_under_the_follow_up_rules_and_is_an
     };
     assert_eq!(outcome("u-member"), Some(RunOutcome::Sent { channel: FollowUpChannel::Email }));
     assert_eq!(outcome("u-later-out"), Some(RunOutcome::Skipped { reason: "not_in_panel" }));
-    assert_eq!(outcome("u-tired"), Some(RunOutcome::Skipped { reason: "fatigue_budget" }));
+    let budget_back = morning + jiff::SignedDuration::from_hours(24 * i64::from(s.policy.fatigue_days));
+    assert_eq!(outcome("u-tired"), Some(RunOutcome::Deferred { until: budget_back }), "waits for the budget");
+    let later = run_follow_ups(&store, &outbox, &signer(), &s, budget_back).await.unwrap();
+    assert!(later.iter().any(|(_, o)| *o == RunOutcome::Sent { channel: FollowUpChannel::Email }), "{later:?}");
+    // Unsubscribed from everything: no longer a member.
+    panel_contact(&store, "u-gone", true, "zh-CN").await;
+    feedback::followups::link::LinkStore::opt_out(&store, "u-gone", noon).await.unwrap();
+    let gone = invite(&store, survey, &["u-gone".to_owned()], noon).await.unwrap();
+    assert_eq!(gone[0].1, Invited::NotInPanel);
     let mail = outbox
         .sent()
         .into_iter()
@@ -1091,6 +1099,7 @@ async fn a_panel_survey_goes_only_to_members_under_the_follow_up_rules_and_is_an
     let token = text.split("/s/").nth(1).and_then(|t| t.split_whitespace().next()).expect("a survey link").to_owned();
     assert!(signer().verify(&token, noon).is_err(), "a survey token rates nothing");
     assert_eq!(store.week_figures("2026-W47").await.unwrap().all.survey_invites_sent, 1);
+    assert_eq!(store.week_figures("2026-W48").await.unwrap().all.survey_invites_sent, 1, "the one that waited");
 
     let open = |form: Option<std::collections::BTreeMap<String, String>>| {
         let (store, token) = (&store, token.clone());

@@ -612,9 +612,9 @@ mod view {
                     }
                 }
             }
-            @if !surveys.is_empty() {
+            @if surveys.iter().any(|s| s.invited > 0) {
                 section #panel {
-                    h2 { "Research panel" }
+                    h2 { "Research panel (all invitations so far)" }
                     @for s in surveys {
                         div data-survey=(s.id) {
                             p { strong { (s.title_zh) " · " (s.title_en) } " — " (s.answered) " of " (s.invited) " invited answered"

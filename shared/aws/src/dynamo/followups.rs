@@ -108,6 +108,12 @@ struct FollowUpRead {
 
 fn due_from_item(item: &Item) -> Option<DueFollowUp> {
     let f: FollowUpRead = serde_dynamo::from_item(item.clone()).ok()?;
+    // A kind this code does not know (written by a newer version, then rolled back) is left
+    // alone rather than sent as a rating request.
+    if !matches!(f.kind.as_deref(), None | Some("first" | "reminder" | "apology" | "survey" | "check_in")) {
+        tracing::warn!(conversation_id = %f.conversation_id, kind = ?f.kind, "follow-up of an unknown kind left alone");
+        return None;
+    }
     Some(DueFollowUp {
         conversation_id: f.conversation_id.into(),
         customer_id: f.customer_id.into(),
@@ -443,5 +449,24 @@ impl feedback::followups::link::LinkStore for DynamoFollowUpStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod kinds {
+    use super::*;
+
+    #[test]
+    fn a_queued_item_reads_back_and_an_unknown_kind_is_left_alone() {
+        let now: Timestamp = "2026-12-01T02:00:00Z".parse().unwrap();
+        let survey = due_from_item(&queued_item("~survey~s~u-1", "u-1", Some("en"), "survey", now, now)).unwrap();
+        assert_eq!(
+            (survey.kind, survey.customer_id.as_str(), survey.locale.as_deref()),
+            (FollowUpKind::Survey, "u-1", Some("en"))
+        );
+        assert!(
+            due_from_item(&queued_item("~x~1", "u-1", None, "teleport", now, now)).is_none(),
+            "never sent as a rating request"
+        );
     }
 }

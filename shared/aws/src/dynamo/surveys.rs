@@ -44,7 +44,9 @@ impl DynamoSurveyStore {
 impl SurveyStore for DynamoSurveyStore {
     async fn panel_member(&self, customer_id: &str) -> Result<Option<Option<String>>, StoreError> {
         let customer = super::customer::read_customer(&self.client, &self.table, customer_id).await?;
-        Ok(customer.contact.filter(|c| c.consent.research).map(|c| c.locale))
+        // Unsubscribed from everything: no longer a member, whatever the contact says.
+        let unsubscribed = customer.opted_out.email && customer.opted_out.sms;
+        Ok(customer.contact.filter(|c| c.consent.research && !unsubscribed).map(|c| c.locale))
     }
 
     async fn invite(

@@ -806,6 +806,16 @@ async fn follow_up_one(
         return Ok(RunOutcome::Held { until, reason });
     }
     match decide(&settings.policy, rated, f.kind == FollowUpKind::Reminder, facts.as_ref(), now) {
+        // A survey can wait for the fatigue budget (a rating request can not: it asks about a
+        // conversation that is then days old): it goes when the budget allows.
+        Decision::Skip { reason: "fatigue_budget" }
+            if f.kind == FollowUpKind::Survey
+                && let Some(last) = facts.as_ref().and_then(|c| c.last_follow_up_at) =>
+        {
+            let until = last + jiff::SignedDuration::from_hours(24 * i64::from(settings.policy.fatigue_days));
+            store.defer(f, lease, until, None).await?;
+            Ok(RunOutcome::Deferred { until })
+        }
         Decision::Skip { reason } => {
             store.skip(f, lease, reason, now).await?;
             Ok(RunOutcome::Skipped { reason })

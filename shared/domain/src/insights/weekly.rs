@@ -1039,13 +1039,13 @@ impl WeeklyReport {
     }
 }
 
-/// Builds the report of `current`, comparing with `previous` (the week before).
 /// What makes two example comments the same for the reader: their letters and digits, lowercased
 /// (punctuation, spaces and emoji dropped).
 pub fn example_key(text: &str) -> String {
     text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
+/// Builds the report of `current`, comparing with `previous` (the week before).
 pub fn build_report(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp) -> WeeklyReport {
     report(current, previous, generated_at, false)
 }
