@@ -13,7 +13,7 @@ use feedback::analysis::cleaning::DuplicateIndex;
 const USAGE: &str = "usage:
   feedback analyze [--chat] < messages.txt > analysis.jsonl
       (--chat: each line is a customer's chat message, read by the chat model as well)
-  feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all]
+  feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all] [--corrections C.jsonl]
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
   feedback train-issues OUT.bin DATA_DIR [--chat LABELS.tsv] [--bits N] [--epochs N]
@@ -201,6 +201,10 @@ fn train_sentiment(args: &[String]) -> Result<(), String> {
             holdout.iter().chain(&excluded).chain(&rows).map(|(t, _)| t.clone()).collect();
         rows.extend(extra.into_iter().filter(|(t, _)| !seen.contains(t)));
     }
+    // Staff corrections that say positive or negative (a neutral one says neither), as more rows.
+    let corrected = infra::cli::corrections::sentiment_rows(&corrections_flag(args)?);
+    let corrections = corrected.len();
+    rows.extend(corrected);
     let examples: Vec<(&str, bool)> = rows.iter().map(|(t, y)| (t.as_str(), *y)).collect();
     let started = std::time::Instant::now();
     let (weights, bias) = train(&examples, bits, epochs, l2, 42);
@@ -211,7 +215,7 @@ fn train_sentiment(args: &[String]) -> Result<(), String> {
         SentimentModel(LinearModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?);
     let (accuracy, f1) = score(&model, &holdout);
     eprintln!(
-        "trained on {} texts in {:.1} s ({bits} bits, {epochs} epochs, l2 {l2}); held-out {}: accuracy {:.4}, macro-F1 {:.4}",
+        "trained on {} texts ({corrections} staff corrections) in {:.1} s ({bits} bits, {epochs} epochs, l2 {l2}); held-out {}: accuracy {:.4}, macro-F1 {:.4}",
         examples.len(),
         started.elapsed().as_secs_f64(),
         holdout.len(),

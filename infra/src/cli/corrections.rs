@@ -202,6 +202,24 @@ pub fn verdict(current: &GateFigures, candidate: &GateFigures) -> (bool, String)
     (ships, out)
 }
 
+/// Rows for the review sentiment model (`train-sentiment --corrections`): the text of every
+/// correction staff read as positive (`true`) or negative (`false`); neutral ones, repeats and
+/// items without a text are left out (the model has no neutral class).
+pub fn sentiment_rows(corrections: &[LabelledExample]) -> Vec<(String, bool)> {
+    corrections
+        .iter()
+        .filter(|e| !e.duplicate && e.staff.counts)
+        .filter_map(|e| {
+            let positive = match e.staff.sentiment {
+                Polarity::Positive => true,
+                Polarity::Negative => false,
+                Polarity::Neutral => return None,
+            };
+            Some((e.text.clone()?, positive))
+        })
+        .collect()
+}
+
 /// Training rows' labels for a correction of a chat turn: unhappy when staff say a trigger should
 /// fire, and staff's sentiment. Corrections do not say which unhappy category, so they never teach
 /// `not_resolved`.
@@ -296,5 +314,9 @@ mod tests {
         assert!(report.contains("2026-W47") && report.contains("2026-W48") && report.contains("50.0%"), "{report}");
         let label = label_of(&examples[1]).unwrap();
         assert!(label.unhappy() && label.sentiment == "negative" && !label.invalid);
+        let mut neutral = examples[0].clone();
+        neutral.staff.sentiment = Polarity::Neutral;
+        let rows = sentiment_rows(&[examples[1].clone(), neutral]);
+        assert_eq!(rows, [(thanks.to_owned(), false)], "staff's reading, neutral left out");
     }
 }
