@@ -376,6 +376,26 @@ impl InMemory {
     }
 }
 
+impl FollowUpItem {
+    /// A follow-up queued outside a close (an apology, a survey invitation), due at `due_at`.
+    fn queued(customer_id: &str, locale: Option<&str>, kind: FollowUpKind, due_at: Timestamp) -> Self {
+        FollowUpItem {
+            customer_id: customer_id.to_owned(),
+            locale: locale.map(str::to_owned),
+            status: FollowUpStatus::Due,
+            due_at,
+            kind,
+            attempts: 0,
+            lease: None,
+            last_failure: None,
+            skip_reason: None,
+            late: false,
+            held_since: None,
+            unhappy: false,
+        }
+    }
+}
+
 /// As the adapter decides: queued more than 60 h after its due time (see `keys::follow_up_bucket`).
 fn is_late(due: Timestamp) -> bool {
     due < Timestamp::now() - jiff::SignedDuration::from_hours(60)
@@ -783,20 +803,8 @@ impl feedback::customers::ProfileStore for InMemory {
             }
             if let Some(a) = &along.apology {
                 let entry = s.conversations.entry(a.key.clone()).or_default();
-                entry.follow_up = Some(FollowUpItem {
-                    customer_id: a.customer_id.clone(),
-                    locale: a.locale.clone(),
-                    status: FollowUpStatus::Due,
-                    due_at: a.due_at,
-                    kind: FollowUpKind::Apology,
-                    attempts: 0,
-                    lease: None,
-                    last_failure: None,
-                    skip_reason: None,
-                    late: false,
-                    held_since: None,
-                    unhappy: false,
-                });
+                entry.follow_up =
+                    Some(FollowUpItem::queued(&a.customer_id, a.locale.as_deref(), FollowUpKind::Apology, a.due_at));
                 entry.apology = Some(feedback::followups::ApologyFor {
                     order_id: a.order_id.clone(),
                     promised_delivery_at: a.promised_delivery_at,
@@ -834,20 +842,8 @@ impl feedback::followups::survey::SurveyStore for InMemory {
             {
                 return Ok(false);
             }
-            s.conversations.entry(key).or_default().follow_up = Some(FollowUpItem {
-                customer_id: customer_id.to_owned(),
-                locale: locale.map(str::to_owned),
-                status: FollowUpStatus::Due,
-                due_at: now,
-                kind: FollowUpKind::Survey,
-                attempts: 0,
-                lease: None,
-                last_failure: None,
-                skip_reason: None,
-                late: false,
-                held_since: None,
-                unhappy: false,
-            });
+            s.conversations.entry(key).or_default().follow_up =
+                Some(FollowUpItem::queued(customer_id, locale, FollowUpKind::Survey, now));
             Ok(true)
         })
     }

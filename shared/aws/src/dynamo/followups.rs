@@ -237,17 +237,7 @@ impl FollowUpStore for DynamoFollowUpStore {
     }
 
     async fn is_rated(&self, conversation_id: &str) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::RATING)))
-            .projection_expression("pk")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out.item.is_some())
+        super::exists(&self.client, &self.table, keys::conversation(conversation_id), keys::RATING).await
     }
 
     async fn mark_sent(

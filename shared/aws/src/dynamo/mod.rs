@@ -238,6 +238,20 @@ pub(crate) async fn transact_on_conditions(
     }
 }
 
+/// Whether an item exists (a consistent read of its key alone).
+pub(crate) async fn exists(client: &Client, table: &str, pk: String, sk: &str) -> Result<bool, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(pk, sk)))
+        .projection_expression("pk")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_error)?;
+    Ok(out.item.is_some())
+}
+
 /// A request the SDK's builder refused (a missing required field: a bug of ours, not retryable).
 pub(crate) fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Failed(e.to_string()))

@@ -73,17 +73,7 @@ impl SurveyStore for DynamoSurveyStore {
     }
 
     async fn answered(&self, survey_id: &str, customer_id: &str) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(partition(survey_id), &format!("ANSWER#{customer_id}"))))
-            .projection_expression("pk")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out.item.is_some())
+        super::exists(&self.client, &self.table, partition(survey_id), &format!("ANSWER#{customer_id}")).await
     }
 
     async fn save_response(&self, response: &SurveyResponse) -> Result<bool, StoreError> {
