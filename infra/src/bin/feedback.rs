@@ -483,8 +483,8 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let extra: String = flag(args, "--extra", String::new())?;
     let extra = (!extra.is_empty()).then_some(extra.as_str());
-    let corrections = corrections_flag(args)?;
-    let (model, report) = infra::cli::evaluation::train_chat(dir, labels, extra, &corrections, bits, ridge)?;
+    let corrected = infra::cli::corrections::chat_rows(&corrections_flag(args)?);
+    let (model, report) = infra::cli::evaluation::train_chat(dir, labels, extra, &corrected, bits, ridge)?;
     std::fs::write(out, model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     eprintln!("{report}");
     Ok(())

@@ -202,6 +202,11 @@ pub fn verdict(current: &GateFigures, candidate: &GateFigures) -> (bool, String)
     (ships, out)
 }
 
+/// Rows for the chat model (`train-chat --corrections`): each corrected chat turn's text and label.
+pub fn chat_rows(corrections: &[LabelledExample]) -> Vec<(String, Label)> {
+    corrections.iter().filter_map(|e| Some((e.text.clone()?, label_of(e)?))).collect()
+}
+
 /// Rows for the review sentiment model (`train-sentiment --corrections`): the text of every
 /// correction staff read as positive (`true`) or negative (`false`); neutral ones, repeats and
 /// items without a text are left out (the model has no neutral class).

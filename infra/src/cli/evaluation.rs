@@ -169,7 +169,7 @@ pub fn train_chat(
     dir: &str,
     labels_path: &str,
     extra_labels: Option<&str>,
-    corrections: &[feedback::insights::corrections::LabelledExample],
+    corrected: &[(String, Label)],
     bits: u32,
     ridge: f32,
 ) -> Result<(ChatModel, String), String> {
@@ -187,15 +187,12 @@ pub fn train_chat(
     if let Some(extra) = extra_labels {
         add_stc3_rows(dir, extra, &mut builder, &mut rows)?;
     }
-    // Staff corrections of chat turns (`feedback export-corrections`), like the helpdesk turns:
-    // always trained on, read without their context (the export does not keep it).
-    let mut corrected = 0;
-    for e in corrections {
-        if let (Some(label), Some(text)) = (super::corrections::label_of(e), e.text.as_deref()) {
-            rows.push(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), &label, None));
-            corrected += 1;
-        }
+    // Staff corrections of chat turns (`corrections::chat_rows`), like the helpdesk turns: always
+    // trained on, read without their context (the export does not keep it).
+    for (text, label) in corrected {
+        rows.push(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None));
     }
+    let corrected = corrected.len();
     let total = rows.len();
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
     let (oof, rows): (Vec<ChatReading>, Vec<&Row>) =

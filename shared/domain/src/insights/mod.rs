@@ -7,6 +7,7 @@
 //! nothing. The same customer sending the same words twice is linked to the first and not counted.
 
 pub mod corrections;
+pub(crate) mod percent;
 pub mod scorecards;
 pub mod weekly;
 

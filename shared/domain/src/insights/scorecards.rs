@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::weekly::{pct, round1};
+use super::percent::{pct, round1};
 use crate::analysis::satisfaction::Satisfaction;
 
 /// At most this many bot intents of one conversation are scored (the first ones, in name order).

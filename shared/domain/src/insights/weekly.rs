@@ -34,6 +34,8 @@ use crate::Timestamp;
 use crate::analysis::taxonomy::Taxonomy;
 use crate::time::IsoWeek;
 
+use super::percent::{pct, round1};
+
 /// The aggregate that counts every feedback item of the week, whatever its issue type.
 pub const ALL: &str = "_all";
 
@@ -628,15 +630,6 @@ impl Estimated {
         }
         Some(out)
     }
-}
-
-pub(crate) fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-/// `part` of `whole` in percent, one decimal; none of nothing.
-pub(crate) fn pct(part: u64, whole: u64) -> Option<f64> {
-    (whole > 0).then(|| round1(part as f64 * 100.0 / whole as f64))
 }
 
 impl Headline {
