@@ -257,6 +257,39 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
             "Array.from(document.querySelectorAll('#disagreement tr[data-week=\"{week}\"] td')).map(td => td.textContent)"
         ));
         assert_eq!(row, json!([week, "1", "1", "100.0%"]), "reviewed and disagreed once");
+        // Accessibility basics: every chart has its numbers as a text alternative; every visible
+        // text outside the charts contrasts at least 4.5:1 with its background; keyboard focus is
+        // visible and a sortable header sorts from the keyboard.
+        let labels = b.eval("Array.from(document.querySelectorAll('figure')).map(f => f.getAttribute('role') + '|' + (f.getAttribute('aria-label') || ''))");
+        for label in labels.as_array().unwrap() {
+            let label = label.as_str().unwrap();
+            assert!(label.starts_with("img|") && label.chars().any(|c| c.is_ascii_digit()), "a chart without its numbers: {label}");
+        }
+        let contrast = b.eval(
+            "(function () {\
+               function lum(c) { var m = c.match(/[0-9.]+/g).map(Number); var a = m.slice(0, 3).map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2]; }\
+               function bg(el) { while (el) { var c = getComputedStyle(el).backgroundColor; if (c && c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') { return c; } el = el.parentElement; } return 'rgb(255, 255, 255)'; }\
+               var bad = [], n = 0;\
+               document.querySelectorAll('body *').forEach(function (el) {\
+                 if (el.closest('svg') || (el.checkVisibility && !el.checkVisibility())) { return; }\
+                 var own = Array.prototype.some.call(el.childNodes, function (t) { return t.nodeType === 3 && t.textContent.trim(); });\
+                 if (!own) { return; }\
+                 n++; var s = getComputedStyle(el), a = lum(s.color), b = lum(bg(el));\
+                 var r = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);\
+                 if (r < 4.5) { bad.push(el.tagName + '.' + el.className + ' ' + s.color + ' on ' + bg(el) + ' ' + r.toFixed(2)); }\
+               });\
+               return { n: n, bad: bad };\
+             })()",
+        );
+        assert!(contrast["n"].as_u64().unwrap() > 50, "{contrast}");
+        assert_eq!(contrast["bad"], json!([]), "text below 4.5:1");
+        let focus = b.eval(
+            "var th = document.querySelectorAll('#intent-scores th[data-sort]')[2]; th.focus(); \
+             var outline = getComputedStyle(th).outlineStyle; \
+             th.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true })); \
+             [document.activeElement === th, outline, th.getAttribute('aria-sort')]",
+        );
+        assert_eq!(focus, json!([true, "solid", "descending"]), "focus shows, Enter sorts");
         let first = b.screenshot("dashboard.png");
         // On a phone (390 px wide): nothing wider than the screen but the tables' own scrollers.
         b.call("Emulation.setDeviceMetricsOverride", json!({"width": 390, "height": 1800, "deviceScaleFactor": 2, "mobile": true}));

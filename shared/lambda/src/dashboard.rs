@@ -259,6 +259,11 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
       })
       .catch(function (e) { out.textContent = e.message; });
   });
+  // A sortable header sorts from the keyboard too (Enter or Space), as a click does.
+  view.addEventListener('keydown', function (ev) {
+    var th = ev.target.closest && ev.target.closest('th[data-sort]');
+    if (th && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); th.click(); }
+  });
   window.addEventListener('popstate', function () { load(location.search); });
 })();"#;
 
@@ -273,11 +278,11 @@ header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(520px,100%),1fr));gap:12px;margin-bottom:16px}\
 figure{margin:0;background:#fff;border-radius:8px;padding:8px}figure svg{max-width:100%;height:auto;display:block}figcaption{font-size:12px;color:#6b7280}\
 section{background:#fff;border-radius:8px;padding:12px 16px;margin-bottom:16px}section h2{font-size:16px;margin:4px 0 8px}\
-ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#16a34a}.flat{color:#6b7280}\
+ol.ranking li{margin-bottom:12px}.reasons{font-size:13px;color:#4b5563;margin:4px 0}.up,.new{color:#dc2626}.down{color:#15803d}.flat{color:#6b7280}\
 blockquote{margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;font-size:13px}\
 table.scores{border-collapse:collapse;width:100%;font-size:13px}table.scores th,table.scores td{padding:4px 6px;border-bottom:1px solid #e5e7eb;text-align:right}\
 table.scores th:first-child,table.scores td:first-child{text-align:left}table.scores th[data-sort]{cursor:pointer;color:#1d4ed8}\
-.scroll{overflow-x:auto}details.correct{margin:0 0 8px 16px;font-size:13px}details.correct form{display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
+.scroll{overflow-x:auto}a:focus,button:focus,summary:focus,select:focus,input:focus,th[data-sort]:focus{outline:3px solid #1d4ed8;outline-offset:2px}details.correct{margin:0 0 8px 16px;font-size:13px}details.correct form{display:flex;flex-wrap:wrap;gap:8px;align-items:center}\
 details.correct output{color:#065f46}";
 
 /// The staff sign-in service of the stack (OpenID Connect with PKCE): its base URL (an https
@@ -576,15 +581,15 @@ mod view {
                     div.scroll {
                         table.scores #intent-scores {
                             thead { tr {
-                                th data-sort="text" scope="col" { "Intent" }
-                                th data-sort="number" scope="col" { "Conversations" }
-                                th data-sort="number" scope="col" { "Satisfaction (est.)" }
-                                th data-sort="number" scope="col" { "CSAT (rated)" }
-                                th data-sort="number" scope="col" { "Resolved" }
-                                th data-sort="number" scope="col" { "Escalated" }
-                                th data-sort="number" scope="col" { "Asked for a person" }
-                                th data-sort="number" scope="col" { "Change" }
-                                th data-sort="number" scope="col" { "Short of average" }
+                                th data-sort="text" scope="col" tabindex="0" { "Intent" }
+                                th data-sort="number" scope="col" tabindex="0" { "Conversations" }
+                                th data-sort="number" scope="col" tabindex="0" { "Satisfaction (est.)" }
+                                th data-sort="number" scope="col" tabindex="0" { "CSAT (rated)" }
+                                th data-sort="number" scope="col" tabindex="0" { "Resolved" }
+                                th data-sort="number" scope="col" tabindex="0" { "Escalated" }
+                                th data-sort="number" scope="col" tabindex="0" { "Asked for a person" }
+                                th data-sort="number" scope="col" tabindex="0" { "Change" }
+                                th data-sort="number" scope="col" tabindex="0" { "Short of average" }
                             } }
                             tbody {
                                 @for row in intents {

@@ -185,7 +185,7 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                             @for i in r.issues.iter().take(5) {
                                 @let colour = match i.trend {
                                     Trend::Up { .. } | Trend::New => "#dc2626",
-                                    Trend::Down { .. } => "#16a34a",
+                                    Trend::Down { .. } => "#15803d",
                                     Trend::Flat | Trend::Few | Trend::SoFar => "#6b7280",
                                 };
                                 li style="margin-bottom:10px" {
