@@ -93,8 +93,9 @@ async fn surveys() {
     let (client, table) = fresh_feedback_table().await;
     let follow_ups = feedback_aws::dynamo::DynamoFollowUpStore::new(client.clone(), &table);
     let contacts = feedback_aws::dynamo::DynamoContactStore::new(client.clone(), &table);
+    let analysis = DynamoAnalysisStore::new(client.clone(), &table, 8);
     let store = feedback_aws::dynamo::DynamoSurveyStore::new(client, &table);
-    contract::surveys(&store, &contacts, &follow_ups, &follow_ups).await;
+    contract::surveys(&store, &contacts, &follow_ups, &follow_ups, &analysis).await;
 }
 
 #[tokio::test]

@@ -192,9 +192,17 @@ async fn a_panel_member_is_invited_answers_once_and_the_survey_is_reported() {
         assert!(String::from_utf8_lossy(&saved.body).contains(expected));
     }
 
-    let report = send("GET", &format!("{}/surveys", sys.base_url), &staff_headers, "").await.unwrap();
-    assert_eq!(report.status, 200, "{:?}", report.json());
-    let survey = &report.json()["surveys"][0];
+    // The stream's analysis reads the text answer within moments.
+    let mut survey = Value::Null;
+    for _ in 0..50 {
+        let report = send("GET", &format!("{}/surveys", sys.base_url), &staff_headers, "").await.unwrap();
+        assert_eq!(report.status, 200, "{:?}", report.json());
+        survey = report.json()["surveys"][0].clone();
+        if survey["questions"][2]["sentiment"] != json!([0, 0, 0]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!((&survey["invited"], &survey["answered"]), (&json!(1), &json!(1)), "{survey}");
     assert_eq!(survey["questions"][0]["stars"], json!([0, 1, 0, 0, 0]));
     assert_eq!(survey["questions"][2]["sentiment"], json!([1, 0, 0]), "the text answer read as negative");

@@ -124,7 +124,8 @@ fn first_event(fixture: &serde_json::Value, binary: &str, conversation: &str, ru
             "pk": {"S": format!("CONV#{conversation}")}, "sk": {"S": "MSG#m-1"}, "entity": {"S": "message"},
             "conversation_id": {"S": conversation}, "customer_id": {"S": "u-1"}, "role": {"S": "customer"},
             "text": {"S": "快递一周了还没到，客服也不回复，太失望了"}, "sent_at": {"S": "2026-11-24T02:00:00.000Z"},
-            "channel": {"S": "app"}, "message_id": {"S": "m-1"}
+            "channel": {"S": "app"}, "message_id": {"S": "m-1"}, "fingerprint": {"S": "bench"},
+            "received_at": {"S": "2026-11-24T02:00:01.000Z"}, "expires_at": {"N": "1795000000"}
         });
         return json!({"Records": [{
             "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb",

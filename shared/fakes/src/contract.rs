@@ -935,9 +935,10 @@ pub async fn surveys(
     contacts: &impl ContactStore,
     follow_ups: &impl FollowUpStore,
     links: &impl LinkStore,
+    analysis: &impl AnalysisStore,
 ) {
     use feedback::analysis::sentiment::Polarity;
-    use feedback::followups::survey::{Answer, AnswerValue, SurveyResponse, invitation_key};
+    use feedback::followups::survey::{Answer, AnswerValue, SurveyResponse, analyse_response, invitation_key};
     let now = at("2026-12-01T02:00:00Z");
     let member = ContactDetails {
         consent: Consent { email: true, sms: false, research: true },
@@ -975,12 +976,7 @@ pub async fn surveys(
             Answer { question: "matters".into(), value: AnswerValue::Choice { option: "speed".into() } },
             Answer {
                 question: "improve".into(),
-                value: AnswerValue::Text {
-                    text: "快递太慢了".into(),
-                    sentiment: Polarity::Negative,
-                    issue_types: vec!["logistics".into()],
-                    severity: 3,
-                },
+                value: AnswerValue::Text { text: "快递太慢了，一周还没到".into(), analysis: None },
             },
         ],
         answered_at: now,
@@ -990,6 +986,20 @@ pub async fn surveys(
     let again = SurveyResponse { answers: Vec::new(), ..response.clone() };
     assert!(!store.save_response(&again).await.unwrap(), "a second response is refused");
     assert!(store.answered("delivery-2026-12", "u-panel").await.unwrap());
-    assert_eq!(store.survey_state("delivery-2026-12").await.unwrap(), (1, vec![response]));
+    assert_eq!(store.survey_state("delivery-2026-12").await.unwrap(), (1, vec![response.clone()]));
+    // The stream's analysis keeps the text answers' reading on the response (again: the same).
+    let analysed = analyse_response(&mut Analyzer::new(), &response);
+    analysis.analysed_answers(&analysed).await.unwrap();
+    analysis.analysed_answers(&analysed).await.unwrap();
+    let (_, kept) = store.survey_state("delivery-2026-12").await.unwrap();
+    let AnswerValue::Text { analysis: Some(read), .. } = &kept[0].answers[2].value else { panic!("{kept:?}") };
+    assert_eq!((read.sentiment, read.issue_types.contains(&"logistics".to_owned())), (Polarity::Negative, true));
+    let gone = SurveyResponse { customer_id: "u-never".into(), ..analysed };
+    analysis.analysed_answers(&gone).await.unwrap();
+    assert_eq!(
+        store.survey_state("delivery-2026-12").await.unwrap().1.len(),
+        1,
+        "nothing made of a response that is gone"
+    );
     assert_eq!(store.survey_state("another").await.unwrap(), (0, Vec::new()));
 }

@@ -1237,6 +1237,15 @@ impl FollowUpStore for InMemory {
 }
 
 impl AnalysisStore for InMemory {
+    async fn analysed_answers(&self, r: &feedback::followups::survey::SurveyResponse) -> Result<(), StoreError> {
+        self.with("analysed_answers", |s| {
+            if let Some(kept) = s.survey_responses.get_mut(&(r.survey_id.clone(), r.customer_id.clone())) {
+                *kept = r.clone();
+            }
+            Ok(())
+        })
+    }
+
     async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {
         let shards = self.weeks.aggregate_shards;
         self.with("apply", |s| {

@@ -61,7 +61,7 @@ async fn follow_up_holds() {
 #[tokio::test]
 async fn surveys() {
     let t = InMemory::default();
-    contract::surveys(&t, &t, &t, &t).await;
+    contract::surveys(&t, &t, &t, &t, &t).await;
 }
 
 #[tokio::test]

@@ -1116,6 +1116,18 @@ async fn a_panel_survey_goes_only_to_members_under_the_follow_up_rules_and_is_an
     assert_eq!(open(answers(&given)).await.0, SurveyPage::AlreadyAnswered, "answered once");
     assert_eq!(open(None).await.0, SurveyPage::AlreadyAnswered);
 
+    let pending = survey_reports(&store, Surveys::builtin()).await.unwrap();
+    assert_eq!(pending[0].questions[2].sentiment, Some([0, 0, 0]), "not analysed before the stream reads it");
+    // The stream hands the new response to the analysis, which reads its text like a comment.
+    let (_, responses) = feedback::followups::survey::SurveyStore::survey_state(&store, &survey.id).await.unwrap();
+    let records = responses
+        .into_iter()
+        .map(|response| feedback::insights::StreamItem::SurveyAnswer { sequence: "1".into(), response })
+        .collect();
+    let tz = feedback::config::WeekSettings::default().shop_time_zone;
+    let outcome =
+        feedback::insights::process_batch(&store, &mut feedback::analysis::Analyzer::new(), &tz, records).await;
+    assert_eq!((outcome.recorded, outcome.failed_from), (1, None));
     let reports = survey_reports(&store, Surveys::builtin()).await.unwrap();
     let r = &reports[0];
     assert_eq!((r.invited, r.answered, r.response_rate_pct), (3, 1, Some(33.3)));

@@ -30,6 +30,12 @@ pub fn read_stream_record(record: &Value) -> StreamItem {
     let parsed = match entity {
         "rating" => serde_dynamo::from_item::<_, super::ratings::RatingItem>(image).map(|r| r.feedback()),
         "message" => serde_dynamo::from_item::<_, super::conversations::MessageItem>(image).map(|m| m.feedback()),
+        "survey_answer" => {
+            return match super::surveys::response_of(image) {
+                Ok(response) => StreamItem::SurveyAnswer { sequence, response },
+                Err(why) => unreadable(why),
+            };
+        }
         _ => return StreamItem::Skip { sequence },
     };
     match parsed {
@@ -174,6 +180,31 @@ fn failed(codes: &[Option<String>], index: usize) -> bool {
 }
 
 impl AnalysisStore for DynamoAnalysisStore {
+    async fn analysed_answers(&self, response: &feedback::followups::survey::SurveyResponse) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value::<_, AttributeValue>(response)
+            .map_err(|e| StoreError::Failed(format!("cannot map a survey response: {e}")))?;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                super::surveys::partition(&response.survey_id),
+                &super::surveys::answer_key(&response.customer_id),
+            )))
+            .update_expression("SET #r = :r")
+            .expression_attribute_names("#r", "response")
+            .expression_attribute_values(":r", value)
+            // Gone (expired) is nothing to analyse.
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
     async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
         let messages = super::conversations::read_turns(&self.client, &self.table, &item.pk).await?;
         // Before this message: sent earlier (RFC 3339 UTC with milliseconds sorts as text), or at
@@ -353,7 +384,9 @@ mod fuzz {
         fn stream_records(record in prop_oneof![record_like(), any_json()]) {
             match super::read_stream_record(&record) {
                 feedback::insights::StreamItem::Unreadable(e) => prop_assert!(!e.why.is_empty()),
-                feedback::insights::StreamItem::Feedback { .. } | feedback::insights::StreamItem::Skip { .. } => {}
+                feedback::insights::StreamItem::Feedback { .. }
+                | feedback::insights::StreamItem::SurveyAnswer { .. }
+                | feedback::insights::StreamItem::Skip { .. } => {}
             }
         }
     }

@@ -10,6 +10,19 @@ use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::followups::survey::{SurveyResponse, SurveyStore, invitation_key};
 
+pub(crate) fn answer_key(customer_id: &str) -> String {
+    format!("ANSWER#{customer_id}")
+}
+
+/// The stored shape of a response (`response`) for the stream's reader.
+pub(crate) fn response_of(item: serde_dynamo::Item) -> Result<SurveyResponse, String> {
+    #[derive(serde::Deserialize)]
+    struct AnswerItem {
+        response: SurveyResponse,
+    }
+    serde_dynamo::from_item::<_, AnswerItem>(item).map(|a| a.response).map_err(|e| format!("survey answer: {e}"))
+}
+
 /// Invitations and answers are kept this long.
 const SURVEY_RETENTION_DAYS: u32 = 730;
 
@@ -19,7 +32,7 @@ pub struct DynamoSurveyStore {
     table: String,
 }
 
-fn partition(survey_id: &str) -> String {
+pub(crate) fn partition(survey_id: &str) -> String {
     format!("SURVEY#{survey_id}")
 }
 
@@ -73,11 +86,11 @@ impl SurveyStore for DynamoSurveyStore {
     }
 
     async fn answered(&self, survey_id: &str, customer_id: &str) -> Result<bool, StoreError> {
-        super::exists(&self.client, &self.table, partition(survey_id), &format!("ANSWER#{customer_id}")).await
+        super::exists(&self.client, &self.table, partition(survey_id), &answer_key(customer_id)).await
     }
 
     async fn save_response(&self, response: &SurveyResponse) -> Result<bool, StoreError> {
-        let mut item = key(partition(&response.survey_id), &format!("ANSWER#{}", response.customer_id));
+        let mut item = key(partition(&response.survey_id), &answer_key(&response.customer_id));
         item.insert("entity".into(), s("survey_answer"));
         item.insert(
             "response".into(),

@@ -123,13 +123,46 @@ pub enum RawAnswer {
     Text(String),
 }
 
-/// An answer as kept: a text with its analysis (contacts masked).
+/// An answer as kept: a text with contacts masked, and its analysis once the stream's analysis
+/// function made it (the page's function carries no models).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AnswerValue {
-    Stars { stars: u8 },
-    Choice { option: String },
-    Text { text: String, sentiment: Polarity, issue_types: Vec<String>, severity: u8 },
+    Stars {
+        stars: u8,
+    },
+    Choice {
+        option: String,
+    },
+    Text {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        analysis: Option<TextAnalysis>,
+    },
+}
+
+/// A text answer read like a comment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextAnalysis {
+    pub sentiment: Polarity,
+    pub issue_types: Vec<String>,
+    pub severity: u8,
+}
+
+/// The response with its text answers analysed (those already analysed are kept as they are).
+pub fn analyse_response(analyzer: &mut crate::analysis::Analyzer, response: &SurveyResponse) -> SurveyResponse {
+    let mut out = response.clone();
+    for answer in &mut out.answers {
+        if let AnswerValue::Text { text, analysis: analysis @ None } = &mut answer.value {
+            let a = analyzer.analyze(text, None);
+            *analysis = Some(TextAnalysis {
+                sentiment: a.sentiment.label,
+                issue_types: a.issues.iter().map(|i| i.issue_type.to_owned()).collect(),
+                severity: a.severity,
+            });
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,7 +371,8 @@ pub enum SurveyPage {
     Invalid,
 }
 
-/// `GET` or `POST` of `/s/{token}`. GET never writes.
+/// `GET` or `POST` of `/s/{token}`. GET never writes. Text answers are kept with contacts masked;
+/// the stream's analysis function reads them like comments (`analyse_response`).
 pub async fn open_survey(
     signer: &super::link::LinkSigner,
     links: &impl super::link::LinkStore,
@@ -376,7 +410,6 @@ pub async fn open_survey(
         Ok(raw) => raw,
         Err(problems) => return Ok((SurveyPage::Form { survey: survey.clone(), problems }, language)),
     };
-    let mut analyzer = crate::analysis::Analyzer::new();
     let answers = raw
         .into_iter()
         .map(|(question, a)| Answer {
@@ -385,14 +418,7 @@ pub async fn open_survey(
                 RawAnswer::Stars(stars) => AnswerValue::Stars { stars },
                 RawAnswer::Choice(option) => AnswerValue::Choice { option },
                 RawAnswer::Text(text) => {
-                    let text = crate::pii::mask_contacts(&text).into_owned();
-                    let a = analyzer.analyze(&text, None);
-                    AnswerValue::Text {
-                        sentiment: a.sentiment.label,
-                        issue_types: a.issues.iter().map(|i| i.issue_type.to_owned()).collect(),
-                        severity: a.severity,
-                        text,
-                    }
+                    AnswerValue::Text { text: crate::pii::mask_contacts(&text).into_owned(), analysis: None }
                 }
             },
         })
@@ -472,16 +498,20 @@ pub fn report(survey: &Survey, invited: u64, responses: &[SurveyResponse]) -> Su
                         let Some(c) = choices.iter_mut().find(|c| &c.0 == option) else { continue };
                         c.2 += 1;
                     }
-                    (QuestionKind::Text, AnswerValue::Text { text, sentiment: s, issue_types, severity }) => {
-                        sentiment[match s {
-                            Polarity::Negative => 0,
-                            Polarity::Neutral => 1,
-                            Polarity::Positive => 2,
-                        }] += 1;
-                        for t in issue_types {
-                            *r.issue_types.entry(t.clone()).or_default() += 1;
+                    (QuestionKind::Text, AnswerValue::Text { text, analysis }) => {
+                        // Not analysed yet (the stream's analysis follows within seconds): counted
+                        // as an answer, not in the sentiment split.
+                        if let Some(a) = analysis {
+                            sentiment[match a.sentiment {
+                                Polarity::Negative => 0,
+                                Polarity::Neutral => 1,
+                                Polarity::Positive => 2,
+                            }] += 1;
+                            for t in &a.issue_types {
+                                *r.issue_types.entry(t.clone()).or_default() += 1;
+                            }
                         }
-                        texts.push((*severity, text));
+                        texts.push((analysis.as_ref().map_or(0, |a| a.severity), text));
                     }
                     _ => continue,
                 }
@@ -601,9 +631,7 @@ mod tests {
                     question: "improve".into(),
                     value: AnswerValue::Text {
                         text: t.into(),
-                        sentiment,
-                        issue_types: vec!["logistics".into()],
-                        severity,
+                        analysis: Some(TextAnalysis { sentiment, issue_types: vec!["logistics".into()], severity }),
                     },
                 }),
             ]

@@ -248,6 +248,12 @@ pub enum Applied {
 pub trait AnalysisStore {
     fn apply(&self, analysed: &AnalysedFeedback) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 
+    /// Keeps a survey response's analysed text answers on the response (again the same: once).
+    fn analysed_answers(
+        &self,
+        response: &crate::followups::survey::SurveyResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The messages before a customer's message in its conversation: the context the chat model
     /// reads it in.
     fn earlier(&self, item: &StoredFeedback) -> impl Future<Output = Result<Earlier, StoreError>> + Send;
@@ -272,6 +278,11 @@ pub enum StreamItem {
     Feedback {
         sequence: String,
         item: StoredFeedback,
+    },
+    /// A new response to a panel survey: its text answers are read like comments.
+    SurveyAnswer {
+        sequence: String,
+        response: crate::followups::survey::SurveyResponse,
     },
     Unreadable(UnreadableRecord),
 }
@@ -303,6 +314,15 @@ pub async fn process_batch(
     for record in records {
         match record {
             StreamItem::Skip { .. } => outcome.skipped += 1,
+            StreamItem::SurveyAnswer { sequence, response } => {
+                let analysed = crate::followups::survey::analyse_response(analyzer, &response);
+                if let Err(e) = store.analysed_answers(&analysed).await {
+                    tracing::warn!(error = %e, sequence = %sequence, retryable = e.is_retryable(), "survey answers not analysed");
+                    outcome.failed_from = Some(sequence);
+                    break;
+                }
+                outcome.recorded += 1;
+            }
             StreamItem::Unreadable(e) => {
                 tracing::error!(error = %e, "stream record unreadable");
                 outcome.unreadable += 1;
