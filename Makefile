@@ -12,7 +12,7 @@ export CARGO_TERM_COLOR ?= never
 PY               := $(VENV)/bin/python
 STAMP            := $(VENV)/.installed-$(shell cat infra/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test venv build browser lint-template lint deny bench sam-build clean-cache fuzz toolchain models
+.PHONY: run demo test venv build browser lint-template lint deny bench sam-build clean-cache fuzz toolchain models chart-font
 
 # The pinned toolchain (rust-toolchain.toml). rustup installs it where it can download; on an
 # offline machine whose stable is that very version, the installed one is linked under its name
@@ -44,14 +44,18 @@ test: toolchain $(STAMP) lint-template browser
 	else echo "NOT RUN: the checks on the team data (needs_team_data::*): $(TEAM_DATA) is not here"; \
 	  cargo test --workspace --no-fail-fast -- --skip needs_team_data; fi
 
-# The dashboard's browser test needs Chromium: Debian's package, installed here when missing
-# (as root, as in CI); otherwise say how. CHROMIUM=/path/to/chrome uses another one.
+# The dashboard's browser test needs Chromium and a CJK font (as a staff computer has one: the
+# test checks Chinese is not drawn as boxes): Debian's chromium and fonts-noto-cjk, installed here
+# when missing (as root, as in CI); otherwise say how. CHROMIUM=/path/to/chrome uses another one.
 browser:
-	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	@missing=""; \
+	if [ -z "$$CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then missing="chromium"; fi; \
+	if ! fc-list :lang=zh 2>/dev/null | grep -q .; then missing="$$missing fonts-noto-cjk"; fi; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium for the browser test"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "The browser test needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chrome)"; exit 1; fi
+	  echo "installing$$missing for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "The browser test needs:$$missing (sudo apt-get install$$missing; CHROMIUM=/path/to/chrome for another browser)"; exit 1; fi
 
 venv: $(STAMP)
 
@@ -116,3 +120,10 @@ fuzz:
 	cd shared/domain/fuzz && for t in rating messages close contact link_token mask_contacts; do \
 	  CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
+
+# The digest charts' embedded font: a subset of Noto Sans CJK SC (SIL OFL 1.1) with every character
+# the charts draw. Run after a chart string or an issue-type label changes (a test says when).
+chart-font: $(STAMP)
+	@test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || { echo "needs Debian's fonts-noto-cjk (apt-get install fonts-noto-cjk)"; exit 1; }
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check fonttools
+	$(VENV)/bin/python infra/fonts/subset-chart-font.py

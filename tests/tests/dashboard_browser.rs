@@ -51,6 +51,9 @@ impl Browser {
                 "--disable-sync",
                 "--disable-quic",
                 "--no-first-run",
+                // The browser asks for English whatever the machine's locale (the tests that need
+                // Chinese ask for it with the switch).
+                "--lang=en-US",
                 "--window-size=1280,1800",
                 "--remote-debugging-port=0",
             ])
@@ -199,8 +202,10 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
     let result = tokio::task::spawn_blocking(move || {
         let mut b = Browser::tab();
         b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1800, "deviceScaleFactor": 1, "mobile": false}));
-        b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week={week}#token={}", infra::STAFF_DEV_TOKEN) }));
+        // In English first (the switch to the shop's Chinese comes below).
+        b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week={week}&lang=en#token={}", infra::STAFF_DEV_TOKEN) }));
         b.wait_for("document.body && document.body.dataset.state === 'ready'", Duration::from_secs(30));
+        assert_eq!(b.eval("document.documentElement.lang"), json!("en"));
 
         let figures = b.eval(
             "Array.from(document.querySelectorAll('figure')).map(f => ({id: f.id, \
@@ -298,6 +303,54 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         let charts = b.eval("Array.from(document.querySelectorAll('figure svg')).map(s => Math.round(s.getBoundingClientRect().right))");
         assert!(charts.as_array().unwrap().iter().all(|r| r.as_f64().unwrap() <= 390.0), "charts fit: {charts}");
         b.screenshot("dashboard-390px.png");
+        b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1800, "deviceScaleFactor": 1, "mobile": false}));
+
+        // The switch to Chinese (the shop's language): the page is made again in it, remembered.
+        b.eval("document.querySelector('a[data-lang=\"zh-CN\"]').click(); true");
+        b.wait_for(
+            "document.documentElement.lang === 'zh-CN' && document.body && document.body.dataset.state === 'ready'",
+            Duration::from_secs(30),
+        );
+        assert_eq!(b.eval("localStorage.getItem('staffLang')"), json!("zh-CN"), "the choice is remembered");
+        let ranking_zh = b.eval("document.querySelector('#issue-ranking svg').textContent");
+        assert!(ranking_zh.as_str().unwrap().contains("物流配送"), "{ranking_zh}");
+        // No staff text of ours left in English: every visible text but the customers' quotes, the
+        // data (ids, marked translate=no) and the switch's own "English" is Chinese, figures or marks.
+        let english = b.eval(
+            "(function () {\
+               var words = [];\
+               document.querySelectorAll('details').forEach(function (d) { d.open = true; });\
+               var walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);\
+               while (walker.nextNode()) {\
+                 var t = walker.currentNode, el = t.parentElement;\
+                 if (!el || el.closest('blockquote, script, style, [translate=no], [lang]:not(html)') || (el.checkVisibility && !el.checkVisibility())) { continue; }\
+                 (t.textContent.match(/[A-Za-z]{3,}/g) || []).forEach(function (w) { if (['CSAT', 'CSV', 'VIP'].indexOf(w) < 0) { words.push(w + ' (' + el.tagName + ')'); } });\
+               }\
+               return words;\
+             })()",
+        );
+        assert_eq!(english, json!([]), "untranslated staff text in the Chinese dashboard");
+        // No tofu: the Chinese heading is drawn by a font that has its characters (Chromium says
+        // which fonts drew how many glyphs); a staff computer has a CJK font, and `make browser`
+        // installs Debian's fonts-noto-cjk as one.
+        b.call("DOM.enable", json!({}));
+        b.call("CSS.enable", json!({}));
+        let root = b.call("DOM.getDocument", json!({}))["root"]["nodeId"].clone();
+        let heading = b.call("DOM.querySelector", json!({ "nodeId": root, "selector": "section h2" }))["nodeId"].clone();
+        let text = b.call("DOM.getOuterHTML", json!({ "nodeId": heading }));
+        assert!(text["outerHTML"].as_str().unwrap_or("").contains("优先解决"), "{text}");
+        let fonts = b.call("CSS.getPlatformFontsForNode", json!({ "nodeId": heading }))["fonts"].clone();
+        let cjk = fonts.as_array().unwrap().iter().any(|f| {
+            let name = f["familyName"].as_str().unwrap_or("");
+            f["glyphCount"].as_u64().unwrap_or(0) >= 4
+                && ["CJK", "SC", "Hei", "PingFang", "WenQuanYi", "Fallback", "Han"].iter().any(|k| name.contains(k))
+        });
+        assert!(cjk, "no CJK font drew the Chinese heading: {fonts}");
+        b.screenshot("dashboard-zh-CN.png");
+        b.call("Emulation.setDeviceMetricsOverride", json!({"width": 390, "height": 1800, "deviceScaleFactor": 2, "mobile": true}));
+        let width = b.eval("document.documentElement.scrollWidth");
+        assert!(width.as_f64().unwrap() <= 390.0, "the Chinese page is {width} px wide on a 390 px phone");
+        b.screenshot("dashboard-zh-CN-390px.png");
         b.call("Emulation.setDeviceMetricsOverride", json!({"width": 1280, "height": 1800, "deviceScaleFactor": 1, "mobile": false}));
 
         // The page's script: the previous-week link loads that week with the token it kept.

@@ -209,5 +209,6 @@ async fn a_panel_member_is_invited_answers_once_and_the_survey_is_reported() {
     assert_eq!(survey["questions"][2]["examples"][0], "物流信息三天没更新");
     let view = send("GET", &format!("{}/dashboard/view", sys.base_url), &staff_headers, "").await.unwrap();
     let view = String::from_utf8_lossy(&view.body).into_owned();
-    assert!(view.contains("data-survey=\"delivery-2026-12\"") && view.contains("1 of 1 invited answered"), "{view}");
+    // In the shop's language (the template's StaffLocale, zh-CN).
+    assert!(view.contains("data-survey=\"delivery-2026-12\"") && view.contains("受邀 1 人中 1 人已作答"), "{view}");
 }

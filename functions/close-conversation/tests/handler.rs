@@ -17,6 +17,7 @@ async fn app() -> (App, feedback_aws::dynamo::Client, String) {
         intake: IntakeSettings { alert_min_severity: Severity::High },
         close: CloseSettings { follow_up_delay_hours: 24 },
         weeks: Default::default(),
+        staff_locale: feedback::i18n::Locale::En,
     };
     (App::new(client.clone(), settings), client, table)
 }

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 
 use feedback::Timestamp;
 use feedback::config::{ConfigError, Env, WeekSettings};
+use feedback::i18n::Locale;
 use feedback::reporting::ReportStore;
 use feedback::reporting::stats::{EXPORT_MAX_DAYS, EXPORT_MAX_ROWS, STATS_DEFAULT_DAYS, STATS_MAX_DAYS, stats_between};
 use feedback_aws::dynamo::{self, DynamoReportStore};
@@ -28,9 +29,16 @@ pub struct App {
     weeks: WeekSettings,
     /// The group (or scope) a staff token must carry; `None`: any token of the issuer will do.
     staff_group: Option<String>,
-    /// The page and its Content-Security-Policy, made once per cold start.
-    page: (String, String),
+    /// The page and its Content-Security-Policy in each language, made once per cold start.
+    pages: Vec<(Locale, (String, String))>,
     shop_name: String,
+    /// The shop's language (`STAFF_LOCALE`): what staff read when neither the address nor their
+    /// browser names one of ours.
+    locale: Locale,
+}
+
+fn pages(shop_name: &str, sign_in: Option<&board::StaffSignIn>) -> Vec<(Locale, (String, String))> {
+    Locale::ALL.iter().map(|l| (*l, board::shell_page(shop_name, sign_in, *l))).collect()
 }
 
 /// Why a request got no data.
@@ -104,8 +112,12 @@ impl App {
         let sign_in_url = env.or("STAFF_SIGN_IN_URL", String::new())?;
         let sign_in = board::StaffSignIn::new(&sign_in_url, &env.or("STAFF_CLIENT_ID", String::new())?)
             .map_err(|why| ConfigError::Invalid { name: "STAFF_SIGN_IN_URL", value: sign_in_url, why })?;
+        let locale = env.or("STAFF_LOCALE", Locale::ZhCn)?;
         let client = dynamo::warm_client(&table).await;
-        Ok(Self::new(client, &table, weeks, shop_name).with_staff_group(&staff_group).with_sign_in(sign_in))
+        Ok(Self::new(client, &table, weeks, shop_name)
+            .with_staff_group(&staff_group)
+            .with_sign_in(sign_in)
+            .with_locale(locale))
     }
 
     pub fn new(client: feedback_aws::dynamo::Client, table: &str, weeks: WeekSettings, shop_name: String) -> Self {
@@ -115,14 +127,21 @@ impl App {
             store: DynamoReportStore::new(client, table, weeks.clone()),
             weeks,
             staff_group: None,
-            page: board::shell_page(&shop_name, None),
+            pages: pages(&shop_name, None),
             shop_name,
+            locale: Locale::ZhCn,
         }
     }
 
     /// Staff sign in on the page itself (OpenID Connect, code with PKCE) with this service.
     pub fn with_sign_in(mut self, sign_in: Option<board::StaffSignIn>) -> Self {
-        self.page = board::shell_page(&self.shop_name, sign_in.as_ref());
+        self.pages = pages(&self.shop_name, sign_in.as_ref());
+        self
+    }
+
+    /// The shop's language, for staff whose browser names none of ours.
+    pub fn with_locale(mut self, locale: Locale) -> Self {
+        self.locale = locale;
         self
     }
 
@@ -135,8 +154,12 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Result<Response<Body>, Infallible> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
+        let query = req.query_string_parameters_ref().cloned().unwrap_or_default();
+        let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+        let locale = board::request_locale(query.first("lang"), accept, self.locale);
+        let cat = locale.catalogue();
         if path.ends_with("/dashboard") && path_parameter(&req, "week").is_none() {
-            let (page, csp) = &self.page;
+            let (page, csp) = self.pages.iter().find(|(l, _)| *l == locale).map(|(_, p)| p).unwrap_or(&self.pages[0].1);
             let res = text(200, "text/html; charset=utf-8", page.clone());
             return Ok(with_headers(
                 res,
@@ -144,6 +167,8 @@ impl App {
                     (header::CONTENT_SECURITY_POLICY, csp),
                     (header::X_FRAME_OPTIONS, "DENY"),
                     (header::REFERRER_POLICY, "no-referrer"),
+                    (header::VARY, "Accept-Language"),
+                    (header::CONTENT_LANGUAGE, locale.tag()),
                 ],
             ));
         }
@@ -164,7 +189,6 @@ impl App {
         }
         let now = Timestamp::now();
         let today = self.weeks.shop_time_zone.to_datetime(now).date();
-        let query = req.query_string_parameters_ref().cloned().unwrap_or_default();
         let answer: Result<Response<Body>, Refusal> = async {
             // The routes with a path parameter first: its value may itself end like another route
             // (`/reports/stats`).
@@ -258,8 +282,11 @@ impl App {
                     tracing::warn!(error = %e, "research panel not read; the week view goes without it");
                     Vec::new()
                 });
-                let view = board::week_view(&self.store, &week, today, now, &surveys).await?;
-                Ok(text(200, "text/html; charset=utf-8", view))
+                let view = board::week_view(&self.store, &week, today, now, &surveys, cat).await?;
+                Ok(with_headers(
+                    text(200, "text/html; charset=utf-8", view),
+                    &[(header::VARY, "Accept-Language"), (header::CONTENT_LANGUAGE, locale.tag())],
+                ))
             } else if path.ends_with("/scorecards") {
                 let week = board::view_week(query.first("week"), today)?;
                 let by_raw = query.first("by").unwrap_or("intent");
@@ -308,7 +335,7 @@ impl App {
                 let (from, to) = board::date_range(query.first("from"), query.first("to"), today, 7, EXPORT_MAX_DAYS)?;
                 let (rows, truncated) = self.store.feedback_rows(from, to, EXPORT_MAX_ROWS).await?;
                 tracing::info!(%staff, %from, %to, rows = rows.len(), truncated, "feedback exported");
-                let res = text(200, "text/csv; charset=utf-8", board::feedback_csv(&rows, truncated));
+                let res = text(200, "text/csv; charset=utf-8", board::feedback_csv(&rows, truncated, cat));
                 let disposition = format!("attachment; filename=\"feedback-{from}-{to}.csv\"");
                 Ok(with_headers(res, &[(header::CONTENT_DISPOSITION, &disposition)]))
             } else {

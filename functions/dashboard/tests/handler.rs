@@ -102,7 +102,13 @@ async fn the_week_view_ranks_issues_with_charts_and_masked_examples() {
     let quality = view.body.find("data-issue-type=\"quality\"").expect("quality ranked");
     assert!(first < quality, "logistics first");
     assert!(view.body.contains("电话 [phone]") && !view.body.contains("13812345678"), "phone masked");
-    assert!(view.body.contains("2026-11-16 to 2026-11-22"));
+    // The shop's language unless the address (or the browser) names another.
+    assert!(view.body.contains("2026-11-16 至 2026-11-22") && view.body.contains("优先解决"), "zh-CN by default");
+    assert_eq!(view.headers["content-language"], "zh-CN");
+    let en =
+        get(&app, "GET /dashboard/view", "/dashboard/view", &[], &[("week", "2026-W47"), ("lang", "en")], true).await;
+    assert!(en.body.contains("2026-11-16 to 2026-11-22") && en.body.contains("Fix first"), "{}", en.body);
+    assert!(!en.body.contains("优先解决"), "no Chinese of ours in the English view");
     let bad = get(&app, "GET /dashboard/view", "/dashboard/view", &[], &[("week", "last")], true).await;
     assert_eq!((bad.status, bad.json()["invalid_params"][0]["field"].as_str()), (400, Some("week")));
 }

@@ -62,7 +62,7 @@ impl App {
             offers: DynamoOfferStore::new(dynamodb.clone(), &settings.table_name, settings.weeks.aggregate_shards),
             strategy: StrategySettings { shop_time_zone: settings.weeks.shop_time_zone.clone(), ..Default::default() },
             store: DynamoConversationStore::new(dynamodb, &settings.table_name, settings.retention_days),
-            alerts: SnsStaffAlerts::new(sns, topic_arn),
+            alerts: SnsStaffAlerts::new(sns, topic_arn).in_locale(settings.staff_locale),
             settings: settings.intake,
             rules: TriggerRules::builtin(),
         }

@@ -28,6 +28,7 @@ fn settings(table: &str) -> ConversationSettings {
         intake: IntakeSettings { alert_min_severity: Severity::High },
         close: CloseSettings { follow_up_delay_hours: 24 },
         weeks: Default::default(),
+        staff_locale: feedback::i18n::Locale::En,
     }
 }
 

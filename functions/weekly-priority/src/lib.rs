@@ -44,15 +44,17 @@ pub fn settings_from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<
         dashboard_url: base.map(|b| format!("{}/dashboard", b.trim_end_matches('/'))),
         // As long as one invocation can live (Timeout 60 s) and some clock skew: see feedback::lease.
         lease_seconds: env.or("LEASE_SECONDS", 70)?,
+        locale: env.or("STAFF_LOCALE", feedback::i18n::Locale::ZhCn)?,
     })
 }
 
-/// The digest's charts: issue priority, sentiment this week and last, the follow-up funnel.
-pub fn digest_charts(report: &WeeklyReport) -> Result<Vec<InlineImage>, String> {
+/// The digest's charts: issue priority, sentiment this week and last, the follow-up funnel, in
+/// the digest's language.
+pub fn digest_charts(report: &WeeklyReport, cat: &feedback::i18n::Catalogue) -> Result<Vec<InlineImage>, String> {
     let charts = [
-        ("ranking", Chart::ranking(report, 8)),
-        ("sentiment", Chart::sentiment(&[report.previous.clone(), report.headline.clone()])),
-        ("follow-ups", Chart::funnel(&report.headline)),
+        ("ranking", Chart::ranking(report, 8, cat)),
+        ("sentiment", Chart::sentiment(&[report.previous.clone(), report.headline.clone()], cat)),
+        ("follow-ups", Chart::funnel(&report.headline, cat)),
     ];
     charts
         .into_iter()
@@ -132,6 +134,11 @@ mod tests {
         assert_eq!(s.dashboard_url.as_deref(), Some("https://fb.example.com/dashboard"));
         let none = settings_from_env(&env(&[("DIGEST_FROM", "fb@shop.example.com")])).unwrap();
         assert!(none.recipients.is_empty() && none.dashboard_url.is_none());
+        assert_eq!(none.locale, feedback::i18n::Locale::ZhCn, "the shop's language is Chinese unless told");
+        let en = settings_from_env(&env(&[("DIGEST_FROM", "x@y.co"), ("STAFF_LOCALE", "en")])).unwrap();
+        assert_eq!(en.locale, feedback::i18n::Locale::En);
+        let fr = settings_from_env(&env(&[("DIGEST_FROM", "x@y.co"), ("STAFF_LOCALE", "fr")])).err().unwrap();
+        assert!(fr.to_string().contains("STAFF_LOCALE"), "{fr}");
         let bad = settings_from_env(&env(&[("DIGEST_FROM", "x@y.co"), ("DIGEST_RECIPIENTS", "ops")])).err().unwrap();
         assert!(bad.to_string().contains("DIGEST_RECIPIENTS"), "{bad}");
     }

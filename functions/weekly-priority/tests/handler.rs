@@ -28,6 +28,7 @@ fn settings(staff: &str, from: &str) -> DigestSettings {
         shop_name: "小店".into(),
         dashboard_url: Some("https://fb.example.com/dashboard".into()),
         lease_seconds: 300,
+        locale: feedback::i18n::Locale::En,
     }
 }
 
@@ -129,7 +130,7 @@ async fn the_monday_run_sends_one_digest_by_mail_and_one_to_the_staff_topic() {
     assert!(html.contains("cid:ranking@feedback-loop"), "{html}");
     // 7 ratings, 2 of them 4–5★ → CSAT 28.6%; one came through a follow-up link.
     assert!(text.contains("CSAT 28.6%") && text.contains("7 ratings"), "{text}");
-    assert!(text.contains("1. Shipping and delivery 物流配送"), "{text}");
+    assert!(text.contains("1. Shipping and delivery — priority"), "{text}");
     assert!(text.contains("一个星期都没到") || text.contains("太慢"), "an example comment: {text}");
     let report = w.store.report("2026-W47").await.unwrap().unwrap();
     assert_eq!((report.issues[0].items, report.issues[0].previous_items), (4, 1));

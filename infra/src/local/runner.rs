@@ -155,6 +155,12 @@ pub async fn start(cfg: RunnerConfig) -> Result<LocalStack, BoxError> {
             if name == "PUBLIC_BASE_URL" {
                 *value = format!("http://{address}");
             }
+            // `STAFF_LOCALE=en make run`: the template's StaffLocale for this run.
+            if name == "STAFF_LOCALE"
+                && let Some(locale) = std::env::var("STAFF_LOCALE").ok().filter(|l| !l.trim().is_empty())
+            {
+                *value = locale;
+            }
             match (name.as_str(), &cfg.staff_sign_in) {
                 ("STAFF_SIGN_IN_URL", Some((url, _))) => *value = url.clone(),
                 ("STAFF_CLIENT_ID", Some((_, client))) => *value = client.clone(),

@@ -17,11 +17,18 @@ pub use aws_sdk_sns::Client as SnsClient;
 pub struct SnsStaffAlerts {
     client: Client,
     topic_arn: String,
+    locale: feedback::i18n::Locale,
 }
 
 impl SnsStaffAlerts {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self { client, topic_arn: topic_arn.into() }
+        Self { client, topic_arn: topic_arn.into(), locale: feedback::i18n::Locale::ZhCn }
+    }
+
+    /// The language staff read the alerts in (the subject stays ASCII: SNS wants it so).
+    pub fn in_locale(mut self, locale: feedback::i18n::Locale) -> Self {
+        self.locale = locale;
+        self
     }
 }
 
@@ -36,7 +43,7 @@ impl StaffAlerts for SnsStaffAlerts {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(alert.subject())
-            .message(alert.body())
+            .message(alert.body(self.locale.catalogue()))
             .message_attributes("severity", attribute(alert.severity.as_str()))
             .message_attributes("category", attribute(&alert.category))
             .message_attributes("conversation_id", attribute(&alert.conversation_id))

@@ -114,6 +114,8 @@ pub struct ConversationSettings {
     pub close: crate::conversations::intake::CloseSettings,
     /// Where closed conversations' estimated satisfaction is counted (`SHOP_TIME_ZONE`, `AGGREGATE_SHARDS`).
     pub weeks: WeekSettings,
+    /// The language staff read alerts in (`STAFF_LOCALE`, the template's `StaffLocale`).
+    pub staff_locale: crate::i18n::Locale,
 }
 
 impl ConversationSettings {
@@ -139,6 +141,7 @@ impl ConversationSettings {
                 follow_up_delay_hours: env.or("FOLLOW_UP_DELAY_HOURS", 24)?,
             },
             weeks: WeekSettings::from_env(env)?,
+            staff_locale: env.or("STAFF_LOCALE", crate::i18n::Locale::ZhCn)?,
         };
         if s.retention_days == 0 {
             return Err(ConfigError::Invalid {

@@ -13,6 +13,9 @@ use crate::insights::scorecards::ScoreCounts;
 pub struct Experiment {
     pub name: String,
     pub description: String,
+    /// The description for staff reading in Chinese (the English one when empty).
+    #[serde(default)]
+    pub description_zh: String,
     /// The first day it runs (UTC; conversations before it get no arm).
     pub start: jiff::civil::Date,
     /// Closed conversations each arm needs before a verdict.
@@ -137,11 +140,28 @@ pub struct ExperimentReport {
     pub description: String,
     pub start: String,
     pub horizon: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description_zh: String,
     pub arms: Vec<ArmFigures>,
     pub comparisons: Vec<Comparison>,
-    /// In plain words: "warm better than control on estimated satisfaction, 95%", "no difference
-    /// shown", "not enough data yet (120 of 200 per arm)".
-    pub verdict: String,
+    /// In plain words, in the reader's language (`verdict_text`): "warm better than control on
+    /// estimated satisfaction, 95%", "no difference shown", "not enough data yet (120 of 200 per
+    /// arm)"; one phrase per arm that differs.
+    #[serde(deserialize_with = "crate::i18n::phrases_or_sentence")]
+    pub verdict: Vec<crate::i18n::Phrase>,
+}
+
+impl ExperimentReport {
+    pub fn description_in(&self, locale: crate::i18n::Locale) -> &str {
+        match locale {
+            crate::i18n::Locale::ZhCn if !self.description_zh.is_empty() => &self.description_zh,
+            _ => &self.description,
+        }
+    }
+
+    pub fn verdict_text(&self, cat: &crate::i18n::Catalogue) -> String {
+        self.verdict.iter().map(|p| p.render(cat)).collect::<Vec<_>>().join(cat.get("list.separator").unwrap_or("; "))
+    }
 }
 
 /// Compares the arms of `x` from their counts since it started (`arm name → counts`). The first
@@ -192,27 +212,26 @@ pub fn compare(x: &Experiment, counts: &[(String, ScoreCounts)]) -> ExperimentRe
         }
     }
     let smallest = arms.iter().map(|a| a.conversations).min().unwrap_or(0);
+    use crate::i18n::Phrase;
     let verdict = if smallest < x.horizon {
-        format!("not enough data yet ({smallest} of {} closed conversations in the smallest arm)", x.horizon)
+        vec![Phrase::new("experiment.not_enough").arg("smallest", smallest).arg("horizon", x.horizon)]
     } else {
         let primary: Vec<&Comparison> = comparisons.iter().filter(|c| c.metric == "estimated satisfaction").collect();
-        let winners: Vec<String> = primary
+        let winners: Vec<Phrase> = primary
             .iter()
             .filter(|c| c.p_value.is_some_and(|p| p < 0.05))
             .map(|c| {
                 let better = c.arm_pct.unwrap_or(0.0) > c.control_pct.unwrap_or(0.0);
-                if better {
-                    format!("{} better than {} on estimated satisfaction, 95%", c.arm, x.arm[0].name)
-                } else {
-                    format!("{} worse than {} on estimated satisfaction, 95%", c.arm, x.arm[0].name)
-                }
+                let key = if better { Phrase::new("experiment.better") } else { Phrase::new("experiment.worse") };
+                key.arg("arm", &c.arm).arg("control", &x.arm[0].name)
             })
             .collect();
-        if winners.is_empty() { "no difference shown at 95%".to_owned() } else { winners.join("; ") }
+        if winners.is_empty() { vec![Phrase::new("experiment.no_difference")] } else { winners }
     };
     ExperimentReport {
         name: x.name.clone(),
         description: x.description.clone(),
+        description_zh: x.description_zh.clone(),
         start: x.start.to_string(),
         horizon: x.horizon,
         arms,
@@ -303,10 +322,11 @@ mod tests {
             c
         };
         let early = compare(x, &[("control".into(), arm(120, 0.4)), ("warm".into(), arm(149, 0.7))]);
-        assert!(early.verdict.starts_with("not enough data yet (120 of 150"), "{}", early.verdict);
+        let en = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
+        assert!(early.verdict_text(en).starts_with("not enough data yet (120 of 150"), "{:?}", early.verdict);
         let done = compare(x, &[("control".into(), arm(220, 0.4)), ("warm".into(), arm(210, 0.55))]);
-        assert_eq!(done.verdict, "warm better than control on estimated satisfaction, 95%");
+        assert_eq!(done.verdict_text(en), "warm better than control on estimated satisfaction, 95%");
         let flat = compare(x, &[("control".into(), arm(220, 0.5)), ("warm".into(), arm(210, 0.51))]);
-        assert_eq!(flat.verdict, "no difference shown at 95%");
+        assert_eq!(flat.verdict_text(en), "no difference shown at 95%");
     }
 }

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod i18n;
 pub mod ids;
 pub mod language;
 pub mod lease;

@@ -1550,6 +1550,7 @@ pub fn digest_settings() -> feedback::reporting::DigestSettings {
         shop_name: "小店".into(),
         dashboard_url: None,
         lease_seconds: 70,
+        locale: feedback::i18n::Locale::En,
     }
 }
 

@@ -960,7 +960,7 @@ async fn the_scorecard_puts_the_intent_that_hurts_first_and_the_monday_report_na
     let run = run_weekly(&store, &outbox, &digest_settings(), at("2026-11-24T01:00:00Z"), &PlainDigest).await.unwrap();
     let report = store.report(&run.week).await.unwrap().unwrap();
     assert_eq!(report.intents_hurting.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["refund_request"]);
-    let lines = report.service_lines();
+    let lines = report.service_lines(feedback::i18n::Catalogue::of(feedback::i18n::Locale::En));
     assert!(lines[0].starts_with("Bot intent refund_request: 4 conversations"), "{lines:?}");
     assert!(
         lines.iter().any(|l| l.starts_with("Experiment warm_apology") && l.contains("not enough data yet")),
@@ -1025,7 +1025,10 @@ async fn an_experiment_is_judged_at_its_horizon_and_later_weeks_do_not_change_it
     let report = &experiment_reports(&store, experiments, later).await.unwrap()[0];
     let sizes: Vec<u64> = report.arms.iter().map(|a| a.conversations).collect();
     assert_eq!(sizes, [horizon as u64, horizon as u64], "only the weeks up to the horizon");
-    assert_eq!(report.verdict, "warm better than control on estimated satisfaction, 95%");
+    assert_eq!(
+        report.verdict_text(feedback::i18n::Catalogue::of(feedback::i18n::Locale::En)),
+        "warm better than control on estimated satisfaction, 95%"
+    );
 }
 
 // Research panel -----------------------------------------------------------------------------------

@@ -42,8 +42,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| build_report(black_box(&now), black_box(&before), at))
     });
     let report = build_report(&now, &before, at);
-    let ranking = Chart::ranking(&report, 8);
-    let sentiment = Chart::sentiment(&[report.previous.clone(), report.headline.clone()]);
+    // In the shop's default language: Chinese labels, drawn with the embedded CJK subset.
+    let zh = feedback::i18n::Catalogue::of(feedback::i18n::Locale::ZhCn);
+    let ranking = Chart::ranking(&report, 8, zh);
+    let sentiment = Chart::sentiment(&[report.previous.clone(), report.headline.clone()], zh);
     c.bench_function("charts/ranking_png_560x260", |b| b.iter(|| ranking.png(560, 260).unwrap().len()));
     c.bench_function("charts/sentiment_png_560x260", |b| b.iter(|| sentiment.png(560, 260).unwrap().len()));
     c.bench_function("charts/ranking_svg_560x280", |b| b.iter(|| ranking.svg(560, 280).unwrap().len()));

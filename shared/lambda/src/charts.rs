@@ -1,8 +1,10 @@
 //! Charts of the weekly picture, drawn once with `plotters` and rendered two ways: PNG for e-mail
 //! (mail clients show inline images, not SVG or scripts) and SVG for the dashboard (no scripts, no
-//! CDN). Text in PNGs uses an embedded subset of DejaVu Sans (ASCII, ¥, arrows; ~11 KB,
-//! `assets/DejaVuSans-LICENSE.txt`), so no system fonts are needed on Lambda; labels are therefore
-//! the English issue-type names.
+//! CDN). Titles and labels are in the reader's language (the `chart` strings of the catalogues,
+//! issue types by their label). Text in PNGs uses an embedded subset of Noto Sans CJK SC (SIL Open
+//! Font License 1.1, `assets/NotoSansSC-LICENSE.txt`): ASCII and the characters of every chart
+//! string and issue-type label in both languages, made by `infra/fonts/subset-chart-font.py`, so
+//! no system fonts are needed on Lambda; a test fails if a chart string has a character it lacks.
 
 use std::sync::Once;
 
@@ -12,9 +14,10 @@ use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use feedback::i18n::Catalogue;
 use feedback::insights::weekly::{Headline, WeeklyReport};
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+static FONT: &[u8] = include_bytes!("../assets/NotoSansSC-chart-subset.otf");
 
 const BLUE: RGBColor = RGBColor(37, 99, 235);
 const GREEN: RGBColor = RGBColor(22, 163, 74);
@@ -33,8 +36,8 @@ pub enum Chart {
     Ranking { title: String, bars: Vec<(String, f64)> },
     /// CSAT (4–5★ share) per week; weeks without ratings are gaps.
     CsatTrend { title: String, points: Vec<(String, Option<f64>)> },
-    /// Positive / neutral / negative share per week.
-    Sentiment { title: String, weeks: Vec<(String, [u64; 3])> },
+    /// Positive / neutral / negative share per week (`legend`: their names).
+    Sentiment { title: String, legend: [String; 3], weeks: Vec<(String, [u64; 3])> },
     /// Follow-ups sent, reminders, answers.
     Funnel { title: String, stages: Vec<(String, u64)> },
 }
@@ -99,34 +102,40 @@ fn short_week(week: &str) -> String {
 }
 
 impl Chart {
-    pub fn ranking(report: &WeeklyReport, top: usize) -> Chart {
+    pub fn ranking(report: &WeeklyReport, top: usize, cat: &Catalogue) -> Chart {
         Chart::Ranking {
-            title: format!("Issue priority, {}", report.week),
-            bars: report.issues.iter().take(top).map(|i| (i.label_en.clone(), i.priority)).collect(),
+            title: cat.f("chart.ranking", &[("week", &report.week)]),
+            bars: report
+                .issues
+                .iter()
+                .take(top)
+                .map(|i| (crate::digest::label(i, cat).to_owned(), i.priority))
+                .collect(),
         }
     }
 
-    pub fn csat_trend(weeks: &[Headline]) -> Chart {
+    pub fn csat_trend(weeks: &[Headline], cat: &Catalogue) -> Chart {
         Chart::CsatTrend {
-            title: "CSAT (4-5 stars), % of ratings".into(),
+            title: cat.t("chart.csat"),
             points: weeks.iter().map(|h| (short_week(&h.week), h.csat_pct)).collect(),
         }
     }
 
-    pub fn sentiment(weeks: &[Headline]) -> Chart {
+    pub fn sentiment(weeks: &[Headline], cat: &Catalogue) -> Chart {
         Chart::Sentiment {
-            title: "Sentiment of feedback".into(),
+            title: cat.t("chart.sentiment"),
+            legend: [cat.t("chart.positive"), cat.t("chart.neutral"), cat.t("chart.negative")],
             weeks: weeks.iter().map(|h| (short_week(&h.week), [h.positive, h.neutral, h.negative])).collect(),
         }
     }
 
-    pub fn funnel(h: &Headline) -> Chart {
+    pub fn funnel(h: &Headline, cat: &Catalogue) -> Chart {
         Chart::Funnel {
-            title: format!("Follow-ups, {}", h.week),
+            title: cat.f("chart.funnel", &[("week", &h.week)]),
             stages: vec![
-                ("Sent".into(), h.follow_ups_sent),
-                ("Reminded".into(), h.reminders_sent),
-                ("Answered".into(), h.follow_up_answers),
+                (cat.t("chart.sent"), h.follow_ups_sent),
+                (cat.t("chart.reminded"), h.reminders_sent),
+                (cat.t("chart.answered"), h.follow_up_answers),
             ],
         }
     }
@@ -145,7 +154,7 @@ impl Chart {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Chart::Sentiment { title, weeks } => format!(
+            Chart::Sentiment { title, weeks, .. } => format!(
                 "{title}: {}",
                 weeks.iter().map(|(w, [p, n, neg])| format!("{w} +{p} ={n} -{neg}")).collect::<Vec<_>>().join(", ")
             ),
@@ -258,17 +267,15 @@ impl Chart {
                     chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, BLUE.filled()))).map_err(e)?;
                 }
             }
-            Chart::Sentiment { title, weeks } => {
+            Chart::Sentiment { title, legend: names, weeks } => {
                 // The legend sits right of the plot, never over the bars.
                 let (w, _) = root.dim_in_pixel();
                 let (plot, legend) = root.split_horizontally(w.saturating_sub(90).max(10));
-                for (k, (color, name)) in
-                    [(GREEN, "positive"), (GREY, "neutral"), (RED, "negative")].into_iter().enumerate()
-                {
+                for (k, (color, name)) in [GREEN, GREY, RED].into_iter().zip(names.iter()).enumerate() {
                     let y = 50 + 20 * k as i32;
                     legend.draw(&Rectangle::new([(4, y - 5), (14, y + 5)], color.filled())).map_err(e)?;
                     legend
-                        .draw(&Text::new(name, (20, y), label.clone().pos(Pos::new(HPos::Left, VPos::Center))))
+                        .draw(&Text::new(name.as_str(), (20, y), label.clone().pos(Pos::new(HPos::Left, VPos::Center))))
                         .map_err(e)?;
                 }
                 let names: Vec<String> = weeks.iter().map(|w| w.0.clone()).collect();
@@ -360,6 +367,7 @@ impl Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use feedback::i18n::Locale;
     use feedback::insights::weekly::{Counts, WeekFigures, build_report};
 
     fn report() -> WeeklyReport {
@@ -389,15 +397,28 @@ mod tests {
         )
     }
 
+    fn cat(locale: Locale) -> &'static Catalogue {
+        Catalogue::of(locale)
+    }
+
     #[test]
     fn pngs_are_real_images_with_pixels_of_the_bars() {
         let r = report();
-        for chart in [
-            Chart::ranking(&r, 8),
-            Chart::sentiment(&[r.previous.clone(), r.headline.clone()]),
-            Chart::funnel(&r.headline),
-            Chart::csat_trend(&[r.previous.clone(), r.headline.clone()]),
-        ] {
+        for locale in Locale::ALL {
+            let c = cat(locale);
+            for chart in [
+                Chart::ranking(&r, 8, c),
+                Chart::sentiment(&[r.previous.clone(), r.headline.clone()], c),
+                Chart::funnel(&r.headline, c),
+                Chart::csat_trend(&[r.previous.clone(), r.headline.clone()], c),
+            ] {
+                check_png(&chart);
+            }
+        }
+    }
+
+    fn check_png(chart: &Chart) {
+        {
             let png = chart.png(560, 260).unwrap();
             assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
             let decoder = png::Decoder::new(std::io::Cursor::new(&png));
@@ -411,12 +432,53 @@ mod tests {
         }
     }
 
+    /// No tofu: every character a chart can draw (its strings in both languages, the issue types'
+    /// labels, the marks and figures) has a glyph in the embedded font. When a chart string gains a
+    /// new character, `make chart-font` makes the subset again.
+    #[test]
+    fn the_chart_font_has_every_character_the_charts_draw() {
+        let face = ttf_parser::Face::parse(FONT, 0).expect("the embedded font parses");
+        let mut text = String::from("0123456789W-%.:,+ ¥→↑↓");
+        for locale in Locale::ALL {
+            let c = cat(locale);
+            for key in c.keys().filter(|k| k.starts_with("chart.")) {
+                text.push_str(&c.f(key, &[("week", &"2026-W47")]));
+            }
+            let taxonomy = feedback::analysis::taxonomy::Taxonomy::builtin();
+            for id in taxonomy.ids() {
+                text.push_str(taxonomy.get(id).map_or("", |t| t.label(locale.language())));
+            }
+        }
+        let missing: std::collections::BTreeSet<char> =
+            text.chars().filter(|ch| !ch.is_whitespace() && face.glyph_index(*ch).is_none()).collect();
+        assert!(missing.is_empty(), "the chart font lacks {missing:?}: run `make chart-font`");
+        assert!(FONT.len() < 64 * 1024, "the subset stays small: {} bytes", FONT.len());
+    }
+
+    /// A Chinese label draws as Chinese: its glyphs have ink, unlike an empty box would have none
+    /// of a glyph's shape (and a missing glyph would have failed the test above).
+    #[test]
+    fn chinese_labels_draw_in_the_png() {
+        let blank = Chart::Funnel { title: String::new(), stages: vec![(String::new(), 0)] }.png(300, 160).unwrap();
+        let labelled =
+            Chart::Funnel { title: "回访，2026-W47".into(), stages: vec![("已回复".into(), 0)] }.png(300, 160).unwrap();
+        let dark = |png: &[u8]| {
+            let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            reader.next_frame(&mut buf).unwrap();
+            buf.chunks(3).filter(|p| p.iter().all(|v| *v < 128)).count()
+        };
+        assert!(dark(&labelled) > dark(&blank) + 100, "the title and label are drawn");
+    }
+
     #[test]
     fn svgs_carry_the_labels_as_text() {
         let r = report();
-        let svg = Chart::ranking(&r, 8).svg(560, 260).unwrap();
+        let svg = Chart::ranking(&r, 8, cat(Locale::En)).svg(560, 260).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("Shipping and delivery") && svg.contains("<rect"));
-        let trend = Chart::csat_trend(&[r.previous.clone(), r.headline.clone()]);
+        let zh = Chart::ranking(&r, 8, cat(Locale::ZhCn)).svg(560, 260).unwrap();
+        assert!(zh.contains("物流配送") && zh.contains("问题优先级"), "{zh}");
+        let trend = Chart::csat_trend(&[r.previous.clone(), r.headline.clone()], cat(Locale::En));
         assert!(trend.svg(560, 260).unwrap().contains("W47"));
         assert_eq!(trend.describe(), "CSAT (4-5 stars), % of ratings: W46 -, W47 60%");
     }
@@ -454,7 +516,7 @@ mod tests {
                 let charts = [
                     Chart::Ranking { title: "r".into(), bars },
                     Chart::CsatTrend { title: "c".into(), points: points.into_iter().enumerate().map(|(i, p)| (format!("W{i}"), p)).collect() },
-                    Chart::Sentiment { title: "s".into(), weeks: weeks.into_iter().enumerate().map(|(i, w)| (format!("W{i}"), w)).collect() },
+                    Chart::Sentiment { title: "s".into(), legend: ["p".into(), "n".into(), "x".into()], weeks: weeks.into_iter().enumerate().map(|(i, w)| (format!("W{i}"), w)).collect() },
                     Chart::Funnel { title: "f".into(), stages: stages.into_iter().enumerate().map(|(i, v)| (format!("S{i}"), v)).collect() },
                 ];
                 for chart in charts {

@@ -6,6 +6,7 @@
 //! never reaches a server or a log) in the tab's session storage and fetches the view
 //! (`GET /dashboard/view`) with `Authorization: Bearer`, the way the API's JWT authorizer expects.
 
+use feedback::i18n::{Catalogue, Locale};
 use feedback::reporting::stats::{EXPORT_MAX_ROWS, FeedbackRow};
 use feedback::time::IsoWeek;
 use feedback::validate::FieldError;
@@ -73,12 +74,27 @@ fn cell(v: &str) -> String {
     if v.contains([',', ';', '"', '\n', '\r', '\t']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v }
 }
 
-/// The export: a header row, then one row per rating or trigger event (UTF-8 with a BOM, so
-/// spreadsheet programs read the Chinese right).
-pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool) -> String {
-    let mut out = String::from(
-        "\u{feff}at,kind,conversation_id,customer_id,stars,category,sentiment,score,severity,issue_types,text\r\n",
-    );
+/// The export's columns, in order (their names in the reader's language are `csv.<column>`).
+pub const CSV_COLUMNS: [&str; 11] = [
+    "at",
+    "kind",
+    "conversation_id",
+    "customer_id",
+    "stars",
+    "category",
+    "sentiment",
+    "score",
+    "severity",
+    "issue_types",
+    "text",
+];
+
+/// The export: a header row in the reader's language, then one row per rating or trigger event
+/// (UTF-8 with a BOM, so spreadsheet programs read the Chinese right). The values stay the API's
+/// (ids, `negative`), so a sheet sorts and filters the same in any language.
+pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool, cat: &Catalogue) -> String {
+    let header: Vec<String> = CSV_COLUMNS.iter().map(|c| cell(&cat.t(&format!("csv.{c}")))).collect();
+    let mut out = format!("\u{feff}{}\r\n", header.join(","));
     for r in rows {
         let fields = [
             cell(&r.at),
@@ -97,7 +113,7 @@ pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool) -> String {
         out.push_str("\r\n");
     }
     if truncated {
-        out.push_str(&format!("# truncated at {EXPORT_MAX_ROWS} rows: ask for fewer days\r\n"));
+        out.push_str(&format!("# {}\r\n", cat.f("csv.truncated", &[("rows", &EXPORT_MAX_ROWS)])));
     }
     out
 }
@@ -106,6 +122,10 @@ pub fn feedback_csv(rows: &[FeedbackRow], truncated: bool) -> String {
 pub const SHELL_SCRIPT: &str = r#"(function () {
   var view = document.getElementById('view');
   var body = document.body;
+  // The page's words in its language (the server's catalogue), and that language.
+  var T = JSON.parse(body.getAttribute('data-t') || '{}');
+  var lang = document.documentElement.lang || 'zh-CN';
+  function withLang(query) { var p = new URLSearchParams(query); p.set('lang', lang); return '?' + p.toString(); }
   // The stack's staff sign-in (OpenID Connect, authorization code with PKCE), when configured:
   // the sign-in service's base URL and this page's public client id.
   var signIn = body.getAttribute('data-sign-in') || '';
@@ -133,22 +153,23 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
   function signedOut(message) {
     sessionStorage.removeItem('staffToken');
     if (signIn && client) {
-      show('signed-out', '<p class="note"><span></span> <button id="sign-in" type="button">Sign in</button></p>');
-      view.querySelector('span').textContent = message || 'Staff sign-in is needed to see the feedback.';
+      show('signed-out', '<p class="note"><span></span> <button id="sign-in" type="button"></button></p>');
+      view.querySelector('span').textContent = message || T.sign_in_needed;
+      view.querySelector('button').textContent = T.sign_in;
       document.getElementById('sign-in').addEventListener('click', startSignIn);
     } else {
       show('signed-out', '<p class="note"></p>');
-      view.firstChild.textContent = (message ? message + ' ' : '') + 'Sign in with the staff link you were given (it ends in #token=…).';
+      view.firstChild.textContent = (message ? message + ' ' : '') + T.sign_in_link;
     }
   }
   function load(query) {
     var token = sessionStorage.getItem('staffToken');
     if (!token) { signedOut(); return; }
     body.setAttribute('data-state', 'loading');
-    fetch(base + '/view' + query, { headers: { Authorization: 'Bearer ' + token } })
+    fetch(base + '/view' + withLang(query), { headers: { Authorization: 'Bearer ' + token } })
       .then(function (r) {
-        if (r.status === 401) { signedOut('Your sign-in was refused or has expired.'); return null; }
-        if (!r.ok) { return r.json().then(function (p) { throw new Error(p.detail || ('Error ' + r.status)); }); }
+        if (r.status === 401) { signedOut(T.refused); return null; }
+        if (!r.ok) { return r.json().then(function (p) { throw new Error(p.detail || (T.error + ' ' + r.status)); }); }
         return r.text();
       })
       .then(function (html) { if (html !== null) { show('ready', html); } })
@@ -163,7 +184,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     ['pkceVerifier', 'pkceState', 'pkceReturn'].forEach(function (k) { sessionStorage.removeItem(k); });
     history.replaceState(null, '', location.pathname + back);
     if (params.has('error') || !verifier || params.get('state') !== expected) {
-      signedOut('Sign-in did not complete (' + (params.get('error') || 'state mismatch') + ').');
+      signedOut(T.incomplete + ' (' + (params.get('error') || T.state_mismatch) + ')');
       return;
     }
     fetch(signIn + '/oauth2/token', {
@@ -174,14 +195,25 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
         redirect_uri: here, code_verifier: verifier
       }).toString()
     })
-      .then(function (r) { if (!r.ok) { throw new Error('The sign-in service refused the code (' + r.status + ').'); } return r.json(); })
+      .then(function (r) { if (!r.ok) { throw new Error(T.code_refused + ' (' + r.status + ')'); } return r.json(); })
       .then(function (t) {
-        if (!t.access_token) { throw new Error('The sign-in service sent no token.'); }
+        if (!t.access_token) { throw new Error(T.no_token); }
         sessionStorage.setItem('staffToken', t.access_token);
+        // The sign-in service returns to the page without the address's language: back to it.
+        var wanted = new URLSearchParams(back).get('lang') || localStorage.getItem('staffLang');
+        if (wanted && wanted !== lang) { location.replace(location.pathname + back); return; }
         load(back);
       })
       .catch(function (e) { signedOut(e.message); });
   } else {
+    // The language staff chose with the switch wins over the browser's, unless the address
+    // names one.
+    var chosen = localStorage.getItem('staffLang');
+    if (!params.has('lang') && chosen && chosen !== lang) {
+      params.set('lang', chosen);
+      location.replace(location.pathname + '?' + params.toString() + location.hash);
+      return;
+    }
     // Another issuer: a link that carries the token after '#' (never sent to the server).
     var m = location.hash.match(/token=([^&]+)/);
     if (m) {
@@ -216,12 +248,13 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     var token = sessionStorage.getItem('staffToken');
     if (a.hasAttribute('data-week')) {
       ev.preventDefault();
-      history.pushState(null, '', base + '?week=' + a.getAttribute('data-week'));
-      load('?week=' + a.getAttribute('data-week'));
+      var q = withLang('?week=' + a.getAttribute('data-week'));
+      history.pushState(null, '', base + q);
+      load(q);
     } else if (a.hasAttribute('data-download')) {
       ev.preventDefault();
       fetch(a.getAttribute('href'), { headers: { Authorization: 'Bearer ' + token } })
-        .then(function (r) { if (!r.ok) { throw new Error('Export failed: ' + r.status); } return r.blob(); })
+        .then(function (r) { if (!r.ok) { throw new Error(T.export_failed + ' ' + r.status); } return r.blob(); })
         .then(function (b) {
           var link = document.createElement('a');
           link.href = URL.createObjectURL(b);
@@ -243,7 +276,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     if (form.triggered.value) { body.triggered = form.triggered.value === 'true'; }
     if (form.issue_type.value) { body.issue_types = [form.issue_type.value]; }
     if (form.invalid.checked) { body.invalid = true; }
-    if (!Object.keys(body).length) { out.textContent = 'Change something first.'; return; }
+    if (!Object.keys(body).length) { out.textContent = T.change_first; return; }
     var api = base.replace(/\/dashboard$/, '');
     fetch(api + '/feedback/' + encodeURIComponent(form.getAttribute('data-ref')) + '/correction', {
       method: 'POST',
@@ -252,9 +285,10 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     })
       .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, status: r.status, j: j }; }); })
       .then(function (a) {
-        if (a.status === 401) { throw new Error('Your sign-in has expired: reload the page to sign in again.'); }
-        if (!a.ok) { throw new Error(a.j.detail || a.j.title || a.j.message || 'Not saved'); }
-        out.textContent = 'Saved (version ' + a.j.version + '): now ' + a.j.after.sentiment + (a.j.after.counts ? '' : ', not counted') + '.';
+        if (a.status === 401) { throw new Error(T.expired); }
+        if (!a.ok) { throw new Error(a.j.detail || a.j.title || a.j.message || T.not_saved); }
+        out.textContent = T.saved.replace('{version}', a.j.version).replace('{sentiment}', T[a.j.after.sentiment] || a.j.after.sentiment)
+          + (a.j.after.counts ? '' : T.not_counted) + T.end;
         form.setAttribute('data-saved', a.j.version);
       })
       .catch(function (e) { out.textContent = e.message; });
@@ -265,11 +299,21 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     if (th && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); th.click(); }
   });
   window.addEventListener('popstate', function () { load(location.search); });
+  // The language switch: remembered in this browser, the page made again in that language.
+  document.addEventListener('click', function (ev) {
+    var a = ev.target.closest && ev.target.closest('a[data-lang]');
+    if (!a) { return; }
+    ev.preventDefault();
+    localStorage.setItem('staffLang', a.getAttribute('data-lang'));
+    var p = new URLSearchParams(location.search);
+    p.set('lang', a.getAttribute('data-lang'));
+    location.assign(location.pathname + '?' + p.toString());
+  });
 })();"#;
 
 const SHELL_STYLE: &str = "body{margin:0;font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;background:#f3f4f6;color:#1f2937}\
 header{background:#111827;color:#fff;padding:12px 20px;display:flex;align-items:baseline;gap:16px}\
-header h1{font-size:18px;margin:0}main{max-width:1200px;margin:0 auto;padding:16px;overflow-wrap:anywhere}\
+header h1{font-size:18px;margin:0}header nav.lang{margin-left:auto;display:flex;gap:10px;font-size:14px}header nav.lang a{color:#bfdbfe}main{max-width:1200px;margin:0 auto;padding:16px;overflow-wrap:anywhere}\
 .note{background:#fff;padding:16px;border-radius:8px}.error{color:#b91c1c}\
 .nav{display:flex;flex-wrap:wrap;gap:12px;align-items:center;margin-bottom:12px}.nav a{color:#2563eb}\
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-bottom:16px}\
@@ -320,36 +364,63 @@ impl StaffSignIn {
     }
 }
 
-/// The dashboard page: no data in it, a script allowed by its hash only, and the sign-in service
-/// (when there is one) the only other place it may talk to.
-pub fn shell_page(shop_name: &str, sign_in: Option<&StaffSignIn>) -> (String, String) {
+/// The dashboard page in `locale`: no data in it, a script allowed by its hash only, and the
+/// sign-in service (when there is one) the only other place it may talk to. The script's words
+/// come from the catalogue (`shell.*`, in `data-t`), so one script serves every language.
+pub fn shell_page(shop_name: &str, sign_in: Option<&StaffSignIn>, locale: Locale) -> (String, String) {
     use base64::Engine;
     use sha2::{Digest, Sha256};
+    let cat = locale.catalogue();
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(SHELL_SCRIPT.as_bytes()));
     let connect = sign_in.map(|s| format!("'self' {}", s.url)).unwrap_or_else(|| "'self'".to_owned());
     let csp = format!(
         "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src {connect}; \
          img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
+    let words: serde_json::Map<String, serde_json::Value> = cat
+        .keys()
+        .filter_map(|k| k.strip_prefix("shell.").map(|short| (short.to_owned(), serde_json::Value::from(cat.t(k)))))
+        .collect();
+    let title = cat.t("view.title");
     let page = maud::html! {
         (maud::DOCTYPE)
-        html lang="en" {
+        html lang=(locale.tag()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
                 link rel="icon" href="data:,";
-                title { "Feedback dashboard · " (shop_name) }
+                title { (title) " · " (shop_name) }
                 style { (maud::PreEscaped(SHELL_STYLE)) }
             }
-            body data-state="loading" data-sign-in=[sign_in.map(|s| &s.url)] data-client=[sign_in.map(|s| &s.client_id)] {
-                header { h1 { "Feedback dashboard" } span { (shop_name) } }
-                main id="view" { p.note { "Loading…" } }
+            body data-state="loading" data-sign-in=[sign_in.map(|s| &s.url)] data-client=[sign_in.map(|s| &s.client_id)] data-t=(serde_json::Value::Object(words).to_string()) {
+                header {
+                    h1 { (title) } span translate="no" { (shop_name) }
+                    nav.lang aria-label=(cat.t("view.language")) {
+                        @for other in Locale::ALL {
+                            @if other == locale {
+                                span lang=(other.tag()) aria-current="true" { (other.catalogue().t("view.language_name")) }
+                            } @else {
+                                a href={ "?lang=" (other.tag()) } hreflang=(other.tag()) lang=(other.tag()) data-lang=(other.tag()) { (other.catalogue().t("view.language_name")) }
+                            }
+                        }
+                    }
+                }
+                main id="view" { p.note { (cat.t("view.loading")) } }
                 script { (maud::PreEscaped(SHELL_SCRIPT)) }
             }
         }
     }
     .into_string();
     (page, csp)
+}
+
+/// The language of a dashboard request: `?lang=` if it names one of ours, else the browser's
+/// `Accept-Language`, else the shop's.
+pub fn request_locale(query_lang: Option<&str>, accept_language: Option<&str>, shop: Locale) -> Locale {
+    query_lang
+        .and_then(Locale::parse)
+        .or_else(|| accept_language.and_then(Locale::from_accept_language))
+        .unwrap_or(shop)
 }
 
 #[cfg(feature = "charts")]
@@ -359,6 +430,7 @@ pub use view::{ViewError, render_view, week_view};
 mod view {
     use crate::charts::{Chart, ChartError};
     use feedback::errors::StoreError;
+    use feedback::i18n::Catalogue;
     use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report, build_report_so_far};
     use feedback::reporting::ReportStore;
     use feedback::reporting::stats::TREND_WEEKS;
@@ -381,6 +453,7 @@ mod view {
         today: jiff::civil::Date,
         now: feedback::Timestamp,
         surveys: &[feedback::followups::survey::SurveyReport],
+        cat: &Catalogue,
     ) -> Result<String, ViewError> {
         let parsed = IsoWeek::parse(week);
         let previous = parsed.map(|w| w.before(1).to_string()).unwrap_or_default();
@@ -414,32 +487,33 @@ mod view {
         let trend_weeks: Vec<String> =
             parsed.into_iter().flat_map(|w| (0..TREND_WEEKS).rev().map(move |n| w.before(n).to_string())).collect();
         let trend = store.headlines(&trend_weeks).await?;
-        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents, surveys)?)
+        Ok(render_view(&report, &trend, &IsoWeek::of_date(today).to_string(), &intents, surveys, cat)?)
     }
 
     /// A folded form under an example: staff say how it should have been read; the page's script
     /// posts what they changed to `POST /feedback/{ref}/correction`.
-    fn correction_form(reference: &str, issue_type: &str) -> maud::Markup {
+    fn correction_form(reference: &str, issue_type: &str, cat: &Catalogue) -> maud::Markup {
         let taxonomy = feedback::analysis::taxonomy::Taxonomy::builtin();
+        let as_read = cat.t("correct.as_read");
         html! {
             details.correct {
-                summary { "Correct this" }
+                summary { (cat.t("correct.summary")) }
                 form data-ref=(reference) {
-                    label { "Sentiment " select name="sentiment" {
-                        option value="" { "as read" } option value="negative" { "negative" }
-                        option value="neutral" { "neutral" } option value="positive" { "positive" }
+                    label { (cat.t("correct.sentiment")) " " select name="sentiment" {
+                        option value="" { (as_read) } option value="negative" { (cat.t("chart.negative")) }
+                        option value="neutral" { (cat.t("chart.neutral")) } option value="positive" { (cat.t("chart.positive")) }
                     } }
-                    label { "Alert-worthy " select name="triggered" {
-                        option value="" { "as read" } option value="true" { "yes" } option value="false" { "no" }
+                    label { (cat.t("correct.alert")) " " select name="triggered" {
+                        option value="" { (as_read) } option value="true" { (cat.t("correct.yes")) } option value="false" { (cat.t("correct.no")) }
                     } }
-                    label { "Count under " select name="issue_type" {
-                        option value="" { "as read" }
+                    label { (cat.t("correct.count_under")) " " select name="issue_type" {
+                        option value="" { (as_read) }
                         @for id in taxonomy.ids().filter(|id| *id != issue_type) {
-                            option value=(id) { "only " (taxonomy.get(id).map_or(id, |t| t.label(feedback::language::Language::Zh))) }
+                            option value=(id) { (cat.f("correct.only", &[("issue", &taxonomy.get(id).map_or(id, |t| t.label(cat.locale.language())))])) }
                         }
                     } }
-                    label { input type="checkbox" name="invalid" value="true"; " Not feedback (noise, spam)" }
-                    button type="submit" { "Save correction" }
+                    label { input type="checkbox" name="invalid" value="true"; " " (cat.t("correct.invalid")) }
+                    button type="submit" { (cat.t("correct.save")) }
                     output {}
                 }
             }
@@ -450,58 +524,71 @@ mod view {
         v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))
     }
 
-    /// The view of one week: tiles, the four charts (inline SVG), the ranked issues with their
-    /// reasons and example comments, and the export link.
+    /// The view of one week in the reader's language: tiles, the four charts (inline SVG), the
+    /// ranked issues with their reasons and example comments, and the export link.
     pub fn render_view(
         r: &WeeklyReport,
         trend: &[Headline],
         current_week: &str,
         intents: &[feedback::insights::scorecards::ScoreRow],
         surveys: &[feedback::followups::survey::SurveyReport],
+        cat: &Catalogue,
     ) -> Result<String, ChartError> {
         let h = &r.headline;
+        let zh = cat.locale == feedback::i18n::Locale::ZhCn;
         let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
         let (previous, next) = (step(1), step(-1));
         let tiles = [
-            ("CSAT (4–5★)", opt(h.csat_pct, "%")),
-            ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
-            ("Rated share of closed", opt(h.estimated.rated_share_pct, "%")),
-            ("Average stars", h.average_stars.map_or("–".into(), |s| format!("{s:.2}"))),
-            ("Ratings", h.ratings.to_string()),
-            ("Feedback items", h.feedback.to_string()),
-            ("Negative", h.negative.to_string()),
-            ("Follow-up response", opt(h.response_rate_pct, "%")),
+            (cat.t("tile.csat"), opt(h.csat_pct, "%")),
+            (cat.t("tile.estimated"), opt(h.estimated.csat_pct, "%")),
+            (cat.t("tile.rated_share"), opt(h.estimated.rated_share_pct, "%")),
+            (cat.t("tile.average_stars"), h.average_stars.map_or("–".into(), |s| format!("{s:.2}"))),
+            (cat.t("tile.ratings"), h.ratings.to_string()),
+            (cat.t("tile.feedback"), h.feedback.to_string()),
+            (cat.t("tile.negative"), h.negative.to_string()),
+            (cat.t("tile.response"), opt(h.response_rate_pct, "%")),
         ];
         let charts = [
-            ("csat-trend", Chart::csat_trend(trend)),
-            ("sentiment-split", Chart::sentiment(trend)),
-            ("issue-ranking", Chart::ranking(r, 8)),
-            ("follow-up-funnel", Chart::funnel(h)),
+            ("csat-trend", Chart::csat_trend(trend, cat)),
+            ("sentiment-split", Chart::sentiment(trend, cat)),
+            ("issue-ranking", Chart::ranking(r, 8, cat)),
+            ("follow-up-funnel", Chart::funnel(h, cat)),
         ];
         let mut figures = Vec::new();
         for (id, chart) in charts {
             // The SVG is our own drawing (its texts escaped by the chart code).
             figures.push((id, chart.svg(560, 280)?, chart.describe(), chart.title().to_owned()));
         }
+        let surveys_builtin = feedback::followups::survey::Surveys::builtin();
+        let choice_label = |survey: &str, question: &str, id: &str, en: &str| -> String {
+            if !zh {
+                return en.to_owned();
+            }
+            surveys_builtin
+                .get(survey)
+                .and_then(|s| s.questions.iter().find(|q| q.id == question))
+                .and_then(|q| q.options.iter().find(|o| o.id == id))
+                .map_or_else(|| en.to_owned(), |o| o.zh.clone())
+        };
         let markup = html! {
             div.nav {
                 a href={ "?week=" (previous) } data-week=(previous) { "← " (previous) }
                 strong #week { (r.week) }
                 " "
-                span { (r.from) " to " (r.to) }
+                span { (cat.f("digest.period", &[("from", &r.from), ("to", &r.to)])) }
                 @if r.week.as_str() < current_week {
                     a href={ "?week=" (next) } data-week=(next) { (next) " →" }
                 } @else {
-                    span { "(this week so far)" }
+                    span { (cat.t("view.so_far")) }
                 }
-                a href={ "feedback.csv?from=" (r.from) "&to=" (r.to) } data-download={ "feedback-" (r.week) ".csv" } style="margin-left:auto" { "Export CSV" }
+                a href={ "feedback.csv?from=" (r.from) "&to=" (r.to) "&lang=" (cat.locale.tag()) } data-download={ "feedback-" (r.week) ".csv" } style="margin-left:auto" { (cat.t("view.export")) }
             }
             div.tiles {
                 @for (label, value) in &tiles {
                     div.tile { b { (value) } span { (label) } }
                 }
             }
-            @if let Some(estimated) = h.estimated.sentence() {
+            @if let Some(estimated) = h.estimated.sentence(cat) {
                 p.estimated { (estimated) }
             }
             div.charts {
@@ -513,13 +600,13 @@ mod view {
                 }
             }
             section {
-                h2 { "Fix first" }
+                h2 { (cat.t("digest.fix_first")) }
                 @if let Some(why) = &r.why_first {
-                    p { strong { (why) } }
+                    p { strong { (why.render(cat)) } }
                 }
                 @if r.issues.is_empty() {
                     p #no-feedback {
-                        @if r.empty { "No feedback this week yet." } @else { "No problems reported this week." }
+                        @if r.empty { (cat.t("view.no_feedback_yet")) } @else { (cat.t("view.no_problems")) }
                     }
                 }
                 ol.ranking #ranking {
@@ -531,14 +618,16 @@ mod view {
                             Trend::Flat | Trend::Few | Trend::SoFar => "flat",
                         };
                         li data-issue-type=(i.issue_type) {
-                            strong { (i.label_zh) " · " (i.label_en) }
-                            " — priority " (format!("{:.0}", i.priority)) ", " (i.items) " mentions, " (i.customers) " customers "
-                            span class=(class) { (i.trend.arrow()) }
-                            ul.reasons { @for reason in &i.reasons { li { (reason) } } }
+                            strong { (crate::digest::label(i, cat)) }
+                            " — " (cat.f("digest.issue_figures", &[
+                                ("priority", &format!("{:.0}", i.priority)), ("items", &i.items), ("customers", &i.customers),
+                            ])) " "
+                            span class=(class) { (i.trend.arrow(cat)) }
+                            ul.reasons { @for reason in &i.reasons { li { (reason.render(cat)) } } }
                             @for ex in &i.examples {
                                 blockquote { (ex.text) }
                                 @if let Some(reference) = &ex.reference {
-                                    (correction_form(reference, &i.issue_type))
+                                    (correction_form(reference, &i.issue_type, cat))
                                 }
                             }
                         }
@@ -546,15 +635,16 @@ mod view {
                 }
             }
             section #quality {
-                h2 { "Model quality: staff corrections" }
+                h2 { (cat.t("view.quality")) }
                 @let reviewed: Vec<&Headline> = trend.iter().filter(|h| h.reviewed > 0).collect();
                 @if reviewed.is_empty() {
-                    p.note { "No staff corrections in these weeks yet. Use “Correct this” under an example to fix a wrong reading: the figures move once, and the correction trains the next model." }
+                    p.note { (cat.t("view.quality_none")) }
                 } @else {
                     div.scroll { table.scores #disagreement {
-                        caption { "How often staff read an item differently from the model, by the week of the item" }
+                        caption { (cat.t("view.quality_caption")) }
                         thead { tr {
-                            th scope="col" { "Week" } th scope="col" { "Reviewed" } th scope="col" { "Disagreed" } th scope="col" { "Disagreement" }
+                            th scope="col" { (cat.t("view.week")) } th scope="col" { (cat.t("view.reviewed")) }
+                            th scope="col" { (cat.t("view.disagreed")) } th scope="col" { (cat.t("view.disagreement")) }
                         } }
                         tbody { @for h in &reviewed { tr data-week=(h.week) {
                             td { (h.week) } td { (h.reviewed) } td { (h.disagreed) } td { (opt(h.disagreed_pct, "%")) }
@@ -564,45 +654,40 @@ mod view {
             }
             @if !r.changes.is_empty() {
                 section {
-                    h2 { "Since last week" }
-                    ul { @for c in &r.changes { li { (c) } } }
+                    h2 { (cat.t("digest.changes")) }
+                    ul { @for c in &r.changes { li { (c.render(cat)) } } }
                 }
             }
-            @let proactive = r.proactive_lines();
+            @let proactive = r.proactive_lines(cat);
             @if !proactive.is_empty() {
                 section #offers {
-                    h2 { "Offers and proactive messages" }
+                    h2 { (cat.t("digest.proactive")) }
                     ul { @for line in &proactive { li { (line) } } }
                 }
             }
             @if !intents.is_empty() {
                 section #scorecard {
-                    h2 { "Scorecard: bot intents (worst first)" }
+                    h2 { (cat.t("view.scorecard")) }
                     div.scroll {
                         table.scores #intent-scores {
                             thead { tr {
-                                th data-sort="text" scope="col" tabindex="0" { "Intent" }
-                                th data-sort="number" scope="col" tabindex="0" { "Conversations" }
-                                th data-sort="number" scope="col" tabindex="0" { "Satisfaction (est.)" }
-                                th data-sort="number" scope="col" tabindex="0" { "CSAT (rated)" }
-                                th data-sort="number" scope="col" tabindex="0" { "Resolved" }
-                                th data-sort="number" scope="col" tabindex="0" { "Escalated" }
-                                th data-sort="number" scope="col" tabindex="0" { "Asked for a person" }
-                                th data-sort="number" scope="col" tabindex="0" { "Change" }
-                                th data-sort="number" scope="col" tabindex="0" { "Short of average" }
+                                th data-sort="text" scope="col" tabindex="0" { (cat.t("view.intent")) }
+                                @for key in ["view.conversations", "view.satisfaction", "view.csat_rated", "view.resolved", "view.escalated", "view.want_human", "view.change", "view.shortfall"] {
+                                    th data-sort="number" scope="col" tabindex="0" { (cat.t(key)) }
+                                }
                             } }
                             tbody {
                                 @for row in intents {
                                     @let pct = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
                                     tr data-intent=(row.key) {
-                                        td data-value=(row.key) { (row.key) }
+                                        td data-value=(row.key) translate="no" { (row.key) }
                                         td data-value=(row.conversations) { (row.conversations) }
                                         td data-value=(pct(row.estimated_csat_pct)) { (opt(row.estimated_csat_pct, "%")) }
                                         td data-value=(pct(row.csat_pct)) { (opt(row.csat_pct, "%")) " (" (row.ratings) ")" }
                                         td data-value=(pct(row.resolution_pct)) { (opt(row.resolution_pct, "%")) }
                                         td data-value=(pct(row.escalation_pct)) { (opt(row.escalation_pct, "%")) }
                                         td data-value=(pct(row.want_human_pct)) { (opt(row.want_human_pct, "%")) }
-                                        td data-value=(pct(row.change_pts)) { (row.change_pts.map_or("–".to_owned(), |c| format!("{c:+.1} pts"))) }
+                                        td data-value=(pct(row.change_pts)) { (row.change_pts.map_or("–".to_owned(), |c| cat.f("weekly.pts", &[("pts", &format!("{c:+.1}"))]))) }
                                         td data-value=(format!("{:.1}", row.shortfall)) { (format!("{:.1}", row.shortfall)) }
                                     }
                                 }
@@ -611,7 +696,7 @@ mod view {
                     }
                     @for row in r.intents_hurting.iter() {
                         @if !row.examples.is_empty() {
-                            p { strong { (row.key) } ": what customers said" }
+                            p { strong translate="no" { (row.key) } (cat.t("view.what_customers_said")) }
                             @for ex in &row.examples { blockquote { (ex) } }
                         }
                     }
@@ -619,18 +704,22 @@ mod view {
             }
             @if surveys.iter().any(|s| s.invited > 0) {
                 section #panel {
-                    h2 { "Research panel (all invitations so far)" }
+                    h2 { (cat.t("view.panel")) }
                     @for s in surveys {
                         div data-survey=(s.id) {
-                            p { strong { (s.title_zh) " · " (s.title_en) } " — " (s.answered) " of " (s.invited) " invited answered"
-                                @if let Some(rate) = s.response_rate_pct { " (" (format!("{rate:.1}")) "%)" } }
+                            p { strong { @if zh { (s.title_zh) } @else { (s.title_en) } } " — "
+                                (cat.f("view.panel_answered", &[("answered", &s.answered), ("invited", &s.invited)]))
+                                @if let Some(rate) = s.response_rate_pct { (cat.f("view.rate", &[("rate", &format!("{rate:.1}%"))])) } }
                             ul {
                                 @for q in &s.questions {
                                     li {
-                                        (q.prompt_en) " — " (q.answered) " answers"
-                                        @if let Some(avg) = q.average_stars { ", average " (format!("{avg:.2}")) "★" }
-                                        @for (_, label, n) in &q.choices { ", " (label) " " (n) }
-                                        @if let Some([neg, neu, pos]) = q.sentiment { ", " (neg) " negative, " (neu) " neutral, " (pos) " positive" }
+                                        @if zh { (q.prompt_zh) } @else { (q.prompt_en) }
+                                        " — " (cat.f("view.answers", &[("n", &q.answered)]))
+                                        @if let Some(avg) = q.average_stars { (cat.f("view.average_stars", &[("stars", &format!("{avg:.2}"))])) }
+                                        @for (id, label, n) in &q.choices { (cat.t("view.comma")) (choice_label(&s.id, &q.id, id, label)) " " (n) }
+                                        @if let Some([neg, neu, pos]) = q.sentiment {
+                                            (cat.f("view.sentiment_split", &[("negative", &neg), ("neutral", &neu), ("positive", &pos)]))
+                                        }
                                         @for ex in &q.examples { blockquote { (ex) } }
                                     }
                                 }
@@ -641,17 +730,18 @@ mod view {
             }
             @if !r.experiments.is_empty() {
                 section #experiments {
-                    h2 { "Experiments" }
+                    h2 { (cat.t("view.experiments")) }
                     @for x in &r.experiments {
                         div data-experiment=(x.name) {
-                            p { strong { (x.name) } " — " (x.description) ". " span.verdict { (x.verdict) } }
+                            p { strong translate="no" { (x.name) } " — " (x.description_in(cat.locale)) (cat.t("view.sentence_end")) " " span.verdict { (x.verdict_text(cat)) } }
                             div.scroll { table.scores {
                                 thead { tr {
-                                    th scope="col" { "Arm" } th scope="col" { "Conversations" } th scope="col" { "Satisfaction (est.)" }
-                                    th scope="col" { "Resolved" } th scope="col" { "Escalated" } th scope="col" { "CSAT (rated)" }
+                                    @for key in ["view.arm", "view.conversations", "view.satisfaction", "view.resolved", "view.escalated", "view.csat_rated"] {
+                                        th scope="col" { (cat.t(key)) }
+                                    }
                                 } }
                                 tbody { @for a in &x.arms { tr {
-                                    td { (a.arm) } td { (a.conversations) } td { (opt(a.estimated_csat_pct, "%")) }
+                                    td translate="no" { (a.arm) } td { (a.conversations) } td { (opt(a.estimated_csat_pct, "%")) }
                                     td { (opt(a.resolution_pct, "%")) } td { (opt(a.escalation_pct, "%")) }
                                     td { (opt(a.csat_pct, "%")) " (" (a.ratings) ")" }
                                 } } }
@@ -737,9 +827,12 @@ mod tests {
             severity: Some(4),
             issue_types: vec!["logistics".into(), "service".into()],
         };
-        let csv = feedback_csv(&[row], true);
+        let csv = feedback_csv(std::slice::from_ref(&row), true, Catalogue::of(Locale::En));
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert!(lines[0].starts_with("\u{feff}at,kind,"));
+        let zh = feedback_csv(&[row], false, Catalogue::of(Locale::ZhCn));
+        assert!(zh.starts_with("\u{feff}时间,类型,会话编号,"), "the header in the shop's language: {zh}");
+        assert!(zh.contains(",negative,"), "values stay the API's, whatever the header's language");
         assert_eq!(
             lines[1],
             "2026-11-18T03:00:00.000Z,rating,c-1,u-1,1,,negative,-0.812,4,logistics service,\"'=HYPERLINK(\"\"http://x\"\"), 太慢\""
@@ -757,13 +850,23 @@ mod tests {
 
     #[test]
     fn the_shell_has_no_data_and_allows_only_its_own_script() {
-        let (page, csp) = shell_page("<小店>", None);
+        let (page, csp) = shell_page("<小店>", None, Locale::ZhCn);
         assert!(page.contains("&lt;小店&gt;") && page.contains("id=\"view\""));
+        assert!(
+            page.contains("<html lang=\"zh-CN\">") && page.contains("反馈看板") && page.contains("data-lang=\"en\"")
+        );
+        let (en, en_csp) = shell_page("<小店>", None, Locale::En);
+        assert!(
+            en.contains("<html lang=\"en\">")
+                && en.contains("Feedback dashboard")
+                && en.contains("data-lang=\"zh-CN\"")
+        );
+        assert_eq!(csp, en_csp, "one script for every language: its words are data");
         assert!(csp.contains("script-src 'sha256-") && csp.contains("default-src 'none'"));
         assert!(csp.contains("connect-src 'self';"));
         assert!(!page.contains(" data-sign-in="));
         let sign_in = StaffSignIn::new("https://shop-staff.auth.ap-east-1.amazoncognito.com/", "abc123").unwrap();
-        let (page, csp) = shell_page("小店", sign_in.as_ref());
+        let (page, csp) = shell_page("小店", sign_in.as_ref(), Locale::En);
         assert!(
             page.contains(
                 " data-sign-in=\"https://shop-staff.auth.ap-east-1.amazoncognito.com\" data-client=\"abc123\""
@@ -786,5 +889,26 @@ mod tests {
             assert!(StaffSignIn::new(bad, "abc").is_err(), "{bad}");
         }
         assert!(StaffSignIn::new("https://x.example.com", "a b").is_err());
+    }
+
+    #[test]
+    fn the_request_language_is_the_address_then_the_browser_then_the_shop() {
+        assert_eq!(request_locale(Some("en"), Some("zh-CN"), Locale::ZhCn), Locale::En);
+        assert_eq!(request_locale(Some("fr"), Some("en-US,en;q=0.9"), Locale::ZhCn), Locale::En);
+        assert_eq!(request_locale(None, Some("de-DE"), Locale::En), Locale::En);
+        assert_eq!(request_locale(None, None, Locale::ZhCn), Locale::ZhCn);
+    }
+
+    #[test]
+    fn every_csv_column_is_named_in_each_language() {
+        for locale in Locale::ALL {
+            for c in CSV_COLUMNS {
+                assert!(locale.catalogue().get(&format!("csv.{c}")).is_some(), "csv.{c} in {}", locale.tag());
+            }
+            let shell: Vec<&str> = locale.catalogue().keys().filter(|k| k.starts_with("shell.")).collect();
+            for word in ["sign_in", "sign_in_needed", "refused", "saved", "not_counted", "negative"] {
+                assert!(shell.contains(&format!("shell.{word}").as_str()), "the script's {word} in {}", locale.tag());
+            }
+        }
     }
 }

@@ -1,152 +1,187 @@
 //! The Monday digest's messages: subject, text, HTML with inline charts, the raw MIME for SES and
-//! the short message for the staff topic.
+//! the short message for the staff topic, in the shop's language (`DigestSettings::locale`, the
+//! template's `StaffLocale`; strings from `feedback::i18n`'s catalogues).
 
-use feedback::insights::weekly::{RankedIssue, WeeklyReport};
+use feedback::i18n::Catalogue;
+use feedback::insights::weekly::{RankedIssue, WeeklyReport, opt_pct};
 use feedback::reporting::{DigestComposer, DigestSettings, InlineImage};
 
 /// The digest as the weekly run sends it: charts (drawn by `charts`, none for an empty week) inline
 /// in the HTML part of the e-mail; the staff topic gets the short text.
 pub struct Composer<F>(pub F);
 
-impl<F: Fn(&WeeklyReport) -> Result<Vec<InlineImage>, String>> DigestComposer for Composer<F> {
+impl<F: Fn(&WeeklyReport, &Catalogue) -> Result<Vec<InlineImage>, String>> DigestComposer for Composer<F> {
     fn email(&self, settings: &DigestSettings, report: &WeeklyReport) -> Result<Vec<u8>, String> {
-        let images = if report.empty { Vec::new() } else { (self.0)(report)? };
+        let cat = settings.locale.catalogue();
+        let images = if report.empty { Vec::new() } else { (self.0)(report, cat)? };
         Ok(digest_mime(settings, report, &images, &format!("fl-{}", ulid::Ulid::new())))
     }
 
     fn staff_message(&self, settings: &DigestSettings, report: &WeeklyReport) -> (String, String) {
-        // SNS subjects are ASCII (the shop's name may not be).
+        // SNS subjects are ASCII whatever the language (the shop's name may not be).
         let subject = format!("[Feedback Loop] Weekly feedback {}", report.week);
-        (subject, sns_message(report, settings.dashboard_url.as_deref()))
+        (subject, sns_message(report, settings.dashboard_url.as_deref(), settings.locale.catalogue()))
     }
 }
 
 pub fn subject(settings: &DigestSettings, r: &WeeklyReport) -> String {
+    let cat = settings.locale.catalogue();
     let shop = settings.shop_name.replace(['\r', '\n'], " ");
     if r.empty {
-        return format!("[{shop}] Weekly feedback {}: no feedback this week", r.week);
+        return cat.f("digest.subject_empty", &[("shop", &shop), ("week", &r.week)]);
     }
-    let csat = r.headline.csat_pct.map_or("no ratings".to_owned(), |c| format!("CSAT {c:.1}%"));
+    let csat = r.headline.csat_pct.map_or(cat.t("digest.no_ratings"), |c| format!("CSAT {c:.1}%"));
     match r.issues.first() {
-        Some(top) => format!("[{shop}] Weekly feedback {}: {csat}, fix first: {}", r.week, top.label_en),
-        None => format!("[{shop}] Weekly feedback {}: {csat}", r.week),
+        Some(top) => cat.f(
+            "digest.subject_top",
+            &[("shop", &shop), ("week", &r.week), ("csat", &csat), ("issue", &label(top, cat))],
+        ),
+        None => cat.f("digest.subject", &[("shop", &shop), ("week", &r.week), ("csat", &csat)]),
     }
 }
 
-fn opt(v: Option<f64>, unit: &str) -> String {
-    v.map_or("–".to_owned(), |v| format!("{v:.1}{unit}"))
+/// An issue type's name in the reader's language.
+pub fn label<'a>(i: &'a RankedIssue, cat: &Catalogue) -> &'a str {
+    match cat.locale {
+        feedback::i18n::Locale::ZhCn => &i.label_zh,
+        feedback::i18n::Locale::En => &i.label_en,
+    }
 }
 
-fn issue_line(i: &RankedIssue) -> String {
-    format!(
-        "{}. {} {} — priority {:.0}, {} mentions, {} customers, {}",
-        i.rank,
-        i.label_en,
-        i.label_zh,
-        i.priority,
-        i.items,
-        i.customers,
-        i.trend.arrow()
+fn stars(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |s| format!("{s:.2}"))
+}
+
+fn issue_line(i: &RankedIssue, cat: &Catalogue) -> String {
+    cat.f(
+        "digest.issue",
+        &[
+            ("rank", &i.rank),
+            ("issue", &label(i, cat)),
+            ("priority", &format!("{:.0}", i.priority)),
+            ("items", &i.items),
+            ("customers", &i.customers),
+            ("trend", &i.trend.arrow(cat)),
+        ],
     )
 }
 
+fn period(r: &WeeklyReport, cat: &Catalogue) -> String {
+    cat.f("digest.period", &[("from", &r.from), ("to", &r.to)])
+}
+
 /// The plain-text part.
-pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
-    let mut out = format!("Weekly feedback report {} ({} to {})\n\n", r.week, r.from, r.to);
-    if r.empty {
-        out.push_str("No feedback was recorded this week: no ratings, no customer messages.\n");
+pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>, cat: &Catalogue) -> String {
+    let mut out = format!("{} ({})\n\n", cat.f("digest.title", &[("week", &r.week)]), period(r, cat));
+    let dashboard = |out: &mut String| {
         if let Some(url) = dashboard_url {
-            out.push_str(&format!("\nDashboard: {url}\n"));
+            out.push_str(&format!("\n{}{} {url}\n", cat.t("digest.dashboard"), cat.t("list.colon")));
         }
+    };
+    if r.empty {
+        out.push_str(&format!("{}\n", cat.t("digest.empty")));
+        dashboard(&mut out);
         return out;
     }
     let h = &r.headline;
     out.push_str(&format!(
-        "CSAT {} · average {} stars · {} ratings · {} feedback items from {} customers\n\
-         Sentiment: {} positive, {} neutral, {} negative · {} severe · {} complaint triggers\n\
-         Follow-ups: {} sent, {} reminders, {} answered (response rate {})\n",
-        opt(h.csat_pct, "%"),
-        h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}")),
-        h.ratings,
-        h.feedback,
-        h.customers,
-        h.positive,
-        h.neutral,
-        h.negative,
-        h.severe,
-        h.triggers,
-        h.follow_ups_sent,
-        h.reminders_sent,
-        h.follow_up_answers,
-        opt(h.response_rate_pct, "%"),
+        "{}\n",
+        cat.f(
+            "digest.headline",
+            &[
+                ("csat", &opt_pct(h.csat_pct)),
+                ("stars", &stars(h.average_stars)),
+                ("ratings", &h.ratings),
+                ("items", &h.feedback),
+                ("customers", &h.customers),
+            ],
+        )
     ));
-    if let Some(estimated) = h.estimated.sentence() {
+    out.push_str(&format!(
+        "{}\n",
+        cat.f(
+            "digest.sentiment",
+            &[
+                ("positive", &h.positive),
+                ("neutral", &h.neutral),
+                ("negative", &h.negative),
+                ("severe", &h.severe),
+                ("triggers", &h.triggers),
+            ],
+        )
+    ));
+    out.push_str(&format!(
+        "{}\n",
+        cat.f(
+            "digest.follow_ups",
+            &[
+                ("sent", &h.follow_ups_sent),
+                ("reminders", &h.reminders_sent),
+                ("answered", &h.follow_up_answers),
+                ("rate", &opt_pct(h.response_rate_pct)),
+            ],
+        )
+    ));
+    if let Some(estimated) = h.estimated.sentence(cat) {
         out.push_str(&format!("{estimated}\n"));
     }
-    let service = r.service_lines();
-    if !service.is_empty() {
-        out.push_str("\nHow the service did:\n");
-        for line in &service {
-            out.push_str(&format!("- {line}\n"));
+    let mut list = |title: &str, lines: &[String]| {
+        if !lines.is_empty() {
+            out.push_str(&format!("\n{}{}\n", cat.t(title), cat.t("list.colon")));
+            for line in lines {
+                out.push_str(&format!("- {line}\n"));
+            }
         }
-    }
-    let proactive = r.proactive_lines();
-    if !proactive.is_empty() {
-        out.push_str("\nOffers and proactive messages:\n");
-        for line in &proactive {
-            out.push_str(&format!("- {line}\n"));
-        }
-    }
-    if !r.changes.is_empty() {
-        out.push_str("\nSince last week:\n");
-        for c in &r.changes {
-            out.push_str(&format!("- {c}\n"));
-        }
-    }
-    out.push_str("\nFix first:\n");
+    };
+    list("digest.service", &r.service_lines(cat));
+    list("digest.proactive", &r.proactive_lines(cat));
+    list("digest.changes", &r.changes.iter().map(|c| c.render(cat)).collect::<Vec<_>>());
+    out.push_str(&format!("\n{}{}\n", cat.t("digest.fix_first"), cat.t("list.colon")));
     if let Some(why) = &r.why_first {
-        out.push_str(&format!("{why}\n"));
+        out.push_str(&format!("{}\n", why.render(cat)));
     }
     for i in r.issues.iter().take(5) {
-        out.push_str(&format!("\n{}\n", issue_line(i)));
+        out.push_str(&format!("\n{}\n", issue_line(i, cat)));
         for reason in &i.reasons {
-            out.push_str(&format!("   · {reason}\n"));
+            out.push_str(&format!("   · {}\n", reason.render(cat)));
         }
         for e in &i.examples {
             out.push_str(&format!("   “{}”\n", e.text));
         }
     }
     if r.issues.is_empty() {
-        out.push_str("No problems were reported this week.\n");
+        out.push_str(&format!("{}\n", cat.t("digest.no_problems")));
     }
-    if let Some(url) = dashboard_url {
-        out.push_str(&format!("\nDashboard: {url}\n"));
-    }
+    dashboard(&mut out);
     out
 }
 
 /// The HTML part: tables and inline styles (what mail clients render), charts as `cid:` images.
-pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[InlineImage]) -> String {
+pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[InlineImage], cat: &Catalogue) -> String {
     use feedback::insights::weekly::Trend;
     use maud::{DOCTYPE, html};
     const H2: &str = "font-size:16px;margin:16px 0 4px";
     let h = &r.headline;
     let tiles = [
-        ("CSAT (4–5★)", opt(h.csat_pct, "%")),
-        ("Estimated CSAT, all closed", opt(h.estimated.csat_pct, "%")),
-        ("Average stars", h.average_stars.map_or("–".to_owned(), |s| format!("{s:.2}"))),
-        ("Ratings", h.ratings.to_string()),
-        ("Follow-up response", opt(h.response_rate_pct, "%")),
+        (cat.t("tile.csat"), opt_pct(h.csat_pct)),
+        (cat.t("tile.estimated"), opt_pct(h.estimated.csat_pct)),
+        (cat.t("tile.average_stars"), stars(h.average_stars)),
+        (cat.t("tile.ratings"), h.ratings.to_string()),
+        (cat.t("tile.response"), opt_pct(h.response_rate_pct)),
     ];
+    let service = r.service_lines(cat);
+    let proactive = r.proactive_lines(cat);
+    let changes: Vec<String> = r.changes.iter().map(|c| c.render(cat)).collect();
+    let lists = [("digest.service", &service), ("digest.proactive", &proactive), ("digest.changes", &changes)];
     html! {
         (DOCTYPE)
-        html {
-            body style="margin:0;padding:16px;background:#f3f4f6;font-family:Arial,'PingFang SC','Microsoft YaHei',sans-serif;color:#1f2937" {
+        html lang=(cat.locale.tag()) {
+            body style="margin:0;padding:16px;background:#f3f4f6;font-family:Arial,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif;color:#1f2937" {
                 table role="presentation" width="600" align="center" cellpadding="0" cellspacing="0" style="background:#fff;border-radius:8px;padding:20px" { tr { td {
-                    h1 style="font-size:20px;margin:0 0 4px" { "Weekly feedback report " (r.week) }
-                    p style="margin:0 0 16px;color:#6b7280" { (r.from) " to " (r.to) }
+                    h1 style="font-size:20px;margin:0 0 4px" { (cat.f("digest.title", &[("week", &r.week)])) }
+                    p style="margin:0 0 16px;color:#6b7280" { (period(r, cat)) }
                     @if r.empty {
-                        p { "No feedback was recorded this week: no ratings, no customer messages." }
+                        p { (cat.t("digest.empty")) }
                     } @else {
                         table role="presentation" width="100%" cellspacing="0" style="border-collapse:collapse;margin-bottom:16px" { tr {
                             @for (label, value) in &tiles {
@@ -157,29 +192,23 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                             }
                         } }
                         p style="margin:0 0 16px" {
-                            (h.feedback) " feedback items from " (h.customers) " customers: " (h.positive) " positive, "
-                            (h.neutral) " neutral, " (h.negative) " negative; " (h.severe) " severe, " (h.triggers) " complaint triggers."
+                            (cat.f("digest.items_line", &[
+                                ("items", &h.feedback), ("customers", &h.customers), ("positive", &h.positive),
+                                ("neutral", &h.neutral), ("negative", &h.negative), ("severe", &h.severe), ("triggers", &h.triggers),
+                            ]))
                         }
-                        @if let Some(estimated) = h.estimated.sentence() {
+                        @if let Some(estimated) = h.estimated.sentence(cat) {
                             p style="margin:0 0 16px" { (estimated) }
                         }
-                        @let service = r.service_lines();
-                        @if !service.is_empty() {
-                            h2 style=(H2) { "How the service did" }
-                            ul style="margin:0;padding-left:20px" { @for line in &service { li { (line) } } }
+                        @for (title, lines) in &lists {
+                            @if !lines.is_empty() {
+                                h2 style=(H2) { (cat.t(title)) }
+                                ul style="margin:0;padding-left:20px" { @for line in lines.iter() { li { (line) } } }
+                            }
                         }
-                        @let proactive = r.proactive_lines();
-                        @if !proactive.is_empty() {
-                            h2 style=(H2) { "Offers and proactive messages" }
-                            ul style="margin:0;padding-left:20px" { @for line in &proactive { li { (line) } } }
-                        }
-                        @if !r.changes.is_empty() {
-                            h2 style=(H2) { "Since last week" }
-                            ul style="margin:0;padding-left:20px" { @for c in &r.changes { li { (c) } } }
-                        }
-                        h2 style=(H2) { "Fix first" }
+                        h2 style=(H2) { (cat.t("digest.fix_first")) }
                         @if let Some(why) = &r.why_first {
-                            p style="margin:0 0 8px" { strong { (why) } }
+                            p style="margin:0 0 8px" { strong { (why.render(cat)) } }
                         }
                         ol style="margin:0;padding-left:20px" {
                             @for i in r.issues.iter().take(5) {
@@ -189,11 +218,13 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                                     Trend::Flat | Trend::Few | Trend::SoFar => "#6b7280",
                                 };
                                 li style="margin-bottom:10px" {
-                                    strong { (i.label_en) " " (i.label_zh) }
-                                    " — priority " (format!("{:.0}", i.priority)) ", " (i.items) " mentions, " (i.customers) " customers, "
-                                    span style={ "color:" (colour) } { (i.trend.arrow()) }
+                                    strong { (label(i, cat)) }
+                                    " — " (cat.f("digest.issue_figures", &[
+                                        ("priority", &format!("{:.0}", i.priority)), ("items", &i.items), ("customers", &i.customers),
+                                    ])) " "
+                                    span style={ "color:" (colour) } { (i.trend.arrow(cat)) }
                                     ul style="margin:4px 0;padding-left:18px;color:#4b5563;font-size:13px" {
-                                        @for reason in &i.reasons { li { (reason) } }
+                                        @for reason in &i.reasons { li { (reason.render(cat)) } }
                                     }
                                     @for ex in &i.examples {
                                         blockquote style="margin:4px 0 4px 8px;padding-left:8px;border-left:3px solid #e5e7eb;color:#374151;font-size:13px" { (ex.text) }
@@ -208,7 +239,7 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                         }
                     }
                     @if let Some(url) = dashboard_url {
-                        p style="margin-top:20px" { a href=(url) { "Open the dashboard" } }
+                        p style="margin-top:20px" { a href=(url) { (cat.t("digest.open_dashboard")) } }
                     }
                 } } }
             }
@@ -218,34 +249,37 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
 }
 
 /// The short message for the staff topic (also what its e-mail and SMS subscribers see).
-pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
+pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>, cat: &Catalogue) -> String {
     let mut out = if r.empty {
-        format!("Feedback {} ({} to {}): no feedback this week.", r.week, r.from, r.to)
+        cat.f("sns.empty", &[("week", &r.week), ("from", &r.from), ("to", &r.to)])
     } else {
         let h = &r.headline;
-        let mut s = format!(
-            "Feedback {} ({} to {}): {} items, {} ratings, CSAT {}, follow-up response {}.",
-            r.week,
-            r.from,
-            r.to,
-            h.feedback,
-            h.ratings,
-            opt(h.csat_pct, "%"),
-            opt(h.response_rate_pct, "%")
+        let mut s = cat.f(
+            "sns.summary",
+            &[
+                ("week", &r.week),
+                ("from", &r.from),
+                ("to", &r.to),
+                ("items", &h.feedback),
+                ("ratings", &h.ratings),
+                ("csat", &opt_pct(h.csat_pct)),
+                ("rate", &opt_pct(h.response_rate_pct)),
+            ],
         );
         if let Some(c) = r.changes.first() {
-            s.push_str(&format!(" {c}."));
+            s.push_str(&cat.f("sns.change", &[("change", &c.render(cat))]));
         }
         if !r.issues.is_empty() {
-            s.push_str(" Fix first:");
+            s.push_str(&cat.t("sns.fix_first"));
             for i in r.issues.iter().take(3) {
-                s.push_str(&format!(
-                    " {}. {} {} ({} mentions, {});",
-                    i.rank,
-                    i.label_en,
-                    i.label_zh,
-                    i.items,
-                    i.trend.arrow()
+                s.push_str(&cat.f(
+                    "sns.issue",
+                    &[
+                        ("rank", &i.rank),
+                        ("issue", &label(i, cat)),
+                        ("items", &i.items),
+                        ("trend", &i.trend.arrow(cat)),
+                    ],
                 ));
             }
         }
@@ -263,11 +297,12 @@ pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>) -> String {
 pub fn digest_mime(settings: &DigestSettings, r: &WeeklyReport, images: &[InlineImage], message_id: &str) -> Vec<u8> {
     use mail_builder::MessageBuilder;
     use mail_builder::mime::MimePart;
+    let cat = settings.locale.catalogue();
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
     let from = clean(&settings.from_address);
     let domain = from.rsplit_once('@').map_or("localhost", |(_, d)| d).to_owned();
-    let text = digest_text(r, settings.dashboard_url.as_deref());
-    let html = digest_html(r, settings.dashboard_url.as_deref(), images);
+    let text = digest_text(r, settings.dashboard_url.as_deref(), cat);
+    let html = digest_html(r, settings.dashboard_url.as_deref(), images, cat);
     let mut parts = vec![MimePart::new(
         "multipart/alternative",
         vec![MimePart::new("text/plain", text), MimePart::new("text/html", html)],
@@ -302,7 +337,12 @@ mod tests {
             shop_name: "小店".into(),
             dashboard_url: Some("https://fb.example.com/dashboard".into()),
             lease_seconds: 300,
+            locale: feedback::i18n::Locale::En,
         }
+    }
+
+    fn en() -> &'static Catalogue {
+        Catalogue::of(feedback::i18n::Locale::En)
     }
 
     fn report() -> WeeklyReport {
@@ -351,13 +391,14 @@ mod tests {
         let r = report();
         let s = settings();
         assert_eq!(subject(&s, &r), "[小店] Weekly feedback 2026-W47: CSAT 62.5%, fix first: Shipping and delivery");
-        let text = digest_text(&r, s.dashboard_url.as_deref());
+        let text = digest_text(&r, s.dashboard_url.as_deref(), en());
         assert!(text.contains("CSAT 62.5% · average 3.63 stars · 8 ratings"), "{text}");
-        assert!(text.contains("1. Shipping and delivery 物流配送") && text.contains("response rate 25.0%"), "{text}");
+        assert!(text.contains("1. Shipping and delivery — priority") && text.contains("response rate 25.0%"), "{text}");
         let html = digest_html(
             &r,
             s.dashboard_url.as_deref(),
             &[InlineImage { content_id: "ranking".into(), alt: "a<b".into(), png: vec![] }],
+            en(),
         );
         assert!(text.contains("Estimated CSAT over all 10 closed conversations: 45.0%"), "{text}");
         assert!(html.contains("src=\"cid:ranking\"") && html.contains("alt=\"a&lt;b\""));
@@ -366,15 +407,12 @@ mod tests {
             html.contains("快递&lt;b&gt;一周&lt;/b&gt;还没到") && !html.contains("<b>一周"),
             "comments are escaped"
         );
-        let sns = sns_message(&r, s.dashboard_url.as_deref());
+        let sns = sns_message(&r, s.dashboard_url.as_deref(), en());
         assert!(
             sns.starts_with("Feedback 2026-W47 (2026-11-16 to 2026-11-22): 20 items, 8 ratings, CSAT 62.5%"),
             "{sns}"
         );
-        assert!(
-            sns.contains("1. Shipping and delivery 物流配送 (6 mentions, new)") && sns.ends_with("/dashboard"),
-            "{sns}"
-        );
+        assert!(sns.contains("1. Shipping and delivery (6 mentions, new)") && sns.ends_with("/dashboard"), "{sns}");
     }
 
     #[test]
@@ -404,7 +442,37 @@ mod tests {
             "2026-11-23T01:00:00Z".parse().unwrap(),
         );
         assert_eq!(subject(&settings(), &empty), "[小店] Weekly feedback 2026-W47: no feedback this week");
-        assert!(digest_text(&empty, None).contains("No feedback was recorded this week"));
-        assert_eq!(sns_message(&empty, None), "Feedback 2026-W47 (2026-11-16 to 2026-11-22): no feedback this week.");
+        assert!(digest_text(&empty, None, en()).contains("No feedback was recorded this week"));
+        assert_eq!(
+            sns_message(&empty, None, en()),
+            "Feedback 2026-W47 (2026-11-16 to 2026-11-22): no feedback this week."
+        );
+    }
+
+    /// The shop's language is Chinese by default: every part of the digest staff read is Chinese,
+    /// the same report rendered from the same phrases.
+    #[test]
+    fn the_digest_reads_in_chinese() {
+        let mut s = settings();
+        s.locale = feedback::i18n::Locale::ZhCn;
+        let zh = s.locale.catalogue();
+        let r = report();
+        assert_eq!(subject(&s, &r), "[小店] 2026-W47 每周反馈：CSAT 62.5%，优先解决：物流配送");
+        let text = digest_text(&r, s.dashboard_url.as_deref(), zh);
+        let html = digest_html(&r, s.dashboard_url.as_deref(), &[], zh);
+        let sns = sns_message(&r, s.dashboard_url.as_deref(), zh);
+        for part in [&text, &html, &sns] {
+            assert!(part.contains("物流配送") && part.contains("优先解决"), "{part}");
+        }
+        assert!(text.contains("全部 10 个已结束会话的预估满意度：45.0%"), "{text}");
+        assert!(html.contains("lang=\"zh-CN\"") && html.contains("打开看板"), "{html}");
+        // No English sentence of ours is left: the words that remain are the shop's own (none
+        // here), units and figures.
+        let english: Vec<&str> = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| w.len() > 3 && !["CSAT", "https", "dashboard"].contains(w) && !w.starts_with("example"))
+            .collect();
+        assert!(english.is_empty(), "English left in the Chinese digest: {english:?}\n{text}");
+        assert!(sns.starts_with("2026-W47 反馈（2026-11-16 至 2026-11-22）"), "{sns}");
     }
 }

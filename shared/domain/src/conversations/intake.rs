@@ -253,21 +253,24 @@ impl StaffAlert {
         s
     }
 
-    /// Plain text for e-mail and chat subscribers of the staff topic.
-    pub fn body(&self) -> String {
-        let rule = self.rule.as_deref().map(|r| format!(" (rule {r})")).unwrap_or_default();
-        format!(
-            "A customer needs attention now.\n\n\
-             Category: {category}{rule}\nSeverity: {severity:?}\nConversation: {conversation}\n\
-             Customer: {customer}\nChannel: {channel}\nMessage {message} at {sent_at}:\n\n{text}\n",
-            category = self.category,
-            severity = self.severity,
-            conversation = self.conversation_id,
-            customer = self.customer_id,
-            channel = self.channel,
-            message = self.message_id,
-            sent_at = self.sent_at,
-            text = self.text,
+    /// Plain text for e-mail and chat subscribers of the staff topic, in the staff's language
+    /// (the category and severity by their names in it; ids and the customer's words as they are).
+    pub fn body(&self, cat: &crate::i18n::Catalogue) -> String {
+        let rule = self.rule.as_deref().map(|r| cat.f("alert.rule", &[("rule", &r)])).unwrap_or_default();
+        let category = cat.get(&format!("alert.category.{}", self.category)).unwrap_or(&self.category).to_owned();
+        cat.f(
+            "alert.body",
+            &[
+                ("category", &category),
+                ("rule", &rule),
+                ("severity", &cat.t(&format!("alert.severity.{}", self.severity.as_str()))),
+                ("conversation", &self.conversation_id),
+                ("customer", &self.customer_id),
+                ("channel", &self.channel),
+                ("message", &self.message_id),
+                ("sent_at", &self.sent_at),
+                ("text", &self.text),
+            ],
         )
     }
 }
@@ -629,8 +632,15 @@ mod tests {
         let subject = alert.subject();
         assert_eq!(subject, "[Feedback Loop] HIGH complaint in conversation c-9");
         assert!(subject.len() < 100 && subject.is_ascii());
-        let body = alert.body();
+        let body = alert.body(crate::i18n::Catalogue::of(crate::i18n::Locale::En));
         assert!(body.contains("Conversation: c-9") && body.contains("rule zh.complaint") && body.contains("[phone]"));
+        assert!(body.contains("Category: complaint") && body.contains("Severity: high"), "{body}");
+        let zh = alert.body(crate::i18n::Catalogue::of(crate::i18n::Locale::ZhCn));
+        assert!(
+            zh.starts_with("有顾客需要立即关注。") && zh.contains("类别：投诉") && zh.contains("严重程度：高"),
+            "{zh}"
+        );
+        assert!(zh.contains("会话：c-9") && zh.contains("[phone]"), "{zh}");
     }
 
     #[test]

@@ -322,19 +322,22 @@ pub fn hurting_most(rows: &[ScoreRow], n: usize) -> Vec<&ScoreRow> {
 }
 
 /// The digest's line for an intent that hurts.
-pub fn hurting_line(r: &ScoreRow) -> String {
+pub fn hurting_line(r: &ScoreRow, cat: &crate::i18n::Catalogue) -> String {
     let change = match r.change_pts {
-        Some(c) => format!(", {c:+.1} pts since last week"),
-        None => ", new this week".to_owned(),
+        Some(c) => cat.f("scorecard.change", &[("pts", &format!("{c:+.1}"))]),
+        None => cat.t("scorecard.new"),
     };
-    format!(
-        "{}: {} conversations, satisfaction {}{change}, resolved {}, escalated {} (≈{:.1} satisfied conversations short of the average)",
-        r.key,
-        r.conversations,
-        r.estimated_csat_pct.or(r.csat_pct).map_or("–".to_owned(), |p| format!("{p:.1}%")),
-        r.resolution_pct.map_or("–".to_owned(), |p| format!("{p:.0}%")),
-        r.escalation_pct.map_or("–".to_owned(), |p| format!("{p:.0}%")),
-        r.shortfall
+    cat.f(
+        "scorecard.hurting",
+        &[
+            ("intent", &r.key),
+            ("conversations", &r.conversations),
+            ("satisfaction", &crate::insights::weekly::opt_pct(r.estimated_csat_pct.or(r.csat_pct))),
+            ("change", &change),
+            ("resolved", &r.resolution_pct.map_or("–".to_owned(), |p| format!("{p:.0}%"))),
+            ("escalated", &r.escalation_pct.map_or("–".to_owned(), |p| format!("{p:.0}%"))),
+            ("shortfall", &format!("{:.1}", r.shortfall)),
+        ],
     )
 }
 
@@ -396,7 +399,7 @@ mod tests {
         let hurting = hurting_most(&rows, 3);
         assert_eq!(hurting.len(), 1);
         assert!(
-            hurting_line(hurting[0])
+            hurting_line(hurting[0], crate::i18n::Catalogue::of(crate::i18n::Locale::En))
                 .starts_with("bad: 20 conversations, satisfaction 30.0%, -20.0 pts since last week")
         );
     }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::analysis::taxonomy::Taxonomy;
+use crate::i18n::{Catalogue, Phrase};
 use crate::time::IsoWeek;
 
 use super::percent::{pct, round1};
@@ -370,15 +371,22 @@ impl Cohort {
         Cohort { customers, rated, csat_pct: pct(satisfied, rated), repeat, repeat_pct: pct(repeat, customers) }
     }
 
-    fn describe(&self) -> String {
-        format!(
-            "{} customers, CSAT {} of {} rated, {} ordered again within 30 days",
-            self.customers,
-            self.csat_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
-            self.rated,
-            self.repeat_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+    fn describe(&self, cat: &Catalogue) -> String {
+        cat.f(
+            "weekly.offers.cohort",
+            &[
+                ("customers", &self.customers),
+                ("csat", &opt_pct(self.csat_pct)),
+                ("rated", &self.rated),
+                ("repeat", &opt_pct(self.repeat_pct)),
+            ],
         )
     }
+}
+
+/// `62.5%`, or `–` when there is nothing to divide.
+pub fn opt_pct(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |p| format!("{p:.1}%"))
 }
 
 impl OfferSummary {
@@ -400,43 +408,47 @@ impl OfferSummary {
     }
 
     /// What the offers did this week, in one sentence; none without offers.
-    pub fn activity(&self) -> Option<String> {
+    pub fn activity(&self, cat: &Catalogue) -> Option<String> {
         (!self.is_empty()).then(|| {
-            format!(
-                "Recovery offers: {} suggested, {} made ({}), {} accepted (cost {}), {} withheld by the guard rails.",
-                self.suggested,
-                self.made,
-                money((self.value_made * 100.0).round() as i64),
-                self.accepted,
-                money((self.cost * 100.0).round() as i64),
-                self.withheld
+            cat.f(
+                "weekly.offers.activity",
+                &[
+                    ("suggested", &self.suggested),
+                    ("made", &self.made),
+                    ("value", &money((self.value_made * 100.0).round() as i64)),
+                    ("accepted", &self.accepted),
+                    ("cost", &money((self.cost * 100.0).round() as i64)),
+                    ("withheld", &self.withheld),
+                ],
             )
         })
     }
 
     /// Whether the offers paid off: the offered customers against the comparison; "too few" until
     /// both sides have `PAYOFF_MIN_CUSTOMERS`.
-    pub fn payoff(&self) -> Option<String> {
+    pub fn payoff(&self, cat: &Catalogue) -> Option<String> {
         if self.is_empty() {
             return None;
         }
         let (a, b) = (&self.offered, &self.comparison);
         if a.customers < PAYOFF_MIN_CUSTOMERS || b.customers < PAYOFF_MIN_CUSTOMERS {
-            return Some(format!(
-                "Too few to compare yet: {} offered, {} in the comparison (at least {PAYOFF_MIN_CUSTOMERS} each).",
-                a.customers, b.customers
+            return Some(cat.f(
+                "weekly.offers.too_few",
+                &[("offered", &a.customers), ("comparison", &b.customers), ("min", &PAYOFF_MIN_CUSTOMERS)],
             ));
         }
         let lift = |x: Option<f64>, y: Option<f64>| match (x, y) {
-            (Some(x), Some(y)) => format!("{:+.1} pts", x - y),
+            (Some(x), Some(y)) => cat.f("weekly.pts", &[("pts", &format!("{:+.1}", x - y))]),
             _ => "–".to_owned(),
         };
-        Some(format!(
-            "With an offer: {}. Without (comparison): {}. Difference: CSAT {}, repeat orders {}.",
-            a.describe(),
-            b.describe(),
-            lift(a.csat_pct, b.csat_pct),
-            lift(a.repeat_pct, b.repeat_pct)
+        Some(cat.f(
+            "weekly.offers.payoff",
+            &[
+                ("offered", &a.describe(cat)),
+                ("comparison", &b.describe(cat)),
+                ("csat", &lift(a.csat_pct, b.csat_pct)),
+                ("repeat", &lift(a.repeat_pct, b.repeat_pct)),
+            ],
         ))
     }
 }
@@ -612,21 +624,25 @@ pub struct Estimated {
 impl Estimated {
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
     /// rated, and how well the estimate follows the stars where a conversation has both.
-    pub fn sentence(&self) -> Option<String> {
+    pub fn sentence(&self, cat: &Catalogue) -> Option<String> {
         let csat = self.csat_pct?;
-        let mut out = format!(
-            "Estimated CSAT over all {} closed conversations: {csat:.1}% ({:.1}% dissatisfied, average {:.2} stars); {} of them ({}) rated.",
-            self.conversations,
-            self.dissatisfied_pct.unwrap_or(0.0),
-            self.average_stars.unwrap_or(0.0),
-            self.paired,
-            self.rated_share_pct.map_or("–".to_owned(), |p| format!("{p:.1}%")),
+        let mut out = cat.f(
+            "weekly.estimated.sentence",
+            &[
+                ("conversations", &self.conversations),
+                ("csat", &format!("{csat:.1}")),
+                ("dissatisfied", &format!("{:.1}", self.dissatisfied_pct.unwrap_or(0.0))),
+                ("stars", &format!("{:.2}", self.average_stars.unwrap_or(0.0))),
+                ("rated", &self.paired),
+                ("rated_share", &opt_pct(self.rated_share_pct)),
+            ],
         );
         if let Some(error) = self.paired_mean_error {
-            let r = self.paired_correlation.map_or(String::new(), |r| format!("correlation {r:.2}, "));
-            out.push_str(&format!(
-                " Where a conversation has both, the estimate follows the customer's stars with {r}mean difference {error:.2} stars."
-            ));
+            let error = format!("{error:.2}");
+            out.push_str(&match self.paired_correlation {
+                Some(r) => cat.f("weekly.estimated.paired_r", &[("r", &format!("{r:.2}")), ("error", &error)]),
+                None => cat.f("weekly.estimated.paired", &[("error", &error)]),
+            });
         }
         Some(out)
     }
@@ -716,15 +732,15 @@ impl Trend {
         }
     }
 
-    /// An arrow for text and mail (`↑`, `↓`, `→`, `new`).
-    pub fn arrow(&self) -> String {
+    /// An arrow for text and mail (`↑ 12%`, `↓ 12%`, `→`, "new", …) in the reader's language.
+    pub fn arrow(&self, cat: &Catalogue) -> String {
         match self {
-            Trend::New => "new".into(),
+            Trend::New => cat.t("weekly.trend.new"),
             Trend::Up { pct } => format!("↑ {pct}%"),
             Trend::Down { pct } => format!("↓ {pct}%"),
             Trend::Flat => "→".into(),
-            Trend::Few => "too few to tell".into(),
-            Trend::SoFar => "so far".into(),
+            Trend::Few => cat.t("weekly.trend.few"),
+            Trend::SoFar => cat.t("weekly.trend.so_far"),
         }
     }
 }
@@ -762,7 +778,7 @@ pub struct RankedIssue {
     pub customers: u64,
     pub order_value_minor: i64,
     /// Why it is where it is, one sentence per factor, strongest first.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Phrase>,
     /// Up to three example comments, most severe first.
     pub examples: Vec<Example>,
 }
@@ -857,71 +873,61 @@ fn rank(current: &WeekFigures, previous: &WeekFigures, w: &Weights, compare: boo
 }
 
 /// One sentence per factor, the factor that adds most to the priority first.
-fn reasons(issue: &RankedIssue, w: &Weights) -> Vec<String> {
+fn reasons(issue: &RankedIssue, w: &Weights) -> Vec<Phrase> {
     let c = &issue.components;
-    let mut factors: Vec<(f64, String)> = vec![
+    let frequency = if c.frequency >= 1.0 {
+        Phrase::new("weekly.reason.most_frequent")
+    } else {
+        Phrase::new("weekly.reason.frequency")
+    };
+    let severity = if issue.triggers == 1 {
+        Phrase::new("weekly.reason.severity_triggers_one").arg("triggers", issue.triggers)
+    } else if issue.triggers > 1 {
+        Phrase::new("weekly.reason.severity_triggers").arg("triggers", issue.triggers)
+    } else {
+        Phrase::new("weekly.reason.severity")
+    };
+    let reach = match (issue.customers == 1, issue.order_value_minor > 0) {
+        (true, false) => Phrase::new("weekly.reason.reach_one"),
+        (false, false) => Phrase::new("weekly.reason.reach"),
+        (true, true) => Phrase::new("weekly.reason.reach_one_orders"),
+        (false, true) => Phrase::new("weekly.reason.reach_orders"),
+    };
+    let trend = match issue.trend {
+        Trend::New => Phrase::new("weekly.reason.trend_new"),
+        Trend::Up { pct } => Phrase::new("weekly.reason.trend_up").arg("pct", pct),
+        Trend::Down { pct } => Phrase::new("weekly.reason.trend_down").arg("pct", pct),
+        Trend::Flat => Phrase::new("weekly.reason.trend_flat"),
+        Trend::Few => Phrase::new("weekly.reason.trend_few"),
+        Trend::SoFar => Phrase::new("weekly.reason.trend_so_far"),
+    };
+    let mut factors: Vec<(f64, Phrase)> = vec![
         (
             w.frequency * c.frequency,
-            format!(
-                "{}: {} mentions, {:.1}% of all issue mentions{}",
-                if c.frequency >= 1.0 { "Most frequent" } else { "Frequency" },
-                issue.items,
-                issue.share_pct,
-                if c.frequency >= 1.0 { " (the most of any issue)" } else { "" }
-            ),
+            frequency.arg("items", issue.items).arg("share", format!("{:.1}", issue.share_pct)),
         ),
-        (w.severity * c.severity, {
-            let mut s = format!(
-                "Severity: mean {:.1}/5, {:.0}% negative or 1–2★, {} severe",
-                issue.mean_severity, issue.negative_pct, issue.severe
-            );
-            if issue.triggers > 0 {
-                s.push_str(&format!(
-                    ", {} complaint trigger{}",
-                    issue.triggers,
-                    if issue.triggers == 1 { "" } else { "s" }
-                ));
-            }
-            s
-        }),
-        (w.reach * c.reach, {
-            let mut s = format!("Reach: {} customer{}", issue.customers, if issue.customers == 1 { "" } else { "s" });
-            if issue.order_value_minor > 0 {
-                s.push_str(&format!(", {} in orders", money(issue.order_value_minor)));
-            }
-            s
-        }),
         (
-            w.trend * c.trend,
-            match issue.trend {
-                Trend::New => "Trend: new this week (none last week)".to_owned(),
-                Trend::Up { pct } => {
-                    format!("Trend: up {pct}% on last week ({} → {})", issue.previous_items, issue.items)
-                }
-                Trend::Down { pct } => {
-                    format!("Trend: down {pct}% on last week ({} → {})", issue.previous_items, issue.items)
-                }
-                Trend::Flat => format!("Trend: steady ({} → {})", issue.previous_items, issue.items),
-                Trend::Few => {
-                    format!("Trend: too few to tell ({} → {})", issue.previous_items, issue.items)
-                }
-                Trend::SoFar => {
-                    format!("Trend: {} so far this week ({} all last week)", issue.items, issue.previous_items)
-                }
-            },
+            w.severity * c.severity,
+            severity
+                .arg("mean", format!("{:.1}", issue.mean_severity))
+                .arg("negative", format!("{:.0}", issue.negative_pct))
+                .arg("severe", issue.severe),
         ),
+        (w.reach * c.reach, reach.arg("customers", issue.customers).arg("money", money(issue.order_value_minor))),
+        (w.trend * c.trend, trend.arg("before", issue.previous_items).arg("now", issue.items)),
     ];
     factors.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut out: Vec<String> = factors.into_iter().map(|(_, s)| s).collect();
+    let mut out: Vec<Phrase> = factors.into_iter().map(|(_, s)| s).collect();
     if issue.issue_type == OTHER {
-        out.insert(0, "Not one problem: negative feedback no issue type fits; read the examples".to_owned());
+        out.insert(0, Phrase::new("weekly.reason.other"));
     }
     if c.evidence < 0.5 {
-        out.push(format!(
-            "Little evidence yet: {} item{} (priority damped)",
-            issue.items,
-            if issue.items == 1 { "" } else { "s" }
-        ));
+        let little = if issue.items == 1 {
+            Phrase::new("weekly.reason.little_one")
+        } else {
+            Phrase::new("weekly.reason.little")
+        };
+        out.push(little.arg("items", issue.items));
     }
     out
 }
@@ -951,10 +957,10 @@ pub struct WeeklyReport {
     pub headline: Headline,
     pub previous: Headline,
     /// What changed since last week, most important first.
-    pub changes: Vec<String>,
+    pub changes: Vec<Phrase>,
     pub issues: Vec<RankedIssue>,
     /// Why the first issue is first, in one sentence.
-    pub why_first: Option<String>,
+    pub why_first: Option<Phrase>,
     /// No feedback at all this week.
     pub empty: bool,
     /// The week is still running: nothing in it is compared with a whole week.
@@ -985,41 +991,41 @@ impl WeeklyReport {
 
     /// "How the service did", as sentences (the digest and the dashboard show the same): the
     /// intents that hurt satisfaction most, and each experiment's verdict.
-    pub fn service_lines(&self) -> Vec<String> {
+    pub fn service_lines(&self, cat: &Catalogue) -> Vec<String> {
         let mut out: Vec<String> = self
             .intents_hurting
             .iter()
-            .map(|r| format!("Bot intent {}", crate::insights::scorecards::hurting_line(r)))
+            .map(|r| cat.f("weekly.service.intent", &[("line", &crate::insights::scorecards::hurting_line(r, cat))]))
             .collect();
         for x in &self.experiments {
             let sizes: Vec<String> = x.arms.iter().map(|a| format!("{} {}", a.arm, a.conversations)).collect();
-            out.push(format!("Experiment {} ({}): {}", x.name, sizes.join(", "), x.verdict));
+            out.push(cat.f(
+                "weekly.service.experiment",
+                &[("name", &x.name), ("arms", &sizes.join(&cat.t("list.comma"))), ("verdict", &x.verdict_text(cat))],
+            ));
         }
         out
     }
 
     /// "Offers and proactive messages", as sentences (the digest and the dashboard show the same);
     /// empty when there were none.
-    pub fn proactive_lines(&self) -> Vec<String> {
+    pub fn proactive_lines(&self, cat: &Catalogue) -> Vec<String> {
         let h = &self.headline;
         let mut out = Vec::new();
         if h.apologies_sent + h.check_ins_sent > 0 {
-            out.push(format!(
-                "Reached out before being asked: {} apolog{} for delayed or late orders, {} check-in{} with VIPs left unhappy.",
-                h.apologies_sent,
-                if h.apologies_sent == 1 { "y" } else { "ies" },
-                h.check_ins_sent,
-                if h.check_ins_sent == 1 { "" } else { "s" }
+            out.push(cat.f(
+                "weekly.proactive.reached_out",
+                &[("apologies", &h.apologies_sent), ("check_ins", &h.check_ins_sent)],
             ));
         }
-        out.extend(h.offers.activity());
-        if let Some(payoff) = h.offers.payoff() {
-            out.push(format!("This week's offers so far (ratings and repeat orders count for 30 days): {payoff}"));
+        out.extend(h.offers.activity(cat));
+        if let Some(payoff) = h.offers.payoff(cat) {
+            out.push(cat.f("weekly.proactive.this_week", &[("payoff", &payoff)]));
         }
         if let Some(settled) = &self.settled_offers
-            && let Some(payoff) = settled.offers.payoff()
+            && let Some(payoff) = settled.offers.payoff(cat)
         {
-            out.push(format!("Offers of {} (30 days on): {payoff}", settled.week));
+            out.push(cat.f("weekly.proactive.settled", &[("week", &settled.week), ("payoff", &payoff)]));
         }
         out
     }
@@ -1076,22 +1082,22 @@ fn report(current: &WeekFigures, previous: &WeekFigures, generated_at: Timestamp
     }
 }
 
-fn why_first(issue: &RankedIssue) -> String {
+fn why_first(issue: &RankedIssue) -> Phrase {
     let c = &issue.components;
     let mut parts: Vec<(f64, &str)> = vec![
         (
             WEIGHTS.frequency * c.frequency,
-            if c.frequency >= 1.0 { "it is the most frequent issue" } else { "it is frequent" },
+            if c.frequency >= 1.0 { "weekly.why.most_frequent" } else { "weekly.why.frequent" },
         ),
-        (WEIGHTS.severity * c.severity, "its feedback is the angriest"),
-        (
-            WEIGHTS.reach * c.reach,
-            if c.reach >= 1.0 { "it reaches the most customers" } else { "it reaches many customers" },
-        ),
-        (WEIGHTS.trend * c.trend, if c.trend > 0.5 { "it is rising" } else { "it is not going away" }),
+        (WEIGHTS.severity * c.severity, "weekly.why.angriest"),
+        (WEIGHTS.reach * c.reach, if c.reach >= 1.0 { "weekly.why.reaches_most" } else { "weekly.why.reaches_many" }),
+        (WEIGHTS.trend * c.trend, if c.trend > 0.5 { "weekly.why.rising" } else { "weekly.why.not_going_away" }),
     ];
     parts.sort_by(|a, b| b.0.total_cmp(&a.0));
-    format!("{} is first because {} and {}.", issue.label_en, parts[0].1, parts[1].1)
+    Phrase::new("weekly.why.first")
+        .issue("issue", &issue.issue_type)
+        .key("first_reason", parts[0].1)
+        .key("second_reason", parts[1].1)
 }
 
 fn changes(
@@ -1100,37 +1106,54 @@ fn changes(
     issues: &[RankedIssue],
     previous: &[RankedIssue],
     in_progress: bool,
-) -> Vec<String> {
+) -> Vec<Phrase> {
     let mut out = Vec::new();
     // Shares compare across a part of a week (marked so); counts do not.
-    let so_far = if in_progress { " so far" } else { "" };
+    let (csat, csat_first, negative_key) = if in_progress {
+        ("weekly.change.csat_so_far", "weekly.change.csat_first_so_far", "weekly.change.negative_so_far")
+    } else {
+        ("weekly.change.csat", "weekly.change.csat_first", "weekly.change.negative")
+    };
     match (now.csat_pct, before.csat_pct) {
-        (Some(a), Some(b)) => out.push(format!("CSAT {b:.1}% → {a:.1}%{so_far} ({:+.1} pts)", a - b)),
-        (Some(a), None) => out.push(format!("CSAT {a:.1}%{so_far} (no ratings the week before)")),
+        (Some(a), Some(b)) => out.push(
+            Phrase::new(csat)
+                .arg("before", format!("{b:.1}"))
+                .arg("now", format!("{a:.1}"))
+                .arg("pts", format!("{:+.1}", a - b)),
+        ),
+        (Some(a), None) => out.push(Phrase::new(csat_first).arg("now", format!("{a:.1}"))),
         _ => {}
     }
     if now.ratings != before.ratings && !in_progress {
-        out.push(format!("Ratings {} → {}", before.ratings, now.ratings));
+        out.push(Phrase::new("weekly.change.ratings").arg("before", before.ratings).arg("now", now.ratings));
     }
     let negative = |h: &Headline| pct(h.negative, h.feedback);
     if let (Some(a), Some(b)) = (negative(now), negative(before))
         && (a - b).abs() >= 1.0
     {
-        out.push(format!("Negative feedback {b:.1}% → {a:.1}% of items{so_far}"));
+        out.push(Phrase::new(negative_key).arg("before", format!("{b:.1}")).arg("now", format!("{a:.1}")));
     }
     for issue in issues.iter().take(3) {
         match previous.iter().find(|p| p.issue_type == issue.issue_type) {
-            None => out.push(format!("{} is new in the top 3 (no feedback of it last week)", issue.label_en)),
-            Some(p) if p.rank > 3 => out.push(format!("{} rose to #{} (was #{})", issue.label_en, issue.rank, p.rank)),
-            Some(p) if p.rank != issue.rank => {
-                out.push(format!("{} moved to #{} (was #{})", issue.label_en, issue.rank, p.rank))
-            }
+            None => out.push(Phrase::new("weekly.change.new_in_top").issue("issue", &issue.issue_type)),
+            Some(p) if p.rank > 3 => out.push(
+                Phrase::new("weekly.change.rose")
+                    .issue("issue", &issue.issue_type)
+                    .arg("rank", issue.rank)
+                    .arg("was", p.rank),
+            ),
+            Some(p) if p.rank != issue.rank => out.push(
+                Phrase::new("weekly.change.moved")
+                    .issue("issue", &issue.issue_type)
+                    .arg("rank", issue.rank)
+                    .arg("was", p.rank),
+            ),
             _ => {}
         }
     }
     for p in previous.iter().take(3) {
         if !issues.iter().take(3).any(|i| i.issue_type == p.issue_type) {
-            out.push(format!("{} left the top 3 (was #{})", p.label_en, p.rank));
+            out.push(Phrase::new("weekly.change.left").issue("issue", &p.issue_type).arg("was", p.rank));
         }
     }
     out
@@ -1138,6 +1161,16 @@ fn changes(
 
 #[cfg(test)]
 mod tests {
+    /// The English of phrases, as staff reading in English see them.
+    fn en(phrases: &[crate::i18n::Phrase]) -> Vec<String> {
+        let cat = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
+        phrases.iter().map(|p| p.render(cat)).collect()
+    }
+
+    fn en_cat() -> &'static crate::i18n::Catalogue {
+        crate::i18n::Catalogue::of(crate::i18n::Locale::En)
+    }
+
     use super::*;
 
     fn counts(items: u64, severity_sum: u64, negative: u64, customers: u64) -> Counts {
@@ -1170,8 +1203,9 @@ mod tests {
         assert_eq!(ranked[1].trend, Trend::Flat);
         assert_eq!(l.trend, Trend::Up { pct: 150 });
         assert_eq!((l.share_pct, ranked[1].share_pct), (66.7, 33.3));
-        assert!(l.reasons[0].starts_with("Most frequent: 10 mentions"), "{:?}", l.reasons);
-        assert!(l.reasons.iter().any(|r| r == "Trend: up 150% on last week (4 → 10)"), "{:?}", l.reasons);
+        let reasons = en(&l.reasons);
+        assert!(reasons[0].starts_with("Most frequent: 10 mentions"), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r == "Trend: up 150% on last week (4 → 10)"), "{reasons:?}");
     }
 
     #[test]
@@ -1180,7 +1214,7 @@ mod tests {
         let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
         assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["price", "other"]);
         assert!(ranked[1].priority > ranked[0].priority, "its priority is still computed");
-        assert!(ranked[1].reasons[0].starts_with("Not one problem"));
+        assert!(en(&ranked[1].reasons)[0].starts_with("Not one problem"));
     }
 
     #[test]
@@ -1198,7 +1232,7 @@ mod tests {
         assert_eq!(ranked[0].negative_pct, 75.0);
         // R = 0.6 · 1 + 0.4 · 50,000/200,000 = 0.7 for price.
         assert!((ranked[1].components.reach - 0.7).abs() < 1e-9);
-        assert!(ranked[0].reasons.iter().any(|r| r.contains("¥2,000 in orders")), "{:?}", ranked[0].reasons);
+        assert!(en(&ranked[0].reasons).iter().any(|r| r.contains("¥2,000 in orders")), "{:?}", ranked[0].reasons);
     }
 
     #[test]
@@ -1206,7 +1240,7 @@ mod tests {
         let now = week("2026-W47", &[("b", counts(1, 5, 1, 1)), ("a", counts(1, 5, 1, 1)), ("c", counts(6, 6, 1, 3))]);
         let ranked = rank_issues(&now, &WeekFigures::default(), &WEIGHTS);
         assert_eq!(ranked.iter().map(|r| r.issue_type.as_str()).collect::<Vec<_>>(), ["c", "a", "b"]);
-        assert!(ranked[1].reasons.last().unwrap().starts_with("Little evidence yet"));
+        assert!(en(&ranked[1].reasons).last().unwrap().starts_with("Little evidence yet"));
     }
 
     #[test]
@@ -1233,14 +1267,14 @@ mod tests {
         }
         let week = WeekFigures { week: "2026-W48".into(), all: all.clone(), types: BTreeMap::new() };
         let report = build_report(&week, &WeekFigures::default(), "2026-11-30T01:00:00Z".parse().unwrap());
-        let lines = report.proactive_lines();
-        assert!(lines[0].contains("3 apologies") && lines[0].contains("1 check-in "), "{lines:?}");
+        let lines = report.proactive_lines(en_cat());
+        assert!(lines[0].contains("late orders: 3;") && lines[0].contains("left unhappy: 1."), "{lines:?}");
         assert!(lines[1].contains("¥200") && lines[1].contains("cost ¥160"), "{lines:?}");
         assert!(lines[2].contains("Too few to compare yet: 10 offered, 4 in the comparison"), "{lines:?}");
         all.add_counter("comparison_count", 1);
         let settled = WeekFigures { week: "2026-W43".into(), all, types: BTreeMap::new() };
         let report = report.with_settled_offers(&settled);
-        let last = report.proactive_lines().pop().unwrap();
+        let last = report.proactive_lines(en_cat()).pop().unwrap();
         // Offered: 5 of 6 rated satisfied (83.3%), 4 of 10 again (40%); comparison: 1 of 3 (33.3%), 1 of 5 (20%).
         assert!(last.starts_with("Offers of 2026-W43 (30 days on): With an offer: 10 customers, CSAT 83.3%"), "{last}");
         assert!(last.ends_with("Difference: CSAT +50.0 pts, repeat orders +20.0 pts."), "{last}");
@@ -1288,10 +1322,11 @@ mod tests {
         assert!(so_far.in_progress && !whole.in_progress);
         assert_eq!(so_far.issues[0].trend, Trend::SoFar);
         assert_eq!(so_far.issues[0].components.trend, 0.5, "no trend in the priority either");
-        assert!(so_far.changes.iter().all(|c| !c.starts_with("Ratings")), "{:?}", so_far.changes);
-        assert!(so_far.changes.iter().any(|c| c.starts_with("CSAT") && c.contains("so far")), "{:?}", so_far.changes);
+        let changes = en(&so_far.changes);
+        assert!(changes.iter().all(|c| !c.starts_with("Ratings")), "{changes:?}");
+        assert!(changes.iter().any(|c| c.starts_with("CSAT") && c.contains("so far")), "{changes:?}");
         assert!(
-            so_far.issues[0].reasons.iter().any(|r| r.contains("so far this week")),
+            en(&so_far.issues[0].reasons).iter().any(|r| r.contains("so far this week")),
             "{:?}",
             so_far.issues[0].reasons
         );
@@ -1363,12 +1398,12 @@ mod tests {
         assert_eq!((e.csat_pct, e.dissatisfied_pct, e.average_stars), (Some(40.0), Some(32.5), Some(3.0)));
         assert_eq!((e.paired, e.rated_share_pct, e.paired_mean_error), (3, Some(75.0), Some(0.67)));
         assert!(e.paired_correlation.is_some_and(|r| r > 0.9), "{:?}", e.paired_correlation);
-        let sentence = e.sentence().unwrap();
+        let sentence = e.sentence(en_cat()).unwrap();
         assert!(
             sentence.contains("all 4 closed conversations: 40.0%") && sentence.contains("3 of them (75.0%)"),
             "{sentence}"
         );
-        assert_eq!(Headline::of("2026-W48", &Counts::default()).estimated.sentence(), None);
+        assert_eq!(Headline::of("2026-W48", &Counts::default()).estimated.sentence(en_cat()), None);
     }
 
     #[test]
@@ -1389,15 +1424,21 @@ mod tests {
         };
         let r = build_report(&now, &before, "2026-11-23T01:00:00Z".parse().unwrap());
         assert_eq!((r.from.as_str(), r.to.as_str()), ("2026-11-16", "2026-11-22"));
-        assert_eq!(r.changes[0], "CSAT 100.0% → 50.0% (-50.0 pts)");
-        assert!(r.changes.iter().any(|c| c == "Negative feedback 10.0% → 50.0% of items"), "{:?}", r.changes);
+        let changes = en(&r.changes);
+        assert_eq!(changes[0], "CSAT 100.0% → 50.0% (-50.0 pts)");
+        assert!(changes.iter().any(|c| c == "Negative feedback 10.0% → 50.0% of items"), "{changes:?}");
         assert!(
-            r.changes.iter().any(|c| c.starts_with("Shipping and delivery") && c.contains("new in the top 3")),
+            changes.iter().any(|c| c.starts_with("Shipping and delivery") && c.contains("new in the top 3")),
             "{:?}",
             r.changes
         );
-        assert!(r.changes.iter().any(|c| c.contains("left the top 3 (was #1)")), "{:?}", r.changes);
-        assert!(r.why_first.as_deref().unwrap().starts_with("Shipping and delivery is first because"));
+        assert!(changes.iter().any(|c| c.contains("left the top 3 (was #1)")), "{changes:?}");
+        assert!(r.why_first.as_ref().unwrap().render(en_cat()).starts_with("Shipping and delivery is first because"));
+        let zh = crate::i18n::Catalogue::of(crate::i18n::Locale::ZhCn);
+        assert!(
+            r.why_first.as_ref().unwrap().render(zh).starts_with("物流配送排在第一，因为"),
+            "the same report reads in Chinese"
+        );
         assert!(!r.empty);
         let empty =
             build_report(&WeekFigures { week: "2026-W47".into(), ..Default::default() }, &before, r.generated_at);

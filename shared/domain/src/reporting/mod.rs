@@ -114,6 +114,8 @@ pub struct DigestSettings {
     /// Where staff read the full picture (`https://.../dashboard`).
     pub dashboard_url: Option<String>,
     pub lease_seconds: i64,
+    /// The language staff read the digest in (the template's `StaffLocale`).
+    pub locale: crate::i18n::Locale,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
