@@ -332,7 +332,7 @@ pub fn hurting_line(r: &ScoreRow, cat: &crate::i18n::Catalogue) -> String {
         &[
             ("intent", &r.key),
             ("conversations", &r.conversations),
-            ("satisfaction", &crate::insights::weekly::opt_pct(r.estimated_csat_pct.or(r.csat_pct))),
+            ("satisfaction", &crate::insights::percent::opt_pct(r.estimated_csat_pct.or(r.csat_pct))),
             ("change", &change),
             ("resolved", &r.resolution_pct.map_or("–".to_owned(), |p| format!("{p:.0}%"))),
             ("escalated", &r.escalation_pct.map_or("–".to_owned(), |p| format!("{p:.0}%"))),

@@ -384,10 +384,7 @@ impl Cohort {
     }
 }
 
-/// `62.5%`, or `–` when there is nothing to divide.
-pub fn opt_pct(v: Option<f64>) -> String {
-    v.map_or("–".to_owned(), |p| format!("{p:.1}%"))
-}
+pub use super::percent::opt_pct;
 
 impl OfferSummary {
     pub fn of(o: &OfferCounts) -> OfferSummary {
