@@ -259,7 +259,11 @@ impl App {
                     return Err(p.into());
                 };
                 match self.store.report(&week).await? {
-                    Some(report) => Ok(json_response(200, &report, &[("cache-control", "no-store")])),
+                    Some(report) => Ok(json_response(
+                        200,
+                        &report.to_json(cat),
+                        &[("cache-control", "no-store"), ("vary", "Accept-Language"), ("content-language", locale.tag())],
+                    )),
                     None => Err(Problem::new(
                         404,
                         "no-report",
@@ -320,7 +324,12 @@ impl App {
                     week,
                 )
                 .await?;
-                Ok(json_response(200, &serde_json::json!({ "experiments": reports }), &[("cache-control", "no-store")]))
+                let reports: Vec<serde_json::Value> = reports.iter().map(|x| x.to_json(cat)).collect();
+                Ok(json_response(
+                    200,
+                    &serde_json::json!({ "experiments": reports }),
+                    &[("cache-control", "no-store"), ("vary", "Accept-Language"), ("content-language", locale.tag())],
+                ))
             } else if path.ends_with("/stats") {
                 let (from, to) = board::date_range(
                     query.first("from"),

@@ -140,6 +140,12 @@ async fn stats_reports_and_the_export_answer_json_and_csv() {
     let report = get(&app, "GET /reports/{week}", "/reports/2026-W47", &[("week", "2026-W47")], &[], true).await;
     assert_eq!(report.status, 200);
     assert_eq!(report.json()["issues"][0]["issue_type"], "logistics");
+    // Its sentences carry their text in the reader's language (the shop's, zh-CN, unless asked).
+    let why = report.json()["why_first"]["text"].as_str().unwrap_or_default().to_owned();
+    assert!(why.starts_with("物流配送排在第一"), "{}", report.body);
+    let en =
+        get(&app, "GET /reports/{week}", "/reports/2026-W47", &[("week", "2026-W47")], &[("lang", "en")], true).await;
+    assert!(en.json()["why_first"]["text"].as_str().unwrap_or_default().starts_with("Shipping and delivery is first"));
     let bad = get(&app, "GET /reports/{week}", "/reports/W47", &[("week", "W47")], &[], true).await;
     assert_eq!(bad.status, 400);
     // A week that ends like another route is a week, and not one.

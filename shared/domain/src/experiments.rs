@@ -152,6 +152,15 @@ pub struct ExperimentReport {
 }
 
 impl ExperimentReport {
+    /// As the JSON API answers it: the verdict's phrases with their `text`, and the whole verdict
+    /// as `verdict_text`, in the reader's language.
+    pub fn to_json(&self, cat: &crate::i18n::Catalogue) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        v["verdict"] = serde_json::Value::Array(self.verdict.iter().map(|p| crate::i18n::with_text(p, cat)).collect());
+        v["verdict_text"] = serde_json::Value::from(self.verdict_text(cat));
+        v
+    }
+
     pub fn description_in(&self, locale: crate::i18n::Locale) -> &str {
         match locale {
             crate::i18n::Locale::ZhCn if !self.description_zh.is_empty() => &self.description_zh,
@@ -327,6 +336,9 @@ mod tests {
         let done = compare(x, &[("control".into(), arm(220, 0.4)), ("warm".into(), arm(210, 0.55))]);
         assert_eq!(done.verdict_text(en), "warm better than control on estimated satisfaction, 95%");
         let flat = compare(x, &[("control".into(), arm(220, 0.5)), ("warm".into(), arm(210, 0.51))]);
+        let json = done.to_json(en);
+        assert_eq!(json["verdict_text"], "warm better than control on estimated satisfaction, 95%");
+        assert_eq!(json["verdict"][0]["key"], "experiment.better");
         assert_eq!(flat.verdict_text(en), "no difference shown at 95%");
     }
 }

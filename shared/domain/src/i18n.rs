@@ -210,6 +210,16 @@ pub struct Phrase {
     pub args: BTreeMap<String, Arg>,
 }
 
+/// A phrase as the JSON API answers it: its key and arguments, and its `text` in the reader's
+/// language, so a client needs no catalogue.
+pub fn with_text(phrase: &Phrase, cat: &Catalogue) -> serde_json::Value {
+    let mut v = serde_json::to_value(phrase).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("text".into(), serde_json::Value::from(phrase.render(cat)));
+    }
+    v
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum PhraseRepr {

@@ -1027,6 +1027,24 @@ impl WeeklyReport {
         out
     }
 
+    /// The report as the JSON API answers it: every phrase (`changes`, `why_first`, each issue's
+    /// `reasons`, each experiment's `verdict`) with its `text` in the reader's language.
+    pub fn to_json(&self, cat: &Catalogue) -> serde_json::Value {
+        use crate::i18n::with_text;
+        use serde_json::Value;
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let phrases = |list: &[Phrase]| Value::Array(list.iter().map(|p| with_text(p, cat)).collect());
+        v["changes"] = phrases(&self.changes);
+        v["why_first"] = self.why_first.as_ref().map_or(Value::Null, |p| with_text(p, cat));
+        for (i, issue) in self.issues.iter().enumerate() {
+            v["issues"][i]["reasons"] = phrases(&issue.reasons);
+        }
+        if !self.experiments.is_empty() {
+            v["experiments"] = Value::Array(self.experiments.iter().map(|x| x.to_json(cat)).collect());
+        }
+        v
+    }
+
     /// Adds the offers of `settled` (the week `OFFERS_SETTLE_WEEKS` back), if it had any.
     pub fn with_settled_offers(mut self, settled: &WeekFigures) -> Self {
         let offers = OfferSummary::of(&settled.all.offers);
@@ -1436,6 +1454,13 @@ mod tests {
             r.why_first.as_ref().unwrap().render(zh).starts_with("物流配送排在第一，因为"),
             "the same report reads in Chinese"
         );
+        let json = r.to_json(zh);
+        assert!(json["why_first"]["text"].as_str().unwrap().starts_with("物流配送排在第一"), "{json}");
+        assert_eq!(json["why_first"]["key"], "weekly.why.first");
+        assert!(json["changes"][0]["text"].as_str().unwrap().starts_with("满意度（CSAT）"), "{json}");
+        assert!(json["issues"][0]["reasons"][0]["text"].is_string(), "{json}");
+        let back: WeeklyReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r, "the API's answer reads back as the report (text is extra)");
         assert!(!r.empty);
         let empty =
             build_report(&WeekFigures { week: "2026-W47".into(), ..Default::default() }, &before, r.generated_at);
