@@ -1,0 +1,73 @@
+//! The digest's PNG charts in Chinese, as the Monday mail carries them: drawn with the embedded
+//! font, no system fonts, and no empty boxes. The images are written under the target's tmp folder
+//! (`digest-charts/`) to be looked at.
+#![cfg(feature = "charts")]
+
+use feedback::i18n::{Catalogue, Locale};
+use feedback::insights::weekly::{Counts, WeekFigures, build_report};
+use feedback_lambda::charts::Chart;
+
+fn pixels(png: &[u8]) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    reader.next_frame(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn the_digest_charts_draw_chinese_labels() {
+    let c = |items: u64, sev: u64| Counts { items, severity_sum: items * sev, customers: items, ..Default::default() };
+    let now = WeekFigures {
+        week: "2026-W47".into(),
+        all: Counts {
+            items: 30,
+            ratings: 10,
+            stars: [2, 1, 1, 2, 4],
+            sentiment_positive: 10,
+            sentiment_neutral: 12,
+            sentiment_negative: 8,
+            follow_ups_sent: 6,
+            reminders_sent: 3,
+            follow_up_answers: 2,
+            ..Default::default()
+        },
+        types: [
+            ("logistics".to_owned(), c(9, 3)),
+            ("refund_return".to_owned(), c(4, 2)),
+            ("price".to_owned(), c(2, 1)),
+        ]
+        .into(),
+    };
+    let report = build_report(
+        &now,
+        &WeekFigures { week: "2026-W46".into(), ..Default::default() },
+        "2026-11-23T01:00:00Z".parse().unwrap(),
+    );
+    let zh = Catalogue::of(Locale::ZhCn);
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("digest-charts");
+    std::fs::create_dir_all(&out).unwrap();
+    let charts = [
+        ("ranking-zh-CN.png", Chart::ranking(&report, 8, zh)),
+        ("sentiment-zh-CN.png", Chart::sentiment(&[report.previous.clone(), report.headline.clone()], zh)),
+        ("follow-ups-zh-CN.png", Chart::funnel(&report.headline, zh)),
+    ];
+    for (name, chart) in &charts {
+        let png = chart.png(560, 260).unwrap();
+        std::fs::write(out.join(name), &png).unwrap();
+        assert!(
+            chart.title().chars().any(|ch| ('\u{4E00}'..='\u{9FFF}').contains(&ch)),
+            "a Chinese title: {}",
+            chart.title()
+        );
+    }
+    // Chinese draws as its glyphs, not as the empty box of a character the font lacks: the same
+    // chart with its labels in characters no font has looks different.
+    let Chart::Ranking { title, bars } = &charts[0].1 else { unreachable!() };
+    let boxes = |s: &str| s.chars().map(|ch| if ch.is_ascii() { ch } else { '\u{F0000}' }).collect::<String>();
+    let tofu = Chart::Ranking { title: boxes(title), bars: bars.iter().map(|(l, v)| (boxes(l), *v)).collect() };
+    let drawn = pixels(&charts[0].1.png(560, 260).unwrap());
+    let empty = pixels(&tofu.png(560, 260).unwrap());
+    let differ = drawn.chunks(3).zip(empty.chunks(3)).filter(|(a, b)| a != b).count();
+    assert!(differ > 500, "the Chinese labels look like empty boxes ({differ} pixels differ)");
+    println!("digest charts in Chinese: {}", out.display());
+}
