@@ -126,6 +126,14 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
   var T = JSON.parse(body.getAttribute('data-t') || '{}');
   var lang = document.documentElement.lang || 'zh-CN';
   function withLang(query) { var p = new URLSearchParams(query); p.set('lang', lang); return '?' + p.toString(); }
+  // A refusal in the staff's words (by its status), the API's own detail after it for whoever
+  // looks into it.
+  function refusal(status, problem) {
+    var words = status === 403 ? T.forbidden : status === 404 ? T.not_found : status === 429 ? T.too_many
+      : status >= 500 ? T.unavailable : status >= 400 ? T.bad_request : T.error;
+    var detail = problem && (problem.detail || problem.title || problem.message);
+    return words + (detail ? ' (' + detail + ')' : ' (' + status + ')');
+  }
   // The stack's staff sign-in (OpenID Connect, authorization code with PKCE), when configured:
   // the sign-in service's base URL and this page's public client id.
   var signIn = body.getAttribute('data-sign-in') || '';
@@ -169,7 +177,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     fetch(base + '/view' + withLang(query), { headers: { Authorization: 'Bearer ' + token } })
       .then(function (r) {
         if (r.status === 401) { signedOut(T.refused); return null; }
-        if (!r.ok) { return r.json().then(function (p) { throw new Error(p.detail || (T.error + ' ' + r.status)); }); }
+        if (!r.ok) { return r.json().catch(function () { return null; }).then(function (p) { throw new Error(refusal(r.status, p)); }); }
         return r.text();
       })
       .then(function (html) { if (html !== null) { show('ready', html); } })
@@ -286,7 +294,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
       .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, status: r.status, j: j }; }); })
       .then(function (a) {
         if (a.status === 401) { throw new Error(T.expired); }
-        if (!a.ok) { throw new Error(a.j.detail || a.j.title || a.j.message || T.not_saved); }
+        if (!a.ok) { throw new Error(T.not_saved + ' ' + refusal(a.status, a.j)); }
         out.textContent = T.saved.replace('{version}', a.j.version).replace('{sentiment}', T[a.j.after.sentiment] || a.j.after.sentiment)
           + (a.j.after.counts ? '' : T.not_counted) + T.end;
         form.setAttribute('data-saved', a.j.version);
