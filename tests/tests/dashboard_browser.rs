@@ -371,7 +371,7 @@ async fn the_dashboard_renders_its_charts_and_ranking_in_chromium_without_consol
         b.call("Page.navigate", json!({ "url": format!("{base}/dashboard?week=last") }));
         b.wait_for("document.body && document.body.dataset.state === 'error'", Duration::from_secs(30));
         let error = b.eval("document.getElementById('view').textContent");
-        assert!(error.as_str().unwrap().starts_with("请求被拒绝。 ("), "{error}");
+        assert_eq!(error, json!("请求有误。（\"last\" is not an ISO week like 2026-W47）"), "words, then the API's detail");
         while let Some(m) = b.read() {
             b.note(&m);
         }

@@ -278,7 +278,10 @@ impl Phrase {
 
     pub fn render(&self, cat: &Catalogue) -> String {
         let taxonomy = crate::analysis::taxonomy::Taxonomy::builtin();
-        let template = cat.get(&self.key).unwrap_or(&self.key);
+        let Some(template) = cat.get(&self.key) else {
+            // A sentence stored before phrases (or a key no catalogue has): as it was written.
+            return self.key.clone();
+        };
         fill(template, |name| {
             self.args.get(name).map(|a| match a {
                 Arg::Text(s) => s.clone(),
@@ -428,8 +431,8 @@ mod tests {
     /// A report stored before phrases (its sentences plain strings) still reads, as it was.
     #[test]
     fn a_report_stored_before_phrases_still_reads() {
-        let old: Phrase = serde_json::from_str("\"CSAT 50.0% → 60.0% (+10.0 pts)\"").unwrap();
-        assert_eq!(old.render(Catalogue::of(Locale::ZhCn)), "CSAT 50.0% → 60.0% (+10.0 pts)");
+        let old: Phrase = serde_json::from_str("\"CSAT 50.0% → 60.0% (+10.0 pts) {{x}} {y}\"").unwrap();
+        assert_eq!(old.render(Catalogue::of(Locale::ZhCn)), "CSAT 50.0% → 60.0% (+10.0 pts) {{x}} {y}");
         #[derive(Deserialize)]
         struct Verdict {
             #[serde(deserialize_with = "phrases_or_sentence")]

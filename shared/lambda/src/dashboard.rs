@@ -131,8 +131,9 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
   function refusal(status, problem) {
     var words = status === 403 ? T.forbidden : status === 404 ? T.not_found : status === 429 ? T.too_many
       : status >= 500 ? T.unavailable : status >= 400 ? T.bad_request : T.error;
-    var detail = problem && (problem.detail || problem.title || problem.message);
-    return words + (detail ? ' (' + detail + ')' : ' (' + status + ')');
+    var first = problem && problem.invalid_params && problem.invalid_params[0];
+    var detail = (first && first.detail) || (problem && (problem.detail || problem.title || problem.message)) || String(status);
+    return T.refusal.replace('{words}', words).replace('{detail}', detail);
   }
   // The stack's staff sign-in (OpenID Connect, authorization code with PKCE), when configured:
   // the sign-in service's base URL and this page's public client id.
@@ -209,7 +210,12 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
         sessionStorage.setItem('staffToken', t.access_token);
         // The sign-in service returns to the page without the address's language: back to it.
         var wanted = new URLSearchParams(back).get('lang') || localStorage.getItem('staffLang');
-        if (wanted && wanted !== lang) { location.replace(location.pathname + back); return; }
+        if (wanted && wanted !== lang) {
+          var to = new URLSearchParams(back);
+          to.set('lang', wanted);
+          location.replace(location.pathname + '?' + to.toString());
+          return;
+        }
         load(back);
       })
       .catch(function (e) { signedOut(e.message); });
@@ -262,7 +268,11 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
     } else if (a.hasAttribute('data-download')) {
       ev.preventDefault();
       fetch(a.getAttribute('href'), { headers: { Authorization: 'Bearer ' + token } })
-        .then(function (r) { if (!r.ok) { throw new Error(T.export_failed + ' ' + r.status); } return r.blob(); })
+        .then(function (r) {
+          if (r.status === 401) { throw new Error(T.expired); }
+          if (!r.ok) { return r.json().catch(function () { return null; }).then(function (p) { throw new Error(T.export_failed + refusal(r.status, p)); }); }
+          return r.blob();
+        })
         .then(function (b) {
           var link = document.createElement('a');
           link.href = URL.createObjectURL(b);
@@ -294,7 +304,7 @@ pub const SHELL_SCRIPT: &str = r#"(function () {
       .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, status: r.status, j: j }; }); })
       .then(function (a) {
         if (a.status === 401) { throw new Error(T.expired); }
-        if (!a.ok) { throw new Error(T.not_saved + ' ' + refusal(a.status, a.j)); }
+        if (!a.ok) { throw new Error(T.not_saved + refusal(a.status, a.j)); }
         out.textContent = T.saved.replace('{version}', a.j.version).replace('{sentiment}', T[a.j.after.sentiment] || a.j.after.sentiment)
           + (a.j.after.counts ? '' : T.not_counted) + T.end;
         form.setAttribute('data-saved', a.j.version);
@@ -913,9 +923,21 @@ mod tests {
             for c in CSV_COLUMNS {
                 assert!(locale.catalogue().get(&format!("csv.{c}")).is_some(), "csv.{c} in {}", locale.tag());
             }
-            let shell: Vec<&str> = locale.catalogue().keys().filter(|k| k.starts_with("shell.")).collect();
-            for word in ["sign_in", "sign_in_needed", "refused", "saved", "not_counted", "negative"] {
-                assert!(shell.contains(&format!("shell.{word}").as_str()), "the script's {word} in {}", locale.tag());
+            // Every word the page's script takes (`T.name`, `T[...]` for the sentiments) is there.
+            let mut words: Vec<&str> = SHELL_SCRIPT
+                .split("T.")
+                .skip(1)
+                .map(|rest| rest.split(|c: char| !(c.is_ascii_lowercase() || c == '_')).next().unwrap_or(""))
+                .filter(|w| !w.is_empty())
+                .collect();
+            words.extend(["negative", "neutral", "positive"]);
+            assert!(words.len() > 20, "{words:?}");
+            for word in words {
+                assert!(
+                    locale.catalogue().get(&format!("shell.{word}")).is_some(),
+                    "the script's {word} in {}",
+                    locale.tag()
+                );
             }
         }
     }
