@@ -173,7 +173,8 @@ fn fill(template: &str, mut value: impl FnMut(&str) -> Option<String>) -> String
 }
 
 /// The placeholder names of a template, in order.
-pub fn placeholders(template: &str) -> Vec<String> {
+#[cfg(test)]
+fn placeholders(template: &str) -> Vec<String> {
     let mut names = Vec::new();
     let _ = fill(template, |name| {
         names.push(name.to_owned());

@@ -109,7 +109,7 @@ impl Chart {
                 .issues
                 .iter()
                 .take(top)
-                .map(|i| (crate::digest::label(i, cat).to_owned(), i.priority))
+                .map(|i| (i.label(cat.locale.language()).to_owned(), i.priority))
                 .collect(),
         }
     }

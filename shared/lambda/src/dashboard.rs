@@ -553,7 +553,6 @@ mod view {
         cat: &Catalogue,
     ) -> Result<String, ChartError> {
         let h = &r.headline;
-        let zh = cat.locale == feedback::i18n::Locale::ZhCn;
         let step = |n: i64| IsoWeek::parse(&r.week).map(|w| w.before(n).to_string()).unwrap_or_default();
         let (previous, next) = (step(1), step(-1));
         let tiles = [
@@ -577,16 +576,14 @@ mod view {
             // The SVG is our own drawing (its texts escaped by the chart code).
             figures.push((id, chart.svg(560, 280)?, chart.describe(), chart.title().to_owned()));
         }
-        let surveys_builtin = feedback::followups::survey::Surveys::builtin();
+        let language = cat.locale.language();
+        // A choice by the survey's own label in the reader's language (the report keeps English).
         let choice_label = |survey: &str, question: &str, id: &str, en: &str| -> String {
-            if !zh {
-                return en.to_owned();
-            }
-            surveys_builtin
+            feedback::followups::survey::Surveys::builtin()
                 .get(survey)
                 .and_then(|s| s.questions.iter().find(|q| q.id == question))
                 .and_then(|q| q.options.iter().find(|o| o.id == id))
-                .map_or_else(|| en.to_owned(), |o| o.zh.clone())
+                .map_or_else(|| en.to_owned(), |o| o.label(language).to_owned())
         };
         let markup = html! {
             div.nav {
@@ -624,7 +621,7 @@ mod view {
                 }
                 @if r.issues.is_empty() {
                     p #no-feedback {
-                        @if r.empty { (cat.t("view.no_feedback_yet")) } @else { (cat.t("view.no_problems")) }
+                        @if r.empty { (cat.t("view.no_feedback_yet")) } @else { (cat.t("digest.no_problems")) }
                     }
                 }
                 ol.ranking #ranking {
@@ -636,7 +633,7 @@ mod view {
                             Trend::Flat | Trend::Few | Trend::SoFar => "flat",
                         };
                         li data-issue-type=(i.issue_type) {
-                            strong { (crate::digest::label(i, cat)) }
+                            strong { (i.label(cat.locale.language())) }
                             " — " (cat.f("digest.issue_figures", &[
                                 ("priority", &format!("{:.0}", i.priority)), ("items", &i.items), ("customers", &i.customers),
                             ])) " "
@@ -725,16 +722,16 @@ mod view {
                     h2 { (cat.t("view.panel")) }
                     @for s in surveys {
                         div data-survey=(s.id) {
-                            p { strong { @if zh { (s.title_zh) } @else { (s.title_en) } } " — "
+                            p { strong { (s.title(language)) } " — "
                                 (cat.f("view.panel_answered", &[("answered", &s.answered), ("invited", &s.invited)]))
                                 @if let Some(rate) = s.response_rate_pct { (cat.f("view.rate", &[("rate", &format!("{rate:.1}%"))])) } }
                             ul {
                                 @for q in &s.questions {
                                     li {
-                                        @if zh { (q.prompt_zh) } @else { (q.prompt_en) }
+                                        (q.prompt(language))
                                         " — " (cat.f("view.answers", &[("n", &q.answered)]))
                                         @if let Some(avg) = q.average_stars { (cat.f("view.average_stars", &[("stars", &format!("{avg:.2}"))])) }
-                                        @for (id, label, n) in &q.choices { (cat.t("view.comma")) (choice_label(&s.id, &q.id, id, label)) " " (n) }
+                                        @for (id, label, n) in &q.choices { (cat.t("list.comma")) (choice_label(&s.id, &q.id, id, label)) " " (n) }
                                         @if let Some([neg, neu, pos]) = q.sentiment {
                                             (cat.f("view.sentiment_split", &[("negative", &neg), ("neutral", &neu), ("positive", &pos)]))
                                         }

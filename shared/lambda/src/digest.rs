@@ -34,17 +34,9 @@ pub fn subject(settings: &DigestSettings, r: &WeeklyReport) -> String {
     match r.issues.first() {
         Some(top) => cat.f(
             "digest.subject_top",
-            &[("shop", &shop), ("week", &r.week), ("csat", &csat), ("issue", &label(top, cat))],
+            &[("shop", &shop), ("week", &r.week), ("csat", &csat), ("issue", &top.label(cat.locale.language()))],
         ),
         None => cat.f("digest.subject", &[("shop", &shop), ("week", &r.week), ("csat", &csat)]),
-    }
-}
-
-/// An issue type's name in the reader's language.
-pub fn label<'a>(i: &'a RankedIssue, cat: &Catalogue) -> &'a str {
-    match cat.locale {
-        feedback::i18n::Locale::ZhCn => &i.label_zh,
-        feedback::i18n::Locale::En => &i.label_en,
     }
 }
 
@@ -57,7 +49,7 @@ fn issue_line(i: &RankedIssue, cat: &Catalogue) -> String {
         "digest.issue",
         &[
             ("rank", &i.rank),
-            ("issue", &label(i, cat)),
+            ("issue", &i.label(cat.locale.language())),
             ("priority", &format!("{:.0}", i.priority)),
             ("items", &i.items),
             ("customers", &i.customers),
@@ -84,44 +76,38 @@ pub fn digest_text(r: &WeeklyReport, dashboard_url: Option<&str>, cat: &Catalogu
         return out;
     }
     let h = &r.headline;
-    out.push_str(&format!(
-        "{}\n",
-        cat.f(
-            "digest.headline",
-            &[
-                ("csat", &opt_pct(h.csat_pct)),
-                ("stars", &stars(h.average_stars)),
-                ("ratings", &h.ratings),
-                ("items", &h.feedback),
-                ("customers", &h.customers),
-            ],
-        )
-    ));
-    out.push_str(&format!(
-        "{}\n",
-        cat.f(
-            "digest.sentiment",
-            &[
-                ("positive", &h.positive),
-                ("neutral", &h.neutral),
-                ("negative", &h.negative),
-                ("severe", &h.severe),
-                ("triggers", &h.triggers),
-            ],
-        )
-    ));
-    out.push_str(&format!(
-        "{}\n",
-        cat.f(
-            "digest.follow_ups",
-            &[
-                ("sent", &h.follow_ups_sent),
-                ("reminders", &h.reminders_sent),
-                ("answered", &h.follow_up_answers),
-                ("rate", &opt_pct(h.response_rate_pct)),
-            ],
-        )
-    ));
+    let (csat, average, rate) = (opt_pct(h.csat_pct), stars(h.average_stars), opt_pct(h.response_rate_pct));
+    let mut line =
+        |key: &str, args: &[(&str, &dyn std::fmt::Display)]| out.push_str(&format!("{}\n", cat.f(key, args)));
+    line(
+        "digest.headline",
+        &[
+            ("csat", &csat),
+            ("stars", &average),
+            ("ratings", &h.ratings),
+            ("items", &h.feedback),
+            ("customers", &h.customers),
+        ],
+    );
+    line(
+        "digest.sentiment",
+        &[
+            ("positive", &h.positive),
+            ("neutral", &h.neutral),
+            ("negative", &h.negative),
+            ("severe", &h.severe),
+            ("triggers", &h.triggers),
+        ],
+    );
+    line(
+        "digest.follow_ups",
+        &[
+            ("sent", &h.follow_ups_sent),
+            ("reminders", &h.reminders_sent),
+            ("answered", &h.follow_up_answers),
+            ("rate", &rate),
+        ],
+    );
     if let Some(estimated) = h.estimated.sentence(cat) {
         out.push_str(&format!("{estimated}\n"));
     }
@@ -218,7 +204,7 @@ pub fn digest_html(r: &WeeklyReport, dashboard_url: Option<&str>, images: &[Inli
                                     Trend::Flat | Trend::Few | Trend::SoFar => "#6b7280",
                                 };
                                 li style="margin-bottom:10px" {
-                                    strong { (label(i, cat)) }
+                                    strong { (i.label(cat.locale.language())) }
                                     " — " (cat.f("digest.issue_figures", &[
                                         ("priority", &format!("{:.0}", i.priority)), ("items", &i.items), ("customers", &i.customers),
                                     ])) " "
@@ -276,7 +262,7 @@ pub fn sns_message(r: &WeeklyReport, dashboard_url: Option<&str>, cat: &Catalogu
                     "sns.issue",
                     &[
                         ("rank", &i.rank),
-                        ("issue", &label(i, cat)),
+                        ("issue", &i.label(cat.locale.language())),
                         ("items", &i.items),
                         ("trend", &i.trend.arrow(cat)),
                     ],

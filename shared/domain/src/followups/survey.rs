@@ -472,6 +472,18 @@ pub struct SurveyReport {
 
 /// A survey's report from its invitations and responses (answers to questions no longer asked
 /// are left out).
+impl SurveyReport {
+    pub fn title(&self, language: Language) -> &str {
+        pick(language, &self.title_zh, &self.title_en)
+    }
+}
+
+impl QuestionReport {
+    pub fn prompt(&self, language: Language) -> &str {
+        pick(language, &self.prompt_zh, &self.prompt_en)
+    }
+}
+
 pub fn report(survey: &Survey, invited: u64, responses: &[SurveyResponse]) -> SurveyReport {
     let questions = survey
         .questions

@@ -780,6 +780,16 @@ pub struct RankedIssue {
     pub examples: Vec<Example>,
 }
 
+impl RankedIssue {
+    /// The issue type's name in `language`.
+    pub fn label(&self, language: crate::language::Language) -> &str {
+        match language {
+            crate::language::Language::Zh => &self.label_zh,
+            crate::language::Language::En => &self.label_en,
+        }
+    }
+}
+
 /// Ranks the issue types of `current`, using `previous` (the week before) for the trend.
 pub fn rank_issues(current: &WeekFigures, previous: &WeekFigures, w: &Weights) -> Vec<RankedIssue> {
     rank(current, previous, w, true)
