@@ -480,7 +480,7 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let files = positional(args);
     let [out, dir, labels] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 18)?;
-    let ridge: f32 = flag(args, "--ridge", 1.0)?;
+    let ridge: f32 = flag(args, "--ridge", 2.0)?;
     let extra: String = flag(args, "--extra", String::new())?;
     let extra = (!extra.is_empty()).then_some(extra.as_str());
     let corrected = infra::cli::corrections::chat_rows(&corrections_flag(args)?);

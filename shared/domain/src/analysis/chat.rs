@@ -4,9 +4,12 @@
 //! Four ridge-regression heads over the same features: `unhappy` (any unhappy category but want_human),
 //! `not_resolved` (which of the two medium categories a learned hit is), `negative` and `positive`
 //! (turn sentiment). Features: hashed character n-grams of the turn, of the shop's turn just before
-//! it (what the customer answers: 请您耐心等待 makes 快点 an urge), and a few numbers: the review
-//! and satisfaction models' scores of the turn, how much the turn repeats the customer's previous one, question marks,
-//! the turn's position, a very short turn, and whether there was a previous turn at all.
+//! it (what the customer answers: 请您耐心等待 makes 快点 an urge), of the customer's previous turn
+//! (unhappiness lasts: a calm "ok" after an angry turn is rarely content), and a few numbers: the
+//! review and satisfaction models' scores of the turn, which keyword rule fired on it (the model
+//! learns how far each rule's hit is unhappy in chat: 没有收到 is often a first, calm report), how
+//! much the turn repeats the customer's previous one, question marks, the turn's position, a very
+//! short turn, and whether there was a previous turn at all.
 //!
 //! Trained by `feedback train-chat` on our labelled JDDC turns (`labels/`, train split only);
 //! thresholds chosen on out-of-fold predictions of the training sessions, never on the dev split.
@@ -17,14 +20,20 @@ use std::sync::OnceLock;
 use super::linear::{LinearModel, ModelError, SparseRow, f32_at, ridge, unit_block};
 use crate::analysis::triggers::normalize_into;
 
-const MAGIC: &[u8; 8] = b"FLCHAT01";
+const MAGIC: &[u8; 8] = b"FLCHAT02";
 const TURN_SEED: u32 = 0x2545_f491;
 const SHOP_SEED: u32 = 0x9e37_79b9;
+const CUSTOMER_SEED: u32 = 0x85eb_ca6b;
 /// The shop's turn is context, not what the customer said: its block is scaled down so the ridge
 /// penalty keeps its weights small (at full weight "please wait" outvoted the customer's "thanks").
 const SHOP_WEIGHT: f32 = 0.3;
-/// Numeric features (see the module comment and `numeric`).
-pub const NUMERIC: usize = 7;
+/// The customer's previous turn is context too, scaled down the same way.
+const CUSTOMER_WEIGHT: f32 = 0.3;
+/// The keyword rules' categories, one numeric feature each (1 when that rule fired on the turn).
+pub const RULE_CATEGORIES: [&str; 6] =
+    ["dissatisfied", "not_resolved", "want_human", "refund_anger", "bad_review_threat", "complaint"];
+/// Numeric features (see the module comment and `features`).
+pub const NUMERIC: usize = 7 + RULE_CATEGORIES.len();
 pub const HEADS: usize = 4;
 
 /// What came before a turn in its conversation (empty when unknown: the model works without it).
@@ -75,11 +84,12 @@ pub struct Scratch {
 /// The features of a turn (normalised text) in its context, into `scratch.hashed`; returns the
 /// numeric features. `scores`: the review sentiment model's score of the turn and the
 /// satisfaction model's score of the turn alone (both −1..1): what reviews and helpdesk dialogues
-/// taught about such words.
+/// taught about such words. `rule`: the category of the keyword rule that fired on the turn, if any.
 pub fn features(
     turn: &str,
     context: &TurnContext<'_>,
     scores: [f32; 2],
+    rule: Option<&str>,
     bits: u32,
     scratch: &mut Scratch,
 ) -> [f32; NUMERIC] {
@@ -92,10 +102,12 @@ pub fn features(
     }
     let repeat = context.previous_customer.map_or(0.0, |previous| {
         normalize_into(previous, normalized);
+        unit_block(normalized, CUSTOMER_SEED, bits, CUSTOMER_WEIGHT, features, hashed);
         bigram_overlap(turn, normalized)
     });
     let questions = turn.matches(['?', '？']).count().min(3) as f32 / 3.0;
-    [
+    let mut numeric = [0.0; NUMERIC];
+    numeric[..7].copy_from_slice(&[
         scores[0],
         scores[1],
         repeat,
@@ -103,7 +115,11 @@ pub fn features(
         (context.index as f32).ln_1p() / 4.0,
         f32::from(u8::from(turn.chars().count() < 6)),
         f32::from(u8::from(context.previous_shop.is_some())),
-    ]
+    ]);
+    if let Some(k) = rule.and_then(|r| RULE_CATEGORIES.iter().position(|c| *c == r)) {
+        numeric[7 + k] = 1.0;
+    }
+    numeric
 }
 
 /// Jaccard overlap of the character bigrams of two normalised texts (a repeated question).
@@ -187,15 +203,17 @@ impl ChatModel {
         ChatReading { unhappy: p(0), not_resolved: p(1), negative: p(2), positive: p(3) }
     }
 
-    /// Reads a normalised turn in its context.
+    /// Reads a normalised turn in its context (`rule`: the category of the keyword rule that fired
+    /// on it, if any).
     pub fn read(
         &self,
         normalized: &str,
         context: &TurnContext<'_>,
         scores: [f32; 2],
+        rule: Option<&str>,
         scratch: &mut Scratch,
     ) -> ChatReading {
-        let numeric = features(normalized, context, scores, self.bits(), scratch);
+        let numeric = features(normalized, context, scores, rule, self.bits(), scratch);
         self.read_features(&scratch.hashed, &numeric)
     }
 }
@@ -205,6 +223,8 @@ pub struct Row {
     pub hashed: Vec<(u32, f32)>,
     pub numeric: [f32; NUMERIC],
     pub labels: [bool; HEADS],
+    /// How much the row counts in training (the shop's own chats count more than other sources).
+    pub weight: f32,
     /// Rows of one conversation share a group (folds never split a conversation); `None`: a row
     /// from another source, always trained on and never scored out of fold.
     pub group: Option<u32>,
@@ -221,7 +241,12 @@ pub fn train(rows: &[Row], bits: u32, ridge_lambda: f32, folds: u32) -> (ChatMod
         for (h, num) in numeric.iter_mut().enumerate() {
             let rows: Vec<SparseRow<'_>> = chosen
                 .iter()
-                .map(|r| SparseRow { hashed: &r.hashed, numeric: &r.numeric, target: f32::from(u8::from(r.labels[h])) })
+                .map(|r| SparseRow {
+                    hashed: &r.hashed,
+                    numeric: &r.numeric,
+                    target: f32::from(u8::from(r.labels[h])),
+                    weight: r.weight,
+                })
                 .collect();
             let (w, n, b) = ridge(&rows, bits, NUMERIC, ridge_lambda);
             heads.push(LinearModel::from_trained(bits, &w, b));
@@ -261,6 +286,21 @@ mod tests {
         let thanks = read("好的，谢谢", wait);
         assert!(urge.unhappy > thanks.unhappy, "{urge:?} vs {thanks:?}");
         assert!(urge.negative > thanks.negative && thanks.positive > urge.positive, "{urge:?} vs {thanks:?}");
+    }
+
+    #[test]
+    fn the_features_name_the_rule_that_fired_and_read_the_customers_previous_turn() {
+        let mut scratch = Scratch::default();
+        let alone = TurnContext::default();
+        let numeric = features("还没收到", &alone, [0.0, 0.0], Some("not_resolved"), 18, &mut scratch);
+        assert_eq!(numeric[7..], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let without = scratch.hashed.len();
+        let numeric = features("还没收到", &alone, [0.0, 0.0], Some("no such rule"), 18, &mut scratch);
+        assert!(numeric[7..].iter().all(|x| *x == 0.0));
+        let after = TurnContext { previous_customer: Some("你们怎么搞的"), ..alone };
+        let numeric = features("还没收到", &after, [0.0, 0.0], None, 18, &mut scratch);
+        assert!(scratch.hashed.len() > without, "the previous turn's n-grams are features too");
+        assert!(numeric[7..].iter().all(|x| *x == 0.0));
     }
 
     #[test]

@@ -265,15 +265,19 @@ pub struct SparseRow<'a> {
     pub hashed: &'a [(u32, f32)],
     pub numeric: &'a [f32],
     pub target: f32,
+    /// How much the row counts (1: once; 2: as if it were there twice).
+    pub weight: f32,
 }
 
-/// Ridge regression: minimises Σ(x·w + b − y)² + λ|w|² with the intercept b the mean of y
+/// Ridge regression: minimises Σ weight·(x·w + b − y)² + λ|w|² with the intercept b the weighted mean of y
 /// (targets centred), solved by conjugate gradient on the normal equations in f64: exact and
 /// deterministic. Returns the hashed weights, the `numeric` numeric weights and the intercept.
 pub fn ridge(rows: &[SparseRow<'_>], bits: u32, numeric: usize, lambda: f32) -> (Vec<f32>, Vec<f32>, f32) {
     let hashed = 1usize << bits;
     let size = hashed + numeric;
-    let mean = rows.iter().map(|r| f64::from(r.target)).sum::<f64>() / rows.len().max(1) as f64;
+    let total: f64 = rows.iter().map(|r| f64::from(r.weight)).sum();
+    let mean =
+        rows.iter().map(|r| f64::from(r.weight) * f64::from(r.target)).sum::<f64>() / total.max(f64::MIN_POSITIVE);
     let lambda = f64::from(lambda);
     let dot = |v: &[f64], r: &SparseRow<'_>| {
         r.hashed.iter().map(|&(f, x)| v[f as usize] * f64::from(x)).sum::<f64>()
@@ -293,7 +297,7 @@ pub fn ridge(rows: &[SparseRow<'_>], bits: u32, numeric: usize, lambda: f32) -> 
         out.resize(size, 0.0);
         for r in rows {
             let xv = dot(v, r);
-            scatter(out, r, xv);
+            scatter(out, r, f64::from(r.weight) * xv);
         }
         for (o, x) in out.iter_mut().zip(v) {
             *o += lambda * x;
@@ -301,7 +305,7 @@ pub fn ridge(rows: &[SparseRow<'_>], bits: u32, numeric: usize, lambda: f32) -> 
     };
     let mut rhs = vec![0f64; size];
     for r in rows {
-        scatter(&mut rhs, r, f64::from(r.target) - mean);
+        scatter(&mut rhs, r, f64::from(r.weight) * (f64::from(r.target) - mean));
     }
     let mut w = vec![0f64; size];
     let mut residual = rhs;
@@ -422,5 +426,21 @@ mod tests {
         let back = LinearModel::from_bytes(bytes).unwrap();
         assert_eq!((back.bits, back.bias, back.weights.len()), (8, -0.25, 256));
         assert!(LinearModel::from_bytes(b"FLSENT02 too short").is_err());
+    }
+
+    #[test]
+    fn a_row_of_weight_two_counts_as_the_same_row_twice() {
+        fn row(hashed: &[(u32, f32)], target: f32, weight: f32) -> SparseRow<'_> {
+            SparseRow { hashed, numeric: &[], target, weight }
+        }
+        let (a, b, c) = ([(1u32, 1.0f32)], [(2u32, 1.0f32)], [(1u32, 0.5f32), (3, 1.0)]);
+        let (a, b, c) = (&a[..], &b[..], &c[..]);
+        let weighted = ridge(&[row(a, 1.0, 2.0), row(b, 0.0, 1.0), row(c, 1.0, 1.0)], 2, 0, 0.5);
+        let twice = ridge(&[row(a, 1.0, 1.0), row(a, 1.0, 1.0), row(b, 0.0, 1.0), row(c, 1.0, 1.0)], 2, 0, 0.5);
+        let once = ridge(&[row(a, 1.0, 1.0), row(b, 0.0, 1.0), row(c, 1.0, 1.0)], 2, 0, 0.5);
+        for (w, t) in weighted.0.iter().zip(&twice.0) {
+            assert!((w - t).abs() < 1e-5, "{weighted:?} vs {twice:?}");
+        }
+        assert!((weighted.2 - twice.2).abs() < 1e-6 && (weighted.2 - once.2).abs() > 0.05, "{weighted:?} {once:?}");
     }
 }

@@ -111,9 +111,10 @@ impl Analyzer {
 
     /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
     pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
-        let review = self.analyze(text, None).sentiment.score;
-        let scores = self.turn_scores(text, review);
-        self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch)
+        let plain = self.analyze(text, None);
+        let scores = self.turn_scores(text, plain.sentiment.score);
+        let rule = plain.trigger.category.as_deref().filter(|_| plain.trigger.fired);
+        self.chat.read(&self.normalized, context, scores, rule, &mut self.chat_scratch)
     }
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
@@ -140,7 +141,8 @@ impl Analyzer {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
             let scores = self.turn_scores(text, review);
-            let reading = self.chat.read(&self.normalized, context, scores, &mut self.chat_scratch);
+            let rule = trigger.category.as_deref().filter(|_| trigger.fired);
+            let reading = self.chat.read(&self.normalized, context, scores, rule, &mut self.chat_scratch);
             let t = self.chat.thresholds;
             if !trigger.fired && reading.unhappy >= t.unhappy {
                 let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };

@@ -284,7 +284,7 @@ pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> Satis
             .iter()
             .enumerate()
             .filter(|(i, _)| use_row(*i))
-            .map(|(_, r)| SparseRow { hashed: &r.0, numeric: &r.1, target: r.2 })
+            .map(|(_, r)| SparseRow { hashed: &r.0, numeric: &r.1, target: r.2, weight: 1.0 })
             .collect();
         let (w, n, b) = super::linear::ridge(&chosen, bits, NUMERIC, ridge);
         (w, std::array::from_fn::<f32, NUMERIC, _>(|k| n[k]), b)
