@@ -151,14 +151,21 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// Waits until `expression` is true, reading events meanwhile.
+    /// Waits until `expression` is true, reading events meanwhile. While the page is being
+    /// replaced (a reload after the language switch) there is briefly no document to read: an
+    /// exception then means "not yet", and the last one is told if the wait times out.
     fn wait_for(&mut self, expression: &str, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while self.eval(expression) != json!(true) {
+        loop {
+            let r = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true }));
+            if r.get("exceptionDetails").is_none() && r["result"]["value"] == json!(true) {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {expression}; body: {}",
-                self.eval("document.body.innerText.slice(0, 500)")
+                "timed out waiting for {expression} (last exception: {}); body: {}",
+                r.get("exceptionDetails").unwrap_or(&Value::Null),
+                self.eval("document.body ? document.body.innerText.slice(0, 500) : '(no body)'")
             );
             while let Some(m) = self.read() {
                 self.note(&m);
