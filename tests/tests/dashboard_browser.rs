@@ -126,6 +126,13 @@ impl Browser {
     }
 
     fn call(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.answer(method, params);
+        assert!(answer.get("error").is_none(), "{method}: {}", answer["error"]);
+        answer["result"].clone()
+    }
+
+    /// The whole answer to a call: its `result`, or the protocol's `error`.
+    fn answer(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({ "id": id, "method": method, "params": params });
@@ -138,8 +145,7 @@ impl Browser {
             assert!(Instant::now() < deadline, "no answer to {method}");
             let Some(m) = self.read() else { continue };
             if m["id"] == id {
-                assert!(m.get("error").is_none(), "{method}: {}", m["error"]);
-                return m["result"].clone();
+                return m;
             }
             self.note(&m);
         }
@@ -152,22 +158,36 @@ impl Browser {
     }
 
     /// Waits until `expression` is true, reading events meanwhile. While the page is being
-    /// replaced (a reload after the language switch) there is briefly no document to read: an
-    /// exception then means "not yet", and the last one is told if the wait times out.
+    /// replaced (a reload after the language switch) there is briefly no document, or no context,
+    /// to evaluate in: a script exception or a protocol error then means "not yet", and the last
+    /// one is told if the wait times out.
     fn wait_for(&mut self, expression: &str, limit: Duration) {
         let deadline = Instant::now() + limit;
+        let evaluate = |expression: &str| json!({ "expression": expression, "returnByValue": true });
         loop {
-            let r = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true }));
-            if r.get("exceptionDetails").is_none() && r["result"]["value"] == json!(true) {
+            let answer = self.answer("Runtime.evaluate", evaluate(expression));
+            let result = &answer["result"];
+            if answer.get("error").is_none()
+                && result.get("exceptionDetails").is_none()
+                && result["result"]["value"] == json!(true)
+            {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {expression} (last exception: {}); body: {}",
-                r.get("exceptionDetails").unwrap_or(&Value::Null),
-                self.eval("document.body ? document.body.innerText.slice(0, 500) : '(no body)'")
-            );
-            while let Some(m) = self.read() {
+            if Instant::now() >= deadline {
+                let problem = answer.get("error").or_else(|| result.get("exceptionDetails")).cloned();
+                let body = self.answer(
+                    "Runtime.evaluate",
+                    evaluate("document.body ? document.body.innerText.slice(0, 500) : '(no body)'"),
+                );
+                panic!(
+                    "timed out waiting for {expression} (last problem: {}); body: {}",
+                    problem.unwrap_or(Value::Null),
+                    body["result"]["result"]["value"]
+                );
+            }
+            while Instant::now() < deadline
+                && let Some(m) = self.read()
+            {
                 self.note(&m);
             }
         }

@@ -157,8 +157,9 @@ impl RowBuilder {
         normalize_into(text, &mut self.normalized);
         let scores = [plain.sentiment.score, alone.map_or(0.0, |s| s.score)];
         let numeric = chat::features(&self.normalized, context, scores, rule, self.bits, &mut self.chat);
-        // The shop's own chats count twice: other sources teach unhappy words, these teach how
-        // shop customers write (chosen on out-of-fold predictions of the JDDC train sessions).
+        // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
+        // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
+        // these how shop customers write in context (chosen out of fold on the JDDC train sessions).
         let weight = if group.is_some() { SHOP_CHAT_WEIGHT } else { 1.0 };
         Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group, weight }
     }
@@ -282,7 +283,8 @@ fn bootstrap(turns: &[(&str, bool, bool)], truth: &[&str], predicted: &[&str]) -
     }
     let interval = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        format!("{:.3}–{:.3}", v[v.len() * 25 / 1000], v[v.len() * 975 / 1000])
+        // 25 of the 1,000 below the first, 25 above the second.
+        format!("{:.3}–{:.3}", v[v.len() * 25 / 1000], v[v.len() * 975 / 1000 - 1])
     };
     format!(
         "95% intervals (1,000 resamples of the {} sessions): unhappy recall {}, precision {}; sentiment macro-F1 {}",
