@@ -151,12 +151,18 @@ impl RowBuilder {
         group: Option<u32>,
     ) -> Row {
         let plain = self.analyzer.analyze(text, None);
-        let rule = plain.trigger.category.as_deref().filter(|_| plain.trigger.fired);
         let (scratch, buffer) = &mut self.satisfaction;
         let alone = satisfaction.estimate([(Speaker::Customer, text)], scratch, buffer);
         normalize_into(text, &mut self.normalized);
         let scores = [plain.sentiment.score, alone.map_or(0.0, |s| s.score)];
-        let numeric = chat::features(&self.normalized, context, scores, rule, self.bits, &mut self.chat);
+        let numeric = chat::features(
+            &self.normalized,
+            context,
+            scores,
+            plain.trigger.fired_category(),
+            self.bits,
+            &mut self.chat,
+        );
         // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
         // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
         // these how shop customers write in context (chosen out of fold on the JDDC train sessions).

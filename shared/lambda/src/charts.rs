@@ -365,37 +365,14 @@ impl Chart {
 }
 
 #[cfg(test)]
+#[path = "../tests/support/sample_week.rs"]
+mod sample_week;
+
+#[cfg(test)]
 mod tests {
+    use super::sample_week::report;
     use super::*;
     use feedback::i18n::Locale;
-    use feedback::insights::weekly::{Counts, WeekFigures, build_report};
-
-    fn report() -> WeeklyReport {
-        let c =
-            |items: u64, sev: u64| Counts { items, severity_sum: items * sev, customers: items, ..Default::default() };
-        let now = WeekFigures {
-            week: "2026-W47".into(),
-            all: Counts {
-                items: 30,
-                ratings: 10,
-                stars: [2, 1, 1, 2, 4],
-                sentiment_positive: 10,
-                sentiment_neutral: 12,
-                sentiment_negative: 8,
-                follow_ups_sent: 6,
-                reminders_sent: 3,
-                follow_up_answers: 2,
-                ..Default::default()
-            },
-            types: [("logistics".to_owned(), c(9, 3)), ("quality".to_owned(), c(4, 2)), ("price".to_owned(), c(2, 1))]
-                .into(),
-        };
-        build_report(
-            &now,
-            &WeekFigures { week: "2026-W46".into(), ..Default::default() },
-            "2026-11-23T01:00:00Z".parse().unwrap(),
-        )
-    }
 
     fn cat(locale: Locale) -> &'static Catalogue {
         Catalogue::of(locale)

@@ -4,8 +4,10 @@
 #![cfg(feature = "charts")]
 
 use feedback::i18n::{Catalogue, Locale};
-use feedback::insights::weekly::{Counts, WeekFigures, build_report};
 use feedback_lambda::charts::Chart;
+
+#[path = "support/sample_week.rs"]
+mod sample_week;
 
 fn pixels(png: &[u8]) -> Vec<u8> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
@@ -16,33 +18,7 @@ fn pixels(png: &[u8]) -> Vec<u8> {
 
 #[test]
 fn the_digest_charts_draw_chinese_labels() {
-    let c = |items: u64, sev: u64| Counts { items, severity_sum: items * sev, customers: items, ..Default::default() };
-    let now = WeekFigures {
-        week: "2026-W47".into(),
-        all: Counts {
-            items: 30,
-            ratings: 10,
-            stars: [2, 1, 1, 2, 4],
-            sentiment_positive: 10,
-            sentiment_neutral: 12,
-            sentiment_negative: 8,
-            follow_ups_sent: 6,
-            reminders_sent: 3,
-            follow_up_answers: 2,
-            ..Default::default()
-        },
-        types: [
-            ("logistics".to_owned(), c(9, 3)),
-            ("refund_return".to_owned(), c(4, 2)),
-            ("price".to_owned(), c(2, 1)),
-        ]
-        .into(),
-    };
-    let report = build_report(
-        &now,
-        &WeekFigures { week: "2026-W46".into(), ..Default::default() },
-        "2026-11-23T01:00:00Z".parse().unwrap(),
-    );
+    let report = sample_week::report();
     let zh = Catalogue::of(Locale::ZhCn);
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("digest-charts");
     std::fs::create_dir_all(&out).unwrap();

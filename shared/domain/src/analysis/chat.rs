@@ -32,8 +32,10 @@ const CUSTOMER_WEIGHT: f32 = 0.3;
 /// The keyword rules' categories, one numeric feature each (1 when that rule fired on the turn).
 pub const RULE_CATEGORIES: [&str; 6] =
     ["dissatisfied", "not_resolved", "want_human", "refund_anger", "bad_review_threat", "complaint"];
-/// Numeric features (see the module comment and `features`).
-pub const NUMERIC: usize = 7 + RULE_CATEGORIES.len();
+/// Numeric features (see the module comment and `features`): the turn's and its context's, then
+/// one per rule category from `RULE_AT`.
+const RULE_AT: usize = 7;
+pub const NUMERIC: usize = RULE_AT + RULE_CATEGORIES.len();
 pub const HEADS: usize = 4;
 
 /// What came before a turn in its conversation (empty when unknown: the model works without it).
@@ -107,7 +109,7 @@ pub fn features(
     });
     let questions = turn.matches(['?', '？']).count().min(3) as f32 / 3.0;
     let mut numeric = [0.0; NUMERIC];
-    numeric[..7].copy_from_slice(&[
+    numeric[..RULE_AT].copy_from_slice(&[
         scores[0],
         scores[1],
         repeat,
@@ -117,7 +119,7 @@ pub fn features(
         f32::from(u8::from(context.previous_shop.is_some())),
     ]);
     if let Some(k) = rule.and_then(|r| RULE_CATEGORIES.iter().position(|c| *c == r)) {
-        numeric[7 + k] = 1.0;
+        numeric[RULE_AT + k] = 1.0;
     }
     numeric
 }
@@ -293,14 +295,14 @@ mod tests {
         let mut scratch = Scratch::default();
         let alone = TurnContext::default();
         let numeric = features("还没收到", &alone, [0.0, 0.0], Some("not_resolved"), 18, &mut scratch);
-        assert_eq!(numeric[7..], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(numeric[RULE_AT..], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
         let without = scratch.hashed.len();
         let numeric = features("还没收到", &alone, [0.0, 0.0], Some("no such rule"), 18, &mut scratch);
-        assert!(numeric[7..].iter().all(|x| *x == 0.0));
+        assert!(numeric[RULE_AT..].iter().all(|x| *x == 0.0));
         let after = TurnContext { previous_customer: Some("你们怎么搞的"), ..alone };
         let numeric = features("还没收到", &after, [0.0, 0.0], None, 18, &mut scratch);
         assert!(scratch.hashed.len() > without, "the previous turn's n-grams are features too");
-        assert!(numeric[7..].iter().all(|x| *x == 0.0));
+        assert!(numeric[RULE_AT..].iter().all(|x| *x == 0.0));
     }
 
     #[test]

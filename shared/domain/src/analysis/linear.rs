@@ -269,9 +269,9 @@ pub struct SparseRow<'a> {
     pub weight: f32,
 }
 
-/// Ridge regression: minimises Σ weight·(x·w + b − y)² + λ|w|² with the intercept b the weighted mean of y
-/// (targets centred), solved by conjugate gradient on the normal equations in f64: exact and
-/// deterministic. Returns the hashed weights, the `numeric` numeric weights and the intercept.
+/// Ridge regression: minimises Σ weight·(x·w + b − y)² + λ|w|² with the intercept b the weighted
+/// mean of y (targets centred), solved by conjugate gradient on the normal equations in f64: exact
+/// and deterministic. Returns the hashed weights, the `numeric` numeric weights and the intercept.
 pub fn ridge(rows: &[SparseRow<'_>], bits: u32, numeric: usize, lambda: f32) -> (Vec<f32>, Vec<f32>, f32) {
     let hashed = 1usize << bits;
     let size = hashed + numeric;

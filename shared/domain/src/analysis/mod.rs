@@ -113,8 +113,7 @@ impl Analyzer {
     pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
         let plain = self.analyze(text, None);
         let scores = self.turn_scores(text, plain.sentiment.score);
-        let rule = plain.trigger.category.as_deref().filter(|_| plain.trigger.fired);
-        self.chat.read(&self.normalized, context, scores, rule, &mut self.chat_scratch)
+        self.chat.read(&self.normalized, context, scores, plain.trigger.fired_category(), &mut self.chat_scratch)
     }
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
@@ -141,8 +140,8 @@ impl Analyzer {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
             let scores = self.turn_scores(text, review);
-            let rule = trigger.category.as_deref().filter(|_| trigger.fired);
-            let reading = self.chat.read(&self.normalized, context, scores, rule, &mut self.chat_scratch);
+            let reading =
+                self.chat.read(&self.normalized, context, scores, trigger.fired_category(), &mut self.chat_scratch);
             let t = self.chat.thresholds;
             if !trigger.fired && reading.unhappy >= t.unhappy {
                 let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };

@@ -42,6 +42,11 @@ pub struct Trigger {
 
 impl Trigger {
     pub const NONE: Trigger = Trigger { fired: false, category: None, rule: None, severity: None, phrase: None };
+
+    /// The category, when the trigger fired.
+    pub fn fired_category(&self) -> Option<&str> {
+        self.category.as_deref().filter(|_| self.fired)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

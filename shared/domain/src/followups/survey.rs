@@ -470,8 +470,6 @@ pub struct SurveyReport {
     pub questions: Vec<QuestionReport>,
 }
 
-/// A survey's report from its invitations and responses (answers to questions no longer asked
-/// are left out).
 impl SurveyReport {
     pub fn title(&self, language: Language) -> &str {
         pick(language, &self.title_zh, &self.title_en)
@@ -484,6 +482,8 @@ impl QuestionReport {
     }
 }
 
+/// A survey's report from its invitations and responses (answers to questions no longer asked
+/// are left out).
 pub fn report(survey: &Survey, invited: u64, responses: &[SurveyResponse]) -> SurveyReport {
     let questions = survey
         .questions
