@@ -119,7 +119,7 @@ impl Analyzer {
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
         normalize_into(text, &mut self.normalized);
         let invalid = validity(text, &self.normalized);
-        let trigger = self.rules.detect_normalized(&self.normalized);
+        let trigger = self.rules.detect_in(text, &self.normalized);
         // One pass of feature hashing serves both models.
         let plain = linear::features(&self.normalized, self.sentiment.bits(), &mut self.wide);
         let mut sentiment = if self.normalized.is_empty() {
@@ -143,7 +143,9 @@ impl Analyzer {
             let reading =
                 self.chat.read(&self.normalized, context, scores, trigger.fired_category(), &mut self.chat_scratch);
             let t = self.chat.thresholds;
-            if !trigger.fired && reading.unhappy >= t.unhappy {
+            // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
+            // negation and reported words better than the n-gram model does.
+            if !trigger.fired && !trigger.ruled_out && reading.unhappy >= t.unhappy {
                 let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };
                 trigger = Trigger {
                     fired: true,
@@ -151,6 +153,7 @@ impl Analyzer {
                     rule: Some("model.chat".to_owned()),
                     severity: Some(Severity::Medium),
                     phrase: None,
+                    ruled_out: false,
                 };
             }
             sentiment = if reading.negative >= t.negative {
@@ -280,6 +283,21 @@ mod tests {
         assert!(r.invalid.is_invalid);
         assert_eq!((r.severity, r.issues.len()), (0, 0));
         assert_eq!(a.analyze("👍👍", None).sentiment.label, Polarity::Positive);
+    }
+
+    #[test]
+    fn the_chat_model_does_not_fire_on_words_the_rules_ruled_out() {
+        let mut a = Analyzer::new();
+        let context = TurnContext::default();
+        // The model alone reads this negated dissatisfaction as unhappy ...
+        let text = "没有不满意 就是问问能不能多给个袋子";
+        assert!(a.read_turn(text, &context).unhappy >= a.chat.thresholds.unhappy);
+        // ... but the rules saw 不满意 negated, and they decide.
+        let turn = a.analyze_turn(text, &context);
+        assert!(!turn.trigger.fired, "{:?}", turn.trigger);
+        // Words the rules did not rule out (nor catch) still reach the model.
+        let urge = a.analyze_turn("能不能快点发货啊 急用", &context);
+        assert_eq!(urge.trigger.rule.as_deref(), Some("model.chat"));
     }
 
     #[test]

@@ -38,10 +38,16 @@ pub struct Trigger {
     pub severity: Option<Severity>,
     /// The rule phrase that matched (normalised form).
     pub phrase: Option<String>,
+    /// A rule phrase was found and deliberately not counted: negated (没有不满意), someone else's
+    /// words, a supposition, or resolved later in the message. A learned model should not then
+    /// fire on the same words. Not part of the serialised analysis.
+    #[serde(skip)]
+    pub ruled_out: bool,
 }
 
 impl Trigger {
-    pub const NONE: Trigger = Trigger { fired: false, category: None, rule: None, severity: None, phrase: None };
+    pub const NONE: Trigger =
+        Trigger { fired: false, category: None, rule: None, severity: None, phrase: None, ruled_out: false };
 
     /// The category, when the trigger fired.
     pub fn fired_category(&self) -> Option<&str> {
@@ -92,6 +98,75 @@ struct RulesFile {
     near: Vec<NearDef>,
     #[serde(default)]
     shadow: Vec<ShadowDef>,
+    #[serde(default)]
+    reported: Frames,
+    #[serde(default)]
+    hypothetical: Frames,
+    #[serde(default)]
+    alone: Alone,
+    #[serde(default)]
+    marks: Vec<MarksDef>,
+}
+
+/// Words that make what follows them in the clause someone else's words (评论里有人说…) or a
+/// supposition (如果还没到…), up to a word that hands the clause back to the customer (结果, 我就).
+#[derive(Deserialize, Default)]
+struct Frames {
+    zh: Vec<String>,
+    en: Vec<String>,
+    until: Vec<String>,
+}
+
+/// Which characters may follow a rule's `alone` phrase: it counts at the end of a clause or before
+/// one of these (人工 and 人工呢 ask for a person; 人工草坪 is a lawn).
+#[derive(Deserialize, Default)]
+struct Alone {
+    followers: Vec<String>,
+}
+
+/// Marks that say the customer is angry on their own (😡, 💢, [怒], a typed 呵呵), matched on the raw
+/// text, since normalisation drops emoji and brackets. They count when the words trigger nothing.
+#[derive(Deserialize)]
+struct MarksDef {
+    id: String,
+    category: String,
+    marks: Vec<String>,
+    /// Forms that contain a mark but are not one (Weibo's [呵呵] sticker is a smile).
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// What one pass over a normalised message found.
+struct Scan {
+    /// The strongest trigger: its rule and the matched text.
+    best: Option<(usize, String)>,
+    /// The message says its problem was resolved.
+    resolved: bool,
+    /// A phrase was found and not counted (see [`Trigger::ruled_out`]).
+    ruled_out: bool,
+}
+
+/// A `[[marks]]` rule, ready to match.
+struct Marks {
+    rule: usize,
+    marks: Vec<String>,
+    except: Vec<String>,
+}
+
+impl Marks {
+    /// The first mark in `raw` outside the excepted forms.
+    fn find(&self, raw: &str) -> Option<&str> {
+        let found = |text: &str| self.marks.iter().find(|m| text.contains(m.as_str())).map(String::as_str);
+        if self.except.iter().any(|e| raw.contains(e.as_str())) {
+            let mut rest = raw.to_owned();
+            for e in &self.except {
+                rest = rest.replace(e.as_str(), " ");
+            }
+            found(&rest)
+        } else {
+            found(raw)
+        }
+    }
 }
 
 /// A trigger made of two parts with a few characters between them (还没 … 解决 matches
@@ -112,6 +187,11 @@ struct Negation {
     en: Vec<String>,
     filler_zh: Vec<String>,
     filler_en: Vec<String>,
+    /// Negators that a rhetorical ending turns around (这不是诈骗是什么, 这不是骗人吗).
+    #[serde(default)]
+    rhetorical_negators: Vec<String>,
+    #[serde(default)]
+    rhetorical_after: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +208,9 @@ struct RuleDef {
     #[serde(default)]
     severity: Option<Severity>,
     phrases: Vec<String>,
+    /// Phrases that count only at the end of a clause or before an `[alone]` follower.
+    #[serde(default)]
+    alone: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -176,6 +259,8 @@ pub struct TriggerRules {
     nears: Vec<Near>,
     near_matcher: AhoCorasick,
     near_patterns: Vec<Pattern>,
+    alone_matcher: AhoCorasick,
+    alone_patterns: Vec<Pattern>,
     categories: BTreeMap<String, Severity>,
     actions: BTreeMap<String, Action>,
     escalation: Escalation,
@@ -184,7 +269,43 @@ pub struct TriggerRules {
     rules: Vec<Rule>,
     negators: Vec<String>,
     fillers: Vec<String>,
+    rhetorical_negators: Vec<String>,
+    rhetorical_after: Vec<String>,
     question_after: Vec<String>,
+    reported: NormalizedFrames,
+    hypothetical: NormalizedFrames,
+    alone_followers: Vec<String>,
+    marks: Vec<Marks>,
+}
+
+struct NormalizedFrames {
+    openers: Vec<String>,
+    until: Vec<String>,
+    /// An `until` word later in the clause closes the frame too: 如果明天还不发货就退款 is a
+    /// threat, its condition the customer's real problem.
+    until_after: bool,
+}
+
+impl NormalizedFrames {
+    /// True when `before` (the message up to a phrase) opens a frame in the phrase's clause that
+    /// no `until` word closes (before the phrase, or with `until_after` anywhere in the clause).
+    fn covers(&self, before: &str, after: &str) -> bool {
+        let clause = before.rsplit('|').next().unwrap_or("");
+        let Some(opened) = self.openers.iter().filter_map(|o| words_in(clause, o).last().map(|at| at + o.len())).max()
+        else {
+            return false;
+        };
+        let inside = &clause[opened..];
+        let rest = if self.until_after { &after[..after.find('|').unwrap_or(after.len())] } else { "" };
+        !self.until.iter().any(|u| words_in(inside, u).next().is_some() || words_in(rest, u).next().is_some())
+    }
+}
+
+/// Where `word` occurs in `text`; an ASCII word only as a whole word ("or" is not in "order").
+fn words_in<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(word)
+        .map(|(at, _)| at)
+        .filter(move |&at| !word.is_ascii() || word_bounded(text, at, at + word.len()))
 }
 
 impl TriggerRules {
@@ -200,6 +321,9 @@ impl TriggerRules {
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
         let mut patterns: Vec<Pattern> = Vec::new();
+        // `alone` phrases are found in a pass of their own, so one that does not stand alone (就这 in
+        // 就这么差) hides nothing.
+        let mut alone_patterns: Vec<Pattern> = Vec::new();
         let mut rules = Vec::new();
         let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
             let text = normalize(raw);
@@ -218,6 +342,18 @@ impl TriggerRules {
             for p in &def.phrases {
                 push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns);
             }
+            for p in &def.alone {
+                push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut alone_patterns);
+            }
+        }
+        let mut marks = Vec::new();
+        for def in &file.marks {
+            let severity = *file
+                .categories
+                .get(&def.category)
+                .ok_or_else(|| RulesError::UnknownCategory { rule: def.id.clone(), category: def.category.clone() })?;
+            rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
+            marks.push(Marks { rule: rules.len() - 1, marks: def.marks.clone(), except: def.except.clone() });
         }
         let mut nears = Vec::new();
         let mut near_patterns: Vec<Pattern> = Vec::new();
@@ -246,6 +382,8 @@ impl TriggerRules {
         // start with them (都没人管), so they are found in a pass of their own.
         let near_matcher = AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str()))
             .map_err(|e| RulesError::Matcher(e.to_string()))?;
+        let alone_matcher = AhoCorasick::new(alone_patterns.iter().map(|p| p.text.as_str()))
+            .map_err(|e| RulesError::Matcher(e.to_string()))?;
         let norm = |v: &[String]| -> Vec<String> {
             let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
             // Longest first, so "没有" is tried before "没".
@@ -262,6 +400,8 @@ impl TriggerRules {
             nears,
             near_matcher,
             near_patterns,
+            alone_matcher,
+            alone_patterns,
             categories: file.categories,
             actions: file.actions,
             escalation: file.escalation,
@@ -270,7 +410,21 @@ impl TriggerRules {
             rules,
             negators: norm(&[file.negation.zh, file.negation.en].concat()),
             fillers: norm(&[file.negation.filler_zh, file.negation.filler_en].concat()),
+            rhetorical_negators: norm(&file.negation.rhetorical_negators),
+            rhetorical_after: norm(&file.negation.rhetorical_after),
             question_after: norm(&file.resolution.question_after),
+            reported: NormalizedFrames {
+                openers: norm(&[file.reported.zh, file.reported.en].concat()),
+                until: norm(&file.reported.until),
+                until_after: false,
+            },
+            hypothetical: NormalizedFrames {
+                openers: norm(&[file.hypothetical.zh, file.hypothetical.en].concat()),
+                until: norm(&file.hypothetical.until),
+                until_after: true,
+            },
+            alone_followers: norm(&file.alone.followers),
+            marks,
         })
     }
 
@@ -298,12 +452,45 @@ impl TriggerRules {
         NORMALIZED.with(|buf| {
             let mut buf = buf.borrow_mut();
             normalize_into(text, &mut buf);
-            self.detect_normalized(&buf)
+            self.detect_in(text, &buf)
         })
     }
 
-    /// Detects on text already normalised with [`normalize`].
+    /// Detects on a message and its form normalised with [`normalize`]: the words, then, when they
+    /// trigger nothing and nothing was resolved, the marks of the raw text (emoji, stickers).
+    pub fn detect_in(&self, raw: &str, normalized: &str) -> Trigger {
+        let Scan { best, resolved, ruled_out } = self.scan(normalized);
+        let best = best.or_else(|| {
+            if resolved || ruled_out {
+                return None;
+            }
+            self.marks.iter().find_map(|m| Some((m.rule, m.find(raw)?.to_owned())))
+        });
+        match best {
+            None => Trigger { ruled_out, ..Trigger::NONE },
+            Some((rule, phrase)) => {
+                let r = &self.rules[rule];
+                Trigger {
+                    fired: true,
+                    category: Some(r.category.clone()),
+                    rule: Some(r.id.clone()),
+                    severity: Some(r.severity),
+                    phrase: Some(phrase),
+                    ruled_out,
+                }
+            }
+        }
+    }
+
+    /// Detects on text already normalised with [`normalize`] (words only: the marks are gone).
     pub fn detect_normalized(&self, text: &str) -> Trigger {
+        self.detect_in("", text)
+    }
+
+    /// The strongest word trigger, whether the message says its problem was resolved, and whether
+    /// a phrase was ruled out.
+    fn scan(&self, text: &str) -> Scan {
+        let mut ruled_out = false;
         let mut hits: Vec<(usize, usize, usize)> = Vec::new(); // (rule, start, end)
         let mut resolutions: Vec<usize> = Vec::new(); // start offsets
         let mut shadows: Vec<(usize, usize)> = Vec::new();
@@ -321,11 +508,24 @@ impl TriggerRules {
                     }
                 }
                 Kind::Trigger { rule } => {
-                    if !self.negated(&text[..m.start()]) {
+                    if self.counts(&text[..m.start()], &text[m.end()..]) {
                         hits.push((rule, m.start(), m.end()));
+                    } else {
+                        ruled_out = true;
                     }
                 }
                 Kind::NearFirst { .. } => {}
+            }
+        }
+        for m in self.alone_matcher.find_overlapping_iter(text) {
+            let Kind::Trigger { rule } = self.alone_patterns[m.pattern().as_usize()].kind else { continue };
+            let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
+            if !shadowed && self.stands_alone(&text[m.end()..]) {
+                if self.counts(&text[..m.start()], &text[m.end()..]) {
+                    hits.push((rule, m.start(), m.end()));
+                } else {
+                    ruled_out = true;
+                }
             }
         }
         for m in self.near_matcher.find_overlapping_iter(text) {
@@ -335,32 +535,50 @@ impl TriggerRules {
             if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
                 continue;
             }
-            if let Some(end) = self.near_end(text, m.end(), &self.nears[near])
-                && !self.negated(&text[..m.start()])
-            {
-                hits.push((rule, m.start(), end));
+            if let Some(end) = self.near_end(text, m.end(), &self.nears[near]) {
+                if self.counts(&text[..m.start()], &text[end..]) {
+                    hits.push((rule, m.start(), end));
+                } else {
+                    ruled_out = true;
+                }
             }
         }
-        let best = hits
+        let before_hits = hits.len();
+        let hits: Vec<_> = hits
             .into_iter()
             .filter(|&(rule, _, end)| {
                 let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
                 !(resolvable && resolutions.iter().any(|&r| r >= end))
             })
-            .max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
-        match best {
-            None => Trigger::NONE,
-            Some((rule, start, end)) => {
-                let r = &self.rules[rule];
-                Trigger {
-                    fired: true,
-                    category: Some(r.category.clone()),
-                    rule: Some(r.id.clone()),
-                    severity: Some(r.severity),
-                    phrase: Some(text[start..end].to_owned()),
-                }
-            }
+            .collect();
+        ruled_out |= hits.len() < before_hits;
+        let best = hits.into_iter().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
+        Scan {
+            best: best.map(|(rule, start, end)| (rule, text[start..end].to_owned())),
+            resolved: !resolutions.is_empty(),
+            ruled_out,
         }
+    }
+
+    /// Whether a phrase found between `before` and `after` is the customer's own unhappiness: not
+    /// negated (unless rhetorically: 这不是诈骗是什么), not someone else's words, not a supposition.
+    fn counts(&self, before: &str, after: &str) -> bool {
+        let negated = self.negator(before).is_some_and(|n| {
+            let rhetorical = self.rhetorical_negators.iter().any(|r| r == n) && {
+                let clause = &after[..after.find('|').unwrap_or(after.len())];
+                let clause = clause.trim_start_matches(['的', '了', '啊', ' ']);
+                self.rhetorical_after.iter().any(|r| clause.starts_with(r.as_str()))
+            };
+            !rhetorical
+        });
+        !negated && !self.reported.covers(before, after) && !self.hypothetical.covers(before, after)
+    }
+
+    /// An `alone` phrase counts at the end of its clause or before a follower (人工呢, not 人工草坪).
+    fn stands_alone(&self, after: &str) -> bool {
+        after.is_empty()
+            || after.starts_with(['|', ' '])
+            || self.alone_followers.iter().any(|f| after.starts_with(f.as_str()))
     }
 
     /// Where the second part of a near rule ends, if one starts within `max_gap` characters after
@@ -380,25 +598,23 @@ impl TriggerRules {
         None
     }
 
-    /// True when the clause text right before a phrase ends with a negator, allowing fillers
-    /// ("没有什么" + 不满意, "i have no" + complaints at all is checked on "i have no").
-    fn negated(&self, before: &str) -> bool {
+    /// The negator that ends the clause text right before a phrase, allowing fillers ("没有什么" +
+    /// 不满意, "i have no" + complaints at all is checked on "i have no").
+    fn negator(&self, before: &str) -> Option<&str> {
         let clause = before.rsplit('|').next().unwrap_or("");
         let mut rest = clause.trim_end();
         for _ in 0..4 {
-            if self.negators.iter().any(|n| {
+            if let Some(n) = self.negators.iter().find(|n| {
                 rest.ends_with(n.as_str()) && (!n.is_ascii() || word_bounded(rest, rest.len() - n.len(), rest.len()))
             }) {
-                return true;
+                return Some(n);
             }
-            let Some(filler) = self.fillers.iter().find(|f| {
+            let filler = self.fillers.iter().find(|f| {
                 rest.ends_with(f.as_str()) && (!f.is_ascii() || word_bounded(rest, rest.len() - f.len(), rest.len()))
-            }) else {
-                return false;
-            };
+            })?;
             rest = rest[..rest.len() - filler.len()].trim_end();
         }
-        false
+        None
     }
 }
 
@@ -554,6 +770,71 @@ mod tests {
         assert!(!r.detect("还没来得及仔细看看说明书解决").fired);
         assert!(!r.detect("还没吃，问题解决").fired);
         assert!(!r.detect("still no rain today, anyway thanks for the answer").fired);
+    }
+
+    #[test]
+    fn someone_elses_words_and_suppositions_are_not_the_customers_unhappiness() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        // Reported: a review, a friend, the product page.
+        assert_eq!(category("评论里有人说质量差，是真的吗"), None);
+        assert_eq!(category("闺蜜说这个面膜垃圾 结果我用着挺好"), None);
+        // ... until a contrast hands the clause back to the customer.
+        assert_eq!(category("朋友说质量好 结果两天就坏了").as_deref(), Some("dissatisfied"));
+        // Supposed: a question about what would happen.
+        assert_eq!(category("如果不满意可以退吗"), None);
+        assert_eq!(category("what if I'm not satisfied with it?"), None);
+        assert_eq!(category("if I'm not satisfied with the colour, can I send it back?"), None);
+        assert_eq!(
+            category("if my order isn't here by friday I'll leave a bad review").as_deref(),
+            Some("bad_review_threat")
+        );
+        // ... but a consequence is the customer's own threat.
+        assert_eq!(category("如果今天还不发货我就投诉").as_deref(), Some("complaint"));
+        assert_eq!(category("明天如果再不通将直接投诉").as_deref(), Some("complaint"));
+        assert_eq!(category("如果明天还不发货就申请退款").as_deref(), Some("not_resolved"));
+        // Both leave a mark: the learned model must not fire on the same words.
+        assert!(r.detect("评论里有人说质量差").ruled_out);
+        assert!(r.detect("没有不满意 就是问问").ruled_out);
+        assert!(!r.detect("请问什么时候发货").ruled_out);
+    }
+
+    #[test]
+    fn a_rhetorical_question_turns_a_negation_around() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.detect("收钱不发货 这不是诈骗是什么").category.as_deref(), Some("refund_anger"));
+        assert_eq!(r.detect("这不是骗人吗").category.as_deref(), Some("dissatisfied"));
+        // A plain negation still cancels.
+        assert!(!r.detect("不是骗人的，放心").fired);
+        assert!(!r.detect("我不是投诉，就是问问").fired);
+    }
+
+    #[test]
+    fn an_alone_phrase_counts_only_at_the_end_of_its_clause() {
+        let r = TriggerRules::builtin();
+        assert_eq!(r.detect("人工").category.as_deref(), Some("want_human"));
+        assert_eq!(r.detect("人工呢？？").category.as_deref(), Some("want_human"));
+        assert!(!r.detect("人工草坪一平米多少钱").fired);
+        assert!(!r.detect("相机的曝光补偿在哪调").fired);
+        // One that does not stand alone hides no other phrase: 就这 in 就这么差.
+        assert_eq!(r.detect("本来就这么差").category.as_deref(), Some("dissatisfied"));
+        assert_eq!(r.detect("就这？").category.as_deref(), Some("dissatisfied"));
+        assert!(!r.detect("就这个吧，帮我下单").fired);
+    }
+
+    #[test]
+    fn anger_marks_count_when_the_words_say_nothing() {
+        let r = TriggerRules::builtin();
+        let t = r.detect("😡😡😡");
+        assert_eq!((t.category.as_deref(), t.rule.as_deref()), (Some("dissatisfied"), Some("marks.dissatisfied")));
+        assert_eq!(r.detect("[怒]").category.as_deref(), Some("dissatisfied"));
+        assert_eq!(r.detect("呵呵 真是好服务").category.as_deref(), Some("dissatisfied"));
+        // Weibo's [呵呵] sticker is a smile; a resolved message is not angry; words come first.
+        assert!(!r.detect("好的,谢谢[呵呵]").fired);
+        assert!(!r.detect("😤 没事了 已经收到了").fired);
+        assert_eq!(r.detect("要投诉 😡").category.as_deref(), Some("complaint"));
+        // Normalised text has no marks left.
+        assert!(!r.detect_normalized(&normalize("😡😡😡")).fired);
     }
 
     #[test]
