@@ -3,7 +3,11 @@
 //! Rules are data (`rules/triggers.toml`): phrases per category, negators, fillers, resolution
 //! phrases and shadows. A message is normalised (`normalize`), scanned once with Aho-Corasick
 //! (leftmost-longest, so a longer shadow phrase hides a trigger inside it), and each hit is checked
-//! for word boundaries (English), negation right before it, and a later resolution phrase.
+//! for word boundaries (English), negation right before it (unless rhetorical), someone else's
+//! words or a supposition earlier in its clause (frames), and a later resolution phrase. Near rules
+//! (two parts a few characters apart) and `alone` phrases (only at a clause's end) are found in
+//! passes of their own; marks (emoji, stickers) are matched on the raw text when the words say
+//! nothing.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -36,11 +40,11 @@ pub struct Trigger {
     pub category: Option<String>,
     pub rule: Option<String>,
     pub severity: Option<Severity>,
-    /// The rule phrase that matched (normalised form).
+    /// The rule phrase that matched (normalised form; a mark as written).
     pub phrase: Option<String>,
     /// A rule phrase was found and deliberately not counted: negated (没有不满意), someone else's
-    /// words, a supposition, or resolved later in the message. A learned model should not then
-    /// fire on the same words. Not part of the serialised analysis.
+    /// words or a supposition, with nothing after it that turns the message around (但是…). A
+    /// learned model should not then fire on the same words. Not part of the serialised analysis.
     #[serde(skip)]
     pub ruled_out: bool,
 }
@@ -105,6 +109,8 @@ struct RulesFile {
     #[serde(default)]
     alone: Alone,
     #[serde(default)]
+    ruled_out: RuledOut,
+    #[serde(default)]
     marks: Vec<MarksDef>,
 }
 
@@ -115,6 +121,15 @@ struct Frames {
     zh: Vec<String>,
     en: Vec<String>,
     until: Vec<String>,
+    /// Words that contain an opener or an `until` word but are neither (主要是, 申请).
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// Words after a ruled-out phrase that turn the message around (没有要投诉的意思，但是…).
+#[derive(Deserialize, Default)]
+struct RuledOut {
+    lifted_by: Vec<String>,
 }
 
 /// Which characters may follow a rule's `alone` phrase: it counts at the end of a clause or before
@@ -142,7 +157,7 @@ struct Scan {
     best: Option<(usize, String)>,
     /// The message says its problem was resolved.
     resolved: bool,
-    /// A phrase was found and not counted (see [`Trigger::ruled_out`]).
+    /// A phrase was ruled out (see [`Trigger::ruled_out`]).
     ruled_out: bool,
 }
 
@@ -154,7 +169,7 @@ struct Marks {
 }
 
 impl Marks {
-    /// The first mark in `raw` outside the excepted forms.
+    /// The first of the marks (in list order) found in `raw` outside the excepted forms.
     fn find(&self, raw: &str) -> Option<&str> {
         let found = |text: &str| self.marks.iter().find(|m| text.contains(m.as_str())).map(String::as_str);
         if self.except.iter().any(|e| raw.contains(e.as_str())) {
@@ -275,12 +290,14 @@ pub struct TriggerRules {
     reported: NormalizedFrames,
     hypothetical: NormalizedFrames,
     alone_followers: Vec<String>,
+    lifted_by: Vec<String>,
     marks: Vec<Marks>,
 }
 
 struct NormalizedFrames {
     openers: Vec<String>,
     until: Vec<String>,
+    except: Vec<String>,
     /// An `until` word later in the clause closes the frame too: 如果明天还不发货就退款 is a
     /// threat, its condition the customer's real problem.
     until_after: bool,
@@ -291,21 +308,26 @@ impl NormalizedFrames {
     /// no `until` word closes (before the phrase, or with `until_after` anywhere in the clause).
     fn covers(&self, before: &str, after: &str) -> bool {
         let clause = before.rsplit('|').next().unwrap_or("");
-        let Some(opened) = self.openers.iter().filter_map(|o| words_in(clause, o).last().map(|at| at + o.len())).max()
+        let Some(opened) =
+            self.openers.iter().filter_map(|o| words_in(clause, o, &self.except).last().map(|at| at + o.len())).max()
         else {
             return false;
         };
         let inside = &clause[opened..];
         let rest = if self.until_after { &after[..after.find('|').unwrap_or(after.len())] } else { "" };
-        !self.until.iter().any(|u| words_in(inside, u).next().is_some() || words_in(rest, u).next().is_some())
+        let closes = |text: &str| self.until.iter().any(|u| words_in(text, u, &self.except).next().is_some());
+        !closes(inside) && !closes(rest)
     }
 }
 
-/// Where `word` occurs in `text`; an ASCII word only as a whole word ("or" is not in "order").
-fn words_in<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
-    text.match_indices(word)
-        .map(|(at, _)| at)
-        .filter(move |&at| !word.is_ascii() || word_bounded(text, at, at + word.len()))
+/// Where `word` occurs in `text`: an ASCII word only as a whole word ("or" is not in "order"), and
+/// not inside one of the `except` words that contain it (要是 is not in 主要是).
+fn words_in<'a>(text: &'a str, word: &'a str, except: &'a [String]) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(word).map(|(at, _)| at).filter(move |&at| {
+        let end = at + word.len();
+        (!word.is_ascii() || word_bounded(text, at, end))
+            && !except.iter().any(|e| text.match_indices(e.as_str()).any(|(s, _)| s <= at && end <= s + e.len()))
+    })
 }
 
 impl TriggerRules {
@@ -416,14 +438,17 @@ impl TriggerRules {
             reported: NormalizedFrames {
                 openers: norm(&[file.reported.zh, file.reported.en].concat()),
                 until: norm(&file.reported.until),
+                except: norm(&file.reported.except),
                 until_after: false,
             },
             hypothetical: NormalizedFrames {
                 openers: norm(&[file.hypothetical.zh, file.hypothetical.en].concat()),
                 until: norm(&file.hypothetical.until),
+                except: norm(&file.hypothetical.except),
                 until_after: true,
             },
             alone_followers: norm(&file.alone.followers),
+            lifted_by: norm(&file.ruled_out.lifted_by),
             marks,
         })
     }
@@ -490,7 +515,8 @@ impl TriggerRules {
     /// The strongest word trigger, whether the message says its problem was resolved, and whether
     /// a phrase was ruled out.
     fn scan(&self, text: &str) -> Scan {
-        let mut ruled_out = false;
+        // Where the last phrase ruled out (negated, reported, supposed) ends.
+        let mut ruled_out_end: Option<usize> = None;
         let mut hits: Vec<(usize, usize, usize)> = Vec::new(); // (rule, start, end)
         let mut resolutions: Vec<usize> = Vec::new(); // start offsets
         let mut shadows: Vec<(usize, usize)> = Vec::new();
@@ -511,7 +537,7 @@ impl TriggerRules {
                     if self.counts(&text[..m.start()], &text[m.end()..]) {
                         hits.push((rule, m.start(), m.end()));
                     } else {
-                        ruled_out = true;
+                        ruled_out_end = ruled_out_end.max(Some(m.end()));
                     }
                 }
                 Kind::NearFirst { .. } => {}
@@ -520,11 +546,11 @@ impl TriggerRules {
         for m in self.alone_matcher.find_overlapping_iter(text) {
             let Kind::Trigger { rule } = self.alone_patterns[m.pattern().as_usize()].kind else { continue };
             let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
-            if !shadowed && self.stands_alone(&text[m.end()..]) {
+            if !shadowed && word_bounded_if_ascii(text, m.start(), m.end()) && self.stands_alone(&text[m.end()..]) {
                 if self.counts(&text[..m.start()], &text[m.end()..]) {
                     hits.push((rule, m.start(), m.end()));
                 } else {
-                    ruled_out = true;
+                    ruled_out_end = ruled_out_end.max(Some(m.end()));
                 }
             }
         }
@@ -539,20 +565,21 @@ impl TriggerRules {
                 if self.counts(&text[..m.start()], &text[end..]) {
                     hits.push((rule, m.start(), end));
                 } else {
-                    ruled_out = true;
+                    ruled_out_end = ruled_out_end.max(Some(end));
                 }
             }
         }
-        let before_hits = hits.len();
-        let hits: Vec<_> = hits
+        let best = hits
             .into_iter()
             .filter(|&(rule, _, end)| {
                 let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
                 !(resolvable && resolutions.iter().any(|&r| r >= end))
             })
-            .collect();
-        ruled_out |= hits.len() < before_hits;
-        let best = hits.into_iter().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
+            .max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
+        let ruled_out = ruled_out_end.is_some_and(|end| {
+            let later = &text[end..];
+            !self.lifted_by.iter().any(|w| words_in(later, w, &[]).next().is_some())
+        });
         Scan {
             best: best.map(|(rule, start, end)| (rule, text[start..end].to_owned())),
             resolved: !resolutions.is_empty(),
@@ -576,9 +603,7 @@ impl TriggerRules {
 
     /// An `alone` phrase counts at the end of its clause or before a follower (人工呢, not 人工草坪).
     fn stands_alone(&self, after: &str) -> bool {
-        after.is_empty()
-            || after.starts_with(['|', ' '])
-            || self.alone_followers.iter().any(|f| after.starts_with(f.as_str()))
+        after.is_empty() || after.starts_with('|') || self.alone_followers.iter().any(|f| after.starts_with(f.as_str()))
     }
 
     /// Where the second part of a near rule ends, if one starts within `max_gap` characters after
@@ -616,6 +641,11 @@ impl TriggerRules {
         }
         None
     }
+}
+
+/// Non-ASCII matches always count; ASCII ones only as words (see [`word_bounded`]).
+fn word_bounded_if_ascii(text: &str, start: usize, end: usize) -> bool {
+    !text[start..end].is_ascii() || word_bounded(text, start, end)
 }
 
 /// An ASCII match is a word when the characters around it are not ASCII letters or digits. A
@@ -793,10 +823,21 @@ mod tests {
         assert_eq!(category("如果今天还不发货我就投诉").as_deref(), Some("complaint"));
         assert_eq!(category("明天如果再不通将直接投诉").as_deref(), Some("complaint"));
         assert_eq!(category("如果明天还不发货就申请退款").as_deref(), Some("not_resolved"));
-        // Both leave a mark: the learned model must not fire on the same words.
+        // An opener or a consequence inside another word is neither (found by review).
+        assert_eq!(category("主要是态度太差了").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("也没有人说明原因 一直拖着不处理").as_deref(), Some("not_resolved"));
+        assert_eq!(category("如果申请了还没到账怎么办"), None);
+        assert_eq!(category("如果不满意可以直接退吗"), None);
+        assert_eq!(category("what if I'm not satisfied with the colour or size, can I return it?"), None);
+        // The shop's own page is the promise the customer holds it to, not someone else's words.
+        assert_eq!(category("详情页写着24小时发货 现在三天了还没发货").as_deref(), Some("not_resolved"));
+        assert_eq!(category("我要在评价里给差评").as_deref(), Some("bad_review_threat"));
+        // Both leave a mark: the learned model must not fire on the same words ...
         assert!(r.detect("评论里有人说质量差").ruled_out);
         assert!(r.detect("没有不满意 就是问问").ruled_out);
         assert!(!r.detect("请问什么时候发货").ruled_out);
+        // ... unless the message turns around after them.
+        assert!(!r.detect("我没有要投诉的意思，但是已经十天了").ruled_out);
     }
 
     #[test]
@@ -816,6 +857,8 @@ mod tests {
         assert_eq!(r.detect("人工呢？？").category.as_deref(), Some("want_human"));
         assert!(!r.detect("人工草坪一平米多少钱").fired);
         assert!(!r.detect("相机的曝光补偿在哪调").fired);
+        assert!(!r.detect("相机怎么调曝光").fired);
+        assert!(!r.detect("曝光 ISO怎么设置").fired);
         // One that does not stand alone hides no other phrase: 就这 in 就这么差.
         assert_eq!(r.detect("本来就这么差").category.as_deref(), Some("dissatisfied"));
         assert_eq!(r.detect("就这？").category.as_deref(), Some("dissatisfied"));
@@ -831,6 +874,7 @@ mod tests {
         assert_eq!(r.detect("呵呵 真是好服务").category.as_deref(), Some("dissatisfied"));
         // Weibo's [呵呵] sticker is a smile; a resolved message is not angry; words come first.
         assert!(!r.detect("好的,谢谢[呵呵]").fired);
+        assert!(!r.detect("宝宝玩得乐呵呵的 很喜欢").fired);
         assert!(!r.detect("😤 没事了 已经收到了").fired);
         assert_eq!(r.detect("要投诉 😡").category.as_deref(), Some("complaint"));
         // Normalised text has no marks left.
