@@ -166,11 +166,16 @@ struct Marks {
     rule: usize,
     marks: Vec<String>,
     except: Vec<String>,
+    /// All marks in one automaton: most messages have none, and one pass says so.
+    any: AhoCorasick,
 }
 
 impl Marks {
     /// The first of the marks (in list order) found in `raw` outside the excepted forms.
     fn find(&self, raw: &str) -> Option<&str> {
+        if !self.any.is_match(raw) {
+            return None;
+        }
         let found = |text: &str| self.marks.iter().find(|m| text.contains(m.as_str())).map(String::as_str);
         if self.except.iter().any(|e| raw.contains(e.as_str())) {
             let mut rest = raw.to_owned();
@@ -238,7 +243,8 @@ enum Kind {
     Trigger {
         rule: usize,
     },
-    /// The first part of a near rule (matched in a second pass, see `near_matcher`).
+    /// The first part of a near rule (matched in a second pass, see `near_matcher`, with the
+    /// `alone` phrases).
     NearFirst {
         rule: usize,
         near: usize,
@@ -274,8 +280,6 @@ pub struct TriggerRules {
     nears: Vec<Near>,
     near_matcher: AhoCorasick,
     near_patterns: Vec<Pattern>,
-    alone_matcher: AhoCorasick,
-    alone_patterns: Vec<Pattern>,
     categories: BTreeMap<String, Severity>,
     actions: BTreeMap<String, Action>,
     escalation: Escalation,
@@ -296,6 +300,8 @@ pub struct TriggerRules {
 
 struct NormalizedFrames {
     openers: Vec<String>,
+    /// All openers in one automaton: most clauses have none, and one pass says so.
+    any_opener: AhoCorasick,
     until: Vec<String>,
     except: Vec<String>,
     /// An `until` word later in the clause closes the frame too: 如果明天还不发货就退款 is a
@@ -304,10 +310,23 @@ struct NormalizedFrames {
 }
 
 impl NormalizedFrames {
+    fn new(
+        openers: Vec<String>,
+        until: Vec<String>,
+        except: Vec<String>,
+        until_after: bool,
+    ) -> Result<Self, RulesError> {
+        let any_opener = AhoCorasick::new(&openers).map_err(|e| RulesError::Matcher(e.to_string()))?;
+        Ok(NormalizedFrames { openers, any_opener, until, except, until_after })
+    }
+
     /// True when `before` (the message up to a phrase) opens a frame in the phrase's clause that
     /// no `until` word closes (before the phrase, or with `until_after` anywhere in the clause).
     fn covers(&self, before: &str, after: &str) -> bool {
         let clause = before.rsplit('|').next().unwrap_or("");
+        if !self.any_opener.is_match(clause) {
+            return false;
+        }
         let Some(opened) =
             self.openers.iter().filter_map(|o| words_in(clause, o, &self.except).last().map(|at| at + o.len())).max()
         else {
@@ -343,10 +362,8 @@ impl TriggerRules {
     pub fn from_toml(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Toml(e.to_string()))?;
         let mut patterns: Vec<Pattern> = Vec::new();
-        // `alone` phrases are found in a pass of their own, so one that does not stand alone (就这 in
-        // 就这么差) hides nothing.
-        let mut alone_patterns: Vec<Pattern> = Vec::new();
         let mut rules = Vec::new();
+        let mut alone: Vec<(String, usize)> = Vec::new();
         let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
             let text = normalize(raw);
             if !text.is_empty() && !patterns.iter().any(|p| p.text == text) {
@@ -365,7 +382,7 @@ impl TriggerRules {
                 push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns);
             }
             for p in &def.alone {
-                push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut alone_patterns);
+                alone.push((p.clone(), rules.len() - 1));
             }
         }
         let mut marks = Vec::new();
@@ -375,10 +392,16 @@ impl TriggerRules {
                 .get(&def.category)
                 .ok_or_else(|| RulesError::UnknownCategory { rule: def.id.clone(), category: def.category.clone() })?;
             rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
-            marks.push(Marks { rule: rules.len() - 1, marks: def.marks.clone(), except: def.except.clone() });
+            let any = AhoCorasick::new(&def.marks).map_err(|e| RulesError::Matcher(e.to_string()))?;
+            marks.push(Marks { rule: rules.len() - 1, marks: def.marks.clone(), except: def.except.clone(), any });
         }
         let mut nears = Vec::new();
         let mut near_patterns: Vec<Pattern> = Vec::new();
+        // `alone` phrases are found in the second pass too, so one that does not stand alone (就这 in
+        // 就这么差) hides nothing.
+        for (p, rule) in &alone {
+            push(p, Kind::Trigger { rule: *rule }, &mut near_patterns);
+        }
         for def in &file.near {
             let severity = *file
                 .categories
@@ -401,10 +424,9 @@ impl TriggerRules {
             .build(patterns.iter().map(|p| p.text.as_str()))
             .map_err(|e| RulesError::Matcher(e.to_string()))?;
         // Near rules' first parts are short (还没, nobody) and must not hide whole phrases that
-        // start with them (都没人管), so they are found in a pass of their own.
+        // start with them (都没人管), nor may an alone phrase that does not stand alone, so they
+        // are found in a pass of their own.
         let near_matcher = AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str()))
-            .map_err(|e| RulesError::Matcher(e.to_string()))?;
-        let alone_matcher = AhoCorasick::new(alone_patterns.iter().map(|p| p.text.as_str()))
             .map_err(|e| RulesError::Matcher(e.to_string()))?;
         let norm = |v: &[String]| -> Vec<String> {
             let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
@@ -422,8 +444,6 @@ impl TriggerRules {
             nears,
             near_matcher,
             near_patterns,
-            alone_matcher,
-            alone_patterns,
             categories: file.categories,
             actions: file.actions,
             escalation: file.escalation,
@@ -435,18 +455,18 @@ impl TriggerRules {
             rhetorical_negators: norm(&file.negation.rhetorical_negators),
             rhetorical_after: norm(&file.negation.rhetorical_after),
             question_after: norm(&file.resolution.question_after),
-            reported: NormalizedFrames {
-                openers: norm(&[file.reported.zh, file.reported.en].concat()),
-                until: norm(&file.reported.until),
-                except: norm(&file.reported.except),
-                until_after: false,
-            },
-            hypothetical: NormalizedFrames {
-                openers: norm(&[file.hypothetical.zh, file.hypothetical.en].concat()),
-                until: norm(&file.hypothetical.until),
-                except: norm(&file.hypothetical.except),
-                until_after: true,
-            },
+            reported: NormalizedFrames::new(
+                norm(&[file.reported.zh, file.reported.en].concat()),
+                norm(&file.reported.until),
+                norm(&file.reported.except),
+                false,
+            )?,
+            hypothetical: NormalizedFrames::new(
+                norm(&[file.hypothetical.zh, file.hypothetical.en].concat()),
+                norm(&file.hypothetical.until),
+                norm(&file.hypothetical.except),
+                true,
+            )?,
             alone_followers: norm(&file.alone.followers),
             lifted_by: norm(&file.ruled_out.lifted_by),
             marks,
@@ -543,30 +563,24 @@ impl TriggerRules {
                 Kind::NearFirst { .. } => {}
             }
         }
-        for m in self.alone_matcher.find_overlapping_iter(text) {
-            let Kind::Trigger { rule } = self.alone_patterns[m.pattern().as_usize()].kind else { continue };
-            let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
-            if !shadowed && word_bounded_if_ascii(text, m.start(), m.end()) && self.stands_alone(&text[m.end()..]) {
-                if self.counts(&text[..m.start()], &text[m.end()..]) {
-                    hits.push((rule, m.start(), m.end()));
-                } else {
-                    ruled_out_end = ruled_out_end.max(Some(m.end()));
-                }
-            }
-        }
         for m in self.near_matcher.find_overlapping_iter(text) {
             let pattern = &self.near_patterns[m.pattern().as_usize()];
-            let Kind::NearFirst { rule, near } = pattern.kind else { continue };
             let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
             if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
                 continue;
             }
-            if let Some(end) = self.near_end(text, m.end(), &self.nears[near]) {
-                if self.counts(&text[..m.start()], &text[end..]) {
-                    hits.push((rule, m.start(), end));
-                } else {
-                    ruled_out_end = ruled_out_end.max(Some(end));
-                }
+            let (rule, end) = match pattern.kind {
+                Kind::NearFirst { rule, near } => match self.near_end(text, m.end(), &self.nears[near]) {
+                    Some(end) => (rule, end),
+                    None => continue,
+                },
+                Kind::Trigger { rule } if self.stands_alone(&text[m.end()..]) => (rule, m.end()),
+                _ => continue,
+            };
+            if self.counts(&text[..m.start()], &text[end..]) {
+                hits.push((rule, m.start(), end));
+            } else {
+                ruled_out_end = ruled_out_end.max(Some(end));
             }
         }
         let best = hits
@@ -641,11 +655,6 @@ impl TriggerRules {
         }
         None
     }
-}
-
-/// Non-ASCII matches always count; ASCII ones only as words (see [`word_bounded`]).
-fn word_bounded_if_ascii(text: &str, start: usize, end: usize) -> bool {
-    !text[start..end].is_ascii() || word_bounded(text, start, end)
 }
 
 /// An ASCII match is a word when the characters around it are not ASCII letters or digits. A
