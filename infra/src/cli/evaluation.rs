@@ -125,19 +125,12 @@ struct RowBuilder {
     analyzer: Analyzer,
     bits: u32,
     chat: chat::Scratch,
-    satisfaction: (SatScratch, Vec<(u32, f32)>),
     normalized: String,
 }
 
 impl RowBuilder {
     fn new(bits: u32) -> Self {
-        RowBuilder {
-            analyzer: Analyzer::new(),
-            bits,
-            chat: chat::Scratch::default(),
-            satisfaction: Default::default(),
-            normalized: String::new(),
-        }
+        RowBuilder { analyzer: Analyzer::new(), bits, chat: chat::Scratch::default(), normalized: String::new() }
     }
 
     /// A training row for a turn in its context; `satisfaction` scores the turn alone (the
@@ -150,19 +143,18 @@ impl RowBuilder {
         label: &Label,
         group: Option<u32>,
     ) -> Row {
+        let previous = self.analyzer.previous_turn(context);
         let plain = self.analyzer.analyze(text, None);
-        let (scratch, buffer) = &mut self.satisfaction;
-        let alone = satisfaction.estimate([(Speaker::Customer, text)], scratch, buffer);
-        normalize_into(text, &mut self.normalized);
-        let scores = [plain.sentiment.score, alone.map_or(0.0, |s| s.score)];
-        let numeric = chat::features(
-            &self.normalized,
+        let signals = self.analyzer.signals(
+            satisfaction,
+            text,
             context,
-            scores,
+            plain.sentiment.score,
             plain.trigger.fired_category(),
-            self.bits,
-            &mut self.chat,
+            previous,
         );
+        normalize_into(text, &mut self.normalized);
+        let numeric = chat::features(&self.normalized, context, &signals, self.bits, &mut self.chat);
         // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
         // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
         // these how shop customers write in context (chosen out of fold on the JDDC train sessions).

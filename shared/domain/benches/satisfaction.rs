@@ -33,13 +33,14 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // Customer turns with the shop turn before them, as the chat model reads them.
-    let turns: Vec<(String, Option<String>)> = dialogues
+    // Customer turns with the shop's and the customer's turns before them, as the stream analysis
+    // reads them.
+    let turns: Vec<(String, Option<String>, Option<String>)> = dialogues
         .iter()
         .flat_map(|d| {
             d.iter().enumerate().filter(|(_, (c, _))| *c).map(|(i, (_, t))| {
-                let shop = d[..i].iter().rev().find(|(c, _)| !c).map(|(_, t)| t.clone());
-                (t.clone(), shop)
+                let last = |customer: bool| d[..i].iter().rev().find(|(c, _)| *c == customer).map(|(_, t)| t.clone());
+                (t.clone(), last(false), last(true))
             })
         })
         .collect();
@@ -50,8 +51,12 @@ fn bench(c: &mut Criterion) {
         let mut analyzer = Analyzer::new();
         b.iter(|| {
             let mut severe = 0usize;
-            for (i, (text, shop)) in turns.iter().enumerate() {
-                let context = TurnContext { previous_shop: shop.as_deref(), previous_customer: None, index: i % 12 };
+            for (i, (text, shop, customer)) in turns.iter().enumerate() {
+                let context = TurnContext {
+                    previous_shop: shop.as_deref(),
+                    previous_customer: customer.as_deref(),
+                    index: i % 12,
+                };
                 severe += usize::from(analyzer.analyze_turn(black_box(text), &context).severity >= 3);
             }
             severe

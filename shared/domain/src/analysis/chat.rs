@@ -5,11 +5,14 @@
 //! `not_resolved` (which of the two medium categories a learned hit is), `negative` and `positive`
 //! (turn sentiment). Features: hashed character n-grams of the turn, of the shop's turn just before
 //! it (what the customer answers: 请您耐心等待 makes 快点 an urge), of the customer's previous turn
-//! (unhappiness lasts: a calm "ok" after an angry turn is rarely content), and a few numbers: the
-//! review and satisfaction models' scores of the turn, which keyword rule fired on it (the model
-//! learns how far each rule's hit is unhappy in chat: 没有收到 is often a first, calm report), how
-//! much the turn repeats the customer's previous one, question marks, the turn's position, a very
-//! short turn, and whether there was a previous turn at all.
+//! (unhappiness lasts: a calm "ok" after an angry turn is rarely content), and a few numbers
+//! (`Signals`, then the turn's shape): the review and satisfaction models' scores of the turn,
+//! the satisfaction model's score of the turn after the customer's previous turn and the shop's
+//! answer, the review score of the customer's previous turn and whether a keyword rule fired on
+//! it, which keyword rule fired on the turn (the model learns how far each rule's hit is unhappy
+//! in chat: 没有收到 is often a first, calm report), how much the turn repeats the customer's
+//! previous one, question marks, the turn's position, a very short turn, and whether there was a
+//! previous turn at all.
 //!
 //! Trained by `feedback train-chat` on our labelled JDDC turns (`labels/`, train split only);
 //! thresholds chosen on out-of-fold predictions of the training sessions, never on the dev split.
@@ -20,7 +23,7 @@ use std::sync::OnceLock;
 use super::linear::{LinearModel, ModelError, SparseRow, f32_at, ridge, unit_block};
 use crate::analysis::triggers::normalize_into;
 
-const MAGIC: &[u8; 8] = b"FLCHAT02";
+const MAGIC: &[u8; 8] = b"FLCHAT03";
 const TURN_SEED: u32 = 0x2545_f491;
 const SHOP_SEED: u32 = 0x9e37_79b9;
 const CUSTOMER_SEED: u32 = 0x85eb_ca6b;
@@ -34,7 +37,7 @@ pub const RULE_CATEGORIES: [&str; 6] =
     ["dissatisfied", "not_resolved", "want_human", "refund_anger", "bad_review_threat", "complaint"];
 /// Numeric features (see the module comment and `features`): the turn's and its context's, then
 /// one per rule category from `RULE_AT`.
-const RULE_AT: usize = 7;
+const RULE_AT: usize = 10;
 pub const NUMERIC: usize = RULE_AT + RULE_CATEGORIES.len();
 pub const HEADS: usize = 4;
 
@@ -56,6 +59,31 @@ pub struct ChatReading {
     pub not_resolved: f32,
     pub negative: f32,
     pub positive: f32,
+}
+
+/// What the other models and the keyword rules say about a turn and the customer's previous turn:
+/// the chat model's inputs beside the n-grams (`Analyzer::signals` builds them, for training and
+/// in production alike).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Signals {
+    /// The review sentiment model's score of the turn (−1..1).
+    pub review: f32,
+    /// The satisfaction model's score of the turn alone (−1..1).
+    pub alone: f32,
+    /// The satisfaction model's score of the customer's previous turn, the shop's answer and this
+    /// turn (−1..1; `alone` when there is no context).
+    pub window: f32,
+    /// The keyword rule category that fired on the turn (an index into `RULE_CATEGORIES`).
+    pub rule: Option<usize>,
+    /// The customer's previous turn: its review score and whether a keyword rule fired on it.
+    pub previous: Option<(f32, bool)>,
+}
+
+impl Signals {
+    /// The index of a rule category in `RULE_CATEGORIES` (none for an unknown one).
+    pub fn rule_index(category: Option<&str>) -> Option<usize> {
+        category.and_then(|r| RULE_CATEGORIES.iter().position(|c| *c == r))
+    }
 }
 
 /// Decision thresholds on the heads' probabilities.
@@ -84,14 +112,12 @@ pub struct Scratch {
 }
 
 /// The features of a turn (normalised text) in its context, into `scratch.hashed`; returns the
-/// numeric features. `scores`: the review sentiment model's score of the turn and the
-/// satisfaction model's score of the turn alone (both −1..1): what reviews and helpdesk dialogues
-/// taught about such words. `rule`: the category of the keyword rule that fired on the turn, if any.
+/// numeric features. `signals`: what reviews and helpdesk dialogues taught about such words (the
+/// other models' scores) and what the keyword rules found, in the turn and the one before it.
 pub fn features(
     turn: &str,
     context: &TurnContext<'_>,
-    scores: [f32; 2],
-    rule: Option<&str>,
+    signals: &Signals,
     bits: u32,
     scratch: &mut Scratch,
 ) -> [f32; NUMERIC] {
@@ -110,15 +136,18 @@ pub fn features(
     let questions = turn.matches(['?', '？']).count().min(3) as f32 / 3.0;
     let mut numeric = [0.0; NUMERIC];
     numeric[..RULE_AT].copy_from_slice(&[
-        scores[0],
-        scores[1],
+        signals.review,
+        signals.alone,
         repeat,
         questions,
         (context.index as f32).ln_1p() / 4.0,
         f32::from(u8::from(turn.chars().count() < 6)),
         f32::from(u8::from(context.previous_shop.is_some())),
+        signals.window,
+        signals.previous.map_or(0.0, |p| p.0),
+        f32::from(u8::from(signals.previous.is_some_and(|p| p.1))),
     ]);
-    if let Some(k) = rule.and_then(|r| RULE_CATEGORIES.iter().position(|c| *c == r)) {
+    if let Some(k) = signals.rule {
         numeric[RULE_AT + k] = 1.0;
     }
     numeric
@@ -205,17 +234,15 @@ impl ChatModel {
         ChatReading { unhappy: p(0), not_resolved: p(1), negative: p(2), positive: p(3) }
     }
 
-    /// Reads a normalised turn in its context (`rule`: the category of the keyword rule that fired
-    /// on it, if any).
+    /// Reads a normalised turn in its context, with the other models' and the rules' `signals`.
     pub fn read(
         &self,
         normalized: &str,
         context: &TurnContext<'_>,
-        scores: [f32; 2],
-        rule: Option<&str>,
+        signals: &Signals,
         scratch: &mut Scratch,
     ) -> ChatReading {
-        let numeric = features(normalized, context, scores, rule, self.bits(), scratch);
+        let numeric = features(normalized, context, signals, self.bits(), scratch);
         self.read_features(&scratch.hashed, &numeric)
     }
 }
@@ -294,15 +321,20 @@ mod tests {
     fn the_features_name_the_rule_that_fired_and_read_the_customers_previous_turn() {
         let mut scratch = Scratch::default();
         let alone = TurnContext::default();
-        let numeric = features("还没收到", &alone, [0.0, 0.0], Some("not_resolved"), 18, &mut scratch);
+        let fired = |rule| Signals { rule: Signals::rule_index(Some(rule)), ..Signals::default() };
+        let numeric = features("还没收到", &alone, &fired("not_resolved"), 18, &mut scratch);
         assert_eq!(numeric[RULE_AT..], [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
         let without = scratch.hashed.len();
-        let numeric = features("还没收到", &alone, [0.0, 0.0], Some("no such rule"), 18, &mut scratch);
+        let numeric = features("还没收到", &alone, &fired("no such rule"), 18, &mut scratch);
         assert!(numeric[RULE_AT..].iter().all(|x| *x == 0.0));
         let after = TurnContext { previous_customer: Some("你们怎么搞的"), ..alone };
-        let numeric = features("还没收到", &after, [0.0, 0.0], None, 18, &mut scratch);
+        let numeric = features("还没收到", &after, &Signals::default(), 18, &mut scratch);
         assert!(scratch.hashed.len() > without, "the previous turn's n-grams are features too");
         assert!(numeric[RULE_AT..].iter().all(|x| *x == 0.0));
+        assert_eq!(numeric[RULE_AT - 2..RULE_AT], [0.0, 0.0], "nothing said about the previous turn");
+        let angry_before = Signals { previous: Some((-0.8, true)), window: -0.5, ..Signals::default() };
+        let numeric = features("还没收到", &after, &angry_before, 18, &mut scratch);
+        assert_eq!(numeric[RULE_AT - 3..RULE_AT], [-0.5, -0.8, 1.0]);
     }
 
     #[test]

@@ -101,28 +101,48 @@ impl Analyzer {
         self.analyze_with(text, None, Some(context))
     }
 
-    /// The scores the chat model takes from the other models: the review sentiment score (already
-    /// computed) and the satisfaction model's score of the turn alone.
-    fn turn_scores(&mut self, text: &str, review_score: f32) -> [f32; 2] {
+    /// What the review model and the rules said about the customer's previous turn (a chat-model
+    /// input: unhappiness lasts). Call before analysing the turn itself: it reuses the buffers.
+    pub fn previous_turn(&mut self, context: &TurnContext<'_>) -> Option<(f32, bool)> {
+        let (_, trigger, sentiment, _) = self.read_plain(context.previous_customer?);
+        Some((held_to_trigger(sentiment, &trigger).score, trigger.fired))
+    }
+
+    /// The chat model's inputs beside the n-grams, for a turn whose review score and fired rule are
+    /// known: the satisfaction model's scores of the turn alone and after its context (`satisfaction`:
+    /// the shipped model, or in training one that never saw the turn's dialogue), and what
+    /// `previous_turn` said.
+    pub fn signals(
+        &mut self,
+        satisfaction: &satisfaction::SatisfactionModel,
+        text: &str,
+        context: &TurnContext<'_>,
+        review: f32,
+        rule: Option<&str>,
+        previous: Option<(f32, bool)>,
+    ) -> chat::Signals {
+        use satisfaction::Speaker::{Customer, Shop};
         let (scratch, buffer) = &mut self.satisfaction_scratch;
-        let alone = self.satisfaction.estimate([(satisfaction::Speaker::Customer, text)], scratch, buffer);
-        [review_score, alone.map_or(0.0, |s| s.score)]
+        let alone = satisfaction.estimate([(Customer, text)], scratch, buffer).map_or(0.0, |s| s.score);
+        let window = match (context.previous_customer, context.previous_shop) {
+            (None, None) => alone,
+            (customer, shop) => {
+                let before = customer.map(|t| (Customer, t)).into_iter().chain(shop.map(|t| (Shop, t)));
+                satisfaction.estimate(before.chain([(Customer, text)]), scratch, buffer).map_or(alone, |s| s.score)
+            }
+        };
+        chat::Signals { review, alone, window, rule: chat::Signals::rule_index(rule), previous }
     }
 
-    /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
-    pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
-        let plain = self.analyze(text, None);
-        let scores = self.turn_scores(text, plain.sentiment.score);
-        self.chat.read(&self.normalized, context, scores, plain.trigger.fired_category(), &mut self.chat_scratch)
-    }
-
-    fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
+    /// What the rules and the review model read in a text: its validity, trigger and sentiment, and
+    /// how many of its hashed features (left in `self.wide` for the issue classifier) there are.
+    fn read_plain(&mut self, text: &str) -> (Validity, Trigger, Sentiment, usize) {
         normalize_into(text, &mut self.normalized);
         let invalid = validity(text, &self.normalized);
         let trigger = self.rules.detect_in(text, &self.normalized);
         // One pass of feature hashing serves both models.
         let plain = linear::features(&self.normalized, self.sentiment.bits(), &mut self.wide);
-        let mut sentiment = if self.normalized.is_empty() {
+        let sentiment = if self.normalized.is_empty() {
             let score = emoji_polarity(text).unwrap_or(0.0);
             let label = if score > 0.0 {
                 Polarity::Positive
@@ -135,13 +155,32 @@ impl Analyzer {
         } else {
             self.sentiment.analyze_features(&self.normalized, ends_with_question_mark(text), &self.wide)
         };
-        let mut trigger = trigger;
+        (invalid, trigger, sentiment, plain)
+    }
+
+    /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
+    pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
+        let previous = self.previous_turn(context);
+        let plain = self.analyze(text, None);
+        let signals = self.signals(
+            self.satisfaction,
+            text,
+            context,
+            plain.sentiment.score,
+            plain.trigger.fired_category(),
+            previous,
+        );
+        self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch)
+    }
+
+    fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
+        let previous = turn.and_then(|context| self.previous_turn(context));
+        let (invalid, mut trigger, mut sentiment, plain) = self.read_plain(text);
         if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
-            let scores = self.turn_scores(text, review);
-            let reading =
-                self.chat.read(&self.normalized, context, scores, trigger.fired_category(), &mut self.chat_scratch);
+            let signals = self.signals(self.satisfaction, text, context, review, trigger.fired_category(), previous);
+            let reading = self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch);
             let t = self.chat.thresholds;
             // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
             // negation and reported words better than the n-gram model does.
@@ -255,6 +294,25 @@ pub fn model_version() -> &'static str {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_turn_is_read_with_what_the_rules_and_models_said_about_the_customers_previous_turn() {
+        let mut analyzer = Analyzer::new();
+        let angry =
+            TurnContext { previous_customer: Some("你们怎么回事，我要投诉"), previous_shop: None, index: 2 };
+        let (score, fired) = analyzer.previous_turn(&angry).expect("there is a previous turn");
+        assert!(fired && score < 0.0, "{score} {fired}");
+        assert_eq!(analyzer.previous_turn(&TurnContext::default()), None);
+        let previous = analyzer.previous_turn(&angry);
+        let satisfaction = satisfaction::SatisfactionModel::builtin();
+        let after = analyzer.signals(satisfaction, "好的", &angry, 0.3, None, previous);
+        let alone = analyzer.signals(satisfaction, "好的", &TurnContext::default(), 0.3, None, None);
+        assert_eq!((after.alone, alone.window), (alone.alone, alone.alone), "no context: the turn alone");
+        assert!(after.window < after.alone, "an ok after a complaint is less content: {after:?}");
+        // The previous turn is read first and does not leak into the turn's own analysis.
+        let fresh = Analyzer::new().analyze("好的", None);
+        assert_eq!(analyzer.analyze_turn("好的", &TurnContext { previous_shop: None, ..angry }).issues, fresh.issues);
+    }
 
     #[test]
     fn a_complaint_is_negative_severe_and_typed() {
