@@ -125,16 +125,15 @@ struct RowBuilder {
     analyzer: Analyzer,
     bits: u32,
     chat: chat::Scratch,
-    normalized: String,
 }
 
 impl RowBuilder {
     fn new(bits: u32) -> Self {
-        RowBuilder { analyzer: Analyzer::new(), bits, chat: chat::Scratch::default(), normalized: String::new() }
+        RowBuilder { analyzer: Analyzer::new(), bits, chat: chat::Scratch::default() }
     }
 
-    /// A training row for a turn in its context; `satisfaction` scores the turn alone (the
-    /// shipped model, or one that never saw the turn's dialogue).
+    /// A training row for a turn in its context; `satisfaction` scores the turn alone and after
+    /// its context (the shipped model, or one that never saw the turn's dialogue).
     fn row(
         &mut self,
         text: &str,
@@ -143,18 +142,9 @@ impl RowBuilder {
         label: &Label,
         group: Option<u32>,
     ) -> Row {
-        let previous = self.analyzer.previous_turn(context);
         let plain = self.analyzer.analyze(text, None);
-        let signals = self.analyzer.signals(
-            satisfaction,
-            text,
-            context,
-            plain.sentiment.score,
-            plain.trigger.fired_category(),
-            previous,
-        );
-        normalize_into(text, &mut self.normalized);
-        let numeric = chat::features(&self.normalized, context, &signals, self.bits, &mut self.chat);
+        let signals = self.analyzer.signals(satisfaction, text, context, &plain.trigger, plain.sentiment.score);
+        let numeric = chat::features(self.analyzer.normalized(), context, &signals, self.bits, &mut self.chat);
         // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
         // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
         // these how shop customers write in context (chosen out of fold on the JDDC train sessions).

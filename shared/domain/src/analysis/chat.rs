@@ -8,7 +8,7 @@
 //! (unhappiness lasts: a calm "ok" after an angry turn is rarely content), and a few numbers
 //! (`Signals`, then the turn's shape): the review and satisfaction models' scores of the turn,
 //! the satisfaction model's score of the turn after the customer's previous turn and the shop's
-//! answer, the review score of the customer's previous turn and whether a keyword rule fired on
+//! last turn, the review score of the customer's previous turn and whether a keyword rule fired on
 //! it, which keyword rule fired on the turn (the model learns how far each rule's hit is unhappy
 //! in chat: 没有收到 is often a first, calm report), how much the turn repeats the customer's
 //! previous one, question marks, the turn's position, a very short turn, and whether there was a
@@ -70,13 +70,24 @@ pub struct Signals {
     pub review: f32,
     /// The satisfaction model's score of the turn alone (−1..1).
     pub alone: f32,
-    /// The satisfaction model's score of the customer's previous turn, the shop's answer and this
-    /// turn (−1..1; `alone` when there is no context).
+    /// The satisfaction model's score of the customer's previous turn, the shop's last turn and
+    /// this turn (−1..1; `alone` when there is no context).
     pub window: f32,
+    /// The raw text's question marks, up to three, over three (normalising drops them).
+    pub questions: f32,
     /// The keyword rule category that fired on the turn (an index into `RULE_CATEGORIES`).
     pub rule: Option<usize>,
-    /// The customer's previous turn: its review score and whether a keyword rule fired on it.
-    pub previous: Option<(f32, bool)>,
+    /// What the rules and the review model read in the customer's previous turn.
+    pub previous: Option<Previous>,
+}
+
+/// The customer's previous turn as the rules and the review model read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Previous {
+    /// Its review score (−1..1).
+    pub review: f32,
+    /// Whether a keyword rule fired on it.
+    pub fired: bool,
 }
 
 impl Signals {
@@ -133,19 +144,18 @@ pub fn features(
         unit_block(normalized, CUSTOMER_SEED, bits, CUSTOMER_WEIGHT, features, hashed);
         bigram_overlap(turn, normalized)
     });
-    let questions = turn.matches(['?', '？']).count().min(3) as f32 / 3.0;
     let mut numeric = [0.0; NUMERIC];
     numeric[..RULE_AT].copy_from_slice(&[
         signals.review,
         signals.alone,
         repeat,
-        questions,
+        signals.questions,
         (context.index as f32).ln_1p() / 4.0,
         f32::from(u8::from(turn.chars().count() < 6)),
         f32::from(u8::from(context.previous_shop.is_some())),
         signals.window,
-        signals.previous.map_or(0.0, |p| p.0),
-        f32::from(u8::from(signals.previous.is_some_and(|p| p.1))),
+        signals.previous.map_or(0.0, |p| p.review),
+        f32::from(u8::from(signals.previous.is_some_and(|p| p.fired))),
     ]);
     if let Some(k) = signals.rule {
         numeric[RULE_AT + k] = 1.0;
@@ -332,7 +342,8 @@ mod tests {
         assert!(scratch.hashed.len() > without, "the previous turn's n-grams are features too");
         assert!(numeric[RULE_AT..].iter().all(|x| *x == 0.0));
         assert_eq!(numeric[RULE_AT - 2..RULE_AT], [0.0, 0.0], "nothing said about the previous turn");
-        let angry_before = Signals { previous: Some((-0.8, true)), window: -0.5, ..Signals::default() };
+        let angry_before =
+            Signals { previous: Some(Previous { review: -0.8, fired: true }), window: -0.5, ..Signals::default() };
         let numeric = features("还没收到", &after, &angry_before, 18, &mut scratch);
         assert_eq!(numeric[RULE_AT - 3..RULE_AT], [-0.5, -0.8, 1.0]);
     }

@@ -43,6 +43,8 @@ pub struct Analyzer {
     satisfaction: &'static satisfaction::SatisfactionModel,
     satisfaction_scratch: (satisfaction::Scratch, Vec<(u32, f32)>),
     normalized: String,
+    /// `normalized` and `wide` of the customer's previous turn (a chat-model input).
+    previous: (String, Vec<u32>),
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
     wide: Vec<u32>,
     narrow: Vec<u32>,
@@ -65,6 +67,7 @@ impl Analyzer {
             satisfaction: satisfaction::SatisfactionModel::builtin(),
             satisfaction_scratch: Default::default(),
             normalized: String::new(),
+            previous: Default::default(),
             wide: Vec::new(),
             narrow: Vec::new(),
         }
@@ -101,27 +104,23 @@ impl Analyzer {
         self.analyze_with(text, None, Some(context))
     }
 
-    /// What the review model and the rules said about the customer's previous turn (a chat-model
-    /// input: unhappiness lasts). Call before analysing the turn itself: it reuses the buffers.
-    pub fn previous_turn(&mut self, context: &TurnContext<'_>) -> Option<(f32, bool)> {
-        let (_, trigger, sentiment, _) = self.read_plain(context.previous_customer?);
-        Some((held_to_trigger(sentiment, &trigger).score, trigger.fired))
-    }
-
-    /// The chat model's inputs beside the n-grams, for a turn whose review score and fired rule are
-    /// known: the satisfaction model's scores of the turn alone and after its context (`satisfaction`:
-    /// the shipped model, or in training one that never saw the turn's dialogue), and what
-    /// `previous_turn` said.
+    /// The chat model's inputs beside the n-grams, for a turn the rules and the review model have
+    /// read (`trigger`, and `review`: the review score as `analyze` reports it): the satisfaction
+    /// model's scores of the turn alone and after its context (`satisfaction`: the shipped model,
+    /// or in training one that never saw the turn's dialogue), the raw text's question marks
+    /// (normalising drops them), and what the rules and the review model read in the customer's
+    /// previous turn. Training builds its rows with this too, so both read a turn alike; it leaves
+    /// the turn's own buffers (`normalized`) as they were.
     pub fn signals(
         &mut self,
         satisfaction: &satisfaction::SatisfactionModel,
         text: &str,
         context: &TurnContext<'_>,
+        trigger: &Trigger,
         review: f32,
-        rule: Option<&str>,
-        previous: Option<(f32, bool)>,
     ) -> chat::Signals {
         use satisfaction::Speaker::{Customer, Shop};
+        let previous = self.previous_turn(context);
         let (scratch, buffer) = &mut self.satisfaction_scratch;
         let alone = satisfaction.estimate([(Customer, text)], scratch, buffer).map_or(0.0, |s| s.score);
         let window = match (context.previous_customer, context.previous_shop) {
@@ -131,7 +130,27 @@ impl Analyzer {
                 satisfaction.estimate(before.chain([(Customer, text)]), scratch, buffer).map_or(alone, |s| s.score)
             }
         };
-        chat::Signals { review, alone, window, rule: chat::Signals::rule_index(rule), previous }
+        chat::Signals {
+            review,
+            alone,
+            window,
+            questions: text.matches(['?', '？']).count().min(3) as f32 / 3.0,
+            rule: chat::Signals::rule_index(trigger.fired_category()),
+            previous,
+        }
+    }
+
+    /// What the rules and the review model read in the customer's previous turn; none when there
+    /// is none or it is noise (。。。, 111111). Read in buffers of its own.
+    fn previous_turn(&mut self, context: &TurnContext<'_>) -> Option<chat::Previous> {
+        let previous = context.previous_customer?;
+        std::mem::swap(&mut self.normalized, &mut self.previous.0);
+        std::mem::swap(&mut self.wide, &mut self.previous.1);
+        let (invalid, trigger, sentiment, _) = self.read_plain(previous);
+        let words = !invalid.is_invalid && !self.normalized.is_empty();
+        std::mem::swap(&mut self.normalized, &mut self.previous.0);
+        std::mem::swap(&mut self.wide, &mut self.previous.1);
+        words.then(|| chat::Previous { review: held_to_trigger(sentiment, &trigger).score, fired: trigger.fired })
     }
 
     /// What the rules and the review model read in a text: its validity, trigger and sentiment, and
@@ -160,26 +179,17 @@ impl Analyzer {
 
     /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
     pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
-        let previous = self.previous_turn(context);
         let plain = self.analyze(text, None);
-        let signals = self.signals(
-            self.satisfaction,
-            text,
-            context,
-            plain.sentiment.score,
-            plain.trigger.fired_category(),
-            previous,
-        );
+        let signals = self.signals(self.satisfaction, text, context, &plain.trigger, plain.sentiment.score);
         self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch)
     }
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
-        let previous = turn.and_then(|context| self.previous_turn(context));
         let (invalid, mut trigger, mut sentiment, plain) = self.read_plain(text);
         if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
-            let signals = self.signals(self.satisfaction, text, context, review, trigger.fired_category(), previous);
+            let signals = self.signals(self.satisfaction, text, context, &trigger, review);
             let reading = self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch);
             let t = self.chat.thresholds;
             // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
@@ -298,20 +308,29 @@ mod tests {
     #[test]
     fn a_turn_is_read_with_what_the_rules_and_models_said_about_the_customers_previous_turn() {
         let mut analyzer = Analyzer::new();
+        let satisfaction = satisfaction::SatisfactionModel::builtin();
         let angry =
             TurnContext { previous_customer: Some("你们怎么回事，我要投诉"), previous_shop: None, index: 2 };
-        let (score, fired) = analyzer.previous_turn(&angry).expect("there is a previous turn");
-        assert!(fired && score < 0.0, "{score} {fired}");
-        assert_eq!(analyzer.previous_turn(&TurnContext::default()), None);
-        let previous = analyzer.previous_turn(&angry);
-        let satisfaction = satisfaction::SatisfactionModel::builtin();
-        let after = analyzer.signals(satisfaction, "好的", &angry, 0.3, None, previous);
-        let alone = analyzer.signals(satisfaction, "好的", &TurnContext::default(), 0.3, None, None);
-        assert_eq!((after.alone, alone.window), (alone.alone, alone.alone), "no context: the turn alone");
-        assert!(after.window < after.alone, "an ok after a complaint is less content: {after:?}");
-        // The previous turn is read first and does not leak into the turn's own analysis.
-        let fresh = Analyzer::new().analyze("好的", None);
-        assert_eq!(analyzer.analyze_turn("好的", &TurnContext { previous_shop: None, ..angry }).issues, fresh.issues);
+        let calm = TurnContext { previous_customer: Some("我想问一下发货时间"), ..angry };
+        let noise = TurnContext { previous_customer: Some("。。。"), ..angry };
+        let ok = analyzer.analyze("好的", None);
+        let read =
+            |analyzer: &mut Analyzer, context| analyzer.signals(satisfaction, "好的？", context, &ok.trigger, 0.3);
+        let after_angry = read(&mut analyzer, &angry);
+        let previous = after_angry.previous.expect("the previous turn is read");
+        assert!(previous.fired && previous.review < 0.0, "{previous:?}");
+        let after_calm = read(&mut analyzer, &calm).previous.expect("the previous turn is read");
+        assert!(!after_calm.fired && after_calm.review > previous.review, "{after_calm:?}");
+        assert_eq!(read(&mut analyzer, &noise).previous, None, "noise is not a turn to read");
+        let alone = read(&mut analyzer, &TurnContext::default());
+        assert_eq!((alone.previous, alone.window, alone.questions), (None, alone.alone, 1.0 / 3.0));
+        assert_eq!(after_angry.alone, alone.alone);
+        assert!(after_angry.window < after_angry.alone, "an ok after a complaint is less content: {after_angry:?}");
+        // Reading the previous turn leaves the turn's own buffers alone: the same analysis as a
+        // fresh analyzer's, whatever was read before.
+        let turn = analyzer.analyze_turn("还没发货吗", &angry);
+        assert_eq!(analyzer.normalized(), crate::analysis::triggers::normalize("还没发货吗"));
+        assert_eq!(turn, Analyzer::new().analyze_turn("还没发货吗", &angry));
     }
 
     #[test]
