@@ -61,9 +61,10 @@ pub struct ChatReading {
     pub positive: f32,
 }
 
-/// What the other models and the keyword rules say about a turn and the customer's previous turn:
-/// the chat model's inputs beside the n-grams (`Analyzer::signals` builds them, for training and
-/// in production alike).
+/// The chat model's inputs beside the n-grams that need more than the normalised turn: what the
+/// other models and the keyword rules say about the turn and the customer's previous turn, and
+/// the question marks normalising drops (`Analyzer::signals` builds them, for training and in
+/// production alike).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Signals {
     /// The review sentiment model's score of the turn (−1..1).
