@@ -158,7 +158,7 @@ pub fn gate_figures(
     Ok(GateFigures {
         fixed: vec![
             ("JDDC dev unhappy F1", unhappy.f1()),
-            ("JDDC dev sentiment macro-F1", macro_f1(&truth, &predicted, &["negative", "neutral", "positive"])),
+            ("JDDC dev sentiment macro-F1", macro_f1(&truth, &predicted, &super::evaluation::SENTIMENTS)),
             ("chatbot users (test) balanced accuracy", (recall(0) + recall(1)) / 2.0),
         ],
         corrections_agreed,

@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 
-use feedback::analysis::Analyzer;
-use feedback::analysis::chat::{self, ChatModel, ChatReading, Row, Thresholds, TurnContext};
+use feedback::analysis::chat::{self, ChatModel, Row, Thresholds, TurnContext};
 use feedback::analysis::satisfaction::{SatisfactionModel, Scratch as SatScratch, Speaker, spearman};
+use feedback::analysis::sentiment::Sentiment;
+use feedback::analysis::triggers::Trigger;
 use feedback::analysis::triggers::normalize_into;
+use feedback::analysis::{Analysis, Analyzer, decide};
 
 /// One labelled customer turn.
 pub struct Label {
@@ -132,8 +134,10 @@ impl RowBuilder {
         RowBuilder { analyzer: Analyzer::new(), bits, chat: chat::Scratch::default() }
     }
 
-    /// A training row for a turn in its context; `satisfaction` scores the turn alone and after
-    /// its context (the shipped model, or one that never saw the turn's dialogue).
+    /// A turn in its context as the rules and the review model read it (`analyze`), and its
+    /// training row when the chat model reads it at all (a turn with words: not empty, not noise
+    /// such as 。。。, as in `Analyzer::analyze_turn`); `satisfaction` scores the turn alone and
+    /// after its context (the shipped model, or one that never saw the turn's dialogue).
     fn row(
         &mut self,
         text: &str,
@@ -141,15 +145,19 @@ impl RowBuilder {
         satisfaction: &SatisfactionModel,
         label: &Label,
         group: Option<u32>,
-    ) -> Row {
+    ) -> (Analysis, Option<Row>) {
         let plain = self.analyzer.analyze(text, None);
+        if plain.invalid.is_invalid || self.analyzer.normalized().is_empty() {
+            return (plain, None);
+        }
         let signals = self.analyzer.signals(satisfaction, text, context, &plain.trigger, plain.sentiment.score);
         let numeric = chat::features(self.analyzer.normalized(), context, &signals, self.bits, &mut self.chat);
         // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
         // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
         // these how shop customers write in context (chosen out of fold on the JDDC train sessions).
         let weight = if group.is_some() { SHOP_CHAT_WEIGHT } else { 1.0 };
-        Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group, weight }
+        let row = Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group, weight };
+        (plain, Some(row))
     }
 }
 
@@ -173,64 +181,86 @@ pub fn train_chat(
     let labels = labels(labels_path)?;
     let mut builder = RowBuilder::new(bits);
     let mut rows = Vec::new();
+    // Every labelled JDDC train turn as the rules and the review model read it, with its row's
+    // index when the chat model reads it: the out-of-fold figures are over all of them.
+    let mut shop_turns = Vec::new();
     for l in labels.iter().filter(|l| !l.dev) {
         let (session, text) = labelled_turn(&sessions, l)?;
         let group = Some(group_of(&l.session));
-        rows.push(builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group));
+        let (plain, row) = builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group);
+        let at = row.map(|row| {
+            rows.push(row);
+            rows.len() - 1
+        });
+        shop_turns.push((l, plain, at));
     }
     // Helpdesk turns labelled the same way (`stc3_turns.tsv`): more examples of unhappy words,
     // always trained on; the thresholds are still chosen on the shop chats alone.
     if let Some(extra) = extra_labels {
         add_stc3_rows(dir, extra, &mut builder, &mut rows)?;
     }
+    let shop_and_helpdesk = rows.len();
     // Staff corrections of chat turns (`corrections::chat_rows`), like the helpdesk turns: always
     // trained on, read without their context (the export does not keep it).
     for (text, label) in corrected {
-        rows.push(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None));
+        rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None).1);
     }
-    let corrected = corrected.len();
-    let total = rows.len();
+    let corrected = rows.len() - shop_and_helpdesk;
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
-    let (oof, rows): (Vec<ChatReading>, Vec<&Row>) =
-        oof.into_iter().zip(&rows).filter(|(_, r)| r.group.is_some()).unzip();
-    let unhappy: Vec<(f32, bool)> = oof.iter().zip(&rows).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
+    let shop_rows = rows.iter().filter(|r| r.group.is_some()).count();
+    let unhappy: Vec<(f32, bool)> =
+        oof.iter().zip(&rows).filter(|(_, r)| r.group.is_some()).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
     // A learned trigger asks a customer for feedback and counts them as unhappy: it fires only
     // where at least half of such turns were unhappy out of fold (precision 0.5), not at the
     // best F1 (precision about 0.25, three calm customers asked for each unhappy one).
     let (t_unhappy, p, r) = threshold_for_precision(&unhappy, 0.5);
-    let truth: Vec<&str> = rows
-        .iter()
-        .map(|r| {
-            if r.labels[2] {
-                "negative"
-            } else if r.labels[3] {
-                "positive"
-            } else {
-                "neutral"
-            }
-        })
-        .collect();
+    // Every train turn as `analyze_turn` would have read it with a model that never saw its
+    // session: the rules' trigger, and the chat model's decision where it reads the turn.
+    let decided = |t: Thresholds| -> Vec<(Trigger, Sentiment)> {
+        shop_turns
+            .iter()
+            .map(|(_, plain, at)| match at {
+                Some(i) => decide(plain.trigger.clone(), &oof[*i], t),
+                None => (plain.trigger.clone(), plain.sentiment),
+            })
+            .collect()
+    };
+    let truth: Vec<&str> = shop_turns.iter().map(|(l, _, _)| l.sentiment.as_str()).collect();
     let (mut best, mut t_neg, mut t_pos) = (0f64, 0.5f32, 0.5f32);
     for n in (5..=90).step_by(5) {
         for q in (5..=90).step_by(5) {
             let t = Thresholds { unhappy: t_unhappy, negative: n as f32 / 100.0, positive: q as f32 / 100.0 };
-            let predicted: Vec<&str> = oof.iter().map(|p| sentiment_of(p, &t)).collect();
-            let f = macro_f1(&truth, &predicted, &["negative", "neutral", "positive"]);
+            let predicted: Vec<&str> = decided(t).iter().map(|(_, s)| s.label.as_str()).collect();
+            let f = macro_f1(&truth, &predicted, &SENTIMENTS);
             if f > best {
                 (best, t_neg, t_pos) = (f, t.negative, t.positive);
             }
         }
     }
     model.thresholds = Thresholds { unhappy: t_unhappy, negative: t_neg, positive: t_pos };
+    let mut combined = Counts::default();
+    for ((l, _, _), (trigger, _)) in shop_turns.iter().zip(decided(model.thresholds)) {
+        combined.add(l.unhappy(), unhappy_call(&trigger));
+    }
     let report = format!(
-        "trained on {} labelled JDDC train turns, {} STC-3 turns and {corrected} staff corrections ({bits} bits, ridge {ridge}); out-of-fold on JDDC (5 folds by session): \
-         unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), sentiment thresholds negative {t_neg:.2} \
-         positive {t_pos:.2} (macro-F1 {best:.3})",
-        rows.len(),
-        total - rows.len() - corrected,
-        auc(&unhappy)
+        "trained on {shop_rows} labelled JDDC train turns, {} STC-3 turns and {corrected} staff corrections (turns with words; {bits} bits, ridge {ridge}); \
+         out-of-fold on JDDC (5 folds by session): chat model unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), \
+         sentiment thresholds negative {t_neg:.2} positive {t_pos:.2}; as `feedback eval` reads dev, over all {} train turns: \
+         unhappy, rules + chat model: {}; sentiment macro-F1 {best:.3}",
+        shop_and_helpdesk - shop_rows,
+        auc(&unhappy),
+        shop_turns.len(),
+        combined.line(),
     );
     Ok((model, report))
+}
+
+/// The three sentiment classes, as labelled and as `Polarity::as_str` names them.
+pub const SENTIMENTS: [&str; 3] = ["negative", "neutral", "positive"];
+
+/// Whether an analysis calls a turn unhappy: a trigger of any category but want_human.
+fn unhappy_call(trigger: &Trigger) -> bool {
+    trigger.fired && trigger.category.as_deref() != Some("want_human")
 }
 
 /// 95% intervals of the unhappy recall and precision and the sentiment macro-F1 over 1,000
@@ -267,7 +297,7 @@ fn bootstrap(turns: &[(&str, bool, bool)], truth: &[&str], predicted: &[&str]) -
         }
         recall.push(counts.tp / (counts.tp + counts.fn_).max(1.0));
         precision.push(counts.tp / (counts.tp + counts.fp).max(1.0));
-        macro_.push(macro_f1(&t, &p, &["negative", "neutral", "positive"]));
+        macro_.push(macro_f1(&t, &p, &SENTIMENTS));
     }
     let interval = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -281,16 +311,6 @@ fn bootstrap(turns: &[(&str, bool, bool)], truth: &[&str], predicted: &[&str]) -
         interval(&mut precision),
         interval(&mut macro_)
     )
-}
-
-fn sentiment_of(p: &ChatReading, t: &Thresholds) -> &'static str {
-    if p.negative >= t.negative {
-        "negative"
-    } else if p.positive >= t.positive {
-        "positive"
-    } else {
-        "neutral"
-    }
 }
 
 /// Area under the ROC curve of (score, truth) pairs (ties count half).
@@ -405,9 +425,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             let plain = analyzer.analyze(text, None);
             let alone = analyzer.analyze_turn(text, &TurnContext::default());
             let turn = analyzer.analyze_turn(text, &context(session, l.turn));
-            let unhappy_category = |a: &feedback::analysis::Analysis| {
-                a.trigger.fired && a.trigger.category.as_deref() != Some("want_human")
-            };
+            let unhappy_category = |a: &Analysis| unhappy_call(&a.trigger);
             rules.add(l.unhappy(), unhappy_category(&plain));
             model_only.add(l.unhappy(), turn.trigger.rule.as_deref() == Some("model.chat"));
             combined.add(l.unhappy(), unhappy_category(&turn));
@@ -430,7 +448,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
                 }
             }
         }
-        let classes = ["negative", "neutral", "positive"];
+        let classes = SENTIMENTS;
         let _ = writeln!(out, "JDDC {name} ({n} customer turns):");
         let _ = writeln!(out, "  unhappy, rules alone (before):   {}", rules.line());
         let _ = writeln!(out, "  unhappy, chat model alone:       {}", model_only.line());
@@ -496,7 +514,7 @@ fn reader_agreement(labels_path: &str, labels: &[Label]) -> Result<String, Strin
         "JDDC dev, a second reader against the first ({} turns): unhappy {}; sentiment macro-F1 {:.3}\n",
         truth.len(),
         unhappy.line(),
-        macro_f1(&truth, &read, &["negative", "neutral", "positive"])
+        macro_f1(&truth, &read, &SENTIMENTS)
     ))
 }
 
@@ -736,7 +754,7 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
         };
         let satisfaction =
             if stc3_held_out(id) { SatisfactionModel::builtin() } else { &fold_models[fold_of(id) as usize] };
-        rows.push(builder.row(text, &context, satisfaction, &label, None));
+        rows.extend(builder.row(text, &context, satisfaction, &label, None).1);
     }
     Ok(())
 }

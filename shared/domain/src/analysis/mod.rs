@@ -191,30 +191,7 @@ impl Analyzer {
             let review = held_to_trigger(sentiment, &trigger).score;
             let signals = self.signals(self.satisfaction, text, context, &trigger, review);
             let reading = self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch);
-            let t = self.chat.thresholds;
-            // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
-            // negation and reported words better than the n-gram model does.
-            if !trigger.fired && !trigger.ruled_out && reading.unhappy >= t.unhappy {
-                let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };
-                trigger = Trigger {
-                    fired: true,
-                    category: Some(category.to_owned()),
-                    rule: Some("model.chat".to_owned()),
-                    severity: Some(Severity::Medium),
-                    phrase: None,
-                    ruled_out: false,
-                };
-            }
-            sentiment = if reading.negative >= t.negative {
-                Sentiment { label: Polarity::Negative, score: -reading.negative.max(NEUTRAL_BAND) }
-            } else if reading.positive >= t.positive {
-                Sentiment { label: Polarity::Positive, score: reading.positive.max(NEUTRAL_BAND) }
-            } else {
-                Sentiment {
-                    label: Polarity::Neutral,
-                    score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9,
-                }
-            };
+            (trigger, sentiment) = decide(trigger, &reading, self.chat.thresholds);
         }
         let sentiment = held_to_trigger(sentiment, &trigger);
         let issues = if invalid.is_invalid || self.normalized.is_empty() {
@@ -231,6 +208,37 @@ impl Analyzer {
         let severity = if invalid.is_invalid { 0 } else { severity(&sentiment, stars, &trigger, &issues) };
         Analysis { trigger, sentiment, issues, invalid, severity }
     }
+}
+
+/// What the chat model's reading of a turn decides, given the trigger the rules found: a turn the
+/// rules missed becomes a medium trigger (`model.chat`) at the unhappy threshold, and the heads
+/// decide the sentiment, held to the trigger. `analyze_turn` and training's out-of-fold figures
+/// both decide with this, so what training measures is what a turn gets.
+pub fn decide(trigger: Trigger, reading: &ChatReading, t: chat::Thresholds) -> (Trigger, Sentiment) {
+    // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
+    // negation and reported words better than the n-gram model does.
+    let trigger = if !trigger.fired && !trigger.ruled_out && reading.unhappy >= t.unhappy {
+        let category = if reading.not_resolved >= 0.5 { "not_resolved" } else { "dissatisfied" };
+        Trigger {
+            fired: true,
+            category: Some(category.to_owned()),
+            rule: Some("model.chat".to_owned()),
+            severity: Some(Severity::Medium),
+            phrase: None,
+            ruled_out: false,
+        }
+    } else {
+        trigger
+    };
+    let sentiment = if reading.negative >= t.negative {
+        Sentiment { label: Polarity::Negative, score: -reading.negative.max(NEUTRAL_BAND) }
+    } else if reading.positive >= t.positive {
+        Sentiment { label: Polarity::Positive, score: reading.positive.max(NEUTRAL_BAND) }
+    } else {
+        Sentiment { label: Polarity::Neutral, score: (reading.positive - reading.negative) * NEUTRAL_BAND * 0.9 }
+    };
+    let sentiment = held_to_trigger(sentiment, &trigger);
+    (trigger, sentiment)
 }
 
 /// A keyword trigger means the customer said they are unhappy, whatever a model thinks.
