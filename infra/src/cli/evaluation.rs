@@ -146,8 +146,9 @@ impl RowBuilder {
         label: &Label,
         group: Option<u32>,
     ) -> (Analysis, Option<Row>) {
+        let words = self.analyzer.has_words(text);
         let plain = self.analyzer.analyze(text, None);
-        if plain.invalid.is_invalid || self.analyzer.normalized().is_empty() {
+        if !words {
             return (plain, None);
         }
         let signals = self.analyzer.signals(satisfaction, text, context, &plain.trigger, plain.sentiment.score);
