@@ -15,7 +15,7 @@ use feedback::analysis::chat::{ChatModel, TurnContext};
 use feedback::analysis::sentiment::Polarity;
 use feedback::insights::corrections::{CountedAs, LabelledExample};
 
-use super::evaluation::{Counts, Label, context, jddc_sessions, labelled_turn, labels, macro_f1};
+use super::evaluation::{Counts, Label, context, jddc_sessions, labelled_turn, labels, macro_f1, unhappy_call};
 
 /// Reads `feedback export-corrections` output: one labelled example per line.
 pub fn read_corrections(path: &str) -> Result<Vec<LabelledExample>, String> {
@@ -133,7 +133,7 @@ pub fn gate_figures(
     for l in &labels {
         let (session, text) = labelled_turn(&sessions, l)?;
         let a = analyzer.analyze_turn(text, &context(session, l.turn));
-        unhappy.add(l.unhappy(), a.trigger.fired && a.trigger.category.as_deref() != Some("want_human"));
+        unhappy.add(l.unhappy(), unhappy_call(&a.trigger));
         truth.push(l.sentiment.as_str());
         predicted.push(a.sentiment.label.as_str());
     }

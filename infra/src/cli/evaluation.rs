@@ -9,7 +9,7 @@ use feedback::analysis::satisfaction::{SatisfactionModel, Scratch as SatScratch,
 use feedback::analysis::sentiment::Sentiment;
 use feedback::analysis::triggers::Trigger;
 use feedback::analysis::triggers::normalize_into;
-use feedback::analysis::{Analysis, Analyzer, decide};
+use feedback::analysis::{Analysis, Analyzer, decide_turn};
 
 /// One labelled customer turn.
 pub struct Label {
@@ -146,9 +146,8 @@ impl RowBuilder {
         label: &Label,
         group: Option<u32>,
     ) -> (Analysis, Option<Row>) {
-        let words = self.analyzer.has_words(text);
         let plain = self.analyzer.analyze(text, None);
-        if !words {
+        if !self.analyzer.read_words_of(&plain) {
             return (plain, None);
         }
         let signals = self.analyzer.signals(satisfaction, text, context, &plain.trigger, plain.sentiment.score);
@@ -206,14 +205,16 @@ pub fn train_chat(
     for (text, label) in corrected {
         rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None).1);
     }
-    let corrected = rows.len() - shop_and_helpdesk;
+    let corrected = format!("{} of {} staff corrections", rows.len() - shop_and_helpdesk, corrected.len());
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
     let shop_rows = rows.iter().filter(|r| r.group.is_some()).count();
     let unhappy: Vec<(f32, bool)> =
         oof.iter().zip(&rows).filter(|(_, r)| r.group.is_some()).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
-    // A learned trigger asks a customer for feedback and counts them as unhappy: it fires only
-    // where at least half of such turns were unhappy out of fold (precision 0.5), not at the
-    // best F1 (precision about 0.25, three calm customers asked for each unhappy one).
+    // A learned trigger asks a customer for feedback and counts them as unhappy: its threshold is
+    // where at least half of the train turns it scores that high were unhappy out of fold
+    // (precision 0.5 over all turns with words, some of which the rules catch too, so the
+    // triggers it adds alone are a little less precise), not at the best F1 (precision about
+    // 0.25, three calm customers asked for each unhappy one).
     let (t_unhappy, p, r) = threshold_for_precision(&unhappy, 0.5);
     // Every train turn as `analyze_turn` would have read it with a model that never saw its
     // session: the rules' trigger, and the chat model's decision where it reads the turn.
@@ -221,7 +222,7 @@ pub fn train_chat(
         shop_turns
             .iter()
             .map(|(_, plain, at)| match at {
-                Some(i) => decide(plain.trigger.clone(), &oof[*i], t),
+                Some(i) => decide_turn(plain.trigger.clone(), &oof[*i], t),
                 None => (plain.trigger.clone(), plain.sentiment),
             })
             .collect()
@@ -244,7 +245,7 @@ pub fn train_chat(
         combined.add(l.unhappy(), unhappy_call(&trigger));
     }
     let report = format!(
-        "trained on {shop_rows} labelled JDDC train turns, {} STC-3 turns and {corrected} staff corrections (turns with words; {bits} bits, ridge {ridge}); \
+        "trained on the turns with words: {shop_rows} labelled JDDC train turns, {} STC-3 turns and {corrected} ({bits} bits, ridge {ridge}); \
          out-of-fold on JDDC (5 folds by session): chat model unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), \
          sentiment thresholds negative {t_neg:.2} positive {t_pos:.2}; as `feedback eval` reads dev, over all {} train turns: \
          unhappy, rules + chat model: {}; sentiment macro-F1 {best:.3}",
@@ -260,7 +261,7 @@ pub fn train_chat(
 pub const SENTIMENTS: [&str; 3] = ["negative", "neutral", "positive"];
 
 /// Whether an analysis calls a turn unhappy: a trigger of any category but want_human.
-fn unhappy_call(trigger: &Trigger) -> bool {
+pub fn unhappy_call(trigger: &Trigger) -> bool {
     trigger.fired && trigger.category.as_deref() != Some("want_human")
 }
 

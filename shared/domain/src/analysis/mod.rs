@@ -83,7 +83,13 @@ impl Analyzer {
     /// read, so a caller can skip fetching its context otherwise.
     pub fn has_words(&mut self, text: &str) -> bool {
         normalize_into(text, &mut self.normalized);
-        !self.normalized.is_empty() && !validity(text, &self.normalized).is_invalid
+        words_in(&self.normalized, &validity(text, &self.normalized))
+    }
+
+    /// Whether the chat model reads (or would read) the text just analysed into `analysis`: the
+    /// same test as `has_words`, without normalising the text again.
+    pub fn read_words_of(&self, analysis: &Analysis) -> bool {
+        words_in(&self.normalized, &analysis.invalid)
     }
 
     /// The normalised form of the last analysed text (for duplicate detection).
@@ -147,7 +153,7 @@ impl Analyzer {
         std::mem::swap(&mut self.normalized, &mut self.previous.0);
         std::mem::swap(&mut self.wide, &mut self.previous.1);
         let (invalid, trigger, sentiment, _) = self.read_plain(previous);
-        let words = !invalid.is_invalid && !self.normalized.is_empty();
+        let words = words_in(&self.normalized, &invalid);
         std::mem::swap(&mut self.normalized, &mut self.previous.0);
         std::mem::swap(&mut self.wide, &mut self.previous.1);
         words.then(|| chat::Previous { review: held_to_trigger(sentiment, &trigger).score, fired: trigger.fired })
@@ -186,15 +192,15 @@ impl Analyzer {
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
         let (invalid, mut trigger, mut sentiment, plain) = self.read_plain(text);
-        if let Some(context) = turn.filter(|_| !invalid.is_invalid && !self.normalized.is_empty()) {
+        if let Some(context) = turn.filter(|_| words_in(&self.normalized, &invalid)) {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
             let signals = self.signals(self.satisfaction, text, context, &trigger, review);
             let reading = self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch);
-            (trigger, sentiment) = decide(trigger, &reading, self.chat.thresholds);
+            (trigger, sentiment) = decide_turn(trigger, &reading, self.chat.thresholds);
         }
         let sentiment = held_to_trigger(sentiment, &trigger);
-        let issues = if invalid.is_invalid || self.normalized.is_empty() {
+        let issues = if !words_in(&self.normalized, &invalid) {
             Vec::new()
         } else {
             match self.issues.bits() {
@@ -210,11 +216,17 @@ impl Analyzer {
     }
 }
 
+/// Whether a text has words to read (a turn the chat model reads, a text the issue classifier
+/// types): something left after normalising, and not noise such as 。。。 or 111111.
+fn words_in(normalized: &str, validity: &Validity) -> bool {
+    !normalized.is_empty() && !validity.is_invalid
+}
+
 /// What the chat model's reading of a turn decides, given the trigger the rules found: a turn the
 /// rules missed becomes a medium trigger (`model.chat`) at the unhappy threshold, and the heads
 /// decide the sentiment, held to the trigger. `analyze_turn` and training's out-of-fold figures
 /// both decide with this, so what training measures is what a turn gets.
-pub fn decide(trigger: Trigger, reading: &ChatReading, t: chat::Thresholds) -> (Trigger, Sentiment) {
+pub fn decide_turn(trigger: Trigger, reading: &ChatReading, t: chat::Thresholds) -> (Trigger, Sentiment) {
     // The rules saw the words and ruled them out (没有不满意, 评论里有人说质量差): they do
     // negation and reported words better than the n-gram model does.
     let trigger = if !trigger.fired && !trigger.ruled_out && reading.unhappy >= t.unhappy {
