@@ -112,6 +112,17 @@ struct RulesFile {
     ruled_out: RuledOut,
     #[serde(default)]
     marks: Vec<MarksDef>,
+    #[serde(default)]
+    numbers: Numbers,
+}
+
+/// What makes a number phrase (12315, 12345, 315) a quantity or part of an identifier rather than
+/// a hotline or the consumer-rights day: a unit right after it (315元, 315块) or a label right
+/// before it (尾号12315, 价格315).
+#[derive(Deserialize, Default)]
+struct Numbers {
+    units: Vec<String>,
+    labels: Vec<String>,
 }
 
 /// Words that make what follows them in the clause someone else's words (评论里有人说…) or a
@@ -280,6 +291,8 @@ struct Pattern {
     kind: Kind,
     /// Pure ASCII patterns need word boundaries ("sue" must not match inside "issue").
     ascii: bool,
+    /// Digits only (12315): not when the number is a quantity or an identifier (`[numbers]`).
+    number: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -317,6 +330,8 @@ pub struct TriggerRules {
     alone_followers: Vec<String>,
     lifted_by: Vec<String>,
     marks: Vec<Marks>,
+    number_units: Vec<String>,
+    number_labels: Vec<String>,
 }
 
 struct NormalizedFrames {
@@ -388,7 +403,8 @@ impl TriggerRules {
         let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
             let text = normalize(raw);
             if !text.is_empty() && !patterns.iter().any(|p| p.text == text) {
-                patterns.push(Pattern { ascii: text.is_ascii(), text, kind });
+                let number = text.bytes().all(|b| b.is_ascii_digit());
+                patterns.push(Pattern { ascii: text.is_ascii(), number, text, kind });
             }
         };
         for def in &file.rule {
@@ -482,6 +498,8 @@ impl TriggerRules {
             alone_followers: norm(&file.alone.followers),
             lifted_by: norm(&file.ruled_out.lifted_by),
             marks,
+            number_units: norm(&file.numbers.units),
+            number_labels: norm(&file.numbers.labels),
         })
     }
 
@@ -516,7 +534,7 @@ impl TriggerRules {
     /// Detects on a message and its form normalised with [`normalize`]: the words, then, when they
     /// trigger nothing and nothing was resolved, the marks of the raw text (emoji, stickers).
     pub fn detect_in(&self, raw: &str, normalized: &str) -> Trigger {
-        let Scan { best, resolved, ruled_out } = self.scan(normalized);
+        let Scan { best, resolved, ruled_out } = self.scan(raw, normalized);
         let best = best.or_else(|| {
             if resolved || ruled_out {
                 return None;
@@ -539,9 +557,26 @@ impl TriggerRules {
         }
     }
 
-    /// The strongest word trigger, whether the message says its problem was resolved, and whether
-    /// a phrase was ruled out.
-    fn scan(&self, text: &str) -> Scan {
+    /// Whether the number at `start..end` of a normalised message is a quantity or part of an
+    /// identifier: a unit after it (315元; an ASCII unit as a whole word: 315 ml), a decimal part
+    /// (315.5 normalises to 315|5), a label before it (尾号12315, 价格 315), or a currency sign
+    /// before the same number in the message as written (¥315).
+    fn is_quantity(&self, raw: &str, text: &str, start: usize, end: usize) -> bool {
+        let after = text[end..].trim_start_matches(' ');
+        let before = text[..start].trim_end_matches(' ');
+        let unit = |u: &String| after.starts_with(u.as_str()) && (!u.is_ascii() || word_bounded(after, 0, u.len()));
+        self.number_units.iter().any(unit)
+            || after.strip_prefix('|').is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()))
+            || self.number_labels.iter().any(|l| before.ends_with(l.as_str()))
+            || raw
+                .match_indices(&text[start..end])
+                .any(|(at, _)| raw[..at].trim_end().ends_with(['¥', '￥', '$', '＄']))
+    }
+
+    /// The strongest word trigger in the normalised `text`, whether the message says its problem
+    /// was resolved, and whether a phrase was ruled out. `raw` (the message as written) says where
+    /// a number is a price: normalising drops currency signs.
+    fn scan(&self, raw: &str, text: &str) -> Scan {
         // Where the last phrase ruled out (negated, reported, supposed) ends.
         let mut ruled_out_end: Option<usize> = None;
         let mut hits: Vec<(usize, usize, usize)> = Vec::new(); // (rule, start, end)
@@ -550,6 +585,9 @@ impl TriggerRules {
         for m in self.matcher.find_iter(text) {
             let pattern = &self.patterns[m.pattern().as_usize()];
             if pattern.ascii && !word_bounded(text, m.start(), m.end()) {
+                continue;
+            }
+            if pattern.number && self.is_quantity(raw, text, m.start(), m.end()) {
                 continue;
             }
             match pattern.kind {
