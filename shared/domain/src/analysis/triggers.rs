@@ -117,12 +117,13 @@ struct RulesFile {
 }
 
 /// What makes a number phrase (12315, 12345, 315) a quantity or part of an identifier rather than
-/// a hotline or the consumer-rights day: a unit right after it (315元, 315块) or a label right
-/// before it (尾号12315, 价格315).
+/// a hotline or the consumer-rights day: a unit right after it (315元, 315块), a label before it
+/// (尾号12315, 价格 315: a noun saying what the number is) or a prefix right before it (满315).
 #[derive(Deserialize, Default)]
 struct Numbers {
     units: Vec<String>,
     labels: Vec<String>,
+    prefixes: Vec<String>,
 }
 
 /// Words that make what follows them in the clause someone else's words (评论里有人说…) or a
@@ -332,6 +333,7 @@ pub struct TriggerRules {
     marks: Vec<Marks>,
     number_units: Vec<String>,
     number_labels: Vec<String>,
+    number_prefixes: Vec<String>,
 }
 
 struct NormalizedFrames {
@@ -500,6 +502,7 @@ impl TriggerRules {
             marks,
             number_units: norm(&file.numbers.units),
             number_labels: norm(&file.numbers.labels),
+            number_prefixes: norm(&file.numbers.prefixes),
         })
     }
 
@@ -558,19 +561,33 @@ impl TriggerRules {
     }
 
     /// Whether the number at `start..end` of a normalised message is a quantity or part of an
-    /// identifier: a unit after it (315元; an ASCII unit as a whole word: 315 ml), a decimal part
-    /// (315.5 normalises to 315|5), a label before it (尾号12315, 价格 315), or a currency sign
-    /// before the same number in the message as written (¥315).
+    /// identifier: a unit right after it (315元; an ASCII unit also after a space: 315 ml), a label
+    /// before it (尾号12315, 价格 315) or a prefix right before it (满315), or, in the message as
+    /// written, a currency sign before this number or a decimal part after it (¥315, 315.5).
     fn is_quantity(&self, raw: &str, text: &str, start: usize, end: usize) -> bool {
-        let after = text[end..].trim_start_matches(' ');
-        let before = text[..start].trim_end_matches(' ');
-        let unit = |u: &String| after.starts_with(u.as_str()) && (!u.is_ascii() || word_bounded(after, 0, u.len()));
-        self.number_units.iter().any(unit)
-            || after.strip_prefix('|').is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()))
-            || self.number_labels.iter().any(|l| before.ends_with(l.as_str()))
-            || raw
-                .match_indices(&text[start..end])
-                .any(|(at, _)| raw[..at].trim_end().ends_with(['¥', '￥', '$', '＄']))
+        let (before, after) = (&text[..start], &text[end..]);
+        let spaced = before.strip_suffix(' ').unwrap_or(before);
+        let unit = |u: &String| match u.is_ascii() {
+            true => whole_word_at(after.strip_prefix(' ').unwrap_or(after), u),
+            false => after.starts_with(u.as_str()),
+        };
+        let ends_with = |text: &str, word: &String| {
+            text.strip_suffix(word.as_str()).is_some_and(|rest| !word.is_ascii() || !rest.ends_with(is_word_char))
+        };
+        if self.number_units.iter().any(unit)
+            || self.number_labels.iter().any(|l| ends_with(spaced, l))
+            || self.number_prefixes.iter().any(|p| ends_with(before, p))
+        {
+            return true;
+        }
+        // The same number in the message as written: the one with as many like it before it.
+        let digits = &text[start..end];
+        let nth = whole_numbers(before, digits).count();
+        whole_numbers(raw, digits).nth(nth).is_some_and(|at| {
+            let after = &raw[at + digits.len()..];
+            raw[..at].trim_end().ends_with(['¥', '￥', '$', '＄'])
+                || after.strip_prefix(['.', '．']).is_some_and(|a| a.starts_with(|c: char| c.is_ascii_digit()))
+        })
     }
 
     /// The strongest word trigger in the normalised `text`, whether the message says its problem
@@ -698,6 +715,23 @@ impl TriggerRules {
         }
         None
     }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// Whether `text` starts with the ASCII `word` as a whole word (nothing alphanumeric after it).
+fn whole_word_at(text: &str, word: &str) -> bool {
+    text.strip_prefix(word).is_some_and(|rest| !rest.starts_with(is_word_char))
+}
+
+/// Where `digits` stands in `text` as a whole number (no digit right before or after it).
+fn whole_numbers<'a>(text: &'a str, digits: &'a str) -> impl Iterator<Item = usize> + 'a {
+    text.match_indices(digits).map(|(at, _)| at).filter(move |&at| {
+        !text[..at].ends_with(|c: char| c.is_ascii_digit())
+            && !text[at + digits.len()..].starts_with(|c: char| c.is_ascii_digit())
+    })
 }
 
 /// An ASCII match is a word when the characters around it are not ASCII letters or digits. A
