@@ -999,6 +999,17 @@ mod tests {
             prop_assert_eq!(r.detect(&s), r.detect(&s));
         }
 
+        /// The number rule slices the message around a number and looks for the same number in
+        /// the message as written: hotline numbers among units, labels, currency signs, decimal
+        /// marks, full-width digits and other multi-byte characters.
+        #[test]
+        fn numbers_among_units_labels_and_signs_never_panic(
+            s in "(12315|315|12345|[0-9]|１|２|¥|￥|＄|\\$|\\.|．|，|。| |元|块|尾号|价格|一共|减|打|投诉|😡|[a-z]){0,24}"
+        ) {
+            let r = TriggerRules::builtin();
+            prop_assert_eq!(r.detect(&s), r.detect(&s));
+        }
+
         #[test]
         fn detection_survives_noise_inside_chinese_phrases(sep in "[ ~～·*\\-😡👎]{1,3}") {
             let r = TriggerRules::builtin();
