@@ -83,13 +83,13 @@ impl Analyzer {
     /// read, so a caller can skip fetching its context otherwise.
     pub fn has_words(&mut self, text: &str) -> bool {
         normalize_into(text, &mut self.normalized);
-        words_in(&self.normalized, &validity(text, &self.normalized))
+        readable(&self.normalized, &validity(text, &self.normalized))
     }
 
     /// Whether the chat model reads (or would read) the text just analysed into `analysis`: the
     /// same test as `has_words`, without normalising the text again.
     pub fn read_words_of(&self, analysis: &Analysis) -> bool {
-        words_in(&self.normalized, &analysis.invalid)
+        readable(&self.normalized, &analysis.invalid)
     }
 
     /// The normalised form of the last analysed text (for duplicate detection).
@@ -153,7 +153,7 @@ impl Analyzer {
         std::mem::swap(&mut self.normalized, &mut self.previous.0);
         std::mem::swap(&mut self.wide, &mut self.previous.1);
         let (invalid, trigger, sentiment, _) = self.read_plain(previous);
-        let words = words_in(&self.normalized, &invalid);
+        let words = readable(&self.normalized, &invalid);
         std::mem::swap(&mut self.normalized, &mut self.previous.0);
         std::mem::swap(&mut self.wide, &mut self.previous.1);
         words.then(|| chat::Previous { review: held_to_trigger(sentiment, &trigger).score, fired: trigger.fired })
@@ -192,7 +192,7 @@ impl Analyzer {
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
         let (invalid, mut trigger, mut sentiment, plain) = self.read_plain(text);
-        if let Some(context) = turn.filter(|_| words_in(&self.normalized, &invalid)) {
+        if let Some(context) = turn.filter(|_| readable(&self.normalized, &invalid)) {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
             let signals = self.signals(self.satisfaction, text, context, &trigger, review);
@@ -200,7 +200,7 @@ impl Analyzer {
             (trigger, sentiment) = decide_turn(trigger, &reading, self.chat.thresholds);
         }
         let sentiment = held_to_trigger(sentiment, &trigger);
-        let issues = if !words_in(&self.normalized, &invalid) {
+        let issues = if !readable(&self.normalized, &invalid) {
             Vec::new()
         } else {
             match self.issues.bits() {
@@ -218,7 +218,7 @@ impl Analyzer {
 
 /// Whether a text has words to read (a turn the chat model reads, a text the issue classifier
 /// types): something left after normalising, and not noise such as 。。。 or 111111.
-fn words_in(normalized: &str, validity: &Validity) -> bool {
+fn readable(normalized: &str, validity: &Validity) -> bool {
     !normalized.is_empty() && !validity.is_invalid
 }
 

@@ -567,16 +567,18 @@ impl TriggerRules {
     fn is_quantity(&self, raw: &str, text: &str, start: usize, end: usize) -> bool {
         let (before, after) = (&text[..start], &text[end..]);
         let spaced = before.strip_suffix(' ').unwrap_or(before);
+        // A word right at the start or the end of a text (an ASCII one as a whole word).
+        let starts = |text: &str, word: &String| words_in(text, word, &[]).next() == Some(0);
+        let ends = |text: &str, word: &String| {
+            words_in(text, word, &[]).last().is_some_and(|at| at + word.len() == text.len())
+        };
         let unit = |u: &String| match u.is_ascii() {
-            true => whole_word_at(after.strip_prefix(' ').unwrap_or(after), u),
+            true => starts(after.strip_prefix(' ').unwrap_or(after), u),
             false => after.starts_with(u.as_str()),
         };
-        let ends_with = |text: &str, word: &String| {
-            text.strip_suffix(word.as_str()).is_some_and(|rest| !word.is_ascii() || !rest.ends_with(is_word_char))
-        };
         if self.number_units.iter().any(unit)
-            || self.number_labels.iter().any(|l| ends_with(spaced, l))
-            || self.number_prefixes.iter().any(|p| ends_with(before, p))
+            || self.number_labels.iter().any(|l| ends(spaced, l))
+            || self.number_prefixes.iter().any(|p| ends(before, p))
         {
             return true;
         }
@@ -715,15 +717,6 @@ impl TriggerRules {
         }
         None
     }
-}
-
-fn is_word_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-}
-
-/// Whether `text` starts with the ASCII `word` as a whole word (nothing alphanumeric after it).
-fn whole_word_at(text: &str, word: &str) -> bool {
-    text.strip_prefix(word).is_some_and(|rest| !rest.starts_with(is_word_char))
 }
 
 /// Where `digits` stands in `text` as a whole number (no digit right before or after it).
