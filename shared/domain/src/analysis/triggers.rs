@@ -114,6 +114,28 @@ struct RulesFile {
     marks: Vec<MarksDef>,
     #[serde(default)]
     numbers: Numbers,
+    #[serde(default)]
+    quoted: QuotedDef,
+}
+
+/// Quotation marks and a title's marks: what stands between a pair is a name or someone else's
+/// words (a toy called “气死老板”, 《投诉的艺术》), unless an `own` word opens the quote in its
+/// clause (我只能说“呵呵”). A title is never the customer's own words.
+#[derive(Deserialize, Default)]
+struct QuotedDef {
+    /// Each an opening and a closing character ("“”"; the same twice for ASCII quotes).
+    pairs: Vec<String>,
+    #[serde(default)]
+    titles: Vec<String>,
+    #[serde(default)]
+    own: Vec<String>,
+}
+
+/// A `[quoted]` pair, ready to match on the raw text.
+struct QuotePair {
+    open: char,
+    close: char,
+    title: bool,
 }
 
 /// What makes a number phrase (12315, 12345, 315) a quantity or part of an identifier rather than
@@ -245,6 +267,9 @@ struct Negation {
     rhetorical_negators: Vec<String>,
     #[serde(default)]
     rhetorical_after: Vec<String>,
+    /// A-not-A questions that end with a negator but ask (有没有活人, 是不是骗人).
+    #[serde(default)]
+    questions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -271,7 +296,7 @@ struct ShadowDef {
     phrases: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Kind {
     Trigger {
         rule: usize,
@@ -304,7 +329,7 @@ struct Rule {
 }
 
 /// Categories a resolution phrase later in the message cancels.
-const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
+const RESOLVABLE: [&str; 3] = ["dissatisfied", "not_resolved", "want_human"];
 
 struct Near {
     then: Vec<String>,
@@ -325,6 +350,7 @@ pub struct TriggerRules {
     fillers: Vec<String>,
     rhetorical_negators: Vec<String>,
     rhetorical_after: Vec<String>,
+    negated_questions: Vec<String>,
     question_after: Vec<String>,
     reported: NormalizedFrames,
     hypothetical: NormalizedFrames,
@@ -334,6 +360,8 @@ pub struct TriggerRules {
     number_units: Vec<String>,
     number_labels: Vec<String>,
     number_prefixes: Vec<String>,
+    quote_pairs: Vec<QuotePair>,
+    quote_own: Vec<String>,
 }
 
 struct NormalizedFrames {
@@ -440,7 +468,13 @@ impl TriggerRules {
             let rule = declared_rule(&mut rules, &file.categories, &def.id, &def.category)?;
             nears.push(Near { then: def.then.iter().map(|t| normalize(t)).collect(), max_gap: def.max_gap });
             for p in &def.first {
-                push(p, Kind::NearFirst { rule, near: nears.len() - 1 }, &mut near_patterns);
+                // One pattern per near rule: a first part two rules share (申请了 in 申请了十天了
+                // and 申请了三次) is looked for by both (the pass reports overlapping matches).
+                let text = normalize(p);
+                let kind = Kind::NearFirst { rule, near: nears.len() - 1 };
+                if !text.is_empty() && !near_patterns.iter().any(|q| q.text == text && q.kind == kind) {
+                    near_patterns.push(Pattern { ascii: text.is_ascii(), number: false, text, kind });
+                }
             }
         }
         for p in file.resolution.zh.iter().chain(&file.resolution.en) {
@@ -467,6 +501,15 @@ impl TriggerRules {
         if let Some(category) = file.actions.keys().find(|c| !file.categories.contains_key(*c)) {
             return Err(RulesError::UnknownCategory { rule: "[actions]".into(), category: category.clone() });
         }
+        let quote_pairs = file
+            .quoted
+            .pairs
+            .iter()
+            .map(|pair| match pair.chars().collect::<Vec<_>>()[..] {
+                [open, close] => Ok(QuotePair { open, close, title: file.quoted.titles.contains(pair) }),
+                _ => Err(RulesError::Toml(format!("[quoted] pair {pair:?} is not two characters"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if file.escalation.after_messages < 2 {
             return Err(RulesError::Toml("[escalation] after_messages must be at least 2".into()));
         }
@@ -483,6 +526,7 @@ impl TriggerRules {
             negators: norm(&[file.negation.zh, file.negation.en].concat()),
             fillers: norm(&[file.negation.filler_zh, file.negation.filler_en].concat()),
             rhetorical_negators: norm(&file.negation.rhetorical_negators),
+            negated_questions: norm(&file.negation.questions),
             rhetorical_after: norm(&file.negation.rhetorical_after),
             question_after: norm(&file.resolution.question_after),
             reported: NormalizedFrames::new(
@@ -503,6 +547,8 @@ impl TriggerRules {
             number_units: norm(&file.numbers.units),
             number_labels: norm(&file.numbers.labels),
             number_prefixes: norm(&file.numbers.prefixes),
+            quote_pairs,
+            quote_own: norm(&file.quoted.own),
         })
     }
 
@@ -647,6 +693,20 @@ impl TriggerRules {
                 ruled_out_end = ruled_out_end.max(Some(end));
             }
         }
+        if !(hits.is_empty() && resolutions.is_empty())
+            && raw.contains(|c| self.quote_pairs.iter().any(|p| p.open == c))
+        {
+            let quoted = self.quoted_spans(raw, text);
+            let inside = |start: usize, end: usize| quoted.iter().any(|&(s, e)| s <= start && end <= e);
+            hits.retain(|&(_, start, end)| {
+                let name = inside(start, end);
+                if name {
+                    ruled_out_end = ruled_out_end.max(Some(end));
+                }
+                !name
+            });
+            resolutions.retain(|&start| !quoted.iter().any(|&(s, e)| s <= start && start < e));
+        }
         let best = hits
             .into_iter()
             .filter(|&(rule, _, end)| {
@@ -663,6 +723,39 @@ impl TriggerRules {
             resolved: !resolutions.is_empty(),
             ruled_out,
         }
+    }
+
+    /// Where the normalised `text` of `raw` stands between a `[quoted]` pair that is not the
+    /// customer's own words: (start, end) offsets in `text`. Rare (a message with quotation marks
+    /// and a phrase), so each mark's place is found by normalising the raw text up to it.
+    fn quoted_spans(&self, raw: &str, text: &str) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let mut prefix = String::new();
+        let mut offset = |raw_end: usize| {
+            normalize_into(&raw[..raw_end], &mut prefix);
+            prefix.len().min(text.len())
+        };
+        // The raw offset after each pair's opening mark, while it is open.
+        let mut open: Vec<Option<usize>> = vec![None; self.quote_pairs.len()];
+        for (at, c) in raw.char_indices() {
+            for (pair, opened) in self.quote_pairs.iter().zip(open.iter_mut()) {
+                match *opened {
+                    Some(from) if c == pair.close => {
+                        let (start, end) = (offset(from), offset(at));
+                        let before = clause_before(&text[..start]);
+                        let own =
+                            !pair.title && self.quote_own.iter().any(|w| words_in(before, w, &[]).next().is_some());
+                        if !own && start < end {
+                            spans.push((start, end));
+                        }
+                        *opened = None;
+                    }
+                    None if c == pair.open => *opened = Some(at + c.len_utf8()),
+                    _ => {}
+                }
+            }
+        }
+        spans
     }
 
     /// Whether a phrase found between `before` and `after` is the customer's own unhappiness: not
@@ -708,7 +801,8 @@ impl TriggerRules {
             if let Some(n) = self.negators.iter().find(|n| {
                 rest.ends_with(n.as_str()) && (!n.is_ascii() || word_bounded(rest, rest.len() - n.len(), rest.len()))
             }) {
-                return Some(n);
+                // An A-not-A question (有没有活人, 是不是骗人) asks; it does not negate.
+                return (!self.negated_questions.iter().any(|q| rest.ends_with(q.as_str()))).then_some(n.as_str());
             }
             let filler = self.fillers.iter().find(|f| {
                 rest.ends_with(f.as_str()) && (!f.is_ascii() || word_bounded(rest, rest.len() - f.len(), rest.len()))
@@ -917,6 +1011,49 @@ mod tests {
         assert!(!r.detect("请问什么时候发货").ruled_out);
         // ... unless the message turns around after them.
         assert!(!r.detect("我没有要投诉的意思，但是已经十天了").ruled_out);
+    }
+
+    #[test]
+    fn quoted_words_and_titles_are_names_unless_the_customer_says_them() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        // A name or someone else's words between quotation marks or a title's marks.
+        assert_eq!(category("请问那个“气死老板”解压玩具还有货吗"), None);
+        assert_eq!(category("《投诉的艺术》这本书是第几版"), None);
+        assert_eq!(category("卡片上帮我写‘你这个小骗子 生日快乐’"), None);
+        assert_eq!(category("kids want the \"Angry Birds\" lego set"), None);
+        assert_eq!(category("「骗子猫」手办是盲盒吗"), None);
+        // The learned model must keep quiet on it too.
+        assert!(r.detect("《差评如潮》的作者是谁").ruled_out);
+        // The same words outside the marks, or a phrase that only starts inside them, count.
+        assert_eq!(category("《小王子》印错了 我要投诉").as_deref(), Some("complaint"));
+        assert_eq!(category("“骗人”的东西 骗人").as_deref(), Some("dissatisfied"));
+        // The customer's own words in quotes count; a title never is the customer's own words.
+        assert_eq!(category("我只能说“太差了”").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("我说的是《太差了》这首歌"), None);
+        // A resolution inside quotes resolves nothing: the shop's claim, not the customer's.
+        assert_eq!(category("客服说“已经解决了”，我还是太失望了").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("太失望了，不过已经解决了"), None);
+        // An unclosed mark quotes nothing.
+        assert_eq!(category("“气死了 还没到").as_deref(), Some("dissatisfied"));
+    }
+
+    #[test]
+    fn an_a_not_a_question_asks_and_does_not_negate() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        assert_eq!(category("有没有活人啊 一直是自动回复").as_deref(), Some("want_human"));
+        assert_eq!(category("京东物流是不是太忽悠人了").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("不是骗人的吧"), None);
+        assert_eq!(category("没有活人也行"), None);
+    }
+
+    #[test]
+    fn near_rules_that_share_a_first_part_are_both_looked_for() {
+        // 申请了 starts both 申请了十天了 (ordered long ago) and 申请了三次 (asked again and again).
+        let r = TriggerRules::builtin();
+        assert_eq!(r.detect("申请了三次了").rule.as_deref(), Some("zh.not_resolved.again"));
+        assert_eq!(r.detect("申请了十天了").rule.as_deref(), Some("zh.not_resolved.ordered"));
     }
 
     #[test]
