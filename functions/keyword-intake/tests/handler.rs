@@ -170,6 +170,21 @@ async fn only_customer_messages_trigger_and_medium_ones_do_not_alert() {
 }
 
 #[tokio::test]
+async fn a_complaint_that_asks_for_a_person_alerts_staff_and_hands_off() {
+    let w = world().await;
+    let conv = unique("c");
+    let (status, body) = post(&w.app, &conv, &[message("m-1", "customer", "我要投诉，先给我接个人工", 0)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"][0]["trigger"]["category"], "complaint");
+    assert_eq!(body["action"]["type"], "handoff_to_agent");
+    assert_eq!(body["action"]["reason"]["category"], "want_human");
+    assert_eq!(body["alerts"][0]["category"], "complaint");
+    assert_eq!(w.alerts().await.len(), 1);
+    let items = w.items(&conv).await;
+    assert!(items.contains_key("TRIGGER#complaint") && items.contains_key("TRIGGER#want_human"), "{:?}", items.keys());
+}
+
+#[tokio::test]
 async fn repeated_dissatisfaction_escalates_to_staff_once() {
     let w = world().await;
     let conv = unique("c");

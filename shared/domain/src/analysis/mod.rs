@@ -238,6 +238,7 @@ pub fn decide_turn(trigger: Trigger, reading: &ChatReading, t: chat::Thresholds)
             severity: Some(Severity::Medium),
             phrase: None,
             ruled_out: false,
+            also: None,
         }
     } else {
         trigger

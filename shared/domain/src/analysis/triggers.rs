@@ -47,11 +47,23 @@ pub struct Trigger {
     /// learned model should not then fire on the same words. Not part of the serialised analysis.
     #[serde(skip)]
     pub ruled_out: bool,
+    /// A category with an action of its own (want_human: hand the customer to a person) that the
+    /// same message raises beside a stronger or earlier one: 我要投诉，先给我接个人工 is a
+    /// complaint and asks for a person. Not part of the serialised analysis.
+    #[serde(skip)]
+    pub also: Option<Box<Trigger>>,
 }
 
 impl Trigger {
-    pub const NONE: Trigger =
-        Trigger { fired: false, category: None, rule: None, severity: None, phrase: None, ruled_out: false };
+    pub const NONE: Trigger = Trigger {
+        fired: false,
+        category: None,
+        rule: None,
+        severity: None,
+        phrase: None,
+        ruled_out: false,
+        also: None,
+    };
 
     /// The category, when the trigger fired.
     pub fn fired_category(&self) -> Option<&str> {
@@ -189,6 +201,8 @@ struct MarksDef {
 struct Scan {
     /// The strongest trigger: its rule and the matched text.
     best: Option<(usize, String)>,
+    /// The strongest trigger of another category with an action of its own (see [`Trigger::also`]).
+    also: Option<(usize, String)>,
     /// The message says its problem was resolved.
     resolved: bool,
     /// A phrase was ruled out (see [`Trigger::ruled_out`]).
@@ -583,25 +597,29 @@ impl TriggerRules {
     /// Detects on a message and its form normalised with [`normalize`]: the words, then, when they
     /// trigger nothing and nothing was resolved, the marks of the raw text (emoji, stickers).
     pub fn detect_in(&self, raw: &str, normalized: &str) -> Trigger {
-        let Scan { best, resolved, ruled_out } = self.scan(raw, normalized);
+        let Scan { best, also, resolved, ruled_out } = self.scan(raw, normalized);
         let best = best.or_else(|| {
             if resolved || ruled_out {
                 return None;
             }
             self.marks.iter().find_map(|m| Some((m.rule, m.find(raw)?.to_owned())))
         });
+        let fired = |rule: usize, phrase: String| {
+            let r = &self.rules[rule];
+            Trigger {
+                fired: true,
+                category: Some(r.category.clone()),
+                rule: Some(r.id.clone()),
+                severity: Some(r.severity),
+                phrase: Some(phrase),
+                ruled_out,
+                also: None,
+            }
+        };
         match best {
             None => Trigger { ruled_out, ..Trigger::NONE },
             Some((rule, phrase)) => {
-                let r = &self.rules[rule];
-                Trigger {
-                    fired: true,
-                    category: Some(r.category.clone()),
-                    rule: Some(r.id.clone()),
-                    severity: Some(r.severity),
-                    phrase: Some(phrase),
-                    ruled_out,
-                }
+                Trigger { also: also.map(|(rule, phrase)| Box::new(fired(rule, phrase))), ..fired(rule, phrase) }
             }
         }
     }
@@ -707,19 +725,28 @@ impl TriggerRules {
             });
             resolutions.retain(|&start| !quoted.iter().any(|&(s, e)| s <= start && start < e));
         }
-        let best = hits
-            .into_iter()
-            .filter(|&(rule, _, end)| {
-                let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
-                !(resolvable && resolutions.iter().any(|&r| r >= end))
-            })
-            .max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)));
+        hits.retain(|&(rule, _, end)| {
+            let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
+            !(resolvable && resolutions.iter().any(|&r| r >= end))
+        });
+        let strongest = |hits: &mut dyn Iterator<Item = &(usize, usize, usize)>| {
+            hits.copied().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)))
+        };
+        let best = strongest(&mut hits.iter());
+        let also = best.and_then(|(best, _, _)| {
+            let category = &self.rules[best].category;
+            strongest(&mut hits.iter().filter(|&&(rule, _, _)| {
+                let other = &self.rules[rule].category;
+                other != category && self.actions.contains_key(other)
+            }))
+        });
         let ruled_out = ruled_out_end.is_some_and(|end| {
             let later = &text[end..];
             !self.lifted_by.iter().any(|w| words_in(later, w, &[]).next().is_some())
         });
         Scan {
             best: best.map(|(rule, start, end)| (rule, text[start..end].to_owned())),
+            also: also.map(|(rule, start, end)| (rule, text[start..end].to_owned())),
             resolved: !resolutions.is_empty(),
             ruled_out,
         }
@@ -1036,6 +1063,20 @@ mod tests {
         assert_eq!(category("太失望了，不过已经解决了"), None);
         // An unclosed mark quotes nothing.
         assert_eq!(category("“气死了 还没到").as_deref(), Some("dissatisfied"));
+    }
+
+    #[test]
+    fn a_message_that_also_asks_for_a_person_says_so_beside_its_category() {
+        let r = TriggerRules::builtin();
+        let t = r.detect("我要投诉，先给我接个人工");
+        assert_eq!(t.category.as_deref(), Some("complaint"));
+        let also = t.also.expect("asks for a person too");
+        assert_eq!((also.category.as_deref(), also.severity), (Some("want_human"), Some(Severity::Medium)));
+        // A request alone is the trigger itself; a complaint alone asks for no one.
+        assert_eq!(r.detect("给我接个人工").also, None);
+        assert_eq!(r.detect("我要投诉").also, None);
+        // Resolved requests are gone: 不用了 … 已经解决了.
+        assert_eq!(r.detect("我要投诉 刚才找人工的事已经解决了").also, None);
     }
 
     #[test]

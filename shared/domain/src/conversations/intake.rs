@@ -322,9 +322,17 @@ pub async fn record_messages(
         .map(|((m, t), _)| (m, t))
         .collect();
 
-    // The latest record per category, with the message of this batch that fired it.
+    // The latest record per category, with the message of this batch that fired it. A message that
+    // also asks for a person (我要投诉，先给我接个人工) raises that category too.
     let mut records: Vec<Raised<'_>> = Vec::new();
-    for (message, trigger) in &firing {
+    let mut raised: Vec<(&ChatMessage, &Trigger)> = Vec::with_capacity(firing.len());
+    for &(message, trigger) in &firing {
+        raised.push((message, trigger));
+        if let Some(also) = trigger.also.as_deref() {
+            raised.push((message, also));
+        }
+    }
+    for (message, trigger) in raised {
         let (Some(category), Some(severity)) = (trigger.category.as_deref(), trigger.severity) else { continue };
         let event = TriggerEvent {
             conversation_id,
@@ -413,12 +421,13 @@ pub async fn record_messages(
 
 /// The chatbot acts on categories that fired for the first time in the conversation with a
 /// message of this batch (so a retry answers the same, and a second 不满意 does not reopen the
-/// form). Of several, the most severe wins; on a tie the latest message.
+/// form). Of several, one with an action of its own wins (a customer who asks for a person is
+/// handed to one, not given a form), then the most severe; on a tie the latest message.
 fn choose_action(rules: &TriggerRules, records: &[Raised<'_>]) -> Option<ChatbotAction> {
-    let Raised { record, message, severity, rule, phrase } = records
-        .iter()
-        .filter(|r| r.record.first_message_id == r.message.message_id)
-        .max_by_key(|r| (r.severity, r.message.sent_at))?;
+    let Raised { record, message, severity, rule, phrase } =
+        records.iter().filter(|r| r.record.first_message_id == r.message.message_id).max_by_key(|r| {
+            (rules.action_for(&r.record.category) != Action::OpenFeedbackForm, r.severity, r.message.sent_at)
+        })?;
     let kind = rules.action_for(&record.category);
     let language = Language::of_text(&message.text);
     Some(ChatbotAction {
@@ -621,6 +630,20 @@ mod tests {
         let records = vec![raised(record("want_human", "m-1"), &m, Severity::Medium, None)];
         let action = choose_action(TriggerRules::builtin(), &records).unwrap();
         assert_eq!((action.kind, action.locale, action.form), (Action::HandoffToAgent, "en", None));
+    }
+
+    #[test]
+    fn a_customer_who_complains_and_asks_for_a_person_is_handed_to_one() {
+        let m1 = message("m-1", "我要投诉，先给我接个人工", "2026-11-25T08:00:00Z");
+        let records = vec![
+            raised(record("complaint", "m-1"), &m1, Severity::High, Some("zh.complaint")),
+            raised(record("want_human", "m-1"), &m1, Severity::Medium, Some("zh.want_human")),
+        ];
+        let action = choose_action(TriggerRules::builtin(), &records).unwrap();
+        assert_eq!(
+            (action.kind, action.reason.category.as_str(), action.form),
+            (Action::HandoffToAgent, "want_human", None)
+        );
     }
 
     #[test]
