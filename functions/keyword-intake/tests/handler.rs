@@ -185,6 +185,17 @@ async fn a_complaint_that_asks_for_a_person_alerts_staff_and_hands_off() {
 }
 
 #[tokio::test]
+async fn a_category_raised_twice_in_one_batch_still_acts_on_its_first_message() {
+    let w = world().await;
+    let conv = unique("c");
+    let batch = [message("m-1", "customer", "转人工", 0), message("m-2", "customer", "人工呢", 1)];
+    let (status, body) = post(&w.app, &conv, &batch).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["action"]["type"], "handoff_to_agent");
+    assert_eq!(body["action"]["reason"]["message_id"], "m-1");
+}
+
+#[tokio::test]
 async fn repeated_dissatisfaction_escalates_to_staff_once() {
     let w = world().await;
     let conv = unique("c");

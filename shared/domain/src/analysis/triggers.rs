@@ -343,7 +343,7 @@ struct Rule {
 }
 
 /// Categories a resolution phrase later in the message cancels.
-const RESOLVABLE: [&str; 3] = ["dissatisfied", "not_resolved", "want_human"];
+const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
 
 struct Near {
     then: Vec<String>,
@@ -753,8 +753,11 @@ impl TriggerRules {
     }
 
     /// Where the normalised `text` of `raw` stands between a `[quoted]` pair that is not the
-    /// customer's own words: (start, end) offsets in `text`. Rare (a message with quotation marks
-    /// and a phrase), so each mark's place is found by normalising the raw text up to it.
+    /// customer's own words: (start, end) offsets in `text`. A quote stays within one clause: a
+    /// pair that spans a clause mark is more likely a stray or unbalanced mark than a name, and
+    /// must not hide the complaint between (27"的显示器有坏点，太失望了，写的"无坏点"); an ASCII
+    /// quote right after a digit is an inch mark. Rare (a message with quotation marks and a
+    /// phrase), so each mark's place is found by normalising the raw text up to it.
     fn quoted_spans(&self, raw: &str, text: &str) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
         let mut prefix = String::new();
@@ -765,6 +768,9 @@ impl TriggerRules {
         // The raw offset after each pair's opening mark, while it is open.
         let mut open: Vec<Option<usize>> = vec![None; self.quote_pairs.len()];
         for (at, c) in raw.char_indices() {
+            if c == '"' && raw[..at].ends_with(|d: char| d.is_ascii_digit()) {
+                continue;
+            }
             for (pair, opened) in self.quote_pairs.iter().zip(open.iter_mut()) {
                 match *opened {
                     Some(from) if c == pair.close => {
@@ -772,7 +778,7 @@ impl TriggerRules {
                         let before = clause_before(&text[..start]);
                         let own =
                             !pair.title && self.quote_own.iter().any(|w| words_in(before, w, &[]).next().is_some());
-                        if !own && start < end {
+                        if !own && start < end && !text[start..end].contains('|') {
                             spans.push((start, end));
                         }
                         *opened = None;
@@ -1061,8 +1067,10 @@ mod tests {
         // A resolution inside quotes resolves nothing: the shop's claim, not the customer's.
         assert_eq!(category("客服说“已经解决了”，我还是太失望了").as_deref(), Some("dissatisfied"));
         assert_eq!(category("太失望了，不过已经解决了"), None);
-        // An unclosed mark quotes nothing.
+        // An unclosed mark quotes nothing; a pair across clauses, or an inch mark, is no quote.
         assert_eq!(category("“气死了 还没到").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("27\"的显示器有坏点，太失望了，详情页写的\"无坏点\"").as_deref(), Some("dissatisfied"));
+        assert_eq!(category("“这个，太失望了，真的”").as_deref(), Some("dissatisfied"));
     }
 
     #[test]
@@ -1075,8 +1083,8 @@ mod tests {
         // A request alone is the trigger itself; a complaint alone asks for no one.
         assert_eq!(r.detect("给我接个人工").also, None);
         assert_eq!(r.detect("我要投诉").also, None);
-        // Resolved requests are gone: 不用了 … 已经解决了.
-        assert_eq!(r.detect("我要投诉 刚才找人工的事已经解决了").also, None);
+        // What the human agent said is no request (人工客服说过会处理).
+        assert_eq!(r.detect("我要投诉，人工客服说过会处理，到现在没动静").also, None);
     }
 
     #[test]
@@ -1086,6 +1094,8 @@ mod tests {
         assert_eq!(category("有没有活人啊 一直是自动回复").as_deref(), Some("want_human"));
         assert_eq!(category("京东物流是不是太忽悠人了").as_deref(), Some("dissatisfied"));
         assert_eq!(category("不是骗人的吧"), None);
+        // Only 有没有 and 是不是: 会不会退钱 asks calmly.
+        assert_eq!(category("这个不合适会不会退钱啊"), None);
         assert_eq!(category("没有活人也行"), None);
     }
 

@@ -345,14 +345,15 @@ pub async fn record_messages(
             sent_at: message.sent_at,
         };
         let record = store.record_trigger(&event).await?;
-        records.retain(|r| r.record.category != record.category);
-        records.push(Raised {
-            record,
-            message,
-            severity,
-            rule: trigger.rule.as_deref(),
-            phrase: trigger.phrase.as_deref(),
-        });
+        let raised =
+            Raised { record, message, severity, rule: trigger.rule.as_deref(), phrase: trigger.phrase.as_deref() };
+        match records.iter_mut().find(|r| r.record.category == raised.record.category) {
+            // The message of this batch that first raised the category stays the one the
+            // chatbot's action is about (转人工 then 人工呢 in one batch still hands off).
+            Some(kept) if kept.message.message_id == raised.record.first_message_id => kept.record = raised.record,
+            Some(kept) => *kept = raised,
+            None => records.push(raised),
+        }
     }
 
     if let Some((last, _)) = firing.last() {
