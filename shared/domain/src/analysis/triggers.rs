@@ -574,6 +574,13 @@ impl TriggerRules {
         self.actions.get(category).copied().unwrap_or(Action::OpenFeedbackForm)
     }
 
+    /// Whether a category's first trigger asks the chatbot for more than the feedback form (a
+    /// handoff): such a category is raised beside a stronger one ([`Trigger::also`]) and its
+    /// action wins over a form.
+    pub fn has_own_action(&self, category: &str) -> bool {
+        self.action_for(category) != Action::OpenFeedbackForm
+    }
+
     pub fn severity_of(&self, category: &str) -> Option<Severity> {
         if category == self.escalation.category {
             return Some(self.escalation.severity);
@@ -737,7 +744,7 @@ impl TriggerRules {
             let category = &self.rules[best].category;
             strongest(&mut hits.iter().filter(|&&(rule, _, _)| {
                 let other = &self.rules[rule].category;
-                other != category && self.actions.contains_key(other)
+                other != category && self.has_own_action(other)
             }))
         });
         let ruled_out = ruled_out_end.is_some_and(|end| {

@@ -325,14 +325,14 @@ pub async fn record_messages(
     // The latest record per category, with the message of this batch that fired it. A message that
     // also asks for a person (我要投诉，先给我接个人工) raises that category too.
     let mut records: Vec<Raised<'_>> = Vec::new();
-    let mut raised: Vec<(&ChatMessage, &Trigger)> = Vec::with_capacity(firing.len());
+    let mut categories: Vec<(&ChatMessage, &Trigger)> = Vec::with_capacity(firing.len());
     for &(message, trigger) in &firing {
-        raised.push((message, trigger));
+        categories.push((message, trigger));
         if let Some(also) = trigger.also.as_deref() {
-            raised.push((message, also));
+            categories.push((message, also));
         }
     }
-    for (message, trigger) in raised {
+    for (message, trigger) in categories {
         let (Some(category), Some(severity)) = (trigger.category.as_deref(), trigger.severity) else { continue };
         let event = TriggerEvent {
             conversation_id,
@@ -425,10 +425,10 @@ pub async fn record_messages(
 /// form). Of several, one with an action of its own wins (a customer who asks for a person is
 /// handed to one, not given a form), then the most severe; on a tie the latest message.
 fn choose_action(rules: &TriggerRules, records: &[Raised<'_>]) -> Option<ChatbotAction> {
-    let Raised { record, message, severity, rule, phrase } =
-        records.iter().filter(|r| r.record.first_message_id == r.message.message_id).max_by_key(|r| {
-            (rules.action_for(&r.record.category) != Action::OpenFeedbackForm, r.severity, r.message.sent_at)
-        })?;
+    let Raised { record, message, severity, rule, phrase } = records
+        .iter()
+        .filter(|r| r.record.first_message_id == r.message.message_id)
+        .max_by_key(|r| (rules.has_own_action(&r.record.category), r.severity, r.message.sent_at))?;
     let kind = rules.action_for(&record.category);
     let language = Language::of_text(&message.text);
     Some(ChatbotAction {
