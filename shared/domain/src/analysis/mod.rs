@@ -394,7 +394,7 @@ mod tests {
         let turn = a.analyze_turn(text, &context);
         assert!(!turn.trigger.fired, "{:?}", turn.trigger);
         // Words the rules did not rule out (nor catch) still reach the model.
-        let urge = a.analyze_turn("能不能快点发货啊 急用", &context);
+        let urge = a.analyze_turn("发货这么慢吗 急用", &context);
         assert_eq!(urge.trigger.rule.as_deref(), Some("model.chat"));
     }
 
