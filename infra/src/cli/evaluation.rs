@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use feedback::analysis::chat::{self, ChatModel, Row, Thresholds, TurnContext};
+use feedback::analysis::chat::{self, ChatModel, ChatReading, Row, Thresholds, TurnContext};
 use feedback::analysis::satisfaction::{SatisfactionModel, Scratch as SatScratch, Speaker, spearman};
 use feedback::analysis::sentiment::Sentiment;
 use feedback::analysis::triggers::Trigger;
@@ -168,6 +168,48 @@ fn group_of(session: &str) -> u32 {
     session.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
+/// A trained chat model, what `train-chat` reports, and each JDDC train turn as a model that
+/// never saw its session read it (`OutOfFold::tsv`), for reading where the model goes wrong.
+pub struct TrainedChat {
+    pub model: ChatModel,
+    pub report: String,
+    pub out_of_fold: Vec<OutOfFold>,
+}
+
+/// One labelled train turn read out of fold: keyed by session and turn, without its text.
+pub struct OutOfFold {
+    pub session: String,
+    pub turn: usize,
+    pub sentiment: String,
+    pub unhappy: bool,
+    pub decided: (Trigger, Sentiment),
+    /// None where the chat model does not read the turn (no words).
+    pub reading: Option<ChatReading>,
+}
+
+impl OutOfFold {
+    pub const TSV_HEADER: &'static str = "session_id\tturn\tsentiment\tdecided_sentiment\tunhappy\tdecided_unhappy\trule\tp_unhappy\tp_negative\tp_positive";
+
+    pub fn tsv(&self) -> String {
+        let (trigger, sentiment) = &self.decided;
+        let score =
+            |f: fn(&ChatReading) -> f32| self.reading.as_ref().map_or(String::from("-"), |r| format!("{:.3}", f(r)));
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.session,
+            self.turn,
+            self.sentiment,
+            sentiment.label.as_str(),
+            u8::from(self.unhappy),
+            u8::from(unhappy_call(trigger)),
+            trigger.rule.as_deref().unwrap_or("-"),
+            score(|r| r.unhappy),
+            score(|r| r.negative),
+            score(|r| r.positive),
+        )
+    }
+}
+
 /// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
 pub fn train_chat(
     dir: &str,
@@ -176,7 +218,7 @@ pub fn train_chat(
     corrected: &[(String, Label)],
     bits: u32,
     ridge: f32,
-) -> Result<(ChatModel, String), String> {
+) -> Result<TrainedChat, String> {
     let sessions = jddc_sessions(dir)?;
     let labels = labels(labels_path)?;
     let mut builder = RowBuilder::new(bits);
@@ -241,8 +283,17 @@ pub fn train_chat(
     }
     model.thresholds = Thresholds { unhappy: t_unhappy, negative: t_neg, positive: t_pos };
     let mut combined = Counts::default();
-    for ((l, _, _), (trigger, _)) in shop_turns.iter().zip(decided(model.thresholds)) {
-        combined.add(l.unhappy(), unhappy_call(&trigger));
+    let mut out_of_fold = Vec::with_capacity(shop_turns.len());
+    for ((l, _, at), decided) in shop_turns.iter().zip(decided(model.thresholds)) {
+        combined.add(l.unhappy(), unhappy_call(&decided.0));
+        out_of_fold.push(OutOfFold {
+            session: l.session.clone(),
+            turn: l.turn,
+            sentiment: l.sentiment.clone(),
+            unhappy: l.unhappy(),
+            decided,
+            reading: at.map(|i| oof[i]),
+        });
     }
     let report = format!(
         "trained on the turns with words: {shop_rows} labelled JDDC train turns, {} STC-3 turns and {corrected} ({bits} bits, ridge {ridge}); \
@@ -254,7 +305,7 @@ pub fn train_chat(
         shop_turns.len(),
         combined.line(),
     );
-    Ok((model, report))
+    Ok(TrainedChat { model, report, out_of_fold })
 }
 
 /// The three sentiment classes, as labelled and as `Polarity::as_str` names them.
@@ -759,4 +810,28 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
         rows.extend(builder.row(text, &context, satisfaction, &label, None).1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feedback::analysis::sentiment::Polarity;
+
+    #[test]
+    fn an_out_of_fold_line_has_the_headers_columns_and_no_text() {
+        let sentiment = Sentiment { label: Polarity::Negative, score: -0.4 };
+        let read = OutOfFold {
+            session: "s1".into(),
+            turn: 4,
+            sentiment: "negative".into(),
+            unhappy: true,
+            decided: (Trigger::NONE, sentiment),
+            reading: Some(ChatReading { unhappy: 0.61, not_resolved: 0.2, negative: 0.7, positive: 0.01 }),
+        };
+        let columns = OutOfFold::TSV_HEADER.split('\t').count();
+        assert_eq!(read.tsv(), "s1\t4\tnegative\tnegative\t1\t0\t-\t0.610\t0.700\t0.010");
+        let unread = OutOfFold { reading: None, ..read };
+        assert_eq!(unread.tsv().split('\t').count(), columns);
+        assert!(unread.tsv().ends_with("\t-\t-\t-"));
+    }
 }
