@@ -1,6 +1,8 @@
 //! Trigger detection throughput (target: >= 1M messages/s on one core).
 //! Inputs: the hand-written chat messages of tests/trigger_cases.tsv and, when ../shared/data is
 //! beside the repository, 20k real shopping reviews from the online_shopping test split.
+//! Also the worst messages the intake accepts: 4,000 characters that repeat a phrase with an
+//! opener, a negator or a quotation mark, each of which once made detection re-read the message.
 
 use std::hint::black_box;
 
@@ -31,6 +33,24 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let longest = feedback::conversations::MESSAGE_TEXT_MAX_CHARS;
+    let repeat = |unit: &str| unit.chars().cycle().take(longest).collect::<String>();
+    let mut worst = c.benchmark_group("trigger_detection_worst_case");
+    worst.sample_size(20);
+    for (name, unit) in [
+        ("supposition_repeated", "如果不满意"),
+        ("someone_elses_words_repeated", "有人说不满意"),
+        ("phrase_repeated", "投诉"),
+        ("quoted_letters_after_a_phrase", "“a”"),
+        ("quoted_phrase_repeated", "“投诉”"),
+    ] {
+        let message =
+            if name == "quoted_letters_after_a_phrase" { format!("投诉{}", repeat(unit)) } else { repeat(unit) };
+        worst.throughput(Throughput::Elements(1));
+        worst.bench_function(name, |b| b.iter(|| rules.detect(black_box(&message)).fired));
+    }
+    worst.finish();
 }
 
 criterion_group!(benches, bench);
