@@ -2,7 +2,7 @@
 //! Inputs: the hand-written chat messages of tests/trigger_cases.tsv and, when ../shared/data is
 //! beside the repository, 20k real shopping reviews from the online_shopping test split.
 //! Also the worst messages the intake accepts: 4,000 characters that repeat a phrase with an
-//! opener, a negator or a quotation mark, each of which once made detection re-read the message.
+//! opener, a quotation mark or a number, each of which once made detection re-read the message.
 
 use std::hint::black_box;
 
@@ -44,6 +44,8 @@ fn bench(c: &mut Criterion) {
         ("phrase_repeated", "投诉"),
         ("quoted_letters_after_a_phrase", "“a”"),
         ("quoted_phrase_repeated", "“投诉”"),
+        ("prices_repeated", "¥315"),
+        ("hotline_numbers_repeated", "12315 "),
     ] {
         let message =
             if name == "quoted_letters_after_a_phrase" { format!("投诉{}", repeat(unit)) } else { repeat(unit) };

@@ -666,10 +666,14 @@ impl TriggerRules {
     fn is_quantity(&self, raw: &str, text: &str, start: usize, end: usize) -> bool {
         let (before, after) = (&text[..start], &text[end..]);
         let spaced = before.strip_suffix(' ').unwrap_or(before);
-        // A word right at the start or the end of a text (an ASCII one as a whole word).
-        let starts = |text: &str, word: &String| words_in(text, word, &[]).next() == Some(0);
+        // A word right at the start or the end of a text (an ASCII one as a whole word), looked
+        // for there only: a message of many numbers costs no more than its length.
+        let starts = |text: &str, word: &String| {
+            text.starts_with(word.as_str()) && (!word.is_ascii() || word_bounded(text, 0, word.len()))
+        };
         let ends = |text: &str, word: &String| {
-            words_in(text, word, &[]).last().is_some_and(|at| at + word.len() == text.len())
+            text.ends_with(word.as_str())
+                && (!word.is_ascii() || word_bounded(text, text.len() - word.len(), text.len()))
         };
         let unit = |u: &String| match u.is_ascii() {
             true => starts(after.strip_prefix(' ').unwrap_or(after), u),
