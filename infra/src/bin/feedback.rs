@@ -488,8 +488,9 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let trained = infra::cli::evaluation::train_chat(dir, labels, extra, &corrected, bits, ridge)?;
     std::fs::write(out, trained.model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     if !oof_out.is_empty() {
-        let lines: Vec<String> = trained.out_of_fold.iter().map(|t| t.tsv()).collect();
-        let tsv = format!("{}\n{}\n", infra::cli::evaluation::OutOfFold::TSV_HEADER, lines.join("\n"));
+        let lines = std::iter::once(infra::cli::evaluation::OutOfFold::TSV_HEADER.to_owned())
+            .chain(trained.out_of_fold.iter().map(|t| t.tsv()));
+        let tsv: String = lines.map(|line| line + "\n").collect();
         std::fs::write(&oof_out, tsv).map_err(|e| format!("{oof_out}: {e}"))?;
     }
     eprintln!("{}", trained.report);

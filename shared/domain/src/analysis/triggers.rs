@@ -79,6 +79,8 @@ pub enum RulesError {
     UnknownCategory { rule: String, category: String },
     #[error("cannot build the matcher: {0}")]
     Matcher(String),
+    #[error("frame word {word:?} is longer than {max} bytes, the context read around a clause's window")]
+    FrameWordTooLong { word: String, max: usize },
 }
 
 /// What the chatbot should do when a category fires for the first time in a conversation.
@@ -255,23 +257,61 @@ fn declared_rule(
 /// phrase, 2.3 s a message.
 const CLAUSE_WINDOW: usize = 300;
 
+/// The longest opener, `until` or `except` word of a frame, in bytes: the text read beyond a
+/// window's edge so that a word cut by the edge is seen whole.
+const FRAME_WORD_MAX: usize = 48;
+
 /// The part of `before` (text up to a phrase) in the phrase's clause, at most `CLAUSE_WINDOW`.
 fn clause_before(before: &str) -> &str {
-    let mut from = before.len().saturating_sub(CLAUSE_WINDOW);
-    while !before.is_char_boundary(from) {
-        from += 1;
-    }
-    before[from..].rsplit('|').next().unwrap_or("")
+    let (clause, from) = window_before_by(before, 0);
+    &clause[from..]
 }
 
 /// The part of `after` (text from the end of a phrase) in the phrase's clause, at most
 /// `CLAUSE_WINDOW`.
 fn clause_after(after: &str) -> &str {
-    let mut to = after.len().min(CLAUSE_WINDOW);
-    while !after.is_char_boundary(to) {
-        to -= 1;
+    let (clause, to) = window_after_by(after, 0);
+    &clause[..to]
+}
+
+/// The phrase's clause before it, up to `CLAUSE_WINDOW` and `FRAME_WORD_MAX` more for context,
+/// and where the window starts in it.
+fn window_before(before: &str) -> (&str, usize) {
+    window_before_by(before, FRAME_WORD_MAX)
+}
+
+/// The phrase's clause after it, up to `CLAUSE_WINDOW` and `FRAME_WORD_MAX` more for context,
+/// and where the window ends in it.
+fn window_after(after: &str) -> (&str, usize) {
+    window_after_by(after, FRAME_WORD_MAX)
+}
+
+fn window_before_by(before: &str, margin: usize) -> (&str, usize) {
+    let start = ceil_char_boundary(before, before.len().saturating_sub(CLAUSE_WINDOW + margin));
+    let clause = before[start..].rsplit('|').next().unwrap_or("");
+    let from = ceil_char_boundary(clause, clause.len().saturating_sub(CLAUSE_WINDOW));
+    (clause, from)
+}
+
+fn window_after_by(after: &str, margin: usize) -> (&str, usize) {
+    let end = floor_char_boundary(after, after.len().min(CLAUSE_WINDOW + margin));
+    let clause = &after[..after[..end].find('|').unwrap_or(end)];
+    let to = floor_char_boundary(clause, clause.len().min(CLAUSE_WINDOW));
+    (clause, to)
+}
+
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
     }
-    &after[..after[..to].find('|').unwrap_or(to)]
+    at
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// A trigger made of two parts with a few characters between them (还没 … 解决 matches
@@ -413,31 +453,41 @@ impl NormalizedFrames {
         until_after: bool,
     ) -> Result<Self, RulesError> {
         let any_opener = AhoCorasick::new(&openers).map_err(|e| RulesError::Matcher(e.to_string()))?;
+        if let Some(word) = openers.iter().chain(&until).chain(&except).find(|w| w.len() > FRAME_WORD_MAX) {
+            return Err(RulesError::FrameWordTooLong { word: word.clone(), max: FRAME_WORD_MAX });
+        }
         Ok(NormalizedFrames { openers, any_opener, until, except, until_after })
     }
 
     /// True when `before` (the message up to a phrase) opens a frame in the phrase's clause that
     /// no `until` word closes (before the phrase, or with `until_after` anywhere in the clause).
+    ///
+    /// Words are looked for within `CLAUSE_WINDOW` of the phrase, but read with the text around
+    /// the window's edges: a word cut by an edge is not taken for another (要是 of 主要是, if of
+    /// motif, 就 of 就是).
     fn covers(&self, before: &str, after: &str) -> bool {
-        let clause = clause_before(before);
-        // Where the last opener ends: one pass over the clause for all of them.
+        let (clause, from) = window_before(before);
+        // Where the last opener ends: one pass over the window for all of them.
         let opened = self
             .any_opener
-            .find_overlapping_iter(clause)
+            .find_overlapping_iter(&clause[from..])
             .filter(|m| {
-                let (at, end) = (m.start(), m.end());
+                let (at, end) = (from + m.start(), from + m.end());
                 (!self.openers[m.pattern().as_usize()].is_ascii() || word_bounded(clause, at, end))
                     && !self.except.iter().any(|e| within(clause, e, at, end))
             })
-            .map(|m| m.end())
+            .map(|m| from + m.end())
             .max();
         let Some(opened) = opened else {
             return false;
         };
         let inside = &clause[opened..];
-        let rest = if self.until_after { clause_after(after) } else { "" };
-        let closes = |text: &str| self.until.iter().any(|u| words_in(text, u, &self.except).next().is_some());
-        !closes(inside) && !closes(rest)
+        let closes_inside = self.until.iter().any(|u| words_in(inside, u, &self.except).next().is_some());
+        let closes_after = self.until_after && {
+            let (rest, to) = window_after(after);
+            self.until.iter().any(|u| words_in(rest, u, &self.except).any(|at| at < to))
+        };
+        !closes_inside && !closes_after
     }
 }
 
@@ -1079,6 +1129,14 @@ mod tests {
         assert_eq!(category(&before).as_deref(), Some("dissatisfied"));
         let after = format!("如果不满意a{}", "这".repeat(200));
         assert_eq!(category(&after), None);
+        // A consequence more than 100 characters after the phrase no longer makes it a threat.
+        assert_eq!(category(&format!("如果不满意{}就退", "这".repeat(80))).as_deref(), Some("dissatisfied"));
+        assert_eq!(category(&format!("如果不满意{}就退", "这".repeat(120))), None);
+        // A word cut by the window's edge is not taken for another: 要是 of 主要是 opens no
+        // supposition, "if" of "motif" none either, and 就 of 就是 is no consequence.
+        assert_eq!(category(&format!("主要是{}不满意", "这".repeat(98))).as_deref(), Some("dissatisfied"));
+        assert_eq!(category(&format!("motif {}x terrible", "very ".repeat(59))).as_deref(), Some("dissatisfied"));
+        assert_eq!(category(&format!("如果不满意{}就是", "这".repeat(99))), None);
     }
 
     #[test]
@@ -1261,6 +1319,16 @@ mod tests {
 
         #[test]
         fn detection_never_panics_and_is_deterministic(s in any::<String>()) {
+            let r = TriggerRules::builtin();
+            prop_assert_eq!(r.detect(&s), r.detect(&s));
+        }
+
+        /// Long clauses reach the window's edges, where words may be cut: frames, consequences,
+        /// quotation marks and multi-byte characters of every width there.
+        #[test]
+        fn long_clauses_never_panic(
+            s in "(如果|主要是|不满意|就是|就|有人说|这|é|😡|a|if|motif|terrible|very |“|”|\\|12315|¥){60,240}"
+        ) {
             let r = TriggerRules::builtin();
             prop_assert_eq!(r.detect(&s), r.detect(&s));
         }
