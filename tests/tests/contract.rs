@@ -162,3 +162,8 @@ async fn corrections() {
         (Some("negative"), Some(true))
     );
 }
+
+#[tokio::test]
+async fn growing_sets_stop() {
+    contract::growing_sets_stop(&table().await.conversations).await;
+}

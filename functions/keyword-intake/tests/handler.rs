@@ -4,6 +4,7 @@
 use feedback::analysis::triggers::Severity;
 use feedback::config::ConversationSettings;
 use feedback::conversations::intake::{CloseSettings, IntakeSettings};
+use feedback::conversations::store::SET_MEMBERS_KEPT;
 use keyword_intake::App;
 use serde_json::{Value, json};
 use testkit::{api_event, conversation_items, fresh_feedback_table, fresh_topic, moto_url, notifications, unique};
@@ -215,6 +216,39 @@ async fn repeated_dissatisfaction_escalates_to_staff_once() {
     assert_eq!(alerts[0].attributes["category"], "repeated_dissatisfaction");
     let items = w.items(&conv).await;
     assert_eq!(items["META"]["triggering_message_ids"].as_ss().unwrap().len(), 4);
+}
+
+/// DynamoDB refuses an item over 400 KB, which moto does not: a conversation that goes on and on
+/// must not grow its records until every later call fails.
+#[tokio::test]
+async fn a_very_long_unhappy_conversation_keeps_its_records_small_and_every_call_succeeds() {
+    let w = world().await;
+    let conv = unique("c");
+    for call in 0..6u32 {
+        let batch: Vec<Value> = (0..50u32)
+            .map(|i| {
+                let n = call * 50 + i;
+                let sent_at = format!("2026-11-01T08:{:02}:{:02}Z", n / 60, n % 60);
+                let id = format!("m-{n:0>100}");
+                if i % 2 == 0 {
+                    json!({"message_id": id, "role": "customer", "text": "我要投诉", "sent_at": sent_at,
+                           "customer_id": "u-1", "channel": "wechat"})
+                } else {
+                    json!({"message_id": id, "role": "bot", "text": "好的", "bot_intent": format!("intent-{n:0>100}"),
+                           "sent_at": sent_at, "customer_id": "u-1", "channel": "wechat"})
+                }
+            })
+            .collect();
+        let (status, body) = post(&w.app, &conv, &batch).await;
+        assert_eq!(status, 200, "call {call}: {body}");
+    }
+    // 150 triggering messages and 150 intents were sent; the sets stop at the bound (a request
+    // adds at most its own batch past it).
+    let items = w.items(&conv).await;
+    let size = |item: &str, attribute: &str| items[item][attribute].as_ss().unwrap().len();
+    assert!(size("META", "intents") < SET_MEMBERS_KEPT + 50, "{}", size("META", "intents"));
+    assert!(size("META", "triggering_message_ids") < SET_MEMBERS_KEPT + 50);
+    assert_eq!(size("TRIGGER#complaint", "message_ids"), SET_MEMBERS_KEPT);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use feedback::analysis::satisfaction::Satisfaction;
 use feedback::analysis::triggers::{Severity, Trigger};
 use feedback::config::WeekSettings;
 use feedback::conversations::store::{
-    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, TriggerEvent,
+    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, SET_MEMBERS_KEPT, TriggerEvent,
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
 use feedback::customers::feedback::{FeedbackEvent, OfferGroup};
@@ -167,6 +167,52 @@ pub async fn conversations(store: &impl ConversationStore) {
 
     assert_eq!(store.add_triggering_messages("c-1", &["m-1"]).await.unwrap(), 1);
     assert_eq!(store.add_triggering_messages("c-1", &["m-1", "m-3"]).await.unwrap(), 2);
+}
+
+/// A conversation's growing sets stop at `SET_MEMBERS_KEPT` (DynamoDB would refuse the item past
+/// 400 KB, and every later write to the conversation with it): a request goes on succeeding,
+/// adds nothing more, and ownership still decides.
+pub async fn growing_sets_stop(store: &impl ConversationStore) {
+    let now = at("2026-11-18T03:00:00Z");
+    let ids = |from: usize| (from..from + 50).map(|i| format!("{i:0>120}")).collect::<Vec<String>>();
+    for from in [0, 50, 100, 150, 200] {
+        let intents = ids(from);
+        let claimed = store.claim_for_customer("c-big", "u-1", Channel::App, &intents, now).await.unwrap();
+        assert_eq!(claimed, Ownership::Confirmed, "intents from {from}");
+    }
+    assert_eq!(
+        store.claim_for_customer("c-big", "u-2", Channel::App, &ids(300), now).await.unwrap(),
+        Ownership::OtherCustomer("u-1".into()),
+        "a full set of intents does not hide the owner"
+    );
+
+    let mut sizes = Vec::new();
+    for from in [0, 50, 100, 150] {
+        let batch = ids(from);
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        sizes.push(store.add_triggering_messages("c-big", &refs).await.unwrap());
+    }
+    assert_eq!(sizes, [50, 100, 100, 100], "a full set takes no more and says how many it holds");
+    assert!((51..=100).contains(&SET_MEMBERS_KEPT), "the sizes above hold for a set that stops at 51 to 100");
+
+    let mut last = None;
+    for i in 0..SET_MEMBERS_KEPT + 5 {
+        let id = format!("m-{i:0>120}");
+        let event = TriggerEvent {
+            conversation_id: "c-big",
+            customer_id: "u-1",
+            category: "dissatisfied",
+            severity: Severity::Medium,
+            rule: Some("zh.dissatisfied"),
+            phrase: Some("不满意"),
+            message_id: &id,
+            sent_at: now,
+        };
+        last = Some(store.record_trigger(&event).await.unwrap());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.message_count, SET_MEMBERS_KEPT, "the trigger's set stops too");
+    assert_eq!(last.first_message_id, format!("m-{:0>120}", 0));
 }
 
 /// Closing: an unresolved close queues one follow-up, a resolved one withdraws it, a reopened and

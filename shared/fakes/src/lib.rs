@@ -18,8 +18,8 @@ use feedback::analysis::satisfaction::Satisfaction;
 use feedback::analysis::triggers::Trigger;
 use feedback::config::WeekSettings;
 use feedback::conversations::store::{
-    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, StaffAlert, StaffAlerts, TriggerEvent,
-    TriggerRecord,
+    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, SET_MEMBERS_KEPT, StaffAlert, StaffAlerts,
+    TriggerEvent, TriggerRecord,
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
 use feedback::errors::{NotifyError, StoreError};
@@ -455,7 +455,9 @@ impl ConversationStore for InMemory {
                 _ => {
                     c.customer_id = Some(customer_id.to_owned());
                     c.channel.get_or_insert(channel);
-                    c.intents.extend(intents.iter().cloned());
+                    if c.intents.len() < SET_MEMBERS_KEPT {
+                        c.intents.extend(intents.iter().cloned());
+                    }
                     Ok(Ownership::Confirmed)
                 }
             }
@@ -501,7 +503,9 @@ impl ConversationStore for InMemory {
                 failures: 0,
                 failure: None,
             });
-            t.message_ids.insert(event.message_id.to_owned());
+            if t.message_ids.len() < SET_MEMBERS_KEPT {
+                t.message_ids.insert(event.message_id.to_owned());
+            }
             Ok(TriggerRecord {
                 category: event.category.to_owned(),
                 first_message_id: t.first_message_id.clone(),
@@ -514,7 +518,9 @@ impl ConversationStore for InMemory {
     async fn add_triggering_messages(&self, conversation_id: &str, message_ids: &[&str]) -> Result<usize, StoreError> {
         self.with("add_triggering_messages", |s| {
             let c = s.conversations.entry(conversation_id.to_owned()).or_default();
-            c.triggering.extend(message_ids.iter().map(|m| (*m).to_owned()));
+            if c.triggering.len() < SET_MEMBERS_KEPT {
+                c.triggering.extend(message_ids.iter().map(|m| (*m).to_owned()));
+            }
             Ok(c.triggering.len())
         })
     }

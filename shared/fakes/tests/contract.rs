@@ -93,3 +93,8 @@ async fn corrections() {
     let t = InMemory::default();
     contract::corrections(&t, &t, &t, &t).await;
 }
+
+#[tokio::test]
+async fn growing_sets_stop() {
+    contract::growing_sets_stop(&InMemory::default()).await;
+}

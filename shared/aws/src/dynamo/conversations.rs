@@ -9,7 +9,7 @@ use super::{Item, expiry, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::triggers::{Severity, Trigger};
 use feedback::conversations::store::{
-    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, TriggerEvent, TriggerRecord,
+    Closed, ConversationStore, FollowUpState, MessageStored, Ownership, SET_MEMBERS_KEPT, TriggerEvent, TriggerRecord,
 };
 use feedback::conversations::{Channel, ChatMessage, Closing, Role};
 use feedback::errors::StoreError;
@@ -282,38 +282,50 @@ impl ConversationStore for DynamoConversationStore {
         let set = "SET entity = :entity, conversation_id = :conv, customer_id = if_not_exists(customer_id, :cust), \
                    channel = if_not_exists(channel, :channel), first_seen_at = if_not_exists(first_seen_at, :now), \
                    last_activity_at = :now, expires_at = :expires";
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::META)));
-        // The bot intents of its bot messages: a set, so a resent batch adds nothing.
-        update = if intents.is_empty() {
-            update.update_expression(set)
-        } else {
-            update
-                .update_expression(format!("{set} ADD intents :intents"))
-                .expression_attribute_values(":intents", AttributeValue::Ss(intents.to_vec()))
-        };
-        let update = update
-            .condition_expression("attribute_not_exists(customer_id) OR customer_id = :cust")
-            .expression_attribute_values(":entity", s("conversation"))
-            .expression_attribute_values(":conv", s(conversation_id))
-            .expression_attribute_values(":cust", s(customer_id))
-            .expression_attribute_values(":channel", s(channel.as_str()))
-            .expression_attribute_values(":now", s(iso(now)))
-            .expression_attribute_values(":expires", n(expiry(now, self.retention_days)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(Ownership::Confirmed),
-            Err(e) => match e.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => Ok(Ownership::OtherCustomer(
-                    ccf.item().and_then(|old| get_s(old, "customer_id")).unwrap_or_default().to_owned(),
-                )),
-                _ => Err(store_error(e)),
-            },
+        let owned = "(attribute_not_exists(customer_id) OR customer_id = :cust)";
+        // The bot intents of its bot messages: a set, so a resent batch adds nothing; a full one
+        // (`SET_MEMBERS_KEPT`) takes no more, and the claim is made again without them.
+        let mut add_intents = !intents.is_empty();
+        loop {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::META)));
+            update = if add_intents {
+                update
+                    .update_expression(format!("{set} ADD intents :intents"))
+                    .condition_expression(format!(
+                        "{owned} AND (attribute_not_exists(intents) OR size(intents) < :kept)"
+                    ))
+                    .expression_attribute_values(":intents", AttributeValue::Ss(intents.to_vec()))
+                    .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
+            } else {
+                update.update_expression(set).condition_expression(owned)
+            };
+            let update = update
+                .expression_attribute_values(":entity", s("conversation"))
+                .expression_attribute_values(":conv", s(conversation_id))
+                .expression_attribute_values(":cust", s(customer_id))
+                .expression_attribute_values(":channel", s(channel.as_str()))
+                .expression_attribute_values(":now", s(iso(now)))
+                .expression_attribute_values(":expires", n(expiry(now, self.retention_days)))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            let ccf = match update {
+                Ok(_) => return Ok(Ownership::Confirmed),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => ccf.clone(),
+                    _ => return Err(store_error(e)),
+                },
+            };
+            let owner = ccf.item().and_then(|old| get_s(old, "customer_id"));
+            match owner {
+                Some(owner) if owner == customer_id && add_intents => add_intents = false,
+                None if add_intents => add_intents = false,
+                _ => return Ok(Ownership::OtherCustomer(owner.unwrap_or_default().to_owned())),
+            }
         }
     }
 
@@ -361,8 +373,7 @@ impl ConversationStore for DynamoConversationStore {
                     &format!("{}#{}", event.conversation_id, event.category),
                 )),
             )
-            .expression_attribute_values(":expires", n(expiry(Timestamp::now(), self.retention_days)))
-            .expression_attribute_values(":ids", AttributeValue::Ss(vec![event.message_id.to_owned()]));
+            .expression_attribute_values(":expires", n(expiry(Timestamp::now(), self.retention_days)));
         if let Some(rule) = event.rule {
             set.push_str(", #rule = if_not_exists(#rule, :rule)");
             update = update.expression_attribute_names("#rule", "rule").expression_attribute_values(":rule", s(rule));
@@ -371,12 +382,24 @@ impl ConversationStore for DynamoConversationStore {
             set.push_str(", phrase = if_not_exists(phrase, :phrase)");
             update = update.expression_attribute_values(":phrase", s(phrase));
         }
-        let out = update
+        // The message joins the record's set until it holds `SET_MEMBERS_KEPT`; after that the
+        // record is only refreshed.
+        let added = update
+            .clone()
             .update_expression(format!("{set} ADD message_ids :ids"))
+            .condition_expression("attribute_not_exists(message_ids) OR size(message_ids) < :kept")
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![event.message_id.to_owned()]))
+            .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
             .return_values(ReturnValue::AllNew)
             .send()
-            .await
-            .map_err(store_error)?;
+            .await;
+        let out = match added {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                update.update_expression(set).return_values(ReturnValue::AllNew).send().await.map_err(store_error)?
+            }
+            Err(e) => return Err(store_error(e)),
+        };
         let item = out.attributes.unwrap_or_default();
         Ok(TriggerRecord {
             category: event.category.to_owned(),
@@ -388,23 +411,32 @@ impl ConversationStore for DynamoConversationStore {
 
     async fn add_triggering_messages(&self, conversation_id: &str, message_ids: &[&str]) -> Result<usize, StoreError> {
         let ids: Vec<String> = message_ids.iter().map(|s| (*s).to_owned()).collect();
+        let size = |item: Option<&Item>| {
+            item.and_then(|a| a.get("triggering_message_ids")).and_then(|v| v.as_ss().ok()).map_or(0, Vec::len)
+        };
+        // A full set (`SET_MEMBERS_KEPT`) takes no more: its size is the answer.
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
             .update_expression("ADD triggering_message_ids :ids")
+            .condition_expression(
+                "attribute_not_exists(triggering_message_ids) OR size(triggering_message_ids) < :kept",
+            )
             .expression_attribute_values(":ids", AttributeValue::Ss(ids))
+            .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
             .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(store_error)?;
-        Ok(out
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get("triggering_message_ids"))
-            .and_then(|v| v.as_ss().ok())
-            .map_or(0, Vec::len))
+            .await;
+        match out {
+            Ok(out) => Ok(size(out.attributes.as_ref())),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => Ok(size(ccf.item())),
+                _ => Err(store_error(e)),
+            },
+        }
     }
 
     async fn claim_alert(&self, conversation_id: &str, category: &str, lease: &Lease) -> Result<Claim, StoreError> {

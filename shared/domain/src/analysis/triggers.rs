@@ -602,8 +602,11 @@ impl TriggerRules {
                 _ => Err(RulesError::Toml(format!("[quoted] pair {pair:?} is not two characters"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if file.escalation.after_messages < 2 {
-            return Err(RulesError::Toml("[escalation] after_messages must be at least 2".into()));
+        let kept = crate::conversations::store::SET_MEMBERS_KEPT;
+        if !(2..=kept).contains(&file.escalation.after_messages) {
+            return Err(RulesError::Toml(format!(
+                "[escalation] after_messages must be from 2 to {kept} (a conversation counts that many triggering messages)"
+            )));
         }
         Ok(TriggerRules {
             nears,

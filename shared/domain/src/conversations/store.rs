@@ -41,13 +41,21 @@ pub struct TriggerEvent<'a> {
     pub sent_at: crate::Timestamp,
 }
 
+/// How many members a conversation's growing sets keep (its bot intents, its triggering messages,
+/// the messages of one trigger) before a request stops adding to them; a request adds at most
+/// one batch (50) more. DynamoDB rejects an item over 400 KB, and without this bound a
+/// conversation of a few thousand triggering messages with long ids would reach it: every later
+/// write to the conversation would fail. The counts that matter are small (escalation after 3
+/// messages); the intake's rule table may not ask for more than this (`TriggerRules`).
+pub const SET_MEMBERS_KEPT: usize = 100;
+
 /// What a conversation has recorded for one category, after recording an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TriggerRecord {
     pub category: String,
     /// The message that fired the category first in this conversation.
     pub first_message_id: String,
-    /// Distinct messages that fired it.
+    /// Distinct messages that fired it (counted up to about `SET_MEMBERS_KEPT`).
     pub message_count: usize,
     pub alerted: bool,
 }
@@ -84,7 +92,7 @@ pub struct Standing {
 pub trait ConversationStore {
     /// Records that the conversation has these messages' customer (the first request decides),
     /// unless it already belongs to another one, and the bot intents its bot messages name (its
-    /// scorecard rows).
+    /// scorecard rows; new ones are no longer added once it has `SET_MEMBERS_KEPT`).
     fn claim_for_customer(
         &self,
         conversation_id: &str,
@@ -103,13 +111,14 @@ pub trait ConversationStore {
     ) -> impl Future<Output = Result<Vec<MessageStored>, StoreError>> + Send;
 
     /// Records a trigger event on the conversation: one record per category, however many
-    /// messages (or retries) fire it.
+    /// messages (or retries) fire it. Its message ids stop growing at `SET_MEMBERS_KEPT`.
     fn record_trigger(
         &self,
         event: &TriggerEvent<'_>,
     ) -> impl Future<Output = Result<TriggerRecord, StoreError>> + Send;
 
     /// Adds messages to the conversation's set of triggering messages; returns the set's size.
+    /// Once it has `SET_MEMBERS_KEPT` members nothing more is added, and that size is returned.
     fn add_triggering_messages(
         &self,
         conversation_id: &str,
