@@ -257,6 +257,10 @@ fn declared_rule(
 /// phrase, 2.3 s a message.
 const CLAUSE_WINDOW: usize = 300;
 
+/// The most triggering messages an escalation may wait for: a conversation counts that many and
+/// no more (`conversations::store::SET_MEMBERS_KEPT`).
+pub const ESCALATION_AFTER_MAX: usize = 100;
+
 /// The longest opener, `until` or `except` word of a frame, in bytes: the text read beyond a
 /// window's edge so that a word cut by the edge is seen whole.
 const FRAME_WORD_MAX: usize = 48;
@@ -602,10 +606,9 @@ impl TriggerRules {
                 _ => Err(RulesError::Toml(format!("[quoted] pair {pair:?} is not two characters"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let kept = crate::conversations::store::SET_MEMBERS_KEPT;
-        if !(2..=kept).contains(&file.escalation.after_messages) {
+        if !(2..=ESCALATION_AFTER_MAX).contains(&file.escalation.after_messages) {
             return Err(RulesError::Toml(format!(
-                "[escalation] after_messages must be from 2 to {kept} (a conversation counts that many triggering messages)"
+                "[escalation] after_messages must be from 2 to {ESCALATION_AFTER_MAX} (what a conversation counts of its triggering messages)"
             )));
         }
         Ok(TriggerRules {
@@ -1100,6 +1103,11 @@ mod tests {
         let bad_action = bad.replace("category = \"nope\"", "category = \"dissatisfied\"")
             + "\n[actions]\nwant_human = \"handoff_to_agent\"\n";
         assert!(matches!(TriggerRules::from_toml(&bad_action), Err(RulesError::UnknownCategory { .. })));
+        // An escalation may not wait for more triggering messages than a conversation counts.
+        let good = bad.replace("category = \"nope\"", "category = \"dissatisfied\"");
+        assert!(TriggerRules::from_toml(&good).is_ok());
+        let too_many = good.replace("after_messages = 3", &format!("after_messages = {}", ESCALATION_AFTER_MAX + 1));
+        assert!(matches!(TriggerRules::from_toml(&too_many), Err(RulesError::Toml(m)) if m.contains("after_messages")));
     }
 
     #[test]

@@ -46,8 +46,9 @@ pub struct TriggerEvent<'a> {
 /// one batch (50) more. DynamoDB rejects an item over 400 KB, and without this bound a
 /// conversation of a few thousand triggering messages with long ids would reach it: every later
 /// write to the conversation would fail. The counts that matter are small (escalation after 3
-/// messages); the intake's rule table may not ask for more than this (`TriggerRules`).
+/// messages); the rule table may not ask for more than this.
 pub const SET_MEMBERS_KEPT: usize = 100;
+const _: () = assert!(SET_MEMBERS_KEPT >= crate::analysis::triggers::ESCALATION_AFTER_MAX);
 
 /// What a conversation has recorded for one category, after recording an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
