@@ -35,20 +35,19 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let longest = feedback::conversations::MESSAGE_TEXT_MAX_CHARS;
-    let repeat = |unit: &str| unit.chars().cycle().take(longest).collect::<String>();
     let mut worst = c.benchmark_group("trigger_detection_worst_case");
     worst.sample_size(20);
-    for (name, unit) in [
-        ("supposition_repeated", "如果不满意"),
-        ("someone_elses_words_repeated", "有人说不满意"),
-        ("phrase_repeated", "投诉"),
-        ("quoted_letters_after_a_phrase", "“a”"),
-        ("quoted_phrase_repeated", "“投诉”"),
-        ("prices_repeated", "¥315"),
-        ("hotline_numbers_repeated", "12315 "),
+    // (name, the message's start, the unit repeated up to the longest message the intake takes)
+    for (name, start, unit) in [
+        ("supposition_repeated", "", "如果不满意"),
+        ("someone_elses_words_repeated", "", "有人说不满意"),
+        ("phrase_repeated", "", "投诉"),
+        ("quoted_letters_after_a_phrase", "投诉", "“a”"),
+        ("quoted_phrase_repeated", "", "“投诉”"),
+        ("prices_repeated", "", "¥315"),
+        ("hotline_numbers_repeated", "", "12315 "),
     ] {
-        let message =
-            if name == "quoted_letters_after_a_phrase" { format!("投诉{}", repeat(unit)) } else { repeat(unit) };
+        let message: String = start.chars().chain(unit.chars().cycle()).take(longest).collect();
         worst.throughput(Throughput::Elements(1));
         worst.bench_function(name, |b| b.iter(|| rules.detect(black_box(&message)).fired));
     }

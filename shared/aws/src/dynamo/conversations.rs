@@ -295,9 +295,7 @@ impl ConversationStore for DynamoConversationStore {
             update = if add_intents {
                 update
                     .update_expression(format!("{set} ADD intents :intents"))
-                    .condition_expression(format!(
-                        "{owned} AND (attribute_not_exists(intents) OR size(intents) < :kept)"
-                    ))
+                    .condition_expression(format!("{owned} AND ({})", not_full("intents")))
                     .expression_attribute_values(":intents", AttributeValue::Ss(intents.to_vec()))
                     .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
             } else {
@@ -313,19 +311,20 @@ impl ConversationStore for DynamoConversationStore {
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
-            let ccf = match update {
+            let owner = match update {
                 Ok(_) => return Ok(Ownership::Confirmed),
                 Err(e) => match e.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => ccf.clone(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(ccf)) => {
+                        ccf.item().and_then(|old| get_s(old, "customer_id")).map(str::to_owned)
+                    }
                     _ => return Err(store_error(e)),
                 },
             };
-            let owner = ccf.item().and_then(|old| get_s(old, "customer_id"));
-            match owner {
-                Some(owner) if owner == customer_id && add_intents => add_intents = false,
-                None if add_intents => add_intents = false,
-                _ => return Ok(Ownership::OtherCustomer(owner.unwrap_or_default().to_owned())),
+            // Ours (or no one's yet): it was the full set of intents that refused the update.
+            if !(add_intents && owner.as_deref().is_none_or(|o| o == customer_id)) {
+                return Ok(Ownership::OtherCustomer(owner.unwrap_or_default()));
             }
+            add_intents = false;
         }
     }
 
@@ -387,7 +386,7 @@ impl ConversationStore for DynamoConversationStore {
         let added = update
             .clone()
             .update_expression(format!("{set} ADD message_ids :ids"))
-            .condition_expression("attribute_not_exists(message_ids) OR size(message_ids) < :kept")
+            .condition_expression(not_full("message_ids"))
             .expression_attribute_values(":ids", AttributeValue::Ss(vec![event.message_id.to_owned()]))
             .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
             .return_values(ReturnValue::AllNew)
@@ -421,9 +420,7 @@ impl ConversationStore for DynamoConversationStore {
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
             .update_expression("ADD triggering_message_ids :ids")
-            .condition_expression(
-                "attribute_not_exists(triggering_message_ids) OR size(triggering_message_ids) < :kept",
-            )
+            .condition_expression(not_full("triggering_message_ids"))
             .expression_attribute_values(":ids", AttributeValue::Ss(ids))
             .expression_attribute_values(":kept", n(SET_MEMBERS_KEPT))
             .return_values(ReturnValue::UpdatedNew)
@@ -614,6 +611,12 @@ pub(crate) struct StoredTurn {
 
 /// Conversations longer than this are read only this far (in message-id order): a chat of
 /// thousands of messages is not one conversation any more, and the readers must stay bounded.
+/// The condition under which a growing set takes more members: it holds fewer than `:kept`
+/// (`SET_MEMBERS_KEPT`, bound by the caller), so no item outgrows DynamoDB's 400 KB.
+fn not_full(set: &str) -> String {
+    format!("attribute_not_exists({set}) OR size({set}) < :kept")
+}
+
 const READ_TURNS_MAX: usize = 2000;
 
 /// The messages of a conversation partition (`pk`) in the order they were sent (message ids do

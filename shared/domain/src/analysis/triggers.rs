@@ -851,8 +851,8 @@ impl TriggerRules {
     /// customer's own words: (start, end) offsets in `text`. A quote stays within one clause: a
     /// pair that spans a clause mark is more likely a stray or unbalanced mark than a name, and
     /// must not hide the complaint between (27"的显示器有坏点，太失望了，写的"无坏点"); an ASCII
-    /// quote right after a digit is an inch mark. Rare (a message with quotation marks and a
-    /// phrase), so each mark's place is found by normalising the raw text up to it.
+    /// quote right after a digit is an inch mark. A mark's place in `text` comes from one pass that
+    /// records the normalised length of every prefix of `raw`.
     fn quoted_spans(&self, raw: &str, text: &str) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
         let prefix_lengths = normalized_prefix_lengths(raw);
