@@ -167,3 +167,9 @@ async fn corrections() {
 async fn growing_sets_stop() {
     contract::growing_sets_stop(&table().await.conversations).await;
 }
+
+#[tokio::test]
+async fn earlier_is_bounded() {
+    let t = table().await;
+    contract::earlier_is_bounded(&t.conversations, &t.analysis).await;
+}

@@ -395,6 +395,61 @@ fn feedback_of(conversation_id: &str, message_id: &str, text: &str, sent: &str) 
     }
 }
 
+/// A message's context is read from the messages sent before it (in time, not id, order; at the
+/// same instant the smaller id first), and from its last `EARLIER_READ_MAX` only: the shop's last
+/// message further back is not looked for, and the count stops there. A resent batch adds nothing.
+pub async fn earlier_is_bounded(conversations: &impl ConversationStore, store: &impl AnalysisStore) {
+    use feedback::insights::EARLIER_READ_MAX;
+    let total = EARLIER_READ_MAX + 6;
+    // Ids count down while time goes up, so id order is the reverse of time order. Two shop
+    // messages open the conversation; the customer writes the rest, one a second.
+    let messages: Vec<(ChatMessage, Trigger)> = (0..total)
+        .map(|i| {
+            let role = if i < 2 { Role::Agent } else { Role::Customer };
+            let sent = (at("2026-11-18T03:00:00Z") + jiff::SignedDuration::from_secs(i as i64)).to_string();
+            (message(&format!("m-{:03}", 999 - i), role, &format!("第{i}条"), &sent), Trigger::NONE)
+        })
+        .collect();
+    conversations.claim_for_customer("c-20", "u-1", Channel::App, &[], at("2026-11-18T03:00:00Z")).await.unwrap();
+    for batch in messages.chunks(50) {
+        conversations.insert_messages("c-20", batch, at("2026-11-18T03:10:00Z")).await.unwrap();
+    }
+    conversations.insert_messages("c-20", &messages[..50], at("2026-11-18T03:11:00Z")).await.unwrap();
+    let read = |i: usize| {
+        let m = &messages[i].0;
+        feedback_of("c-20", &m.message_id, &m.text, &feedback::time::iso_millis(m.sent_at))
+    };
+    let context = |e: feedback::insights::Earlier| (e.shop, e.customer, e.count);
+    let some = |s: &str| Some(s.to_owned());
+
+    assert_eq!(context(store.earlier(&read(0)).await.unwrap()), (None, None, 0), "the first message");
+    assert_eq!(context(store.earlier(&read(3)).await.unwrap()), (some("第1条"), some("第2条"), 3));
+    let within = EARLIER_READ_MAX + 1;
+    assert_eq!(
+        context(store.earlier(&read(within)).await.unwrap()),
+        (some("第1条"), some(&format!("第{}条", within - 1)), EARLIER_READ_MAX),
+        "the shop's message is the last of those read"
+    );
+    assert_eq!(
+        context(store.earlier(&read(total - 1)).await.unwrap()),
+        (None, some(&format!("第{}条", total - 2)), EARLIER_READ_MAX),
+        "the shop's messages are further back than is read"
+    );
+
+    // Two messages at the same instant: the smaller id is the earlier.
+    let same = "2026-11-18T04:00:00Z";
+    let pair = [
+        (message("n-2", Role::Customer, "后一条", same), Trigger::NONE),
+        (message("n-1", Role::Agent, "前一条", same), Trigger::NONE),
+    ];
+    conversations.insert_messages("c-21", &pair, at(same)).await.unwrap();
+    assert_eq!(
+        context(store.earlier(&feedback_of("c-21", "n-2", "后一条", same)).await.unwrap()),
+        (some("前一条"), None, 1)
+    );
+    assert_eq!(context(store.earlier(&feedback_of("c-21", "n-1", "前一条", same)).await.unwrap()), (None, None, 0));
+}
+
 /// Analysis applied once and counted once (a repeat linked, not counted), its context read, the
 /// estimate counted once and paired with the stars once, and the week read back.
 pub async fn analysis_and_aggregates(

@@ -1307,9 +1307,7 @@ impl AnalysisStore for InMemory {
                 .filter(|(sent, sk, _, _)| *sk != item.sk && (sent.clone(), sk.clone()) < at)
                 .collect();
             before.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-            let last =
-                |customer: bool| before.iter().rev().find(|m| (m.2 == Role::Customer) == customer).map(|m| m.3.clone());
-            Ok(Earlier { shop: last(false), customer: last(true), count: before.len() })
+            Ok(Earlier::from_newest_first(before.iter().rev().map(|m| (m.2 == Role::Customer, m.3.as_str()))))
         })
     }
 }

@@ -98,3 +98,9 @@ async fn corrections() {
 async fn growing_sets_stop() {
     contract::growing_sets_stop(&InMemory::default()).await;
 }
+
+#[tokio::test]
+async fn earlier_is_bounded() {
+    let t = InMemory::default();
+    contract::earlier_is_bounded(&t, &t).await;
+}

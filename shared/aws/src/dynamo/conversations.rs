@@ -72,6 +72,19 @@ pub(crate) struct MessageItem {
     expires_at: i64,
 }
 
+/// A message's entry in its conversation's log (`keys::turn`): who sent it, and its id to read
+/// the text by. Written after the message (a retry of a stored message writes it again), so the
+/// log never names a message that was not stored; it expires with the message.
+#[derive(Serialize, Deserialize)]
+struct TurnItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    role: Role,
+    message_id: String,
+    expires_at: i64,
+}
+
 impl MessageItem {
     /// A customer's message as feedback for the analysis (from the table's stream); other roles
     /// and empty texts are not feedback.
@@ -162,11 +175,25 @@ impl DynamoConversationStore {
             received_at: iso(now),
             expires_at: expiry(now, self.retention_days),
         };
-        Ok(match self.put_new(item, "message").await? {
+        let turn = TurnItem {
+            pk: item.pk.clone(),
+            sk: keys::turn(&item.sent_at, &item.message_id),
+            entity: "turn".into(),
+            role: item.role,
+            message_id: item.message_id.clone(),
+            expires_at: item.expires_at,
+        };
+        let stored = match self.put_new(item, "message").await? {
             None => MessageStored::Created,
             Some(old) if get_s(&old, "fingerprint") == Some(fingerprint.as_str()) => MessageStored::Duplicate,
-            Some(_) => MessageStored::Conflict,
-        })
+            Some(_) => return Ok(MessageStored::Conflict),
+        };
+        // A resend is the same message (its fingerprint covers sent_at): the entry is the same,
+        // and written again it mends a request that failed between the two writes.
+        let turn: Item =
+            serde_dynamo::to_item(turn).map_err(|e| StoreError::Failed(format!("cannot map a turn: {e}")))?;
+        self.client.put_item().table_name(&self.table).set_item(Some(turn)).send().await.map_err(store_error)?;
+        Ok(stored)
     }
 
     async fn put_follow_up(&self, closing: &Closing, meta: &Item, due: Timestamp) -> Result<FollowUpState, StoreError> {
@@ -609,14 +636,15 @@ pub(crate) struct StoredTurn {
     pub sent_at: String,
 }
 
-/// Conversations longer than this are read only this far (in message-id order): a chat of
-/// thousands of messages is not one conversation any more, and the readers must stay bounded.
 /// The condition under which a growing set takes more members: it holds fewer than `:kept`
 /// (`SET_MEMBERS_KEPT`, bound by the caller), so no item outgrows DynamoDB's 400 KB.
 fn not_full(set: &str) -> String {
     format!("attribute_not_exists({set}) OR size({set}) < :kept")
 }
 
+/// Conversations longer than this are read only this far (in message-id order) at their close: a
+/// chat of thousands of messages is not one conversation any more, and the readers must stay
+/// bounded.
 const READ_TURNS_MAX: usize = 2000;
 
 /// The messages of a conversation partition (`pk`) in the order they were sent (message ids do
@@ -648,4 +676,85 @@ pub(crate) async fn read_turns(client: &Client, table: &str, pk: &str) -> Result
     }
     turns.sort_by(|a, b| (a.sent_at.as_str(), a.sk.as_str()).cmp(&(b.sent_at.as_str(), b.sk.as_str())));
     Ok(turns)
+}
+
+/// What came before a message (`message_id`, sent at `sent_at`, RFC 3339 as stored) in the
+/// conversation partition `pk`: its log read backwards from the message's own entry, at most
+/// `EARLIER_READ_MAX` entries (one small Query, however long the conversation), then the texts of
+/// the last customer and shop messages among them (two GetItems), all read consistently. Messages
+/// stored before the log was kept have no entry and are not seen.
+pub(crate) async fn read_earlier(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    message_id: &str,
+    sent_at: &str,
+) -> Result<feedback::insights::Earlier, StoreError> {
+    #[derive(Deserialize)]
+    struct Entry {
+        role: Role,
+        message_id: String,
+    }
+    let wanted = feedback::insights::EARLIER_READ_MAX;
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut start = None;
+    // BETWEEN is inclusive: the message's own entry is read too (it is the newest) and dropped.
+    while entries.len() < wanted {
+        let out = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :own")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":first", s(keys::TURN_PREFIX))
+            .expression_attribute_values(":own", s(keys::turn(sent_at, message_id)))
+            .projection_expression("#r, message_id")
+            .expression_attribute_names("#r", "role")
+            .scan_index_forward(false)
+            .limit(i32::try_from(wanted + 1 - entries.len()).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        entries.extend(
+            out.items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| serde_dynamo::from_item::<_, Entry>(i).ok())
+                .filter(|e| e.message_id != message_id),
+        );
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    entries.truncate(wanted);
+    let last = |customer: bool| entries.iter().find(|e| (e.role == Role::Customer) == customer);
+    let (shop, customer) = futures_util::future::try_join(
+        message_text(client, table, pk, last(false).map(|e| e.message_id.as_str())),
+        message_text(client, table, pk, last(true).map(|e| e.message_id.as_str())),
+    )
+    .await?;
+    Ok(feedback::insights::Earlier { shop, customer, count: entries.len() })
+}
+
+/// The text of a stored message (none for no message, or one gone since), read consistently.
+async fn message_text(
+    client: &Client,
+    table: &str,
+    pk: &str,
+    message_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let Some(message_id) = message_id else { return Ok(None) };
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key(pk.to_owned(), &keys::message(message_id))))
+        .projection_expression("#t")
+        .expression_attribute_names("#t", "text")
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_error)?;
+    Ok(out.item.as_ref().and_then(|i| get_s(i, "text")).map(str::to_owned))
 }

@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use super::{built, expiry, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
-use feedback::conversations::Role;
 use feedback::errors::StoreError;
 use feedback::insights::{
     AnalysedFeedback, AnalysisStore, Applied, Earlier, FeedbackKind, StoredFeedback, StreamItem, UnreadableRecord,
@@ -206,18 +205,8 @@ impl AnalysisStore for DynamoAnalysisStore {
     }
 
     async fn earlier(&self, item: &StoredFeedback) -> Result<Earlier, StoreError> {
-        let messages = super::conversations::read_turns(&self.client, &self.table, &item.pk).await?;
-        // Before this message: sent earlier (RFC 3339 UTC with milliseconds sorts as text), or at
-        // the same instant with a smaller id.
-        let at = iso(item.at);
-        let before: Vec<_> = messages
-            .iter()
-            .filter(|m| m.sk != item.sk && (m.sent_at.as_str(), m.sk.as_str()) < (at.as_str(), item.sk.as_str()))
-            .collect();
-        let last = |customer: bool| {
-            before.iter().rev().find(|m| (m.role == Role::Customer) == customer).map(|m| m.text.clone())
-        };
-        Ok(Earlier { shop: last(false), customer: last(true), count: before.len() })
+        let FeedbackKind::Message { message_id } = &item.kind else { return Ok(Earlier::default()) };
+        super::conversations::read_earlier(&self.client, &self.table, &item.pk, message_id, &iso(item.at)).await
     }
 
     async fn apply(&self, a: &AnalysedFeedback) -> Result<Applied, StoreError> {

@@ -104,6 +104,15 @@ pub mod keys {
         format!("MSG#{message_id}")
     }
 
+    /// A message's entry in its conversation's log (`LOG#<sent_at>#<message_id>`): message ids do
+    /// not sort by time, these do (RFC 3339 UTC with milliseconds is fixed width), so a reader
+    /// reads the messages before one backwards, a few at a time. `LOG#` sorts before `OFFER`, out
+    /// of the range the close's scorecard reads.
+    pub fn turn(sent_at: &str, message_id: &str) -> String {
+        format!("{TURN_PREFIX}{sent_at}#{message_id}")
+    }
+    pub const TURN_PREFIX: &str = "LOG#";
+
     /// A message's analysis, an item of its own beside the message: writing it costs the same
     /// however long the message is (an update of the message would be billed by its whole size).
     pub fn analysis_of(item_sk: &str) -> String {

@@ -48,9 +48,16 @@ pub struct TurnContext<'a> {
     pub previous_shop: Option<&'a str>,
     /// The customer's previous turn.
     pub previous_customer: Option<&'a str>,
-    /// 0-based position of the turn in the conversation (both speakers).
+    /// 0-based position of the turn in the conversation (both speakers). The model reads it up
+    /// to [`POSITION_READ_MAX`]: a later turn reads as that one, so a reader of the
+    /// conversation need count no further back.
     pub index: usize,
 }
+
+/// How far back a turn's position is counted. The labelled sessions are shorter (JDDC: 46 turns,
+/// STC-3: 7), so no training turn is capped, and past a few dozen turns the position says nothing
+/// new; the stream analysis reads at most this many earlier messages (not the whole conversation).
+pub const POSITION_READ_MAX: usize = 64;
 
 /// The heads' scores for one turn: 0..1, higher is more likely (regression on 0/1 labels).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,7 +158,7 @@ pub fn features(
         signals.alone,
         repeat,
         signals.questions,
-        (context.index as f32).ln_1p() / 4.0,
+        (context.index.min(POSITION_READ_MAX) as f32).ln_1p() / 4.0,
         f32::from(u8::from(turn.chars().count() < 6)),
         f32::from(u8::from(context.previous_shop.is_some())),
         signals.window,

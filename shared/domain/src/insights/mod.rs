@@ -163,15 +163,37 @@ pub fn analyse(analyzer: &mut Analyzer, item: StoredFeedback, tz: &jiff::tz::Tim
     analyse_in_context(analyzer, item, &Earlier::default(), tz)
 }
 
-/// What came before a customer's message in its conversation (read by `AnalysisStore::earlier`).
+/// What came before a customer's message in its conversation (read by `AnalysisStore::earlier`),
+/// from its last [`EARLIER_READ_MAX`] messages at most: a long conversation costs each of its
+/// messages the same bounded read, not a read of everything before it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Earlier {
-    /// The shop's (agent's or bot's) last message before it.
+    /// The shop's (agent's or bot's) last message before it, among those read.
     pub shop: Option<String>,
-    /// The customer's previous message.
+    /// The customer's previous message, among those read.
     pub customer: Option<String>,
-    /// How many messages (both sides) came before it.
+    /// How many messages (both sides) came before it, counted up to [`EARLIER_READ_MAX`].
     pub count: usize,
+}
+
+/// How many earlier messages `AnalysisStore::earlier` reads, newest first: as far as the chat
+/// model counts a turn's position.
+pub const EARLIER_READ_MAX: usize = crate::analysis::chat::POSITION_READ_MAX;
+
+impl Earlier {
+    /// The context from the messages before one, newest first (`(is_customer, text)`); reads the
+    /// first [`EARLIER_READ_MAX`] only, as the stores do.
+    pub fn from_newest_first<'a>(messages: impl IntoIterator<Item = (bool, &'a str)>) -> Earlier {
+        let mut earlier = Earlier::default();
+        for (customer, text) in messages.into_iter().take(EARLIER_READ_MAX) {
+            earlier.count += 1;
+            let slot = if customer { &mut earlier.customer } else { &mut earlier.shop };
+            if slot.is_none() {
+                *slot = Some(text.to_owned());
+            }
+        }
+        earlier
+    }
 }
 
 /// Analyses one stored item (pure); a customer's chat message is read as chat, in its context (the
@@ -254,8 +276,9 @@ pub trait AnalysisStore {
         response: &crate::followups::survey::SurveyResponse,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The messages before a customer's message in its conversation: the context the chat model
-    /// reads it in.
+    /// The messages before a customer's message in its conversation (sent earlier, or at the same
+    /// instant with a smaller id): the context the chat model reads it in, from the last
+    /// [`EARLIER_READ_MAX`] of them.
     fn earlier(&self, item: &StoredFeedback) -> impl Future<Output = Result<Earlier, StoreError>> + Send;
 }
 
