@@ -539,6 +539,43 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
     }
     out.push_str(&reader_agreement(labels_path, &labels)?);
     out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
+    out.push_str(&english_requests(dir, &mut analyzer)?);
+    Ok(out)
+}
+
+/// The keyword triggers on English customer-service requests (bitext, 27 intents, its own train
+/// and test split): asking for a person should ask for one (want_human), a complaint should be
+/// heard as unhappy, and the other 25 intents (track an order, get a refund, ...) should raise
+/// nothing. The rules were written reading the train split; the test split is the figure.
+fn english_requests(dir: &str, analyzer: &mut Analyzer) -> Result<String, String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for split in ["train", "test"] {
+        let path = format!("{dir}/splits/bitext_cs_intents_en.{split}.tsv");
+        let (mut human, mut complaint, mut others, mut raised) = ((0, 0), (0, 0), 0, 0);
+        for line in read(&path)?.lines().skip(1) {
+            let mut cols = line.split('\t');
+            let (Some(intent), Some(text)) = (cols.next(), cols.next()) else { continue };
+            let trigger = analyzer.analyze(text, None).trigger;
+            let category = trigger.category.as_deref();
+            match intent {
+                "contact_human_agent" => human = (human.0 + usize::from(category == Some("want_human")), human.1 + 1),
+                "complaint" => complaint = (complaint.0 + usize::from(unhappy_call(&trigger)), complaint.1 + 1),
+                _ => (others, raised) = (others + 1, raised + usize::from(trigger.fired)),
+            }
+        }
+        let share = |(hit, n): (usize, usize)| hit as f64 / n.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "English requests, bitext {split}: asking for a person read as want_human {} of {} ({:.3}); complaints read as unhappy {} of {} ({:.3}); other intents raising a trigger {raised} of {others}",
+            human.0,
+            human.1,
+            share(human),
+            complaint.0,
+            complaint.1,
+            share(complaint),
+        );
+    }
     Ok(out)
 }
 

@@ -181,10 +181,13 @@ struct RuledOut {
 }
 
 /// Which characters may follow a rule's `alone` phrase: it counts at the end of a clause or before
-/// one of these (人工 and 人工呢 ask for a person; 人工草坪 is a lawn).
+/// one of these (人工 and 人工呢 ask for a person; 人工草坪 is a lawn). `polite`: the words a `whole`
+/// phrase may stand with and still be the whole message (agent now, please human).
 #[derive(Deserialize, Default)]
 struct Alone {
     followers: Vec<String>,
+    #[serde(default)]
+    polite: Vec<String>,
 }
 
 /// Marks that say the customer is angry on their own (😡, 💢, [怒], a typed 呵呵), matched on the raw
@@ -363,6 +366,10 @@ struct RuleDef {
     /// Phrases that count only at the end of a clause or before an `[alone]` follower.
     #[serde(default)]
     alone: Vec<String>,
+    /// Phrases that count only as the whole message, but for its marks and `[alone] polite`
+    /// words: human!!, operator? (I'm only human, the agent said: no).
+    #[serde(default)]
+    whole: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -375,7 +382,7 @@ enum Kind {
     Trigger {
         rule: usize,
     },
-    /// The first part of a near rule (matched in a second pass, see `near_matcher`, with the
+    /// The first part of a near rule (matched in a second pass, see `near_passes`, with the
     /// `alone` phrases).
     NearFirst {
         rule: usize,
@@ -412,7 +419,11 @@ struct Near {
 
 pub struct TriggerRules {
     nears: Vec<Near>,
-    near_matcher: AhoCorasick,
+    /// The near patterns' matchers: the Chinese ones, the ASCII ones (each with its patterns'
+    /// indices in `near_patterns`).
+    near_passes: [(AhoCorasick, Vec<usize>); 2],
+    /// Every ASCII near pattern has a Latin letter: a message without one needs no ASCII pass.
+    near_ascii_lettered: bool,
     near_patterns: Vec<Pattern>,
     categories: BTreeMap<String, Severity>,
     actions: BTreeMap<String, Action>,
@@ -429,6 +440,10 @@ pub struct TriggerRules {
     reported: NormalizedFrames,
     hypothetical: NormalizedFrames,
     alone_followers: Vec<String>,
+    /// `whole` phrases (normalised) and their rules; the polite words they may stand with.
+    wholes: Vec<(String, usize)>,
+    polite: Vec<String>,
+    wholes_ascii: bool,
     lifted_by: Vec<String>,
     marks: Vec<Marks>,
     number_units: Vec<String>,
@@ -526,6 +541,7 @@ impl TriggerRules {
         let mut patterns: Vec<Pattern> = Vec::new();
         let mut rules = Vec::new();
         let mut alone: Vec<(String, usize)> = Vec::new();
+        let mut wholes: Vec<(String, usize)> = Vec::new();
         let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
             let text = normalize(raw);
             if !text.is_empty() && !patterns.iter().any(|p| p.text == text) {
@@ -547,6 +563,7 @@ impl TriggerRules {
             for p in &def.alone {
                 alone.push((p.clone(), rules.len() - 1));
             }
+            wholes.extend(def.whole.iter().map(|p| (normalize(p), rules.len() - 1)).filter(|(p, _)| !p.is_empty()));
         }
         let mut marks = Vec::new();
         for def in &file.marks {
@@ -586,8 +603,18 @@ impl TriggerRules {
         // Near rules' first parts are short (还没, nobody) and must not hide whole phrases that
         // start with them (都没人管), nor may an alone phrase that does not stand alone, so they
         // are found in a pass of their own.
-        let near_matcher = AhoCorasick::new(near_patterns.iter().map(|p| p.text.as_str()))
-            .map_err(|e| RulesError::Matcher(e.to_string()))?;
+        // Two passes: the English parts look for common letters, which would slow the Chinese
+        // parts' search through every Chinese message, and need not be looked for in a message
+        // without a Latin letter.
+        let near_pass = |ascii: bool| -> Result<(AhoCorasick, Vec<usize>), RulesError> {
+            let index: Vec<usize> = (0..near_patterns.len()).filter(|&i| near_patterns[i].ascii == ascii).collect();
+            let matcher = AhoCorasick::new(index.iter().map(|&i| near_patterns[i].text.as_str()))
+                .map_err(|e| RulesError::Matcher(e.to_string()))?;
+            Ok((matcher, index))
+        };
+        let near_passes = [near_pass(false)?, near_pass(true)?];
+        let near_ascii_lettered =
+            near_patterns.iter().filter(|p| p.ascii).all(|p| p.text.bytes().any(|b| b.is_ascii_alphabetic()));
         let norm = |v: &[String]| -> Vec<String> {
             let mut out: Vec<String> = v.iter().map(|s| normalize(s)).filter(|s| !s.is_empty()).collect();
             // Longest first, so "没有" is tried before "没".
@@ -613,7 +640,8 @@ impl TriggerRules {
         }
         Ok(TriggerRules {
             nears,
-            near_matcher,
+            near_passes,
+            near_ascii_lettered,
             near_patterns,
             categories: file.categories,
             actions: file.actions,
@@ -640,6 +668,9 @@ impl TriggerRules {
                 true,
             )?,
             alone_followers: norm(&file.alone.followers),
+            wholes_ascii: wholes.iter().map(|(p, _)| p).chain(&file.alone.polite).all(|p| p.is_ascii()),
+            wholes,
+            polite: norm(&file.alone.polite),
             lifted_by: norm(&file.ruled_out.lifted_by),
             marks,
             number_units: norm(&file.numbers.units),
@@ -689,7 +720,7 @@ impl TriggerRules {
     /// trigger nothing and nothing was resolved, the marks of the raw text (emoji, stickers).
     pub fn detect_in(&self, raw: &str, normalized: &str) -> Trigger {
         let Scan { best, also, resolved, ruled_out } = self.scan(raw, normalized);
-        let best = best.or_else(|| {
+        let best = best.or_else(|| self.whole_message(normalized)).or_else(|| {
             if resolved || ruled_out {
                 return None;
             }
@@ -786,13 +817,20 @@ impl TriggerRules {
                 Kind::NearFirst { .. } => {}
             }
         }
-        for m in self.near_matcher.find_overlapping_iter(text) {
-            let pattern = &self.near_patterns[m.pattern().as_usize()];
+        let latin = !self.near_ascii_lettered || text.bytes().any(|b| b.is_ascii_alphabetic());
+        let passes = self.near_passes.iter().zip([true, latin]).filter(|(_, run)| *run);
+        for m in passes.flat_map(|((matcher, index), _)| matcher.find_overlapping_iter(text).map(move |m| (m, index))) {
+            let (m, index) = m;
+            let pattern = &self.near_patterns[index[m.pattern().as_usize()]];
             let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
             if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
                 continue;
             }
+            // A near rule's first part is a verb or a frame as written (talk, not talked: a report
+            // of a call is no ask), so an ASCII one takes no ending.
+            let inflected = pattern.ascii && text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric());
             let (rule, end) = match pattern.kind {
+                Kind::NearFirst { .. } if inflected => continue,
                 Kind::NearFirst { rule, near } => match self.near_end(text, m.end(), &self.nears[near]) {
                     Some(end) => (rule, end),
                     None => continue,
@@ -896,13 +934,45 @@ impl TriggerRules {
         !negated && !self.reported.covers(before, after) && !self.hypothetical.covers(before, after)
     }
 
+    /// The rule and phrase of a `whole` phrase that is all the normalised message says, but for its
+    /// clause marks and polite words either side (human!!, agent now).
+    fn whole_message(&self, text: &str) -> Option<(usize, String)> {
+        // The longest whole phrase is a few words: a longer message is not one. Nor is one in
+        // another script than all the whole phrases and polite words (a Chinese message, when
+        // they are English): the common case, found at its first character.
+        if self.wholes.is_empty() || text.len() > 64 || (self.wholes_ascii && !text.is_ascii()) {
+            return None;
+        }
+        // Without allocating: this runs on every message no phrase fired on.
+        let mut words = [""; 16];
+        let mut n = 0;
+        for word in text.split(['|', ' ']).filter(|w| !w.is_empty()) {
+            *words.get_mut(n)? = word;
+            n += 1;
+        }
+        let polite = |w: &&str| self.polite.iter().any(|p| p == w);
+        let mut core = &words[..n];
+        while let [first, rest @ ..] = core
+            && polite(first)
+        {
+            core = rest;
+        }
+        while let [rest @ .., last] = core
+            && polite(last)
+        {
+            core = rest;
+        }
+        let is = |phrase: &str| phrase.split(' ').eq(core.iter().copied());
+        self.wholes.iter().find(|(p, _)| is(p)).map(|(p, rule)| (*rule, p.clone()))
+    }
+
     /// An `alone` phrase counts at the end of its clause or before a follower (人工呢, not 人工草坪).
     fn stands_alone(&self, after: &str) -> bool {
         after.is_empty() || after.starts_with('|') || self.alone_followers.iter().any(|f| after.starts_with(f.as_str()))
     }
 
     /// Where the second part of a near rule ends, if one starts within `max_gap` characters after
-    /// `from` in the same clause.
+    /// `from` in the same clause (an ASCII one as a whole word).
     fn near_end(&self, text: &str, from: usize, near: &Near) -> Option<usize> {
         let rest = &text[from..];
         let clause = clause_after(rest);
@@ -911,7 +981,9 @@ impl TriggerRules {
                 break;
             }
             let here = &clause[offset..];
-            if let Some(then) = near.then.iter().find(|t| here.starts_with(t.as_str())) {
+            // An ASCII part is a whole word (rep, not replacement; helpful is not help).
+            let whole = |t: &str| !t.is_ascii() || word_bounded(clause, offset, offset + t.len());
+            if let Some(then) = near.then.iter().find(|t| here.starts_with(t.as_str()) && whole(t)) {
                 return Some(from + offset + then.len());
             }
         }
@@ -1257,6 +1329,50 @@ mod tests {
         // A plain negation still cancels.
         assert!(!r.detect("不是骗人的，放心").fired);
         assert!(!r.detect("我不是投诉，就是问问").fired);
+    }
+
+    #[test]
+    fn asking_in_english_to_talk_to_a_person_is_a_request_for_one() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        for ask in [
+            "can I chat with an operator?",
+            "I want help talking with a goddamn person",
+            "how do I contact somebody",
+            "connect me to a live agent now",
+            "need to speak with an assistant",
+        ] {
+            assert_eq!(category(ask).as_deref(), Some("want_human"), "{ask}");
+        }
+        // A report of a call, a negated ask and a word that only starts like a person are not.
+        assert_eq!(category("I talked to someone yesterday and it ships today"), None);
+        assert_eq!(category("I don't need to talk to anyone, just the tracking number"), None);
+        assert_eq!(category("please contact me about a replacement"), None);
+        // A second part is a whole word too: not helpful is unhappy, helpful alone is not help.
+        assert_eq!(category("still not helpful").as_deref(), Some("not_resolved"));
+        assert_eq!(category("still not helped").as_deref(), Some("not_resolved"));
+    }
+
+    #[test]
+    fn the_one_word_that_asks_for_a_person_counts_only_as_the_whole_message() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        for ask in ["human!!", "Operator?", "AGENT NOW", "hi, agent please", "I want an agent", "customer service!!!"] {
+            assert_eq!(category(ask).as_deref(), Some("want_human"), "{ask}");
+        }
+        assert_eq!(category("I'm only human"), None);
+        assert_eq!(category("the agent said it ships today"), None);
+        assert_eq!(category("human resources"), None);
+        assert_eq!(category("someone"), None);
+    }
+
+    #[test]
+    fn a_claim_against_the_shop_is_a_complaint() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        assert_eq!(category("I want to lodge a consumer claim against your company").as_deref(), Some("complaint"));
+        assert_eq!(category("how can I file a reclamation").as_deref(), Some("complaint"));
+        assert_eq!(category("what is the warranty period for this kettle"), None);
     }
 
     #[test]
