@@ -37,3 +37,30 @@ fn the_hand_written_table_is_classified_as_labelled() {
     assert!(total >= 150, "the table must keep at least 150 messages");
     assert!(failures.is_empty(), "{} misclassified:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// The blind English sets (tests/trigger_cases_en.tsv), by their writers' own labels: an ask for a
+/// person must be heard as one (alone or beside another category), an unhappy message must fire
+/// another category, and a calm one nothing.
+#[test]
+fn the_blind_english_sets_are_read_as_their_writers_labelled_them() {
+    let rules = TriggerRules::builtin();
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for line in include_str!("trigger_cases_en.tsv").lines().filter(|l| !l.starts_with('#')) {
+        let (expected, text) = line.split_once('\t').unwrap_or((line, ""));
+        total += 1;
+        let got = rules.detect(text);
+        let asks = |t: &feedback::analysis::triggers::Trigger| t.category.as_deref() == Some("want_human");
+        let right = match expected {
+            "want_human" => asks(&got) || got.also.as_deref().is_some_and(asks),
+            "unhappy" => got.fired && !asks(&got),
+            "-" => !got.fired,
+            other => panic!("unknown label {other:?} in trigger_cases_en.tsv"),
+        };
+        if !right {
+            failures.push(format!("{text:?}: expected {expected}, got {:?} ({:?})", got.category, got.phrase));
+        }
+    }
+    assert!(total >= 250, "the English sets must keep at least 250 messages");
+    assert!(failures.is_empty(), "{} misread:\n{}", failures.len(), failures.join("\n"));
+}
