@@ -76,8 +76,9 @@ async fn each_stored_message_has_one_log_entry_in_time_order_and_a_resend_mends_
     assert_eq!((first[1].1.as_str(), first[1].2.as_str()), ("agent", "a-2"));
     assert_eq!(first[0].3, expires_at_of_message(&client, &table, &conv, "z-1").await, "expires with its message");
 
-    // A retried request: nothing new.
-    let again = store.insert_messages(&conv, &batch, now).await.unwrap();
+    // A retried request, days later: nothing new, and the entries still expire with their messages.
+    let later = "2026-11-21T03:10:00Z".parse().unwrap();
+    let again = store.insert_messages(&conv, &batch, later).await.unwrap();
     assert_eq!(again, vec![MessageStored::Duplicate, MessageStored::Duplicate]);
     assert_eq!(log(&client, &table, &conv).await, first);
 
@@ -91,8 +92,8 @@ async fn each_stored_message_has_one_log_entry_in_time_order_and_a_resend_mends_
         .await
         .unwrap();
     assert_eq!(log(&client, &table, &conv).await.len(), 1);
-    store.insert_messages(&conv, &batch[1..], now).await.unwrap();
-    assert_eq!(log(&client, &table, &conv).await, first, "mended");
+    store.insert_messages(&conv, &batch[1..], later).await.unwrap();
+    assert_eq!(log(&client, &table, &conv).await, first, "mended, expiring with the message");
 
     // The same id with other content is refused, and leaves no entry at its own time.
     let conflict = [message("a-2", Role::Agent, "别的内容", "2026-11-18T03:00:09Z")];

@@ -175,7 +175,7 @@ impl DynamoConversationStore {
             received_at: iso(now),
             expires_at: expiry(now, self.retention_days),
         };
-        let turn = TurnItem {
+        let mut turn = TurnItem {
             pk: item.pk.clone(),
             sk: keys::turn(&item.sent_at, &item.message_id),
             entity: "turn".into(),
@@ -185,11 +185,18 @@ impl DynamoConversationStore {
         };
         let stored = match self.put_new(item, "message").await? {
             None => MessageStored::Created,
-            Some(old) if get_s(&old, "fingerprint") == Some(fingerprint.as_str()) => MessageStored::Duplicate,
+            Some(old) if get_s(&old, "fingerprint") == Some(fingerprint.as_str()) => {
+                // The entry expires with the stored message, not a day later for a later resend.
+                let stored_expiry = old.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+                turn.expires_at = stored_expiry.unwrap_or(turn.expires_at);
+                MessageStored::Duplicate
+            }
             Some(_) => return Ok(MessageStored::Conflict),
         };
         // A resend is the same message (its fingerprint covers sent_at): the entry is the same,
-        // and written again it mends a request that failed between the two writes.
+        // and written again it mends a request that failed between the two writes. (Until that
+        // resend, a message whose entry failed is not in the context of the messages after it:
+        // the intake answered with an error, and the storefront resends on an error.)
         let turn: Item =
             serde_dynamo::to_item(turn).map_err(|e| StoreError::Failed(format!("cannot map a turn: {e}")))?;
         self.client.put_item().table_name(&self.table).set_item(Some(turn)).send().await.map_err(store_error)?;
