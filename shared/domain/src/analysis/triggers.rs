@@ -827,8 +827,10 @@ impl TriggerRules {
                 continue;
             }
             // A near rule's first part is a verb or a frame as written (talk, not talked: a report
-            // of a call is no ask), so an ASCII one takes no ending.
-            let inflected = pattern.ascii && text[m.end()..].starts_with(|c: char| c.is_ascii_alphanumeric());
+            // of a call is no ask), so an ASCII one takes no ending but an s, which is what is left
+            // of 's once apostrophes are dropped (nobody's answered).
+            let ending = text[m.end()..].bytes().take_while(u8::is_ascii_alphanumeric).count();
+            let inflected = pattern.ascii && ending > 0 && &text[m.end()..m.end() + ending] != "s";
             let (rule, end) = match pattern.kind {
                 Kind::NearFirst { .. } if inflected => continue,
                 Kind::NearFirst { rule, near } => match self.near_end(text, m.end(), &self.nears[near]) {
@@ -1348,6 +1350,9 @@ mod tests {
         assert_eq!(category("I talked to someone yesterday and it ships today"), None);
         assert_eq!(category("I don't need to talk to anyone, just the tracking number"), None);
         assert_eq!(category("please contact me about a replacement"), None);
+        // A first part's 's is kept: nobody's answered is nobody answered.
+        assert_eq!(category("Nobody's answered my emails").as_deref(), Some("not_resolved"));
+        assert_eq!(category("no one's replied since monday").as_deref(), Some("not_resolved"));
         // A second part is a whole word too: not helpful is unhappy, helpful alone is not help.
         assert_eq!(category("still not helpful").as_deref(), Some("not_resolved"));
         assert_eq!(category("still not helped").as_deref(), Some("not_resolved"));
@@ -1364,6 +1369,17 @@ mod tests {
         assert_eq!(category("the agent said it ships today"), None);
         assert_eq!(category("human resources"), None);
         assert_eq!(category("someone"), None);
+    }
+
+    #[test]
+    fn waiting_this_long_is_not_resolved_but_waiting_calmly_is_not() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        assert_eq!(category("its been 2 weeks and nothing").as_deref(), Some("not_resolved"));
+        assert_eq!(category("waiting for 40 minutes in this chat").as_deref(), Some("not_resolved"));
+        assert_eq!(category("its been fine for months, just want a second one"), None);
+        assert_eq!(category("happy to keep waiting a few days"), None);
+        assert_eq!(category("it's been a few days, no rush, any update?"), None);
     }
 
     #[test]
