@@ -11,7 +11,7 @@ use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::insights::weekly::{AggregateDelta, COUNTERS, Counts, EXAMPLE_SLOTS, Example};
 
-use super::{AGGREGATE_RETENTION_DAYS, Item, expiry, get_s, key, keys, n, s, store_error};
+use super::{AGGREGATE_RETENTION_DAYS, Item, expiry, get_n, get_s, key, keys, n, s, store_error};
 
 /// The update that adds `delta` to its aggregate item (created on first use).
 pub(crate) fn update(table: &str, delta: &AggregateDelta, now: Timestamp) -> Result<Update, StoreError> {
@@ -128,7 +128,7 @@ pub(crate) async fn count_customers(
 const SEEN: &str = "SEEN";
 
 fn signed(item: &Item, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+    get_n::<i64>(item, name).unwrap_or(0)
 }
 
 /// One aggregate item read back as `(issue type, counts)`.

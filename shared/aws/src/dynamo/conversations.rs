@@ -5,7 +5,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::lease::SentOnce;
-use super::{Item, expiry, get_s, iso, key, keys, n, s, store_error};
+use super::{Item, expiry, get_n, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::triggers::{Severity, Trigger};
 use feedback::conversations::store::{
@@ -187,8 +187,7 @@ impl DynamoConversationStore {
             None => MessageStored::Created,
             Some(old) if get_s(&old, "fingerprint") == Some(fingerprint.as_str()) => {
                 // The entry expires with the stored message, not a day later for a later resend.
-                let stored_expiry = old.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-                turn.expires_at = stored_expiry.unwrap_or(turn.expires_at);
+                turn.expires_at = get_n(&old, "expires_at").unwrap_or(turn.expires_at);
                 MessageStored::Duplicate
             }
             Some(_) => return Ok(MessageStored::Conflict),
@@ -206,7 +205,7 @@ impl DynamoConversationStore {
     async fn put_follow_up(&self, closing: &Closing, meta: &Item, due: Timestamp) -> Result<FollowUpState, StoreError> {
         let Some(customer_id) = get_s(meta, "customer_id") else { return Ok(FollowUpState::CustomerUnknown) };
         let conversation_id = &closing.conversation_id;
-        let expected_stars = meta.get("expected_stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<f32>().ok());
+        let expected_stars = get_n::<f32>(meta, "expected_stars");
         let triggered =
             meta.get("triggering_message_ids").and_then(|v| v.as_ss().ok()).is_some_and(|ids| !ids.is_empty());
         let unhappy = feedback::customers::feedback::unhappy_close(expected_stars, triggered);

@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use super::{built, get_s, iso, key, keys, n, s, store_error};
+use super::{built, get_n, get_s, iso, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::insights::corrections::{
@@ -67,8 +67,7 @@ impl CorrectionStore for DynamoCorrectionStore {
         };
         let counted = read_counted(counted)?;
         let original = stored.get("counted_original").map(read_counted).transpose()?;
-        let version =
-            stored.get("correction_version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let version = get_n(&stored, "correction_version").unwrap_or(0);
         let text = match item {
             FeedbackRef::Rating { .. } => get_s(&stored, "comment").map(str::to_owned),
             FeedbackRef::Message { .. } => {

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::Client;
 
-use super::{Item, get_s, keys, s, store_error};
+use super::{Item, get_n, get_s, keys, s, store_error};
 use feedback::Timestamp;
 use feedback::customers::{ContactPreferences, CustomerProfile};
 use feedback::errors::StoreError;
@@ -87,7 +87,7 @@ pub(crate) async fn read_customer(
     let fatigue: Option<FatigueRead> = by_sk(keys::FATIGUE).map(|i| read(i, "fatigue")).transpose()?;
     let profile = match by_sk(keys::PROFILE) {
         Some(item) => {
-            let version = item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let version = get_n(item, "version").unwrap_or(0);
             let value =
                 item.get("profile").ok_or_else(|| StoreError::Failed("profile item without a profile".into()))?;
             let profile: CustomerProfile = serde_dynamo::from_attribute_value(value.clone())

@@ -278,6 +278,11 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 
+/// A number attribute, parsed (none when absent, not a number, or out of `T`'s range).
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
 /// Puts `item` unless an item with its key exists: `Ok(None)` when written, `Ok(Some(existing))`
 /// otherwise (read from the failed condition, so no second round trip).
 pub(crate) async fn put_new(client: &Client, table: &str, item: Item) -> Result<Option<Item>, StoreError> {

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
-use super::{Item, built, get_s, key, keys, n, s, store_error};
+use super::{Item, built, get_n, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::analysis::satisfaction::Satisfaction;
 use feedback::config::WeekSettings;
@@ -92,7 +92,7 @@ async fn conversation_item(
 
 async fn rating_stars(client: &Client, table: &str, conversation_id: &str) -> Result<Option<u8>, StoreError> {
     let rating = conversation_item(client, table, conversation_id, keys::RATING).await?;
-    Ok(rating.as_ref().and_then(|i| i.get("stars")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok()))
+    Ok(rating.as_ref().and_then(|i| get_n::<u8>(i, "stars")))
 }
 
 /// Counts a closed conversation's estimate into the week it closed in, once; with the pair when
@@ -173,10 +173,9 @@ pub(crate) async fn count_rated(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let Some(meta) = conversation_item(client, table, conversation_id, keys::META).await? else { return Ok(()) };
-    let (Some(week), Some(tenths)) = (
-        get_s(&meta, "satisfaction_week"),
-        meta.get("satisfaction_counted_tenths").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()),
-    ) else {
+    let (Some(week), Some(tenths)) =
+        (get_s(&meta, "satisfaction_week"), get_n::<i64>(&meta, "satisfaction_counted_tenths"))
+    else {
         return Ok(());
     };
     if meta.contains_key("satisfaction_paired") {

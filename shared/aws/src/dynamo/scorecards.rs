@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
-use super::{Item, built, expiry, get_s, key, keys, n, s, store_error};
+use super::{Item, built, expiry, get_n, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
 use feedback::insights::scorecards::{
@@ -116,7 +116,7 @@ pub(crate) async fn closing_facts(
         for item in out.items() {
             match get_s(item, "sk") {
                 Some(keys::RATING) => {
-                    let stars = item.get("stars").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u8>().ok());
+                    let stars = get_n::<u8>(item, "stars");
                     let via = item.get("via_follow_up").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
                     facts.rating = stars.map(|s| (s, via));
                 }
@@ -244,7 +244,7 @@ pub(crate) async fn scorecard(
                 let Some(key) = get_s(item, "sk") else { continue };
                 let mut c = ScoreCounts::default();
                 for name in SCORE_COUNTERS {
-                    let v = item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                    let v = get_n::<i64>(item, name).unwrap_or(0);
                     c.add_counter(name, v);
                 }
                 for slot in 0..SCORE_EXAMPLE_SLOTS {

@@ -123,6 +123,8 @@ struct RulesFile {
     #[serde(default)]
     alone: Alone,
     #[serde(default)]
+    whole: Whole,
+    #[serde(default)]
     ruled_out: RuledOut,
     #[serde(default)]
     marks: Vec<MarksDef>,
@@ -181,12 +183,16 @@ struct RuledOut {
 }
 
 /// Which characters may follow a rule's `alone` phrase: it counts at the end of a clause or before
-/// one of these (人工 and 人工呢 ask for a person; 人工草坪 is a lawn). `polite`: the words a `whole`
-/// phrase may stand with and still be the whole message (agent now, please human).
+/// one of these (人工 and 人工呢 ask for a person; 人工草坪 is a lawn).
 #[derive(Deserialize, Default)]
 struct Alone {
     followers: Vec<String>,
-    #[serde(default)]
+}
+
+/// The words a rule's `whole` phrase may stand with and still be the whole message (agent now,
+/// I want a human).
+#[derive(Deserialize, Default)]
+struct Whole {
     polite: Vec<String>,
 }
 
@@ -366,7 +372,7 @@ struct RuleDef {
     /// Phrases that count only at the end of a clause or before an `[alone]` follower.
     #[serde(default)]
     alone: Vec<String>,
-    /// Phrases that count only as the whole message, but for its marks and `[alone] polite`
+    /// Phrases that count only as the whole message, but for its marks and `[whole] polite`
     /// words: human!!, operator? (I'm only human, the agent said: no).
     #[serde(default)]
     whole: Vec<String>,
@@ -668,9 +674,9 @@ impl TriggerRules {
                 true,
             )?,
             alone_followers: norm(&file.alone.followers),
-            wholes_ascii: wholes.iter().map(|(p, _)| p).chain(&file.alone.polite).all(|p| p.is_ascii()),
+            wholes_ascii: wholes.iter().map(|(p, _)| p).chain(&file.whole.polite).all(|p| p.is_ascii()),
             wholes,
-            polite: norm(&file.alone.polite),
+            polite: norm(&file.whole.polite),
             lifted_by: norm(&file.ruled_out.lifted_by),
             marks,
             number_units: norm(&file.numbers.units),
@@ -819,8 +825,9 @@ impl TriggerRules {
         }
         let latin = !self.near_ascii_lettered || text.bytes().any(|b| b.is_ascii_alphabetic());
         let passes = self.near_passes.iter().zip([true, latin]).filter(|(_, run)| *run);
-        for m in passes.flat_map(|((matcher, index), _)| matcher.find_overlapping_iter(text).map(move |m| (m, index))) {
-            let (m, index) = m;
+        for (m, index) in
+            passes.flat_map(|((matcher, index), _)| matcher.find_overlapping_iter(text).map(move |m| (m, index)))
+        {
             let pattern = &self.near_patterns[index[m.pattern().as_usize()]];
             let shadowed = shadows.iter().any(|&(s, e)| s <= m.start() && m.start() < e);
             if shadowed || (pattern.ascii && !word_bounded(text, m.start(), m.end())) {
@@ -829,10 +836,12 @@ impl TriggerRules {
             // A near rule's first part is a verb or a frame as written (talk, not talked: a report
             // of a call is no ask), so an ASCII one takes no ending but an s, which is what is left
             // of 's once apostrophes are dropped (nobody's answered).
-            let ending = text[m.end()..].bytes().take_while(u8::is_ascii_alphanumeric).count();
-            let inflected = pattern.ascii && ending > 0 && &text[m.end()..m.end() + ending] != "s";
+            let inflected = || {
+                let ending = text[m.end()..].bytes().take_while(u8::is_ascii_alphanumeric).count();
+                ending > 0 && &text[m.end()..m.end() + ending] != "s"
+            };
             let (rule, end) = match pattern.kind {
-                Kind::NearFirst { .. } if inflected => continue,
+                Kind::NearFirst { .. } if pattern.ascii && inflected() => continue,
                 Kind::NearFirst { rule, near } => match self.near_end(text, m.end(), &self.nears[near]) {
                     Some(end) => (rule, end),
                     None => continue,
