@@ -179,6 +179,7 @@ async fn a_complaint_that_asks_for_a_person_alerts_staff_and_hands_off() {
     let (status, body) = post(&w.app, &conv, &[message("m-1", "customer", "我要投诉，先给我接个人工", 0)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["messages"][0]["trigger"]["category"], "complaint");
+    assert_eq!(body["messages"][0]["trigger"]["also"]["category"], "want_human", "{body}");
     assert_eq!(body["action"]["type"], "handoff_to_agent");
     assert_eq!(body["action"]["reason"]["category"], "want_human");
     assert_eq!(body["alerts"][0]["category"], "complaint");

@@ -49,8 +49,9 @@ pub struct Trigger {
     pub ruled_out: bool,
     /// A category with an action of its own (want_human: hand the customer to a person) that the
     /// same message raises beside a stronger or earlier one: 我要投诉，先给我接个人工 is a
-    /// complaint and asks for a person. Not part of the serialised analysis.
-    #[serde(skip)]
+    /// complaint and asks for a person. Serialised only when there is one, so a reader of the
+    /// analysis sees both (the intake's answer, `feedback analyze`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub also: Option<Box<Trigger>>,
 }
 
@@ -1310,6 +1311,13 @@ mod tests {
         assert_eq!(r.detect("我要投诉").also, None);
         // What the human agent said is no request (人工客服说过会处理).
         assert_eq!(r.detect("我要投诉，人工客服说过会处理，到现在没动静").also, None);
+        // A reader of the analysis sees it; a trigger without one has no `also` at all.
+        let json = serde_json::to_value(r.detect("我要投诉，先给我接个人工")).unwrap();
+        assert_eq!(
+            (json["category"].as_str(), json["also"]["category"].as_str()),
+            (Some("complaint"), Some("want_human"))
+        );
+        assert_eq!(serde_json::to_value(r.detect("我要投诉")).unwrap().get("also"), None);
     }
 
     #[test]
