@@ -106,7 +106,7 @@ models: toolchain
 	@test -n "$(CORRECTIONS)" || { echo "make models CORRECTIONS=<file from feedback export-corrections>"; exit 2; }
 	cargo build --release -p feedback-infra --bin feedback
 	$(CARGO_TARGET_DIR)/release/feedback train-chat $(CACHE)/chat-candidate.bin $(TEAM_DATA) shared/labels/jddc_turns.tsv \
-	  --extra shared/labels/stc3_turns.tsv --corrections $(CORRECTIONS)
+	  --extra shared/labels/stc3_turns.tsv --written shared/labels/written_sessions.tsv --corrections $(CORRECTIONS)
 	$(CARGO_TARGET_DIR)/release/feedback gate $(CACHE)/chat-candidate.bin --corrections $(CORRECTIONS) $(TEAM_DATA)
 	cp $(CACHE)/chat-candidate.bin shared/domain/models/chat-zh.bin
 

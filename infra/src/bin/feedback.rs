@@ -23,9 +23,11 @@ const USAGE: &str = "usage:
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
   feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all]
       (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
-  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--corrections C.jsonl] [--bits N] [--ridge X] [--oof OOF.tsv]
-      (our labelled JDDC turns, train split; thresholds from out-of-fold predictions; staff corrections
-       of chat turns as extra rows; --oof: each train turn as read out of fold, keyed by session and turn)
+  feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--written SESSIONS.tsv] [--corrections C.jsonl]
+                     [--bits N] [--ridge X] [--fold-seed N] [--oof OOF.tsv]
+      (our labelled JDDC turns, train split; thresholds from out-of-fold predictions; helpdesk turns,
+       written sessions and staff corrections of chat turns as extra rows; --fold-seed: other folds;
+       --oof: each train turn as read out of fold, keyed by session and turn)
   feedback eval [DATA_DIR] [LABELS.tsv] [--corrections C.jsonl]
       (every figure of the chat analysis; defaults ../shared/data and shared/labels/jddc_turns.tsv;
        with corrections, the agreement with staff per week)
@@ -485,7 +487,18 @@ fn train_chat(args: &[String]) -> Result<(), String> {
     let extra = (!extra.is_empty()).then_some(extra.as_str());
     let corrected = infra::cli::corrections::chat_rows(&corrections_flag(args)?);
     let oof_out: String = flag(args, "--oof", String::new())?;
-    let trained = infra::cli::evaluation::train_chat(dir, labels, extra, &corrected, bits, ridge)?;
+    let written: String = flag(args, "--written", String::new())?;
+    let written = (!written.is_empty()).then_some(written.as_str());
+    let fold_seed: u32 = flag(args, "--fold-seed", 0)?;
+    let training = infra::cli::evaluation::ChatTraining {
+        extra_labels: extra,
+        written,
+        corrected: &corrected,
+        bits,
+        ridge,
+        fold_seed,
+    };
+    let trained = infra::cli::evaluation::train_chat(dir, labels, &training)?;
     std::fs::write(out, trained.model.to_bytes()).map_err(|e| format!("{out}: {e}"))?;
     if !oof_out.is_empty() {
         let lines = std::iter::once(infra::cli::evaluation::OutOfFold::TSV_HEADER.to_owned())

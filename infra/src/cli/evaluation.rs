@@ -12,6 +12,7 @@ use feedback::analysis::triggers::normalize_into;
 use feedback::analysis::{Analysis, Analyzer, decide_turn};
 
 /// One labelled customer turn.
+#[derive(Debug)]
 pub struct Label {
     pub session: String,
     pub turn: usize,
@@ -164,8 +165,11 @@ impl RowBuilder {
 /// How much a labelled shop-chat (JDDC) turn counts in training against one from another source.
 const SHOP_CHAT_WEIGHT: f32 = 2.0;
 
-fn group_of(session: &str) -> u32 {
-    session.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+/// A session's group for the out-of-fold folds (group % folds): FNV-1a of its id, the offset basis
+/// mixed with `seed` so that other seeds deal the sessions into other folds (seed 0: the shipped
+/// model's folds).
+fn group_of(session: &str, seed: u32) -> u32 {
+    session.bytes().fold(0x811c_9dc5u32 ^ seed, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// A trained chat model, what `train-chat` reports, and each JDDC train turn as a model that
@@ -211,14 +215,23 @@ impl OutOfFold {
 }
 
 /// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
-pub fn train_chat(
-    dir: &str,
-    labels_path: &str,
-    extra_labels: Option<&str>,
-    corrected: &[(String, Label)],
-    bits: u32,
-    ridge: f32,
-) -> Result<TrainedChat, String> {
+/// What `train-chat` trains on besides the labelled JDDC train turns, and how.
+pub struct ChatTraining<'a> {
+    /// STC-3 helpdesk turns labelled by the guide (`stc3_turns.tsv`).
+    pub extra_labels: Option<&'a str>,
+    /// Sessions written to look like shop chat, labelled by the guide (`written_sessions.tsv`).
+    pub written: Option<&'a str>,
+    /// Staff corrections of chat turns (text, label).
+    pub corrected: &'a [(String, Label)],
+    pub bits: u32,
+    pub ridge: f32,
+    /// Deals the JDDC train sessions into other out-of-fold folds (0: the usual ones), to see how
+    /// much a figure moves with the folds alone.
+    pub fold_seed: u32,
+}
+
+pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> Result<TrainedChat, String> {
+    let ChatTraining { extra_labels, written, corrected, bits, ridge, fold_seed } = *training;
     let sessions = jddc_sessions(dir)?;
     let labels = labels(labels_path)?;
     let mut builder = RowBuilder::new(bits);
@@ -228,7 +241,7 @@ pub fn train_chat(
     let mut shop_turns = Vec::new();
     for l in labels.iter().filter(|l| !l.dev) {
         let (session, text) = labelled_turn(&sessions, l)?;
-        let group = Some(group_of(&l.session));
+        let group = Some(group_of(&l.session, fold_seed));
         let (plain, row) = builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group);
         let at = row.map(|row| {
             rows.push(row);
@@ -236,20 +249,26 @@ pub fn train_chat(
         });
         shop_turns.push((l, plain, at));
     }
+    let shop_rows = rows.len();
     // Helpdesk turns labelled the same way (`stc3_turns.tsv`): more examples of unhappy words,
     // always trained on; the thresholds are still chosen on the shop chats alone.
     if let Some(extra) = extra_labels {
         add_stc3_rows(dir, extra, &mut builder, &mut rows)?;
     }
-    let shop_and_helpdesk = rows.len();
+    let helpdesk = rows.len() - shop_rows;
+    // Sessions written to look like shop chat: more of its ways, read in context.
+    if let Some(written) = written {
+        add_written_rows(written, &mut builder, &mut rows)?;
+    }
+    let before_corrections = rows.len();
+    let written = before_corrections - shop_rows - helpdesk;
     // Staff corrections of chat turns (`corrections::chat_rows`), like the helpdesk turns: always
     // trained on, read without their context (the export does not keep it).
     for (text, label) in corrected {
         rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None).1);
     }
-    let corrected = format!("{} of {} staff corrections", rows.len() - shop_and_helpdesk, corrected.len());
+    let corrected = format!("{} of {} staff corrections", rows.len() - before_corrections, corrected.len());
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
-    let shop_rows = rows.iter().filter(|r| r.group.is_some()).count();
     let unhappy: Vec<(f32, bool)> =
         oof.iter().zip(&rows).filter(|(_, r)| r.group.is_some()).map(|(p, r)| (p.unhappy, r.labels[0])).collect();
     // A learned trigger asks a customer for feedback and counts them as unhappy: its threshold is
@@ -296,11 +315,10 @@ pub fn train_chat(
         });
     }
     let report = format!(
-        "trained on the turns with words: {shop_rows} labelled JDDC train turns, {} STC-3 turns and {corrected} ({bits} bits, ridge {ridge}); \
+        "trained on the turns with words: {shop_rows} labelled JDDC train turns, {helpdesk} STC-3 turns, {written} written turns and {corrected} ({bits} bits, ridge {ridge}); \
          out-of-fold on JDDC (5 folds by session): chat model unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), \
          sentiment thresholds negative {t_neg:.2} positive {t_pos:.2}; as `feedback eval` reads dev, over all {} train turns: \
          unhappy, rules + chat model: {}; sentiment macro-F1 {best:.3}",
-        shop_and_helpdesk - shop_rows,
         auc(&unhappy),
         shop_turns.len(),
         combined.line(),
@@ -802,6 +820,80 @@ pub fn stc3_held_out(id: &str) -> bool {
 /// Rows from labelled STC-3 customer turns (`dialogue_id turn categories sentiment invalid
 /// issue_types`, `turn` the turn index, contiguous from 0), with the helpdesk's turn before each as
 /// context.
+/// A session written for training (`shared/labels/written_sessions.tsv`): (role, text, the
+/// customer turn's label) by turn.
+pub type WrittenSession = Vec<(String, String, Option<Label>)>;
+
+/// The categories a label may name (`shared/labels/GUIDE.md`).
+const CATEGORIES: [&str; 7] =
+    ["none", "dissatisfied", "not_resolved", "want_human", "complaint", "refund_anger", "bad_review_threat"];
+
+/// Sessions written to look like shop chat, with each customer turn labelled by the guide:
+/// `session_id turn role text categories sentiment invalid issue_types`, an agent turn `-` in the
+/// four label columns. Every value is checked: a misspelt category would otherwise train as unhappy.
+pub fn written_sessions(tsv: &str) -> Result<Vec<(String, WrittenSession)>, String> {
+    let mut sessions: Vec<(String, WrittenSession)> = Vec::new();
+    for (n, line) in tsv.lines().enumerate().skip(1) {
+        let bad = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        let c: Vec<&str> = line.split('\t').collect();
+        let [id, turn, role, text, categories, sentiment, invalid, issue_types] = c.as_slice() else {
+            return Err(bad("not 8 columns"));
+        };
+        if sessions.last().is_none_or(|(last, _)| last != id) {
+            if sessions.iter().any(|(seen, _)| seen == id) {
+                return Err(bad("a session's lines are not together"));
+            }
+            sessions.push(((*id).to_owned(), Vec::new()));
+        }
+        let turns = &mut sessions.last_mut().expect("pushed above").1;
+        if turn.parse::<usize>().ok() != Some(turns.len()) {
+            return Err(bad("turns do not count up from 0"));
+        }
+        let label = match *role {
+            "agent" if [*categories, *sentiment, *invalid, *issue_types] == ["-"; 4] => None,
+            "agent" => return Err(bad("an agent turn has a label")),
+            "customer" => {
+                let categories = list(categories);
+                if categories.is_empty() || categories.iter().any(|c| !CATEGORIES.contains(&c.as_str())) {
+                    return Err(bad("unknown category"));
+                }
+                if !SENTIMENTS.contains(sentiment) || !["0", "1"].contains(invalid) {
+                    return Err(bad("unknown sentiment or invalid flag"));
+                }
+                Some(Label {
+                    session: (*id).to_owned(),
+                    turn: turns.len(),
+                    dev: false,
+                    categories,
+                    sentiment: (*sentiment).to_owned(),
+                    invalid: *invalid == "1",
+                    issue_types: list(issue_types),
+                })
+            }
+            _ => return Err(bad("role is neither customer nor agent")),
+        };
+        turns.push(((*role).to_owned(), (*text).to_owned(), label));
+    }
+    Ok(sessions)
+}
+
+/// The written sessions' customer turns, read in their context like the JDDC turns and trained on
+/// like the helpdesk turns: always, never measured (they are not real chat).
+fn add_written_rows(path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -> Result<(), String> {
+    for (_, turns) in written_sessions(&read(path)?).map_err(|e| format!("{path}: {e}"))? {
+        let session: Session = turns.iter().map(|(r, t, _)| (r.clone(), t.clone())).collect();
+        for (turn, (_, text, label)) in turns.iter().enumerate() {
+            if let Some(label) = label {
+                let row = builder.row(text, &context(&session, turn), SatisfactionModel::builtin(), label, None).1;
+                // They count like real shop chat: at weight 1 (like a helpdesk turn) they lift the
+                // out-of-fold figures about half as much (chosen out of fold, four fold seeds).
+                rows.extend(row.map(|row| Row { weight: SHOP_CHAT_WEIGHT, ..row }));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -> Result<(), String> {
     use feedback::analysis::satisfaction::{Example, train};
     // The shipped satisfaction model was trained on the training part's dialogues: its score of
@@ -853,6 +945,40 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
 mod tests {
     use super::*;
     use feedback::analysis::sentiment::Polarity;
+
+    const HEADER: &str = "session_id\tturn\trole\ttext\tcategories\tsentiment\tinvalid\tissue_types\n";
+
+    #[test]
+    fn written_sessions_keep_their_turns_and_label_only_the_customer() {
+        let tsv = format!(
+            "{HEADER}s1\t0\tcustomer\t在吗\tnone\tneutral\t0\t-\ns1\t1\tagent\t在的亲\t-\t-\t-\t-\n\
+             s1\t2\tcustomer\t我问的是什么时候到\tnot_resolved\tnegative\t0\tlogistics\ns2\t0\tcustomer\t[链接x]\tnone\tneutral\t1\t-\n"
+        );
+        let sessions = written_sessions(&tsv).unwrap();
+        assert_eq!(sessions.iter().map(|(id, t)| (id.as_str(), t.len())).collect::<Vec<_>>(), [("s1", 3), ("s2", 1)]);
+        let (_, turns) = &sessions[0];
+        assert!(turns[1].2.is_none());
+        let label = turns[2].2.as_ref().unwrap();
+        assert!(label.unhappy() && label.turn == 2 && !label.dev && label.issue_types == ["logistics"]);
+        assert!(sessions[1].1[0].2.as_ref().unwrap().invalid);
+    }
+
+    #[test]
+    fn a_written_session_with_a_wrong_value_is_refused_by_line() {
+        let row = |rest: &str| format!("{HEADER}s1\t0\tcustomer\t在吗\tnone\tneutral\t0\t-\n{rest}\n");
+        for (rest, why) in [
+            ("s1\t1\tagent\t在的\tnone\t-\t-\t-", "an agent turn has a label"),
+            ("s1\t2\tagent\t在的\t-\t-\t-\t-", "turns do not count up from 0"),
+            ("s1\t1\tcustomer\t烦\tdissatisifed\tnegative\t0\t-", "unknown category"),
+            ("s1\t1\tcustomer\t烦\tdissatisfied\tangry\t0\t-", "unknown sentiment"),
+            ("s1\t1\tbot\t在的\t-\t-\t-\t-", "neither customer nor agent"),
+            ("s1\t1\tagent\t在的", "not 8 columns"),
+            ("s2\t0\tagent\t在的\t-\t-\t-\t-\ns1\t1\tagent\t在的\t-\t-\t-\t-", "not together"),
+        ] {
+            let e = written_sessions(&row(rest)).unwrap_err();
+            assert!(e.contains(why) && e.starts_with("line "), "{rest:?}: {e}");
+        }
+    }
 
     #[test]
     fn an_out_of_fold_line_has_the_headers_columns_and_no_text() {

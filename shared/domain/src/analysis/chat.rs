@@ -14,8 +14,10 @@
 //! previous one, question marks, the turn's position, a very short turn, and whether there was a
 //! previous turn at all.
 //!
-//! Trained by `feedback train-chat` on our labelled JDDC turns (`labels/`, train split only);
-//! thresholds chosen on out-of-fold predictions of the training sessions, never on the dev split.
+//! Trained by `feedback train-chat` on our labelled JDDC turns (`labels/`, train split only), the
+//! labelled helpdesk turns and sessions written to look like shop chat (`written_sessions.tsv`);
+//! thresholds chosen on out-of-fold predictions of the real training sessions, never on the dev
+//! split.
 //! See `models/CHAT.md`.
 
 use std::sync::OnceLock;
