@@ -156,6 +156,7 @@ impl RowBuilder {
         // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
         // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
         // these how shop customers write in context (chosen out of fold on the JDDC train sessions).
+        // Written sessions count twice as well (`add_written_rows`).
         let weight = if group.is_some() { SHOP_CHAT_WEIGHT } else { 1.0 };
         let row = Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group, weight };
         (plain, Some(row))
@@ -214,7 +215,6 @@ impl OutOfFold {
     }
 }
 
-/// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
 /// What `train-chat` trains on besides the labelled JDDC train turns, and how.
 pub struct ChatTraining<'a> {
     /// STC-3 helpdesk turns labelled by the guide (`stc3_turns.tsv`).
@@ -230,6 +230,7 @@ pub struct ChatTraining<'a> {
     pub fold_seed: u32,
 }
 
+/// Trains the chat model on the labelled train split; thresholds from out-of-fold predictions.
 pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> Result<TrainedChat, String> {
     let ChatTraining { extra_labels, written, corrected, bits, ridge, fold_seed } = *training;
     let sessions = jddc_sessions(dir)?;
@@ -316,7 +317,7 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
     }
     let report = format!(
         "trained on the turns with words: {shop_rows} labelled JDDC train turns, {helpdesk} STC-3 turns, {written} written turns and {corrected} ({bits} bits, ridge {ridge}); \
-         out-of-fold on JDDC (5 folds by session): chat model unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), \
+         out-of-fold on JDDC (5 folds by session, fold seed {fold_seed}): chat model unhappy AUC {:.3}, threshold {t_unhappy:.3} (precision {p:.3}, recall {r:.3}), \
          sentiment thresholds negative {t_neg:.2} positive {t_pos:.2}; as `feedback eval` reads dev, over all {} train turns: \
          unhappy, rules + chat model: {}; sentiment macro-F1 {best:.3}",
         auc(&unhappy),
@@ -817,9 +818,6 @@ pub fn stc3_held_out(id: &str) -> bool {
     h % 5 == 0
 }
 
-/// Rows from labelled STC-3 customer turns (`dialogue_id turn categories sentiment invalid
-/// issue_types`, `turn` the turn index, contiguous from 0), with the helpdesk's turn before each as
-/// context.
 /// A session written for training (`shared/labels/written_sessions.tsv`): (role, text, the
 /// customer turn's label) by turn.
 pub type WrittenSession = Vec<(String, String, Option<Label>)>;
@@ -830,7 +828,8 @@ const CATEGORIES: [&str; 7] =
 
 /// Sessions written to look like shop chat, with each customer turn labelled by the guide:
 /// `session_id turn role text categories sentiment invalid issue_types`, an agent turn `-` in the
-/// four label columns. Every value is checked: a misspelt category would otherwise train as unhappy.
+/// four label columns. The labels are checked against the guide: a misspelt category would
+/// otherwise train as unhappy, `none|complaint` too.
 pub fn written_sessions(tsv: &str) -> Result<Vec<(String, WrittenSession)>, String> {
     let mut sessions: Vec<(String, WrittenSession)> = Vec::new();
     for (n, line) in tsv.lines().enumerate().skip(1) {
@@ -857,8 +856,21 @@ pub fn written_sessions(tsv: &str) -> Result<Vec<(String, WrittenSession)>, Stri
                 if categories.is_empty() || categories.iter().any(|c| !CATEGORIES.contains(&c.as_str())) {
                     return Err(bad("unknown category"));
                 }
+                let none = categories == ["none"];
+                if !none
+                    && (categories.iter().any(|c| c == "none")
+                        || (1..categories.len()).any(|i| categories[i..].contains(&categories[i - 1])))
+                {
+                    return Err(bad("none beside a category, or a category twice"));
+                }
                 if !SENTIMENTS.contains(sentiment) || !["0", "1"].contains(invalid) {
                     return Err(bad("unknown sentiment or invalid flag"));
+                }
+                if *invalid == "1" && !(none && *sentiment == "neutral") {
+                    return Err(bad("an invalid turn that is not none and neutral"));
+                }
+                if categories.iter().any(|c| c != "none" && c != "want_human") && *sentiment != "negative" {
+                    return Err(bad("an unhappy category that is not negative"));
                 }
                 Some(Label {
                     session: (*id).to_owned(),
@@ -894,6 +906,9 @@ fn add_written_rows(path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -
     Ok(())
 }
 
+/// Rows from labelled STC-3 customer turns (`dialogue_id turn categories sentiment invalid
+/// issue_types`, `turn` the turn index, contiguous from 0), with the helpdesk's turn before each as
+/// context.
 fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -> Result<(), String> {
     use feedback::analysis::satisfaction::{Example, train};
     // The shipped satisfaction model was trained on the training part's dialogues: its score of
@@ -971,6 +986,10 @@ mod tests {
             ("s1\t2\tagent\t在的\t-\t-\t-\t-", "turns do not count up from 0"),
             ("s1\t1\tcustomer\t烦\tdissatisifed\tnegative\t0\t-", "unknown category"),
             ("s1\t1\tcustomer\t烦\tdissatisfied\tangry\t0\t-", "unknown sentiment"),
+            ("s1\t1\tcustomer\t烦\tnone|complaint\tnegative\t0\t-", "none beside a category"),
+            ("s1\t1\tcustomer\t烦\tcomplaint|complaint\tnegative\t0\t-", "a category twice"),
+            ("s1\t1\tcustomer\t[链接x]\tnone\tnegative\t1\t-", "an invalid turn that is not none and neutral"),
+            ("s1\t1\tcustomer\t烦死了\tdissatisfied\tneutral\t0\t-", "an unhappy category that is not negative"),
             ("s1\t1\tbot\t在的\t-\t-\t-\t-", "neither customer nor agent"),
             ("s1\t1\tagent\t在的", "not 8 columns"),
             ("s2\t0\tagent\t在的\t-\t-\t-\t-\ns1\t1\tagent\t在的\t-\t-\t-\t-", "not together"),

@@ -388,7 +388,7 @@ mod tests {
         let mut a = Analyzer::new();
         let context = TurnContext::default();
         // The model alone reads this negated dissatisfaction as unhappy ...
-        let text = "没有不满意 就是问问能不能多给个袋子";
+        let text = "没有不满意 就是问问";
         assert!(a.read_turn(text, &context).unhappy >= a.chat.thresholds.unhappy);
         // ... but the rules saw 不满意 negated, and they decide.
         let turn = a.analyze_turn(text, &context);
