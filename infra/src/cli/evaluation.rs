@@ -138,7 +138,9 @@ impl RowBuilder {
     /// A turn in its context as the rules and the review model read it (`analyze`), and its
     /// training row when the chat model reads it at all (a turn with words: not empty, not noise
     /// such as 。。。, as in `Analyzer::analyze_turn`); `satisfaction` scores the turn alone and
-    /// after its context (the shipped model, or one that never saw the turn's dialogue).
+    /// after its context (the shipped model, or one that never saw the turn's dialogue). `group`:
+    /// the JDDC session, for the out-of-fold folds; `weight`: how much the row counts in training
+    /// (`SHOP_CHAT_WEIGHT` or 1).
     fn row(
         &mut self,
         text: &str,
@@ -146,6 +148,7 @@ impl RowBuilder {
         satisfaction: &SatisfactionModel,
         label: &Label,
         group: Option<u32>,
+        weight: f32,
     ) -> (Analysis, Option<Row>) {
         let plain = self.analyzer.analyze(text, None);
         if !self.analyzer.read_words_of(&plain) {
@@ -153,17 +156,16 @@ impl RowBuilder {
         }
         let signals = self.analyzer.signals(satisfaction, text, context, &plain.trigger, plain.sentiment.score);
         let numeric = chat::features(self.analyzer.normalized(), context, &signals, self.bits, &mut self.chat);
-        // Labelled shop-chat (JDDC) turns, the rows with a session group, count twice: other
-        // sources (helpdesk turns, staff corrections read without context) teach unhappy words,
-        // these how shop customers write in context (chosen out of fold on the JDDC train sessions).
-        // Written sessions count twice as well (`add_written_rows`).
-        let weight = if group.is_some() { SHOP_CHAT_WEIGHT } else { 1.0 };
         let row = Row { hashed: self.chat.hashed.clone(), numeric, labels: label.heads(), group, weight };
         (plain, Some(row))
     }
 }
 
-/// How much a labelled shop-chat (JDDC) turn counts in training against one from another source.
+/// How much a shop-chat turn (labelled JDDC, or a written session's) counts in training against
+/// one from another source (1: helpdesk turns, staff corrections read without context). Those
+/// teach unhappy words, these how shop customers write in context. Chosen out of fold on the JDDC
+/// train sessions: for the written sessions, weight 1 lifted the out-of-fold figures about half as
+/// much at 160 and 320 sessions, and at 720 the two read alike (`models/CHAT.md`).
 const SHOP_CHAT_WEIGHT: f32 = 2.0;
 
 /// A session's group for the out-of-fold folds (group % folds): FNV-1a of its id, the offset basis
@@ -243,7 +245,8 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
     for l in labels.iter().filter(|l| !l.dev) {
         let (session, text) = labelled_turn(&sessions, l)?;
         let group = Some(group_of(&l.session, fold_seed));
-        let (plain, row) = builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group);
+        let (plain, row) =
+            builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group, SHOP_CHAT_WEIGHT);
         let at = row.map(|row| {
             rows.push(row);
             rows.len() - 1
@@ -266,7 +269,7 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
     // Staff corrections of chat turns (`corrections::chat_rows`), like the helpdesk turns: always
     // trained on, read without their context (the export does not keep it).
     for (text, label) in corrected {
-        rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None).1);
+        rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None, 1.0).1);
     }
     let corrected = format!("{} of {} staff corrections", rows.len() - before_corrections, corrected.len());
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
@@ -822,10 +825,6 @@ pub fn stc3_held_out(id: &str) -> bool {
 /// customer turn's label) by turn.
 pub type WrittenSession = Vec<(String, String, Option<Label>)>;
 
-/// The categories a label may name (`shared/labels/GUIDE.md`).
-const CATEGORIES: [&str; 7] =
-    ["none", "dissatisfied", "not_resolved", "want_human", "complaint", "refund_anger", "bad_review_threat"];
-
 /// Sessions written to look like shop chat, with each customer turn labelled by the guide:
 /// `session_id turn role text categories sentiment invalid issue_types`, an agent turn `-` in the
 /// four label columns. The labels are checked against the guide: a misspelt category would
@@ -853,7 +852,9 @@ pub fn written_sessions(tsv: &str) -> Result<Vec<(String, WrittenSession)>, Stri
             "agent" => return Err(bad("an agent turn has a label")),
             "customer" => {
                 let categories = list(categories);
-                if categories.is_empty() || categories.iter().any(|c| !CATEGORIES.contains(&c.as_str())) {
+                // The guide's categories are the rule table's (`chat::RULE_CATEGORIES`), or none.
+                let known = |c: &String| c == "none" || chat::RULE_CATEGORIES.contains(&c.as_str());
+                if categories.is_empty() || !categories.iter().all(known) {
                     return Err(bad("unknown category"));
                 }
                 let none = categories == ["none"];
@@ -889,17 +890,15 @@ pub fn written_sessions(tsv: &str) -> Result<Vec<(String, WrittenSession)>, Stri
     Ok(sessions)
 }
 
-/// The written sessions' customer turns, read in their context like the JDDC turns and trained on
-/// like the helpdesk turns: always, never measured (they are not real chat).
+/// The written sessions' customer turns, read in their context and counted like the JDDC turns,
+/// but like the helpdesk turns always trained on and never measured (they are not real chat).
 fn add_written_rows(path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -> Result<(), String> {
     for (_, turns) in written_sessions(&read(path)?).map_err(|e| format!("{path}: {e}"))? {
         let session: Session = turns.iter().map(|(r, t, _)| (r.clone(), t.clone())).collect();
         for (turn, (_, text, label)) in turns.iter().enumerate() {
             if let Some(label) = label {
-                let row = builder.row(text, &context(&session, turn), SatisfactionModel::builtin(), label, None).1;
-                // They count like real shop chat: at weight 1 (like a helpdesk turn) they lift the
-                // out-of-fold figures about half as much (chosen out of fold, four fold seeds).
-                rows.extend(row.map(|row| Row { weight: SHOP_CHAT_WEIGHT, ..row }));
+                let before = context(&session, turn);
+                rows.extend(builder.row(text, &before, SatisfactionModel::builtin(), label, None, SHOP_CHAT_WEIGHT).1);
             }
         }
     }
@@ -951,7 +950,7 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
         };
         let satisfaction =
             if stc3_held_out(id) { SatisfactionModel::builtin() } else { &fold_models[fold_of(id) as usize] };
-        rows.extend(builder.row(text, &context, satisfaction, &label, None).1);
+        rows.extend(builder.row(text, &context, satisfaction, &label, None, 1.0).1);
     }
     Ok(())
 }
