@@ -16,8 +16,9 @@ const USAGE: &str = "usage:
   feedback train-sentiment OUT.bin TRAIN.tsv [MORE.tsv ...] [--bits N] [--epochs N] [--l2 X] [--exclude TEST.tsv] [--all] [--corrections C.jsonl]
       (labelled TSV: label<TAB>text..., label positive|negative; 10% of TRAIN held out to report)
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
-  feedback train-issues OUT.bin DATA_DIR [--chat LABELS.tsv] [--bits N] [--epochs N]
-      (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits)
+  feedback train-issues OUT.bin DATA_DIR [--chat LABELS.tsv [--fold-seed N]] [--written SESSIONS.tsv] [--bits N] [--epochs N]
+      (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits;
+       --chat: the JDDC train turns, out of fold, choose the chat turns' threshold)
   feedback satisfaction < conversations.jsonl > satisfaction.jsonl
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
@@ -287,9 +288,16 @@ fn issue_rows(
 }
 
 fn train_issues(args: &[String]) -> Result<(), String> {
-    use feedback::analysis::issues::{IssueClassifier, encode_models};
+    use feedback::analysis::issues::{IssueClassifier, IssueScore, MIN_CONFIDENCE, encode_models};
     use feedback::analysis::linear::{LinearModel, train_plain};
     use feedback::analysis::taxonomy::Taxonomy;
+    use feedback::analysis::triggers::normalize;
+    use infra::cli::evaluation::{self, CHAT_ISSUE_TYPES};
+    /// A labelled chat turn: text, its session's fold group (none: always trained on), issue types.
+    type ChatIssues = (String, Option<u32>, Vec<String>);
+    /// The lowest chat threshold a model file may hold: the out-of-fold readings keep every
+    /// confidence from it up.
+    const LOWEST_THRESHOLD: f32 = 0.05;
     let files = positional(args);
     let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 16)?;
@@ -301,46 +309,119 @@ fn train_issues(args: &[String]) -> Result<(), String> {
     let bitext_test = issue_rows(&format!("{dir}/splits/bitext_cs_intents_en.test.tsv"), 1, 0, '|')?;
     // `--chat LABELS.tsv`: the valid customer turns of our labelled JDDC train split, with the
     // issue types the readers gave them (chat words: 价保 and coupons are price, a slow refund is
-    // refund_return).
+    // refund_return), each with its session's fold group for the out-of-fold figures.
+    // `--written SESSIONS.tsv`: the valid customer turns of the sessions written to look like shop
+    // chat, always trained on and never measured.
     let chat_labels: String = flag(args, "--chat", String::new())?;
-    let chat: Vec<(String, Vec<String>)> = if chat_labels.is_empty() {
+    let written: String = flag(args, "--written", String::new())?;
+    let fold_seed: u32 = flag(args, "--fold-seed", 0)?;
+    let mut chat: Vec<ChatIssues> = if chat_labels.is_empty() {
         Vec::new()
     } else {
-        let sessions = infra::cli::evaluation::jddc_sessions(dir)?;
-        infra::cli::evaluation::labels(&chat_labels)?
+        let sessions = evaluation::jddc_sessions(dir)?;
+        evaluation::labels(&chat_labels)?
             .into_iter()
             .filter(|l| !l.dev && !l.invalid)
-            .map(|l| Ok((infra::cli::evaluation::labelled_turn(&sessions, &l)?.1.clone(), l.issue_types)))
+            .map(|l| {
+                let text = evaluation::labelled_turn(&sessions, &l)?.1.clone();
+                Ok((text, Some(evaluation::group_of(&l.session, fold_seed)), l.issue_types))
+            })
             .collect::<Result<_, String>>()?
     };
-    let taxonomy = Taxonomy::builtin();
-    let mut models = Vec::new();
-    for t in &taxonomy.issue_types {
-        let in_chat = chat.iter().filter(|(_, types)| types.contains(&t.id)).count();
-        // `other` is what negative feedback with no type counts as, not a type to recognise.
-        if t.id == "other" || (t.zhijiang.is_empty() && t.bitext.is_empty() && in_chat == 0) {
-            continue;
+    if !written.is_empty() {
+        for (_, turns) in
+            evaluation::written_sessions(&evaluation::read(&written)?).map_err(|e| format!("{written}: {e}"))?
+        {
+            for (_, text, label) in turns {
+                chat.extend(label.filter(|l| !l.invalid).map(|l| (text, None, l.issue_types)));
+            }
         }
-        let mut examples: Vec<(&str, bool)> = Vec::new();
-        for (text, types) in &chat {
-            examples.push((text, types.contains(&t.id)));
-        }
-        for (text, labels, _) in &zj_train {
-            examples.push((text, labels.iter().any(|l| t.zhijiang.contains(l))));
-        }
-        for (text, labels, _) in &bitext_train {
-            examples.push((text, labels.iter().any(|l| t.bitext.contains(l))));
-        }
-        let positives = examples.iter().filter(|(_, y)| *y).count();
-        if positives < 10 {
-            eprintln!("{}: {positives} examples, keywords only", t.id);
-            continue;
-        }
-        let (weights, bias) = train_plain(&examples, bits, epochs, 1e-6, 7);
-        models.push((t.id.clone(), LinearModel::from_trained(bits, &weights, bias)));
-        eprintln!("{}: trained on {} texts, {positives} positive", t.id, examples.len());
     }
-    let bytes = encode_models(&models);
+    let taxonomy = Taxonomy::builtin();
+    let fit = |chat: &[&ChatIssues], report: bool| -> Vec<(String, LinearModel)> {
+        let mut models = Vec::new();
+        for t in &taxonomy.issue_types {
+            let in_chat = chat.iter().filter(|(_, _, types)| types.contains(&t.id)).count();
+            // `other` is what negative feedback with no type counts as, not a type to recognise.
+            if t.id == "other" || (t.zhijiang.is_empty() && t.bitext.is_empty() && in_chat == 0) {
+                continue;
+            }
+            let mut examples: Vec<(&str, bool)> = Vec::new();
+            for (text, _, types) in chat {
+                examples.push((text, types.contains(&t.id)));
+            }
+            for (text, labels, _) in &zj_train {
+                examples.push((text, labels.iter().any(|l| t.zhijiang.contains(l))));
+            }
+            for (text, labels, _) in &bitext_train {
+                examples.push((text, labels.iter().any(|l| t.bitext.contains(l))));
+            }
+            let positives = examples.iter().filter(|(_, y)| *y).count();
+            if positives < 10 {
+                if report {
+                    eprintln!("{}: {positives} examples, keywords only", t.id);
+                }
+                continue;
+            }
+            let (weights, bias) = train_plain(&examples, bits, epochs, 1e-6, 7);
+            models.push((t.id.clone(), LinearModel::from_trained(bits, &weights, bias)));
+            if report {
+                eprintln!("{}: trained on {} texts, {positives} positive", t.id, examples.len());
+            }
+        }
+        models
+    };
+    // The chat threshold: chosen on the JDDC train turns, each read by models trained without its
+    // session (5 folds by session), at the best micro-F1 over the types `feedback eval` measures.
+    let chat_min_confidence = if chat.iter().any(|(_, group, _)| group.is_some()) {
+        const FOLDS: u32 = 5;
+        let mut read: Vec<(&ChatIssues, Vec<IssueScore>)> = Vec::new();
+        for fold in 0..FOLDS {
+            let chosen: Vec<&ChatIssues> =
+                chat.iter().filter(|(_, g, _)| g.is_none_or(|g| g % FOLDS != fold)).collect();
+            let bytes = encode_models(&fit(&chosen, false), LOWEST_THRESHOLD);
+            let classifier = IssueClassifier::new(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
+            for row in chat.iter().filter(|(_, g, _)| g.is_some_and(|g| g % FOLDS == fold)) {
+                let normalized = normalize(&row.0);
+                read.push((row, classifier.classify_normalized(&normalized, &mut Vec::new(), LOWEST_THRESHOLD)));
+            }
+        }
+        let micro = |at: f32| {
+            let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
+            for ((_, _, want), got) in &read {
+                for t in CHAT_ISSUE_TYPES {
+                    let want = want.iter().any(|w| w == t);
+                    let got = got.iter().any(|s| s.issue_type == t && s.confidence >= at);
+                    tp += f64::from(u8::from(want && got));
+                    fp += f64::from(u8::from(!want && got));
+                    fn_ += f64::from(u8::from(want && !got));
+                }
+            }
+            (2.0 * tp / (2.0 * tp + fp + fn_).max(1.0), tp / (tp + fp).max(1.0), tp / (tp + fn_).max(1.0))
+        };
+        // Grid in steps of 0.05 up to a keyword hit's confidence. The F1 curve is flat near its
+        // top, and below it the types added are the commonest ones guessed for a vague turn
+        // (那怎么办: logistics): the highest threshold within 0.01 of the best F1.
+        let grid: Vec<f32> = (2..=12).map(|i| i as f32 * 0.05).collect();
+        let top = grid.iter().map(|&at| micro(at).0).fold(0.0, f64::max);
+        let best = grid.iter().copied().rfind(|&at| micro(at).0 >= top - 0.01).unwrap_or(MIN_CONFIDENCE);
+        let line = |at: f32| {
+            let (f1, p, r) = micro(at);
+            format!("at {at:.2}: micro-F1 {f1:.3} (precision {p:.3}, recall {r:.3})")
+        };
+        println!(
+            "JDDC train turns out of fold ({} turns, 5 folds by session, fold seed {fold_seed}), issue types as `feedback eval` counts them: {}; chosen {}; micro-F1 by threshold {}",
+            read.len(),
+            line(MIN_CONFIDENCE),
+            line(best),
+            grid.iter().map(|&at| format!("{at:.2}:{:.3}", micro(at).0)).collect::<Vec<_>>().join(" ")
+        );
+        best
+    } else {
+        MIN_CONFIDENCE
+    };
+    let all: Vec<&ChatIssues> = chat.iter().collect();
+    let bytes = encode_models(&fit(&all, true), chat_min_confidence);
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
     let classifier = IssueClassifier::new(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
 

@@ -2,14 +2,16 @@
 //! several labels with a confidence each. A linear model per type (trained by `feedback
 //! train-issues` on the labelled zhijiang reviews and English customer-service requests, stored in
 //! `models/issue-types.bin`) and the keywords of `rules/issue_types.toml`; the higher confidence
-//! wins. Only types at or above `MIN_CONFIDENCE` are reported.
+//! wins. Only types at or above `MIN_CONFIDENCE` are reported for a piece of feedback, at or above
+//! the model file's chat threshold for a chat turn (short turns score lower: the threshold is
+//! chosen on out-of-fold chat turns when the models are trained).
 
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Serialize;
 
-use super::linear::{LinearModel, ModelError, plain_features};
+use super::linear::{LinearModel, ModelError, f32_at, plain_features};
 use crate::analysis::taxonomy::Taxonomy;
 use crate::analysis::triggers::normalize;
 
@@ -17,7 +19,7 @@ pub const MIN_CONFIDENCE: f32 = 0.5;
 /// Confidence of a keyword hit (two or more distinct keywords of a type: `KEYWORDS_CONFIDENCE`).
 const KEYWORD_CONFIDENCE: f32 = 0.6;
 const KEYWORDS_CONFIDENCE: f32 = 0.8;
-const MAGIC: &[u8; 8] = b"FLISSUE1";
+const MAGIC: &[u8; 8] = b"FLISSUE2";
 /// Trained models the interleaved table holds (the taxonomy has 11 types).
 const MAX_MODELS: usize = 16;
 /// Taxonomy types the classifier handles (the taxonomy has 11).
@@ -39,11 +41,13 @@ pub struct IssueClassifier {
     keywords: AhoCorasick,
     /// Per keyword pattern: its type's index and whether it is ASCII (needs word boundaries).
     keyword_types: Vec<(usize, bool)>,
+    chat_min_confidence: f32,
 }
 
-/// Writes models as `FLISSUE1`, a count, then per model its id and bytes.
-pub fn encode_models(models: &[(String, LinearModel)]) -> Vec<u8> {
+/// Writes models as `FLISSUE2`, the chat threshold, a count, then per model its id and bytes.
+pub fn encode_models(models: &[(String, LinearModel)], chat_min_confidence: f32) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&chat_min_confidence.to_le_bytes());
     out.extend_from_slice(&(models.len() as u32).to_le_bytes());
     for (id, model) in models {
         let bytes = model.to_bytes();
@@ -55,13 +59,20 @@ pub fn encode_models(models: &[(String, LinearModel)]) -> Vec<u8> {
     out
 }
 
-fn decode_models(bytes: &'static [u8]) -> Result<Vec<(&'static str, LinearModel)>, ModelError> {
+type Decoded = (f32, Vec<(&'static str, LinearModel)>);
+
+fn decode_models(bytes: &'static [u8]) -> Result<Decoded, ModelError> {
     let bad = || ModelError::new("bad issue-type model file");
-    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(bad());
     }
-    let count = u32::from_le_bytes(bytes[8..12].try_into().map_err(|_| bad())?) as usize;
-    let mut at = 12;
+    let chat_min_confidence = f32_at(bytes, 8)?;
+    // A keyword hit (`KEYWORD_CONFIDENCE`) must still count in chat.
+    if !(0.05..=KEYWORD_CONFIDENCE).contains(&chat_min_confidence) {
+        return Err(bad());
+    }
+    let count = u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| bad())?) as usize;
+    let mut at = 16;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let len = usize::from(*bytes.get(at).ok_or_else(bad)?);
@@ -72,7 +83,7 @@ fn decode_models(bytes: &'static [u8]) -> Result<Vec<(&'static str, LinearModel)
         out.push((id, LinearModel::from_bytes(bytes.get(at..at + size).ok_or_else(bad)?)?));
         at += size;
     }
-    Ok(out)
+    Ok((chat_min_confidence, out))
 }
 
 impl IssueClassifier {
@@ -82,7 +93,7 @@ impl IssueClassifier {
     }
 
     pub fn new(model_bytes: &'static [u8]) -> Result<Self, ModelError> {
-        let trained = decode_models(model_bytes)?;
+        let (chat_min_confidence, trained) = decode_models(model_bytes)?;
         let taxonomy = Taxonomy::builtin();
         let mut patterns = Vec::new();
         let mut keyword_types = Vec::new();
@@ -110,7 +121,7 @@ impl IssueClassifier {
             }
         }
         let interleaved = Interleaved::new(&models);
-        Ok(IssueClassifier { models, interleaved, keywords, keyword_types })
+        Ok(IssueClassifier { models, interleaved, keywords, keyword_types, chat_min_confidence })
     }
 
     /// The feature size the models use, to compute features once (see `linear::narrow`).
@@ -118,17 +129,32 @@ impl IssueClassifier {
         self.interleaved.as_ref().map(|i| i.bits)
     }
 
-    /// Issue types of normalised text, most confident first.
-    pub fn classify_normalized(&self, normalized: &str, scratch: &mut Vec<u32>) -> Vec<IssueScore> {
+    /// The confidence from which a chat turn's types are reported (`MIN_CONFIDENCE` for feedback).
+    pub fn chat_min_confidence(&self) -> f32 {
+        self.chat_min_confidence
+    }
+
+    /// Issue types of normalised text at or above `min_confidence`, most confident first.
+    pub fn classify_normalized(
+        &self,
+        normalized: &str,
+        scratch: &mut Vec<u32>,
+        min_confidence: f32,
+    ) -> Vec<IssueScore> {
         if let Some(bits) = self.bits() {
             plain_features(normalized, bits, scratch);
         }
-        self.classify_features(normalized, scratch)
+        self.classify_features(normalized, scratch, min_confidence)
     }
 
     /// Like `classify_normalized`, with the plain features (`linear::plain_features`) of `bits()`
     /// bits already computed.
-    pub fn classify_features(&self, normalized: &str, features_of_text: &[u32]) -> Vec<IssueScore> {
+    pub fn classify_features(
+        &self,
+        normalized: &str,
+        features_of_text: &[u32],
+        min_confidence: f32,
+    ) -> Vec<IssueScore> {
         let mut confidence = [0f32; MAX_TYPES];
         let mut hits = [0u8; MAX_TYPES];
         let bytes = normalized.as_bytes();
@@ -156,15 +182,21 @@ impl IssueClassifier {
             .models
             .iter()
             .zip(confidence)
-            .filter(|(_, c)| *c >= MIN_CONFIDENCE)
+            .filter(|(_, c)| *c >= min_confidence)
             .map(|((id, _), c)| IssueScore { issue_type: id, confidence: (c * 1000.0).round() / 1000.0 })
             .collect();
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         out
     }
 
+    /// Issue types of a piece of feedback (at `MIN_CONFIDENCE`).
     pub fn classify(&self, text: &str) -> Vec<IssueScore> {
-        self.classify_normalized(&normalize(text), &mut Vec::new())
+        self.classify_normalized(&normalize(text), &mut Vec::new(), MIN_CONFIDENCE)
+    }
+
+    /// Issue types of a chat turn (at the chat threshold).
+    pub fn classify_turn(&self, text: &str) -> Vec<IssueScore> {
+        self.classify_normalized(&normalize(text), &mut Vec::new(), self.chat_min_confidence)
     }
 }
 
@@ -253,11 +285,15 @@ mod tests {
     #[test]
     fn the_model_file_round_trips() {
         let m = LinearModel::from_trained(8, &[0.0; 256], 0.0);
-        let bytes: &'static [u8] = Box::leak(encode_models(&[("logistics".into(), m)]).into_boxed_slice());
-        let decoded = decode_models(bytes).unwrap();
-        assert_eq!(decoded.len(), 1);
+        let bytes: &'static [u8] = Box::leak(encode_models(&[("logistics".into(), m)], 0.3).into_boxed_slice());
+        let (chat_min_confidence, decoded) = decode_models(bytes).unwrap();
+        assert_eq!((chat_min_confidence, decoded.len()), (0.3, 1));
         assert_eq!(decoded[0].0, "logistics");
-        assert!(decode_models(b"FLISSUE1\x05\0\0\0").is_err());
+        assert!(decode_models(b"FLISSUE2\0\0\x80\x3e\x05\0\0\0").is_err(), "five models promised, none there");
+        // A chat threshold above a keyword hit's confidence would drop keyword hits in chat.
+        let m = LinearModel::from_trained(8, &[0.0; 256], 0.0);
+        let too_high: &'static [u8] = Box::leak(encode_models(&[("logistics".into(), m)], 0.7).into_boxed_slice());
+        assert!(decode_models(too_high).is_err());
     }
 
     proptest! {

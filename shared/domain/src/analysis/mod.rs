@@ -203,12 +203,15 @@ impl Analyzer {
         let issues = if !readable(&self.normalized, &invalid) {
             Vec::new()
         } else {
+            // A chat turn is shorter than a review: its types are read at the threshold chosen on
+            // chat turns.
+            let min = if turn.is_some() { self.issues.chat_min_confidence() } else { issues::MIN_CONFIDENCE };
             match self.issues.bits() {
                 Some(bits) if bits <= self.sentiment.bits() => {
                     linear::narrow(&self.wide[..plain], bits, &mut self.narrow);
-                    self.issues.classify_features(&self.normalized, &self.narrow)
+                    self.issues.classify_features(&self.normalized, &self.narrow, min)
                 }
-                _ => self.issues.classify_normalized(&self.normalized, &mut self.narrow),
+                _ => self.issues.classify_normalized(&self.normalized, &mut self.narrow, min),
             }
         };
         let severity = if invalid.is_invalid { 0 } else { severity(&sentiment, stars, &trigger, &issues) };
@@ -325,6 +328,22 @@ pub fn model_version() -> &'static str {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_chat_turn_reads_issue_types_from_the_lower_chat_threshold() {
+        let mut analyzer = Analyzer::new();
+        let chat = IssueClassifier::builtin().chat_min_confidence();
+        assert!(chat < issues::MIN_CONFIDENCE, "{chat}");
+        let mut gained = 0;
+        for text in ["耳机一边没声音", "安装师傅什么时候来", "那要多久", "赠品呢"] {
+            let feedback = analyzer.analyze(text, None).issues;
+            let turn = analyzer.analyze_turn(text, &TurnContext::default()).issues;
+            assert!(feedback.iter().all(|f| turn.contains(f)), "{text}: {feedback:?} {turn:?}");
+            assert!(turn.iter().all(|t| t.confidence >= chat), "{text}: {turn:?}");
+            gained += turn.len() - feedback.len();
+        }
+        assert!(gained > 0, "no turn read a type below the feedback threshold");
+    }
 
     #[test]
     fn a_turn_is_read_with_what_the_rules_and_models_said_about_the_customers_previous_turn() {
