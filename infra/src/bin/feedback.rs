@@ -18,7 +18,9 @@ const USAGE: &str = "usage:
   feedback eval-sentiment [--model M.bin] LABELLED.tsv   (accuracy and macro-F1 by the sign of score)
   feedback train-issues OUT.bin DATA_DIR [--chat LABELS.tsv [--fold-seed N]] [--written SESSIONS.tsv] [--bits N] [--epochs N]
       (zhijiang2019_ecomm_reviews.tsv: ids divisible by 5 held out and reported; bitext train/test splits;
-       --chat: the JDDC train turns, out of fold, choose the chat turns' threshold)
+       --chat: the JDDC train turns, out of fold (--fold-seed deals them into other folds), choose
+       the chat turns' threshold; --written: written sessions' customer turns, always trained on,
+       never measured)
   feedback satisfaction < conversations.jsonl > satisfaction.jsonl
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
@@ -288,16 +290,15 @@ fn issue_rows(
 }
 
 fn train_issues(args: &[String]) -> Result<(), String> {
-    use feedback::analysis::issues::{IssueClassifier, IssueScore, MIN_CONFIDENCE, encode_models};
+    use feedback::analysis::issues::{
+        IssueClassifier, IssueScore, LOWEST_CHAT_MIN_CONFIDENCE as LOWEST, MIN_CONFIDENCE, encode_models,
+    };
     use feedback::analysis::linear::{LinearModel, train_plain};
     use feedback::analysis::taxonomy::Taxonomy;
     use feedback::analysis::triggers::normalize;
-    use infra::cli::evaluation::{self, CHAT_ISSUE_TYPES};
+    use infra::cli::evaluation;
     /// A labelled chat turn: text, its session's fold group (none: always trained on), issue types.
     type ChatIssues = (String, Option<u32>, Vec<String>);
-    /// The lowest chat threshold a model file may hold: the out-of-fold readings keep every
-    /// confidence from it up.
-    const LOWEST_THRESHOLD: f32 = 0.05;
     let files = positional(args);
     let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 16)?;
@@ -315,6 +316,9 @@ fn train_issues(args: &[String]) -> Result<(), String> {
     let chat_labels: String = flag(args, "--chat", String::new())?;
     let written: String = flag(args, "--written", String::new())?;
     let fold_seed: u32 = flag(args, "--fold-seed", 0)?;
+    if chat_labels.is_empty() && args.iter().any(|a| a == "--written" || a == "--fold-seed") {
+        return Err("--written and --fold-seed need --chat: the chat threshold is chosen on its turns".into());
+    }
     let mut chat: Vec<ChatIssues> = if chat_labels.is_empty() {
         Vec::new()
     } else {
@@ -379,17 +383,17 @@ fn train_issues(args: &[String]) -> Result<(), String> {
         for fold in 0..FOLDS {
             let chosen: Vec<&ChatIssues> =
                 chat.iter().filter(|(_, g, _)| g.is_none_or(|g| g % FOLDS != fold)).collect();
-            let bytes = encode_models(&fit(&chosen, false), LOWEST_THRESHOLD);
+            let bytes = encode_models(&fit(&chosen, false), LOWEST);
             let classifier = IssueClassifier::new(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
             for row in chat.iter().filter(|(_, g, _)| g.is_some_and(|g| g % FOLDS == fold)) {
                 let normalized = normalize(&row.0);
-                read.push((row, classifier.classify_normalized(&normalized, &mut Vec::new(), LOWEST_THRESHOLD)));
+                read.push((row, classifier.classify_normalized(&normalized, &mut Vec::new(), LOWEST)));
             }
         }
         let micro = |at: f32| {
             let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
             for ((_, _, want), got) in &read {
-                for t in CHAT_ISSUE_TYPES {
+                for t in taxonomy.issue_types.iter().map(|t| t.id.as_str()) {
                     let want = want.iter().any(|w| w == t);
                     let got = got.iter().any(|s| s.issue_type == t && s.confidence >= at);
                     tp += f64::from(u8::from(want && got));
@@ -410,7 +414,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             format!("at {at:.2}: micro-F1 {f1:.3} (precision {p:.3}, recall {r:.3})")
         };
         println!(
-            "JDDC train turns out of fold ({} turns, 5 folds by session, fold seed {fold_seed}), issue types as `feedback eval` counts them: {}; chosen {}; micro-F1 by threshold {}",
+            "JDDC train turns out of fold ({} turns, 5 folds by session, fold seed {fold_seed}), every issue type as `feedback eval` counts them: {}; chosen {}; micro-F1 by threshold {}",
             read.len(),
             line(MIN_CONFIDENCE),
             line(best),

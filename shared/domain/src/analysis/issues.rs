@@ -1,7 +1,8 @@
 //! Issue types: what a piece of feedback is about (logistics, quality, refund_return, ...), as
 //! several labels with a confidence each. A linear model per type (trained by `feedback
-//! train-issues` on the labelled zhijiang reviews and English customer-service requests, stored in
-//! `models/issue-types.bin`) and the keywords of `rules/issue_types.toml`; the higher confidence
+//! train-issues` on the labelled zhijiang reviews, English customer-service requests, our labelled
+//! JDDC chat turns and the written sessions, stored in `models/issue-types.bin`) and the keywords
+//! of `rules/issue_types.toml`; the higher confidence
 //! wins. Only types at or above `MIN_CONFIDENCE` are reported for a piece of feedback, at or above
 //! the model file's chat threshold for a chat turn (short turns score lower: the threshold is
 //! chosen on out-of-fold chat turns when the models are trained).
@@ -16,6 +17,9 @@ use crate::analysis::taxonomy::Taxonomy;
 use crate::analysis::triggers::normalize;
 
 pub const MIN_CONFIDENCE: f32 = 0.5;
+/// The lowest chat threshold a model file may hold (the highest is a keyword hit's confidence, so
+/// that keyword hits always count).
+pub const LOWEST_CHAT_MIN_CONFIDENCE: f32 = 0.05;
 /// Confidence of a keyword hit (two or more distinct keywords of a type: `KEYWORDS_CONFIDENCE`).
 const KEYWORD_CONFIDENCE: f32 = 0.6;
 const KEYWORDS_CONFIDENCE: f32 = 0.8;
@@ -68,7 +72,7 @@ fn decode_models(bytes: &'static [u8]) -> Result<Decoded, ModelError> {
     }
     let chat_min_confidence = f32_at(bytes, 8)?;
     // A keyword hit (`KEYWORD_CONFIDENCE`) must still count in chat.
-    if !(0.05..=KEYWORD_CONFIDENCE).contains(&chat_min_confidence) {
+    if !(LOWEST_CHAT_MIN_CONFIDENCE..=KEYWORD_CONFIDENCE).contains(&chat_min_confidence) {
         return Err(bad());
     }
     let count = u32::from_le_bytes(bytes[12..16].try_into().map_err(|_| bad())?) as usize;
@@ -178,12 +182,14 @@ impl IssueClassifier {
                 confidence[i] = confidence[i].max(keyword);
             }
         }
+        // Rounded before the threshold, so a reading of the reported confidences (the out-of-fold
+        // choice of the chat threshold) decides as this does.
         let mut out: Vec<IssueScore> = self
             .models
             .iter()
             .zip(confidence)
-            .filter(|(_, c)| *c >= min_confidence)
             .map(|((id, _), c)| IssueScore { issue_type: id, confidence: (c * 1000.0).round() / 1000.0 })
+            .filter(|s| s.confidence >= min_confidence)
             .collect();
         out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         out
@@ -192,11 +198,6 @@ impl IssueClassifier {
     /// Issue types of a piece of feedback (at `MIN_CONFIDENCE`).
     pub fn classify(&self, text: &str) -> Vec<IssueScore> {
         self.classify_normalized(&normalize(text), &mut Vec::new(), MIN_CONFIDENCE)
-    }
-
-    /// Issue types of a chat turn (at the chat threshold).
-    pub fn classify_turn(&self, text: &str) -> Vec<IssueScore> {
-        self.classify_normalized(&normalize(text), &mut Vec::new(), self.chat_min_confidence)
     }
 }
 
@@ -290,10 +291,20 @@ mod tests {
         assert_eq!((chat_min_confidence, decoded.len()), (0.3, 1));
         assert_eq!(decoded[0].0, "logistics");
         assert!(decode_models(b"FLISSUE2\0\0\x80\x3e\x05\0\0\0").is_err(), "five models promised, none there");
-        // A chat threshold above a keyword hit's confidence would drop keyword hits in chat.
-        let m = LinearModel::from_trained(8, &[0.0; 256], 0.0);
-        let too_high: &'static [u8] = Box::leak(encode_models(&[("logistics".into(), m)], 0.7).into_boxed_slice());
-        assert!(decode_models(too_high).is_err());
+        // A chat threshold above a keyword hit's confidence would drop keyword hits in chat; one
+        // that is not a number would drop every type.
+        let file = |at: f32| -> &'static [u8] {
+            let m = LinearModel::from_trained(8, &[0.0; 256], 0.0);
+            Box::leak(encode_models(&[("logistics".into(), m)], at).into_boxed_slice())
+        };
+        for bad in [0.7, 0.01, f32::NAN] {
+            assert!(decode_models(file(bad)).is_err(), "{bad}");
+        }
+        assert!(decode_models(file(KEYWORD_CONFIDENCE)).is_ok(), "a keyword hit's confidence still counts");
+        // The format before the chat threshold: no longer read.
+        let mut old = file(0.3).to_vec();
+        old[..8].copy_from_slice(b"FLISSUE1");
+        assert!(decode_models(Box::leak(old.into_boxed_slice())).is_err());
     }
 
     proptest! {
