@@ -391,34 +391,28 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             }
         }
         let micro = |at: f32| {
-            let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
+            let mut counts = evaluation::Counts::default();
             for ((_, _, want), got) in &read {
                 for t in taxonomy.issue_types.iter().map(|t| t.id.as_str()) {
-                    let want = want.iter().any(|w| w == t);
                     let got = got.iter().any(|s| s.issue_type == t && s.confidence >= at);
-                    tp += f64::from(u8::from(want && got));
-                    fp += f64::from(u8::from(!want && got));
-                    fn_ += f64::from(u8::from(want && !got));
+                    counts.add(want.iter().any(|w| w == t), got);
                 }
             }
-            (2.0 * tp / (2.0 * tp + fp + fn_).max(1.0), tp / (tp + fp).max(1.0), tp / (tp + fn_).max(1.0))
+            counts
         };
         // Grid in steps of 0.05 up to a keyword hit's confidence. The F1 curve is flat near its
         // top, and below it the types added are the commonest ones guessed for a vague turn
         // (那怎么办: logistics): the highest threshold within 0.01 of the best F1.
         let grid: Vec<f32> = (2..=12).map(|i| i as f32 * 0.05).collect();
-        let top = grid.iter().map(|&at| micro(at).0).fold(0.0, f64::max);
-        let best = grid.iter().copied().rfind(|&at| micro(at).0 >= top - 0.01).unwrap_or(MIN_CONFIDENCE);
-        let line = |at: f32| {
-            let (f1, p, r) = micro(at);
-            format!("at {at:.2}: micro-F1 {f1:.3} (precision {p:.3}, recall {r:.3})")
-        };
+        let top = grid.iter().map(|&at| micro(at).f1()).fold(0.0, f64::max);
+        let best = grid.iter().copied().rfind(|&at| micro(at).f1() >= top - 0.01).unwrap_or(MIN_CONFIDENCE);
+        let line = |at: f32| format!("at {at:.2}: {}", micro(at).line());
         println!(
             "JDDC train turns out of fold ({} turns, 5 folds by session, fold seed {fold_seed}), every issue type as `feedback eval` counts them: {}; chosen {}; micro-F1 by threshold {}",
             read.len(),
             line(MIN_CONFIDENCE),
             line(best),
-            grid.iter().map(|&at| format!("{at:.2}:{:.3}", micro(at).0)).collect::<Vec<_>>().join(" ")
+            grid.iter().map(|&at| format!("{at:.2}:{:.3}", micro(at).f1())).collect::<Vec<_>>().join(" ")
         );
         best
     } else {

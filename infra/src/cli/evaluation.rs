@@ -473,7 +473,14 @@ impl Counts {
             _ => {}
         }
     }
-    fn line(&self) -> String {
+    /// Adds another count's turns (a micro average over types).
+    pub fn merge(&mut self, other: &Counts) {
+        self.tp += other.tp;
+        self.fp += other.fp;
+        self.fn_ += other.fn_;
+    }
+
+    pub fn line(&self) -> String {
         let p = self.tp / (self.tp + self.fp).max(1.0);
         let r = self.tp / (self.tp + self.fn_).max(1.0);
         format!(
@@ -558,12 +565,9 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         keys.sort();
         for k in keys {
             let c = types[&k];
-            for m in
-                std::iter::once(&mut micro).chain(FIRST_CHAT_ISSUE_TYPES.contains(&k.as_str()).then_some(&mut first))
-            {
-                m.tp += c.tp;
-                m.fp += c.fp;
-                m.fn_ += c.fn_;
+            micro.merge(&c);
+            if FIRST_CHAT_ISSUE_TYPES.contains(&k.as_str()) {
+                first.merge(&c);
             }
             let _ = writeln!(out, "  issue type {k:<14} {}", c.line());
         }
