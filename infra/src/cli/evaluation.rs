@@ -346,6 +346,13 @@ pub fn unhappy_call(trigger: &Trigger) -> bool {
     trigger.fired && trigger.category.as_deref() != Some("want_human")
 }
 
+/// Whether an analysis asks for a person: a want_human trigger, or one raised beside a stronger
+/// category (`Trigger::also`: 我要投诉，转人工), which the chatbot acts on the same way.
+pub fn asks_for_person(trigger: &Trigger) -> bool {
+    let want_human = |t: &Trigger| t.category.as_deref() == Some("want_human");
+    want_human(trigger) || trigger.also.as_deref().is_some_and(want_human)
+}
+
 /// 95% intervals of the unhappy recall and precision and the sentiment macro-F1 over 1,000
 /// resamples of whole sessions (with replacement): how far the figures of a few hundred sessions
 /// can be trusted. `turns`: session, unhappy truth and prediction; `truth`/`predicted`: sentiment,
@@ -522,7 +529,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             turns.push((l.session.as_str(), l.unhappy(), unhappy_category(&turn)));
             without_context.add(l.unhappy(), unhappy_category(&alone));
             after_without_context.push(alone.sentiment.label.as_str());
-            human.add(l.wants_human(), turn.trigger.category.as_deref() == Some("want_human"));
+            human.add(l.wants_human(), asks_for_person(&turn.trigger));
             truth.push(l.sentiment.as_str());
             before.push(plain.sentiment.label.as_str());
             after.push(turn.sentiment.label.as_str());
@@ -575,6 +582,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         let _ = writeln!(out, "  issue types, micro, all:   {}", micro.line());
     }
     out.push_str(&reader_agreement(labels_path, &labels)?);
+    out.push_str(&helpdesk_asks_for_person(dir, labels_path, &mut analyzer)?);
     out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
     out.push_str(&english_requests(dir, &mut analyzer)?);
     Ok(out)
@@ -594,9 +602,8 @@ fn english_requests(dir: &str, analyzer: &mut Analyzer) -> Result<String, String
             let mut cols = line.split('\t');
             let (Some(intent), Some(text)) = (cols.next(), cols.next()) else { continue };
             let trigger = analyzer.analyze(text, None).trigger;
-            let category = trigger.category.as_deref();
             match intent {
-                "contact_human_agent" => human = (human.0 + usize::from(category == Some("want_human")), human.1 + 1),
+                "contact_human_agent" => human = (human.0 + usize::from(asks_for_person(&trigger)), human.1 + 1),
                 "complaint" => complaint = (complaint.0 + usize::from(unhappy_call(&trigger)), complaint.1 + 1),
                 _ => (others, raised) = (others + 1, raised + usize::from(trigger.fired)),
             }
@@ -614,6 +621,34 @@ fn english_requests(dir: &str, analyzer: &mut Analyzer) -> Result<String, String
         );
     }
     Ok(out)
+}
+
+/// Asking for a person on real helpdesk chat (the STC-3 customer turns labelled by the same guide,
+/// `stc3_turns.tsv` beside the labels): the JDDC sessions hold two such turns a split, too few to
+/// measure, and the helpdesk turns also tell of calls and hotline agents, which are no ask. Only
+/// the keyword rules ask for a person, so the turn is read by them alone. The held-out dialogues
+/// (as for satisfaction) are the figure; the others were read while writing the rules.
+fn helpdesk_asks_for_person(dir: &str, labels_path: &str, analyzer: &mut Analyzer) -> Result<String, String> {
+    let path = std::path::Path::new(labels_path).with_file_name("stc3_turns.tsv");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(String::new()) };
+    let dialogues: HashMap<String, feedback::analysis::satisfaction::Example> = stc3(dir)?.into_iter().collect();
+    let (mut held_out, mut read_while_writing) = (Counts::default(), Counts::default());
+    for line in text.lines().skip(1) {
+        let c: Vec<&str> = line.split('\t').collect();
+        let (Some(id), Some(turn), Some(categories)) = (c.first(), c.get(1), c.get(2)) else {
+            return Err(format!("{}: bad row {line:?}", path.display()));
+        };
+        let turn: usize = turn.parse().map_err(|_| format!("{}: bad turn {turn:?}", path.display()))?;
+        let Some((_, text)) = dialogues.get(*id).and_then(|d| d.turns.get(turn)) else { continue };
+        let wants = categories.split('|').any(|k| k == "want_human");
+        let counts = if stc3_held_out(id) { &mut held_out } else { &mut read_while_writing };
+        counts.add(wants, asks_for_person(&analyzer.analyze(text, None).trigger));
+    }
+    Ok(format!(
+        "STC-3 customer turns, asking for a person (the rules): held-out dialogues {}; the other dialogues (read while writing the rules) {}\n",
+        held_out.line(),
+        read_while_writing.line()
+    ))
 }
 
 /// How well a second reader, labelling the dev sessions on their own with the same guide, agrees
@@ -980,6 +1015,17 @@ mod tests {
     use feedback::analysis::sentiment::Polarity;
 
     const HEADER: &str = "session_id\tturn\trole\ttext\tcategories\tsentiment\tinvalid\tissue_types\n";
+
+    #[test]
+    fn asking_for_a_person_beside_a_stronger_category_counts_as_asking() {
+        let rules = feedback::analysis::triggers::TriggerRules::builtin();
+        let both = rules.detect("我要投诉，先给我接个人工");
+        assert_eq!(both.category.as_deref(), Some("complaint"));
+        assert!(asks_for_person(&both), "the chatbot hands this one over too");
+        assert!(asks_for_person(&rules.detect("给我接个人工")));
+        assert!(!asks_for_person(&rules.detect("我要投诉")));
+        assert!(!asks_for_person(&rules.detect("好的谢谢")));
+    }
 
     #[test]
     fn written_sessions_keep_their_turns_and_label_only_the_customer() {

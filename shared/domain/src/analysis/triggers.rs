@@ -874,8 +874,15 @@ impl TriggerRules {
             let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
             !(resolvable && resolutions.iter().any(|&r| r >= end))
         });
+        // Of equal severity, a category without an action of its own leads and one with its own
+        // action (want_human) goes beside it in `also`: 能不能找个能解决的人 钱退不退你给个准话 is
+        // not_resolved, and asks for a person too. Both are raised either way; the lead is what
+        // the analysis counts as the message's category.
         let strongest = |hits: &mut dyn Iterator<Item = &(usize, usize, usize)>| {
-            hits.copied().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)))
+            hits.copied().max_by_key(|&(rule, _, end)| {
+                let rule = &self.rules[rule];
+                (rule.severity, !self.has_own_action(&rule.category), std::cmp::Reverse(end))
+            })
         };
         let best = strongest(&mut hits.iter());
         let also = best.and_then(|(best, _, _)| {
@@ -1309,6 +1316,10 @@ mod tests {
         // A request alone is the trigger itself; a complaint alone asks for no one.
         assert_eq!(r.detect("给我接个人工").also, None);
         assert_eq!(r.detect("我要投诉").also, None);
+        // Of equal severity the unhappy category leads, whichever comes first.
+        let t = r.detect("转人工，你们到底什么时候发货");
+        assert_eq!(t.category.as_deref(), Some("not_resolved"));
+        assert_eq!(t.also.and_then(|a| a.category).as_deref(), Some("want_human"));
         // What the human agent said is no request (人工客服说过会处理).
         assert_eq!(r.detect("我要投诉，人工客服说过会处理，到现在没动静").also, None);
         // A reader of the analysis sees it; a trigger without one has no `also` at all.
@@ -1318,6 +1329,33 @@ mod tests {
             (Some("complaint"), Some("want_human"))
         );
         assert_eq!(serde_json::to_value(r.detect("我要投诉")).unwrap().get("also"), None);
+    }
+
+    #[test]
+    fn a_call_or_an_agent_asked_for_is_a_request_and_one_told_of_is_not() {
+        let r = TriggerRules::builtin();
+        let category = |text: &str| r.detect(text).category;
+        // Asked for: at the end of a clause, before a particle, or after an ask.
+        for ask in [
+            "给我打电话！",
+            "你们能不能给我打个电话",
+            "希望售后今天能来电",
+            "请尽快给我回电话",
+            "人工客服呢",
+            "你们领导在哪",
+        ] {
+            assert_eq!(category(ask).as_deref(), Some("want_human"), "{ask}");
+        }
+        // Told of, or arranged with a courier: the same words, no ask.
+        for told in [
+            "售后给我打电话说周五上门",
+            "有人给我打电话 说是你们客服",
+            "人工客服的回复很快",
+            "送货前给我打电话",
+            "到了麻烦联系我",
+        ] {
+            assert_eq!(category(told), None, "{told}");
+        }
     }
 
     #[test]
