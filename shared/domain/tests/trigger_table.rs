@@ -13,11 +13,7 @@ fn the_hand_written_table_is_classified_as_labelled() {
         total += 1;
         let got = rules.detect(text);
         let want = (expected != "-").then_some(expected);
-        // Asking for a person is read beside an unhappy category of equal severity (`also`), as
-        // the chatbot acts on it: a message labelled want_human asks for one either way.
-        let asks_for_person = got.also.as_ref().and_then(|a| a.category.as_deref()) == Some("want_human");
-        let category = if want == Some("want_human") && asks_for_person { want } else { got.category.as_deref() };
-        match (want, category) {
+        match (want, got.category.as_deref()) {
             (Some(w), Some(g)) if w == g => tp += 1,
             (Some(_), Some(_)) => {
                 tp += 1;

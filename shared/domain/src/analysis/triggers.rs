@@ -338,6 +338,9 @@ struct NearDef {
     then: Vec<String>,
     /// Most characters allowed between the two parts.
     max_gap: usize,
+    /// Words that, between the two parts, undo the rule: 请不要给我打电话, 麻烦发货前联系我.
+    #[serde(default)]
+    unless_between: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -422,6 +425,7 @@ const RESOLVABLE: [&str; 2] = ["dissatisfied", "not_resolved"];
 struct Near {
     then: Vec<String>,
     max_gap: usize,
+    unless_between: Vec<String>,
 }
 
 pub struct TriggerRules {
@@ -586,7 +590,11 @@ impl TriggerRules {
         }
         for def in &file.near {
             let rule = declared_rule(&mut rules, &file.categories, &def.id, &def.category)?;
-            nears.push(Near { then: def.then.iter().map(|t| normalize(t)).collect(), max_gap: def.max_gap });
+            nears.push(Near {
+                then: def.then.iter().map(|t| normalize(t)).collect(),
+                max_gap: def.max_gap,
+                unless_between: def.unless_between.iter().map(|t| normalize(t)).filter(|t| !t.is_empty()).collect(),
+            });
             for p in &def.first {
                 // One pattern per near rule: a first part two rules share (申请了 in 申请了十天了
                 // and 申请了三次) is looked for by both (the pass reports overlapping matches).
@@ -874,15 +882,8 @@ impl TriggerRules {
             let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
             !(resolvable && resolutions.iter().any(|&r| r >= end))
         });
-        // Of equal severity, a category without an action of its own leads and one with its own
-        // action (want_human) goes beside it in `also`: 能不能找个能解决的人 钱退不退你给个准话 is
-        // not_resolved, and asks for a person too. Both are raised either way; the lead is what
-        // the analysis counts as the message's category.
         let strongest = |hits: &mut dyn Iterator<Item = &(usize, usize, usize)>| {
-            hits.copied().max_by_key(|&(rule, _, end)| {
-                let rule = &self.rules[rule];
-                (rule.severity, !self.has_own_action(&rule.category), std::cmp::Reverse(end))
-            })
+            hits.copied().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)))
         };
         let best = strongest(&mut hits.iter());
         let also = best.and_then(|(best, _, _)| {
@@ -1003,6 +1004,10 @@ impl TriggerRules {
             // An ASCII part is a whole word (rep, not replacement; helpful is not help).
             let whole = |t: &str| !t.is_ascii() || word_bounded(clause, offset, offset + t.len());
             if let Some(then) = near.then.iter().find(|t| here.starts_with(t.as_str()) && whole(t)) {
+                let between = &clause[..offset];
+                if near.unless_between.iter().any(|u| between.contains(u.as_str())) {
+                    return None;
+                }
                 return Some(from + offset + then.len());
             }
         }
@@ -1316,10 +1321,6 @@ mod tests {
         // A request alone is the trigger itself; a complaint alone asks for no one.
         assert_eq!(r.detect("给我接个人工").also, None);
         assert_eq!(r.detect("我要投诉").also, None);
-        // Of equal severity the unhappy category leads, whichever comes first.
-        let t = r.detect("转人工，你们到底什么时候发货");
-        assert_eq!(t.category.as_deref(), Some("not_resolved"));
-        assert_eq!(t.also.and_then(|a| a.category).as_deref(), Some("want_human"));
         // What the human agent said is no request (人工客服说过会处理).
         assert_eq!(r.detect("我要投诉，人工客服说过会处理，到现在没动静").also, None);
         // A reader of the analysis sees it; a trigger without one has no `also` at all.
@@ -1353,6 +1354,10 @@ mod tests {
             "人工客服的回复很快",
             "送货前给我打电话",
             "到了麻烦联系我",
+            // Declined or arranged between the ask and the call (`unless_between`).
+            "请不要给我打电话，发短信就行",
+            "麻烦发货前联系我确认",
+            "有货了请你联系我",
         ] {
             assert_eq!(category(told), None, "{told}");
         }
