@@ -630,19 +630,16 @@ fn english_requests(dir: &str, analyzer: &mut Analyzer) -> Result<String, String
 /// (as for satisfaction) are the figure; the others were read while writing the rules.
 fn helpdesk_asks_for_person(dir: &str, labels_path: &str, analyzer: &mut Analyzer) -> Result<String, String> {
     let path = std::path::Path::new(labels_path).with_file_name("stc3_turns.tsv");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(String::new()) };
+    if !path.exists() {
+        return Ok(String::new());
+    }
+    let labels = stc3_labels(&path.to_string_lossy())?;
     let dialogues: HashMap<String, feedback::analysis::satisfaction::Example> = stc3(dir)?.into_iter().collect();
     let (mut held_out, mut read_while_writing) = (Counts::default(), Counts::default());
-    for line in text.lines().skip(1) {
-        let c: Vec<&str> = line.split('\t').collect();
-        let (Some(id), Some(turn), Some(categories)) = (c.first(), c.get(1), c.get(2)) else {
-            return Err(format!("{}: bad row {line:?}", path.display()));
-        };
-        let turn: usize = turn.parse().map_err(|_| format!("{}: bad turn {turn:?}", path.display()))?;
-        let Some((_, text)) = dialogues.get(*id).and_then(|d| d.turns.get(turn)) else { continue };
-        let wants = categories.split('|').any(|k| k == "want_human");
-        let counts = if stc3_held_out(id) { &mut held_out } else { &mut read_while_writing };
-        counts.add(wants, asks_for_person(&analyzer.analyze(text, None).trigger));
+    for l in labels {
+        let Some((_, text)) = dialogues.get(&l.session).and_then(|d| d.turns.get(l.turn)) else { continue };
+        let counts = if stc3_held_out(&l.session) { &mut held_out } else { &mut read_while_writing };
+        counts.add(l.wants_human(), asks_for_person(&analyzer.analyze(text, None).trigger));
     }
     Ok(format!(
         "STC-3 customer turns, asking for a person (the rules): held-out dialogues {}; the other dialogues (read while writing the rules) {}\n",
@@ -982,31 +979,40 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
             train(&examples, 18, 1.0, 5)
         })
         .collect();
-    for line in read(path)?.lines().skip(1) {
-        let c: Vec<&str> = line.split('\t').collect();
-        let [id, turn, categories, sentiment, invalid, issue_types] = c.as_slice() else {
-            return Err(format!("{path}: bad row {line:?}"));
-        };
-        let turn: usize = turn.parse().map_err(|_| format!("{path}: bad turn {turn:?}"))?;
-        let Some((_, text)) = dialogues.get(*id).and_then(|d| d.turns.get(turn)) else { continue };
-        let before = &dialogues[*id].turns[..turn];
+    for label in stc3_labels(path)? {
+        let (id, turn) = (label.session.as_str(), label.turn);
+        let Some((_, text)) = dialogues.get(id).and_then(|d| d.turns.get(turn)) else { continue };
+        let before = &dialogues[id].turns[..turn];
         let last = |who: Speaker| before.iter().rev().find(|t| t.0 == who).map(|t| t.1.as_str());
         let context =
             TurnContext { previous_shop: last(Speaker::Shop), previous_customer: last(Speaker::Customer), index: turn };
-        let label = Label {
-            session: (*id).to_owned(),
-            turn,
-            dev: false,
-            categories: list(categories),
-            sentiment: (*sentiment).to_owned(),
-            invalid: *invalid == "1",
-            issue_types: list(issue_types),
-        };
         let satisfaction =
             if stc3_held_out(id) { SatisfactionModel::builtin() } else { &fold_models[fold_of(id) as usize] };
         rows.extend(builder.row(text, &context, satisfaction, &label, None, 1.0).1);
     }
     Ok(())
+}
+
+/// Labelled STC-3 customer turns (`dialogue_id turn categories sentiment invalid issue_types`,
+/// `turn` the turn index in its dialogue), keyed like the JDDC labels with the dialogue as session.
+pub fn stc3_labels(path: &str) -> Result<Vec<Label>, String> {
+    let mut out = Vec::new();
+    for line in read(path)?.lines().skip(1) {
+        let c: Vec<&str> = line.split('\t').collect();
+        let [id, turn, categories, sentiment, invalid, issue_types] = c.as_slice() else {
+            return Err(format!("{path}: bad row {line:?}"));
+        };
+        out.push(Label {
+            session: (*id).to_owned(),
+            turn: turn.parse().map_err(|_| format!("{path}: bad turn {turn:?}"))?,
+            dev: false,
+            categories: list(categories),
+            sentiment: (*sentiment).to_owned(),
+            invalid: *invalid == "1",
+            issue_types: list(issue_types),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
