@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 
 use feedback::Timestamp;
-use feedback::analysis::triggers::TriggerRules;
+use feedback::analysis::triggers::{Trigger, TriggerRules};
 use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::conversations::store::MessageStored;
@@ -107,18 +107,15 @@ impl App {
                         ("StaffAlertsSent", alerted as f64, "Count"),
                     ],
                 );
-                // How the chatbot should answer: the customer's profile and the most severe trigger
-                // of this batch (the profile read failing only leaves it out of the decision).
-                let trigger = recorded
-                    .messages
-                    .iter()
-                    .filter_map(|m| m.trigger.as_ref())
-                    .filter_map(|t| Some((t.category.as_deref()?, t.severity?)))
-                    .max_by_key(|(_, severity)| *severity);
+                // How the chatbot should answer: the customer's profile and every category this
+                // batch raised (a complaint that asks for a person is handed over and apologised
+                // for; the profile read failing only leaves it out of the decision).
+                let raised: Vec<_> =
+                    recorded.messages.iter().filter_map(|m| m.trigger.as_ref()).flat_map(Trigger::raised).collect();
                 let asked = Asked {
                     conversation_id: &conversation_id,
                     customer_id: Some(&customer_id),
-                    trigger,
+                    raised: &raised,
                     at: as_of,
                     now,
                     decide_offer: true,

@@ -50,6 +50,15 @@ async fn post(app: &App, conversation: &str, messages: &[Value]) -> (u16, Value)
     post_raw(app, conversation, &json!({ "messages": messages }).to_string(), &[]).await
 }
 
+/// `GET /conversations/{id}/strategy`.
+async fn get_strategy(app: &App, conversation: &str) -> (u16, Value) {
+    let path = format!("/conversations/{conversation}/strategy");
+    let event = api_event("GET /conversations/{id}/strategy", &path, &[("id", conversation)], "", &[]);
+    let req = lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event");
+    let res = app.handle(req).await.unwrap();
+    (res.status().as_u16(), serde_json::from_slice(res.body().as_ref()).unwrap_or(Value::Null))
+}
+
 type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 impl World {
@@ -184,8 +193,34 @@ async fn a_complaint_that_asks_for_a_person_alerts_staff_and_hands_off() {
     assert_eq!(body["action"]["reason"]["category"], "want_human");
     assert_eq!(body["alerts"][0]["category"], "complaint");
     assert_eq!(w.alerts().await.len(), 1);
+    // The reply strategy reads both: handed to a person, and apologised to.
+    let strategy = &body["strategy"];
+    assert_eq!((&strategy["route"], &strategy["apologise"]), (&json!("agent"), &json!(true)), "{strategy}");
     let items = w.items(&conv).await;
     assert!(items.contains_key("TRIGGER#complaint") && items.contains_key("TRIGGER#want_human"), "{:?}", items.keys());
+
+    // Of equal severity, the feeling leads wherever it stands and the request rides beside it:
+    // handed over (not left with the bot) and apologised to (not answered briefly).
+    for text in ["太失望了，转人工", "转人工，太失望了"] {
+        let conv = unique("c");
+        let (status, body) = post(&w.app, &conv, &[message("m-1", "customer", text, 0)]).await;
+        assert_eq!(status, 200, "{body}");
+        let trigger = &body["messages"][0]["trigger"];
+        let categories = (&trigger["category"], &trigger["also"]["category"]);
+        assert_eq!(categories, (&json!("dissatisfied"), &json!("want_human")), "{text}");
+        assert_eq!(body["action"]["type"], "handoff_to_agent", "{text}");
+        let strategy = &body["strategy"];
+        assert_eq!((&strategy["route"], &strategy["apologise"]), (&json!("agent"), &json!(true)), "{text}: {strategy}");
+        // Apologetic, or warm in the experiment's warm arm; never the brief hand-over tone.
+        assert!(["apologetic", "warm"].contains(&strategy["tone"].as_str().unwrap()), "{text}: {strategy}");
+        // Read later, from what the conversation raised so far: the same.
+        let (status, later) = get_strategy(&w.app, &conv).await;
+        assert_eq!(status, 200, "{later}");
+        assert_eq!((&later["route"], &later["apologise"]), (&strategy["route"], &strategy["apologise"]), "{later}");
+        let items = w.items(&conv).await;
+        let keys: Vec<&String> = items.keys().collect();
+        assert!(items.contains_key("TRIGGER#dissatisfied") && items.contains_key("TRIGGER#want_human"), "{keys:?}");
+    }
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ fn main() {
         let started = Instant::now();
         let profile: CustomerProfile = serde_dynamo::from_attribute_value(black_box(stored.clone())).unwrap();
         let view = profile.view(&tiers, now);
-        let strategy = rules.decide(&Situation { profile: Some(&view), trigger: None, arms: &[] });
+        let strategy = rules.decide(&Situation { profile: Some(&view), raised: &[], arms: &[] });
         let body = serde_json::to_string(&view).unwrap() + &serde_json::to_string(&strategy).unwrap();
         bytes = black_box(body).len();
         took.push(started.elapsed());

@@ -1,5 +1,5 @@
 //! The hand-written trigger table (tests/trigger_cases.tsv): every message must get its expected
-//! category, and precision/recall over the whole table is printed (`cargo test -- --nocapture`).
+//! category (and the one beside it, written `category+want_human`), and precision/recall over the whole table is printed (`cargo test -- --nocapture`).
 
 use feedback::analysis::triggers::TriggerRules;
 
@@ -12,6 +12,11 @@ fn the_hand_written_table_is_classified_as_labelled() {
         let (expected, text) = line.split_once('\t').unwrap_or((line, ""));
         total += 1;
         let got = rules.detect(text);
+        let (expected, also) = expected.split_once('+').map_or((expected, None), |(lead, also)| (lead, Some(also)));
+        let got_also = got.also.as_deref().and_then(|a| a.category.as_deref());
+        if got.fired && got_also != also {
+            failures.push(format!("{text:?}: expected beside it {also:?}, got {got_also:?}"));
+        }
         let want = (expected != "-").then_some(expected);
         match (want, got.category.as_deref()) {
             (Some(w), Some(g)) if w == g => tp += 1,

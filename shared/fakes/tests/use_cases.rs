@@ -725,13 +725,13 @@ fn strategy_settings(
 fn ask<'a>(
     conversation_id: &'a str,
     customer_id: &'a str,
-    trigger: Option<(&'a str, Severity)>,
+    raised: &'a [(&'a str, Severity)],
     now: feedback::Timestamp,
 ) -> feedback::customers::strategy::Asked<'a> {
     feedback::customers::strategy::Asked {
         conversation_id,
         customer_id: Some(customer_id),
-        trigger,
+        raised,
         at: now,
         now,
         decide_offer: true,
@@ -753,7 +753,7 @@ async fn an_unhappy_customer_with_a_late_order_gets_one_offer_and_a_large_one_go
     let now = at("2026-11-24T04:00:00Z");
     let settings = strategy_settings(no_holdout());
     late_order_customer(&store, "u-1", 9_900).await;
-    let unhappy = Some(("not_resolved", Severity::Medium));
+    let unhappy: &[(&str, Severity)] = &[("not_resolved", Severity::Medium)];
     let first = strategy_for(&store, &store, &settings, ask("c-1", "u-1", unhappy, now)).await;
     let offer = first.offer.clone().expect("an offer");
     assert_eq!(
@@ -768,13 +768,13 @@ async fn an_unhappy_customer_with_a_late_order_gets_one_offer_and_a_large_one_go
 
     // A VIP (a large order) with a severe complaint: 100 is above the bot's 50.
     late_order_customer(&store, "u-vip", 900_000).await;
-    let severe = Some(("complaint", Severity::High));
+    let severe: &[(&str, Severity)] = &[("complaint", Severity::High)];
     let vip = strategy_for(&store, &store, &settings, ask("c-2", "u-vip", severe, now)).await;
     let offer = vip.offer.expect("an offer");
     assert_eq!((offer.value, offer.by), (100.0, OfferBy::Agent));
     assert!(vip.route >= Route::Agent);
     // A calm customer gets none.
-    let calm = strategy_for(&store, &store, &settings, ask("c-3", "u-1", None, now)).await;
+    let calm = strategy_for(&store, &store, &settings, ask("c-3", "u-1", &[], now)).await;
     assert_eq!(calm.offer, None);
 }
 
@@ -788,7 +788,7 @@ async fn offers_stop_at_the_customer_cap_the_holdout_and_the_weekly_budget() {
     use feedback::customers::strategy::{Asked, strategy_for};
     let store = InMemory::default();
     let now = at("2026-11-24T04:00:00Z");
-    let unhappy = Some(("dissatisfied", Severity::Medium));
+    let unhappy: &[(&str, Severity)] = &[("dissatisfied", Severity::Medium)];
     for c in ["u-1", "u-2", "u-3", "u-4"] {
         late_order_customer(&store, c, 9_900).await;
     }
@@ -838,7 +838,7 @@ async fn a_failing_offer_store_leaves_the_offer_out_and_says_so() {
     let store = InMemory::default();
     late_order_customer(&store, "u-1", 9_900).await;
     store.faults.next("offer", Fault::Throttle);
-    let asked = ask("c-1", "u-1", Some(("dissatisfied", Severity::Medium)), at("2026-11-24T04:00:00Z"));
+    let asked = ask("c-1", "u-1", &[("dissatisfied", Severity::Medium)], at("2026-11-24T04:00:00Z"));
     let s = strategy_for(&store, &store, &strategy_settings(no_holdout()), asked).await;
     assert_eq!(s.offer, None);
     assert!(s.reasons.iter().any(|r| r.rule == "offer_unavailable"), "{:?}", s.reasons);

@@ -48,8 +48,8 @@ pub struct Trigger {
     #[serde(skip)]
     pub ruled_out: bool,
     /// A category with an action of its own (want_human: hand the customer to a person) that the
-    /// same message raises beside a stronger or earlier one: 我要投诉，先给我接个人工 is a
-    /// complaint and asks for a person. Serialised only when there is one, so a reader of the
+    /// same message raises beside a stronger or equally severe one: 我要投诉，先给我接个人工 is a
+    /// complaint and asks for a person, 转人工，太失望了 is dissatisfied and asks for a person. Serialised only when there is one, so a reader of the
     /// analysis sees both (the intake's answer, `feedback analyze`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub also: Option<Box<Trigger>>,
@@ -69,6 +69,15 @@ impl Trigger {
     /// The category, when the trigger fired.
     pub fn fired_category(&self) -> Option<&str> {
         self.category.as_deref().filter(|_| self.fired)
+    }
+
+    /// Every category the message raised, with its severity: the lead, then the one beside it
+    /// ([`Trigger::also`]). What the chatbot's reply strategy reads.
+    pub fn raised(&self) -> impl Iterator<Item = (&str, Severity)> {
+        fn one(t: &Trigger) -> Option<(&str, Severity)> {
+            Some((t.fired_category()?, t.severity?))
+        }
+        one(self).into_iter().chain(self.also.as_deref().and_then(one))
     }
 }
 
@@ -882,8 +891,13 @@ impl TriggerRules {
             let resolvable = RESOLVABLE.contains(&self.rules[rule].category.as_str());
             !(resolvable && resolutions.iter().any(|&r| r >= end))
         });
+        // The most severe leads; of equal severity, what the customer feels (a category without an
+        // action of its own) leads and the request rides beside it in `also`, then the earliest.
         let strongest = |hits: &mut dyn Iterator<Item = &(usize, usize, usize)>| {
-            hits.copied().max_by_key(|&(rule, _, end)| (self.rules[rule].severity, std::cmp::Reverse(end)))
+            hits.copied().max_by_key(|&(rule, _, end)| {
+                let feeling = !self.has_own_action(&self.rules[rule].category);
+                (self.rules[rule].severity, feeling, std::cmp::Reverse(end))
+            })
         };
         let best = strongest(&mut hits.iter());
         let also = best.and_then(|(best, _, _)| {
@@ -1318,6 +1332,15 @@ mod tests {
         assert_eq!(t.category.as_deref(), Some("complaint"));
         let also = t.also.expect("asks for a person too");
         assert_eq!((also.category.as_deref(), also.severity), (Some("want_human"), Some(Severity::Medium)));
+        // Of equal severity, the feeling leads wherever it stands and the request rides beside it.
+        for text in ["转人工，太失望了", "太失望了，转人工"] {
+            let t = r.detect(text);
+            assert_eq!(
+                (t.category.as_deref(), t.also.and_then(|a| a.category).as_deref()),
+                (Some("dissatisfied"), Some("want_human")),
+                "{text}"
+            );
+        }
         // A request alone is the trigger itself; a complaint alone asks for no one.
         assert_eq!(r.detect("给我接个人工").also, None);
         assert_eq!(r.detect("我要投诉").also, None);

@@ -78,8 +78,9 @@ pub struct ReplyStrategy {
 #[derive(Debug, Clone, Default)]
 pub struct Situation<'a> {
     pub profile: Option<&'a ProfileView>,
-    /// The category and severity of what the current message triggered, if anything.
-    pub trigger: Option<(&'a str, Severity)>,
+    /// Every category what the customer wrote raised, with its severity (none: nothing fired). A
+    /// message can raise two (我要投诉，先给我接个人工: a complaint, and a request for a person).
+    pub raised: &'a [(&'a str, Severity)],
     /// The conversation's experiment arms, `(experiment, arm)` (`rules/experiments.toml`).
     pub arms: &'a [(String, String)],
 }
@@ -159,8 +160,8 @@ impl StrategyRules {
         };
         let mut mentions: Vec<Mention> = Vec::new();
         for r in &self.rule {
-            let holds = (r.trigger.is_empty() || s.trigger.is_some_and(|(c, _)| r.trigger.iter().any(|t| t == c)))
-                && r.severity.is_none_or(|min| s.trigger.is_some_and(|(_, sev)| sev >= min))
+            let holds = (r.trigger.is_empty() || s.raised.iter().any(|(c, _)| r.trigger.iter().any(|t| t == c)))
+                && r.severity.is_none_or(|min| s.raised.iter().any(|&(_, sev)| sev >= min))
                 && r.tier.is_none_or(|min| p.is_some_and(|p| p.tier >= min))
                 && r.late_order.is_none_or(|want| want != late.is_empty())
                 && r.open_refund.is_none_or(|want| want == p.is_some_and(|p| !p.open_refunds.is_empty()))
@@ -259,8 +260,8 @@ impl StrategySettings {
 pub struct Asked<'a> {
     pub conversation_id: &'a str,
     pub customer_id: Option<&'a str>,
-    /// The category and severity of the most severe trigger, if any.
-    pub trigger: Option<(&'a str, Severity)>,
+    /// Every category raised, with its severity (see [`Situation::raised`]).
+    pub raised: &'a [(&'a str, Severity)],
     /// As of when: the batch's last message (lateness, the offer's week and cap window).
     pub at: crate::Timestamp,
     pub now: crate::Timestamp,
@@ -280,7 +281,7 @@ pub async fn strategy_for(
     settings: &StrategySettings,
     asked: Asked<'_>,
 ) -> ReplyStrategy {
-    let Asked { conversation_id, customer_id, trigger, at, now, decide_offer } = asked;
+    let Asked { conversation_id, customer_id, raised, at, now, decide_offer } = asked;
     let read = match customer_id {
         Some(c) => profiles.profile(c).await,
         None => Ok(None),
@@ -294,7 +295,7 @@ pub async fn strategy_for(
     };
     let view = stored.as_ref().map(|p| p.view(&settings.tiers, at));
     let arms = crate::experiments::Experiments::builtin().arms_of(conversation_id, crate::experiments::day_of(at));
-    let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), trigger, arms: &arms });
+    let mut strategy = StrategyRules::builtin().decide(&Situation { profile: view.as_ref(), raised, arms: &arms });
     if unavailable {
         strategy.reasons.push(Reason {
             rule: "profile_unavailable".into(),
@@ -343,8 +344,8 @@ pub async fn strategy_for(
     strategy
 }
 
-/// `GET /conversations/{id}/strategy`: the conversation's customer and its most severe trigger so
-/// far; `None` for a conversation never recorded. Reads only: an offer is shown if one was decided.
+/// `GET /conversations/{id}/strategy`: the conversation's customer and every category its messages
+/// raised so far; `None` for a conversation never recorded. Reads only: an offer is shown if one was decided.
 pub async fn conversation_strategy(
     conversations: &impl crate::conversations::store::ConversationStore,
     profiles: &impl super::ProfileStore,
@@ -354,11 +355,11 @@ pub async fn conversation_strategy(
     now: crate::Timestamp,
 ) -> Result<Option<ReplyStrategy>, crate::errors::StoreError> {
     let Some(standing) = conversations.standing(conversation_id).await? else { return Ok(None) };
-    let trigger = standing.triggers.first().map(|(c, s)| (c.as_str(), *s));
+    let raised: Vec<(&str, Severity)> = standing.triggers.iter().map(|(c, s)| (c.as_str(), *s)).collect();
     let asked = Asked {
         conversation_id,
         customer_id: standing.customer_id.as_deref(),
-        trigger,
+        raised: &raised,
         at: now,
         now,
         decide_offer: false,
@@ -402,7 +403,7 @@ mod tests {
     fn a_complaint_about_a_late_order_is_apologetic_urgent_and_names_the_order() {
         let rules = StrategyRules::builtin();
         let p = profile(false, true);
-        let s = rules.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
+        let s = rules.decide(&Situation { profile: Some(&p), raised: &[("complaint", Severity::High)], arms: &[] });
         assert_eq!(
             (s.tone, s.priority, s.route, s.apologise),
             (Tone::Apologetic, Priority::Urgent, Route::Agent, true)
@@ -428,32 +429,44 @@ mod tests {
         assert_eq!((nobody.tone, nobody.priority, nobody.route), (Tone::Neutral, Priority::Normal, Route::Bot));
         assert_eq!(names(&nobody), ["default"]);
         let vip = profile(true, false);
-        let calm_vip = rules.decide(&Situation { profile: Some(&vip), trigger: None, arms: &[] });
+        let calm_vip = rules.decide(&Situation { profile: Some(&vip), raised: &[], arms: &[] });
         assert_eq!((calm_vip.tone, calm_vip.priority), (Tone::Warm, Priority::High));
         assert!(matches!(calm_vip.facts[..], [Fact::OpenOrder { .. }]));
-        let angry_vip = rules.decide(&Situation {
-            profile: Some(&vip),
-            trigger: Some(("refund_anger", Severity::High)),
-            arms: &[],
-        });
+        let angry_vip =
+            rules.decide(&Situation { profile: Some(&vip), raised: &[("refund_anger", Severity::High)], arms: &[] });
         assert_eq!((angry_vip.tone, angry_vip.route), (Tone::Apologetic, Route::SeniorAgent));
-        let human =
-            rules.decide(&Situation { profile: None, trigger: Some(("want_human", Severity::Medium)), arms: &[] });
+        let human = rules.decide(&Situation { profile: None, raised: &[("want_human", Severity::Medium)], arms: &[] });
         assert_eq!((human.route, human.tone), (Route::Agent, Tone::Brief), "handed over: the bot keeps it short");
         // An experiment's arm: the warm arm answers an unhappy customer warmly, the control plainly.
-        let unhappy = Some(("dissatisfied", Severity::Medium));
+        let unhappy: &[(&str, Severity)] = &[("dissatisfied", Severity::Medium)];
         let arm = |a: &str| vec![("warm_apology".to_owned(), a.to_owned())];
         let (warm, control) = (arm("warm"), arm("control"));
-        assert_eq!(rules.decide(&Situation { profile: None, trigger: unhappy, arms: &warm }).tone, Tone::Warm);
-        assert_eq!(rules.decide(&Situation { profile: None, trigger: unhappy, arms: &control }).tone, Tone::Apologetic);
+        assert_eq!(rules.decide(&Situation { profile: None, raised: unhappy, arms: &warm }).tone, Tone::Warm);
+        assert_eq!(rules.decide(&Situation { profile: None, raised: unhappy, arms: &control }).tone, Tone::Apologetic);
         // A later rule may not lower: wants_a_person says high, severe said urgent before? Order matters
         // only for tone; priority stays the highest any rule gave.
         let text = include_str!("../../rules/strategy.toml").replace("priority = \"urgent\"", "priority = \"normal\"");
         let lowered = StrategyRules::from_toml(&text).unwrap();
         let p = profile(false, true);
-        let s =
-            lowered.decide(&Situation { profile: Some(&p), trigger: Some(("complaint", Severity::High)), arms: &[] });
+        let s = lowered.decide(&Situation { profile: Some(&p), raised: &[("complaint", Severity::High)], arms: &[] });
         assert_eq!(s.priority, Priority::High, "a rule saying normal does not undo the late order's high");
+    }
+
+    #[test]
+    fn a_complaint_that_asks_for_a_person_is_handed_over_and_apologised_for() {
+        let rules = StrategyRules::builtin();
+        // 我要投诉，先给我接个人工: the complaint leads, the request rides beside it.
+        let both = [("complaint", Severity::High), ("want_human", Severity::Medium)];
+        let s = rules.decide(&Situation { profile: None, raised: &both, arms: &[] });
+        assert_eq!((s.route, s.tone, s.apologise), (Route::Agent, Tone::Apologetic, true));
+        assert_eq!(names(&s), ["default", "wants_a_person", "severe"]);
+        // 转人工，太失望了: handed over, and the bot says sorry instead of keeping it brief.
+        let both = [("dissatisfied", Severity::Medium), ("want_human", Severity::Medium)];
+        let s = rules.decide(&Situation { profile: None, raised: &both, arms: &[] });
+        assert_eq!((s.route, s.tone, s.apologise), (Route::Agent, Tone::Apologetic, true));
+        // The severity condition reads the most severe category, wherever it stands.
+        let reversed = [("want_human", Severity::Medium), ("complaint", Severity::High)];
+        assert!(names(&rules.decide(&Situation { profile: None, raised: &reversed, arms: &[] })).contains(&"severe"));
     }
 
     #[test]
