@@ -289,6 +289,14 @@ fn issue_rows(
         .collect())
 }
 
+/// A chat turn as the analysis reads it for its issue types: normalised, its values masked
+/// (`[订单x]` and 704876475938 alike). Normalising it again changes nothing.
+fn as_chat_issues_read(text: &str) -> String {
+    let mut masked = String::new();
+    feedback::analysis::chat::mask_values(&feedback::analysis::triggers::normalize(text), &mut masked, true);
+    masked
+}
+
 fn train_issues(args: &[String]) -> Result<(), String> {
     use feedback::analysis::issues::{
         IssueClassifier, IssueScore, LOWEST_CHAT_MIN_CONFIDENCE as LOWEST, MIN_CONFIDENCE, encode_models,
@@ -327,7 +335,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             .into_iter()
             .filter(|l| !l.dev && !l.invalid)
             .map(|l| {
-                let text = evaluation::labelled_turn(&sessions, &l)?.1.clone();
+                let text = as_chat_issues_read(evaluation::labelled_turn(&sessions, &l)?.1);
                 Ok((text, Some(evaluation::group_of(&l.session, fold_seed)), l.issue_types))
             })
             .collect::<Result<_, String>>()?
@@ -337,7 +345,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             evaluation::written_sessions(&evaluation::read(&written)?).map_err(|e| format!("{written}: {e}"))?
         {
             for (_, text, label) in turns {
-                chat.extend(label.filter(|l| !l.invalid).map(|l| (text, None, l.issue_types)));
+                chat.extend(label.filter(|l| !l.invalid).map(|l| (as_chat_issues_read(&text), None, l.issue_types)));
             }
         }
     }

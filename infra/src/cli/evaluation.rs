@@ -581,11 +581,113 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
         let _ = writeln!(out, "  issue types, micro:        {} (the eight types measured first)", first.line());
         let _ = writeln!(out, "  issue types, micro, all:   {}", micro.line());
     }
+    out.push_str(&dev_as_live_chat(&sessions, &labels, &mut analyzer)?);
     out.push_str(&reader_agreement(labels_path, &labels)?);
     out.push_str(&helpdesk_asks_for_person(dir, labels_path, &mut analyzer)?);
     out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
     out.push_str(&english_requests(dir, &mut analyzer)?);
     Ok(out)
+}
+
+/// JDDC dev as a shop's live chat reads: the sessions mask every value (`[订单x]`, `[金额x]`,
+/// `[日期x]`), live chat has the values themselves. The same figures with each placeholder filled
+/// by a made-up value of its kind ([`live_values`]), so a model that learned the masks and not the
+/// words shows here.
+fn dev_as_live_chat(
+    sessions: &HashMap<String, Session>,
+    labels: &[Label],
+    analyzer: &mut Analyzer,
+) -> Result<String, String> {
+    let live: HashMap<String, Session> = sessions
+        .iter()
+        .map(|(id, turns)| {
+            let filled = turns.iter().enumerate().map(|(i, (role, text))| (role.clone(), live_values(text, id, i)));
+            (id.clone(), filled.collect())
+        })
+        .collect();
+    let (mut combined, mut types) = (Counts::default(), Counts::default());
+    let (mut truth, mut after) = (Vec::new(), Vec::new());
+    for l in labels.iter().filter(|l| l.dev) {
+        let (session, text) = labelled_turn(&live, l)?;
+        let turn = analyzer.analyze_turn(text, &context(session, l.turn));
+        combined.add(l.unhappy(), unhappy_call(&turn.trigger));
+        truth.push(l.sentiment.as_str());
+        after.push(turn.sentiment.label.as_str());
+        if !l.invalid {
+            for t in Taxonomy::builtin().issue_types.iter().map(|t| t.id.as_str()) {
+                types.add(l.issue_types.iter().any(|x| x == t), turn.issues.iter().any(|i| i.issue_type == t));
+            }
+        }
+    }
+    Ok(format!(
+        "JDDC dev as live chat (placeholders such as [订单x] filled with values): unhappy, rules + chat model: {}; sentiment macro-F1 {:.3}; issue types, micro, all: F1 {:.3}\n",
+        combined.line(),
+        macro_f1(&truth, &after, &SENTIMENTS),
+        types.f1()
+    ))
+}
+
+/// `text` with each JDDC placeholder filled by a value of its kind as a customer or the platform
+/// would type it (an order number, a price, a date, a link), the same every run: the values come
+/// from a hash of the session, the turn and the placeholder's place.
+pub fn live_values(text: &str, session: &str, turn: usize) -> String {
+    let mut state = session
+        .bytes()
+        .chain(turn.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let mut next = |n: u64| {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(start) = rest.find('[') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find("x]") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let kind = &after[..end];
+        let digits = |n: usize, next: &mut dyn FnMut(u64) -> u64| {
+            (0..n).map(|i| char::from(b'0' + (if i == 0 { 1 + next(9) } else { next(10) }) as u8)).collect::<String>()
+        };
+        let value = match kind {
+            "数字" => match next(10) {
+                0..5 => (1 + next(10)).to_string(),
+                5..8 => (11 + next(89)).to_string(),
+                _ => digits(3 + next(4) as usize, &mut next),
+            },
+            "订单" => digits(11 + next(2) as usize, &mut next),
+            "金额" => format!("{}.{:02}", 9 + next(991), next(100)),
+            "日期" => match next(2) {
+                0 => format!("2018-{:02}-{:02}", 1 + next(12), 1 + next(28)),
+                _ => format!("{}月{}日", 1 + next(12), 1 + next(28)),
+            },
+            "时间" => format!("{:02}:{:02}:{:02}", next(24), next(60), next(60)),
+            "链接" => format!("https://item.jd.com/{}.html", digits(8, &mut next)),
+            "电话" => format!("13{}", digits(9, &mut next)),
+            "姓名" => ["张伟", "王芳", "李娜", "刘洋"][next(4) as usize].to_owned(),
+            "地址" => format!("北京市朝阳区建国路{}号", 1 + next(300)),
+            "站点" => ["北京朝阳站", "上海浦东营业部", "广州天河站"][next(3) as usize].to_owned(),
+            "组织机构" => ["中国银行", "招商银行", "顺丰速运"][next(3) as usize].to_owned(),
+            "身份证号" => digits(18, &mut next),
+            "邮箱" => format!("user{}@qq.com", digits(6, &mut next)),
+            // Not a placeholder (a bracket the customer typed): kept as it is.
+            _ => {
+                out.push('[');
+                rest = after;
+                continue;
+            }
+        };
+        out.push_str(&value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The keyword triggers on English customer-service requests (bitext, 27 intents, its own train
@@ -1021,6 +1123,19 @@ mod tests {
     use feedback::analysis::sentiment::Polarity;
 
     const HEADER: &str = "session_id\tturn\trole\ttext\tcategories\tsentiment\tinvalid\tissue_types\n";
+
+    #[test]
+    fn live_values_fill_every_placeholder_the_same_every_run() {
+        let card = "[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]] 等了[数字x]天 [链接x]";
+        let live = live_values(card, "s-1", 0);
+        assert!(!live.contains("x]"), "{live}");
+        assert!(live.starts_with("[订单编号:") && live.contains("https://item.jd.com/"), "{live}");
+        assert_eq!(live, live_values(card, "s-1", 0));
+        assert_ne!(live, live_values(card, "s-1", 1));
+        // A bracket that is no placeholder stays.
+        assert_eq!(live_values("[微笑] 好的", "s", 0), "[微笑] 好的");
+        assert_eq!(live_values("还没到[", "s", 0), "还没到[");
+    }
 
     #[test]
     fn asking_for_a_person_beside_a_stronger_category_counts_as_asking() {

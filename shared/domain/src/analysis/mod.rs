@@ -43,6 +43,8 @@ pub struct Analyzer {
     satisfaction: &'static satisfaction::SatisfactionModel,
     satisfaction_scratch: (satisfaction::Scratch, Vec<(u32, f32)>),
     normalized: String,
+    /// A chat turn's `normalized` with its values masked (`chat::mask_values`), for the issue types.
+    masked: String,
     /// `normalized` and `wide` of the customer's previous turn (a chat-model input).
     previous: (String, Vec<u32>),
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
@@ -67,6 +69,7 @@ impl Analyzer {
             satisfaction: satisfaction::SatisfactionModel::builtin(),
             satisfaction_scratch: Default::default(),
             normalized: String::new(),
+            masked: String::new(),
             previous: Default::default(),
             wide: Vec::new(),
             narrow: Vec::new(),
@@ -206,7 +209,15 @@ impl Analyzer {
             // A chat turn is shorter than a review: its types are read at the threshold chosen on
             // chat turns.
             let min = if turn.is_some() { self.issues.chat_min_confidence() } else { issues::MIN_CONFIDENCE };
+            // A chat turn's values are masked, as the labelled chat the model learned from has them
+            // (`feedback train-issues`); a review's are not.
+            if turn.is_some() {
+                chat::mask_values(&self.normalized, &mut self.masked, true);
+            }
             match self.issues.bits() {
+                _ if turn.is_some() && self.masked != self.normalized => {
+                    self.issues.classify_normalized(&self.masked, &mut self.narrow, min)
+                }
                 Some(bits) if bits <= self.sentiment.bits() => {
                     linear::narrow(&self.wide[..plain], bits, &mut self.narrow);
                     self.issues.classify_features(&self.normalized, &self.narrow, min)
