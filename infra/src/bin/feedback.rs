@@ -292,8 +292,9 @@ fn issue_rows(
 /// A chat turn as the analysis reads it for its issue types: normalised, its values masked
 /// (`[订单x]` and 704876475938 alike). Normalising it again changes nothing.
 fn as_chat_issues_read(text: &str) -> String {
-    let mut masked = String::new();
-    feedback::analysis::chat::mask_values(&feedback::analysis::triggers::normalize(text), &mut masked, true);
+    let (mut masked, mut scratch) = (String::new(), String::new());
+    let normalized = feedback::analysis::triggers::normalize(text);
+    feedback::analysis::values::mask_text(text, &normalized, &mut scratch, &mut masked);
     masked
 }
 

@@ -661,12 +661,10 @@ pub fn live_values(text: &str, session: &str, turn: usize) -> String {
                 5..8 => (11 + next(89)).to_string(),
                 _ => digits(3 + next(4) as usize, &mut next),
             },
-            "订单" => digits(11 + next(2) as usize, &mut next),
+            "订单" => digits(12, &mut next),
             "金额" => format!("{}.{:02}", 9 + next(991), next(100)),
-            "日期" => match next(2) {
-                0 => format!("2018-{:02}-{:02}", 1 + next(12), 1 + next(28)),
-                _ => format!("{}月{}日", 1 + next(12), 1 + next(28)),
-            },
+            // JDDC's [日期x] is a date with its year; 12月26日 reads [数字x]月[数字x]日 there.
+            "日期" => format!("2018-{:02}-{:02}", 1 + next(12), 1 + next(28)),
             "时间" => format!("{:02}:{:02}:{:02}", next(24), next(60), next(60)),
             "链接" => format!("https://item.jd.com/{}.html", digits(8, &mut next)),
             "电话" => format!("13{}", digits(9, &mut next)),

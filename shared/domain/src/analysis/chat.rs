@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use super::linear::{LinearModel, ModelError, SparseRow, f32_at, ridge, unit_block};
 use crate::analysis::triggers::normalize_into;
 
-const MAGIC: &[u8; 8] = b"FLCHAT04";
+const MAGIC: &[u8; 8] = b"FLCHAT03";
 const TURN_SEED: u32 = 0x2545_f491;
 const SHOP_SEED: u32 = 0x9e37_79b9;
 const CUSTOMER_SEED: u32 = 0x85eb_ca6b;
@@ -124,118 +124,9 @@ pub struct ChatModel {
     pub thresholds: Thresholds,
 }
 
-/// The placeholders of the JDDC sessions (and of the sessions written like them), normalised
-/// (`[订单x]` reads `订单x`), and the mark each is masked to. A shop's live chat has the values
-/// themselves, masked to the same marks by their shape ([`value_mark`]). Names, addresses and
-/// the like are words in live chat: their placeholders share one mark of their own.
-const PLACEHOLDERS: [(&str, char); 13] = [
-    ("数字x", '0'),
-    ("订单x", '1'),
-    ("金额x", '2'),
-    ("日期x", '3'),
-    ("时间x", '4'),
-    ("链接x", '5'),
-    ("电话x", '6'),
-    ("身份证号x", '1'),
-    ("姓名x", '7'),
-    ("地址x", '7'),
-    ("站点x", '7'),
-    ("组织机构x", '7'),
-    ("邮箱x", '7'),
-];
-
-/// The mark of a value typed in live chat, by its shape: its groups of digits and the single
-/// space (from `:` or `-`) or clause mark (from `.`) between them, as normalising leaves them.
-/// The JDDC masks were given by shape too (1.5米床 reads [金额x]米床).
-fn value_mark(groups: &[&str], separators: &[char]) -> char {
-    match groups {
-        [one] if one.len() == 11 && one.starts_with('1') => '6',
-        [one] if one.len() >= 9 => '1',
-        [_] => '0',
-        [year, _, _, ..] if year.len() == 4 => '3',
-        [_, _] | [_, _, _] if separators.iter().all(|&s| s == ' ') && groups.iter().all(|g| g.len() <= 2) => '4',
-        [_, cents] if separators == ['|'] && cents.len() <= 2 => '2',
-        _ => '0',
-    }
-}
-
-/// Writes normalised `text` into `out` with every value masked to the mark of its kind (a number
-/// `0`, an order or id number `1`, an amount `2`, a date `3`, a time `4`, a link `5`, a phone
-/// number `6`; [`PLACEHOLDERS`]): a run of digits with the single spaces or clause marks that
-/// normalising leaves of `59.90`, `10:21:33` or `2018-03-12 10:21`, a link, and the placeholders
-/// the labelled sessions have instead (`[订单x]`, `[金额x]`). The labelled shop chat is masked and
-/// live chat is not: unmasked, the model would read an order number or a price as words it never
-/// saw, while its training read `订单x`. Every digit of the text is masked, so a digit in `out` is
-/// a mark. The result is normalised text (normalising it again changes nothing).
-///
-/// `by_kind: false` masks every value to `0`: the chat model reads values so (out of fold on the
-/// JDDC train sessions the marks by kind cost it recall 0.02–0.04 at precision 0.5 under four fold
-/// seeds), the issue types by kind (an amount says price, a link a product).
-pub fn mask_values(text: &str, out: &mut String, by_kind: bool) {
-    out.clear();
-    out.reserve(text.len());
-    let ends_with_mark_then_gap = |out: &str| {
-        let mut tail = out.chars().rev();
-        matches!(tail.next(), Some(' ' | '|')) && tail.next().is_some_and(|c| c.is_ascii_digit())
-    };
-    // A value right after a mark, or a space or clause mark apart (a date and then a time), is
-    // part of the same value: the first mark stands. Normalising keeps a space between a value
-    // and a Chinese character (等了3 天; 等了[数字x]天 reads 等了数字x 天) and drops it between two
-    // Chinese characters: such a space goes.
-    let push_mark = |out: &mut String, mark: char| {
-        let mark = if by_kind { mark } else { '0' };
-        if ends_with_mark_then_gap(out) {
-            out.pop();
-        } else if !out.ends_with(|c: char| c.is_ascii_digit()) {
-            if out.ends_with(' ') && out[..out.len() - 1].chars().next_back().is_some_and(|c| !c.is_ascii()) {
-                out.pop();
-            }
-            out.push(mark);
-        }
-    };
-    let (mut groups, mut separators) = (Vec::new(), Vec::new());
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c.is_ascii_digit() {
-            groups.clear();
-            separators.clear();
-            loop {
-                let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-                groups.push(&rest[..end]);
-                rest = &rest[end..];
-                let mut next = rest.chars();
-                match (next.next(), next.next()) {
-                    (Some(gap @ (' ' | '|')), Some(d)) if d.is_ascii_digit() => {
-                        separators.push(gap);
-                        rest = &rest[1..];
-                    }
-                    _ => break,
-                }
-            }
-            push_mark(out, value_mark(&groups, &separators));
-        } else if rest.starts_with("http") || rest.starts_with("www") {
-            // A link runs over ASCII letters, digits and the spaces and marks of its punctuation.
-            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == ' ' || c == '|')).unwrap_or(rest.len());
-            let link = rest[..end].trim_end_matches([' ', '|']);
-            push_mark(out, '5');
-            rest = &rest[link.len()..];
-        } else if let Some((p, mark)) = PLACEHOLDERS.iter().find(|(p, _)| rest.starts_with(*p)) {
-            push_mark(out, *mark);
-            rest = &rest[p.len()..];
-        } else {
-            if !c.is_ascii() && ends_with_mark_then_gap(out) && out.ends_with(' ') {
-                out.pop();
-            }
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-}
-
 /// Scratch buffers reused across turns.
 #[derive(Default)]
 pub struct Scratch {
-    masked: String,
     normalized: String,
     features: Vec<u32>,
     pub hashed: Vec<(u32, f32)>,
@@ -251,19 +142,16 @@ pub fn features(
     bits: u32,
     scratch: &mut Scratch,
 ) -> [f32; NUMERIC] {
-    let Scratch { masked, normalized, features, hashed } = scratch;
+    let Scratch { normalized, features, hashed } = scratch;
     hashed.clear();
-    mask_values(turn, masked, false);
-    unit_block(masked, TURN_SEED, bits, 1.0, features, hashed);
+    unit_block(turn, TURN_SEED, bits, 1.0, features, hashed);
     if let Some(shop) = context.previous_shop {
         normalize_into(shop, normalized);
-        mask_values(normalized, masked, false);
-        unit_block(masked, SHOP_SEED, bits, SHOP_WEIGHT, features, hashed);
+        unit_block(normalized, SHOP_SEED, bits, SHOP_WEIGHT, features, hashed);
     }
     let repeat = context.previous_customer.map_or(0.0, |previous| {
         normalize_into(previous, normalized);
-        mask_values(normalized, masked, false);
-        unit_block(masked, CUSTOMER_SEED, bits, CUSTOMER_WEIGHT, features, hashed);
+        unit_block(normalized, CUSTOMER_SEED, bits, CUSTOMER_WEIGHT, features, hashed);
         bigram_overlap(turn, normalized)
     });
     let mut numeric = [0.0; NUMERIC];
@@ -473,40 +361,6 @@ mod tests {
     #[test]
     fn a_repeated_question_overlaps_its_first_ask() {
         assert!(bigram_overlap("什么时候发货", "请问什么时候发货") > 0.6);
-        // A value reads the same masked by the labelled sessions and typed in live chat.
-        let masked = |text: &str| {
-            let (mut m, n) = (String::new(), crate::analysis::triggers::normalize(text));
-            mask_values(&n, &mut m, true);
-            m
-        };
-        assert_eq!(masked("订单号:[订单x] 等了[数字x]天"), masked("订单号:704876475938 等了3天"));
-        assert_eq!(masked("订单号:[订单x] 等了[数字x]天"), "订单号1等了0天");
-        assert_eq!(
-            masked("[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]]"),
-            "订单编号1|订单金额2|下单时间3"
-        );
-        assert_eq!(
-            masked("[订单编号:[订单x]，订单金额:[金额x]，下单时间:[日期x] [时间x]]"),
-            masked("[订单编号:704876475938，订单金额:151.36，下单时间:2018-12-26 04:19:06]")
-        );
-        assert_eq!(masked("看这个[链接x] 怎么回事"), masked("看这个 https://item.jd.com/100012.html 怎么回事"));
-        assert_eq!(masked("联系电话13800138000"), "联系电话6");
-        assert_eq!(masked("[时间x]到的"), masked("10:21到的"));
-        assert_eq!(masked("[金额x]米的床"), masked("1.5米的床"));
-        assert_eq!(masked("[姓名x]签收的"), "7签收的");
-        // The chat model reads every value as one mark.
-        let (mut one, n) =
-            (String::new(), crate::analysis::triggers::normalize("[订单编号:[订单x]，订单金额:[金额x]] 等了3天"));
-        mask_values(&n, &mut one, false);
-        assert_eq!(one, "订单编号0|订单金额0等了0天");
-        // Words stay words, and a mark between two values that are not one stays.
-        assert_eq!(masked("我要投诉 太差了"), crate::analysis::triggers::normalize("我要投诉 太差了"));
-        assert_eq!(masked("3件，2件到了"), "0件|0件到了");
-        // Masked text is normalised text: training may normalise it again (`train-issues`).
-        for text in ["订单号:[订单x] 等了[数字x]天", "等了3 天 看 https://jd.com/1.html 呢", "10:21:33 到了吗"]
-        {
-            assert_eq!(crate::analysis::triggers::normalize(&masked(text)), masked(text), "{text}");
-        }
         assert_eq!(bigram_overlap("你好", ""), 0.0);
     }
 

@@ -13,6 +13,7 @@ pub mod satisfaction;
 pub mod sentiment;
 pub mod taxonomy;
 pub mod triggers;
+pub mod values;
 
 use serde::Serialize;
 
@@ -43,8 +44,10 @@ pub struct Analyzer {
     satisfaction: &'static satisfaction::SatisfactionModel,
     satisfaction_scratch: (satisfaction::Scratch, Vec<(u32, f32)>),
     normalized: String,
-    /// A chat turn's `normalized` with its values masked (`chat::mask_values`), for the issue types.
+    /// A chat turn's `normalized` with its values masked (`values::mask_text`), for the issue types.
     masked: String,
+    /// The normalised text of a chat turn whose values became placeholders.
+    replaced: String,
     /// `normalized` and `wide` of the customer's previous turn (a chat-model input).
     previous: (String, Vec<u32>),
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
@@ -70,6 +73,7 @@ impl Analyzer {
             satisfaction_scratch: Default::default(),
             normalized: String::new(),
             masked: String::new(),
+            replaced: String::new(),
             previous: Default::default(),
             wide: Vec::new(),
             narrow: Vec::new(),
@@ -212,7 +216,7 @@ impl Analyzer {
             // A chat turn's values are masked, as the labelled chat the model learned from has them
             // (`feedback train-issues`); a review's are not.
             if turn.is_some() {
-                chat::mask_values(&self.normalized, &mut self.masked, true);
+                values::mask_text(text, &self.normalized, &mut self.replaced, &mut self.masked);
             }
             match self.issues.bits() {
                 _ if turn.is_some() && self.masked != self.normalized => {
@@ -339,6 +343,19 @@ pub fn model_version() -> &'static str {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_chat_turns_issue_types_read_the_same_with_its_values_masked_or_typed() {
+        let mut a = Analyzer::new();
+        let context =
+            TurnContext { previous_shop: Some("请问有什么可以帮您"), previous_customer: None, index: 2 };
+        let masked = a.analyze_turn("订单号:[订单x] 付了[金额x] 链接[链接x] 怎么还没发货", &context);
+        let typed =
+            a.analyze_turn("订单号:704876475938 付了151.36 链接https://item.jd.com/1.html 怎么还没发货", &context);
+        assert!(!masked.issues.is_empty());
+        assert_eq!(masked.issues, typed.issues);
+        assert_eq!(masked.trigger.fired, typed.trigger.fired);
+    }
 
     #[test]
     fn a_chat_turn_reads_issue_types_from_the_lower_chat_threshold() {

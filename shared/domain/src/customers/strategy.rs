@@ -1,5 +1,5 @@
 //! The reply strategy: how the chatbot should answer a customer now, from the customer's profile
-//! and what the current message triggered. The rules are data (`rules/strategy.toml`, precedence
+//! and every category the customer's messages raised. The rules are data (`rules/strategy.toml`, precedence
 //! documented there); every answer names the rules that applied and why.
 
 use std::sync::OnceLock;
@@ -270,7 +270,7 @@ pub struct Asked<'a> {
     pub decide_offer: bool,
 }
 
-/// The strategy for a customer now: their profile (one read) and what the message triggered.
+/// The strategy for a customer now: their profile (one read) and the categories raised.
 /// Without a profile (an unknown customer, or one whose profile cannot be read: the message is
 /// answered all the same) the message alone decides, and the reasons say so. An offer the rules
 /// call for is decided once per conversation behind the guard rails; if that cannot be stored,
