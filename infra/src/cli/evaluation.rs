@@ -630,7 +630,7 @@ fn dev_as_live_chat(
 /// `text` with each JDDC placeholder filled by a value of its kind as a customer or the platform
 /// would type it (an order number, a price, a date, a link), the same every run: the values come
 /// from a hash of the session, the turn and the placeholder's place.
-pub fn live_values(text: &str, session: &str, turn: usize) -> String {
+fn live_values(text: &str, session: &str, turn: usize) -> String {
     let mut state = session
         .bytes()
         .chain(turn.to_le_bytes())

@@ -214,14 +214,14 @@ impl Analyzer {
             // chat turns.
             let min = if turn.is_some() { self.issues.chat_min_confidence() } else { issues::MIN_CONFIDENCE };
             // A chat turn's values are masked, as the labelled chat the model learned from has them
-            // (`feedback train-issues`); a review's are not.
-            if turn.is_some() {
+            // (`feedback train-issues`); a review's are not. Text with nothing masked keeps the
+            // features already hashed.
+            let masked = turn.is_some() && {
                 values::mask_text(text, &self.normalized, &mut self.replaced, &mut self.masked);
-            }
+                self.masked != self.normalized
+            };
             match self.issues.bits() {
-                _ if turn.is_some() && self.masked != self.normalized => {
-                    self.issues.classify_normalized(&self.masked, &mut self.narrow, min)
-                }
+                _ if masked => self.issues.classify_normalized(&self.masked, &mut self.narrow, min),
                 Some(bits) if bits <= self.sentiment.bits() => {
                     linear::narrow(&self.wide[..plain], bits, &mut self.narrow);
                     self.issues.classify_features(&self.normalized, &self.narrow, min)

@@ -59,7 +59,7 @@ fn placeholder_of(value: &str) -> &'static str {
 /// (704876475938 → `[订单x]`, 151.36 → `[金额x]`, a link → `[链接x]`); a text without a digit or a
 /// link is returned as it is. Done on the raw text, where a link ends at a space and a decimal
 /// point is still a point.
-pub fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
+fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
     let link =
         || text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"http") || w.eq_ignore_ascii_case(b"www."));
     if !text.bytes().any(|b| b.is_ascii_digit()) && !link() {
@@ -75,7 +75,7 @@ pub fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
 /// labelled shop chat is masked and live chat is not, and unmasked the model would read an order
 /// number or a price as words it never saw. Every digit is masked, so a digit in `out` is a mark.
 /// The result is normalised text (normalising it again changes nothing).
-pub fn mask_values(text: &str, out: &mut String) {
+fn mask_values(text: &str, out: &mut String) {
     out.clear();
     out.reserve(text.len());
     let ends_with_mark_then_space = |out: &str| {

@@ -78,7 +78,7 @@ pub struct ReplyStrategy {
 #[derive(Debug, Clone, Default)]
 pub struct Situation<'a> {
     pub profile: Option<&'a ProfileView>,
-    /// Every category what the customer wrote raised, with its severity (none: nothing fired). A
+    /// Every category the customer's messages raised, with its severity (empty: nothing fired). A
     /// message can raise two (我要投诉，先给我接个人工: a complaint, and a request for a person).
     pub raised: &'a [(&'a str, Severity)],
     /// The conversation's experiment arms, `(experiment, arm)` (`rules/experiments.toml`).
