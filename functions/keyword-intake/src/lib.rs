@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 
 use feedback::Timestamp;
-use feedback::analysis::triggers::{Trigger, TriggerRules};
+use feedback::analysis::triggers::TriggerRules;
 use feedback::config::{ConfigError, ConversationSettings, Env};
 use feedback::conversations::intake::{AlertStatus, IntakeSettings, record_messages};
 use feedback::conversations::store::MessageStored;
@@ -108,10 +108,10 @@ impl App {
                     ],
                 );
                 // How the chatbot should answer: the customer's profile and every category this
-                // batch raised (a complaint that asks for a person is handed over and apologised
-                // for; the profile read failing only leaves it out of the decision).
-                let raised: Vec<_> =
-                    recorded.messages.iter().filter_map(|m| m.trigger.as_ref()).flat_map(Trigger::raised).collect();
+                // batch raised, the escalation included (a complaint that asks for a person is
+                // handed over and apologised for; the profile read failing only leaves it out of
+                // the decision).
+                let raised: Vec<_> = recorded.raised.iter().map(|(c, s)| (c.as_str(), *s)).collect();
                 let asked = Asked {
                     conversation_id: &conversation_id,
                     customer_id: Some(&customer_id),

@@ -256,6 +256,30 @@ async fn repeated_dissatisfaction_escalates_to_staff_once() {
     assert_eq!(items["META"]["triggering_message_ids"].as_ss().unwrap().len(), 4);
 }
 
+/// The third unhappy message is handed to a person: the answer's strategy says so too, on the
+/// same request and afterwards (none of these messages asks for a person itself).
+#[tokio::test]
+async fn an_escalated_conversation_is_routed_to_an_agent_by_the_strategy_too() {
+    let w = world().await;
+    let conv = unique("c");
+    let texts = ["我对这个回答不满意", "问题还是没解决", "太失望了"];
+    let mut last = Value::Null;
+    for (i, text) in texts.iter().enumerate() {
+        let (status, body) = post(&w.app, &conv, &[message(&format!("m-{i}"), "customer", text, i as u32)]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_ne!(body["messages"][0]["trigger"]["category"], "want_human", "{body}");
+        last = body;
+    }
+    assert_eq!(last["action"]["type"], "handoff_to_agent", "{last}");
+    assert_eq!(last["action"]["reason"]["category"], "repeated_dissatisfaction", "{last}");
+    let strategy = &last["strategy"];
+    assert_eq!((&strategy["route"], &strategy["priority"]), (&json!("agent"), &json!("urgent")), "{strategy}");
+    assert!(strategy["reasons"].as_array().unwrap().iter().any(|r| r["rule"] == "escalated"), "{strategy}");
+    let (status, later) = get_strategy(&w.app, &conv).await;
+    assert_eq!(status, 200, "{later}");
+    assert_eq!((&later["route"], &later["priority"]), (&strategy["route"], &strategy["priority"]), "{later}");
+}
+
 /// DynamoDB refuses an item over 400 KB, which moto does not: a conversation that goes on and on
 /// must not grow its records until every later call fails.
 #[tokio::test]

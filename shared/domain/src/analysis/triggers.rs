@@ -70,15 +70,6 @@ impl Trigger {
     pub fn fired_category(&self) -> Option<&str> {
         self.category.as_deref().filter(|_| self.fired)
     }
-
-    /// Every category the message raised, with its severity: the lead, then the one beside it
-    /// ([`Trigger::also`]). What the chatbot's reply strategy reads.
-    pub fn raised(&self) -> impl Iterator<Item = (&str, Severity)> {
-        fn one(t: &Trigger) -> Option<(&str, Severity)> {
-            Some((t.fired_category()?, t.severity?))
-        }
-        one(self).into_iter().chain(self.also.as_deref().and_then(one))
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -729,6 +720,13 @@ impl TriggerRules {
 
     pub fn escalation(&self) -> &Escalation {
         &self.escalation
+    }
+
+    /// Every category a conversation can raise, with its severity: those of `[categories]`,
+    /// then the escalation's.
+    pub fn categories(&self) -> impl Iterator<Item = (&str, Severity)> {
+        let escalation = std::iter::once((self.escalation.category.as_str(), self.escalation.severity));
+        self.categories.iter().map(|(c, s)| (c.as_str(), *s)).chain(escalation)
     }
 
     /// Detects a trigger in a customer message.

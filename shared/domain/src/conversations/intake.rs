@@ -211,6 +211,11 @@ pub struct MessagesRecorded {
     /// Alerts to staff concerning this request's triggers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertOutcome>,
+    /// Every category this request raised, with its severity: each stored message's lead and the
+    /// category beside it, and the escalation when this request reached it. What the reply
+    /// strategy reads (the answer's `strategy`), so it agrees with `action`.
+    #[serde(skip)]
+    pub raised: Vec<(String, Severity)>,
 }
 
 impl StaffAlert {
@@ -412,12 +417,13 @@ pub async fn record_messages(
     }
 
     let action = choose_action(rules, &records);
+    let raised = records.iter().map(|r| (r.record.category.clone(), r.severity)).collect();
     let messages = detected
         .into_iter()
         .zip(stored)
         .map(|((m, t), stored)| MessageOutcome { message_id: m.message_id, stored, trigger: t.fired.then_some(t) })
         .collect();
-    Ok(MessagesRecorded { conversation_id: batch.conversation_id, messages, action, alerts: alert_outcomes })
+    Ok(MessagesRecorded { conversation_id: batch.conversation_id, messages, action, alerts: alert_outcomes, raised })
 }
 
 /// The chatbot acts on categories that fired for the first time in the conversation with a

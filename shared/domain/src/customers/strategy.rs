@@ -469,6 +469,31 @@ mod tests {
         assert!(names(&rules.decide(&Situation { profile: None, raised: &reversed, arms: &[] })).contains(&"severe"));
     }
 
+    /// The two rule files agree: a category whose first trigger hands the customer to a person
+    /// (`[actions]`, the escalation) is routed to an agent, and every category but a bare request
+    /// for a person is apologised for. A category added to triggers.toml without a rule here fails.
+    #[test]
+    fn every_category_the_triggers_raise_is_answered_as_its_action_says() {
+        use crate::analysis::triggers::{Action, TriggerRules};
+        let (strategy, triggers) = (StrategyRules::builtin(), TriggerRules::builtin());
+        let categories: Vec<_> = triggers.categories().collect();
+        assert!(categories.len() >= 7, "{categories:?}");
+        for (category, severity) in categories {
+            let s = strategy.decide(&Situation { profile: None, raised: &[(category, severity)], arms: &[] });
+            let hands_over = triggers.action_for(category) == Action::HandoffToAgent;
+            assert!(!hands_over || s.route >= Route::Agent, "{category} hands over, the strategy says {:?}", s.route);
+            assert_eq!(s.apologise, category != "want_human", "{category}: {:?}", names(&s));
+        }
+        let escalated = triggers.escalation();
+        let s = strategy.decide(&Situation {
+            profile: None,
+            raised: &[(escalated.category.as_str(), escalated.severity)],
+            arms: &[],
+        });
+        assert_eq!((s.route, s.priority), (Route::Agent, Priority::Urgent));
+        assert!(names(&s).contains(&"escalated"), "{:?}", names(&s));
+    }
+
     #[test]
     fn broken_rule_files_are_refused() {
         assert!(StrategyRules::from_toml("[[rule]]\nname = \"x\"\nwhy = \"y\"\ncolour = \"red\"").is_err());
