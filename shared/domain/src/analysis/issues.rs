@@ -23,7 +23,10 @@ pub const LOWEST_CHAT_MIN_CONFIDENCE: f32 = 0.05;
 /// Confidence of a keyword hit (two or more distinct keywords of a type: `KEYWORDS_CONFIDENCE`).
 const KEYWORD_CONFIDENCE: f32 = 0.6;
 const KEYWORDS_CONFIDENCE: f32 = 0.8;
-const MAGIC: &[u8; 8] = b"FLISSUE2";
+/// The format and what the models read: `3` since a chat turn's values (order numbers, amounts,
+/// links) are masked before the issue types read it ([`crate::analysis::values`]), in training as
+/// in use. A file trained on unmasked text (`2`) is refused rather than read silently.
+const MAGIC: &[u8; 8] = b"FLISSUE3";
 /// Trained models the interleaved table holds (the taxonomy has 11 types).
 const MAX_MODELS: usize = 16;
 /// Taxonomy types the classifier handles (the taxonomy has 11).
@@ -48,7 +51,7 @@ pub struct IssueClassifier {
     chat_min_confidence: f32,
 }
 
-/// Writes models as `FLISSUE2`, the chat threshold, a count, then per model its id and bytes.
+/// Writes models as `FLISSUE3`, the chat threshold, a count, then per model its id and bytes.
 pub fn encode_models(models: &[(String, LinearModel)], chat_min_confidence: f32) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&chat_min_confidence.to_le_bytes());
@@ -290,7 +293,7 @@ mod tests {
         let (chat_min_confidence, decoded) = decode_models(bytes).unwrap();
         assert_eq!((chat_min_confidence, decoded.len()), (0.3, 1));
         assert_eq!(decoded[0].0, "logistics");
-        assert!(decode_models(b"FLISSUE2\0\0\x80\x3e\x05\0\0\0").is_err(), "five models promised, none there");
+        assert!(decode_models(b"FLISSUE3\0\0\x80\x3e\x05\0\0\0").is_err(), "five models promised, none there");
         // A chat threshold above a keyword hit's confidence would drop keyword hits in chat; one
         // that is not a number would drop every type.
         let file = |at: f32| -> &'static [u8] {
@@ -301,10 +304,12 @@ mod tests {
             assert!(decode_models(file(bad)).is_err(), "{bad}");
         }
         assert!(decode_models(file(KEYWORD_CONFIDENCE)).is_ok(), "a keyword hit's confidence still counts");
-        // The format before the chat threshold: no longer read.
-        let mut old = file(0.3).to_vec();
-        old[..8].copy_from_slice(b"FLISSUE1");
-        assert!(decode_models(Box::leak(old.into_boxed_slice())).is_err());
+        // The formats before the chat threshold and before masked values: no longer read.
+        for magic in [b"FLISSUE1", b"FLISSUE2"] {
+            let mut old = file(0.3).to_vec();
+            old[..8].copy_from_slice(magic);
+            assert!(decode_models(Box::leak(old.into_boxed_slice())).is_err(), "{magic:?}");
+        }
     }
 
     proptest! {
