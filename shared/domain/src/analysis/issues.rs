@@ -27,9 +27,9 @@ const KEYWORDS_CONFIDENCE: f32 = 0.8;
 /// links) are masked before the issue types read it ([`crate::analysis::values`]), in training as
 /// in use. A file trained on unmasked text (`2`) is refused rather than read silently.
 const MAGIC: &[u8; 8] = b"FLISSUE3";
-/// Trained models the interleaved table holds (the taxonomy has 11 types).
+/// Trained models the interleaved table holds (the taxonomy has 12 types).
 const MAX_MODELS: usize = 16;
-/// Taxonomy types the classifier handles (the taxonomy has 11).
+/// Taxonomy types the classifier handles (the taxonomy has 12).
 const MAX_TYPES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -278,6 +278,14 @@ mod tests {
         assert!(types("I was charged twice for my order").contains(&"payment"));
         assert!(types("I can't log in to my account").contains(&"account"));
         assert!(types("where is my package? tracking says nothing").contains(&"logistics"));
+        // An invoice is a request of its own, not a payment problem, in either language.
+        for text in
+            ["请问可以开增值税专用发票吗", "发票抬头写错了，能改成公司的吗", "I need an invoice for my last order"]
+        {
+            let t = types(text);
+            assert!(t.contains(&"invoice") && !t.contains(&"payment"), "{text}: {t:?}");
+        }
+        assert!(!types("付款失败但是钱扣了").contains(&"invoice"));
     }
 
     #[test]
