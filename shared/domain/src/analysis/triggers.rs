@@ -9,7 +9,7 @@
 //! passes of their own; marks (emoji, stickers) are matched on the raw text when the words say
 //! nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -553,9 +553,12 @@ impl TriggerRules {
         let mut rules = Vec::new();
         let mut alone: Vec<(String, usize)> = Vec::new();
         let mut wholes: Vec<(String, usize)> = Vec::new();
-        let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>| {
+        // Each pattern text once per list, found by a set (the rules have well over a thousand:
+        // looking through the list for each was a millisecond of every cold start).
+        let (mut in_patterns, mut in_near) = (HashSet::new(), HashSet::new());
+        let push = |raw: &str, kind: Kind, patterns: &mut Vec<Pattern>, seen: &mut HashSet<String>| {
             let text = normalize(raw);
-            if !text.is_empty() && !patterns.iter().any(|p| p.text == text) {
+            if !text.is_empty() && seen.insert(text.clone()) {
                 let number = text.bytes().all(|b| b.is_ascii_digit());
                 patterns.push(Pattern { ascii: text.is_ascii(), number, text, kind });
             }
@@ -569,7 +572,7 @@ impl TriggerRules {
             };
             rules.push(Rule { id: def.id.clone(), category: def.category.clone(), severity });
             for p in &def.phrases {
-                push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns);
+                push(p, Kind::Trigger { rule: rules.len() - 1 }, &mut patterns, &mut in_patterns);
             }
             for p in &def.alone {
                 alone.push((p.clone(), rules.len() - 1));
@@ -586,7 +589,7 @@ impl TriggerRules {
         // `alone` phrases are found in the second pass too, so one that does not stand alone (就这 in
         // 就这么差) hides nothing.
         for (p, rule) in &alone {
-            push(p, Kind::Trigger { rule: *rule }, &mut near_patterns);
+            push(p, Kind::Trigger { rule: *rule }, &mut near_patterns, &mut in_near);
         }
         for def in &file.near {
             let rule = declared_rule(&mut rules, &file.categories, &def.id, &def.category)?;
@@ -606,10 +609,10 @@ impl TriggerRules {
             }
         }
         for p in file.resolution.zh.iter().chain(&file.resolution.en) {
-            push(p, Kind::Resolution, &mut patterns);
+            push(p, Kind::Resolution, &mut patterns, &mut in_patterns);
         }
         for p in file.shadow.iter().flat_map(|s| &s.phrases) {
-            push(p, Kind::Shadow, &mut patterns);
+            push(p, Kind::Shadow, &mut patterns, &mut in_patterns);
         }
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
