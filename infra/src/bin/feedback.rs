@@ -289,15 +289,6 @@ fn issue_rows(
         .collect())
 }
 
-/// A chat turn as the analysis reads it for its issue types: normalised, its values masked
-/// (`[订单x]` and 704876475938 alike). Normalising it again changes nothing.
-fn as_chat_issues_read(text: &str) -> String {
-    let (mut masked, mut scratch) = (String::new(), String::new());
-    let normalized = feedback::analysis::triggers::normalize(text);
-    feedback::analysis::values::mask_text(text, &normalized, &mut scratch, &mut masked);
-    masked
-}
-
 fn train_issues(args: &[String]) -> Result<(), String> {
     use feedback::analysis::issues::{
         IssueClassifier, IssueScore, LOWEST_CHAT_MIN_CONFIDENCE as LOWEST, MIN_CONFIDENCE, encode_models,
@@ -305,6 +296,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
     use feedback::analysis::linear::{LinearModel, train_plain};
     use feedback::analysis::taxonomy::Taxonomy;
     use feedback::analysis::triggers::normalize;
+    use feedback::analysis::values::masked_chat_text;
     use infra::cli::evaluation;
     /// A labelled chat turn: text, its session's fold group (none: always trained on), issue types.
     type ChatIssues = (String, Option<u32>, Vec<String>);
@@ -336,7 +328,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             .into_iter()
             .filter(|l| !l.dev && !l.invalid)
             .map(|l| {
-                let text = as_chat_issues_read(evaluation::labelled_turn(&sessions, &l)?.1);
+                let text = masked_chat_text(evaluation::labelled_turn(&sessions, &l)?.1);
                 Ok((text, Some(evaluation::group_of(&l.session, fold_seed)), l.issue_types))
             })
             .collect::<Result<_, String>>()?
@@ -346,7 +338,7 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             evaluation::written_sessions(&evaluation::read(&written)?).map_err(|e| format!("{written}: {e}"))?
         {
             for (_, text, label) in turns {
-                chat.extend(label.filter(|l| !l.invalid).map(|l| (as_chat_issues_read(&text), None, l.issue_types)));
+                chat.extend(label.filter(|l| !l.invalid).map(|l| (masked_chat_text(&text), None, l.issue_types)));
             }
         }
     }

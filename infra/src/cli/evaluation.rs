@@ -367,14 +367,8 @@ fn bootstrap(turns: &[(&str, bool, bool)], truth: &[&str], predicted: &[&str]) -
             of_session[s].push(i);
         }
     }
-    // xorshift64*: deterministic, so the printed interval is the same on every run.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |n: usize| {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
-    };
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    let mut next = |n: usize| (rng.next() >> 33) as usize % n.max(1);
     let (mut recall, mut precision, mut macro_) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..1000 {
         let (mut counts, mut t, mut p) = (Counts::default(), Vec::new(), Vec::new());
@@ -535,13 +529,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
             after.push(turn.sentiment.label.as_str());
             invalid_right += usize::from(l.invalid == turn.invalid.is_invalid);
             n += 1;
-            if !l.invalid {
-                for t in Taxonomy::builtin().issue_types.iter().map(|t| t.id.as_str()) {
-                    let want = l.issue_types.iter().any(|x| x == t);
-                    let got = turn.issues.iter().any(|i| i.issue_type == t);
-                    types.entry(t.to_owned()).or_default().add(want, got);
-                }
-            }
+            issue_types_read(l, &turn, |t, want, got| types.entry(t.to_owned()).or_default().add(want, got));
         }
         let classes = SENTIMENTS;
         let _ = writeln!(out, "JDDC {name} ({n} customer turns):");
@@ -589,6 +577,16 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Each taxonomy type of a valid labelled turn: whether the label has it and whether `turn` found it.
+fn issue_types_read(l: &Label, turn: &Analysis, mut add: impl FnMut(&str, bool, bool)) {
+    if l.invalid {
+        return;
+    }
+    for t in Taxonomy::builtin().issue_types.iter().map(|t| t.id.as_str()) {
+        add(t, l.issue_types.iter().any(|x| x == t), turn.issues.iter().any(|i| i.issue_type == t));
+    }
+}
+
 /// JDDC dev as a shop's live chat reads: the sessions mask every value (`[订单x]`, `[金额x]`,
 /// `[日期x]`), live chat has the values themselves. The same figures with each placeholder filled
 /// by a made-up value of its kind ([`live_values`]), so a model that learned the masks and not the
@@ -613,11 +611,7 @@ fn dev_as_live_chat(
         combined.add(l.unhappy(), unhappy_call(&turn.trigger));
         truth.push(l.sentiment.as_str());
         after.push(turn.sentiment.label.as_str());
-        if !l.invalid {
-            for t in Taxonomy::builtin().issue_types.iter().map(|t| t.id.as_str()) {
-                types.add(l.issue_types.iter().any(|x| x == t), turn.issues.iter().any(|i| i.issue_type == t));
-            }
-        }
+        issue_types_read(l, &turn, |_, want, got| types.add(want, got));
     }
     Ok(format!(
         "JDDC dev as live chat (placeholders such as [订单x] filled with values): unhappy, rules + chat model: {}; sentiment macro-F1 {:.3}; issue types, micro, all: F1 {:.3}\n",
@@ -631,17 +625,8 @@ fn dev_as_live_chat(
 /// would type it (an order number, a price, a date, a link), the same every run: the values come
 /// from a hash of the session, the turn and the placeholder's place.
 fn live_values(text: &str, session: &str, turn: usize) -> String {
-    let mut state = session
-        .bytes()
-        .chain(turn.to_le_bytes())
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-    let mut next = |n: u64| {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    };
+    let mut rng = Xorshift(fnv1a(session.bytes().chain(turn.to_le_bytes())));
+    let mut next = |n: u64| rng.next() % n;
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
     while let Some(start) = rest.find('[') {
@@ -964,8 +949,24 @@ pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::
 
 /// STC-3 dialogues held out from training: a fifth, chosen by an FNV-1a hash of the dialogue id.
 pub fn stc3_held_out(id: &str) -> bool {
-    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    h % 5 == 0
+    fnv1a(id.bytes()).is_multiple_of(5)
+}
+
+/// The 64-bit FNV-1a hash of some bytes.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// xorshift64*: a deterministic stream, so what `eval` prints is the same on every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
 }
 
 /// A session written for training (`shared/labels/written_sessions.tsv`): (role, text, the

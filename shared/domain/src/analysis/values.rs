@@ -127,6 +127,14 @@ pub fn mask_text(raw: &str, normalized: &str, scratch: &mut String, out: &mut St
     }
 }
 
+/// `raw` as the issue types read a chat turn ([`mask_text`]), in a new string: for training, where
+/// each text is read once.
+pub fn masked_chat_text(raw: &str) -> String {
+    let (mut out, mut scratch) = (String::new(), String::new());
+    mask_text(raw, &crate::analysis::triggers::normalize(raw), &mut scratch, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,11 +142,7 @@ mod tests {
 
     #[test]
     fn a_value_reads_the_same_masked_by_the_labelled_sessions_and_typed_in_live_chat() {
-        let masked = |text: &str| {
-            let (mut m, mut scratch) = (String::new(), String::new());
-            mask_text(text, &normalize(text), &mut scratch, &mut m);
-            m
-        };
+        let masked = masked_chat_text;
         assert_eq!(masked("订单号:[订单x] 等了[数字x]天"), masked("订单号:704876475938 等了3天"));
         assert_eq!(masked("订单号:[订单x] 等了[数字x]天"), "订单号1等了0天");
         assert_eq!(
