@@ -8,6 +8,7 @@ use feedback::analysis::Analyzer;
 use feedback::config::{ConfigError, Env, WeekSettings};
 use feedback::insights::{StreamItem, process_batch};
 use feedback_aws::dynamo::{self, DynamoAnalysisStore, read_stream_record};
+use feedback_lambda::init::build_while_connecting;
 use feedback_lambda::observe::emit_metrics;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -42,16 +43,21 @@ pub struct App {
 }
 
 impl App {
-    /// Cold start: settings, one client, the models (in place from the binary), a warm connection.
+    /// Cold start: settings, one client, a warm connection, and meanwhile the analyzer (the rule
+    /// table and the issue types are built; the models are used in place from the binary).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let settings = AnalyzeSettings::from_env(&Env::process())?;
-        let client = dynamo::warm_client(&settings.table_name).await;
-        Ok(Self::new(client, settings))
+        let (analyzer, client) = build_while_connecting(Analyzer::new, dynamo::warm_client(&settings.table_name)).await;
+        Ok(Self::with_analyzer(client, settings, analyzer))
     }
 
     pub fn new(client: feedback_aws::dynamo::Client, settings: AnalyzeSettings) -> Self {
+        Self::with_analyzer(client, settings, Analyzer::new())
+    }
+
+    fn with_analyzer(client: feedback_aws::dynamo::Client, settings: AnalyzeSettings, analyzer: Analyzer) -> Self {
         let store = DynamoAnalysisStore::new(client, &settings.table_name, settings.aggregate_shards);
-        App { store, settings, analyzer: Mutex::new(Analyzer::new()) }
+        App { store, settings, analyzer: Mutex::new(analyzer) }
     }
 
     /// Never fails as a whole: a batch that is not even a stream event is reported as failed from

@@ -17,6 +17,7 @@ use feedback::validate::InputError;
 use feedback_aws::dynamo::{self, DynamoConversationStore, DynamoOfferStore, DynamoProfileStore};
 use feedback_aws::notify::SnsStaffAlerts;
 use feedback_lambda::http::{json_body, json_response, path_parameter, problem_response, refused, request_reference};
+use feedback_lambda::init::build_while_connecting;
 use feedback_lambda::observe::emit_metrics;
 use feedback_lambda::problem::Problem;
 use lambda_http::http::Method;
@@ -39,9 +40,14 @@ impl App {
         let settings = ConversationSettings::from_env(&env)?;
         let topic = env.required("STAFF_ALERTS_TOPIC_ARN")?;
         let strategy = StrategySettings::from_env(&env)?;
-        let config = feedback_aws::sdk::sdk_config().await;
-        let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
-        dynamo::warm_up(&dynamodb, &settings.table_name).await;
+        // The rule table is built while the connection warms; `new` then finds it built.
+        let (_, (config, dynamodb)) = build_while_connecting(TriggerRules::builtin, async {
+            let config = feedback_aws::sdk::sdk_config().await;
+            let dynamodb = feedback_aws::sdk::dynamodb_client(&config);
+            dynamo::warm_up(&dynamodb, &settings.table_name).await;
+            (config, dynamodb)
+        })
+        .await;
         Ok(Self::new(dynamodb, feedback_aws::sdk::sns_client(&config), &topic, settings).with_strategy(strategy))
     }
 
