@@ -291,7 +291,7 @@ fn issue_rows(
 
 fn train_issues(args: &[String]) -> Result<(), String> {
     use feedback::analysis::issues::{
-        IssueClassifier, IssueScore, LOWEST_CHAT_MIN_CONFIDENCE as LOWEST, MIN_CONFIDENCE, encode_models,
+        IssueClassifier, IssueScore, LOWEST_CHAT_MIN_CONFIDENCE as LOWEST, MIN_CONFIDENCE, Reading, encode_models,
     };
     use feedback::analysis::linear::{LinearModel, train_plain};
     use feedback::analysis::taxonomy::Taxonomy;
@@ -388,7 +388,10 @@ fn train_issues(args: &[String]) -> Result<(), String> {
             let classifier = IssueClassifier::new(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
             for row in chat.iter().filter(|(_, g, _)| g.is_some_and(|g| g % FOLDS == fold)) {
                 let normalized = normalize(&row.0);
-                read.push((row, classifier.classify_normalized(&normalized, &mut Vec::new(), LOWEST)));
+                read.push((
+                    row,
+                    classifier.classify_normalized(&normalized, Reading::ChatTurn, &mut Vec::new(), LOWEST),
+                ));
             }
         }
         let micro = |at: f32| {

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use feedback::analysis::Analyzer;
 use feedback::analysis::cleaning::DuplicateIndex;
-use feedback::analysis::issues::{IssueClassifier, MIN_CONFIDENCE};
+use feedback::analysis::issues::{IssueClassifier, MIN_CONFIDENCE, Reading};
 use feedback::analysis::linear::LinearModel;
 
 #[path = "support/inputs.rs"]
@@ -73,7 +73,10 @@ fn bench(c: &mut Criterion) {
         let m = IssueClassifier::builtin();
         let mut scratch = Vec::new();
         b.iter(|| {
-            normalized.iter().map(|n| m.classify_normalized(n, &mut scratch, MIN_CONFIDENCE).len()).sum::<usize>()
+            normalized
+                .iter()
+                .map(|n| m.classify_normalized(n, Reading::Feedback, &mut scratch, MIN_CONFIDENCE).len())
+                .sum::<usize>()
         })
     });
     parts.bench_function("duplicates", |b| {

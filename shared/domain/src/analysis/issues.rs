@@ -32,6 +32,14 @@ const MAX_MODELS: usize = 16;
 /// Taxonomy types the classifier handles (the taxonomy has 12).
 const MAX_TYPES: usize = 32;
 
+/// What is being read: a piece of feedback (a rating's comment, a review) or one chat turn, which
+/// does not count the taxonomy's `feedback_keywords`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    Feedback,
+    ChatTurn,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueScore {
     #[serde(rename = "type")]
@@ -46,8 +54,9 @@ pub struct IssueClassifier {
     /// feature instead of one per model. `None` when the models differ in size.
     interleaved: Option<Interleaved>,
     keywords: AhoCorasick,
-    /// Per keyword pattern: its type's index and whether it is ASCII (needs word boundaries).
-    keyword_types: Vec<(usize, bool)>,
+    /// Per keyword pattern: its type's index, whether it is ASCII (needs word boundaries), and
+    /// whether it counts in a chat turn.
+    keyword_types: Vec<(usize, bool, bool)>,
     chat_min_confidence: f32,
 }
 
@@ -105,10 +114,11 @@ impl IssueClassifier {
         let mut patterns = Vec::new();
         let mut keyword_types = Vec::new();
         for (i, t) in taxonomy.issue_types.iter().enumerate() {
-            for k in &t.keywords {
+            let keywords = t.keywords.iter().map(|k| (k, true)).chain(t.feedback_keywords.iter().map(|k| (k, false)));
+            for (k, in_chat) in keywords {
                 let k = normalize(k);
                 if !k.is_empty() {
-                    keyword_types.push((i, k.is_ascii()));
+                    keyword_types.push((i, k.is_ascii(), in_chat));
                     patterns.push(k);
                 }
             }
@@ -145,13 +155,14 @@ impl IssueClassifier {
     pub fn classify_normalized(
         &self,
         normalized: &str,
+        reading: Reading,
         scratch: &mut Vec<u32>,
         min_confidence: f32,
     ) -> Vec<IssueScore> {
         if let Some(bits) = self.bits() {
             plain_features(normalized, bits, scratch);
         }
-        self.classify_features(normalized, scratch, min_confidence)
+        self.classify_features(normalized, reading, scratch, min_confidence)
     }
 
     /// Like `classify_normalized`, with the plain features (`linear::plain_features`) of `bits()`
@@ -159,6 +170,7 @@ impl IssueClassifier {
     pub fn classify_features(
         &self,
         normalized: &str,
+        reading: Reading,
         features_of_text: &[u32],
         min_confidence: f32,
     ) -> Vec<IssueScore> {
@@ -166,7 +178,10 @@ impl IssueClassifier {
         let mut hits = [0u8; MAX_TYPES];
         let bytes = normalized.as_bytes();
         for m in self.keywords.find_overlapping_iter(normalized) {
-            let (t, ascii) = self.keyword_types[m.pattern().as_usize()];
+            let (t, ascii, in_chat) = self.keyword_types[m.pattern().as_usize()];
+            if reading == Reading::ChatTurn && !in_chat {
+                continue;
+            }
             let bounded = !ascii
                 || ((m.start() == 0 || !bytes[m.start() - 1].is_ascii_alphanumeric())
                     && bytes.get(m.end()).is_none_or(|b| !b.is_ascii_alphabetic() || *b == b's'));
@@ -200,7 +215,7 @@ impl IssueClassifier {
 
     /// Issue types of a piece of feedback (at `MIN_CONFIDENCE`).
     pub fn classify(&self, text: &str) -> Vec<IssueScore> {
-        self.classify_normalized(&normalize(text), &mut Vec::new(), MIN_CONFIDENCE)
+        self.classify_normalized(&normalize(text), Reading::Feedback, &mut Vec::new(), MIN_CONFIDENCE)
     }
 }
 
@@ -286,6 +301,27 @@ mod tests {
             assert!(t.contains(&"invoice") && !t.contains(&"payment"), "{text}: {t:?}");
         }
         assert!(!types("付款失败但是钱扣了").contains(&"invoice"));
+    }
+
+    #[test]
+    fn a_chat_turn_names_the_service_and_the_merchant_without_being_about_them() {
+        let c = IssueClassifier::builtin();
+        let read = |text: &str, reading| -> Vec<&str> {
+            let at = if reading == Reading::ChatTurn { c.chat_min_confidence() } else { MIN_CONFIDENCE };
+            c.classify_normalized(&normalize(text), reading, &mut Vec::new(), at)
+                .into_iter()
+                .map(|s| s.issue_type)
+                .collect()
+        };
+        // In a chat the customer talks to 客服 and of the merchant as a party to the order; as
+        // feedback, the one named is what the comment is about.
+        for text in ["商家分两个快递寄给我", "我跟卖家联系好了", "店家说明天发"] {
+            let t = read(text, Reading::ChatTurn);
+            assert!(!t.contains(&"service"), "{text}: {t:?}");
+            assert!(read(text, Reading::Feedback).contains(&"service"), "{text}");
+        }
+        // Words that say the service itself is the problem still count there.
+        assert!(read("你们的服务态度太差了", Reading::ChatTurn).contains(&"service"));
     }
 
     #[test]

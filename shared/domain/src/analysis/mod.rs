@@ -220,13 +220,14 @@ impl Analyzer {
                 values::mask_text(text, &self.normalized, &mut self.replaced, &mut self.masked);
                 self.masked != self.normalized
             };
+            let reading = if turn.is_some() { issues::Reading::ChatTurn } else { issues::Reading::Feedback };
             match self.issues.bits() {
-                _ if masked => self.issues.classify_normalized(&self.masked, &mut self.narrow, min),
+                _ if masked => self.issues.classify_normalized(&self.masked, reading, &mut self.narrow, min),
                 Some(bits) if bits <= self.sentiment.bits() => {
                     linear::narrow(&self.wide[..plain], bits, &mut self.narrow);
-                    self.issues.classify_features(&self.normalized, &self.narrow, min)
+                    self.issues.classify_features(&self.normalized, reading, &self.narrow, min)
                 }
-                _ => self.issues.classify_normalized(&self.normalized, &mut self.narrow, min),
+                _ => self.issues.classify_normalized(&self.normalized, reading, &mut self.narrow, min),
             }
         };
         let severity = if invalid.is_invalid { 0 } else { severity(&sentiment, stars, &trigger, &issues) };

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::language::Language;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssueType {
     pub id: String,
     pub zh: String,
@@ -19,6 +20,11 @@ pub struct IssueType {
     /// Words that name the type where the data is thin.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Words that name the type in feedback (a rating's comment, a review) but not in a chat turn,
+    /// where the customer talks to the shop's service and of the merchant as a party to the order
+    /// (刚联系客服, 商家不同意退货): there they say who, not what the problem is about.
+    #[serde(default)]
+    pub feedback_keywords: Vec<String>,
 }
 
 impl IssueType {
