@@ -15,6 +15,8 @@ pub mod taxonomy;
 pub mod triggers;
 pub mod values;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::analysis::triggers::{Severity, Trigger, TriggerRules, normalize_into};
@@ -50,6 +52,9 @@ pub struct Analyzer {
     replaced: String,
     /// `normalized` and `wide` of the customer's previous turn (a chat-model input).
     previous: (String, Vec<u32>),
+    /// `normalized` and `wide` of a chat turn with its values as placeholders (the chat model's
+    /// input when the turn or its context had values).
+    labelled: (String, Vec<u32>),
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
     wide: Vec<u32>,
     narrow: Vec<u32>,
@@ -75,6 +80,7 @@ impl Analyzer {
             masked: String::new(),
             replaced: String::new(),
             previous: Default::default(),
+            labelled: Default::default(),
             wide: Vec::new(),
             narrow: Vec::new(),
         }
@@ -193,8 +199,40 @@ impl Analyzer {
     /// The chat model's reading of a turn in its context, as `analyze_turn` makes it (for tests).
     pub fn read_turn(&mut self, text: &str, context: &TurnContext<'_>) -> ChatReading {
         let plain = self.analyze(text, None);
-        let signals = self.signals(self.satisfaction, text, context, &plain.trigger, plain.sentiment.score);
-        self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch)
+        self.read_in_context(text, context, &plain.trigger, plain.sentiment.score)
+    }
+
+    /// The chat model's reading of a turn just read by the rules and the review model (`trigger`,
+    /// `review`, and the buffers, which stay as they are for the issue types). The model reads the
+    /// turn and its context as the labelled chat it learned from has them: values (an order number,
+    /// a price, a link) as their placeholders. Such a text is read again, in buffers of its own.
+    fn read_in_context(
+        &mut self,
+        text: &str,
+        context: &TurnContext<'_>,
+        trigger: &Trigger,
+        review: f32,
+    ) -> ChatReading {
+        let labelled = values::values_to_placeholders(text);
+        let shop = context.previous_shop.map(values::values_to_placeholders);
+        let customer = context.previous_customer.map(values::values_to_placeholders);
+        let had_values =
+            [Some(&labelled), shop.as_ref(), customer.as_ref()].into_iter().any(|t| matches!(t, Some(Cow::Owned(_))));
+        let context =
+            TurnContext { previous_shop: shop.as_deref(), previous_customer: customer.as_deref(), ..*context };
+        if !had_values {
+            let signals = self.signals(self.satisfaction, text, &context, trigger, review);
+            return self.chat.read(&self.normalized, &context, &signals, &mut self.chat_scratch);
+        }
+        std::mem::swap(&mut self.normalized, &mut self.labelled.0);
+        std::mem::swap(&mut self.wide, &mut self.labelled.1);
+        let (_, trigger, sentiment, _) = self.read_plain(&labelled);
+        let review = held_to_trigger(sentiment, &trigger).score;
+        let signals = self.signals(self.satisfaction, &labelled, &context, &trigger, review);
+        let reading = self.chat.read(&self.normalized, &context, &signals, &mut self.chat_scratch);
+        std::mem::swap(&mut self.normalized, &mut self.labelled.0);
+        std::mem::swap(&mut self.wide, &mut self.labelled.1);
+        reading
     }
 
     fn analyze_with(&mut self, text: &str, stars: Option<u8>, turn: Option<&TurnContext<'_>>) -> Analysis {
@@ -202,8 +240,7 @@ impl Analyzer {
         if let Some(context) = turn.filter(|_| readable(&self.normalized, &invalid)) {
             // The review score as `analyze` reports it, which is what the chat model was trained with.
             let review = held_to_trigger(sentiment, &trigger).score;
-            let signals = self.signals(self.satisfaction, text, context, &trigger, review);
-            let reading = self.chat.read(&self.normalized, context, &signals, &mut self.chat_scratch);
+            let reading = self.read_in_context(text, context, &trigger, review);
             (trigger, sentiment) = decide_turn(trigger, &reading, self.chat.thresholds);
         }
         let sentiment = held_to_trigger(sentiment, &trigger);
@@ -400,6 +437,24 @@ mod tests {
         let turn = analyzer.analyze_turn("还没发货吗", &angry);
         assert_eq!(analyzer.normalized(), crate::analysis::triggers::normalize("还没发货吗"));
         assert_eq!(turn, Analyzer::new().analyze_turn("还没发货吗", &angry));
+    }
+
+    #[test]
+    fn the_chat_model_reads_live_values_as_the_labelled_chat_has_them() {
+        let mut analyzer = Analyzer::new();
+        let live = "订单704876475938怎么还没发货，都等了3天了，付了199.00";
+        let labelled = "订单[订单x]怎么还没发货，都等了[数字x]天了，付了[金额x]";
+        let shop = |order| TurnContext { previous_shop: Some(order), previous_customer: Some("在吗"), index: 3 };
+        assert_eq!(
+            analyzer.read_turn(live, &shop("您的订单704876475938已出库")),
+            analyzer.read_turn(labelled, &shop("您的订单[订单x]已出库")),
+        );
+        // The rules still read the values (12315 is a threat), and the turn's own buffers stay the
+        // live text's (the issue types read them).
+        let threat = analyzer.analyze_turn("再不处理我就打12315", &TurnContext::default());
+        assert_eq!(threat.trigger.category.as_deref(), Some("complaint"));
+        assert_eq!(analyzer.normalized(), crate::analysis::triggers::normalize("再不处理我就打12315"));
+        assert_eq!(threat, Analyzer::new().analyze_turn("再不处理我就打12315", &TurnContext::default()));
     }
 
     #[test]

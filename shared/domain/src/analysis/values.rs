@@ -2,7 +2,9 @@
 //! them) masks every order number, amount, date, time and link (`[订单x]`, `[金额x]`); a shop's live
 //! chat has the values themselves. The issue classifier reads a chat turn with its values masked
 //! alike in training (`feedback train-issues`) and in production (`Analyzer::analyze_turn`), so an
-//! order number or a price is not a word it never saw. See `models/CHAT.md` ("Values").
+//! order number or a price is not a word it never saw. The chat model reads a live turn and its
+//! context with the values as JDDC's placeholders (`values_to_placeholders`), as it was trained.
+//! See `models/CHAT.md` ("Values").
 
 use std::sync::OnceLock;
 
@@ -59,7 +61,7 @@ fn placeholder_of(value: &str) -> &'static str {
 /// (704876475938 → `[订单x]`, 151.36 → `[金额x]`, a link → `[链接x]`); a text without a digit or a
 /// link is returned as it is. Done on the raw text, where a link ends at a space and a decimal
 /// point is still a point.
-fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
     let link =
         || text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"http") || w.eq_ignore_ascii_case(b"www."));
     if !text.bytes().any(|b| b.is_ascii_digit()) && !link() {
