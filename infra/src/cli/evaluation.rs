@@ -10,7 +10,7 @@ use feedback::analysis::sentiment::Sentiment;
 use feedback::analysis::taxonomy::Taxonomy;
 use feedback::analysis::triggers::Trigger;
 use feedback::analysis::triggers::normalize_into;
-use feedback::analysis::{Analysis, Analyzer, decide_turn};
+use feedback::analysis::{Analysis, Analyzer, decide_turn, values};
 
 /// One labelled customer turn.
 #[derive(Debug)]
@@ -131,7 +131,9 @@ impl Label {
 }
 
 /// Reusable buffers and models for building training rows the way `Analyzer::analyze_turn`
-/// reads a turn.
+/// reads a turn. A live shop turn (a staff correction) comes with its values as the labelled
+/// chat's placeholders (`values::as_labelled_chat`), as `analyze_turn` gives them to the model;
+/// the helpdesk turns keep theirs (models/CHAT.md, "Values").
 struct RowBuilder {
     analyzer: Analyzer,
     bits: u32,
@@ -277,7 +279,8 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
     // Staff corrections of chat turns (`corrections::chat_rows`), like the helpdesk turns: always
     // trained on, read without their context (the export does not keep it).
     for (text, label) in corrected {
-        rows.extend(builder.row(text, &TurnContext::default(), SatisfactionModel::builtin(), label, None, 1.0).1);
+        let text = values::as_labelled_chat(text);
+        rows.extend(builder.row(&text, &TurnContext::default(), SatisfactionModel::builtin(), label, None, 1.0).1);
     }
     let corrected = format!("{} of {} staff corrections", rows.len() - before_corrections, corrected.len());
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);

@@ -29,17 +29,25 @@ mod tests {
 
     #[tokio::test]
     async fn the_build_runs_while_the_connection_waits() {
-        // The build waits for a word from the connection: run one after the other, it would hear
-        // nothing in five seconds.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (heard, answer) =
-            build_while_connecting(move || rx.recv_timeout(Duration::from_secs(5)).is_ok(), async move {
-                tx.send(()).unwrap();
-                "warm"
-            })
-            .await;
-        assert!(heard, "the build ran before the connection started");
-        assert_eq!(answer, "warm");
+        // Each side tells the other it has started, then waits to hear that the other has: run one
+        // after the other, in either order, the first to run would hear nothing in five seconds.
+        let wait = Duration::from_secs(5);
+        let (build_started, build_heard) = std::sync::mpsc::channel();
+        let (connect_started, connect_heard) = std::sync::mpsc::channel();
+        let (built, connected) = build_while_connecting(
+            move || {
+                let _ = build_started.send(());
+                connect_heard.recv_timeout(wait).is_ok()
+            },
+            async move {
+                let heard = tokio::task::spawn_blocking(move || build_heard.recv_timeout(wait).is_ok());
+                let _ = connect_started.send(());
+                heard.await.unwrap()
+            },
+        )
+        .await;
+        assert!(built, "the build never heard that the connection had started");
+        assert!(connected, "the connection never heard that the build had started");
     }
 
     #[tokio::test]

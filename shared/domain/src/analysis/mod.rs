@@ -53,7 +53,7 @@ pub struct Analyzer {
     /// `normalized` and `wide` of the customer's previous turn (a chat-model input).
     previous: (String, Vec<u32>),
     /// `normalized` and `wide` of a chat turn with its values as placeholders (the chat model's
-    /// input when the turn or its context had values).
+    /// input when the turn had values).
     labelled: (String, Vec<u32>),
     /// Features at the sentiment model's size, and narrowed to the issue models' size.
     wide: Vec<u32>,
@@ -128,8 +128,9 @@ impl Analyzer {
     /// model's scores of the turn alone and after its context (`satisfaction`: the shipped model,
     /// or in training one that never saw the turn's dialogue), the raw text's question marks
     /// (normalising drops them), and what the rules and the review model read in the customer's
-    /// previous turn. Training builds its rows with this too, so both read a turn alike; it leaves
-    /// the turn's own buffers (`normalized`) as they were.
+    /// previous turn. Training builds its rows with this too, so both read a turn alike (shop chat
+    /// with its values as placeholders: `read_in_context`); it leaves the turn's own buffers
+    /// (`normalized`) as they were.
     pub fn signals(
         &mut self,
         satisfaction: &satisfaction::SatisfactionModel,
@@ -204,8 +205,10 @@ impl Analyzer {
 
     /// The chat model's reading of a turn just read by the rules and the review model (`trigger`,
     /// `review`, and the buffers, which stay as they are for the issue types). The model reads the
-    /// turn and its context as the labelled chat it learned from has them: values (an order number,
-    /// a price, a link) as their placeholders. Such a text is read again, in buffers of its own.
+    /// turn and its context as the labelled chat it learned from has them
+    /// ([`values::as_labelled_chat`]: values such as an order number, a price or a link as their
+    /// placeholders). A turn with values is read again in that form, in buffers of its own, and
+    /// its inputs (the rule that fired, the review score) are then that reading's, as in training.
     fn read_in_context(
         &mut self,
         text: &str,
@@ -213,17 +216,14 @@ impl Analyzer {
         trigger: &Trigger,
         review: f32,
     ) -> ChatReading {
-        let labelled = values::values_to_placeholders(text);
-        let shop = context.previous_shop.map(values::values_to_placeholders);
-        let customer = context.previous_customer.map(values::values_to_placeholders);
-        let had_values =
-            [Some(&labelled), shop.as_ref(), customer.as_ref()].into_iter().any(|t| matches!(t, Some(Cow::Owned(_))));
+        let shop = context.previous_shop.map(values::as_labelled_chat);
+        let customer = context.previous_customer.map(values::as_labelled_chat);
         let context =
             TurnContext { previous_shop: shop.as_deref(), previous_customer: customer.as_deref(), ..*context };
-        if !had_values {
+        let Cow::Owned(labelled) = values::as_labelled_chat(text) else {
             let signals = self.signals(self.satisfaction, text, &context, trigger, review);
             return self.chat.read(&self.normalized, &context, &signals, &mut self.chat_scratch);
-        }
+        };
         std::mem::swap(&mut self.normalized, &mut self.labelled.0);
         std::mem::swap(&mut self.wide, &mut self.labelled.1);
         let (_, trigger, sentiment, _) = self.read_plain(&labelled);

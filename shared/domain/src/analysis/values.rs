@@ -3,12 +3,14 @@
 //! chat has the values themselves. The issue classifier reads a chat turn with its values masked
 //! alike in training (`feedback train-issues`) and in production (`Analyzer::analyze_turn`), so an
 //! order number or a price is not a word it never saw. The chat model reads a live turn and its
-//! context with the values as JDDC's placeholders (`values_to_placeholders`), as it was trained.
+//! context with the values as JDDC's placeholders (`as_labelled_chat`), as it was trained.
 //! See `models/CHAT.md` ("Values").
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::analysis::triggers::normalize_into;
+use crate::language::Language;
 
 /// The placeholders of the JDDC sessions (and of the sessions written like them), normalised
 /// (`[订单x]` reads `订单x`), and the mark each is masked to. Names, addresses and the like are
@@ -60,14 +62,37 @@ fn placeholder_of(value: &str) -> &'static str {
 /// Raw `text` with each value replaced by the placeholder the labelled sessions have for it
 /// (704876475938 → `[订单x]`, 151.36 → `[金额x]`, a link → `[链接x]`); a text without a digit or a
 /// link is returned as it is. Done on the raw text, where a link ends at a space and a decimal
-/// point is still a point.
-pub(crate) fn values_to_placeholders(text: &str) -> std::borrow::Cow<'_, str> {
+/// point is still a point. Full-width digits (７０４８…, as a Chinese keyboard may type them) are
+/// digits too.
+fn values_to_placeholders(text: &str) -> Cow<'_, str> {
     let link =
         || text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"http") || w.eq_ignore_ascii_case(b"www."));
+    let full_width = |c: char| ('０'..='９').contains(&c);
+    if text.chars().any(full_width) {
+        let folded: String = text
+            .chars()
+            .map(|c| if full_width(c) { char::from(b'0' + (c as u32 - '０' as u32) as u8) } else { c })
+            .collect();
+        return Cow::Owned(values_to_placeholders(&folded).into_owned());
+    }
     if !text.bytes().any(|b| b.is_ascii_digit()) && !link() {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
     values().replace_all(text, |c: &regex_lite::Captures<'_>| placeholder_of(&c[0]))
+}
+
+/// A live chat text as the chat model reads it: a Chinese text with its values as the labelled
+/// chat's placeholders ([`values_to_placeholders`]), so an order number or a price is not a word
+/// the model never saw. An English text stays as it is: the labelled chat is Chinese, and a
+/// Chinese placeholder would make it read as Chinese (the English rules and sentiment read it).
+/// The language is the text's without its values (a bare link is no English). Borrowed when
+/// nothing changes.
+pub fn as_labelled_chat(text: &str) -> Cow<'_, str> {
+    let labelled = values_to_placeholders(text);
+    if matches!(labelled, Cow::Owned(_)) && Language::of_text(&values().replace_all(text, "")) == Language::En {
+        return Cow::Borrowed(text);
+    }
+    labelled
 }
 
 /// Writes normalised `text` into `out` with every placeholder masked to its mark (an integer `0`,
@@ -121,8 +146,8 @@ fn mask_values(text: &str, out: &mut String) {
 /// ([`mask_values`]), into `out`; `scratch` holds the normalised text when values were replaced.
 pub fn mask_text(raw: &str, normalized: &str, scratch: &mut String, out: &mut String) {
     match values_to_placeholders(raw) {
-        std::borrow::Cow::Borrowed(_) => mask_values(normalized, out),
-        std::borrow::Cow::Owned(replaced) => {
+        Cow::Borrowed(_) => mask_values(normalized, out),
+        Cow::Owned(replaced) => {
             normalize_into(&replaced, scratch);
             mask_values(scratch, out);
         }
@@ -179,5 +204,19 @@ mod tests {
         {
             assert_eq!(normalize(&masked(text)), masked(text), "{text}");
         }
+        // Full-width digits, as a Chinese keyboard may type them, are values too.
+        assert_eq!(masked("订单号:７０４８７６４７５９３８ 等了３天"), masked("订单号:[订单x] 等了[数字x]天"));
+    }
+
+    #[test]
+    fn the_chat_model_reads_a_chinese_turns_values_as_placeholders_and_an_english_turn_as_written() {
+        assert_eq!(as_labelled_chat("订单704876475938等了3天，付了199.00"), "订单[订单x]等了[数字x]天，付了[金额x]");
+        assert_eq!(as_labelled_chat("订单７０４８７６４７５９３８还没到"), "订单[订单x]还没到");
+        assert!(matches!(as_labelled_chat("还没到吗"), Cow::Borrowed(_)));
+        // A Chinese placeholder would make an English turn read as Chinese.
+        let english = "I waited 40 minutes, order 123456789";
+        assert!(matches!(as_labelled_chat(english), Cow::Borrowed(_)));
+        // A link alone is no English: the shop's card of a product.
+        assert_eq!(as_labelled_chat("https://item.jd.com/100012.html"), "[链接x]");
     }
 }
