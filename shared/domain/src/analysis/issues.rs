@@ -151,6 +151,14 @@ impl IssueClassifier {
         self.chat_min_confidence
     }
 
+    /// The confidence from which types are reported in what is being read.
+    pub fn min_confidence(&self, reading: Reading) -> f32 {
+        match reading {
+            Reading::Feedback => MIN_CONFIDENCE,
+            Reading::ChatTurn => self.chat_min_confidence,
+        }
+    }
+
     /// Issue types of normalised text at or above `min_confidence`, most confident first.
     pub fn classify_normalized(
         &self,
@@ -307,8 +315,7 @@ mod tests {
     fn a_chat_turn_names_the_service_and_the_merchant_without_being_about_them() {
         let c = IssueClassifier::builtin();
         let read = |text: &str, reading| -> Vec<&str> {
-            let at = if reading == Reading::ChatTurn { c.chat_min_confidence() } else { MIN_CONFIDENCE };
-            c.classify_normalized(&normalize(text), reading, &mut Vec::new(), at)
+            c.classify_normalized(&normalize(text), reading, &mut Vec::new(), c.min_confidence(reading))
                 .into_iter()
                 .map(|s| s.issue_type)
                 .collect()

@@ -164,12 +164,10 @@ impl Analyzer {
     /// is none or it is noise (。。。, 111111). Read in buffers of its own.
     fn previous_turn(&mut self, context: &TurnContext<'_>) -> Option<chat::Previous> {
         let previous = context.previous_customer?;
-        std::mem::swap(&mut self.normalized, &mut self.previous.0);
-        std::mem::swap(&mut self.wide, &mut self.previous.1);
+        exchange(&mut self.normalized, &mut self.wide, &mut self.previous);
         let (invalid, trigger, sentiment, _) = self.read_plain(previous);
         let words = readable(&self.normalized, &invalid);
-        std::mem::swap(&mut self.normalized, &mut self.previous.0);
-        std::mem::swap(&mut self.wide, &mut self.previous.1);
+        exchange(&mut self.normalized, &mut self.wide, &mut self.previous);
         words.then(|| chat::Previous { review: held_to_trigger(sentiment, &trigger).score, fired: trigger.fired })
     }
 
@@ -224,14 +222,12 @@ impl Analyzer {
             let signals = self.signals(self.satisfaction, text, &context, trigger, review);
             return self.chat.read(&self.normalized, &context, &signals, &mut self.chat_scratch);
         };
-        std::mem::swap(&mut self.normalized, &mut self.labelled.0);
-        std::mem::swap(&mut self.wide, &mut self.labelled.1);
+        exchange(&mut self.normalized, &mut self.wide, &mut self.labelled);
         let (_, trigger, sentiment, _) = self.read_plain(&labelled);
         let review = held_to_trigger(sentiment, &trigger).score;
         let signals = self.signals(self.satisfaction, &labelled, &context, &trigger, review);
         let reading = self.chat.read(&self.normalized, &context, &signals, &mut self.chat_scratch);
-        std::mem::swap(&mut self.normalized, &mut self.labelled.0);
-        std::mem::swap(&mut self.wide, &mut self.labelled.1);
+        exchange(&mut self.normalized, &mut self.wide, &mut self.labelled);
         reading
     }
 
@@ -249,7 +245,8 @@ impl Analyzer {
         } else {
             // A chat turn is shorter than a review: its types are read at the threshold chosen on
             // chat turns.
-            let min = if turn.is_some() { self.issues.chat_min_confidence() } else { issues::MIN_CONFIDENCE };
+            let reading = if turn.is_some() { issues::Reading::ChatTurn } else { issues::Reading::Feedback };
+            let min = self.issues.min_confidence(reading);
             // A chat turn's values are masked, as the labelled chat the model learned from has them
             // (`feedback train-issues`); a review's are not. Text with nothing masked keeps the
             // features already hashed.
@@ -257,7 +254,6 @@ impl Analyzer {
                 values::mask_text(text, &self.normalized, &mut self.replaced, &mut self.masked);
                 self.masked != self.normalized
             };
-            let reading = if turn.is_some() { issues::Reading::ChatTurn } else { issues::Reading::Feedback };
             match self.issues.bits() {
                 _ if masked => self.issues.classify_normalized(&self.masked, reading, &mut self.narrow, min),
                 Some(bits) if bits <= self.sentiment.bits() => {
@@ -375,6 +371,13 @@ pub fn model_version() -> &'static str {
         }
         format!("m-{h:016x}")
     })
+}
+
+/// Exchanges a text's buffers (`normalized`, `wide`) with a spare pair, so another text can be read
+/// without losing the first one's reading; exchanging again puts them back.
+fn exchange(normalized: &mut String, wide: &mut Vec<u32>, spare: &mut (String, Vec<u32>)) {
+    std::mem::swap(normalized, &mut spare.0);
+    std::mem::swap(wide, &mut spare.1);
 }
 
 #[cfg(test)]
