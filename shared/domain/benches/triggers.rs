@@ -52,6 +52,14 @@ fn bench(c: &mut Criterion) {
         worst.bench_function(name, |b| b.iter(|| rules.detect(black_box(&message)).fired));
     }
     worst.finish();
+
+    // The rule table is built at every cold start of analyze and keyword-intake.
+    let mut load = c.benchmark_group("trigger_rules_build");
+    load.sample_size(30);
+    load.bench_function("builtin", |b| {
+        b.iter(|| TriggerRules::from_toml(black_box(include_str!("../rules/triggers.toml"))).unwrap())
+    });
+    load.finish();
 }
 
 criterion_group!(benches, bench);
