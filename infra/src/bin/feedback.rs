@@ -24,7 +24,7 @@ const USAGE: &str = "usage:
   feedback satisfaction < conversations.jsonl > satisfaction.jsonl
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
-  feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all]
+  feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all] [--sessions jddc_sessions.tsv [--session-scale X] [--session-weight X] [--fold-seed N]]
       (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
   feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--written SESSIONS.tsv] [--corrections C.jsonl]
                      [--bits N] [--ridge X] [--fold-seed N] [--oof OOF.tsv]
@@ -533,31 +533,84 @@ fn satisfaction(input: impl BufRead, output: impl Write) -> io::Result<()> {
 }
 
 fn train_satisfaction(args: &[String]) -> Result<(), String> {
-    use feedback::analysis::satisfaction::{SatisfactionModel, train};
+    use feedback::analysis::satisfaction::{SatisfactionModel, spearman, train};
+    use infra::cli::evaluation as ev;
     let files = positional(args);
     let [out, dir] = files.as_slice() else { return Err(USAGE.into()) };
     let bits: u32 = flag(args, "--bits", 18)?;
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let all = args.iter().any(|a| a == "--all");
-    let (held, training): (Vec<_>, Vec<_>) =
-        infra::cli::evaluation::stc3(dir)?.into_iter().partition(|(id, _)| infra::cli::evaluation::stc3_held_out(id));
+    let sessions_path: String = flag(args, "--sessions", String::new())?;
+    // A read session counts twice a helpdesk dialogue (as a shop chat turn counts twice a
+    // helpdesk turn in the chat model), its reading on the annotators' scale as it is: chosen out
+    // of fold on the train sessions under three fold seeds (`models/CHAT.md`).
+    let scale: f32 = flag(args, "--session-scale", 1.0)?;
+    let weight: f32 = flag(args, "--session-weight", 2.0)?;
+    let (held, training): (Vec<_>, Vec<_>) = ev::stc3(dir)?.into_iter().partition(|(id, _)| ev::stc3_held_out(id));
     let mut examples: Vec<_> = training.into_iter().map(|(_, e)| e).collect();
     let started = std::time::Instant::now();
     if all {
         examples.extend(held.iter().map(|(_, e)| e.clone()));
     }
-    let model = train(&examples, bits, ridge, 5);
-    let bytes = model.to_bytes();
+    // The read JDDC sessions: the train split is trained on when --session-weight is above 0; the
+    // dev split is only measured.
+    let (jddc, readings) = if sessions_path.is_empty() {
+        (Default::default(), Vec::new())
+    } else {
+        let mut r = ev::session_readings(&sessions_path)?;
+        // The order deals the sessions into the out-of-fold folds: by id, or shuffled by a seed.
+        let fold_seed: u32 = flag(args, "--fold-seed", 0)?;
+        r.sort_by_key(|x| (ev::group_of(&x.session, fold_seed), x.session.clone()));
+        (ev::jddc_sessions(dir)?, r)
+    };
+    let first_session_row = examples.len();
+    if !readings.is_empty() {
+        // The shares (the estimated CSAT) are calibrated on the shop chat the estimate is for.
+        examples.iter_mut().for_each(|e| e.calibrates_shares = false);
+    }
+    let trained_on: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev && weight > 0.0).collect();
+    for r in &trained_on {
+        let session = jddc.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
+        examples.push(ev::session_example(session, r, scale, weight));
+    }
+    let trained = train(&examples, bits, ridge, 5);
+    let bytes = trained.model.to_bytes();
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
     let model = SatisfactionModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
-    let (rho, mae) = infra::cli::evaluation::rank_figures(&infra::cli::evaluation::estimates(&model, &held), &held);
+    let (rho, mae) = ev::rank_figures(&ev::estimates(&model, &held), &held);
     eprintln!(
-        "trained on {} dialogues in {:.1} s ({bits} bits, ridge {ridge}); held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
+        "trained on {} dialogues and sessions in {:.1} s ({bits} bits, ridge {ridge}); STC-3 held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
         examples.len(),
         started.elapsed().as_secs_f64(),
         held.len(),
         if all { " [held-out dialogues were trained on: --all]" } else { "" }
     );
+    if !readings.is_empty() {
+        let dev: Vec<&ev::SessionReading> = readings.iter().filter(|r| r.dev).collect();
+        let (rho, csat, read) = ev::session_figures(&model, &jddc, &dev)?;
+        eprintln!(
+            "JDDC dev sessions ({}): Spearman {rho:.4} with the reading; estimated CSAT {:.1}% vs read {:.1}%",
+            dev.len(),
+            csat * 100.0,
+            read * 100.0
+        );
+        let train_part: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev).collect();
+        let rho = if trained_on.is_empty() {
+            ev::session_figures(&model, &jddc, &train_part)?.0
+        } else {
+            // Calibrated as production reports them (the score), so the figure compares with a
+            // model not trained on the sessions.
+            let oof: Vec<f32> =
+                trained.out_of_fold[first_session_row..].iter().map(|&raw| model.satisfaction_of(raw).score).collect();
+            let read: Vec<f32> = trained_on.iter().map(|r| f32::from(r.satisfaction)).collect();
+            spearman(&oof, &read)
+        };
+        eprintln!(
+            "JDDC train sessions ({}): Spearman {rho:.4} with the reading{}",
+            train_part.len(),
+            if trained_on.is_empty() { " (not trained on)" } else { " (out of fold, 5 folds)" }
+        );
+    }
     Ok(())
 }
 

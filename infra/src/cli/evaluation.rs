@@ -256,7 +256,7 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
         let (session, text) = labelled_turn(&sessions, l)?;
         let group = Some(group_of(&l.session, fold_seed));
         let (plain, row) =
-            builder.row(text, &context(session, l.turn), SatisfactionModel::builtin(), l, group, SHOP_CHAT_WEIGHT);
+            builder.row(text, &context(session, l.turn), SatisfactionModel::helpdesk(), l, group, SHOP_CHAT_WEIGHT);
         let at = row.map(|row| {
             rows.push(row);
             rows.len() - 1
@@ -280,7 +280,7 @@ pub fn train_chat(dir: &str, labels_path: &str, training: &ChatTraining<'_>) -> 
     // trained on, read without their context (the export does not keep it).
     for (text, label) in corrected {
         let text = values::as_labelled_chat(text);
-        rows.extend(builder.row(&text, &TurnContext::default(), SatisfactionModel::builtin(), label, None, 1.0).1);
+        rows.extend(builder.row(&text, &TurnContext::default(), SatisfactionModel::helpdesk(), label, None, 1.0).1);
     }
     let corrected = format!("{} of {} staff corrections", rows.len() - before_corrections, corrected.len());
     let (mut model, oof) = chat::train(&rows, bits, ridge, 5);
@@ -576,6 +576,7 @@ pub fn eval(dir: &str, labels_path: &str) -> Result<String, String> {
     out.push_str(&reader_agreement(labels_path, &labels)?);
     out.push_str(&helpdesk_asks_for_person(dir, labels_path, &mut analyzer)?);
     out.push_str(&satisfaction_report(dir, &sessions, &labels)?);
+    out.push_str(&session_satisfaction_report(&sessions, labels_path)?);
     out.push_str(&english_requests(dir, &mut analyzer)?);
     Ok(out)
 }
@@ -765,6 +766,88 @@ fn reader_agreement(labels_path: &str, labels: &[Label]) -> Result<String, Strin
     ))
 }
 
+/// A JDDC session read for how satisfied it left the customer (`shared/labels/jddc_sessions.tsv`,
+/// GUIDE.md "Conversations"): the STC-3 annotators' question on their scale, −2..+2.
+#[derive(Debug, Clone)]
+pub struct SessionReading {
+    pub session: String,
+    pub dev: bool,
+    pub satisfaction: i8,
+}
+
+/// Where the session readings live: beside the turn labels.
+pub fn session_readings_path(labels_path: &str, second_reader: bool) -> String {
+    let dir = std::path::Path::new(labels_path).parent().unwrap_or(std::path::Path::new("."));
+    let name = if second_reader { "jddc_sessions_second_reader.tsv" } else { "jddc_sessions.tsv" };
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// `session_id split satisfaction reader`, one header line.
+pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
+    read(path)?
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let c: Vec<&str> = line.split('\t').collect();
+            let [session, split, satisfaction, ..] = c.as_slice() else {
+                return Err(format!("{path}: bad row {line:?}"));
+            };
+            let satisfaction =
+                satisfaction.parse::<i8>().ok().filter(|s| (-2..=2).contains(s)).ok_or_else(|| {
+                    format!("{path}: satisfaction {satisfaction:?} is not a whole number from -2 to 2")
+                })?;
+            Ok(SessionReading { session: (*session).to_owned(), dev: *split == "dev", satisfaction })
+        })
+        .collect()
+}
+
+/// A read session as a satisfaction example: its turns, the reading times `scale` (one reader's
+/// whole number lies further from the middle than the mean of 19 annotators), satisfied or
+/// dissatisfied by its sign, counted `weight` times a helpdesk dialogue.
+pub fn session_example(
+    session: &Session,
+    r: &SessionReading,
+    scale: f32,
+    weight: f32,
+) -> feedback::analysis::satisfaction::Example {
+    feedback::analysis::satisfaction::Example {
+        turns: session
+            .iter()
+            .map(|(role, text)| (if role == "customer" { Speaker::Customer } else { Speaker::Shop }, text.clone()))
+            .collect(),
+        judgement: scale * f32::from(r.satisfaction),
+        satisfied: f32::from(u8::from(r.satisfaction > 0)),
+        dissatisfied: f32::from(u8::from(r.satisfaction < 0)),
+        weight,
+        calibrates_shares: true,
+    }
+}
+
+/// How the estimate ranks read sessions: Spearman of the estimated score with the reading (no
+/// estimate counts as the middle), and the estimated CSAT (mean likelihood satisfied) against the
+/// share read satisfied (+1/+2).
+pub fn session_figures(
+    model: &SatisfactionModel,
+    sessions: &HashMap<String, Session>,
+    readings: &[&SessionReading],
+) -> Result<(f64, f64, f64), String> {
+    let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
+    let (mut est, mut read_as, mut csat) = (Vec::new(), Vec::new(), 0f64);
+    for r in readings {
+        let session = sessions.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
+        let turns = session
+            .iter()
+            .map(|(role, t)| (if role == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
+        let s = model.estimate(turns, &mut scratch, &mut buffer);
+        est.push(s.map_or(0.0, |s| s.score));
+        csat += s.map_or(0.0, |s| f64::from(s.satisfied));
+        read_as.push(f32::from(r.satisfaction));
+    }
+    let n = readings.len().max(1) as f64;
+    let satisfied = readings.iter().filter(|r| r.satisfaction > 0).count() as f64;
+    Ok((spearman(&est, &read_as), csat / n, satisfied / n))
+}
+
 /// The model's estimate of each dialogue (`None`: the customer wrote nothing readable).
 pub fn estimates(
     model: &SatisfactionModel,
@@ -789,7 +872,8 @@ pub fn rank_figures(
     (spearman(&judged, &truth), mae)
 }
 
-/// STC-3 held-out Spearman and calibration; JDDC sessions: the estimate against our turn labels.
+/// STC-3 held-out Spearman and calibration; JDDC sessions: the estimate against our turn labels
+/// (a proxy, from before the sessions were read for satisfaction).
 fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &[Label]) -> Result<String, String> {
     use std::fmt::Write;
     let mut out = String::new();
@@ -819,7 +903,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let n = held.len().max(1) as f64;
     let _ = writeln!(
         out,
-        "  estimated CSAT (mean likelihood satisfied) {:.1}% vs judged {:.1}% (annotators at +1/+2); dissatisfied {:.1}% vs {:.1}%",
+        "  estimated CSAT (mean likelihood satisfied) {:.1}% vs judged {:.1}% (annotators at +1/+2); dissatisfied {:.1}% vs {:.1}% (the shares are calibrated on shop chat, below)",
         shares[0] * 100.0 / n,
         shares[2] * 100.0 / n,
         shares[1] * 100.0 / n,
@@ -864,7 +948,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     }
     let _ = writeln!(
         out,
-        "JDDC sessions ({}): Spearman {:.3} between expected stars and minus the share of unhappy turns; mean expected stars {:.2} with an unhappy turn ({}), {:.2} without ({})",
+        "JDDC sessions ({}; the estimate is trained on the train sessions' readings): Spearman {:.3} between expected stars and minus the share of unhappy turns; mean expected stars {:.2} with an unhappy turn ({}), {:.2} without ({})",
         est.len(),
         spearman(&est, &share),
         with_unhappy.0 / with_unhappy.1.max(1) as f64,
@@ -872,6 +956,53 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
         with_unhappy.2 / with_unhappy.3.max(1) as f64,
         with_unhappy.3
     );
+    Ok(out)
+}
+
+/// The conversation estimate on shop chat: the JDDC sessions as read for satisfaction, and how
+/// far two readers agree (when the readings are there).
+fn session_satisfaction_report(sessions: &HashMap<String, Session>, labels_path: &str) -> Result<String, String> {
+    use std::fmt::Write;
+    let path = session_readings_path(labels_path, false);
+    if !std::path::Path::new(&path).exists() {
+        return Ok(String::new());
+    }
+    let readings = session_readings(&path)?;
+    let mut out = String::new();
+    let model = SatisfactionModel::builtin();
+    for (name, dev) in [("dev", true), ("train (in-sample: the estimate was trained on them)", false)] {
+        let part: Vec<&SessionReading> = readings.iter().filter(|r| r.dev == dev).collect();
+        let (rho, csat, read_satisfied) = session_figures(model, sessions, &part)?;
+        let mut by_score = String::new();
+        for score in -2..=2i8 {
+            let n = part.iter().filter(|r| r.satisfaction == score).count();
+            let _ = write!(by_score, "{}{score:+}: {n}", if score == -2 { "" } else { ", " });
+        }
+        let _ = writeln!(
+            out,
+            "JDDC {name} sessions read for satisfaction ({}; {by_score}): Spearman {rho:.3} of the estimate with the reading; estimated CSAT {:.1}% vs read satisfied {:.1}%",
+            part.len(),
+            csat * 100.0,
+            read_satisfied * 100.0
+        );
+    }
+    let second_path = session_readings_path(labels_path, true);
+    if std::path::Path::new(&second_path).exists() {
+        let first: HashMap<&str, i8> = readings.iter().map(|r| (r.session.as_str(), r.satisfaction)).collect();
+        let pairs: Vec<(f32, f32)> = session_readings(&second_path)?
+            .iter()
+            .filter_map(|r| Some((f32::from(*first.get(r.session.as_str())?), f32::from(r.satisfaction))))
+            .collect();
+        let (a, b): (Vec<f32>, Vec<f32>) = pairs.iter().copied().unzip();
+        let same = pairs.iter().filter(|(x, y)| x == y).count();
+        let _ = writeln!(
+            out,
+            "JDDC dev sessions, a second reader against the first ({}): Spearman {:.3}; the same score {:.1}%",
+            pairs.len(),
+            spearman(&a, &b),
+            same as f64 * 100.0 / pairs.len().max(1) as f64
+        );
+    }
     Ok(out)
 }
 
@@ -943,6 +1074,8 @@ pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::
                 judgement: mean_s,
                 satisfied: share(3..5),
                 dissatisfied: share(0..2),
+                weight: 1.0,
+                calibrates_shares: true,
             },
         ));
     }
@@ -1053,7 +1186,7 @@ fn add_written_rows(path: &str, builder: &mut RowBuilder, rows: &mut Vec<Row>) -
         for (turn, (_, text, label)) in turns.iter().enumerate() {
             if let Some(label) = label {
                 let before = context(&session, turn);
-                rows.extend(builder.row(text, &before, SatisfactionModel::builtin(), label, None, SHOP_CHAT_WEIGHT).1);
+                rows.extend(builder.row(text, &before, SatisfactionModel::helpdesk(), label, None, SHOP_CHAT_WEIGHT).1);
             }
         }
     }
@@ -1068,7 +1201,7 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
     // The shipped satisfaction model was trained on the training part's dialogues: its score of
     // their turns would be in-sample here and out-of-sample in production. Each such turn is scored
     // by a model trained without its dialogue instead (5 folds by dialogue id); turns of the
-    // held-out dialogues by the shipped model, which never saw them.
+    // held-out dialogues by the shipped helpdesk model, which never saw them.
     const FOLDS: u64 = 5;
     let fold_of = |id: &str| id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % FOLDS;
     // In id order (a BTreeMap), so the fold models train on the same sequence every time.
@@ -1080,7 +1213,7 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
                 .filter(|(id, _)| !stc3_held_out(id) && fold_of(id) != fold)
                 .map(|(_, e)| e.clone())
                 .collect();
-            train(&examples, 18, 1.0, 5)
+            train(&examples, 18, 1.0, 5).model
         })
         .collect();
     for label in stc3_labels(path)? {
@@ -1091,7 +1224,7 @@ fn add_stc3_rows(dir: &str, path: &str, builder: &mut RowBuilder, rows: &mut Vec
         let context =
             TurnContext { previous_shop: last(Speaker::Shop), previous_customer: last(Speaker::Customer), index: turn };
         let satisfaction =
-            if stc3_held_out(id) { SatisfactionModel::builtin() } else { &fold_models[fold_of(id) as usize] };
+            if stc3_held_out(id) { SatisfactionModel::helpdesk() } else { &fold_models[fold_of(id) as usize] };
         rows.extend(builder.row(text, &context, satisfaction, &label, None, 1.0).1);
     }
     Ok(())
@@ -1185,6 +1318,32 @@ mod tests {
             let e = written_sessions(&row(rest)).unwrap_err();
             assert!(e.contains(why) && e.starts_with("line "), "{rest:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_session_reading_outside_the_scale_is_refused_and_a_read_session_trains_by_its_sign() {
+        let dir = std::env::temp_dir().join(format!("readings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jddc_sessions.tsv");
+        let path = path.to_str().unwrap();
+        let header = "session_id\tsplit\tsatisfaction\treader\n";
+        std::fs::write(path, format!("{header}a1\tdev\t-1\tr1\nb2\ttrain\t2\tr1\n")).unwrap();
+        let readings = session_readings(path).unwrap();
+        assert_eq!(readings.iter().map(|r| (r.dev, r.satisfaction)).collect::<Vec<_>>(), [(true, -1), (false, 2)]);
+        let session: Session = vec![("customer".into(), "还没到".into()), ("agent".into(), "帮您催了".into())];
+        let example = session_example(&session, &readings[0], 1.0, 2.0);
+        assert_eq!((example.judgement, example.satisfied, example.dissatisfied, example.weight), (-1.0, 0.0, 1.0, 2.0));
+        assert_eq!(example.turns[1].0, Speaker::Shop);
+        for bad in ["3", "1.5", "-"] {
+            std::fs::write(path, format!("{header}a1\tdev\t{bad}\tr1\n")).unwrap();
+            let e = session_readings(path).unwrap_err();
+            assert!(e.contains("not a whole number from -2 to 2"), "{bad}: {e}");
+        }
+        assert!(
+            session_readings_path("shared/labels/jddc_turns.tsv", true)
+                .ends_with("labels/jddc_sessions_second_reader.tsv")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Analyzer {
             issues: IssueClassifier::builtin(),
             chat: ChatModel::builtin(),
             chat_scratch: chat::Scratch::default(),
-            satisfaction: satisfaction::SatisfactionModel::builtin(),
+            satisfaction: satisfaction::SatisfactionModel::helpdesk(),
             satisfaction_scratch: Default::default(),
             normalized: String::new(),
             masked: String::new(),
@@ -356,7 +356,7 @@ pub fn model_version() -> &'static str {
             sentiment::SENTIMENT_MODEL,
             issues::ISSUE_MODEL,
             chat::CHAT_MODEL,
-            satisfaction::SATISFACTION_MODEL,
+            satisfaction::HELPDESK_MODEL,
             include_bytes!("../../rules/triggers.toml"),
             include_bytes!("../../rules/issue_types.toml"),
             include_bytes!("../../rules/cleaning.toml"),
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn a_turn_is_read_with_what_the_rules_and_models_said_about_the_customers_previous_turn() {
         let mut analyzer = Analyzer::new();
-        let satisfaction = satisfaction::SatisfactionModel::builtin();
+        let satisfaction = satisfaction::SatisfactionModel::helpdesk();
         let angry =
             TurnContext { previous_customer: Some("你们怎么回事，我要投诉"), previous_shop: None, index: 2 };
         let calm = TurnContext { previous_customer: Some("我想问一下发货时间"), ..angry };

@@ -140,10 +140,20 @@ pub struct SatisfactionModel {
 }
 
 impl SatisfactionModel {
-    /// The model shipped in the repository (used in place from the binary).
+    /// The conversation estimate shipped in the repository (used in place from the binary):
+    /// trained on the helpdesk dialogues and on shop chat sessions read for satisfaction, its CSAT
+    /// shares calibrated on the shop chat.
     pub fn builtin() -> &'static SatisfactionModel {
         static M: OnceLock<SatisfactionModel> = OnceLock::new();
         M.get_or_init(|| SatisfactionModel::from_bytes(SATISFACTION_MODEL).expect("model checked by tests"))
+    }
+
+    /// The model trained on the helpdesk dialogues alone: the chat model's inputs (the
+    /// satisfaction of a turn alone and in its window) were learned from its scores, so the chat
+    /// model reads turns with it, whatever the conversation estimate becomes.
+    pub fn helpdesk() -> &'static SatisfactionModel {
+        static M: OnceLock<SatisfactionModel> = OnceLock::new();
+        M.get_or_init(|| SatisfactionModel::from_bytes(HELPDESK_MODEL).expect("model checked by tests"))
     }
 
     pub fn new(linear: LinearModel, numeric: [f32; NUMERIC], knots: Vec<(f32, f32)>) -> Self {
@@ -273,18 +283,32 @@ pub struct Example {
     /// Shares of the annotators who judged it satisfying (+1/+2) and unsatisfying (−1/−2).
     pub satisfied: f32,
     pub dissatisfied: f32,
+    /// How much the example counts in the regression (1 for a dialogue judged by many annotators).
+    pub weight: f32,
+    /// Whether the shares (`satisfied`, `dissatisfied`) are calibrated on it: the kind of
+    /// conversation whose CSAT the estimate reports (when none is, all are). The judgement is
+    /// calibrated on every example.
+    pub calibrates_shares: bool,
+}
+
+/// A trained model and each training example's out-of-fold raw prediction (by a model that never
+/// saw it), in the examples' order: what the calibration is fitted on, and what ranks a set of
+/// training examples without flattering them.
+pub struct Trained {
+    pub model: SatisfactionModel,
+    pub out_of_fold: Vec<f32>,
 }
 
 /// Trains the model: ridge regression (conjugate gradient on the normal equations, exact and
 /// deterministic), then the calibration from `folds`-fold out-of-fold predictions.
-pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> SatisfactionModel {
+pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> Trained {
     let rows = rows_of(examples, bits);
     let fit = |use_row: &dyn Fn(usize) -> bool| {
         let chosen: Vec<SparseRow<'_>> = rows
             .iter()
             .enumerate()
             .filter(|(i, _)| use_row(*i))
-            .map(|(_, r)| SparseRow { hashed: &r.0, numeric: &r.1, target: r.2, weight: 1.0 })
+            .map(|(i, r)| SparseRow { hashed: &r.0, numeric: &r.1, target: r.2, weight: examples[i].weight })
             .collect();
         let (w, n, b) = super::linear::ridge(&chosen, bits, NUMERIC, ridge);
         (w, std::array::from_fn::<f32, NUMERIC, _>(|k| n[k]), b)
@@ -301,15 +325,22 @@ pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> Satis
             raw.push((model.raw(&row.0, &row.1), i));
         }
     }
-    let calibration = |target: &dyn Fn(&Example) -> f32| {
-        isotonic_knots(raw.iter().map(|&(x, i)| (x, target(&examples[i]))).collect(), 12)
+    let any_calibrates = examples.iter().any(|e| e.calibrates_shares);
+    let calibration = |target: &dyn Fn(&Example) -> f32, shares: bool| {
+        let pairs = raw.iter().filter(|&&(_, i)| !shares || examples[i].calibrates_shares || !any_calibrates);
+        isotonic_knots(pairs.map(|&(x, i)| (x, target(&examples[i]))).collect(), 12)
     };
-    SatisfactionModel {
-        knots: calibration(&|e| e.judgement),
-        satisfied_knots: calibration(&|e| e.satisfied),
-        dissatisfied_knots: calibration(&|e| -e.dissatisfied),
+    let model = SatisfactionModel {
+        knots: calibration(&|e| e.judgement, false),
+        satisfied_knots: calibration(&|e| e.satisfied, true),
+        dissatisfied_knots: calibration(&|e| -e.dissatisfied, true),
         ..uncalibrated(fit(&|_| true))
+    };
+    let mut out_of_fold = vec![0.0; examples.len()];
+    for &(x, i) in &raw {
+        out_of_fold[i] = x;
     }
+    Trained { model, out_of_fold }
 }
 
 type Row = (Vec<(u32, f32)>, [f32; NUMERIC], f32);
@@ -390,8 +421,11 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
     if va == 0.0 || vb == 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
 }
 
-/// The model's bytes as built in (see `crate::analysis::model_version`).
-pub(crate) const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");
+/// The conversation estimate's bytes as built in.
+const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");
+/// The helpdesk model's bytes as built in (the chat model's inputs; see
+/// `crate::analysis::model_version`).
+pub(crate) const HELPDESK_MODEL: &[u8] = include_bytes!("../../models/satisfaction-helpdesk-zh.bin");
 
 #[cfg(test)]
 mod tests {
@@ -434,6 +468,34 @@ mod tests {
         let m = SatisfactionModel::new(LinearModel::from_trained(8, &[0.0; 256], 0.0), [0.0; NUMERIC], knots.clone());
         assert_eq!(m.calibrate(-100.0), knots[0].1);
         assert_eq!(m.calibrate(100.0), knots[knots.len() - 1].1);
+    }
+
+    #[test]
+    fn the_shares_are_calibrated_on_the_conversations_that_calibrate_them_and_the_judgement_on_all() {
+        // Two kinds of conversation judged alike: the shares come from the kind that calibrates
+        // them (all satisfied), the judgement from both.
+        let example = |text: &str, judgement: f32, satisfied: f32, calibrates_shares: bool| Example {
+            turns: vec![(Speaker::Customer, text.to_owned())],
+            judgement,
+            satisfied,
+            dissatisfied: 0.0,
+            weight: 1.0,
+            calibrates_shares,
+        };
+        let examples: Vec<Example> = (0..40)
+            .map(|i| {
+                let (text, judgement) = if i % 2 == 0 { ("好的谢谢", 1.0) } else { ("还没到", -1.0) };
+                let shop = i % 4 < 2;
+                example(text, judgement, if shop { 1.0 } else { 0.0 }, shop)
+            })
+            .collect();
+        let Trained { model, out_of_fold } = train(&examples, 8, 1.0, 5);
+        assert_eq!(out_of_fold.len(), examples.len());
+        let read =
+            |text: &str| model.estimate([(Speaker::Customer, text)], &mut Scratch::default(), &mut Vec::new()).unwrap();
+        let (thanks, waiting) = (read("好的谢谢"), read("还没到"));
+        assert!(thanks.satisfied > 0.9 && waiting.satisfied > 0.9, "{thanks:?} {waiting:?}");
+        assert!(thanks.score > 0.3 && waiting.score < -0.3, "{thanks:?} {waiting:?}");
     }
 
     #[test]
