@@ -25,7 +25,10 @@ const USAGE: &str = "usage:
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
   feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all] [--sessions jddc_sessions.tsv [--session-scale X] [--session-weight X] [--fold-seed N]]
-      (STC-3 helpdesk dialogues with mean_S; dialogues held out by id as in `feedback eval`)
+      (STC-3 helpdesk dialogues with mean_S, held out by id as in `feedback eval`: alone, the helpdesk
+       model satisfaction-helpdesk-zh.bin; with --sessions shared/labels/jddc_sessions.tsv also the
+       read JDDC train sessions, the CSAT calibrated on them: the estimate satisfaction-zh.bin; dev
+       sessions are only measured; --fold-seed: other folds for the out-of-fold train figure)
   feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--written SESSIONS.tsv] [--corrections C.jsonl]
                      [--bits N] [--ridge X] [--fold-seed N] [--oof OOF.tsv]
       (our labelled JDDC turns, train split; thresholds from out-of-fold predictions; helpdesk turns,
@@ -504,7 +507,7 @@ fn speaker(role: &str) -> Option<feedback::analysis::satisfaction::Speaker> {
 /// conversation gets `{"error": "..."}` so the output stays aligned with the input.
 fn satisfaction(input: impl BufRead, output: impl Write) -> io::Result<()> {
     use feedback::analysis::satisfaction::{SatisfactionModel, Scratch};
-    let model = SatisfactionModel::builtin();
+    let model = SatisfactionModel::conversation();
     let (mut scratch, mut buffer) = (Scratch::default(), Vec::new());
     let mut out = BufWriter::with_capacity(1 << 16, output);
     for line in input.split(b'\n') {
@@ -541,6 +544,12 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let ridge: f32 = flag(args, "--ridge", 1.0)?;
     let all = args.iter().any(|a| a == "--all");
     let sessions_path: String = flag(args, "--sessions", String::new())?;
+    if sessions_path.is_empty()
+        && let Some(f) =
+            ["--session-scale", "--session-weight", "--fold-seed"].iter().find(|f| args.contains(&f.to_string()))
+    {
+        return Err(format!("{f} needs --sessions (the read shop chat sessions it applies to)"));
+    }
     // A read session counts twice a helpdesk dialogue (as a shop chat turn counts twice a
     // helpdesk turn in the chat model), its reading on the annotators' scale as it is: chosen out
     // of fold on the train sessions under three fold seeds (`models/CHAT.md`).
@@ -558,7 +567,8 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         (Default::default(), Vec::new())
     } else {
         let mut r = ev::session_readings(&sessions_path)?;
-        // The order deals the sessions into the out-of-fold folds: by id, or shuffled by a seed.
+        // The order deals the sessions into the out-of-fold folds (row index % 5, after the
+        // helpdesk dialogues): the order of their FNV-1a groups, which the seed shuffles.
         let fold_seed: u32 = flag(args, "--fold-seed", 0)?;
         r.sort_by_key(|x| (ev::group_of(&x.session, fold_seed), x.session.clone()));
         (ev::jddc_sessions(dir)?, r)
@@ -578,6 +588,9 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
     let model = SatisfactionModel::from_bytes(Box::leak(bytes.into_boxed_slice())).map_err(|e| e.to_string())?;
     let (rho, mae) = ev::rank_figures(&ev::estimates(&model, &held), &held);
+    if readings.is_empty() {
+        eprintln!("the helpdesk model (satisfaction-helpdesk-zh.bin); the conversation estimate needs --sessions");
+    }
     eprintln!(
         "trained on {} dialogues and sessions in {:.1} s ({bits} bits, ridge {ridge}); STC-3 held-out {}: Spearman {rho:.4}, MAE {mae:.3} (on -2..2){}",
         examples.len(),
@@ -587,16 +600,17 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     );
     if !readings.is_empty() {
         let dev: Vec<&ev::SessionReading> = readings.iter().filter(|r| r.dev).collect();
-        let (rho, csat, read) = ev::session_figures(&model, &jddc, &dev)?;
+        let f = ev::session_figures(&model, &jddc, &dev, false)?;
         eprintln!(
-            "JDDC dev sessions ({}): Spearman {rho:.4} with the reading; estimated CSAT {:.1}% vs read {:.1}%",
+            "JDDC dev sessions ({}): Spearman {:.4} with the reading; estimated CSAT {:.1}% vs read {:.1}%",
             dev.len(),
-            csat * 100.0,
-            read * 100.0
+            f.spearman,
+            f.csat * 100.0,
+            f.read_satisfied * 100.0
         );
         let train_part: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev).collect();
         let rho = if trained_on.is_empty() {
-            ev::session_figures(&model, &jddc, &train_part)?.0
+            ev::session_figures(&model, &jddc, &train_part, false)?.spearman
         } else {
             // Calibrated as production reports them (the score), so the figure compares with a
             // model not trained on the sessions.

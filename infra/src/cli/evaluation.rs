@@ -178,9 +178,10 @@ impl RowBuilder {
 /// much at 160 and 320 sessions, and at 720 the two read alike (`models/CHAT.md`).
 const SHOP_CHAT_WEIGHT: f32 = 2.0;
 
-/// A session's group for the out-of-fold folds (group % folds): FNV-1a of its id, the offset basis
-/// mixed with `seed` so that other seeds deal the sessions into other folds (seed 0: the shipped
-/// model's folds).
+/// A session's group for the out-of-fold folds: FNV-1a of its id, the offset basis mixed with
+/// `seed` so that other seeds deal the sessions into other folds (seed 0: the shipped model's
+/// folds). The chat model's fold is group % folds; `train-satisfaction` deals sessions into its
+/// folds in the order of their groups.
 pub fn group_of(session: &str, seed: u32) -> u32 {
     session.bytes().fold(0x811c_9dc5u32 ^ seed, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -796,9 +797,26 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
                 satisfaction.parse::<i8>().ok().filter(|s| (-2..=2).contains(s)).ok_or_else(|| {
                     format!("{path}: satisfaction {satisfaction:?} is not a whole number from -2 to 2")
                 })?;
-            Ok(SessionReading { session: (*session).to_owned(), dev: *split == "dev", satisfaction })
+            // The split is the turns' (GUIDE.md): a dev session is never trained on, so a split
+            // that disagrees with the id is refused rather than read as train.
+            let dev = match *split {
+                "dev" => true,
+                "train" => false,
+                other => return Err(format!("{path}: split {other:?} of {session} is neither train nor dev")),
+            };
+            if dev != session.starts_with(|c: char| ('0'..='5').contains(&c)) {
+                return Err(format!("{path}: {session} is {split}, but its id puts it in the other split"));
+            }
+            Ok(SessionReading { session: (*session).to_owned(), dev, satisfaction })
         })
-        .collect()
+        .collect::<Result<Vec<SessionReading>, String>>()
+        .and_then(|readings| {
+            let mut seen = std::collections::HashSet::new();
+            match readings.iter().find(|r| !seen.insert(r.session.as_str())) {
+                Some(r) => Err(format!("{path}: {} is read twice", r.session)),
+                None => Ok(readings),
+            }
+        })
 }
 
 /// A read session as a satisfaction example: its turns, the reading times `scale` (one reader's
@@ -823,29 +841,60 @@ pub fn session_example(
     }
 }
 
-/// How the estimate ranks read sessions: Spearman of the estimated score with the reading (no
-/// estimate counts as the middle), and the estimated CSAT (mean likelihood satisfied) against the
-/// share read satisfied (+1/+2).
+/// How an estimate reads a set of read sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFigures {
+    /// Spearman of the estimated score with the reading (no estimate counts as the middle).
+    pub spearman: f64,
+    /// The estimated CSAT (mean likelihood satisfied) and the share read satisfied (+1/+2).
+    pub csat: f64,
+    pub read_satisfied: f64,
+    /// Sessions estimated under 3 stars (what a close counts as an unhappy estimate), of them
+    /// those read unhappy (−1/−2), and all read unhappy.
+    pub under_three: usize,
+    pub under_three_read_unhappy: usize,
+    pub read_unhappy: usize,
+}
+
+/// How `model` reads the sessions of `readings`, their placeholders filled with live values when
+/// `live`.
 pub fn session_figures(
     model: &SatisfactionModel,
     sessions: &HashMap<String, Session>,
     readings: &[&SessionReading],
-) -> Result<(f64, f64, f64), String> {
+    live: bool,
+) -> Result<SessionFigures, String> {
     let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
     let (mut est, mut read_as, mut csat) = (Vec::new(), Vec::new(), 0f64);
+    let (mut under_three, mut under_three_read_unhappy) = (0, 0);
     for r in readings {
         let session = sessions.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
-        let turns = session
+        let texts: Vec<(Speaker, String)> = session
             .iter()
-            .map(|(role, t)| (if role == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
-        let s = model.estimate(turns, &mut scratch, &mut buffer);
+            .enumerate()
+            .map(|(i, (role, t))| {
+                let speaker = if role == "customer" { Speaker::Customer } else { Speaker::Shop };
+                (speaker, if live { live_values(t, &r.session, i) } else { t.clone() })
+            })
+            .collect();
+        let s = model.estimate(texts.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
         est.push(s.map_or(0.0, |s| s.score));
         csat += s.map_or(0.0, |s| f64::from(s.satisfied));
         read_as.push(f32::from(r.satisfaction));
+        if s.is_some_and(|s| s.expected_stars < 3.0) {
+            under_three += 1;
+            under_three_read_unhappy += usize::from(r.satisfaction < 0);
+        }
     }
     let n = readings.len().max(1) as f64;
-    let satisfied = readings.iter().filter(|r| r.satisfaction > 0).count() as f64;
-    Ok((spearman(&est, &read_as), csat / n, satisfied / n))
+    Ok(SessionFigures {
+        spearman: spearman(&est, &read_as),
+        csat: csat / n,
+        read_satisfied: readings.iter().filter(|r| r.satisfaction > 0).count() as f64 / n,
+        under_three,
+        under_three_read_unhappy,
+        read_unhappy: readings.iter().filter(|r| r.satisfaction < 0).count(),
+    })
 }
 
 /// The model's estimate of each dialogue (`None`: the customer wrote nothing readable).
@@ -878,7 +927,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     use std::fmt::Write;
     let mut out = String::new();
     let held = crate::cli::evaluation::stc3(dir)?.into_iter().filter(|(id, _)| stc3_held_out(id)).collect::<Vec<_>>();
-    let estimates = estimates(SatisfactionModel::builtin(), &held);
+    let estimates = estimates(SatisfactionModel::conversation(), &held);
     let (rho, mae) = rank_figures(&estimates, &held);
     let mut bins = [(0f64, 0f64, 0usize); 5];
     let mut shares = [0f64; 4];
@@ -926,7 +975,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
         e.0 += usize::from(l.unhappy());
         e.1 += 1;
     }
-    let model = SatisfactionModel::builtin();
+    let model = SatisfactionModel::conversation();
     let (mut scratch, mut buffer) = (SatScratch::default(), Vec::new());
     let (mut est, mut share) = (Vec::new(), Vec::new());
     let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
@@ -965,26 +1014,41 @@ fn session_satisfaction_report(sessions: &HashMap<String, Session>, labels_path:
     use std::fmt::Write;
     let path = session_readings_path(labels_path, false);
     if !std::path::Path::new(&path).exists() {
-        return Ok(String::new());
+        return Ok(format!("JDDC sessions read for satisfaction: no readings at {path}\n"));
     }
     let readings = session_readings(&path)?;
     let mut out = String::new();
-    let model = SatisfactionModel::builtin();
+    let line = |f: &SessionFigures| {
+        format!(
+            "Spearman {:.3} of the estimate with the reading; estimated CSAT {:.1}% vs read satisfied {:.1}%; under 3 stars {} ({} of them read unhappy; {} read unhappy in all)",
+            f.spearman,
+            f.csat * 100.0,
+            f.read_satisfied * 100.0,
+            f.under_three,
+            f.under_three_read_unhappy,
+            f.read_unhappy
+        )
+    };
     for (name, dev) in [("dev", true), ("train (in-sample: the estimate was trained on them)", false)] {
         let part: Vec<&SessionReading> = readings.iter().filter(|r| r.dev == dev).collect();
-        let (rho, csat, read_satisfied) = session_figures(model, sessions, &part)?;
         let mut by_score = String::new();
         for score in -2..=2i8 {
             let n = part.iter().filter(|r| r.satisfaction == score).count();
             let _ = write!(by_score, "{}{score:+}: {n}", if score == -2 { "" } else { ", " });
         }
+        let figures = session_figures(SatisfactionModel::conversation(), sessions, &part, false)?;
         let _ = writeln!(
             out,
-            "JDDC {name} sessions read for satisfaction ({}; {by_score}): Spearman {rho:.3} of the estimate with the reading; estimated CSAT {:.1}% vs read satisfied {:.1}%",
+            "JDDC {name} sessions read for satisfaction ({}; {by_score}): {}",
             part.len(),
-            csat * 100.0,
-            read_satisfied * 100.0
+            line(&figures)
         );
+        if dev {
+            let live = session_figures(SatisfactionModel::conversation(), sessions, &part, true)?;
+            let _ = writeln!(out, "  as live chat (placeholders filled with values): {}", line(&live));
+            let helpdesk = session_figures(SatisfactionModel::helpdesk(), sessions, &part, false)?;
+            let _ = writeln!(out, "  the helpdesk model (the estimate before 2026-12-04): {}", line(&helpdesk));
+        }
     }
     let second_path = session_readings_path(labels_path, true);
     if std::path::Path::new(&second_path).exists() {
@@ -1327,7 +1391,7 @@ mod tests {
         let path = dir.join("jddc_sessions.tsv");
         let path = path.to_str().unwrap();
         let header = "session_id\tsplit\tsatisfaction\treader\n";
-        std::fs::write(path, format!("{header}a1\tdev\t-1\tr1\nb2\ttrain\t2\tr1\n")).unwrap();
+        std::fs::write(path, format!("{header}0a\tdev\t-1\tr1\nb2\ttrain\t2\tr1\n")).unwrap();
         let readings = session_readings(path).unwrap();
         assert_eq!(readings.iter().map(|r| (r.dev, r.satisfaction)).collect::<Vec<_>>(), [(true, -1), (false, 2)]);
         let session: Session = vec![("customer".into(), "还没到".into()), ("agent".into(), "帮您催了".into())];
@@ -1335,9 +1399,21 @@ mod tests {
         assert_eq!((example.judgement, example.satisfied, example.dissatisfied, example.weight), (-1.0, 0.0, 1.0, 2.0));
         assert_eq!(example.turns[1].0, Speaker::Shop);
         for bad in ["3", "1.5", "-"] {
-            std::fs::write(path, format!("{header}a1\tdev\t{bad}\tr1\n")).unwrap();
+            std::fs::write(path, format!("{header}0a\tdev\t{bad}\tr1\n")).unwrap();
             let e = session_readings(path).unwrap_err();
             assert!(e.contains("not a whole number from -2 to 2"), "{bad}: {e}");
+        }
+        // A dev session is never trained on: a split that is neither, or that the id contradicts,
+        // is refused, and so is a session read twice.
+        for (rows, why) in [
+            ("0a\tDev\t1\tr1\n", "neither train nor dev"),
+            ("0a\ttrain\t1\tr1\n", "its id puts it in the other split"),
+            ("b2\tdev\t1\tr1\n", "its id puts it in the other split"),
+            ("b2\ttrain\t1\tr1\nb2\ttrain\t0\tr2\n", "read twice"),
+        ] {
+            std::fs::write(path, format!("{header}{rows}")).unwrap();
+            let e = session_readings(path).unwrap_err();
+            assert!(e.contains(why), "{rows:?}: {e}");
         }
         assert!(
             session_readings_path("shared/labels/jddc_turns.tsv", true)

@@ -19,7 +19,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(dialogues.len() as u64));
     group.sample_size(20);
     group.bench_function("stc3_dialogues", |b| {
-        let model = SatisfactionModel::builtin();
+        let model = SatisfactionModel::conversation();
         let (mut scratch, mut buffer) = (Scratch::default(), Vec::new());
         b.iter(|| {
             let mut total = 0f32;

@@ -6,8 +6,8 @@
 //! (turn sentiment). Features: hashed character n-grams of the turn, of the shop's turn just before
 //! it (what the customer answers: 请您耐心等待 makes 快点 an urge), of the customer's previous turn
 //! (unhappiness lasts: a calm "ok" after an angry turn is rarely content), and a few numbers
-//! (`Signals`, then the turn's shape): the review and satisfaction models' scores of the turn,
-//! the satisfaction model's score of the turn after the customer's previous turn and the shop's
+//! (`Signals`, then the turn's shape): the review and (helpdesk) satisfaction models' scores of the
+//! turn, the helpdesk satisfaction model's score of the turn after the customer's previous turn and the shop's
 //! last turn, the review score of the customer's previous turn and whether a keyword rule fired on
 //! it, which keyword rule fired on the turn (the model learns how far each rule's hit is unhappy
 //! in chat: 没有收到 is often a first, calm report), how much the turn repeats the customer's
@@ -78,9 +78,10 @@ pub struct ChatReading {
 pub struct Signals {
     /// The review sentiment model's score of the turn (−1..1).
     pub review: f32,
-    /// The satisfaction model's score of the turn alone (−1..1).
+    /// The helpdesk satisfaction model's score of the turn alone (−1..1;
+    /// `SatisfactionModel::helpdesk`).
     pub alone: f32,
-    /// The satisfaction model's score of the customer's previous turn, the shop's last turn and
+    /// The helpdesk satisfaction model's score of the customer's previous turn, the shop's last turn and
     /// this turn (−1..1; `alone` when there is no context).
     pub window: f32,
     /// The raw text's question marks, up to three, over three (normalising drops them).

@@ -125,8 +125,9 @@ impl Analyzer {
 
     /// The chat model's inputs beside the n-grams, for a turn the rules and the review model have
     /// read (`trigger`, and `review`: the review score as `analyze` reports it): the satisfaction
-    /// model's scores of the turn alone and after its context (`satisfaction`: the shipped model,
-    /// or in training one that never saw the turn's dialogue), the raw text's question marks
+    /// model's scores of the turn alone and after its context (`satisfaction`: the helpdesk model,
+    /// `SatisfactionModel::helpdesk`, which the chat model learned from, or in training one that
+    /// never saw the turn's dialogue), the raw text's question marks
     /// (normalising drops them), and what the rules and the review model read in the customer's
     /// previous turn. Training builds its rows with this too, so both read a turn alike (shop chat
     /// with its values as placeholders: `read_in_context`); it leaves the turn's own buffers

@@ -5,13 +5,18 @@
 //! and scaled to unit length: everything the customer wrote, everything the agent or bot wrote,
 //! and the customer's **last** turn (how a conversation ends says most: 好的谢谢 or 算了). Plus the
 //! number of turns. Trained by `feedback train-satisfaction` on real helpdesk dialogues whose
-//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1, `models/CHAT.md`).
+//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1) and on real shop chat
+//! sessions our readers judged on the same question and scale (`models/CHAT.md`).
 //!
 //! The raw prediction is calibrated by monotone piecewise-linear maps fitted on out-of-fold
-//! predictions: onto the annotators' scale, so `expected_stars` = 3 + expected judgement (−2 → 1★,
-//! +2 → 5★) and `score` = judgement / 2 in −1..1; and onto the shares of annotators who called the
-//! conversation satisfying or unsatisfying (`satisfied`, `dissatisfied`): averaged over
-//! conversations, the first is the estimated CSAT (what 4–5★ is to ratings).
+//! predictions: onto the judged scale, so `expected_stars` = 3 + expected judgement (−2 → 1★,
+//! +2 → 5★) and `score` = judgement / 2 in −1..1; and onto the likelihoods that a person calls the
+//! conversation satisfying or unsatisfying (`satisfied`, `dissatisfied`; fitted on the shop chat):
+//! averaged over conversations, the first is the estimated CSAT (what 4–5★ is to ratings).
+//!
+//! Two models are built in: [`SatisfactionModel::conversation`], the estimate, and
+//! [`SatisfactionModel::helpdesk`], trained on the helpdesk dialogues alone, which the chat model's
+//! inputs were learned from.
 
 use std::sync::OnceLock;
 
@@ -143,14 +148,14 @@ impl SatisfactionModel {
     /// The conversation estimate shipped in the repository (used in place from the binary):
     /// trained on the helpdesk dialogues and on shop chat sessions read for satisfaction, its CSAT
     /// shares calibrated on the shop chat.
-    pub fn builtin() -> &'static SatisfactionModel {
+    pub fn conversation() -> &'static SatisfactionModel {
         static M: OnceLock<SatisfactionModel> = OnceLock::new();
-        M.get_or_init(|| SatisfactionModel::from_bytes(SATISFACTION_MODEL).expect("model checked by tests"))
+        M.get_or_init(|| SatisfactionModel::from_bytes(CONVERSATION_MODEL).expect("model checked by tests"))
     }
 
-    /// The model trained on the helpdesk dialogues alone: the chat model's inputs (the
-    /// satisfaction of a turn alone and in its window) were learned from its scores, so the chat
-    /// model reads turns with it, whatever the conversation estimate becomes.
+    /// The model trained on the helpdesk dialogues alone, for the chat model's inputs only: they
+    /// (the satisfaction of a turn alone and in its window) were learned from its scores, so the
+    /// turn analysis reads with it, whatever the conversation estimate becomes.
     pub fn helpdesk() -> &'static SatisfactionModel {
         static M: OnceLock<SatisfactionModel> = OnceLock::new();
         M.get_or_init(|| SatisfactionModel::from_bytes(HELPDESK_MODEL).expect("model checked by tests"))
@@ -280,7 +285,8 @@ fn interpolate(k: &[(f32, f32)], raw: f32) -> f32 {
 pub struct Example {
     pub turns: Vec<(Speaker, String)>,
     pub judgement: f32,
-    /// Shares of the annotators who judged it satisfying (+1/+2) and unsatisfying (−1/−2).
+    /// Shares of the annotators who judged it satisfying (+1/+2) and unsatisfying (−1/−2) (one
+    /// reader's: 0 or 1).
     pub satisfied: f32,
     pub dissatisfied: f32,
     /// How much the example counts in the regression (1 for a dialogue judged by many annotators).
@@ -422,7 +428,7 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The conversation estimate's bytes as built in.
-const SATISFACTION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");
+const CONVERSATION_MODEL: &[u8] = include_bytes!("../../models/satisfaction-zh.bin");
 /// The helpdesk model's bytes as built in (the chat model's inputs; see
 /// `crate::analysis::model_version`).
 pub(crate) const HELPDESK_MODEL: &[u8] = include_bytes!("../../models/satisfaction-helpdesk-zh.bin");
@@ -433,7 +439,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn estimate(turns: &[(Speaker, &str)]) -> Option<Satisfaction> {
-        SatisfactionModel::builtin().estimate(turns.iter().copied(), &mut Scratch::default(), &mut Vec::new())
+        SatisfactionModel::conversation().estimate(turns.iter().copied(), &mut Scratch::default(), &mut Vec::new())
     }
 
     #[test]
@@ -505,10 +511,12 @@ mod tests {
     }
 
     #[test]
-    fn the_model_round_trips_through_bytes() {
-        let m = SatisfactionModel::builtin();
-        let back = SatisfactionModel::from_bytes(Box::leak(m.to_bytes().into_boxed_slice())).unwrap();
-        assert_eq!((back.knots.clone(), back.numeric), (m.knots.clone(), m.numeric));
+    fn the_models_round_trip_through_bytes() {
+        for m in [SatisfactionModel::conversation(), SatisfactionModel::helpdesk()] {
+            let back = SatisfactionModel::from_bytes(Box::leak(m.to_bytes().into_boxed_slice())).unwrap();
+            assert_eq!((back.knots.clone(), back.numeric), (m.knots.clone(), m.numeric));
+        }
+        assert_ne!(SatisfactionModel::conversation().knots, SatisfactionModel::helpdesk().knots);
     }
 
     proptest! {

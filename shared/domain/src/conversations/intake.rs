@@ -479,7 +479,7 @@ pub fn estimate_satisfaction(turns: &[(Role, String)]) -> Option<crate::analysis
     let turns = turns
         .iter()
         .map(|(role, text)| (if *role == Role::Customer { Speaker::Customer } else { Speaker::Shop }, text.as_str()));
-    SatisfactionModel::builtin().estimate(turns, &mut Scratch::default(), &mut Vec::new())
+    SatisfactionModel::conversation().estimate(turns, &mut Scratch::default(), &mut Vec::new())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
