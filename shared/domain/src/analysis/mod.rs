@@ -416,6 +416,21 @@ mod tests {
     }
 
     #[test]
+    fn the_turn_analysis_reads_with_the_helpdesk_satisfaction_model_its_chat_model_learned_from() {
+        use satisfaction::{SatisfactionModel, Speaker};
+        let text = "都一个星期了还没到，你们到底管不管";
+        let mut analyzer = Analyzer::new();
+        let read = analyzer.analyze(text, None);
+        let model = analyzer.satisfaction;
+        let signals = analyzer.signals(model, text, &TurnContext::default(), &read.trigger, 0.0);
+        let alone = |m: &SatisfactionModel| {
+            m.estimate([(Speaker::Customer, text)], &mut Default::default(), &mut Vec::new()).unwrap().score
+        };
+        assert_eq!(signals.alone, alone(SatisfactionModel::helpdesk()));
+        assert_ne!(alone(SatisfactionModel::helpdesk()), alone(SatisfactionModel::conversation()));
+    }
+
+    #[test]
     fn a_turn_is_read_with_what_the_rules_and_models_said_about_the_customers_previous_turn() {
         let mut analyzer = Analyzer::new();
         let satisfaction = satisfaction::SatisfactionModel::helpdesk();

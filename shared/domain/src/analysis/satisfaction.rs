@@ -505,6 +505,35 @@ mod tests {
     }
 
     #[test]
+    fn an_example_of_weight_zero_teaches_nothing() {
+        let example = |text: &str, judgement: f32, weight: f32| Example {
+            turns: vec![(Speaker::Customer, text.to_owned())],
+            judgement,
+            satisfied: 0.0,
+            dissatisfied: 0.0,
+            weight,
+            calibrates_shares: false,
+        };
+        let base: Vec<Example> = (0..20)
+            .map(|i| if i % 2 == 0 { example("好的谢谢", 1.0, 1.0) } else { example("还没到", -1.0, 1.0) })
+            .collect();
+        let raw = |examples: &[Example]| {
+            let model = train(examples, 8, 1.0, 5).model;
+            let mut scratch = Scratch::default();
+            let mut hashed = Vec::new();
+            let numeric = features([(Speaker::Customer, "好的谢谢")], 8, &mut scratch, &mut hashed).unwrap();
+            model.raw(&hashed, &numeric)
+        };
+        let mut with_ignored = base.clone();
+        with_ignored.push(example("好的谢谢", -2.0, 0.0));
+        let mut with_counted = base.clone();
+        with_counted.push(example("好的谢谢", -2.0, 5.0));
+        let (plain, ignored, counted) = (raw(&base), raw(&with_ignored), raw(&with_counted));
+        assert!((plain - ignored).abs() < 1e-3, "{plain} vs {ignored}");
+        assert!(counted < plain - 0.05, "{counted} vs {plain}");
+    }
+
+    #[test]
     fn spearman_of_a_monotone_pair_is_one() {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 25.0, 90.0]) - 1.0).abs() < 1e-9);
         assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-9);
