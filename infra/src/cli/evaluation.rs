@@ -804,7 +804,10 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
                 "train" => false,
                 other => return Err(format!("{path}: split {other:?} of {session} is neither train nor dev")),
             };
-            if dev != session.starts_with(|c: char| ('0'..='5').contains(&c)) {
+            // A JDDC session's split follows its id (32 hex digits; GUIDE.md); a shop's own
+            // sessions keep the split their file gives.
+            let jddc_id = session.len() == 32 && session.bytes().all(|b| b.is_ascii_hexdigit());
+            if jddc_id && dev != session.starts_with(|c: char| ('0'..='5').contains(&c)) {
                 return Err(format!("{path}: {session} is {split}, but its id puts it in the other split"));
             }
             Ok(SessionReading { session: (*session).to_owned(), dev, satisfaction })
@@ -1407,8 +1410,8 @@ mod tests {
         // is refused, and so is a session read twice.
         for (rows, why) in [
             ("0a\tDev\t1\tr1\n", "neither train nor dev"),
-            ("0a\ttrain\t1\tr1\n", "its id puts it in the other split"),
-            ("b2\tdev\t1\tr1\n", "its id puts it in the other split"),
+            ("0a6f0000000000000000000000000000\ttrain\t1\tr1\n", "its id puts it in the other split"),
+            ("b26f0000000000000000000000000000\tdev\t1\tr1\n", "its id puts it in the other split"),
             ("b2\ttrain\t1\tr1\nb2\ttrain\t0\tr2\n", "read twice"),
         ] {
             std::fs::write(path, format!("{header}{rows}")).unwrap();
