@@ -24,11 +24,14 @@ const USAGE: &str = "usage:
   feedback satisfaction < conversations.jsonl > satisfaction.jsonl
       (one {\"messages\":[{\"role\":\"customer\"|\"agent\"|\"bot\",\"text\":\"…\"},…]} per line in;
        one {\"satisfaction\":{\"score\":-1..1,\"expected_stars\":1..5}} per line out, null when the customer wrote nothing)
-  feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all] [--sessions jddc_sessions.tsv [--session-scale X] [--session-weight X] [--fold-seed N]]
+  feedback train-satisfaction OUT.bin DATA_DIR [--bits N] [--ridge X] [--all] [--sessions jddc_sessions.tsv [--session-scale X] [--session-weight X] [--fold-seed N]
+                              [--written written_sessions.tsv --written-readings written_sessions_satisfaction.tsv [--written-weight X]]]
       (STC-3 helpdesk dialogues with mean_S, held out by id as in `feedback eval`: alone, the helpdesk
        model satisfaction-helpdesk-zh.bin; with --sessions shared/labels/jddc_sessions.tsv also the
        read JDDC train sessions, the CSAT calibrated on them: the estimate satisfaction-zh.bin; dev
-       sessions are only measured; --fold-seed: other folds for the out-of-fold train figure)
+       sessions are only measured; --fold-seed: other folds for the out-of-fold train figure;
+       --written WRITTEN.tsv --written-readings R.tsv [--written-weight X]: sessions we wrote, read
+       the same way, trained on and never measured)
   feedback train-chat OUT.bin DATA_DIR LABELS.tsv [--extra STC3_LABELS.tsv] [--written SESSIONS.tsv] [--corrections C.jsonl]
                      [--bits N] [--ridge X] [--fold-seed N] [--oof OOF.tsv]
       (our labelled JDDC turns, train split; thresholds from out-of-fold predictions; helpdesk turns,
@@ -545,8 +548,9 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let all = args.iter().any(|a| a == "--all");
     let sessions_path: String = flag(args, "--sessions", String::new())?;
     if sessions_path.is_empty()
-        && let Some(f) =
-            ["--session-scale", "--session-weight", "--fold-seed"].iter().find(|f| args.contains(&f.to_string()))
+        && let Some(f) = ["--session-scale", "--session-weight", "--fold-seed", "--written-readings"]
+            .iter()
+            .find(|f| args.contains(&f.to_string()))
     {
         return Err(format!("{f} needs --sessions (the read shop chat sessions it applies to)"));
     }
@@ -573,10 +577,28 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         r.sort_by_key(|x| (ev::group_of(&x.session, fold_seed), x.session.clone()));
         (ev::jddc_sessions(dir)?, r)
     };
+    // Sessions we wrote, read for satisfaction like the JDDC ones: trained on, never measured,
+    // never calibrating.
+    let written_readings: String = flag(args, "--written-readings", String::new())?;
+    if !written_readings.is_empty() {
+        let written_path: String = flag(args, "--written", String::new())?;
+        let written: std::collections::HashMap<String, ev::WrittenSession> =
+            ev::written_sessions(&ev::read(&written_path)?)?.into_iter().collect();
+        // Half a helpdesk dialogue: chosen out of fold on the JDDC train sessions (models/CHAT.md).
+        let written_weight: f32 = flag(args, "--written-weight", 0.5)?;
+        for (id, satisfaction) in ev::written_readings(&written_readings)? {
+            let turns = written.get(&id).ok_or_else(|| format!("{written_readings}: {id} is not in {written_path}"))?;
+            let session: ev::Session = turns.iter().map(|(role, text, _)| (role.clone(), text.clone())).collect();
+            let reading = ev::SessionReading { session: id, dev: false, satisfaction };
+            let mut example = ev::session_example(&session, &reading, scale, written_weight);
+            example.calibrates_shares = false;
+            examples.push(example);
+        }
+    }
     let first_session_row = examples.len();
     if !readings.is_empty() {
         // The shares (the estimated CSAT) are calibrated on the shop chat the estimate is for.
-        examples.iter_mut().for_each(|e| e.calibrates_shares = false);
+        examples[..first_session_row].iter_mut().for_each(|e| e.calibrates_shares = false);
     }
     let trained_on: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev && weight > 0.0).collect();
     for r in &trained_on {

@@ -822,6 +822,28 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
         })
 }
 
+/// Written sessions read for satisfaction (`session_id satisfaction reader`, one header line):
+/// each session once, −2..+2.
+pub fn written_readings(path: &str) -> Result<Vec<(String, i8)>, String> {
+    let mut seen = std::collections::HashSet::new();
+    read(path)?
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let c: Vec<&str> = line.split('\t').collect();
+            let [session, satisfaction, ..] = c.as_slice() else { return Err(format!("{path}: bad row {line:?}")) };
+            let satisfaction =
+                satisfaction.parse::<i8>().ok().filter(|s| (-2..=2).contains(s)).ok_or_else(|| {
+                    format!("{path}: satisfaction {satisfaction:?} is not a whole number from -2 to 2")
+                })?;
+            if !seen.insert((*session).to_owned()) {
+                return Err(format!("{path}: {session} is read twice"));
+            }
+            Ok(((*session).to_owned(), satisfaction))
+        })
+        .collect()
+}
+
 /// A read session as a satisfaction example: its turns, the reading times `scale` (one reader's
 /// whole number lies further from the middle than the mean of 19 annotators), satisfied or
 /// dissatisfied by its sign, counted `weight` times a helpdesk dialogue.
@@ -1423,6 +1445,23 @@ mod tests {
                 .ends_with("labels/jddc_sessions_second_reader.tsv")
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_written_reading_out_of_scale_or_read_twice_is_refused() {
+        let path = std::env::temp_dir().join(format!("written-readings-{}.tsv", std::process::id()));
+        let path = path.to_str().unwrap();
+        let header = "session_id\tsatisfaction\treader\n";
+        std::fs::write(path, format!("{header}synA01\t-2\tw1\nsynA02\t1\tw1\n")).unwrap();
+        assert_eq!(written_readings(path).unwrap(), [("synA01".to_owned(), -2), ("synA02".to_owned(), 1)]);
+        for (rows, why) in
+            [("synA01\t3\tw1\n", "not a whole number from -2 to 2"), ("synA01\t1\tw1\nsynA01\t0\tw2\n", "read twice")]
+        {
+            std::fs::write(path, format!("{header}{rows}")).unwrap();
+            let e = written_readings(path).unwrap_err();
+            assert!(e.contains(why), "{rows:?}: {e}");
+        }
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
