@@ -548,9 +548,16 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     let all = args.iter().any(|a| a == "--all");
     let sessions_path: String = flag(args, "--sessions", String::new())?;
     if sessions_path.is_empty()
-        && let Some(f) = ["--session-scale", "--session-weight", "--fold-seed", "--written-readings"]
-            .iter()
-            .find(|f| args.contains(&f.to_string()))
+        && let Some(f) = [
+            "--session-scale",
+            "--session-weight",
+            "--fold-seed",
+            "--written",
+            "--written-readings",
+            "--written-weight",
+        ]
+        .iter()
+        .find(|f| args.contains(&f.to_string()))
     {
         return Err(format!("{f} needs --sessions (the read shop chat sessions it applies to)"));
     }
@@ -578,13 +585,24 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         (ev::jddc_sessions(dir)?, r)
     };
     // Sessions we wrote, read for satisfaction like the JDDC ones: trained on, never measured,
-    // never calibrating.
+    // never calibrating the shares. They come before the JDDC rows, so those stay the last rows
+    // (the out-of-fold slice below); 720 is a multiple of the 5 folds, so the JDDC sessions fall
+    // into the same folds with them as without.
     let written_readings: String = flag(args, "--written-readings", String::new())?;
+    let written_path: String = flag(args, "--written", String::new())?;
+    match (written_path.is_empty(), written_readings.is_empty()) {
+        (true, false) => return Err("--written-readings needs --written (the sessions' turns)".into()),
+        (false, true) => return Err("--written needs --written-readings (how each session left its customer)".into()),
+        _ => {}
+    }
+    if written_readings.is_empty() && args.iter().any(|a| a == "--written-weight") {
+        return Err("--written-weight needs --written-readings".into());
+    }
     if !written_readings.is_empty() {
-        let written_path: String = flag(args, "--written", String::new())?;
         let written: std::collections::HashMap<String, ev::WrittenSession> =
             ev::written_sessions(&ev::read(&written_path)?)?.into_iter().collect();
-        // Half a helpdesk dialogue: chosen out of fold on the JDDC train sessions (models/CHAT.md).
+        // Half a helpdesk dialogue: out of fold on the JDDC train sessions weights 0.5, 1 and 2
+        // read alike; 0.5 costs the helpdesk dialogues least (models/CHAT.md).
         let written_weight: f32 = flag(args, "--written-weight", 0.5)?;
         for (id, satisfaction) in ev::written_readings(&written_readings)? {
             let turns = written.get(&id).ok_or_else(|| format!("{written_readings}: {id} is not in {written_path}"))?;
@@ -596,11 +614,12 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         }
     }
     let first_session_row = examples.len();
-    if !readings.is_empty() {
-        // The shares (the estimated CSAT) are calibrated on the shop chat the estimate is for.
+    let trained_on: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev && weight > 0.0).collect();
+    if !trained_on.is_empty() {
+        // The shares (the estimated CSAT) are calibrated on the shop chat the estimate is for;
+        // without it, on the helpdesk dialogues.
         examples[..first_session_row].iter_mut().for_each(|e| e.calibrates_shares = false);
     }
-    let trained_on: Vec<&ev::SessionReading> = readings.iter().filter(|r| !r.dev && weight > 0.0).collect();
     for r in &trained_on {
         let session = jddc.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
         examples.push(ev::session_example(session, r, scale, weight));

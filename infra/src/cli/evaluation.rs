@@ -804,9 +804,10 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
                 "train" => false,
                 other => return Err(format!("{path}: split {other:?} of {session} is neither train nor dev")),
             };
-            // A JDDC session's split follows its id (32 hex digits; GUIDE.md); a shop's own
-            // sessions keep the split their file gives.
-            let jddc_id = session.len() == 32 && session.bytes().all(|b| b.is_ascii_hexdigit());
+            // A JDDC session's split follows its id (32 hex digits, some written as a UUID with
+            // dashes; GUIDE.md); a shop's own sessions keep the split their file gives.
+            let digits: Vec<u8> = session.bytes().filter(|&b| b != b'-').collect();
+            let jddc_id = digits.len() == 32 && digits.iter().all(u8::is_ascii_hexdigit);
             if jddc_id && dev != session.starts_with(|c: char| ('0'..='5').contains(&c)) {
                 return Err(format!("{path}: {session} is {split}, but its id puts it in the other split"));
             }
@@ -1434,6 +1435,7 @@ mod tests {
             ("0a\tDev\t1\tr1\n", "neither train nor dev"),
             ("0a6f0000000000000000000000000000\ttrain\t1\tr1\n", "its id puts it in the other split"),
             ("b26f0000000000000000000000000000\tdev\t1\tr1\n", "its id puts it in the other split"),
+            ("02666c97-f466-49a3-8056-905fac290ef0\ttrain\t1\tr1\n", "its id puts it in the other split"),
             ("b2\ttrain\t1\tr1\nb2\ttrain\t0\tr2\n", "read twice"),
         ] {
             std::fs::write(path, format!("{header}{rows}")).unwrap();
@@ -1454,9 +1456,12 @@ mod tests {
         let header = "session_id\tsatisfaction\treader\n";
         std::fs::write(path, format!("{header}synA01\t-2\tw1\nsynA02\t1\tw1\n")).unwrap();
         assert_eq!(written_readings(path).unwrap(), [("synA01".to_owned(), -2), ("synA02".to_owned(), 1)]);
-        for (rows, why) in
-            [("synA01\t3\tw1\n", "not a whole number from -2 to 2"), ("synA01\t1\tw1\nsynA01\t0\tw2\n", "read twice")]
-        {
+        for (rows, why) in [
+            ("synA01\t3\tw1\n", "not a whole number from -2 to 2"),
+            ("synA01\t1.5\tw1\n", "not a whole number from -2 to 2"),
+            ("synA01\n", "bad row"),
+            ("synA01\t1\tw1\nsynA01\t0\tw2\n", "read twice"),
+        ] {
             std::fs::write(path, format!("{header}{rows}")).unwrap();
             let e = written_readings(path).unwrap_err();
             assert!(e.contains(why), "{rows:?}: {e}");

@@ -5,8 +5,9 @@
 //! and scaled to unit length: everything the customer wrote, everything the agent or bot wrote,
 //! and the customer's **last** turn (how a conversation ends says most: 好的谢谢 or 算了). Plus the
 //! number of turns. Trained by `feedback train-satisfaction` on real helpdesk dialogues whose
-//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1) and on real shop chat
-//! sessions our readers judged on the same question and scale (`models/CHAT.md`).
+//! customer satisfaction was judged by 19 annotators on −2..+2 (STC-3 DCH-1), on real shop chat
+//! sessions our readers judged on the same question and scale, and on shop chat sessions we wrote,
+//! read the same way (`models/CHAT.md`).
 //!
 //! The raw prediction is calibrated by monotone piecewise-linear maps fitted on out-of-fold
 //! predictions: onto the judged scale, so `expected_stars` = 3 + expected judgement (−2 → 1★,
