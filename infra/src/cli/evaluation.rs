@@ -1424,24 +1424,23 @@ mod tests {
         let example = session_example(&session, &readings[0], 1.0, 2.0);
         assert_eq!((example.judgement, example.satisfied, example.dissatisfied, example.weight), (-1.0, 0.0, 1.0, 2.0));
         assert_eq!(example.turns[1].0, Speaker::Shop);
-        for bad in ["3", "1.5", "-"] {
-            std::fs::write(path, format!("{header}0a\tdev\t{bad}\tr1\n")).unwrap();
-            let e = session_readings(path).unwrap_err();
-            assert!(e.contains("not a whole number from -2 to 2"), "{bad}: {e}");
-        }
         // A dev session is never trained on: a split that is neither, or that the id contradicts,
         // is refused, and so is a session read twice.
-        for (rows, why) in [
-            ("0a\tDev\t1\tr1\n", "neither train nor dev"),
-            ("0a6f0000000000000000000000000000\ttrain\t1\tr1\n", "its id puts it in the other split"),
-            ("b26f0000000000000000000000000000\tdev\t1\tr1\n", "its id puts it in the other split"),
-            ("02666c97-f466-49a3-8056-905fac290ef0\ttrain\t1\tr1\n", "its id puts it in the other split"),
-            ("b2\ttrain\t1\tr1\nb2\ttrain\t0\tr2\n", "read twice"),
-        ] {
-            std::fs::write(path, format!("{header}{rows}")).unwrap();
-            let e = session_readings(path).unwrap_err();
-            assert!(e.contains(why), "{rows:?}: {e}");
-        }
+        refused(
+            path,
+            header,
+            session_readings,
+            &[
+                ("0a\tdev\t3\tr1\n", "not a whole number from -2 to 2"),
+                ("0a\tdev\t1.5\tr1\n", "not a whole number from -2 to 2"),
+                ("0a\tdev\t-\tr1\n", "not a whole number from -2 to 2"),
+                ("0a\tDev\t1\tr1\n", "neither train nor dev"),
+                ("0a6f0000000000000000000000000000\ttrain\t1\tr1\n", "its id puts it in the other split"),
+                ("b26f0000000000000000000000000000\tdev\t1\tr1\n", "its id puts it in the other split"),
+                ("02666c97-f466-49a3-8056-905fac290ef0\ttrain\t1\tr1\n", "its id puts it in the other split"),
+                ("b2\ttrain\t1\tr1\nb2\ttrain\t0\tr2\n", "read twice"),
+            ],
+        );
         assert!(
             session_readings_path("shared/labels/jddc_turns.tsv", true)
                 .ends_with("labels/jddc_sessions_second_reader.tsv")
@@ -1456,17 +1455,32 @@ mod tests {
         let header = "session_id\tsatisfaction\treader\n";
         std::fs::write(path, format!("{header}synA01\t-2\tw1\nsynA02\t1\tw1\n")).unwrap();
         assert_eq!(written_readings(path).unwrap(), [("synA01".to_owned(), -2), ("synA02".to_owned(), 1)]);
-        for (rows, why) in [
-            ("synA01\t3\tw1\n", "not a whole number from -2 to 2"),
-            ("synA01\t1.5\tw1\n", "not a whole number from -2 to 2"),
-            ("synA01\n", "bad row"),
-            ("synA01\t1\tw1\nsynA01\t0\tw2\n", "read twice"),
-        ] {
+        refused(
+            path,
+            header,
+            written_readings,
+            &[
+                ("synA01\t3\tw1\n", "not a whole number from -2 to 2"),
+                ("synA01\t1.5\tw1\n", "not a whole number from -2 to 2"),
+                ("synA01\n", "bad row"),
+                ("synA01\t1\tw1\nsynA01\t0\tw2\n", "read twice"),
+            ],
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// Each file of `header` and a case's rows is refused by `read`, naming why.
+    fn refused<T: std::fmt::Debug>(
+        path: &str,
+        header: &str,
+        read: impl Fn(&str) -> Result<T, String>,
+        cases: &[(&str, &str)],
+    ) {
+        for (rows, why) in cases {
             std::fs::write(path, format!("{header}{rows}")).unwrap();
-            let e = written_readings(path).unwrap_err();
+            let e = read(path).unwrap_err();
             assert!(e.contains(why), "{rows:?}: {e}");
         }
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
