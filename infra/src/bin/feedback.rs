@@ -607,8 +607,7 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
         for (id, satisfaction) in ev::written_readings(&written_readings)? {
             let turns = written.get(&id).ok_or_else(|| format!("{written_readings}: {id} is not in {written_path}"))?;
             let session: ev::Session = turns.iter().map(|(role, text, _)| (role.clone(), text.clone())).collect();
-            let reading = ev::SessionReading { session: id, dev: false, satisfaction };
-            let mut example = ev::session_example(&session, &reading, scale, written_weight);
+            let mut example = ev::session_example(&session, satisfaction, scale, written_weight);
             example.calibrates_shares = false;
             examples.push(example);
         }
@@ -622,7 +621,7 @@ fn train_satisfaction(args: &[String]) -> Result<(), String> {
     }
     for r in &trained_on {
         let session = jddc.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
-        examples.push(ev::session_example(session, r, scale, weight));
+        examples.push(ev::session_example(session, r.satisfaction, scale, weight));
     }
     let trained = train(&examples, bits, ridge, 5);
     let bytes = trained.model.to_bytes();

@@ -44,6 +44,11 @@ pub const FIRST_CHAT_ISSUE_TYPES: [&str; 8] =
 /// A JDDC session: (role, text) by turn.
 pub type Session = Vec<(String, String)>;
 
+/// Who wrote a turn of our files (JDDC `customer`/`agent`, STC-3 `customer`/`helpdesk`).
+pub fn speaker_of(role: &str) -> Speaker {
+    if role == "customer" { Speaker::Customer } else { Speaker::Shop }
+}
+
 /// A `|`-separated label column; `-` is none.
 fn list(s: &str) -> Vec<String> {
     if s == "-" { Vec::new() } else { s.split('|').map(str::to_owned).collect() }
@@ -785,7 +790,7 @@ pub fn session_readings_path(labels_path: &str, second_reader: bool) -> String {
 
 /// `session_id split satisfaction reader`, one header line.
 pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
-    read(path)?
+    let readings = read(path)?
         .lines()
         .skip(1)
         .map(|line| {
@@ -793,10 +798,7 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
             let [session, split, satisfaction, ..] = c.as_slice() else {
                 return Err(format!("{path}: bad row {line:?}"));
             };
-            let satisfaction =
-                satisfaction.parse::<i8>().ok().filter(|s| (-2..=2).contains(s)).ok_or_else(|| {
-                    format!("{path}: satisfaction {satisfaction:?} is not a whole number from -2 to 2")
-                })?;
+            let satisfaction = reading_score(path, satisfaction)?;
             // The split is the turns' (GUIDE.md): a dev session is never trained on, so a split
             // that disagrees with the id is refused rather than read as train.
             let dev = match *split {
@@ -813,36 +815,43 @@ pub fn session_readings(path: &str) -> Result<Vec<SessionReading>, String> {
             }
             Ok(SessionReading { session: (*session).to_owned(), dev, satisfaction })
         })
-        .collect::<Result<Vec<SessionReading>, String>>()
-        .and_then(|readings| {
-            let mut seen = std::collections::HashSet::new();
-            match readings.iter().find(|r| !seen.insert(r.session.as_str())) {
-                Some(r) => Err(format!("{path}: {} is read twice", r.session)),
-                None => Ok(readings),
-            }
-        })
+        .collect::<Result<Vec<SessionReading>, String>>()?;
+    once_each(path, readings.iter().map(|r| r.session.as_str()))?;
+    Ok(readings)
 }
 
 /// Written sessions read for satisfaction (`session_id satisfaction reader`, one header line):
 /// each session once, −2..+2.
 pub fn written_readings(path: &str) -> Result<Vec<(String, i8)>, String> {
-    let mut seen = std::collections::HashSet::new();
-    read(path)?
+    let readings = read(path)?
         .lines()
         .skip(1)
         .map(|line| {
             let c: Vec<&str> = line.split('\t').collect();
             let [session, satisfaction, ..] = c.as_slice() else { return Err(format!("{path}: bad row {line:?}")) };
-            let satisfaction =
-                satisfaction.parse::<i8>().ok().filter(|s| (-2..=2).contains(s)).ok_or_else(|| {
-                    format!("{path}: satisfaction {satisfaction:?} is not a whole number from -2 to 2")
-                })?;
-            if !seen.insert((*session).to_owned()) {
-                return Err(format!("{path}: {session} is read twice"));
-            }
-            Ok(((*session).to_owned(), satisfaction))
+            Ok(((*session).to_owned(), reading_score(path, satisfaction)?))
         })
-        .collect()
+        .collect::<Result<Vec<(String, i8)>, String>>()?;
+    once_each(path, readings.iter().map(|(session, _)| session.as_str()))?;
+    Ok(readings)
+}
+
+/// A reading's score: a whole number from −2 to 2.
+fn reading_score(path: &str, value: &str) -> Result<i8, String> {
+    value
+        .parse::<i8>()
+        .ok()
+        .filter(|s| (-2..=2).contains(s))
+        .ok_or_else(|| format!("{path}: satisfaction {value:?} is not a whole number from -2 to 2"))
+}
+
+/// Refuses a readings file that reads a session twice.
+fn once_each<'a>(path: &str, sessions: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    match sessions.into_iter().find(|s| !seen.insert(*s)) {
+        Some(session) => Err(format!("{path}: {session} is read twice")),
+        None => Ok(()),
+    }
 }
 
 /// A read session as a satisfaction example: its turns, the reading times `scale` (one reader's
@@ -850,18 +859,15 @@ pub fn written_readings(path: &str) -> Result<Vec<(String, i8)>, String> {
 /// dissatisfied by its sign, counted `weight` times a helpdesk dialogue.
 pub fn session_example(
     session: &Session,
-    r: &SessionReading,
+    satisfaction: i8,
     scale: f32,
     weight: f32,
 ) -> feedback::analysis::satisfaction::Example {
     feedback::analysis::satisfaction::Example {
-        turns: session
-            .iter()
-            .map(|(role, text)| (if role == "customer" { Speaker::Customer } else { Speaker::Shop }, text.clone()))
-            .collect(),
-        judgement: scale * f32::from(r.satisfaction),
-        satisfied: f32::from(u8::from(r.satisfaction > 0)),
-        dissatisfied: f32::from(u8::from(r.satisfaction < 0)),
+        turns: session.iter().map(|(role, text)| (speaker_of(role), text.clone())).collect(),
+        judgement: scale * f32::from(satisfaction),
+        satisfied: f32::from(u8::from(satisfaction > 0)),
+        dissatisfied: f32::from(u8::from(satisfaction < 0)),
         weight,
         calibrates_shares: true,
     }
@@ -895,15 +901,14 @@ pub fn session_figures(
     let (mut under_three, mut under_three_read_unhappy) = (0, 0);
     for r in readings {
         let session = sessions.get(&r.session).ok_or_else(|| format!("session {} is not in the data", r.session))?;
-        let texts: Vec<(Speaker, String)> = session
+        let texts: Vec<(Speaker, std::borrow::Cow<'_, str>)> = session
             .iter()
             .enumerate()
             .map(|(i, (role, t))| {
-                let speaker = if role == "customer" { Speaker::Customer } else { Speaker::Shop };
-                (speaker, if live { live_values(t, &r.session, i) } else { t.clone() })
+                (speaker_of(role), if live { live_values(t, &r.session, i).into() } else { t.as_str().into() })
             })
             .collect();
-        let s = model.estimate(texts.iter().map(|(s, t)| (*s, t.as_str())), &mut scratch, &mut buffer);
+        let s = model.estimate(texts.iter().map(|(s, t)| (*s, t.as_ref())), &mut scratch, &mut buffer);
         est.push(s.map_or(0.0, |s| s.score));
         csat += s.map_or(0.0, |s| f64::from(s.satisfied));
         read_as.push(f32::from(r.satisfaction));
@@ -1007,8 +1012,7 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let mut with_unhappy = (0f64, 0usize, 0f64, 0usize);
     for (id, (u, n)) in &by_session {
         let Some(session) = sessions.get(*id) else { continue };
-        let turns =
-            session.iter().map(|(r, t)| (if r == "customer" { Speaker::Customer } else { Speaker::Shop }, t.as_str()));
+        let turns = session.iter().map(|(r, t)| (speaker_of(r), t.as_str()));
         if let Some(s) = model.estimate(turns, &mut scratch, &mut buffer) {
             est.push(s.expected_stars);
             share.push(-(*u as f32) / (*n).max(1) as f32);
@@ -1140,7 +1144,7 @@ pub fn stc3(dir: &str) -> Result<Vec<(String, feedback::analysis::satisfaction::
     for line in read(&format!("{dir}/stc3_helpdesk_turns.tsv"))?.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (Some(id), Some(index), Some(role)) = (cols.first(), cols.get(1), cols.get(2)) else { continue };
-        let speaker = if *role == "customer" { Speaker::Customer } else { Speaker::Shop };
+        let speaker = speaker_of(role);
         let index = index.parse().unwrap_or(0);
         turns.entry((*id).to_owned()).or_default().push((index, speaker, cols.get(3).unwrap_or(&"").to_string()));
     }
@@ -1421,7 +1425,7 @@ mod tests {
         let readings = session_readings(path).unwrap();
         assert_eq!(readings.iter().map(|r| (r.dev, r.satisfaction)).collect::<Vec<_>>(), [(true, -1), (false, 2)]);
         let session: Session = vec![("customer".into(), "还没到".into()), ("agent".into(), "帮您催了".into())];
-        let example = session_example(&session, &readings[0], 1.0, 2.0);
+        let example = session_example(&session, readings[0].satisfaction, 1.0, 2.0);
         assert_eq!((example.judgement, example.satisfied, example.dissatisfied, example.weight), (-1.0, 0.0, 1.0, 2.0));
         assert_eq!(example.turns[1].0, Speaker::Shop);
         // A dev session is never trained on: a split that is neither, or that the id contradicts,

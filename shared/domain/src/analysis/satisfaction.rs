@@ -477,23 +477,27 @@ mod tests {
         assert_eq!(m.calibrate(100.0), knots[knots.len() - 1].1);
     }
 
+    /// A one-turn training conversation, counted once, calibrating nothing of its own.
+    fn example(text: &str, judgement: f32) -> Example {
+        Example {
+            turns: vec![(Speaker::Customer, text.to_owned())],
+            judgement,
+            satisfied: 0.0,
+            dissatisfied: 0.0,
+            weight: 1.0,
+            calibrates_shares: false,
+        }
+    }
+
     #[test]
     fn the_shares_are_calibrated_on_the_conversations_that_calibrate_them_and_the_judgement_on_all() {
         // Two kinds of conversation judged alike: the shares come from the kind that calibrates
         // them (all satisfied), the judgement from both.
-        let example = |text: &str, judgement: f32, satisfied: f32, calibrates_shares: bool| Example {
-            turns: vec![(Speaker::Customer, text.to_owned())],
-            judgement,
-            satisfied,
-            dissatisfied: 0.0,
-            weight: 1.0,
-            calibrates_shares,
-        };
         let examples: Vec<Example> = (0..40)
             .map(|i| {
                 let (text, judgement) = if i % 2 == 0 { ("好的谢谢", 1.0) } else { ("还没到", -1.0) };
                 let shop = i % 4 < 2;
-                example(text, judgement, if shop { 1.0 } else { 0.0 }, shop)
+                Example { satisfied: if shop { 1.0 } else { 0.0 }, calibrates_shares: shop, ..example(text, judgement) }
             })
             .collect();
         let Trained { model, out_of_fold } = train(&examples, 8, 1.0, 5);
@@ -507,17 +511,8 @@ mod tests {
 
     #[test]
     fn an_example_of_weight_zero_teaches_nothing() {
-        let example = |text: &str, judgement: f32, weight: f32| Example {
-            turns: vec![(Speaker::Customer, text.to_owned())],
-            judgement,
-            satisfied: 0.0,
-            dissatisfied: 0.0,
-            weight,
-            calibrates_shares: false,
-        };
-        let base: Vec<Example> = (0..20)
-            .map(|i| if i % 2 == 0 { example("好的谢谢", 1.0, 1.0) } else { example("还没到", -1.0, 1.0) })
-            .collect();
+        let base: Vec<Example> =
+            (0..20).map(|i| if i % 2 == 0 { example("好的谢谢", 1.0) } else { example("还没到", -1.0) }).collect();
         let raw = |examples: &[Example]| {
             let model = train(examples, 8, 1.0, 5).model;
             let mut scratch = Scratch::default();
@@ -526,9 +521,9 @@ mod tests {
             model.raw(&hashed, &numeric)
         };
         let mut with_ignored = base.clone();
-        with_ignored.push(example("好的谢谢", -2.0, 0.0));
+        with_ignored.push(Example { weight: 0.0, ..example("好的谢谢", -2.0) });
         let mut with_counted = base.clone();
-        with_counted.push(example("好的谢谢", -2.0, 5.0));
+        with_counted.push(Example { weight: 5.0, ..example("好的谢谢", -2.0) });
         let (plain, ignored, counted) = (raw(&base), raw(&with_ignored), raw(&with_counted));
         assert!((plain - ignored).abs() < 1e-3, "{plain} vs {ignored}");
         assert!(counted < plain - 0.05, "{counted} vs {plain}");
