@@ -170,6 +170,8 @@ async fn closing_estimates_how_satisfied_the_conversation_left_the_customer_and_
     assert!((-1.0..=1.0).contains(&bad["score"].as_f64().unwrap()), "{bad}");
     let meta = &conversation_items(&client, &table, &threatened).await["META"];
     assert_eq!(meta["expected_stars"].as_n().unwrap().parse::<f64>().unwrap(), bad["expected_stars"].as_f64().unwrap());
+    let model = feedback::analysis::satisfaction::SatisfactionModel::conversation().id().to_string();
+    assert_eq!(meta["satisfaction_model"].as_s().unwrap(), &model, "stored with the model that made it");
 
     let (status, none) = close(&app, &silent, body).await;
     assert_eq!((status, &none["satisfaction"]), (200, &Value::Null), "no customer words, no estimate");

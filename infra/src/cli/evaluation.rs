@@ -977,8 +977,10 @@ fn satisfaction_report(dir: &str, sessions: &HashMap<String, Session>, labels: &
     let _ = writeln!(
         out,
         "STC-3 held-out dialogues ({}): Spearman {rho:.4} with mean_S; MAE {mae:.3} on the -2..2 scale \
-         (plain baseline, one block of all the dialogue's text + ridge: {baseline:.4})",
+         (plain baseline, one block of all the dialogue's text + ridge: {baseline:.4}); the estimate is model {}, \
+         as closes store it",
         held.len(),
+        SatisfactionModel::conversation().id(),
     );
     let n = held.len().max(1) as f64;
     let _ = writeln!(

@@ -492,7 +492,8 @@ pub async fn analysis_and_aggregates(
     assert_eq!(logistics.examples[0].text, "快递一周还没到，太慢了");
 
     // The estimate of a closed conversation, counted once; the rating that follows pairs with it once.
-    let estimate = Satisfaction::new(-1.0, 0.1, 0.7);
+    let model = feedback::analysis::satisfaction::SatisfactionModel::conversation().id();
+    let estimate = Satisfaction { model, ..Satisfaction::new(-1.0, 0.1, 0.7) };
     let c = closing("c-8", Some("u-1"), false, "2026-11-18T04:00:00Z");
     conversations.close(&c, Some(estimate), None).await.unwrap();
     conversations.close(&c, Some(estimate), None).await.unwrap();
@@ -518,8 +519,10 @@ pub async fn analysis_and_aggregates(
         "{all:?}"
     );
     assert_eq!(all.estimated_stars_tenths as f32 / 10.0, estimate.expected_stars);
+    assert_eq!(all.estimate_models, [model.to_string()].into(), "the week knows which model estimated it");
     let headlines = reports.headlines(&["2026-W46".into(), "2026-W47".into()]).await.unwrap();
     assert_eq!((headlines[0].ratings, headlines[1].ratings, headlines[1].feedback), (0, 1, 2));
+    assert_eq!(headlines[1].estimated.models, [model.to_string()]);
 
     // The export: ratings and trigger events of the days asked for.
     let (rows, more) =
@@ -885,6 +888,7 @@ pub async fn scorecards(
         counters: close_counters(false, None, facts),
         rated: facts.rating.is_some(),
         example: Some("客服一直不回".into()),
+        estimate_model: Some("s-0000000000000001".into()),
     };
     // A rating lands between the read and the write: the unrated score is refused.
     ratings.insert_rating(&rating("c-sc", "u-sc", 2, None, "2026-11-24T08:11:00Z")).await.unwrap();
@@ -904,6 +908,7 @@ pub async fn scorecards(
     s2.rows = dimensions(&facts2, &[]);
     s2.counters = close_counters(true, None, &facts2);
     s2.example = None;
+    s2.estimate_model = Some("s-0000000000000002".into());
     assert_eq!(conversations.score_close(&s2).await.unwrap(), Scored::Counted);
     assert!(!conversations.score_rating("c-none", 5, true).await.unwrap(), "never closed: nothing to do");
     assert!(conversations.score_rating("c-sc2", 5, true).await.unwrap());
@@ -921,6 +926,8 @@ pub async fn scorecards(
     assert_eq!((track.conversations, track.resolved, track.want_human, track.triggered), (2, 1, 1, 1));
     assert_eq!((track.ratings, track.satisfied, track.follow_up_answers), (2, 1, 1));
     assert_eq!(track.examples, ["客服一直不回"]);
+    assert_eq!(track.estimate_models, ["s-0000000000000001".to_owned(), "s-0000000000000002".to_owned()].into());
+    assert_eq!(intents[0].1.estimate_models, ["s-0000000000000001".to_owned()].into(), "each row its own");
     let channels = by(ScoreBy::Channel).await;
     assert_eq!(
         channels.iter().map(|(k, c)| (k.as_str(), c.conversations)).collect::<Vec<_>>(),

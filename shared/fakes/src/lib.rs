@@ -27,7 +27,8 @@ use feedback::followups::contacts::{ContactDetails, ContactStore};
 use feedback::followups::link::LinkStore;
 use feedback::followups::{CustomerFacts, DueFollowUp, FollowUpChannel, FollowUpKind, FollowUpSender, FollowUpStore};
 use feedback::insights::weekly::{
-    ALL, AggregateDelta, Counts, Example, Headline, WeekFigures, WeeklyReport, estimate_counters, pair_counters,
+    ALL, AggregateDelta, Counts, Example, Headline, WeekFigures, WeeklyReport, estimate_counters, estimate_delta,
+    pair_counters,
 };
 use feedback::insights::{AnalysedFeedback, AnalysisStore, Applied, Earlier, FeedbackKind, StoredFeedback, shard_of};
 use feedback::lease::{Claim, Finish, Lease};
@@ -216,6 +217,8 @@ struct Aggregate {
     counters: BTreeMap<&'static str, i64>,
     customers: BTreeSet<String>,
     examples: BTreeMap<u32, Example>,
+    /// The models of the estimates counted (a set, as DynamoDB's `ADD` keeps one).
+    estimate_models: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -284,6 +287,7 @@ impl State {
         if let Some((slot, example)) = &delta.example {
             a.examples.entry(*slot).or_insert_with(|| example.clone());
         }
+        a.estimate_models.extend(delta.estimate_model.iter().cloned());
     }
 
     fn counts<'a>(&'a self, week: &'a str) -> impl Iterator<Item = (String, Counts)> + 'a {
@@ -294,6 +298,7 @@ impl State {
             }
             c.customers = a.customers.len() as u64;
             c.examples = a.examples.values().cloned().collect();
+            c.estimate_models = a.estimate_models.clone();
             (issue_type.clone(), c)
         })
     }
@@ -638,6 +643,7 @@ impl ConversationStore for InMemory {
                 {
                     counts.examples.push(example.clone());
                 }
+                counts.estimate_models.extend(score.estimate_model.iter().cloned());
             }
             Ok(Scored::Counted)
         })
@@ -749,7 +755,7 @@ impl ConversationStore for InMemory {
                     c.counted_estimate = Some((week.clone(), tenths));
                     c.paired = stars.is_some();
                 }
-                s.add(&AggregateDelta::all(&week, shard, counters));
+                s.add(&estimate_delta(&week, shard, &estimate, counters));
             }
             Ok(Closed::Done(state))
         })

@@ -1016,6 +1016,7 @@ async fn an_experiment_is_judged_at_its_horizon_and_later_weeks_do_not_change_it
                     counters: vec![("conversations", 1), ("estimated", 1), ("estimated_satisfied_milli", satisfied)],
                     rated: true,
                     example: None,
+                    estimate_model: None,
                 };
                 store.score_close(&score).await.unwrap();
             }

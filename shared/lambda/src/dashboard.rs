@@ -702,7 +702,13 @@ mod view {
                                         td data-value=(pct(row.resolution_pct)) { (opt(row.resolution_pct, "%")) }
                                         td data-value=(pct(row.escalation_pct)) { (opt(row.escalation_pct, "%")) }
                                         td data-value=(pct(row.want_human_pct)) { (opt(row.want_human_pct, "%")) }
-                                        td data-value=(pct(row.change_pts)) { (row.change_pts.map_or("–".to_owned(), |c| cat.f("weekly.pts", &[("pts", &format!("{c:+.1}"))]))) }
+                                        td data-value=(pct(row.change_pts)) title=[row.estimate_model_changed.then(|| cat.t("view.model_changed"))] {
+                                            (match row.change_pts {
+                                                Some(c) => cat.f("weekly.pts", &[("pts", &format!("{c:+.1}"))]),
+                                                None if row.estimate_model_changed => cat.t("view.new_model"),
+                                                None => "–".to_owned(),
+                                            })
+                                        }
                                         td data-value=(format!("{:.1}", row.shortfall)) { (format!("{:.1}", row.shortfall)) }
                                     }
                                 }
@@ -800,6 +806,55 @@ mod tests {
 
     fn d(s: &str) -> jiff::civil::Date {
         s.parse().unwrap()
+    }
+
+    #[cfg(feature = "charts")]
+    #[test]
+    fn a_week_estimated_by_a_new_model_says_so_instead_of_showing_a_change() {
+        use feedback::insights::scorecards::{ScoreCounts, scorecard};
+        use feedback::insights::weekly::{Counts, WeekFigures, build_report};
+        let estimated = |milli: u64, model: &str| {
+            let mut c = ScoreCounts {
+                conversations: 10,
+                estimated: 10,
+                estimated_satisfied_milli: milli,
+                ..Default::default()
+            };
+            c.estimate_models.insert(model.to_owned());
+            c
+        };
+        let rows = scorecard(
+            &[("refund".to_owned(), estimated(7_000, "s-b")), ("track_order".to_owned(), estimated(6_000, "s-a"))],
+            &[("refund".to_owned(), estimated(5_000, "s-a")), ("track_order".to_owned(), estimated(5_000, "s-a"))],
+        );
+        let figures = |week: &str, model: &str| WeekFigures {
+            week: week.into(),
+            all: Counts {
+                estimated: 20,
+                estimated_satisfied_milli: 13_000,
+                estimate_models: [model.to_owned()].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let report = build_report(
+            &figures("2026-W47", "s-b"),
+            &figures("2026-W46", "s-a"),
+            "2026-11-23T01:00:00Z".parse().unwrap(),
+        );
+        let en = Catalogue::of(feedback::i18n::Locale::En);
+        let html = render_view(&report, &[], "2026-W48", &rows, &[], en).unwrap();
+        let row = |intent: &str| {
+            let at = html.find(&format!("data-intent=\"{intent}\"")).unwrap();
+            html[at..at + html[at..].find("</tr>").unwrap()].to_owned()
+        };
+        assert!(row("refund").contains("new model") && !row("refund").contains("+20.0"), "{}", row("refund"));
+        assert!(
+            row("track_order").contains("+10.0 pts") && !row("track_order").contains("new model"),
+            "{}",
+            row("track_order")
+        );
+        assert!(html.contains("not comparable"), "the week's changes say why");
     }
 
     #[test]

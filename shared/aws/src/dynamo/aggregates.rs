@@ -41,6 +41,11 @@ pub(crate) fn update(table: &str, delta: &AggregateDelta, now: Timestamp) -> Res
         adds.push(format!("{} :c{i}", name(counter)));
         values.push((format!(":c{i}"), n(value)));
     }
+    if let Some(model) = &delta.estimate_model {
+        // A set: the week keeps which models counted, however many estimates each made.
+        adds.push(format!("{} :models", name(ESTIMATE_MODELS)));
+        values.push((":models".into(), AttributeValue::Ss(vec![model.clone()])));
+    }
     debug_assert!(delta.customer.is_none(), "customers are counted through markers (see `customers`)");
     if let Some((slot, example)) = &delta.example {
         // The first example to land in each slot stays.
@@ -66,6 +71,14 @@ pub(crate) fn update(table: &str, delta: &AggregateDelta, now: Timestamp) -> Res
         .set_expression_attribute_values(Some(values.into_iter().collect()))
         .build()
         .map_err(|e| StoreError::Failed(e.to_string()))
+}
+
+/// The string set of the models whose estimates an aggregate (or a scorecard row) counted.
+pub(crate) const ESTIMATE_MODELS: &str = "estimate_models";
+
+/// The models an item counted estimates of (none: counted before the close stored its model).
+pub(crate) fn estimate_models(item: &Item) -> std::collections::BTreeSet<String> {
+    item.get(ESTIMATE_MODELS).and_then(|v| v.as_ss().ok()).map(|m| m.iter().cloned().collect()).unwrap_or_default()
 }
 
 /// How long a customer marker is kept: long after the stream could still bring an event of its week.
@@ -142,6 +155,7 @@ pub(crate) fn counts_of(item: &Item) -> Option<(String, Counts)> {
     for name in COUNTERS {
         c.add_counter(name, signed(item, name));
     }
+    c.estimate_models = estimate_models(item);
     for slot in 0..EXAMPLE_SLOTS {
         if let Some(m) = item.get(&format!("example_{slot}")).and_then(|v| v.as_m().ok()) {
             c.examples.push(Example {

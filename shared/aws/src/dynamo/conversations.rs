@@ -591,8 +591,12 @@ impl ConversationStore for DynamoConversationStore {
             update = update.expression_attribute_values(":channel", s(channel.as_str()));
         }
         if let Some(estimate) = satisfaction {
-            set.push_str(", satisfaction_score = :sat, expected_stars = :stars, satisfied_likelihood = :liked");
+            set.push_str(
+                ", satisfaction_score = :sat, expected_stars = :stars, satisfied_likelihood = :liked, \
+                 satisfaction_model = :model",
+            );
             update = update
+                .expression_attribute_values(":model", s(estimate.model.to_string()))
                 .expression_attribute_values(":sat", n(estimate.score))
                 .expression_attribute_values(":stars", n(estimate.expected_stars))
                 .expression_attribute_values(":liked", n(estimate.satisfied));

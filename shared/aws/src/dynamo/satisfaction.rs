@@ -20,7 +20,7 @@ use feedback::Timestamp;
 use feedback::analysis::satisfaction::Satisfaction;
 use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
-use feedback::insights::weekly::{AggregateDelta, estimate_counters, pair_counters};
+use feedback::insights::weekly::{AggregateDelta, estimate_counters, estimate_delta, pair_counters};
 
 /// `ADD` counters on the week's `_all` aggregate of a shard.
 fn aggregate_add(
@@ -148,7 +148,8 @@ pub(crate) async fn count_closed(
                 items.push(TransactWriteItem::builder().condition_check(built(unrated.build())?).build());
             }
         }
-        items.push(aggregate_add(table, &week, shard, &counters, closed_at)?);
+        let delta = estimate_delta(&week, shard, &estimate, counters);
+        items.push(TransactWriteItem::builder().update(super::aggregates::update(table, &delta, closed_at)?).build());
         if transact_once(client, items).await? {
             return Ok(());
         }

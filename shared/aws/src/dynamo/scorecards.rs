@@ -11,6 +11,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
+use super::aggregates::{ESTIMATE_MODELS, estimate_models};
 use super::{Item, built, expiry, get_n, get_s, key, keys, n, s, store_error};
 use feedback::Timestamp;
 use feedback::errors::StoreError;
@@ -38,16 +39,26 @@ fn row_of(name: &str) -> Option<ScoreKey> {
     Some(ScoreKey { by: ScoreBy::parse(by)?, key: key.to_owned() })
 }
 
-/// `ADD` the counters (and an example into its slot, if free) on one row.
+/// What a close or a later rating adds to each of its rows.
+#[derive(Clone, Copy)]
+struct RowAdd<'a> {
+    counters: &'a [(&'static str, i64)],
+    /// An example into its slot, if free.
+    example: Option<(u32, &'a str)>,
+    /// The model of the estimate counted, into the row's set.
+    estimate_model: Option<&'a str>,
+}
+
+/// `ADD` what `add` says on one row.
 fn row_update(
     table: &str,
     week: &str,
     shard: u8,
     row: &ScoreKey,
-    counters: &[(&'static str, i64)],
-    example: Option<(u32, &str)>,
+    add: &RowAdd<'_>,
     now: Timestamp,
 ) -> Result<TransactWriteItem, StoreError> {
+    let RowAdd { counters, example, estimate_model } = *add;
     let mut set =
         "SET #week = :week, #by = :by, #key = :key, expires_at = if_not_exists(expires_at, :expires)".to_owned();
     let mut update = Update::builder()
@@ -64,7 +75,11 @@ fn row_update(
         set.push_str(&format!(", example_{slot} = if_not_exists(example_{slot}, :example)"));
         update = update.expression_attribute_values(":example", s(text));
     }
-    let adds: Vec<String> = counters.iter().enumerate().map(|(i, _)| format!("#c{i} :c{i}")).collect();
+    let mut adds: Vec<String> = counters.iter().enumerate().map(|(i, _)| format!("#c{i} :c{i}")).collect();
+    if let Some(model) = estimate_model {
+        adds.push(format!("{ESTIMATE_MODELS} :models"));
+        update = update.expression_attribute_values(":models", AttributeValue::Ss(vec![model.to_owned()]));
+    }
     for (i, (name, value)) in counters.iter().enumerate() {
         update = update
             .expression_attribute_names(format!("#c{i}"), *name)
@@ -166,7 +181,8 @@ pub(crate) async fn score_close(
     let slot = feedback::insights::shard_of(&score.conversation_id, SCORE_EXAMPLE_SLOTS as u8) as u32;
     for row in &score.rows {
         let example = score.example.as_deref().map(|text| (slot, text));
-        items.push(row_update(table, week, shard_of(&score.conversation_id), row, &score.counters, example, now)?);
+        let add = RowAdd { counters: &score.counters, example, estimate_model: score.estimate_model.as_deref() };
+        items.push(row_update(table, week, shard_of(&score.conversation_id), row, &add, now)?);
     }
     Ok(match super::transact_on_conditions(client, items).await? {
         None => Scored::Counted,
@@ -215,7 +231,8 @@ pub(crate) async fn score_rating(
     let mut items = vec![TransactWriteItem::builder().update(built(mark.build())?).build()];
     let counters = rating_counters(stars, via_follow_up);
     for row in &rows {
-        items.push(row_update(table, &week, shard_of(conversation_id), row, &counters, None, now)?);
+        let add = RowAdd { counters: &counters, example: None, estimate_model: None };
+        items.push(row_update(table, &week, shard_of(conversation_id), row, &add, now)?);
     }
     Ok(super::transact_on_conditions(client, items).await?.is_none())
 }
@@ -250,6 +267,7 @@ pub(crate) async fn scorecard(
                 for slot in 0..SCORE_EXAMPLE_SLOTS {
                     c.examples.extend(get_s(item, &format!("example_{slot}")).map(str::to_owned));
                 }
+                c.estimate_models = estimate_models(item);
                 match out.iter_mut().find(|(k, _)| k == key) {
                     Some((_, sum)) => sum.add(&c),
                     None => out.push((key.to_owned(), c)),

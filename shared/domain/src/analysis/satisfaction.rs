@@ -38,6 +38,31 @@ pub enum Speaker {
     Shop,
 }
 
+/// Which model made an estimate: a hash of the model file's bytes, written `s-` and 16 hex digits.
+/// Estimates by different models are not comparable (a retrained model moves every estimate), so
+/// the close stores it with the estimate and the weekly figures keep which models counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EstimateModel(u64);
+
+impl EstimateModel {
+    /// Of a model file's bytes: FNV-1a over its 8-byte words (the tail zero-padded) and its length.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        EstimateModel(h)
+    }
+}
+
+impl std::fmt::Display for EstimateModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s-{:016x}", self.0)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Satisfaction {
     /// −1 (very dissatisfied) .. 1 (very satisfied); 0 is the neutral middle.
@@ -52,6 +77,9 @@ pub struct Satisfaction {
     /// How likely they call it unsatisfying (−1/−2).
     #[serde(skip)]
     pub dissatisfied: f32,
+    /// The model that estimated it (the default, all zeros, for one made up in a test).
+    #[serde(skip)]
+    pub model: EstimateModel,
 }
 
 impl Satisfaction {
@@ -64,6 +92,7 @@ impl Satisfaction {
             expected_stars: round(3.0 + j, 10.0),
             satisfied: round(satisfied.clamp(0.0, 1.0), 1000.0),
             dissatisfied: round(dissatisfied.clamp(0.0, 1.0), 1000.0),
+            model: EstimateModel::default(),
         }
     }
 
@@ -135,6 +164,8 @@ pub fn features<'t>(
 }
 
 pub struct SatisfactionModel {
+    /// The hash of its bytes (see [`EstimateModel`]).
+    id: EstimateModel,
     linear: LinearModel,
     numeric: [f32; NUMERIC],
     /// Calibration knots (raw prediction → judgement −2..2), increasing in both.
@@ -164,12 +195,24 @@ impl SatisfactionModel {
 
     pub fn new(linear: LinearModel, numeric: [f32; NUMERIC], knots: Vec<(f32, f32)>) -> Self {
         SatisfactionModel {
+            id: EstimateModel::default(),
             linear,
             numeric,
             satisfied_knots: knots.iter().map(|&(x, y)| (x, (y / 2.0).max(0.0))).collect(),
             dissatisfied_knots: knots.iter().map(|&(x, y)| (x, (y / 2.0).min(0.0))).collect(),
             knots,
         }
+        .identified()
+    }
+
+    /// With its id computed from its bytes, as `from_bytes` reads them back.
+    fn identified(self) -> Self {
+        SatisfactionModel { id: EstimateModel::of(&self.to_bytes()), ..self }
+    }
+
+    /// Which model this is, as its estimates carry it.
+    pub fn id(&self) -> EstimateModel {
+        self.id
     }
 
     pub fn bits(&self) -> u32 {
@@ -208,6 +251,7 @@ impl SatisfactionModel {
         let satisfied_knots = sets.pop().unwrap_or_default();
         let knots = sets.pop().unwrap_or_default();
         Ok(SatisfactionModel {
+            id: EstimateModel::of(bytes),
             linear: LinearModel::from_bytes(&bytes[at..])?,
             numeric,
             knots,
@@ -247,11 +291,14 @@ impl SatisfactionModel {
 
     /// The judgement, and the shares calling it satisfying and unsatisfying, of a raw prediction.
     pub fn satisfaction_of(&self, raw: f32) -> Satisfaction {
-        Satisfaction::new(
-            self.calibrate(raw),
-            interpolate(&self.satisfied_knots, raw),
-            -interpolate(&self.dissatisfied_knots, raw),
-        )
+        Satisfaction {
+            model: self.id,
+            ..Satisfaction::new(
+                self.calibrate(raw),
+                interpolate(&self.satisfied_knots, raw),
+                -interpolate(&self.dissatisfied_knots, raw),
+            )
+        }
     }
 
     /// Estimates a conversation's satisfaction from its turns in order; `None` when the customer
@@ -342,7 +389,8 @@ pub fn train(examples: &[Example], bits: u32, ridge: f32, folds: usize) -> Train
         satisfied_knots: calibration(&|e| e.satisfied, true),
         dissatisfied_knots: calibration(&|e| -e.dissatisfied, true),
         ..uncalibrated(fit(&|_| true))
-    };
+    }
+    .identified();
     let mut out_of_fold = vec![0.0; examples.len()];
     for &(x, i) in &raw {
         out_of_fold[i] = x;
@@ -542,6 +590,25 @@ mod tests {
             assert_eq!((back.knots.clone(), back.numeric), (m.knots.clone(), m.numeric));
         }
         assert_ne!(SatisfactionModel::conversation().knots, SatisfactionModel::helpdesk().knots);
+    }
+
+    #[test]
+    fn an_estimate_carries_the_model_that_made_it() {
+        let (conversation, helpdesk) = (SatisfactionModel::conversation(), SatisfactionModel::helpdesk());
+        assert_eq!(conversation.id(), EstimateModel::of(CONVERSATION_MODEL));
+        assert_ne!(conversation.id(), helpdesk.id(), "two models, two ids");
+        let turns =
+            [(Speaker::Customer, "东西还没到"), (Speaker::Shop, "亲，已经催了"), (Speaker::Customer, "好的谢谢")];
+        assert_eq!(estimate(&turns).unwrap().model, conversation.id());
+        let by_helpdesk = helpdesk.estimate(turns.iter().copied(), &mut Scratch::default(), &mut Vec::new());
+        assert_eq!(by_helpdesk.unwrap().model, helpdesk.id());
+        // A model built in memory (as training does) has the id its file will have.
+        let linear = LinearModel::from_trained(8, &[0.5; 256], 0.1);
+        let built = SatisfactionModel::new(linear, [0.2, -0.1], vec![(0.0, -1.0), (1.0, 1.0)]);
+        let read_back = SatisfactionModel::from_bytes(Box::leak(built.to_bytes().into_boxed_slice())).unwrap();
+        assert_eq!(built.id(), read_back.id());
+        assert_ne!(built.id(), conversation.id(), "other calibration, other model");
+        assert_eq!(format!("{}", EstimateModel::of(b"")).len(), 18, "s- and 16 hex digits");
     }
 
     proptest! {

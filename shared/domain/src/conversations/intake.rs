@@ -565,6 +565,7 @@ async fn score_close(
             counters: close_counters(closing.resolved, estimate, &facts),
             rated: facts.rating.is_some(),
             example,
+            estimate_model: estimate.map(|e| e.model.to_string()),
         };
         match store.score_close(&score).await? {
             Scored::Counted | Scored::Already => return Ok(()),

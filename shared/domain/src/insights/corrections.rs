@@ -82,6 +82,7 @@ impl CountedAs {
             counters: counters.clone(),
             customer: None,
             example: None,
+            estimate_model: None,
         };
         let mut out: Vec<AggregateDelta> = self.types.iter().map(|t| delta(t)).collect();
         out.push(delta(ALL));
@@ -137,6 +138,7 @@ pub fn difference(before: &CountedAs, after: &CountedAs) -> Vec<AggregateDelta> 
                 counters,
                 customer: None,
                 example: None,
+                estimate_model: None,
             })
         })
         .collect()

@@ -4,7 +4,7 @@
 //! or when it comes later, into the same week and dimensions). Read back with one Query per week
 //! and dimension, whatever the number of conversations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +149,8 @@ pub struct CloseScore {
     pub rated: bool,
     /// The customer's last words when the conversation went badly (contacts masked), as an example.
     pub example: Option<String>,
+    /// The model of the estimate counted (see `ScoreCounts::estimate_models`).
+    pub estimate_model: Option<String>,
 }
 
 /// What storing a close's score did.
@@ -191,6 +193,10 @@ pub struct ScoreCounts {
     pub follow_up_answers: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
+    /// The models that made the row's estimates (one, but in a week a new model was deployed;
+    /// none for rows counted before the close stored its model).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub estimate_models: BTreeSet<String>,
 }
 
 impl ScoreCounts {
@@ -229,6 +235,7 @@ impl ScoreCounts {
             *mine += *theirs;
         }
         self.examples.append(&mut o.examples);
+        self.estimate_models.append(&mut o.estimate_models);
     }
 
     /// Estimated CSAT over the closed conversations with an estimate, in percent.
@@ -246,6 +253,12 @@ impl ScoreCounts {
     pub fn satisfaction_pct(&self) -> Option<f64> {
         self.estimated_csat_pct().or_else(|| self.csat_pct())
     }
+
+    /// Whether this row's satisfaction compares with `before`'s: not when both are estimates made
+    /// by different models (a new model moves every estimate at once).
+    pub fn comparable_with(&self, before: &ScoreCounts) -> bool {
+        self.estimated == 0 || before.estimated == 0 || self.estimate_models == before.estimate_models
+    }
 }
 
 /// One row of a scorecard, as staff read it.
@@ -261,9 +274,12 @@ pub struct ScoreRow {
     pub want_human_pct: Option<f64>,
     pub trigger_pct: Option<f64>,
     pub follow_up_answers: u64,
-    /// Estimated (or rated) satisfaction last week, and the change in points.
+    /// Estimated (or rated) satisfaction last week, and the change in points (none when the
+    /// estimates of the two weeks were made by different models: `estimate_model_changed`).
     pub previous_satisfaction_pct: Option<f64>,
     pub change_pts: Option<f64>,
+    #[serde(default)]
+    pub estimate_model_changed: bool,
     /// Satisfied conversations lost against the week's average: `conversations × (average −
     /// this row's satisfaction)`; what ranks the rows that hurt most.
     pub shortfall: f64,
@@ -282,7 +298,9 @@ pub fn scorecard(week: &[(String, ScoreCounts)], previous: &[(String, ScoreCount
     let mut rows: Vec<ScoreRow> = week
         .iter()
         .map(|(key, c)| {
-            let previous_satisfaction_pct = before.get(key.as_str()).and_then(|p| p.satisfaction_pct());
+            let previous = before.get(key.as_str());
+            let previous_satisfaction_pct = previous.and_then(|p| p.satisfaction_pct());
+            let estimate_model_changed = previous.is_some_and(|p| !c.comparable_with(p));
             let now = c.satisfaction_pct();
             ScoreRow {
                 key: key.clone(),
@@ -296,7 +314,11 @@ pub fn scorecard(week: &[(String, ScoreCounts)], previous: &[(String, ScoreCount
                 trigger_pct: pct(c.triggered, c.conversations),
                 follow_up_answers: c.follow_up_answers,
                 previous_satisfaction_pct,
-                change_pts: now.zip(previous_satisfaction_pct).map(|(a, b)| round1(a - b)),
+                change_pts: now
+                    .zip(previous_satisfaction_pct)
+                    .filter(|_| !estimate_model_changed)
+                    .map(|(a, b)| round1(a - b)),
+                estimate_model_changed,
                 shortfall: match (average, now) {
                     (Some(avg), Some(mine)) => round1(c.conversations as f64 * (avg - mine) / 100.0),
                     _ => 0.0,
@@ -325,6 +347,7 @@ pub fn hurting_most(rows: &[ScoreRow], n: usize) -> Vec<&ScoreRow> {
 pub fn hurting_line(r: &ScoreRow, cat: &crate::i18n::Catalogue) -> String {
     let change = match r.change_pts {
         Some(c) => cat.f("scorecard.change", &[("pts", &format!("{c:+.1}"))]),
+        None if r.estimate_model_changed => cat.t("scorecard.model_changed"),
         None => cat.t("scorecard.new"),
     };
     cat.f(
@@ -346,7 +369,7 @@ mod tests {
     use super::*;
 
     fn sat(satisfied: f32) -> Satisfaction {
-        Satisfaction { score: 0.0, expected_stars: 3.0, satisfied, dissatisfied: 1.0 - satisfied }
+        Satisfaction::new(0.0, satisfied, 1.0 - satisfied)
     }
 
     fn counts(pairs: &[(&str, i64)]) -> ScoreCounts {
@@ -402,6 +425,45 @@ mod tests {
             hurting_line(hurting[0], crate::i18n::Catalogue::of(crate::i18n::Locale::En))
                 .starts_with("bad: 20 conversations, satisfaction 30.0%, -20.0 pts since last week")
         );
+    }
+
+    #[test]
+    fn a_new_estimate_model_shows_no_change_where_it_estimated() {
+        let by = |model: &str, milli: i64| {
+            let mut c = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", milli)]);
+            c.estimate_models.insert(model.to_owned());
+            c
+        };
+        let unrecorded = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", 4_000)]);
+        let rated = counts(&[("conversations", 10), ("ratings", 10), ("satisfied", 5)]);
+        let week = vec![
+            ("same".to_owned(), by("s-b", 7_000)),
+            ("new".to_owned(), by("s-b", 7_000)),
+            ("first".to_owned(), by("s-b", 7_000)),
+            ("was_rated".to_owned(), by("s-b", 7_000)),
+        ];
+        let previous = vec![
+            ("same".to_owned(), by("s-b", 5_000)),
+            ("new".to_owned(), by("s-a", 5_000)),
+            ("first".to_owned(), unrecorded),
+            ("was_rated".to_owned(), rated),
+        ];
+        let rows = scorecard(&week, &previous);
+        let row = |k: &str| rows.iter().find(|r| r.key == k).unwrap();
+        assert_eq!((row("same").change_pts, row("same").estimate_model_changed), (Some(20.0), false));
+        assert_eq!((row("new").change_pts, row("new").estimate_model_changed), (None, true));
+        assert_eq!(row("new").previous_satisfaction_pct, Some(50.0), "last week's figure is still shown");
+        assert_eq!(row("first").change_pts, None, "a week counted before models were stored is another model");
+        assert_eq!(row("was_rated").change_pts, Some(20.0), "ratings last week: no estimate model to differ");
+        let en = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
+        assert!(
+            hurting_line(row("new"), en).contains("a new model estimated this week"),
+            "{}",
+            hurting_line(row("new"), en)
+        );
+        let mut mixed = by("s-a", 1_000);
+        mixed.add(&by("s-b", 1_000));
+        assert_eq!(mixed.estimate_models.len(), 2, "a week with a deploy in it keeps both");
     }
 
     #[test]

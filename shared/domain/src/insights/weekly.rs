@@ -26,7 +26,7 @@
 //! issue type fits) gets its priority like the rest but is listed after them: it is not one problem
 //! to fix, it is where to look for the problem the taxonomy does not name yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +102,10 @@ pub struct Counts {
     pub estimated_satisfied_milli: u64,
     #[serde(default)]
     pub estimated_dissatisfied_milli: u64,
+    /// The models that made those estimates (`EstimateModel`, as written): one, but for a week in
+    /// which a new model was deployed; none for weeks counted before the close stored its model.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub estimate_models: BTreeSet<String>,
     /// Conversations with both an estimate and the customer's own stars: how many, the sum of the
     /// absolute differences in tenths of a star, and the sums for the correlation between the
     /// expected (x) and given (y) stars, in tenths.
@@ -194,6 +198,7 @@ impl Counts {
         self.estimated_stars_tenths += o.estimated_stars_tenths;
         self.estimated_satisfied_milli += o.estimated_satisfied_milli;
         self.estimated_dissatisfied_milli += o.estimated_dissatisfied_milli;
+        self.estimate_models.extend(o.estimate_models.iter().cloned());
         self.paired += o.paired;
         self.paired_error_tenths += o.paired_error_tenths;
         self.paired_sums.add(&o.paired_sums);
@@ -563,6 +568,8 @@ pub struct AggregateDelta {
     pub customer: Option<String>,
     /// An example for the report, for one of [`EXAMPLE_SLOTS`] slots.
     pub example: Option<(u32, Example)>,
+    /// The model of an estimate counted (kept as a set member: which models counted the week).
+    pub estimate_model: Option<String>,
 }
 
 impl AggregateDelta {
@@ -575,8 +582,20 @@ impl AggregateDelta {
             counters,
             customer: None,
             example: None,
+            estimate_model: None,
         }
     }
+}
+
+/// What one closed conversation's estimate adds to its week's `_all` item of `shard`: its counters
+/// and its model.
+pub fn estimate_delta(
+    week: &str,
+    shard: u8,
+    estimate: &crate::analysis::satisfaction::Satisfaction,
+    counters: Vec<(&'static str, i64)>,
+) -> AggregateDelta {
+    AggregateDelta { estimate_model: Some(estimate.model.to_string()), ..AggregateDelta::all(week, shard, counters) }
 }
 
 /// What one closed conversation's estimate adds to its week's totals.
@@ -616,9 +635,19 @@ pub struct Estimated {
     pub paired: u64,
     pub paired_mean_error: Option<f64>,
     pub paired_correlation: Option<f64>,
+    /// The models that made the estimates (see `Counts::estimate_models`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 impl Estimated {
+    /// Whether these estimates compare with `before`'s: made by the same models (weeks counted
+    /// before the close stored its model count as one unknown model). A new model moves every
+    /// estimate at once; that step is the model's, not the service's.
+    pub fn comparable_with(&self, before: &Estimated) -> bool {
+        self.models == before.models
+    }
+
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
     /// rated, and how well the estimate follows the stars where a conversation has both.
     pub fn sentence(&self, cat: &Catalogue) -> Option<String> {
@@ -684,6 +713,7 @@ impl Headline {
                 paired_mean_error: (all.paired > 0)
                     .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
                 paired_correlation: all.paired_sums.correlation(all.paired),
+                models: all.estimate_models.iter().cloned().collect(),
             },
         }
     }
@@ -1134,10 +1164,15 @@ fn changes(
 ) -> Vec<Phrase> {
     let mut out = Vec::new();
     // Shares compare across a part of a week (marked so); counts do not.
-    let (csat, csat_first, negative_key) = if in_progress {
-        ("weekly.change.csat_so_far", "weekly.change.csat_first_so_far", "weekly.change.negative_so_far")
+    let (csat, csat_first, negative_key, estimated) = if in_progress {
+        (
+            "weekly.change.csat_so_far",
+            "weekly.change.csat_first_so_far",
+            "weekly.change.negative_so_far",
+            "weekly.change.estimated_so_far",
+        )
     } else {
-        ("weekly.change.csat", "weekly.change.csat_first", "weekly.change.negative")
+        ("weekly.change.csat", "weekly.change.csat_first", "weekly.change.negative", "weekly.change.estimated")
     };
     match (now.csat_pct, before.csat_pct) {
         (Some(a), Some(b)) => out.push(
@@ -1148,6 +1183,14 @@ fn changes(
         ),
         (Some(a), None) => out.push(Phrase::new(csat_first).arg("now", format!("{a:.1}"))),
         _ => {}
+    }
+    if let (Some(a), Some(b)) = (now.estimated.csat_pct, before.estimated.csat_pct) {
+        let phrase = if now.estimated.comparable_with(&before.estimated) {
+            Phrase::new(estimated).arg("pts", format!("{:+.1}", a - b))
+        } else {
+            Phrase::new("weekly.change.estimate_model")
+        };
+        out.push(phrase.arg("before", format!("{b:.1}")).arg("now", format!("{a:.1}")));
     }
     if now.ratings != before.ratings && !in_progress {
         out.push(Phrase::new("weekly.change.ratings").arg("before", before.ratings).arg("now", now.ratings));
@@ -1475,6 +1518,46 @@ mod tests {
         let empty =
             build_report(&WeekFigures { week: "2026-W47".into(), ..Default::default() }, &before, r.generated_at);
         assert!(empty.empty && empty.issues.is_empty() && empty.why_first.is_none());
+    }
+
+    #[test]
+    fn estimated_csat_is_compared_only_between_weeks_estimated_by_the_same_model() {
+        let week = |name: &str, satisfied_milli: u64, models: &[&str]| WeekFigures {
+            week: name.into(),
+            all: Counts {
+                estimated: 10,
+                estimated_satisfied_milli: satisfied_milli,
+                estimate_models: models.iter().map(|m| (*m).to_owned()).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let changes = |now: &WeekFigures, before: &WeekFigures| {
+            en(&build_report(now, before, "2026-11-23T01:00:00Z".parse().unwrap()).changes)
+        };
+        let same = changes(&week("2026-W47", 7_000, &["s-b"]), &week("2026-W46", 5_000, &["s-b"]));
+        assert!(
+            same.contains(&"Estimated CSAT, all closed conversations, 50.0% → 70.0% (+20.0 pts)".to_owned()),
+            "{same:?}"
+        );
+        for (now, before) in [
+            (week("2026-W47", 7_000, &["s-b"]), week("2026-W46", 5_000, &["s-a"])),
+            (week("2026-W47", 7_000, &["s-a", "s-b"]), week("2026-W46", 5_000, &["s-a"])),
+            (week("2026-W47", 7_000, &["s-b"]), week("2026-W46", 5_000, &["s-a", "s-b"])),
+            (week("2026-W47", 7_000, &["s-b"]), week("2026-W46", 5_000, &[])),
+        ] {
+            let said = changes(&now, &before);
+            let line = said.iter().find(|c| c.starts_with("Estimated CSAT")).unwrap();
+            assert!(line.contains("not comparable") && !line.contains("pts"), "{said:?}");
+        }
+        let report = build_report(
+            &week("2026-W47", 7_000, &["s-b"]),
+            &week("2026-W46", 5_000, &["s-a"]),
+            "2026-11-23T01:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(report.headline.estimated.models, ["s-b"]);
+        let zh = crate::i18n::Catalogue::of(crate::i18n::Locale::ZhCn);
+        assert!(report.changes.iter().any(|p| p.render(zh).contains("不可直接比较")));
     }
 
     #[test]
