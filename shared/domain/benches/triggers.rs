@@ -1,4 +1,9 @@
-//! Trigger detection throughput (target: >= 1M messages/s on one core).
+//! Trigger detection throughput. The first rule table (29a4c3c, about a hundred phrases) set itself
+//! a target of >= 1M messages/s on one core; today's table (1,361 patterns, with the checks for
+//! quoted and reported words, frames, numbers and near passes) reads about 461k chat messages/s on
+//! the 2-core machine of 2026-12-04 (`trigger_detection/chat_messages`): about 2 µs a message,
+//! against the intake's tens of milliseconds per request, so it is reported, not chased. No issue
+//! asks for 1M; a change that slows this bench by more than its noise is still a regression.
 //! Inputs: the hand-written chat messages of tests/trigger_cases.tsv and, when ../shared/data is
 //! beside the repository, 20k real shopping reviews from the online_shopping test split.
 //! Also the worst messages the intake accepts: 4,000 characters that repeat a phrase with an

@@ -520,6 +520,7 @@ pub async fn analysis_and_aggregates(
     );
     assert_eq!(all.estimated_stars_tenths as f32 / 10.0, estimate.expected_stars);
     assert_eq!(all.estimate_models, [model.to_string()].into(), "the week knows which model estimated it");
+    assert_eq!(all.estimated_with_model, 1, "and that every estimate's model is in it");
     let headlines = reports.headlines(&["2026-W46".into(), "2026-W47".into()]).await.unwrap();
     assert_eq!((headlines[0].ratings, headlines[1].ratings, headlines[1].feedback), (0, 1, 2));
     assert_eq!(headlines[1].estimated.models, [model.to_string()]);

@@ -110,6 +110,7 @@ pub fn close_counters(
         out.push(("estimated", 1));
         out.push(("estimated_satisfied_milli", (e.satisfied * 1000.0).round() as i64));
         out.push(("estimated_stars_tenths", (e.expected_stars * 10.0).round() as i64));
+        out.push(("estimated_with_model", 1));
     }
     if !facts.triggers.is_empty() {
         out.push(("triggered", 1));
@@ -163,7 +164,7 @@ pub enum Scored {
     RatedMeanwhile,
 }
 
-pub const SCORE_COUNTERS: [&str; 11] = [
+pub const SCORE_COUNTERS: [&str; 12] = [
     "conversations",
     "resolved",
     "estimated",
@@ -175,6 +176,7 @@ pub const SCORE_COUNTERS: [&str; 11] = [
     "ratings",
     "satisfied",
     "follow_up_answers",
+    "estimated_with_model",
 ];
 
 /// One row's counters for a week, as stored.
@@ -191,6 +193,9 @@ pub struct ScoreCounts {
     pub ratings: u64,
     pub satisfied: u64,
     pub follow_up_answers: u64,
+    /// Of `estimated`, those counted with their model (see `estimate_models`).
+    #[serde(default)]
+    pub estimated_with_model: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
     /// The models that made the row's estimates (one, but in a week a new model was deployed;
@@ -202,7 +207,7 @@ pub struct ScoreCounts {
 impl ScoreCounts {
     /// Each counter with its stored name (`SCORE_COUNTERS`, in that order): the one place that
     /// ties the names to the fields.
-    fn named(&mut self) -> [(&'static str, &mut u64); 11] {
+    fn named(&mut self) -> [(&'static str, &mut u64); 12] {
         [
             ("conversations", &mut self.conversations),
             ("resolved", &mut self.resolved),
@@ -215,6 +220,7 @@ impl ScoreCounts {
             ("ratings", &mut self.ratings),
             ("satisfied", &mut self.satisfied),
             ("follow_up_answers", &mut self.follow_up_answers),
+            ("estimated_with_model", &mut self.estimated_with_model),
         ]
     }
 
@@ -254,10 +260,19 @@ impl ScoreCounts {
         self.estimated_csat_pct().or_else(|| self.csat_pct())
     }
 
-    /// Whether this row's satisfaction compares with `before`'s: not when both are estimates made
-    /// by different models (a new model moves every estimate at once).
+    /// Whether this row's satisfaction compares with `before`'s: not when both are estimates and
+    /// not made by the same one, recorded, model in both weeks (a new model moves every estimate at
+    /// once).
     pub fn comparable_with(&self, before: &ScoreCounts) -> bool {
-        self.estimated == 0 || before.estimated == 0 || self.estimate_models == before.estimate_models
+        use crate::insights::weekly::{UNRECORDED_MODEL, models_of};
+        if self.estimated == 0 || before.estimated == 0 {
+            return true;
+        }
+        let (now, then) = (
+            models_of(&self.estimate_models, self.estimated, self.estimated_with_model),
+            models_of(&before.estimate_models, before.estimated, before.estimated_with_model),
+        );
+        now.len() == 1 && now == then && now[0] != UNRECORDED_MODEL
     }
 }
 
@@ -412,6 +427,12 @@ mod tests {
         ]);
         let tiny = counts(&[("conversations", 1), ("estimated", 1), ("estimated_satisfied_milli", 0)]);
         let before = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", 10 * 500)]);
+        let by_one_model = |mut c: ScoreCounts| {
+            c.estimate_models.insert("s-a".to_owned());
+            c.estimated_with_model = c.estimated;
+            c
+        };
+        let (bad, before) = (by_one_model(bad), by_one_model(before));
         let week = vec![("good".to_owned(), good), ("bad".to_owned(), bad), ("tiny".to_owned(), tiny)];
         let rows = scorecard(&week, &[("bad".to_owned(), before)]);
         let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
@@ -430,10 +451,17 @@ mod tests {
     #[test]
     fn a_new_estimate_model_shows_no_change_where_it_estimated() {
         let by = |model: &str, milli: i64| {
-            let mut c = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", milli)]);
+            let mut c = counts(&[
+                ("conversations", 10),
+                ("estimated", 10),
+                ("estimated_satisfied_milli", milli),
+                ("estimated_with_model", 10),
+            ]);
             c.estimate_models.insert(model.to_owned());
             c
         };
+        let mut half_recorded = by("s-b", 5_000);
+        half_recorded.estimated_with_model = 5;
         let unrecorded = counts(&[("conversations", 10), ("estimated", 10), ("estimated_satisfied_milli", 4_000)]);
         let rated = counts(&[("conversations", 10), ("ratings", 10), ("satisfied", 5)]);
         let week = vec![
@@ -441,12 +469,14 @@ mod tests {
             ("new".to_owned(), by("s-b", 7_000)),
             ("first".to_owned(), by("s-b", 7_000)),
             ("was_rated".to_owned(), by("s-b", 7_000)),
+            ("deployed_midweek".to_owned(), by("s-b", 7_000)),
         ];
         let previous = vec![
             ("same".to_owned(), by("s-b", 5_000)),
             ("new".to_owned(), by("s-a", 5_000)),
             ("first".to_owned(), unrecorded),
             ("was_rated".to_owned(), rated),
+            ("deployed_midweek".to_owned(), half_recorded),
         ];
         let rows = scorecard(&week, &previous);
         let row = |k: &str| rows.iter().find(|r| r.key == k).unwrap();
@@ -455,9 +485,10 @@ mod tests {
         assert_eq!(row("new").previous_satisfaction_pct, Some(50.0), "last week's figure is still shown");
         assert_eq!(row("first").change_pts, None, "a week counted before models were stored is another model");
         assert_eq!(row("was_rated").change_pts, Some(20.0), "ratings last week: no estimate model to differ");
+        assert_eq!(row("deployed_midweek").change_pts, None, "half of last week's estimates had no model recorded");
         let en = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
         assert!(
-            hurting_line(row("new"), en).contains("a new model estimated this week"),
+            hurting_line(row("new"), en).contains("not estimated by the same model"),
             "{}",
             hurting_line(row("new"), en)
         );

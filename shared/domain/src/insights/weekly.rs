@@ -106,6 +106,10 @@ pub struct Counts {
     /// which a new model was deployed; none for weeks counted before the close stored its model.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub estimate_models: BTreeSet<String>,
+    /// Of `estimated`, those counted with their model: fewer means some were counted before the
+    /// close stored it (a deploy in the middle of the week).
+    #[serde(default)]
+    pub estimated_with_model: u64,
     /// Conversations with both an estimate and the customer's own stars: how many, the sum of the
     /// absolute differences in tenths of a star, and the sums for the correlation between the
     /// expected (x) and given (y) stars, in tenths.
@@ -199,6 +203,7 @@ impl Counts {
         self.estimated_satisfied_milli += o.estimated_satisfied_milli;
         self.estimated_dissatisfied_milli += o.estimated_dissatisfied_milli;
         self.estimate_models.extend(o.estimate_models.iter().cloned());
+        self.estimated_with_model += o.estimated_with_model;
         self.paired += o.paired;
         self.paired_error_tenths += o.paired_error_tenths;
         self.paired_sums.add(&o.paired_sums);
@@ -239,6 +244,7 @@ impl Counts {
             "estimated_stars_tenths" => self.estimated_stars_tenths += unsigned,
             "estimated_satisfied_milli" => self.estimated_satisfied_milli += unsigned,
             "estimated_dissatisfied_milli" => self.estimated_dissatisfied_milli += unsigned,
+            "estimated_with_model" => self.estimated_with_model += unsigned,
             "paired" => self.paired += unsigned,
             "paired_error_tenths" => self.paired_error_tenths += unsigned,
             "paired_x" => self.paired_sums.x += value,
@@ -495,7 +501,7 @@ impl PairSums {
 pub const PAIR_SUM_NAMES: [&str; 5] = ["paired_x", "paired_y", "paired_xx", "paired_yy", "paired_xy"];
 
 /// Every counter stored on an aggregate item, by its stored name (see `Counts::add_counter`).
-pub const COUNTERS: [&str; 48] = [
+pub const COUNTERS: [&str; 49] = [
     "items",
     "severity_sum",
     "severe",
@@ -520,6 +526,7 @@ pub const COUNTERS: [&str; 48] = [
     "estimated_stars_tenths",
     "estimated_satisfied_milli",
     "estimated_dissatisfied_milli",
+    "estimated_with_model",
     "paired",
     "paired_error_tenths",
     "paired_x",
@@ -587,6 +594,19 @@ impl AggregateDelta {
     }
 }
 
+/// Stands for the model of estimates counted before the close stored it.
+pub const UNRECORDED_MODEL: &str = "unrecorded";
+
+/// The models of `estimated` estimates, `with_model` of them counted with their model: the set,
+/// and [`UNRECORDED_MODEL`] when some were counted without.
+pub fn models_of(models: &BTreeSet<String>, estimated: u64, with_model: u64) -> Vec<String> {
+    let mut out: Vec<String> = models.iter().cloned().collect();
+    if estimated > with_model {
+        out.push(UNRECORDED_MODEL.to_owned());
+    }
+    out
+}
+
 /// What one closed conversation's estimate adds to its week's `_all` item of `shard`: its counters
 /// and its model.
 pub fn estimate_delta(
@@ -595,6 +615,8 @@ pub fn estimate_delta(
     estimate: &crate::analysis::satisfaction::Satisfaction,
     counters: Vec<(&'static str, i64)>,
 ) -> AggregateDelta {
+    let mut counters = counters;
+    counters.push(("estimated_with_model", 1));
     AggregateDelta { estimate_model: Some(estimate.model.to_string()), ..AggregateDelta::all(week, shard, counters) }
 }
 
@@ -641,11 +663,11 @@ pub struct Estimated {
 }
 
 impl Estimated {
-    /// Whether these estimates compare with `before`'s: made by the same models (weeks counted
-    /// before the close stored its model count as one unknown model). A new model moves every
-    /// estimate at once; that step is the model's, not the service's.
+    /// Whether these estimates compare with `before`'s: made by the same one model in both weeks,
+    /// and every estimate's model recorded. A new model moves every estimate at once; that step
+    /// is the model's, not the service's.
     pub fn comparable_with(&self, before: &Estimated) -> bool {
-        self.models == before.models
+        self.models.len() == 1 && self.models == before.models && !self.models.iter().any(|m| m == UNRECORDED_MODEL)
     }
 
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
@@ -713,7 +735,7 @@ impl Headline {
                 paired_mean_error: (all.paired > 0)
                     .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
                 paired_correlation: all.paired_sums.correlation(all.paired),
-                models: all.estimate_models.iter().cloned().collect(),
+                models: models_of(&all.estimate_models, all.estimated, all.estimated_with_model),
             },
         }
     }
@@ -1528,6 +1550,7 @@ mod tests {
                 estimated: 10,
                 estimated_satisfied_milli: satisfied_milli,
                 estimate_models: models.iter().map(|m| (*m).to_owned()).collect(),
+                estimated_with_model: if models.is_empty() { 0 } else { 10 },
                 ..Default::default()
             },
             ..Default::default()
@@ -1545,6 +1568,12 @@ mod tests {
             (week("2026-W47", 7_000, &["s-a", "s-b"]), week("2026-W46", 5_000, &["s-a"])),
             (week("2026-W47", 7_000, &["s-b"]), week("2026-W46", 5_000, &["s-a", "s-b"])),
             (week("2026-W47", 7_000, &["s-b"]), week("2026-W46", 5_000, &[])),
+            (week("2026-W47", 7_000, &[]), week("2026-W46", 5_000, &[])),
+            (week("2026-W47", 7_000, &["s-b"]), {
+                let mut deployed_midweek = week("2026-W46", 5_000, &["s-b"]);
+                deployed_midweek.all.estimated_with_model = 4;
+                deployed_midweek
+            }),
         ] {
             let said = changes(&now, &before);
             let line = said.iter().find(|c| c.starts_with("Estimated CSAT")).unwrap();
