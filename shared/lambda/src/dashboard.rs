@@ -846,11 +846,11 @@ mod tests {
         );
         let en = Catalogue::of(feedback::i18n::Locale::En);
         let html = render_view(&report, &[], "2026-W48", &rows, &[], en).unwrap();
-        // The change cell's text: the seventh cell of the intent's row.
+        // The change cell's text: the eighth cell of the intent's row.
         let change = |intent: &str| {
             let at = html.find(&format!("data-intent=\"{intent}\"")).unwrap();
             let row = &html[at..at + html[at..].find("</tr>").unwrap()];
-            let cell = row.split("</td>").nth(6).unwrap();
+            let cell = row.split("</td>").nth(7).unwrap();
             cell[cell.rfind('>').unwrap() + 1..].trim().to_owned()
         };
         assert_eq!(change("refund"), "new model");

@@ -63,6 +63,19 @@ impl std::fmt::Display for EstimateModel {
     }
 }
 
+/// Stands for the model of estimates counted before the close stored it.
+pub const UNRECORDED_MODEL: &str = "unrecorded";
+
+/// The models of `estimated` estimates, `with_model` of them counted with their model: the set,
+/// and [`UNRECORDED_MODEL`] when some were counted without.
+pub fn models_of(models: &std::collections::BTreeSet<String>, estimated: u64, with_model: u64) -> Vec<String> {
+    let mut out: Vec<String> = models.iter().cloned().collect();
+    if estimated > with_model {
+        out.push(UNRECORDED_MODEL.to_owned());
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Satisfaction {
     /// −1 (very dissatisfied) .. 1 (very satisfied); 0 is the neutral middle.

@@ -264,7 +264,7 @@ impl ScoreCounts {
     /// not made by the same one, recorded, model in both weeks (a new model moves every estimate at
     /// once).
     pub fn comparable_with(&self, before: &ScoreCounts) -> bool {
-        use crate::insights::weekly::{UNRECORDED_MODEL, models_of};
+        use crate::analysis::satisfaction::{UNRECORDED_MODEL, models_of};
         if self.estimated == 0 || before.estimated == 0 {
             return true;
         }

@@ -594,28 +594,14 @@ impl AggregateDelta {
     }
 }
 
-/// Stands for the model of estimates counted before the close stored it.
-pub const UNRECORDED_MODEL: &str = "unrecorded";
-
-/// The models of `estimated` estimates, `with_model` of them counted with their model: the set,
-/// and [`UNRECORDED_MODEL`] when some were counted without.
-pub fn models_of(models: &BTreeSet<String>, estimated: u64, with_model: u64) -> Vec<String> {
-    let mut out: Vec<String> = models.iter().cloned().collect();
-    if estimated > with_model {
-        out.push(UNRECORDED_MODEL.to_owned());
-    }
-    out
-}
-
 /// What one closed conversation's estimate adds to its week's `_all` item of `shard`: its counters
 /// and its model.
 pub fn estimate_delta(
     week: &str,
     shard: u8,
     estimate: &crate::analysis::satisfaction::Satisfaction,
-    counters: Vec<(&'static str, i64)>,
+    mut counters: Vec<(&'static str, i64)>,
 ) -> AggregateDelta {
-    let mut counters = counters;
     counters.push(("estimated_with_model", 1));
     AggregateDelta { estimate_model: Some(estimate.model.to_string()), ..AggregateDelta::all(week, shard, counters) }
 }
@@ -667,7 +653,9 @@ impl Estimated {
     /// and every estimate's model recorded. A new model moves every estimate at once; that step
     /// is the model's, not the service's.
     pub fn comparable_with(&self, before: &Estimated) -> bool {
-        self.models.len() == 1 && self.models == before.models && !self.models.iter().any(|m| m == UNRECORDED_MODEL)
+        self.models.len() == 1
+            && self.models == before.models
+            && !self.models.iter().any(|m| m == crate::analysis::satisfaction::UNRECORDED_MODEL)
     }
 
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
@@ -735,7 +723,11 @@ impl Headline {
                 paired_mean_error: (all.paired > 0)
                     .then(|| (all.paired_error_tenths as f64 * 10.0 / all.paired as f64).round() / 100.0),
                 paired_correlation: all.paired_sums.correlation(all.paired),
-                models: models_of(&all.estimate_models, all.estimated, all.estimated_with_model),
+                models: crate::analysis::satisfaction::models_of(
+                    &all.estimate_models,
+                    all.estimated,
+                    all.estimated_with_model,
+                ),
             },
         }
     }
