@@ -22,16 +22,9 @@ use feedback::config::WeekSettings;
 use feedback::errors::StoreError;
 use feedback::insights::weekly::{AggregateDelta, estimate_counters, estimate_delta, pair_counters};
 
-/// `ADD` counters on the week's `_all` aggregate of a shard.
-fn aggregate_add(
-    table: &str,
-    week: &str,
-    shard: u8,
-    counters: &[(&'static str, i64)],
-    now: Timestamp,
-) -> Result<TransactWriteItem, StoreError> {
-    let delta = AggregateDelta::all(week, shard, counters.to_vec());
-    Ok(TransactWriteItem::builder().update(super::aggregates::update(table, &delta, now)?).build())
+/// `delta` added to its aggregate, as a transaction item.
+fn aggregate_add(table: &str, delta: &AggregateDelta, now: Timestamp) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder().update(super::aggregates::update(table, delta, now)?).build())
 }
 
 /// Runs a marker + counters transaction. `Ok(false)`: a condition did not hold (counted already,
@@ -148,8 +141,7 @@ pub(crate) async fn count_closed(
                 items.push(TransactWriteItem::builder().condition_check(built(unrated.build())?).build());
             }
         }
-        let delta = estimate_delta(&week, shard, &estimate, counters);
-        items.push(TransactWriteItem::builder().update(super::aggregates::update(table, &delta, closed_at)?).build());
+        items.push(aggregate_add(table, &estimate_delta(&week, shard, &estimate, counters), closed_at)?);
         if transact_once(client, items).await? {
             return Ok(());
         }
@@ -190,6 +182,6 @@ pub(crate) async fn count_rated(
         "attribute_exists(satisfaction_week) AND attribute_not_exists(satisfaction_paired)",
         vec![(":yes", AttributeValue::Bool(true))],
     )?;
-    let add = aggregate_add(table, week, shard, &pair_counters(stars, tenths), now)?;
+    let add = aggregate_add(table, &AggregateDelta::all(week, shard, pair_counters(stars, tenths)), now)?;
     transact_once(client, vec![marker, add]).await.map(|_| ())
 }

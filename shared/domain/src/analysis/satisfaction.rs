@@ -76,6 +76,12 @@ pub fn models_of(models: &std::collections::BTreeSet<String>, estimated: u64, wi
     out
 }
 
+/// Whether estimates by `now`'s models compare with estimates by `before`'s (each as
+/// [`models_of`] gives them): one and the same recorded model in both.
+pub fn same_recorded_model(now: &[String], before: &[String]) -> bool {
+    now.len() == 1 && now == before && now[0] != UNRECORDED_MODEL
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Satisfaction {
     /// −1 (very dissatisfied) .. 1 (very satisfied); 0 is the neutral middle.

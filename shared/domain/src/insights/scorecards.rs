@@ -264,15 +264,9 @@ impl ScoreCounts {
     /// not made by the same one, recorded, model in both weeks (a new model moves every estimate at
     /// once).
     pub fn comparable_with(&self, before: &ScoreCounts) -> bool {
-        use crate::analysis::satisfaction::{UNRECORDED_MODEL, models_of};
-        if self.estimated == 0 || before.estimated == 0 {
-            return true;
-        }
-        let (now, then) = (
-            models_of(&self.estimate_models, self.estimated, self.estimated_with_model),
-            models_of(&before.estimate_models, before.estimated, before.estimated_with_model),
-        );
-        now.len() == 1 && now == then && now[0] != UNRECORDED_MODEL
+        use crate::analysis::satisfaction::{models_of, same_recorded_model};
+        let models = |c: &ScoreCounts| models_of(&c.estimate_models, c.estimated, c.estimated_with_model);
+        self.estimated == 0 || before.estimated == 0 || same_recorded_model(&models(self), &models(before))
     }
 }
 

@@ -653,9 +653,7 @@ impl Estimated {
     /// and every estimate's model recorded. A new model moves every estimate at once; that step
     /// is the model's, not the service's.
     pub fn comparable_with(&self, before: &Estimated) -> bool {
-        self.models.len() == 1
-            && self.models == before.models
-            && !self.models.iter().any(|m| m == crate::analysis::satisfaction::UNRECORDED_MODEL)
+        crate::analysis::satisfaction::same_recorded_model(&self.models, &before.models)
     }
 
     /// One sentence for staff: estimated CSAT over every closed conversation, the share that
