@@ -702,11 +702,15 @@ mod view {
                                         td data-value=(pct(row.resolution_pct)) { (opt(row.resolution_pct, "%")) }
                                         td data-value=(pct(row.escalation_pct)) { (opt(row.escalation_pct, "%")) }
                                         td data-value=(pct(row.want_human_pct)) { (opt(row.want_human_pct, "%")) }
-                                        td data-value=(pct(row.change_pts)) title=[row.estimate_model_changed.then(|| cat.t("view.model_changed"))] {
+                                        @let (short, why) = match row.not_compared {
+                                            Some(feedback::insights::scorecards::NotCompared::EstimateModel) => (cat.t("view.new_model"), Some(cat.t("view.model_changed"))),
+                                            Some(feedback::insights::scorecards::NotCompared::Measure) => (cat.t("view.other_measure"), Some(cat.t("view.measure_changed"))),
+                                            None => ("–".to_owned(), None),
+                                        };
+                                        td data-value=(pct(row.change_pts)) title=[row.change_pts.is_none().then_some(why).flatten()] {
                                             (match row.change_pts {
                                                 Some(c) => cat.f("weekly.pts", &[("pts", &format!("{c:+.1}"))]),
-                                                None if row.estimate_model_changed => cat.t("view.new_model"),
-                                                None => "–".to_owned(),
+                                                None => short,
                                             })
                                         }
                                         td data-value=(format!("{:.1}", row.shortfall)) { (format!("{:.1}", row.shortfall)) }
@@ -824,9 +828,18 @@ mod tests {
             c.estimate_models.insert(model.to_owned());
             c
         };
+        let rated = ScoreCounts { conversations: 10, ratings: 4, satisfied: 2, ..Default::default() };
         let rows = scorecard(
-            &[("refund".to_owned(), estimated(7_000, "s-b")), ("track_order".to_owned(), estimated(6_000, "s-a"))],
-            &[("refund".to_owned(), estimated(5_000, "s-a")), ("track_order".to_owned(), estimated(5_000, "s-a"))],
+            &[
+                ("refund".to_owned(), estimated(7_000, "s-b")),
+                ("track_order".to_owned(), estimated(6_000, "s-a")),
+                ("cancel".to_owned(), estimated(6_000, "s-a")),
+            ],
+            &[
+                ("refund".to_owned(), estimated(5_000, "s-a")),
+                ("track_order".to_owned(), estimated(5_000, "s-a")),
+                ("cancel".to_owned(), rated),
+            ],
         );
         let figures = |week: &str, model: &str| WeekFigures {
             week: week.into(),
@@ -855,6 +868,7 @@ mod tests {
         };
         assert_eq!(change("refund"), "new model");
         assert_eq!(change("track_order"), "+10.0 pts");
+        assert_eq!(change("cancel"), "estimate vs ratings", "last week only rated: no estimate to compare with");
         assert!(html.contains("not comparable"), "the week's changes say why");
     }
 

@@ -260,14 +260,32 @@ impl ScoreCounts {
         self.estimated_csat_pct().or_else(|| self.csat_pct())
     }
 
-    /// Whether this row's satisfaction compares with `before`'s: not when both are estimates and
-    /// not made by the same one, recorded, model in both weeks (a new model moves every estimate at
-    /// once).
-    pub fn comparable_with(&self, before: &ScoreCounts) -> bool {
+    /// Why this row's satisfaction does not compare with `before`'s, if it does not: both weeks
+    /// estimated, but not by one and the same recorded model (a new model moves every estimate at
+    /// once); or one week estimated and the other only rated (an estimate over every conversation
+    /// against the stars of the few who rated).
+    pub fn not_comparable_with(&self, before: &ScoreCounts) -> Option<NotCompared> {
         use crate::analysis::satisfaction::{models_of, same_recorded_model};
         let models = |c: &ScoreCounts| models_of(&c.estimate_models, c.estimated, c.estimated_with_model);
-        self.estimated == 0 || before.estimated == 0 || same_recorded_model(&models(self), &models(before))
+        match (self.estimated > 0, before.estimated > 0) {
+            (true, true) => {
+                (!same_recorded_model(&models(self), &models(before))).then_some(NotCompared::EstimateModel)
+            }
+            (false, false) => None,
+            (true, false) => (before.ratings > 0).then_some(NotCompared::Measure),
+            (false, true) => (self.ratings > 0).then_some(NotCompared::Measure),
+        }
     }
+}
+
+/// Why a row that had a figure last week shows no change since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotCompared {
+    /// Both weeks were estimated, not by one and the same recorded model.
+    EstimateModel,
+    /// One week was estimated, the other only rated.
+    Measure,
 }
 
 /// One row of a scorecard, as staff read it.
@@ -283,12 +301,12 @@ pub struct ScoreRow {
     pub want_human_pct: Option<f64>,
     pub trigger_pct: Option<f64>,
     pub follow_up_answers: u64,
-    /// Estimated (or rated) satisfaction last week, and the change in points (none when the
-    /// estimates of the two weeks were made by different models: `estimate_model_changed`).
+    /// Estimated (or rated) satisfaction last week, and the change in points: the same measure
+    /// both weeks, by the same model, or no change and `not_compared` says why.
     pub previous_satisfaction_pct: Option<f64>,
     pub change_pts: Option<f64>,
-    #[serde(default)]
-    pub estimate_model_changed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_compared: Option<NotCompared>,
     /// Satisfied conversations lost against the week's average: `conversations × (average −
     /// this row's satisfaction)`; what ranks the rows that hurt most.
     pub shortfall: f64,
@@ -309,7 +327,7 @@ pub fn scorecard(week: &[(String, ScoreCounts)], previous: &[(String, ScoreCount
         .map(|(key, c)| {
             let previous = before.get(key.as_str());
             let previous_satisfaction_pct = previous.and_then(|p| p.satisfaction_pct());
-            let estimate_model_changed = previous.is_some_and(|p| !c.comparable_with(p));
+            let not_compared = previous.and_then(|p| c.not_comparable_with(p));
             let now = c.satisfaction_pct();
             ScoreRow {
                 key: key.clone(),
@@ -325,9 +343,9 @@ pub fn scorecard(week: &[(String, ScoreCounts)], previous: &[(String, ScoreCount
                 previous_satisfaction_pct,
                 change_pts: now
                     .zip(previous_satisfaction_pct)
-                    .filter(|_| !estimate_model_changed)
+                    .filter(|_| not_compared.is_none())
                     .map(|(a, b)| round1(a - b)),
-                estimate_model_changed,
+                not_compared,
                 shortfall: match (average, now) {
                     (Some(avg), Some(mine)) => round1(c.conversations as f64 * (avg - mine) / 100.0),
                     _ => 0.0,
@@ -356,8 +374,11 @@ pub fn hurting_most(rows: &[ScoreRow], n: usize) -> Vec<&ScoreRow> {
 pub fn hurting_line(r: &ScoreRow, cat: &crate::i18n::Catalogue) -> String {
     let change = match r.change_pts {
         Some(c) => cat.f("scorecard.change", &[("pts", &format!("{c:+.1}"))]),
-        None if r.estimate_model_changed => cat.t("scorecard.model_changed"),
-        None => cat.t("scorecard.new"),
+        None => match r.not_compared {
+            Some(NotCompared::EstimateModel) => cat.t("scorecard.model_changed"),
+            Some(NotCompared::Measure) => cat.t("scorecard.measure_changed"),
+            None => cat.t("scorecard.new"),
+        },
     };
     cat.f(
         "scorecard.hurting",
@@ -474,11 +495,15 @@ mod tests {
         ];
         let rows = scorecard(&week, &previous);
         let row = |k: &str| rows.iter().find(|r| r.key == k).unwrap();
-        assert_eq!((row("same").change_pts, row("same").estimate_model_changed), (Some(20.0), false));
-        assert_eq!((row("new").change_pts, row("new").estimate_model_changed), (None, true));
+        assert_eq!((row("same").change_pts, row("same").not_compared), (Some(20.0), None));
+        assert_eq!((row("new").change_pts, row("new").not_compared), (None, Some(NotCompared::EstimateModel)));
         assert_eq!(row("new").previous_satisfaction_pct, Some(50.0), "last week's figure is still shown");
         assert_eq!(row("first").change_pts, None, "a week counted before models were stored is another model");
-        assert_eq!(row("was_rated").change_pts, Some(20.0), "ratings last week: no estimate model to differ");
+        assert_eq!(
+            (row("was_rated").change_pts, row("was_rated").not_compared),
+            (None, Some(NotCompared::Measure)),
+            "an estimate this week against last week's stars is no change"
+        );
         assert_eq!(row("deployed_midweek").change_pts, None, "half of last week's estimates had no model recorded");
         let en = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
         assert!(
@@ -489,6 +514,47 @@ mod tests {
         let mut mixed = by("s-a", 1_000);
         mixed.add(&by("s-b", 1_000));
         assert_eq!(mixed.estimate_models.len(), 2, "a week with a deploy in it keeps both");
+    }
+
+    #[test]
+    fn a_change_compares_one_measure_in_both_weeks() {
+        let rated = |satisfied: i64| counts(&[("conversations", 10), ("ratings", 4), ("satisfied", satisfied)]);
+        let estimated = |milli: i64, ratings: i64| {
+            let mut c = counts(&[
+                ("conversations", 10),
+                ("estimated", 10),
+                ("estimated_satisfied_milli", milli),
+                ("estimated_with_model", 10),
+                ("ratings", ratings),
+                ("satisfied", ratings),
+            ]);
+            c.estimate_models.insert("s-a".to_owned());
+            c
+        };
+        let week = vec![
+            ("rated_both".to_owned(), rated(3)),
+            ("estimated_both".to_owned(), estimated(8_000, 4)),
+            ("estimated_now".to_owned(), estimated(8_000, 0)),
+            ("estimated_before".to_owned(), rated(3)),
+            ("nothing_before".to_owned(), estimated(8_000, 0)),
+        ];
+        let previous = vec![
+            ("rated_both".to_owned(), rated(1)),
+            ("estimated_both".to_owned(), estimated(6_000, 0)),
+            ("estimated_now".to_owned(), rated(1)),
+            ("estimated_before".to_owned(), estimated(6_000, 0)),
+            ("nothing_before".to_owned(), counts(&[("conversations", 2)])),
+        ];
+        let rows = scorecard(&week, &previous);
+        let row = |k: &str| rows.iter().find(|r| r.key == k).map(|r| (r.change_pts, r.not_compared)).unwrap();
+        assert_eq!(row("rated_both"), (Some(50.0), None), "stars against stars: 75% from 25%");
+        assert_eq!(row("estimated_both"), (Some(20.0), None), "estimates against estimates, whatever was rated");
+        assert_eq!(row("estimated_now"), (None, Some(NotCompared::Measure)));
+        assert_eq!(row("estimated_before"), (None, Some(NotCompared::Measure)));
+        assert_eq!(row("nothing_before"), (None, None), "last week had no figure: nothing to compare");
+        let en = crate::i18n::Catalogue::of(crate::i18n::Locale::En);
+        let line = hurting_line(rows.iter().find(|r| r.key == "estimated_now").unwrap(), en);
+        assert!(line.contains("one week was estimated, the other only rated"), "{line}");
     }
 
     #[test]
