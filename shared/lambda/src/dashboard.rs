@@ -449,6 +449,7 @@ mod view {
     use crate::charts::{Chart, ChartError};
     use feedback::errors::StoreError;
     use feedback::i18n::Catalogue;
+    use feedback::insights::scorecards::NotCompared;
     use feedback::insights::weekly::{Headline, Trend, WeeklyReport, build_report, build_report_so_far};
     use feedback::reporting::ReportStore;
     use feedback::reporting::stats::TREND_WEEKS;
@@ -702,12 +703,13 @@ mod view {
                                         td data-value=(pct(row.resolution_pct)) { (opt(row.resolution_pct, "%")) }
                                         td data-value=(pct(row.escalation_pct)) { (opt(row.escalation_pct, "%")) }
                                         td data-value=(pct(row.want_human_pct)) { (opt(row.want_human_pct, "%")) }
+                                        // A row with a reason has no change (`scorecard` leaves it out).
                                         @let (short, why) = match row.not_compared {
-                                            Some(feedback::insights::scorecards::NotCompared::EstimateModel) => (cat.t("view.new_model"), Some(cat.t("view.model_changed"))),
-                                            Some(feedback::insights::scorecards::NotCompared::Measure) => (cat.t("view.other_measure"), Some(cat.t("view.measure_changed"))),
+                                            Some(NotCompared::EstimateModel) => (cat.t("view.new_model"), Some(cat.t("view.model_changed"))),
+                                            Some(NotCompared::Measure) => (cat.t("view.other_measure"), Some(cat.t("view.measure_changed"))),
                                             None => ("–".to_owned(), None),
                                         };
-                                        td data-value=(pct(row.change_pts)) title=[row.change_pts.is_none().then_some(why).flatten()] {
+                                        td data-value=(pct(row.change_pts)) title=[why] {
                                             (match row.change_pts {
                                                 Some(c) => cat.f("weekly.pts", &[("pts", &format!("{c:+.1}"))]),
                                                 None => short,
